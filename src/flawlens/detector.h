@@ -1,0 +1,95 @@
+// flawlens public API: model bytes in, anomaly score + anomaly map out.
+//
+//   auto det = flawlens::Detector::Create(bytes, size);   // Result<...>
+//   if (!det.ok()) { puts(det.status().ToString().c_str()); return; }
+//   auto r = (*det)->Detect(image_view);                  // Result<const Detection*>
+//   if (r.ok()) printf("%.2f %s\n", (*r)->score, (*r)->anomalous ? "ANOMALY" : "ok");
+//
+// Everything is exception-free; errors come back as Status with a message.
+// tools/ and the wasm bindings include only this header (and status.h /
+// preprocess.h, which it pulls in).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "core/status.h"
+#include "image/preprocess.h"
+
+namespace flawlens {
+
+struct Model;
+class Executor;
+
+struct DetectorOptions {
+  // "auto" (XNNPACK natively, own SIMD kernels in wasm), "simd", "ref", "xnnpack".
+  std::string backend = "auto";
+  int threads = 1;
+};
+
+struct Timings {
+  double preprocess_ms = 0, network_ms = 0, postprocess_ms = 0, total_ms = 0;
+};
+
+struct Detection {
+  float score = 0;        // normalised score (see model card); higher = more anomalous
+  float raw_score = 0;    // before normalisation
+  float threshold = 0;    // the threshold in force
+  bool anomalous = false; // score >= threshold
+  // Anomaly map in normalised score units, row-major map_height x map_width.
+  std::vector<float> map;
+  int map_width = 0, map_height = 0;
+  // Rectangle of the input image (pixels) the map covers; map cell (i, j)
+  // covers map_rect.x + (j + 0.5) * map_rect.w / map_width, etc.
+  RectF map_rect;
+  Timings timings;
+};
+
+struct ModelInfo {
+  std::string name;
+  int input_width = 0, input_height = 0, input_channels = 0;
+  int map_width = 0, map_height = 0;
+  float threshold = 0;      // calibrated threshold from the file
+  int64_t parameters = 0;
+  int64_t macs = 0;         // multiply-accumulates per frame
+  std::string card_json;    // the full model card
+  std::string backend;      // backend actually used
+};
+
+class Detector {
+ public:
+  static Result<std::unique_ptr<Detector>> Create(const uint8_t* model_bytes, size_t size,
+                                                  const DetectorOptions& options = {});
+  ~Detector();
+
+  // Score one image. `roi` in input pixels (w == 0: whole image). The returned
+  // pointer is valid until the next call; steady-state calls allocate nothing.
+  Result<const Detection*> Detect(const ImageView& image, const RectF& roi = {});
+  // Decode (PNG/JPEG/BMP) then Detect.
+  Result<const Detection*> DetectEncoded(const uint8_t* bytes, size_t size,
+                                         const RectF& roi = {});
+
+  // Raw network: NHWC input of input_width*input_height*input_channels floats
+  // -> the network output (benchmarks and export tests).
+  Status RunNetwork(const float* input, size_t input_count, float* output, size_t output_count);
+  size_t network_output_count() const;
+
+  const ModelInfo& info() const { return info_; }
+  float threshold() const { return threshold_; }
+  void set_threshold(float t) { threshold_ = t; }
+  void reset_threshold();
+
+ private:
+  Detector();
+  std::unique_ptr<Model> model_;
+  std::unique_ptr<Executor> executor_;
+  ModelInfo info_;
+  float threshold_ = 0;
+  struct Scratch;
+  std::unique_ptr<Scratch> scratch_;
+  Detection detection_;
+};
+
+}  // namespace flawlens

@@ -1,0 +1,93 @@
+// Image preprocessing: the one implementation shared by training (tools/),
+// the CLI and the browser (wasm). Pixels -> NHWC float tensor the network
+// reads, plus the geometry that maps the network's anomaly map back onto the
+// input image.
+//
+// Pipeline (each step optional except the last two):
+//   1. region of interest (fraction of the image, from the user / page)
+//   2. resize the ROI to resize_w x resize_h (area averaging when shrinking,
+//      bilinear when enlarging: no nearest-neighbour aliasing)
+//   3. crop a rectangle of the resized image (model config)
+//   4. channel conversion (gray <-> RGB; RGBA drops alpha)
+//   5. normalisation: x = (pixel * scale - mean[c]) / std[c], or local contrast
+//      normalisation (lighting-robust) followed by the same affine step.
+//
+// The seed's preprocessing ("resize to 64x64, crop rows/cols 16..48, divide by
+// 255") is: resize 64x64, crop {16,16,32,32}, scale 1/255, mean 0, std 1.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "core/status.h"
+
+namespace flawlens {
+
+enum class PixelFormat { kGray8 = 1, kRGB8 = 3, kRGBA8 = 4 };
+inline int BytesPerPixel(PixelFormat f) { return static_cast<int>(f); }
+const char* PixelFormatName(PixelFormat f);  // "gray", "rgb", "rgba"
+
+struct ImageView {
+  const uint8_t* data = nullptr;
+  int width = 0, height = 0;
+  PixelFormat format = PixelFormat::kRGBA8;
+  int stride = 0;  // bytes per row; 0 = width * BytesPerPixel(format)
+};
+
+// An owned 8-bit image (decoded file).
+struct Image {
+  std::vector<uint8_t> pixels;
+  int width = 0, height = 0;
+  PixelFormat format = PixelFormat::kRGB8;
+  ImageView view() const { return {pixels.data(), width, height, format, 0}; }
+};
+
+// Decode PNG / JPEG / BMP (and whatever else stb_image reads) from bytes.
+// Checks the header's dimensions against core/limits.h before decoding.
+// Gray and gray+alpha decode to kGray8, RGB to kRGB8, RGBA to kRGBA8.
+Result<Image> DecodeImage(const uint8_t* bytes, size_t size);
+
+struct RectF {  // in pixels of some image, x/y top-left
+  float x = 0, y = 0, w = 0, h = 0;
+};
+struct RectI {
+  int x = 0, y = 0, w = 0, h = 0;
+};
+
+enum class NormMode {
+  kMeanStd,        // (v*scale - mean) / std
+  kLocalContrast,  // v*scale, then (v - blur(v)) / sqrt(blur((v - blur v)^2) + eps), then mean/std
+};
+
+struct PreprocessConfig {
+  int resize_w = 0, resize_h = 0;  // 0 = network input size (no separate crop)
+  RectI crop;                      // w == 0 -> no crop (whole resized image)
+  int channels = 3;                // network input channels: 1 or 3
+  float scale = 1.0f / 255.0f;
+  float mean[3] = {0, 0, 0};
+  float std[3] = {1, 1, 1};
+  NormMode norm = NormMode::kMeanStd;
+  float lcn_sigma = 8.0f;          // in resized pixels (kLocalContrast)
+  float lcn_eps = 1e-2f;
+
+  // Network input size implied by the config.
+  int out_w() const { return crop.w > 0 ? crop.w : resize_w; }
+  int out_h() const { return crop.h > 0 ? crop.h : resize_h; }
+
+  Status Validate() const;
+};
+
+// Reusable buffers so that steady-state preprocessing allocates nothing.
+struct PreprocessScratch {
+  std::vector<float> a, b, c;
+};
+
+// Runs the pipeline into `out` (out_h * out_w * channels floats, NHWC).
+// `roi` is in input pixels; w == 0 means the whole image. `covered` receives
+// the rectangle of the input image (pixels) that the network input shows, so
+// an anomaly map can be drawn back onto the image.
+Status Preprocess(const ImageView& image, const PreprocessConfig& config, const RectF& roi,
+                  float* out, PreprocessScratch* scratch, RectF* covered);
+
+}  // namespace flawlens

@@ -1,0 +1,106 @@
+// The flawlens model file: a safetensors file (8-byte little-endian header
+// length, JSON header, raw little-endian tensors) whose `__metadata__` holds
+// the network, preprocessing, postprocessing, calibration and model card as
+// JSON strings. Full spec: model/FORMAT.md.
+//
+//   __metadata__ = {
+//     "format": "flawlens", "format_version": "1",
+//     "graph":        "{...}",  // see below
+//     "preprocess":   "{...}",  // PreprocessConfig
+//     "postprocess":  "{...}",  // PostprocessConfig
+//     "calibration":  "{...}",  // Calibration
+//     "card":         "{...}"   // free-form model card (name, created, metrics, ...)
+//   }
+//
+// graph = {"input": {"h":H, "w":W, "c":C},
+//          "nodes": [{"name": "enc1", "op": "conv2d", "inputs": ["input"],
+//                     "out_channels": 32, "kernel": [3,3], "stride": [1,1],
+//                     "dilation": [1,1], "pad": [top,left,bottom,right],
+//                     "groups": 1, "activation": "relu", "alpha": 0.01,
+//                     "weight": "enc1.weight", "bias": "enc1.bias"}, ...],
+//          "output": "head"}
+// ops: conv2d, activation, maxpool2d, avgpool2d (+ "count_include_pad"),
+//      global_avgpool, dense (out_channels, weight, bias), upsample
+//      ("mode": "nearest"|"bilinear", "scale": [sh, sw]), concat, add,
+//      reduce_channels ("mode": "sum_squares"|"min"|"max"|"mean").
+// activation: "none", "relu", "leaky_relu" (alpha), "silu", "sigmoid".
+// "input" names the network input; any other input names an earlier node.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "core/status.h"
+#include "image/preprocess.h"
+#include "nn/graph.h"
+
+namespace flawlens {
+
+inline constexpr int kFormatVersion = 1;
+
+enum class ScoreReduce { kMax, kTopKMean, kMean };
+
+struct PostprocessConfig {
+  bool sigmoid = false;           // apply sigmoid to the raw network map
+  float blur_sigma = 0.0f;        // Gaussian blur of the map, in map cells (0 = none)
+  ScoreReduce reduce = ScoreReduce::kMax;
+  float topk_fraction = 0.01f;    // kTopKMean: mean of the top fraction of cells
+  // Optional per-cell calibration of the map (e.g. border effects), shape
+  // [map_h, map_w]: cell = (cell - cell_mean) / cell_std. Applied after blur.
+  TensorRef cell_mean, cell_std;
+};
+
+// score = (raw_score - offset) / scale. Calibrated on held-out good images so
+// that a score means the same in the CLI and the page.
+struct Calibration {
+  float offset = 0.0f;
+  float scale = 1.0f;
+  float threshold = 0.0f;          // on the normalised score; >= threshold -> anomalous
+  // Optional extra numbers (NaN when absent).
+  float f1_threshold = __builtin_nanf("");
+  // Map display range (normalised map units) for heatmaps: [map_low, map_high].
+  float map_low = 0.0f, map_high = 1.0f;
+};
+
+struct Model {
+  Graph graph;
+  PreprocessConfig preprocess;
+  PostprocessConfig postprocess;
+  Calibration calibration;
+  std::string name;       // card["name"] or "unnamed"
+  std::string card_json;  // the card object, re-serialised
+
+  // Tensor storage (16-byte aligned, host float). TensorRefs point here.
+  std::vector<std::unique_ptr<float[]>> storage;
+};
+
+// Parse and validate everything (see model/FORMAT.md "Validation"); never
+// reads out of bounds, never aborts. Weights are copied out of `bytes`.
+Result<std::unique_ptr<Model>> LoadModel(const uint8_t* bytes, size_t size);
+
+// ---- Writing (used by the trainer, tests and fuzz seeds) -------------------
+struct ModelTensor {
+  std::string name;
+  std::vector<int64_t> shape;
+  std::vector<float> data;
+};
+
+struct ModelSpec {
+  std::string graph_json;
+  std::string preprocess_json;
+  std::string postprocess_json = "{}";
+  std::string calibration_json = "{}";
+  std::string card_json = "{}";
+  std::vector<ModelTensor> tensors;
+};
+
+// Serialise to safetensors bytes (tensors F32, sorted by name, 8-byte aligned).
+std::vector<uint8_t> WriteModel(const ModelSpec& spec);
+
+// JSON of configs, the exact inverse of what LoadModel parses.
+std::string PreprocessToJson(const PreprocessConfig& config);
+std::string CalibrationToJson(const Calibration& calibration);
+
+}  // namespace flawlens

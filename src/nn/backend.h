@@ -1,0 +1,61 @@
+// Backends turn a validated graph node into a runnable operator.
+//
+// The executor asks the preferred backend first; a backend that does not
+// implement a node (or a node configuration) returns kUnsupported and the
+// executor falls back: xnnpack -> simd -> ref. Everything an operator needs
+// (packed weights, lookup tables) is prepared in Create(); Run() allocates
+// nothing and cannot fail (all checks happened at Create()).
+#pragma once
+
+#include <cstddef>
+#include <memory>
+#include <vector>
+
+#include "core/status.h"
+#include "nn/graph.h"
+
+namespace flawlens {
+
+class OpImpl {
+ public:
+  virtual ~OpImpl() = default;
+  // Scratch floats Run() needs; the executor plans one shared workspace.
+  virtual size_t workspace_floats() const { return 0; }
+  // inputs[i]: NHWC activations of node.inputs[i]; output: NHWC, preallocated.
+  // Pointers are 16-byte aligned and stay the same between calls of one
+  // executor (so backends may cache setup keyed on them).
+  virtual void Run(const float* const* inputs, float* output, float* workspace) = 0;
+  // Kernel name, XNNPACK style: "conv2d_f32_3x3s1__winograd_simd128".
+  virtual const char* kernel_name() const = 0;
+};
+
+struct OpSpec {
+  const Node& node;
+  const std::vector<Shape>& input_shapes;
+  const Shape& output_shape;
+};
+
+class Backend {
+ public:
+  virtual ~Backend() = default;
+  virtual const char* name() const = 0;
+  // kUnsupported -> executor falls back to the next backend.
+  virtual Result<std::unique_ptr<OpImpl>> Create(const OpSpec& spec) = 0;
+};
+
+enum class BackendKind {
+  kAuto,       // xnnpack natively when built in, else simd
+  kReference,  // scalar reference kernels only (the spec)
+  kSimd,       // our 128-bit SIMD kernels (what the wasm build runs)
+  kXnnpack,    // Debian's XNNPACK (native builds only)
+};
+
+const char* BackendKindName(BackendKind kind);
+
+std::unique_ptr<Backend> MakeRefBackend();
+std::unique_ptr<Backend> MakeSimdBackend();
+// nullptr when the build has no XNNPACK (wasm). threads <= 1: no threadpool.
+std::unique_ptr<Backend> MakeXnnpackBackend(int threads);
+bool HaveXnnpack();
+
+}  // namespace flawlens
