@@ -1,0 +1,21 @@
+// Subcommands of the flawlens CLI. Each Add*Command registers its CLI11
+// subcommand (options + callback) on `app`; main.cc only wires them up.
+#pragma once
+
+namespace CLI {
+class App;
+}
+
+namespace flawlens::cli {
+
+void AddTrainCommand(CLI::App& app);  // tools/train/
+void AddEvalCommand(CLI::App& app);   // tools/cli/eval.cc
+void AddScoreCommand(CLI::App& app);  // tools/cli/score.cc
+void AddInfoCommand(CLI::App& app);   // tools/cli/info.cc
+void AddSynthCommand(CLI::App& app);  // tools/synth/
+void AddBenchCommand(CLI::App& app);  // tools/cli/bench.cc
+
+// Exit code a subcommand callback sets (CLI11 callbacks return void).
+int& ExitCode();
+
+}  // namespace flawlens::cli
