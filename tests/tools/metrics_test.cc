@@ -1,0 +1,275 @@
+// Metrics on hand-made cases with known answers, and against brute force.
+#include "cli/metrics.h"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <random>
+
+namespace flawlens::cli {
+namespace {
+
+// P(pos > neg) + 0.5 P(pos == neg), by enumerating all pairs.
+double BruteAuroc(const std::vector<float>& s, const std::vector<bool>& l) {
+  double num = 0, pairs = 0;
+  for (size_t i = 0; i < s.size(); ++i) {
+    if (!l[i]) continue;
+    for (size_t j = 0; j < s.size(); ++j) {
+      if (l[j]) continue;
+      num += s[i] > s[j] ? 1.0 : (s[i] == s[j] ? 0.5 : 0.0);
+      pairs += 1;
+    }
+  }
+  return num / pairs;
+}
+
+TEST(Auroc, PerfectInvertedAndTies) {
+  EXPECT_DOUBLE_EQ(Auroc({0.1f, 0.2f, 0.8f, 0.9f}, {false, false, true, true}), 1.0);
+  EXPECT_DOUBLE_EQ(Auroc({0.9f, 0.8f, 0.2f, 0.1f}, {false, false, true, true}), 0.0);
+  EXPECT_DOUBLE_EQ(Auroc({0.5f, 0.5f, 0.5f, 0.5f}, {false, true, false, true}), 0.5);
+  // pos {0.8, 0.4} vs neg {0.5, 0.1}: 3 of 4 pairs ordered.
+  EXPECT_DOUBLE_EQ(Auroc({0.8f, 0.4f, 0.5f, 0.1f}, {true, true, false, false}), 0.75);
+  // pos {0.5} vs neg {0.5, 0.1}: one tie (0.5) + one win.
+  EXPECT_DOUBLE_EQ(Auroc({0.5f, 0.5f, 0.1f}, {true, false, false}), 0.75);
+}
+
+TEST(Auroc, UndefinedWithOneClass) {
+  EXPECT_TRUE(std::isnan(Auroc({0.1f, 0.2f}, {true, true})));
+  EXPECT_TRUE(std::isnan(Auroc({0.1f, 0.2f}, {false, false})));
+  EXPECT_TRUE(std::isnan(Auroc({}, {})));
+  EXPECT_TRUE(std::isnan(Auroc({0.1f}, {true, false})));
+}
+
+TEST(Auroc, MatchesBruteForceWithManyTies) {
+  std::mt19937 rng(7);
+  for (int trial = 0; trial < 20; ++trial) {
+    std::vector<float> s;
+    std::vector<bool> l;
+    const int n = 5 + trial * 7;
+    for (int i = 0; i < n; ++i) {
+      const bool pos = rng() % 3 == 0;
+      l.push_back(pos);
+      s.push_back(static_cast<float>(rng() % 6 + (pos ? 2 : 0)));
+    }
+    l[0] = true;
+    l[1] = false;
+    EXPECT_NEAR(Auroc(s, l), BruteAuroc(s, l), 1e-12) << "trial " << trial;
+  }
+}
+
+TEST(RocCurve, PointsPerDistinctScore) {
+  // scores 0.9(pos) 0.7(neg) 0.7(pos) 0.2(neg)
+  auto roc = RocCurve({0.9f, 0.7f, 0.7f, 0.2f}, {true, false, true, false});
+  ASSERT_EQ(roc.size(), 4u);
+  EXPECT_DOUBLE_EQ(roc[0].fpr, 0.0);
+  EXPECT_DOUBLE_EQ(roc[0].tpr, 0.0);
+  EXPECT_TRUE(std::isinf(roc[0].threshold));
+  EXPECT_DOUBLE_EQ(roc[1].tpr, 0.5);
+  EXPECT_DOUBLE_EQ(roc[1].fpr, 0.0);
+  EXPECT_FLOAT_EQ(static_cast<float>(roc[1].threshold), 0.9f);
+  EXPECT_DOUBLE_EQ(roc[2].tpr, 1.0);
+  EXPECT_DOUBLE_EQ(roc[2].fpr, 0.5);
+  EXPECT_DOUBLE_EQ(roc[3].tpr, 1.0);
+  EXPECT_DOUBLE_EQ(roc[3].fpr, 1.0);
+  // Trapezoid area of the curve equals the rank AUROC (ties -> diagonal).
+  std::vector<double> x, y;
+  for (const RocPoint& p : roc) {
+    x.push_back(p.fpr);
+    y.push_back(p.tpr);
+  }
+  EXPECT_NEAR(AreaUnderCurve(x, y, 1.0),
+              Auroc({0.9f, 0.7f, 0.7f, 0.2f}, {true, false, true, false}), 1e-12);
+}
+
+TEST(F1, AtThresholdAndBest) {
+  const std::vector<float> s = {0.1f, 0.4f, 0.35f, 0.8f, 0.6f};
+  const std::vector<bool> l = {false, false, true, true, false};
+  // t = 0.35: predicted 0.4(n) 0.35(p) 0.8(p) 0.6(n): tp 2 fp 2 fn 0.
+  F1Score f = F1AtThreshold(s, l, 0.35f);  // the float value, as scores are floats
+  EXPECT_EQ(f.tp, 2);
+  EXPECT_EQ(f.fp, 2);
+  EXPECT_EQ(f.fn, 0);
+  EXPECT_EQ(f.tn, 1);
+  EXPECT_DOUBLE_EQ(f.precision, 0.5);
+  EXPECT_DOUBLE_EQ(f.recall, 1.0);
+  EXPECT_NEAR(f.f1, 2.0 / 3.0, 1e-12);
+  // Best: t = 0.8 -> tp1 fp0 fn1: f1 = 2/3; t = 0.35 -> 2/3 too; t=0.6 -> tp1 fp1 fn1 = 0.5.
+  // Equal F1: the higher threshold wins.
+  F1Score b = BestF1(s, l);
+  EXPECT_NEAR(b.f1, 2.0 / 3.0, 1e-12);
+  EXPECT_FLOAT_EQ(static_cast<float>(b.threshold), 0.8f);
+  // Perfect separation.
+  F1Score p = BestF1({0.1f, 0.2f, 0.9f}, {false, false, true});
+  EXPECT_DOUBLE_EQ(p.f1, 1.0);
+  EXPECT_FLOAT_EQ(static_cast<float>(p.threshold), 0.9f);
+  // Nothing predicted: precision 0 by convention, f1 0.
+  F1Score none = F1AtThreshold(s, l, 5.0);
+  EXPECT_DOUBLE_EQ(none.precision, 0.0);
+  EXPECT_DOUBLE_EQ(none.f1, 0.0);
+}
+
+TEST(AreaUnderCurve, InterpolatesAtEnd) {
+  EXPECT_DOUBLE_EQ(AreaUnderCurve({0, 1}, {0, 1}, 1.0), 0.5);
+  EXPECT_DOUBLE_EQ(AreaUnderCurve({0, 1}, {0, 1}, 0.3), 0.045);
+  EXPECT_DOUBLE_EQ(AreaUnderCurve({0, 0, 1}, {0, 1, 1}, 0.3), 0.3);
+}
+
+TEST(LabelComponents, EightConnectivity) {
+  // 1 0 0 1
+  // 0 1 0 1
+  // 0 0 0 0
+  // 1 1 0 0
+  const uint8_t m[] = {1, 0, 0, 1, 0, 1, 0, 1, 0, 0, 0, 0, 1, 1, 0, 0};
+  std::vector<int32_t> labels;
+  EXPECT_EQ(LabelComponents(m, 4, 4, &labels), 3);  // diagonal pair joins
+  EXPECT_EQ(labels[0], labels[5]);
+  EXPECT_EQ(labels[3], labels[7]);
+  EXPECT_NE(labels[0], labels[3]);
+  EXPECT_EQ(labels[12], labels[13]);
+  EXPECT_EQ(labels[2], 0);
+  const uint8_t empty[4] = {0, 0, 0, 0};
+  EXPECT_EQ(LabelComponents(empty, 2, 2, &labels), 0);
+}
+
+TEST(UpsampleMap, BilinearOnCellCentres) {
+  const float map[] = {0.0f, 1.0f};
+  std::vector<float> out;
+  UpsampleMap(map, 2, 1, RectF{0, 0, 4, 2}, 4, 2, &out);
+  ASSERT_EQ(out.size(), 8u);
+  const float expected[] = {0.0f, 0.25f, 0.75f, 1.0f};
+  for (int y = 0; y < 2; ++y) {
+    for (int x = 0; x < 4; ++x) EXPECT_FLOAT_EQ(out[y * 4 + x], expected[x]) << x << "," << y;
+  }
+  // Map covering only the right half: left half clamps to the edge value.
+  UpsampleMap(map, 2, 1, RectF{2, 0, 2, 1}, 4, 1, &out);
+  EXPECT_FLOAT_EQ(out[0], 0.0f);
+  EXPECT_FLOAT_EQ(out[1], 0.0f);
+  EXPECT_FLOAT_EQ(out[2], 0.0f);
+  EXPECT_FLOAT_EQ(out[3], 1.0f);
+  // 1x1 map: constant.
+  const float one = 3.5f;
+  UpsampleMap(&one, 1, 1, RectF{}, 3, 3, &out);
+  for (float v : out) EXPECT_FLOAT_EQ(v, 3.5f);
+}
+
+TEST(PixelAccumulator, PerfectAndInverted) {
+  // 4x4 image, region = 2x2 block in the corner.
+  std::vector<uint8_t> mask(16, 0);
+  mask[0] = mask[1] = mask[4] = mask[5] = 1;
+  std::vector<float> good_map(16, 0.1f), perfect(16, 0.1f), inverted(16, 0.9f);
+  for (int i : {0, 1, 4, 5}) {
+    perfect[i] = 0.9f;
+    inverted[i] = 0.1f;
+  }
+  {
+    PixelAccumulator acc(PixelAccumulator::EdgesFromSample({0.1f, 0.9f}));
+    acc.Add(perfect.data(), mask.data(), 4, 4);
+    acc.Add(good_map.data(), nullptr, 4, 4);
+    EXPECT_EQ(acc.positives(), 4);
+    EXPECT_EQ(acc.negatives(), 28);
+    EXPECT_EQ(acc.regions(), 1);
+    EXPECT_DOUBLE_EQ(acc.Auroc(), 1.0);
+    EXPECT_DOUBLE_EQ(acc.AurocTieBound(), 0.0);
+    EXPECT_DOUBLE_EQ(acc.Pro(0.3), 1.0);
+  }
+  {
+    PixelAccumulator acc(PixelAccumulator::EdgesFromSample({0.1f, 0.9f}));
+    acc.Add(inverted.data(), mask.data(), 4, 4);
+    EXPECT_DOUBLE_EQ(acc.Auroc(), 0.0);
+    EXPECT_DOUBLE_EQ(acc.Pro(0.3), 0.0);  // all 12 negatives fire before the region
+  }
+}
+
+TEST(PixelAccumulator, ProOfTwoRegionsOneFound) {
+  // Region A (1 px) scores 1, region B (3 px) scores 0 like the background.
+  // Curve: (0,0) (0,0.5) (1,1); area to 0.3 = 0.3*(0.5+0.65)/2 -> / 0.3 = 0.575.
+  // 1 0 0 0 0
+  // 0 0 0 1 1
+  // 0 0 0 0 1
+  const int w = 5, h = 3;
+  std::vector<uint8_t> mask(w * h, 0);
+  std::vector<float> s(w * h, 0.0f);
+  mask[0] = 1;
+  s[0] = 1.0f;
+  mask[8] = mask[9] = mask[14] = 1;
+  PixelAccumulator acc(PixelAccumulator::EdgesFromSample(s));
+  acc.Add(s.data(), mask.data(), w, h);
+  EXPECT_EQ(acc.regions(), 2);
+  EXPECT_NEAR(acc.Pro(0.3), 0.575, 1e-12);
+  EXPECT_NEAR(acc.Pro(1.0), 0.5 * (0.5 + 1.0), 1e-12);
+  // Pixel AUROC: pos {1,0,0,0} vs 11 negatives at 0: (1*11 + 3*11*0.5) / 44.
+  EXPECT_NEAR(acc.Auroc(), (11.0 + 16.5) / 44.0, 1e-12);
+}
+
+TEST(PixelAccumulator, ProWeighsRegionsEquallyNotPixels) {
+  // Big region (8 px) found, small region (1 px) missed: PRO at FPR 0 = 0.5
+  // although 8/9 of the defect pixels are found.
+  const int w = 6, h = 3;
+  std::vector<uint8_t> mask(w * h, 0);
+  std::vector<float> s(w * h, 0.0f);
+  for (int y = 0; y < 2; ++y) {
+    for (int x = 0; x < 4; ++x) {
+      mask[y * w + x] = 1;
+      s[y * w + x] = 1.0f;
+    }
+  }
+  mask[2 * w + 5] = 1;  // isolated pixel, score 0
+  PixelAccumulator acc(PixelAccumulator::EdgesFromSample(s));
+  acc.Add(s.data(), mask.data(), w, h);
+  EXPECT_EQ(acc.regions(), 2);
+  // Curve (0,0) (0,0.5) (1,1) again.
+  EXPECT_NEAR(acc.Pro(0.3), 0.575, 1e-12);
+}
+
+TEST(PixelAccumulator, ExactBinsMatchImageAuroc) {
+  std::mt19937 rng(3);
+  const int w = 17, h = 9;
+  std::vector<float> all_s;
+  std::vector<bool> all_l;
+  std::vector<std::vector<float>> maps;
+  std::vector<std::vector<uint8_t>> masks;
+  for (int img = 0; img < 4; ++img) {
+    std::vector<float> s(w * h);
+    std::vector<uint8_t> m(w * h);
+    for (int i = 0; i < w * h; ++i) {
+      m[i] = rng() % 5 == 0;
+      s[i] = static_cast<float>(rng() % 50) * 0.1f + (m[i] ? 1.0f : 0.0f);
+      all_s.push_back(s[i]);
+      all_l.push_back(m[i] != 0);
+    }
+    maps.push_back(s);
+    masks.push_back(m);
+  }
+  PixelAccumulator exact(PixelAccumulator::EdgesFromSample(all_s));
+  PixelAccumulator coarse(PixelAccumulator::EdgesFromSample(all_s, 8));
+  for (int img = 0; img < 4; ++img) {
+    exact.Add(maps[img].data(), masks[img].data(), w, h);
+    coarse.Add(maps[img].data(), masks[img].data(), w, h);
+  }
+  const double truth = Auroc(all_s, all_l);
+  EXPECT_NEAR(exact.Auroc(), truth, 1e-12);
+  // Coarse bins: within the reported bound, and the bound is not vacuous.
+  EXPECT_LE(std::fabs(coarse.Auroc() - truth), coarse.AurocTieBound() + 1e-12);
+  EXPECT_GT(coarse.AurocTieBound(), 0.0);
+  EXPECT_LT(coarse.AurocTieBound(), 0.2);
+  // The binned ROC ends at (1,1) and is monotone.
+  auto roc = exact.Roc();
+  ASSERT_GE(roc.size(), 2u);
+  EXPECT_DOUBLE_EQ(roc.back().fpr, 1.0);
+  EXPECT_DOUBLE_EQ(roc.back().tpr, 1.0);
+  for (size_t i = 1; i < roc.size(); ++i) {
+    EXPECT_GE(roc[i].fpr, roc[i - 1].fpr);
+    EXPECT_GE(roc[i].tpr, roc[i - 1].tpr);
+  }
+}
+
+TEST(PixelAccumulator, UndefinedWithoutPositivesOrRegions) {
+  std::vector<float> s(4, 0.5f);
+  PixelAccumulator acc(PixelAccumulator::EdgesFromSample(s));
+  acc.Add(s.data(), nullptr, 2, 2);
+  EXPECT_TRUE(std::isnan(acc.Auroc()));
+  EXPECT_TRUE(std::isnan(acc.Pro()));
+}
+
+}  // namespace
+}  // namespace flawlens::cli
