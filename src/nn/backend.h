@@ -25,6 +25,13 @@ class OpImpl {
   // Pointers are 16-byte aligned and stay the same between calls of one
   // executor (so backends may cache setup keyed on them).
   virtual void Run(const float* const* inputs, float* output, float* workspace) = 0;
+  // Called once by the executor after buffer planning, with the pointers every
+  // later Run() receives. Backends may bind them here (e.g. XNNPACK setup,
+  // which validates and allocates) so that Run() neither fails nor allocates.
+  // Optional: the default does nothing. (Added by H2, backwards compatible.)
+  virtual Status Prepare(const float* const* inputs, float* output, float* workspace) {
+    return Status::Ok();
+  }
   // Kernel name, XNNPACK style: "conv2d_f32_3x3s1__winograd_simd128".
   virtual const char* kernel_name() const = 0;
 };

@@ -21,6 +21,7 @@ namespace {
 
 constexpr size_t kAlignBytes = 64;                      // arena/workspace base
 constexpr size_t kAlignFloats = 16 / sizeof(float);     // every value offset
+constexpr size_t kTailFloats = 16 / sizeof(float);      // readable slack after the arena
 
 size_t RoundUp(size_t n, size_t m) { return (n + m - 1) / m * m; }
 
@@ -163,6 +164,9 @@ Status Executor::Plan(const ExecutorOptions& options) {
     });
     placed.insert(pos, v);
   }
+  // Kernels (XNNPACK, SIMD tails) may read up to 16 bytes past a buffer's end.
+  total += kTailFloats;
+  workspace_floats = workspace_floats > 0 ? workspace_floats + kTailFloats : 0;
   uint64_t arena_bytes = 0, workspace_bytes = 0;
   if (!CheckedMul(uint64_t{total}, uint64_t{sizeof(float)}, &arena_bytes) ||
       !CheckedMul(uint64_t{workspace_floats}, uint64_t{sizeof(float)}, &workspace_bytes) ||
@@ -187,12 +191,20 @@ Status Executor::Plan(const ExecutorOptions& options) {
   }
   // Zero once so that nothing uninitialised is ever read (e.g. alignment tails).
   std::fill(arena_, arena_ + total, 0.0f);
+  if (workspace_ != nullptr) std::fill(workspace_, workspace_ + workspace_floats, 0.0f);
 
   values_.resize(num_values);
   for (int v = 0; v < num_values; ++v) values_[v] = arena_ + intervals[v].offset;
   op_inputs_.resize(n);
   for (int i = 0; i < n; ++i)
     for (int id : graph_.nodes[i].inputs) op_inputs_[i].push_back(values_[id]);
+  for (int i = 0; i < n; ++i) {
+    Status st = ops_[i]->Prepare(op_inputs_[i].data(), values_[i + 1], workspace_);
+    if (!st.ok())
+      return MakeError(st.code(), "node '%s' (%s), kernel %s: %s", graph_.nodes[i].name.c_str(),
+                       OpTypeName(graph_.nodes[i].op), ops_[i]->kernel_name(),
+                       st.message().c_str());
+  }
   return Status::Ok();
 }
 
