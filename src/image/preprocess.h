@@ -61,14 +61,18 @@ enum class NormMode {
 };
 
 struct PreprocessConfig {
-  int resize_w = 0, resize_h = 0;  // 0 = network input size (no separate crop)
+  // 0 = network input size (no separate crop): the model loader fills these
+  // in from the graph's input; Validate() and Preprocess() need them set.
+  int resize_w = 0, resize_h = 0;
   RectI crop;                      // w == 0 -> no crop (whole resized image)
   int channels = 3;                // network input channels: 1 or 3
   float scale = 1.0f / 255.0f;
   float mean[3] = {0, 0, 0};
   float std[3] = {1, 1, 1};
   NormMode norm = NormMode::kMeanStd;
-  float lcn_sigma = 8.0f;          // in resized pixels (kLocalContrast)
+  float lcn_sigma = 8.0f;          // in resized pixels (kLocalContrast), 0 < sigma <= 64;
+                                   // Gaussian radius ceil(3 sigma), half-sample
+                                   // symmetric ("reflect") borders on the crop
   float lcn_eps = 1e-2f;
 
   // Network input size implied by the config.
@@ -81,13 +85,31 @@ struct PreprocessConfig {
 // Reusable buffers so that steady-state preprocessing allocates nothing.
 struct PreprocessScratch {
   std::vector<float> a, b, c;
+  std::vector<int> taps;  // resampling tap indices (added by image/preprocess.cc)
 };
 
 // Runs the pipeline into `out` (out_h * out_w * channels floats, NHWC).
 // `roi` is in input pixels; w == 0 means the whole image. `covered` receives
 // the rectangle of the input image (pixels) that the network input shows, so
 // an anomaly map can be drawn back onto the image.
+// `scratch` may be null (then every call allocates); `covered` may be null.
+// Errors: kInvalidArgument (null/empty image, bad stride, empty ROI, bad
+// config), kLimitExceeded (image larger than core/limits.h allows).
 Status Preprocess(const ImageView& image, const PreprocessConfig& config, const RectF& roi,
                   float* out, PreprocessScratch* scratch, RectF* covered);
+
+// ---- helpers (same checks and geometry as Preprocess) ----------------------
+
+// Non-null data, 1 <= width/height <= kMaxImageSide, pixels <= kMaxImagePixels,
+// known format, stride 0 or >= width * bytes-per-pixel.
+Status ValidateImageView(const ImageView& image);
+
+// `roi` (w == 0: whole image) clipped to the image; kInvalidArgument if it is
+// not finite or empty after clipping.
+Result<RectF> ClipRoi(int image_w, int image_h, const RectF& roi);
+
+// The `covered` rectangle Preprocess would report, without running it.
+Result<RectF> PreprocessCovered(const PreprocessConfig& config, int image_w, int image_h,
+                                const RectF& roi);
 
 }  // namespace flawlens

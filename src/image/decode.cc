@@ -1,0 +1,143 @@
+// DecodeImage: PNG / JPEG / BMP bytes -> 8-bit Image, via stb_image
+// (configured in stb_impl.cc). Every limit of core/limits.h is checked on the
+// header, before stb allocates anything for the pixels.
+#include <cstdint>
+#include <cstring>
+
+#include "core/limits.h"
+#include "image/preprocess.h"
+
+#define STBI_NO_STDIO
+#include <stb/stb_image.h>
+
+namespace flawlens {
+namespace {
+
+const char* SniffFormat(const uint8_t* b, size_t n) {
+  if (n >= 8 && std::memcmp(b, "\x89PNG\r\n\x1a\n", 8) == 0) return "PNG";
+  if (n >= 3 && b[0] == 0xFF && b[1] == 0xD8 && b[2] == 0xFF) return "JPEG";
+  if (n >= 2 && b[0] == 'B' && b[1] == 'M') return "BMP";
+  if (n >= 6 && (std::memcmp(b, "GIF87a", 6) == 0 || std::memcmp(b, "GIF89a", 6) == 0))
+    return "GIF";
+  if (n >= 12 && std::memcmp(b, "RIFF", 4) == 0 && std::memcmp(b + 8, "WEBP", 4) == 0)
+    return "WebP";
+  return nullptr;
+}
+
+const char* Reason() {
+  const char* r = stbi_failure_reason();
+  return r ? r : "unknown error";
+}
+
+uint32_t Le32(const uint8_t* p) {
+  return uint32_t(p[0]) | uint32_t(p[1]) << 8 | uint32_t(p[2]) << 16 | uint32_t(p[3]) << 24;
+}
+
+// stb reads past the end of a BMP as zeros and "succeeds". For uncompressed
+// BMPs check that the pixel array the header announces is all there.
+Status CheckBmpComplete(const uint8_t* b, size_t n, int w, int h) {
+  if (n < 34) return MakeError(ErrorCode::kBadImage, "BMP: truncated header (%zu bytes)", n);
+  const uint32_t offset = Le32(b + 10);
+  const uint32_t hsize = Le32(b + 14);
+  int bpp = 0;
+  uint32_t compression = 0;
+  if (hsize == 12) {
+    bpp = b[24] | b[25] << 8;
+  } else {
+    bpp = b[28] | b[29] << 8;
+    compression = Le32(b + 30);
+  }
+  // 0 = BI_RGB, 3 = BI_BITFIELDS, 6 = BI_ALPHABITFIELDS: plain pixel arrays.
+  if (compression != 0 && compression != 3 && compression != 6) return Status::Ok();
+  if (bpp <= 0 || bpp > 32) return Status::Ok();  // stb reports its own error
+  const uint64_t row = ((uint64_t(w) * uint64_t(bpp) + 31) / 32) * 4;
+  const uint64_t need = uint64_t(offset) + row * uint64_t(h);
+  if (need > n) {
+    return MakeError(ErrorCode::kBadImage,
+                     "BMP: truncated: %dx%d at %d bits needs %llu bytes, file has %zu", w, h,
+                     bpp, static_cast<unsigned long long>(need), n);
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
+Result<Image> DecodeImage(const uint8_t* bytes, size_t size) {
+  if (bytes == nullptr || size == 0) {
+    return MakeError(ErrorCode::kInvalidArgument, "image: no bytes (%s)",
+                     bytes == nullptr ? "null pointer" : "size 0");
+  }
+  if (size > kMaxImageFileBytes) {
+    return MakeError(ErrorCode::kLimitExceeded, "image: file is %zu bytes, limit is %llu", size,
+                     static_cast<unsigned long long>(kMaxImageFileBytes));
+  }
+  const char* format = SniffFormat(bytes, size);
+  if (format == nullptr) {
+    return MakeError(ErrorCode::kBadImage, "image: not a PNG, JPEG or BMP file (%zu bytes)",
+                     size);
+  }
+  if (std::strcmp(format, "GIF") == 0 || std::strcmp(format, "WebP") == 0) {
+    return MakeError(ErrorCode::kBadImage, "image: %s is not supported (use PNG, JPEG or BMP)",
+                     format);
+  }
+  const int len = static_cast<int>(size);  // size <= kMaxImageFileBytes < INT_MAX
+  int w = 0, h = 0, comp = 0;
+  if (!stbi_info_from_memory(bytes, len, &w, &h, &comp)) {
+    return MakeError(ErrorCode::kBadImage, "image: cannot read %s header: %s", format, Reason());
+  }
+  if (w <= 0 || h <= 0) {
+    return MakeError(ErrorCode::kBadImage, "image: %s header has size %dx%d", format, w, h);
+  }
+  if (w > kMaxImageSide || h > kMaxImageSide) {
+    return MakeError(ErrorCode::kLimitExceeded, "image: %s is %dx%d, limit is %d per side",
+                     format, w, h, kMaxImageSide);
+  }
+  const int64_t pixels = int64_t(w) * int64_t(h);
+  if (pixels > kMaxImagePixels) {
+    return MakeError(ErrorCode::kLimitExceeded,
+                     "image: %s is %dx%d = %lld pixels, limit is %lld", format, w, h,
+                     static_cast<long long>(pixels), static_cast<long long>(kMaxImagePixels));
+  }
+  if (std::strcmp(format, "BMP") == 0) FLAWLENS_RETURN_IF_ERROR(CheckBmpComplete(bytes, size, w, h));
+
+  int dw = 0, dh = 0, channels = 0;
+  stbi_uc* px = stbi_load_from_memory(bytes, len, &dw, &dh, &channels, 0);
+  if (px == nullptr) {
+    return MakeError(ErrorCode::kBadImage, "image: cannot decode %s (%dx%d): %s", format, w, h,
+                     Reason());
+  }
+  if (dw != w || dh != h || channels < 1 || channels > 4) {
+    stbi_image_free(px);
+    return MakeError(ErrorCode::kBadImage,
+                     "image: %s decoded to %dx%dx%d, header said %dx%d", format, dw, dh,
+                     channels, w, h);
+  }
+
+  Image img;
+  img.width = w;
+  img.height = h;
+  const size_t n = static_cast<size_t>(pixels);
+  switch (channels) {
+    case 1:
+      img.format = PixelFormat::kGray8;
+      img.pixels.assign(px, px + n);
+      break;
+    case 2:  // gray + alpha: drop alpha
+      img.format = PixelFormat::kGray8;
+      img.pixels.resize(n);
+      for (size_t i = 0; i < n; ++i) img.pixels[i] = px[2 * i];
+      break;
+    case 3:
+      img.format = PixelFormat::kRGB8;
+      img.pixels.assign(px, px + 3 * n);
+      break;
+    default:
+      img.format = PixelFormat::kRGBA8;
+      img.pixels.assign(px, px + 4 * n);
+      break;
+  }
+  stbi_image_free(px);
+  return img;
+}
+
+}  // namespace flawlens

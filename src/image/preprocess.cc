@@ -1,0 +1,406 @@
+// Preprocess: ROI -> resize -> crop -> channels -> normalise (see preprocess.h).
+//
+// Resampling is separable and computed only for the cropped output pixels:
+// per axis, each output sample has a fixed number of taps (start index +
+// weights). Shrinking uses the exact box filter (area averaging with
+// fractional pixel coverage); enlarging uses bilinear interpolation with
+// half-pixel centres, clamped at the image border. The vertical pass runs
+// first, one output row at a time, so the only large temporary is one row.
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+
+#include "core/limits.h"
+#include "image/preprocess.h"
+
+namespace flawlens {
+
+const char* PixelFormatName(PixelFormat f) {
+  switch (f) {
+    case PixelFormat::kGray8: return "gray";
+    case PixelFormat::kRGB8: return "rgb";
+    case PixelFormat::kRGBA8: return "rgba";
+  }
+  return "unknown";
+}
+
+namespace {
+
+constexpr float kMaxLcnSigma = 64.0f;
+constexpr float kLumaR = 0.299f, kLumaG = 0.587f, kLumaB = 0.114f;
+
+bool Finite(float v) { return std::isfinite(v); }
+
+template <class T>
+void Grow(std::vector<T>* v, size_t n) {
+  if (v->size() < n) v->resize(n);
+}
+
+// Half-sample symmetric reflection ("reflect": d c b a | a b c d | d c b a),
+// valid for any j and n >= 1.
+inline int Reflect(int j, int n) {
+  const int p = 2 * n;
+  int m = j % p;
+  if (m < 0) m += p;
+  return m >= n ? p - 1 - m : m;
+}
+
+// Taps per output sample on one axis: the ROI span [r0, r0 + rlen) of a
+// source with src_n pixels resampled to dst_n samples.
+int TapsPerSample(double rlen, int src_n, int dst_n) {
+  const double s = rlen / dst_n;
+  int k = s >= 1.0 ? static_cast<int>(std::floor(s)) + 2 : 2;
+  return std::min(k, src_n);
+}
+
+// Fills starts[i] and weights[i * k + t] for outputs o0 .. o0 + n - 1.
+void BuildTaps(double r0, double rlen, int src_n, int dst_n, int o0, int n, int k, int* starts,
+               float* weights) {
+  const double s = rlen / dst_n;
+  for (int i = 0; i < n; ++i) {
+    const int o = o0 + i;
+    float* w = weights + static_cast<size_t>(i) * k;
+    std::fill(w, w + k, 0.0f);
+    if (s >= 1.0) {
+      // Box filter: output o covers [a, b) of the source.
+      double a = r0 + rlen * o / dst_n;
+      double b = r0 + rlen * (o + 1) / dst_n;
+      a = std::clamp(a, 0.0, static_cast<double>(src_n));
+      b = std::clamp(b, a, static_cast<double>(src_n));
+      const int start = std::clamp(static_cast<int>(std::floor(a)), 0, src_n - k);
+      starts[i] = start;
+      double sum = 0;
+      for (int t = 0; t < k; ++t) {
+        const double lo = std::max(a, static_cast<double>(start + t));
+        const double hi = std::min(b, static_cast<double>(start + t + 1));
+        const double v = hi > lo ? hi - lo : 0.0;
+        sum += v;
+        w[t] = static_cast<float>(v);
+      }
+      if (!(sum > 0)) {  // degenerate (cannot happen for a clipped ROI); be safe
+        w[std::clamp(static_cast<int>(a) - start, 0, k - 1)] = 1.0f;
+        continue;
+      }
+      const double inv = 1.0 / sum;
+      for (int t = 0; t < k; ++t) w[t] = static_cast<float>(w[t] * inv);
+    } else {
+      // Bilinear, half-pixel centres, clamped to the image.
+      double u = r0 + (o + 0.5) * s - 0.5;
+      u = std::clamp(u, 0.0, static_cast<double>(src_n - 1));
+      const int i0 = std::min(static_cast<int>(std::floor(u)), src_n - 1);
+      const double f = u - i0;
+      const int start = std::clamp(i0, 0, src_n - k);
+      starts[i] = start;
+      w[i0 - start] += static_cast<float>(1.0 - f);
+      if (f > 0 && i0 + 1 < src_n) w[i0 + 1 - start] += static_cast<float>(f);
+    }
+  }
+}
+
+struct Geometry {
+  RectF roi;             // clipped, input pixels
+  int crop_x, crop_y, out_w, out_h;
+};
+
+Status MakeGeometry(const PreprocessConfig& config, int image_w, int image_h, const RectF& roi,
+                    Geometry* g) {
+  FLAWLENS_RETURN_IF_ERROR(config.Validate());
+  FLAWLENS_ASSIGN_OR_RETURN(g->roi, ClipRoi(image_w, image_h, roi));
+  const bool crop = config.crop.w > 0;
+  g->crop_x = crop ? config.crop.x : 0;
+  g->crop_y = crop ? config.crop.y : 0;
+  g->out_w = config.out_w();
+  g->out_h = config.out_h();
+  return Status::Ok();
+}
+
+RectF CoveredOf(const PreprocessConfig& config, const Geometry& g) {
+  const double sx = static_cast<double>(g.roi.w) / config.resize_w;
+  const double sy = static_cast<double>(g.roi.h) / config.resize_h;
+  RectF c;
+  c.x = static_cast<float>(g.roi.x + g.crop_x * sx);
+  c.y = static_cast<float>(g.roi.y + g.crop_y * sy);
+  c.w = static_cast<float>(g.out_w * sx);
+  c.h = static_cast<float>(g.out_h * sy);
+  return c;
+}
+
+void Blur(const float* in, float* tmp, float* out, int w, int h, const float* g, int r,
+          float* pad) {
+  const int taps = 2 * r + 1;
+  for (int y = 0; y < h; ++y) {
+    const float* src = in + static_cast<size_t>(y) * w;
+    for (int i = 0; i < w + 2 * r; ++i) pad[i] = src[Reflect(i - r, w)];
+    float* dst = tmp + static_cast<size_t>(y) * w;
+    for (int x = 0; x < w; ++x) {
+      float acc = 0;
+      const float* p = pad + x;
+      for (int k = 0; k < taps; ++k) acc += g[k] * p[k];
+      dst[x] = acc;
+    }
+  }
+  for (int y = 0; y < h; ++y) {
+    float* dst = out + static_cast<size_t>(y) * w;
+    std::fill(dst, dst + w, 0.0f);
+    for (int k = 0; k < taps; ++k) {
+      const float gk = g[k];
+      const float* src = tmp + static_cast<size_t>(Reflect(y + k - r, h)) * w;
+      for (int x = 0; x < w; ++x) dst[x] += gk * src[x];
+    }
+  }
+}
+
+}  // namespace
+
+Status PreprocessConfig::Validate() const {
+  if (resize_w < 1 || resize_h < 1 || resize_w > kMaxModelInputSide ||
+      resize_h > kMaxModelInputSide) {
+    return MakeError(ErrorCode::kInvalidArgument,
+                     "preprocess: resize %dx%d out of range 1..%d (0 must be filled in from the "
+                     "network input size first)",
+                     resize_w, resize_h, kMaxModelInputSide);
+  }
+  if (crop.w != 0 || crop.h != 0 || crop.x != 0 || crop.y != 0) {
+    if (crop.w <= 0 || crop.h <= 0 || crop.x < 0 || crop.y < 0 ||
+        int64_t(crop.x) + crop.w > resize_w || int64_t(crop.y) + crop.h > resize_h) {
+      return MakeError(ErrorCode::kInvalidArgument,
+                       "preprocess: crop {x=%d, y=%d, w=%d, h=%d} is not inside the resized "
+                       "%dx%d image",
+                       crop.x, crop.y, crop.w, crop.h, resize_w, resize_h);
+    }
+  }
+  if (channels != 1 && channels != 3) {
+    return MakeError(ErrorCode::kInvalidArgument, "preprocess: channels is %d, must be 1 or 3",
+                     channels);
+  }
+  if (!Finite(scale) || scale == 0.0f) {
+    return MakeError(ErrorCode::kInvalidArgument, "preprocess: scale %g must be finite and non-zero",
+                     scale);
+  }
+  for (int c = 0; c < channels; ++c) {
+    if (!Finite(mean[c]) || !Finite(std[c]) || std[c] == 0.0f) {
+      return MakeError(ErrorCode::kInvalidArgument,
+                       "preprocess: channel %d mean %g / std %g must be finite, std non-zero", c,
+                       mean[c], std[c]);
+    }
+  }
+  if (norm != NormMode::kMeanStd && norm != NormMode::kLocalContrast) {
+    return MakeError(ErrorCode::kInvalidArgument, "preprocess: unknown norm mode %d",
+                     static_cast<int>(norm));
+  }
+  if (norm == NormMode::kLocalContrast) {
+    if (!Finite(lcn_sigma) || !(lcn_sigma > 0.0f) || lcn_sigma > kMaxLcnSigma) {
+      return MakeError(ErrorCode::kInvalidArgument, "preprocess: lcn_sigma %g out of range (0, %g]",
+                       lcn_sigma, kMaxLcnSigma);
+    }
+    if (!Finite(lcn_eps) || !(lcn_eps > 0.0f)) {
+      return MakeError(ErrorCode::kInvalidArgument,
+                       "preprocess: lcn_eps %g must be finite and > 0", lcn_eps);
+    }
+  }
+  return Status::Ok();
+}
+
+Status ValidateImageView(const ImageView& image) {
+  if (image.data == nullptr) {
+    return MakeError(ErrorCode::kInvalidArgument, "image: null pixel pointer");
+  }
+  if (image.format != PixelFormat::kGray8 && image.format != PixelFormat::kRGB8 &&
+      image.format != PixelFormat::kRGBA8) {
+    return MakeError(ErrorCode::kInvalidArgument, "image: unknown pixel format %d",
+                     static_cast<int>(image.format));
+  }
+  if (image.width <= 0 || image.height <= 0) {
+    return MakeError(ErrorCode::kInvalidArgument, "image: size %dx%d is empty", image.width,
+                     image.height);
+  }
+  if (image.width > kMaxImageSide || image.height > kMaxImageSide ||
+      int64_t(image.width) * image.height > kMaxImagePixels) {
+    return MakeError(ErrorCode::kLimitExceeded,
+                     "image: %dx%d exceeds the limit (%d per side, %lld pixels)", image.width,
+                     image.height, kMaxImageSide, static_cast<long long>(kMaxImagePixels));
+  }
+  const int min_stride = image.width * BytesPerPixel(image.format);
+  if (image.stride != 0 && image.stride < min_stride) {
+    return MakeError(ErrorCode::kInvalidArgument,
+                     "image: stride %d is less than width %d x %d bytes per pixel", image.stride,
+                     image.width, BytesPerPixel(image.format));
+  }
+  return Status::Ok();
+}
+
+Result<RectF> ClipRoi(int image_w, int image_h, const RectF& roi) {
+  if (image_w <= 0 || image_h <= 0) {
+    return MakeError(ErrorCode::kInvalidArgument, "roi: image size %dx%d is empty", image_w,
+                     image_h);
+  }
+  if (!Finite(roi.x) || !Finite(roi.y) || !Finite(roi.w) || !Finite(roi.h)) {
+    return MakeError(ErrorCode::kInvalidArgument, "roi: not finite (%g, %g, %g, %g)", roi.x, roi.y,
+                     roi.w, roi.h);
+  }
+  if (roi.w == 0) return RectF{0, 0, static_cast<float>(image_w), static_cast<float>(image_h)};
+  const double x0 = std::max(0.0, static_cast<double>(roi.x));
+  const double y0 = std::max(0.0, static_cast<double>(roi.y));
+  const double x1 = std::min(static_cast<double>(image_w), double(roi.x) + double(roi.w));
+  const double y1 = std::min(static_cast<double>(image_h), double(roi.y) + double(roi.h));
+  // Require at least 1/1024 pixel so the resampling weights are meaningful.
+  if (!(x1 - x0 >= 1.0 / 1024) || !(y1 - y0 >= 1.0 / 1024)) {
+    return MakeError(ErrorCode::kInvalidArgument,
+                     "roi: (%g, %g, %g x %g) is empty after clipping to the %dx%d image", roi.x,
+                     roi.y, roi.w, roi.h, image_w, image_h);
+  }
+  return RectF{static_cast<float>(x0), static_cast<float>(y0), static_cast<float>(x1 - x0),
+               static_cast<float>(y1 - y0)};
+}
+
+Result<RectF> PreprocessCovered(const PreprocessConfig& config, int image_w, int image_h,
+                                const RectF& roi) {
+  Geometry g;
+  FLAWLENS_RETURN_IF_ERROR(MakeGeometry(config, image_w, image_h, roi, &g));
+  return CoveredOf(config, g);
+}
+
+Status Preprocess(const ImageView& image, const PreprocessConfig& config, const RectF& roi,
+                  float* out, PreprocessScratch* scratch, RectF* covered) {
+  FLAWLENS_RETURN_IF_ERROR(ValidateImageView(image));
+  if (out == nullptr) return MakeError(ErrorCode::kInvalidArgument, "preprocess: null output");
+  Geometry g;
+  FLAWLENS_RETURN_IF_ERROR(MakeGeometry(config, image.width, image.height, roi, &g));
+  PreprocessScratch local;
+  PreprocessScratch& s = scratch ? *scratch : local;
+
+  const int bpp = BytesPerPixel(image.format);
+  const size_t stride = image.stride ? static_cast<size_t>(image.stride)
+                                     : static_cast<size_t>(image.width) * bpp;
+  const bool gray_in = image.format == PixelFormat::kGray8;
+  const int oc = config.channels;
+  const int wc = (gray_in || oc == 1) ? 1 : 3;  // working channels
+  const int ow = g.out_w, oh = g.out_h;
+
+  // ---- taps ----
+  const int kx = TapsPerSample(g.roi.w, image.width, config.resize_w);
+  const int ky = TapsPerSample(g.roi.h, image.height, config.resize_h);
+  const size_t wx_n = static_cast<size_t>(ow) * kx, wy_n = static_cast<size_t>(oh) * ky;
+  Grow(&s.taps, static_cast<size_t>(ow) + oh);
+  int* sx = s.taps.data();
+  int* sy = sx + ow;
+  // Source columns the crop needs: [x_lo, x_hi).
+  // (Computed after the taps; the row buffer is sized from the worst case.)
+  const size_t row_max = static_cast<size_t>(image.width) * wc;
+  Grow(&s.a, wx_n + wy_n + row_max);
+  float* wx = s.a.data();
+  float* wy = wx + wx_n;
+  float* row = wy + wy_n;
+  BuildTaps(g.roi.x, g.roi.w, image.width, config.resize_w, g.crop_x, ow, kx, sx, wx);
+  BuildTaps(g.roi.y, g.roi.h, image.height, config.resize_h, g.crop_y, oh, ky, sy, wy);
+  const int x_lo = sx[0];
+  const int x_hi = std::min(image.width, sx[ow - 1] + kx);
+  const int xn = x_hi - x_lo;
+
+  // ---- resize + crop + channel reduction into b (oh x ow x wc) ----
+  const size_t plane = static_cast<size_t>(ow) * oh;
+  Grow(&s.b, plane * wc);
+  float* res = s.b.data();
+  for (int j = 0; j < oh; ++j) {
+    std::fill(row, row + static_cast<size_t>(xn) * wc, 0.0f);
+    const float* wj = wy + static_cast<size_t>(j) * ky;
+    for (int t = 0; t < ky; ++t) {
+      const float w = wj[t];
+      if (w == 0.0f) continue;
+      const uint8_t* src = image.data + static_cast<size_t>(sy[j] + t) * stride +
+                           static_cast<size_t>(x_lo) * bpp;
+      if (gray_in) {
+        for (int x = 0; x < xn; ++x) row[x] += w * src[x];
+      } else if (wc == 1) {
+        for (int x = 0; x < xn; ++x) {
+          const uint8_t* p = src + static_cast<size_t>(x) * bpp;
+          row[x] += w * (kLumaR * p[0] + kLumaG * p[1] + kLumaB * p[2]);
+        }
+      } else {
+        for (int x = 0; x < xn; ++x) {
+          const uint8_t* p = src + static_cast<size_t>(x) * bpp;
+          float* r = row + 3 * x;
+          r[0] += w * p[0];
+          r[1] += w * p[1];
+          r[2] += w * p[2];
+        }
+      }
+    }
+    float* dst = res + static_cast<size_t>(j) * ow * wc;
+    for (int i = 0; i < ow; ++i) {
+      const float* wi = wx + static_cast<size_t>(i) * kx;
+      const float* r = row + static_cast<size_t>(sx[i] - x_lo) * wc;
+      if (wc == 1) {
+        float acc = 0;
+        for (int t = 0; t < kx; ++t) acc += wi[t] * r[t];
+        dst[i] = acc;
+      } else {
+        float a0 = 0, a1 = 0, a2 = 0;
+        for (int t = 0; t < kx; ++t) {
+          a0 += wi[t] * r[3 * t];
+          a1 += wi[t] * r[3 * t + 1];
+          a2 += wi[t] * r[3 * t + 2];
+        }
+        dst[3 * i] = a0;
+        dst[3 * i + 1] = a1;
+        dst[3 * i + 2] = a2;
+      }
+    }
+  }
+
+  // ---- normalisation ----
+  float scale = config.scale;
+  if (config.norm == NormMode::kLocalContrast) {
+    const int r = std::max(1, static_cast<int>(std::ceil(3.0f * config.lcn_sigma)));
+    const int taps = 2 * r + 1;
+    // a: kernel + one padded row (the resize row buffer is no longer needed).
+    Grow(&s.a, static_cast<size_t>(taps) + ow + 2 * r);
+    float* kern = s.a.data();
+    float* pad = kern + taps;
+    double ksum = 0;
+    for (int k = 0; k < taps; ++k) {
+      const double d = k - r;
+      ksum += std::exp(-d * d / (2.0 * config.lcn_sigma * config.lcn_sigma));
+    }
+    for (int k = 0; k < taps; ++k) {
+      const double d = k - r;
+      kern[k] = static_cast<float>(
+          std::exp(-d * d / (2.0 * config.lcn_sigma * config.lcn_sigma)) / ksum);
+    }
+    Grow(&s.c, 3 * plane);
+    float* v = s.c.data();
+    float* tmp = v + plane;
+    float* mu = tmp + plane;
+    for (int c = 0; c < wc; ++c) {
+      // Centre the plane first: blur(v - m) = blur(v) - m, and a constant
+      // image then gives exactly 0 instead of rounding noise / sqrt(eps).
+      double m = 0;
+      for (size_t p = 0; p < plane; ++p) m += res[p * wc + c];
+      const float mf = static_cast<float>(m / static_cast<double>(plane));
+      for (size_t p = 0; p < plane; ++p) v[p] = (res[p * wc + c] - mf) * scale;
+      Blur(v, tmp, mu, ow, oh, kern, r, pad);
+      for (size_t p = 0; p < plane; ++p) {
+        v[p] -= mu[p];
+        mu[p] = v[p] * v[p];
+      }
+      Blur(mu, tmp, mu, ow, oh, kern, r, pad);
+      for (size_t p = 0; p < plane; ++p) {
+        res[p * wc + c] = v[p] / std::sqrt(std::max(mu[p], 0.0f) + config.lcn_eps);
+      }
+    }
+    scale = 1.0f;
+  }
+  for (size_t p = 0; p < plane; ++p) {
+    const float* in = res + p * wc;
+    float* o = out + p * oc;
+    for (int c = 0; c < oc; ++c) {
+      const float v = in[wc == 1 ? 0 : c] * scale;
+      o[c] = (v - config.mean[c]) / config.std[c];
+    }
+  }
+  if (covered) *covered = CoveredOf(config, g);
+  return Status::Ok();
+}
+
+}  // namespace flawlens

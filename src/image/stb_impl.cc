@@ -1,0 +1,49 @@
+// The one translation unit that compiles stb_image's implementation.
+//
+// Configuration (keep decode.cc's checks in sync):
+//   - PNG, JPEG and BMP only. TGA is off on purpose: it has no magic number,
+//     so stb would "decode" random bytes as a TGA. GIF/PSD/HDR/PIC/PNM off.
+//   - No stdio: images come in as bytes (wasm has no filesystem).
+//   - STBI_MAX_DIMENSIONS = kMaxImageSide: a second line of defence behind
+//     the stbi_info_from_memory check in DecodeImage.
+//   - STBI_ASSERT is a no-op: stb's asserts check internal invariants and
+//     some are reachable from hostile input; an abort is never acceptable,
+//     and the release build (NDEBUG) behaves the same way.
+//   - Failure strings stay on: they go into the kBadImage message.
+#define STBI_NO_STDIO
+#define STBI_ONLY_PNG
+#define STBI_ONLY_JPEG
+#define STBI_ONLY_BMP
+#define STBI_NO_HDR
+#define STBI_NO_LINEAR
+#define STBI_MAX_DIMENSIONS 16384
+#define STBI_ASSERT(x) ((void)0)
+#define STB_IMAGE_IMPLEMENTATION
+
+#include "core/limits.h"
+
+static_assert(STBI_MAX_DIMENSIONS == flawlens::kMaxImageSide,
+              "STBI_MAX_DIMENSIONS must equal kMaxImageSide");
+
+#if defined(__GNUC__)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wall"
+#pragma GCC diagnostic ignored "-Wextra"
+#pragma GCC diagnostic ignored "-Wsign-compare"
+#pragma GCC diagnostic ignored "-Wunused-function"
+#pragma GCC diagnostic ignored "-Wimplicit-fallthrough"
+#endif
+#if defined(__clang__)
+// stb does signed shifts on hostile JPEG data by design; do not let UBSan
+// turn that into an abort in sanitizer / fuzz builds (clang only).
+#pragma clang attribute push(__attribute__((no_sanitize("undefined"))), apply_to = function)
+#endif
+
+#include <stb/stb_image.h>
+
+#if defined(__clang__)
+#pragma clang attribute pop
+#endif
+#if defined(__GNUC__)
+#pragma GCC diagnostic pop
+#endif
