@@ -286,6 +286,8 @@ class NodeChecker {
 
   Result<Shape> CheckPool(const Shape& in) const {
     const bool max = node_.op == OpType::kMaxPool2d;
+    if (!max && (node_.dilation_h != 1 || node_.dilation_w != 1))
+      return Error(ErrorCode::kBadGraph, "dilation_h/dilation_w must be 1 (avgpool2d has no dilation)");
     FLAWLENS_RETURN_IF_ERROR(CheckWindowAttributes(/*allow_dilation=*/max));
     // PyTorch's rule: padding at most half the (effective) window, so that no
     // window lies entirely in the padding.
