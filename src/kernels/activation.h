@@ -1,0 +1,27 @@
+// Scalar activation functions shared by the reference and SIMD kernels (the
+// SIMD kernels use them for channel tails).
+#pragma once
+
+#include <cmath>
+
+#include "nn/graph.h"
+
+namespace flawlens {
+
+inline float ApplyActivation(float x, Activation act, float alpha) {
+  switch (act) {
+    case Activation::kNone:
+      return x;
+    case Activation::kRelu:
+      return x > 0.0f ? x : 0.0f;
+    case Activation::kLeakyRelu:
+      return x >= 0.0f ? x : alpha * x;
+    case Activation::kSilu:
+      return x / (1.0f + std::exp(-x));
+    case Activation::kSigmoid:
+      return 1.0f / (1.0f + std::exp(-x));
+  }
+  return x;
+}
+
+}  // namespace flawlens

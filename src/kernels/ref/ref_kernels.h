@@ -1,0 +1,34 @@
+// Scalar reference kernels: plain loops, the specification every optimised
+// kernel is tested against. NHWC float32, batch 1. Shapes and attributes are
+// assumed validated (Graph::Finalize); these functions never fail.
+#pragma once
+
+#include <vector>
+
+#include "nn/graph.h"
+
+namespace flawlens {
+namespace ref {
+
+// conv2d: weight OHWI per group ([out_c][kh][kw][in_c / groups]), bias may be
+// null. Accumulates in double. Applies node.activation.
+void Conv2d(const Node& node, const Shape& in, const Shape& out, const float* input,
+            const float* weight, const float* bias, float* output);
+void ActivationOp(Activation act, float alpha, int64_t n, const float* input, float* output);
+void MaxPool2d(const Node& node, const Shape& in, const Shape& out, const float* input,
+               float* output);
+void AvgPool2d(const Node& node, const Shape& in, const Shape& out, const float* input,
+               float* output);
+void GlobalAvgPool(const Shape& in, const float* input, float* output);
+// weight [out][in], in = in.elements() in NHWC order.
+void Dense(const Node& node, const Shape& in, int out_features, const float* input,
+           const float* weight, const float* bias, float* output);
+void Upsample(const Node& node, const Shape& in, const Shape& out, const float* input,
+              float* output);
+void Concat(const std::vector<Shape>& ins, const float* const* inputs, const Shape& out,
+            float* output);
+void Add(const Node& node, int64_t n, const float* a, const float* b, float* output);
+void ReduceChannels(ReduceMode mode, const Shape& in, const float* input, float* output);
+
+}  // namespace ref
+}  // namespace flawlens

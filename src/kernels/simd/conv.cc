@@ -1,0 +1,499 @@
+// SIMD128 convolutions:
+//   conv2d_f32__simd128_4x8           direct conv as implicit GEMM: 4 output
+//                                     pixels x 8 output channels register block,
+//                                     splat of the input, packed OHWI->[ocb][k][8]
+//   conv2d_f32_3x3s1__winograd_simd128 Winograd F(4x4, 3x3) for 3x3 stride 1
+//                                     dilation 1 with >= 8 input channels
+//   dwconv2d_f32__simd128             depthwise (groups == in_c == out_c)
+// Grouped convs (1 < groups, not depthwise) are left to the reference backend.
+#include <algorithm>
+#include <cstring>
+#include <limits>
+#include <vector>
+
+#include "kernels/activation.h"
+#include "kernels/simd/simd_ops.h"
+
+namespace flawlens {
+namespace simd {
+namespace {
+
+constexpr int kNr = 8;  // output channels per register block
+constexpr int kMr = 4;  // output pixels per register block
+
+inline int RoundUp(int x, int m) { return (x + m - 1) / m * m; }
+
+// Geometry of the zero-padded copy of the input.
+struct Padded {
+  int h = 0, w = 0;       // padded size
+  int top = 0, left = 0;  // where input pixel (0, 0) lands
+};
+
+// Copies `in` (h x w x c) into a zero-initialised padded buffer `dst`.
+void PadInput(const float* in, int h, int w, int c, const Padded& p, float* dst) {
+  const size_t row = static_cast<size_t>(p.w) * c;
+  for (int y = 0; y < p.h; ++y) {
+    float* d = dst + y * row;
+    const int iy = y - p.top;
+    if (iy < 0 || iy >= h) {
+      std::memset(d, 0, row * sizeof(float));
+      continue;
+    }
+    const int left = std::min(p.left, p.w);
+    const int copy_w = std::max(0, std::min(w, p.w - left));
+    std::memset(d, 0, static_cast<size_t>(left) * c * sizeof(float));
+    if (copy_w > 0) {
+      std::memcpy(d + static_cast<size_t>(left) * c, in + static_cast<size_t>(iy) * w * c,
+                  static_cast<size_t>(copy_w) * c * sizeof(float));
+    }
+    const int right = p.w - left - copy_w;
+    std::memset(d + static_cast<size_t>(left + copy_w) * c, 0,
+                static_cast<size_t>(right) * c * sizeof(float));
+  }
+}
+
+// The GEMM micro-kernel: MR output pixels x 8 output channels.
+// For each of `n_outer` x `n_inner` segments, `seg_len` consecutive floats of
+// every pixel's input are multiplied with consecutive 8-wide weight rows.
+// a: input of pixel 0 (pixel i at a + i * pix_stride).
+template <int MR>
+inline void Tile(const float* a, int pix_stride, int n_outer, int outer_stride, int n_inner,
+                 int inner_stride, int seg_len, const float* w, const float* bias, f32x4 vmin,
+                 f32x4 vmax, float* out, int out_stride, int n_valid) {
+  f32x4 acc0[MR], acc1[MR];
+  const f32x4 b0 = Load(bias), b1 = Load(bias + 4);
+  for (int i = 0; i < MR; ++i) {
+    acc0[i] = b0;
+    acc1[i] = b1;
+  }
+  for (int o = 0; o < n_outer; ++o) {
+    for (int n = 0; n < n_inner; ++n) {
+      const float* ap = a + o * outer_stride + n * inner_stride;
+      for (int k = 0; k < seg_len; ++k) {
+        const f32x4 w0 = Load(w), w1 = Load(w + 4);
+        w += kNr;
+        for (int i = 0; i < MR; ++i) {
+          const f32x4 s = LoadSplat(ap + i * pix_stride + k);
+          acc0[i] = acc0[i] + s * w0;
+          acc1[i] = acc1[i] + s * w1;
+        }
+      }
+    }
+  }
+  for (int i = 0; i < MR; ++i) {
+    const f32x4 v0 = Min(Max(acc0[i], vmin), vmax);
+    const f32x4 v1 = Min(Max(acc1[i], vmin), vmax);
+    float* o = out + i * out_stride;
+    if (n_valid == kNr) {
+      Store(o, v0);
+      Store(o + 4, v1);
+    } else {
+      float tmp[kNr];
+      Store(tmp, v0);
+      Store(tmp + 4, v1);
+      for (int j = 0; j < n_valid; ++j) o[j] = tmp[j];
+    }
+  }
+}
+
+// Runs Tile over `count` pixels in blocks of 4 with a 1..3 pixel tail.
+inline void TileRow(int count, const float* a, int a_step, int pix_stride, int n_outer,
+                    int outer_stride, int n_inner, int inner_stride, int seg_len, const float* w,
+                    const float* bias, f32x4 vmin, f32x4 vmax, float* out, int out_stride,
+                    int n_valid) {
+  int i = 0;
+  for (; i + kMr <= count; i += kMr) {
+    Tile<kMr>(a + static_cast<int64_t>(i) * a_step, pix_stride, n_outer, outer_stride, n_inner,
+              inner_stride, seg_len, w, bias, vmin, vmax, out + static_cast<int64_t>(i) * out_stride,
+              out_stride, n_valid);
+  }
+  const int rest = count - i;
+  const float* ar = a + static_cast<int64_t>(i) * a_step;
+  float* orr = out + static_cast<int64_t>(i) * out_stride;
+  if (rest == 3) {
+    Tile<3>(ar, pix_stride, n_outer, outer_stride, n_inner, inner_stride, seg_len, w, bias, vmin,
+            vmax, orr, out_stride, n_valid);
+  } else if (rest == 2) {
+    Tile<2>(ar, pix_stride, n_outer, outer_stride, n_inner, inner_stride, seg_len, w, bias, vmin,
+            vmax, orr, out_stride, n_valid);
+  } else if (rest == 1) {
+    Tile<1>(ar, pix_stride, n_outer, outer_stride, n_inner, inner_stride, seg_len, w, bias, vmin,
+            vmax, orr, out_stride, n_valid);
+  }
+}
+
+// Clamp bounds fused into the micro-kernel; other activations run as a pass
+// over the freshly written (cache-hot) output row.
+void ClampFor(Activation act, f32x4* vmin, f32x4* vmax) {
+  *vmin = Splat(act == Activation::kRelu ? 0.0f : -std::numeric_limits<float>::infinity());
+  *vmax = Splat(std::numeric_limits<float>::infinity());
+}
+bool NeedsPostPass(Activation act) {
+  return act != Activation::kNone && act != Activation::kRelu;
+}
+
+class DirectConv : public OpImpl {
+ public:
+  DirectConv(const OpSpec& spec) : node_(spec.node), in_(spec.input_shapes[0]), out_(spec.output_shape) {
+    const Node& n = node_;
+    const int c = in_.c, oc = out_.c;
+    k_ = n.kernel_h * n.kernel_w * c;
+    ocp_ = RoundUp(oc, kNr);
+    packed_.assign(static_cast<size_t>(ocp_) * k_, 0.0f);
+    for (int o = 0; o < oc; ++o) {
+      const float* src = n.weight.data + static_cast<size_t>(o) * k_;
+      float* dst = packed_.data() + static_cast<size_t>(o / kNr) * k_ * kNr + o % kNr;
+      for (int k = 0; k < k_; ++k) dst[k * kNr] = src[k];
+    }
+    bias_.assign(ocp_, 0.0f);
+    if (n.bias.data != nullptr) std::copy(n.bias.data, n.bias.data + oc, bias_.begin());
+    pad_ = n.pad_top > 0 || n.pad_left > 0 || n.pad_bottom > 0 || n.pad_right > 0;
+    if (pad_) {
+      // Only rows/columns some output reads are needed.
+      geo_.top = n.pad_top;
+      geo_.left = n.pad_left;
+      geo_.h = (out_.h - 1) * n.stride_h + (n.kernel_h - 1) * n.dilation_h + 1;
+      geo_.w = (out_.w - 1) * n.stride_w + (n.kernel_w - 1) * n.dilation_w + 1;
+    } else {
+      geo_.h = in_.h;
+      geo_.w = in_.w;
+    }
+  }
+  size_t workspace_floats() const override {
+    return pad_ ? static_cast<size_t>(geo_.h) * geo_.w * in_.c : 0;
+  }
+  const char* kernel_name() const override { return "conv2d_f32__simd128_4x8"; }
+
+  void Run(const float* const* inputs, float* output, float* workspace) override {
+    const Node& n = node_;
+    const int c = in_.c;
+    const float* src = inputs[0];
+    if (pad_) {
+      PadInput(src, in_.h, in_.w, c, geo_, workspace);
+      src = workspace;
+    }
+    f32x4 vmin, vmax;
+    ClampFor(n.activation, &vmin, &vmax);
+    const int wp = geo_.w;
+    // Segment layout: dilation_w == 1 -> one contiguous run of kw*c floats per
+    // kernel row; otherwise kw runs of c floats.
+    const bool contiguous = n.dilation_w == 1;
+    const int n_inner = contiguous ? 1 : n.kernel_w;
+    const int inner_stride = n.dilation_w * c;
+    const int seg_len = contiguous ? n.kernel_w * c : c;
+    const int outer_stride = n.dilation_h * wp * c;
+    const int pix_stride = n.stride_w * c;
+    const int n_ocb = ocp_ / kNr;
+    for (int oy = 0; oy < out_.h; ++oy) {
+      const float* arow = src + static_cast<int64_t>(oy) * n.stride_h * wp * c;
+      float* orow = output + static_cast<int64_t>(oy) * out_.w * out_.c;
+      for (int b = 0; b < n_ocb; ++b) {
+        const int n_valid = std::min(kNr, out_.c - b * kNr);
+        TileRow(out_.w, arow, pix_stride, pix_stride, n.kernel_h, outer_stride, n_inner,
+                inner_stride, seg_len, packed_.data() + static_cast<size_t>(b) * k_ * kNr,
+                bias_.data() + b * kNr, vmin, vmax, orow + b * kNr, out_.c, n_valid);
+      }
+      if (NeedsPostPass(n.activation)) {
+        ActivateInPlace(orow, int64_t{out_.w} * out_.c, n.activation, n.alpha);
+      }
+    }
+  }
+
+ private:
+  Node node_;
+  Shape in_, out_;
+  int k_ = 0, ocp_ = 0;
+  bool pad_ = false;
+  Padded geo_;
+  std::vector<float> packed_, bias_;
+};
+
+// ---- Winograd F(4x4, 3x3) ---------------------------------------------------
+// Y = A^T [ (G g G^T) .* (B^T d B) ] A, 6x6 input tiles, 4x4 output tiles:
+// 36 multiplies per output tile per (ic, oc) instead of 144. The 36
+// element-wise products over channels are 36 GEMMs (tiles x C) * (C x OC)
+// run with the same 4x8 micro-kernel.
+
+template <class T>
+inline void InputTransform1d(T d0, T d1, T d2, T d3, T d4, T d5, T* o, int s) {
+  o[0 * s] = (d0 * 4.0f - d2 * 5.0f) + d4;
+  o[1 * s] = (d3 + d4) - (d1 + d2) * 4.0f;
+  o[2 * s] = (d4 - d3) + (d1 - d2) * 4.0f;
+  o[3 * s] = (d4 - d2) + (d3 - d1) * 2.0f;
+  o[4 * s] = (d4 - d2) + (d1 - d3) * 2.0f;
+  o[5 * s] = (d1 * 4.0f - d3 * 5.0f) + d5;
+}
+
+template <class T>
+inline void OutputTransform1d(T m0, T m1, T m2, T m3, T m4, T m5, T* y, int s) {
+  const T a = m1 + m2, b = m1 - m2, c = m3 + m4, d = m3 - m4;
+  y[0 * s] = m0 + a + c;
+  y[1 * s] = b + d * 2.0f;
+  y[2 * s] = a + c * 4.0f;
+  y[3 * s] = (b + d * 8.0f) + m5;
+}
+
+// d: 36 input values (row-major 6x6) -> v: 36 transformed values B^T d B.
+template <class T>
+inline void InputTransform(const T* d, T* v) {
+  T t[36];
+  for (int j = 0; j < 6; ++j) InputTransform1d(d[j], d[6 + j], d[12 + j], d[18 + j], d[24 + j], d[30 + j], t + j, 6);
+  for (int i = 0; i < 6; ++i) {
+    const T* r = t + 6 * i;
+    InputTransform1d(r[0], r[1], r[2], r[3], r[4], r[5], v + 6 * i, 1);
+  }
+}
+
+// m: 36 values -> y: 16 outputs (row-major 4x4) A^T m A.
+template <class T>
+inline void OutputTransform(const T* m, T* y) {
+  T t[24];
+  for (int j = 0; j < 6; ++j) OutputTransform1d(m[j], m[6 + j], m[12 + j], m[18 + j], m[24 + j], m[30 + j], t + j, 6);
+  for (int i = 0; i < 4; ++i) {
+    const T* r = t + 6 * i;
+    OutputTransform1d(r[0], r[1], r[2], r[3], r[4], r[5], y + 4 * i, 1);
+  }
+}
+
+class WinogradConv : public OpImpl {
+ public:
+  static constexpr int kTile = 4, kPoints = 36;
+
+  WinogradConv(const OpSpec& spec) : node_(spec.node), in_(spec.input_shapes[0]), out_(spec.output_shape) {
+    const Node& n = node_;
+    const int c = in_.c, oc = out_.c;
+    ocp_ = RoundUp(oc, kNr);
+    // U = G g G^T in double, packed [point][ocb][ic][8].
+    static const double kG[6][3] = {{1.0 / 4, 0, 0},
+                                    {-1.0 / 6, -1.0 / 6, -1.0 / 6},
+                                    {-1.0 / 6, 1.0 / 6, -1.0 / 6},
+                                    {1.0 / 24, 1.0 / 12, 1.0 / 6},
+                                    {1.0 / 24, -1.0 / 12, 1.0 / 6},
+                                    {0, 0, 1}};
+    u_.assign(static_cast<size_t>(kPoints) * ocp_ * c, 0.0f);
+    for (int o = 0; o < oc; ++o) {
+      for (int ic = 0; ic < c; ++ic) {
+        double g[3][3];
+        for (int ky = 0; ky < 3; ++ky)
+          for (int kx = 0; kx < 3; ++kx) g[ky][kx] = n.weight.data[((static_cast<size_t>(o) * 3 + ky) * 3 + kx) * c + ic];
+        double tmp[6][3];
+        for (int i = 0; i < 6; ++i)
+          for (int kx = 0; kx < 3; ++kx)
+            tmp[i][kx] = kG[i][0] * g[0][kx] + kG[i][1] * g[1][kx] + kG[i][2] * g[2][kx];
+        for (int i = 0; i < 6; ++i) {
+          for (int j = 0; j < 6; ++j) {
+            const double u = tmp[i][0] * kG[j][0] + tmp[i][1] * kG[j][1] + tmp[i][2] * kG[j][2];
+            const size_t idx = ((static_cast<size_t>(i * 6 + j) * (ocp_ / kNr) + o / kNr) * c + ic) * kNr + o % kNr;
+            u_[idx] = static_cast<float>(u);
+          }
+        }
+      }
+    }
+    bias_.assign(ocp_, 0.0f);
+    if (n.bias.data != nullptr) std::copy(n.bias.data, n.bias.data + oc, bias_.begin());
+    zeros_.assign(kNr, 0.0f);
+    tiles_h_ = (out_.h + kTile - 1) / kTile;
+    tiles_w_ = (out_.w + kTile - 1) / kTile;
+    geo_.top = n.pad_top;
+    geo_.left = n.pad_left;
+    geo_.h = tiles_h_ * kTile + 2;
+    geo_.w = tiles_w_ * kTile + 2;
+    // Tiles per block: transformed input + products of one block ~1 MiB.
+    const int total = tiles_h_ * tiles_w_;
+    const int budget = (256 * 1024) / (kPoints * (c + ocp_));
+    block_ = std::max(kMr, std::min(RoundUp(total, kMr), budget / kMr * kMr));
+  }
+
+  size_t workspace_floats() const override {
+    return static_cast<size_t>(geo_.h) * geo_.w * in_.c +
+           static_cast<size_t>(kPoints) * block_ * (in_.c + ocp_);
+  }
+  const char* kernel_name() const override { return "conv2d_f32_3x3s1__winograd_simd128"; }
+
+  void Run(const float* const* inputs, float* output, float* workspace) override {
+    const int c = in_.c;
+    float* pin = workspace;
+    PadInput(inputs[0], in_.h, in_.w, c, geo_, pin);
+    float* v = pin + static_cast<size_t>(geo_.h) * geo_.w * c;
+    float* m = v + static_cast<size_t>(kPoints) * block_ * c;
+    const int total = tiles_h_ * tiles_w_;
+    for (int t0 = 0; t0 < total; t0 += block_) {
+      const int nt = std::min(block_, total - t0);
+      TransformInput(pin, t0, nt, v);
+      Multiply(v, nt, m);
+      TransformOutput(m, t0, nt, output);
+    }
+  }
+
+ private:
+  void TransformInput(const float* pin, int t0, int nt, float* v) const {
+    const int c = in_.c;
+    const size_t point_stride = static_cast<size_t>(block_) * c;
+    const size_t row = static_cast<size_t>(geo_.w) * c;
+    for (int t = 0; t < nt; ++t) {
+      const int ty = (t0 + t) / tiles_w_, tx = (t0 + t) % tiles_w_;
+      const float* base = pin + static_cast<size_t>(ty) * kTile * row + static_cast<size_t>(tx) * kTile * c;
+      float* dst = v + static_cast<size_t>(t) * c;
+      int ch = 0;
+      for (; ch + 4 <= c; ch += 4) {
+        f32x4 d[36], r[36];
+        for (int i = 0; i < 6; ++i)
+          for (int j = 0; j < 6; ++j) d[i * 6 + j] = Load(base + i * row + j * c + ch);
+        InputTransform(d, r);
+        for (int p = 0; p < kPoints; ++p) Store(dst + p * point_stride + ch, r[p]);
+      }
+      for (; ch < c; ++ch) {
+        float d[36], r[36];
+        for (int i = 0; i < 6; ++i)
+          for (int j = 0; j < 6; ++j) d[i * 6 + j] = base[i * row + j * c + ch];
+        InputTransform(d, r);
+        for (int p = 0; p < kPoints; ++p) dst[p * point_stride + ch] = r[p];
+      }
+    }
+  }
+
+  void Multiply(const float* v, int nt, float* m) const {
+    const int c = in_.c;
+    const int n_ocb = ocp_ / kNr;
+    const f32x4 vmin = Splat(-std::numeric_limits<float>::infinity());
+    const f32x4 vmax = Splat(std::numeric_limits<float>::infinity());
+    for (int p = 0; p < kPoints; ++p) {
+      const float* vp = v + static_cast<size_t>(p) * block_ * c;
+      float* mp = m + static_cast<size_t>(p) * block_ * ocp_;
+      const float* up = u_.data() + static_cast<size_t>(p) * ocp_ * c;
+      for (int b = 0; b < n_ocb; ++b) {
+        TileRow(nt, vp, c, c, 1, 0, 1, 0, c, up + static_cast<size_t>(b) * c * kNr, zeros_.data(),
+                vmin, vmax, mp + b * kNr, ocp_, kNr);
+      }
+    }
+  }
+
+  void TransformOutput(const float* m, int t0, int nt, float* output) const {
+    const Node& n = node_;
+    const int oc = out_.c;
+    const size_t point_stride = static_cast<size_t>(block_) * ocp_;
+    for (int t = 0; t < nt; ++t) {
+      const int ty = (t0 + t) / tiles_w_, tx = (t0 + t) % tiles_w_;
+      const int rows = std::min(kTile, out_.h - ty * kTile);
+      const int cols = std::min(kTile, out_.w - tx * kTile);
+      const float* src = m + static_cast<size_t>(t) * ocp_;
+      float* dst = output + (static_cast<size_t>(ty) * kTile * out_.w + static_cast<size_t>(tx) * kTile) * oc;
+      for (int ch = 0; ch < oc; ch += 4) {
+        f32x4 d[36], y[16];
+        for (int p = 0; p < kPoints; ++p) d[p] = Load(src + p * point_stride + ch);
+        OutputTransform(d, y);
+        const f32x4 b = Load(bias_.data() + ch);
+        const int lanes = std::min(4, oc - ch);
+        for (int i = 0; i < rows; ++i) {
+          for (int j = 0; j < cols; ++j) {
+            const f32x4 r = ApplyActivation(y[i * 4 + j] + b, n.activation, n.alpha);
+            float* o = dst + (static_cast<size_t>(i) * out_.w + j) * oc + ch;
+            if (lanes == 4) {
+              Store(o, r);
+            } else {
+              for (int l = 0; l < lanes; ++l) o[l] = r[l];
+            }
+          }
+        }
+      }
+    }
+  }
+
+  Node node_;
+  Shape in_, out_;
+  int ocp_ = 0, tiles_h_ = 0, tiles_w_ = 0, block_ = 0;
+  Padded geo_;
+  std::vector<float> u_, bias_, zeros_;
+};
+
+// ---- depthwise --------------------------------------------------------------
+class DepthwiseConv : public OpImpl {
+ public:
+  DepthwiseConv(const OpSpec& spec) : node_(spec.node), in_(spec.input_shapes[0]), out_(spec.output_shape) {
+    const Node& n = node_;
+    const int c = in_.c;
+    taps_ = n.kernel_h * n.kernel_w;
+    w_.resize(static_cast<size_t>(taps_) * c);
+    for (int ch = 0; ch < c; ++ch)
+      for (int t = 0; t < taps_; ++t) w_[static_cast<size_t>(t) * c + ch] = n.weight.data[static_cast<size_t>(ch) * taps_ + t];
+    bias_.assign(c, 0.0f);
+    if (n.bias.data != nullptr) std::copy(n.bias.data, n.bias.data + c, bias_.begin());
+    geo_.top = n.pad_top;
+    geo_.left = n.pad_left;
+    geo_.h = (out_.h - 1) * n.stride_h + (n.kernel_h - 1) * n.dilation_h + 1;
+    geo_.w = (out_.w - 1) * n.stride_w + (n.kernel_w - 1) * n.dilation_w + 1;
+  }
+  size_t workspace_floats() const override { return static_cast<size_t>(geo_.h) * geo_.w * in_.c; }
+  const char* kernel_name() const override { return "dwconv2d_f32__simd128"; }
+
+  void Run(const float* const* inputs, float* output, float* workspace) override {
+    const Node& n = node_;
+    const int c = in_.c;
+    PadInput(inputs[0], in_.h, in_.w, c, geo_, workspace);
+    const size_t row = static_cast<size_t>(geo_.w) * c;
+    for (int oy = 0; oy < out_.h; ++oy) {
+      for (int ox = 0; ox < out_.w; ++ox) {
+        const float* base = workspace + static_cast<size_t>(oy) * n.stride_h * row + static_cast<size_t>(ox) * n.stride_w * c;
+        float* o = output + (static_cast<size_t>(oy) * out_.w + ox) * c;
+        int ch = 0;
+        for (; ch + 4 <= c; ch += 4) {
+          f32x4 acc = Load(bias_.data() + ch);
+          const float* w = w_.data() + ch;
+          for (int ky = 0; ky < n.kernel_h; ++ky) {
+            const float* r = base + static_cast<size_t>(ky) * n.dilation_h * row + ch;
+            for (int kx = 0; kx < n.kernel_w; ++kx, w += c) acc = acc + Load(r + kx * n.dilation_w * c) * Load(w);
+          }
+          Store(o + ch, ApplyActivation(acc, n.activation, n.alpha));
+        }
+        for (; ch < c; ++ch) {
+          float acc = bias_[ch];
+          const float* w = w_.data() + ch;
+          for (int ky = 0; ky < n.kernel_h; ++ky) {
+            const float* r = base + static_cast<size_t>(ky) * n.dilation_h * row + ch;
+            for (int kx = 0; kx < n.kernel_w; ++kx, w += c) acc += r[kx * n.dilation_w * c] * *w;
+          }
+          o[ch] = flawlens::ApplyActivation(acc, n.activation, n.alpha);
+        }
+      }
+    }
+  }
+
+ private:
+  Node node_;
+  Shape in_, out_;
+  int taps_ = 0;
+  Padded geo_;
+  std::vector<float> w_, bias_;
+};
+
+}  // namespace
+
+Result<std::unique_ptr<OpImpl>> CreateConv2d(const OpSpec& spec) {
+  const Node& n = spec.node;
+  if (spec.input_shapes.size() != 1 || n.weight.data == nullptr) {
+    return MakeError(ErrorCode::kInternal, "simd conv2d '%s': needs 1 input and weights", n.name.c_str());
+  }
+  const Shape& in = spec.input_shapes[0];
+  const Shape& out = spec.output_shape;
+  std::unique_ptr<OpImpl> op;
+  if (n.groups == 1) {
+    const bool winograd = n.kernel_h == 3 && n.kernel_w == 3 && n.stride_h == 1 && n.stride_w == 1 &&
+                          n.dilation_h == 1 && n.dilation_w == 1 && in.c >= 8 && out.c >= 8 &&
+                          out.h >= 4 && out.w >= 4;
+    if (winograd) {
+      op = std::make_unique<WinogradConv>(spec);
+    } else {
+      op = std::make_unique<DirectConv>(spec);
+    }
+    return op;
+  }
+  if (n.groups == in.c && out.c == in.c) {
+    op = std::make_unique<DepthwiseConv>(spec);
+    return op;
+  }
+  return MakeError(ErrorCode::kUnsupported, "simd conv2d '%s': groups=%d (not depthwise) not accelerated",
+                   n.name.c_str(), n.groups);
+}
+
+}  // namespace simd
+}  // namespace flawlens

@@ -1,0 +1,37 @@
+// Factories of the SIMD128 operators (one body for SSE2 and wasm SIMD128).
+// Each returns kUnsupported for configurations it does not accelerate, so the
+// executor falls back to the reference kernels.
+#pragma once
+
+#include <memory>
+
+#include "kernels/simd/simd128.h"
+#include "nn/backend.h"
+
+namespace flawlens {
+namespace simd {
+
+// Applies an activation to one vector (none/relu/leaky/silu/sigmoid).
+inline f32x4 ApplyActivation(f32x4 v, Activation act, float alpha) {
+  switch (act) {
+    case Activation::kNone: return v;
+    case Activation::kRelu: return Max(v, Splat(0.0f));
+    case Activation::kLeakyRelu: {
+      // x >= 0 ? x : alpha * x, branch-free: max(x,0) + alpha * min(x,0).
+      return Max(v, Splat(0.0f)) + Splat(alpha) * Min(v, Splat(0.0f));
+    }
+    case Activation::kSilu: return v * Sigmoid(v);
+    case Activation::kSigmoid: return Sigmoid(v);
+  }
+  return v;
+}
+
+// In place over n floats (vector body + scalar tail).
+void ActivateInPlace(float* data, int64_t n, Activation act, float alpha);
+
+Result<std::unique_ptr<OpImpl>> CreateConv2d(const OpSpec& spec);
+Result<std::unique_ptr<OpImpl>> CreateDense(const OpSpec& spec);
+Result<std::unique_ptr<OpImpl>> CreateElementwiseOp(const OpSpec& spec);  // everything else
+
+}  // namespace simd
+}  // namespace flawlens
