@@ -1,0 +1,428 @@
+// Executor: same results on ref / simd / auto for a chain and a DAG with skip
+// connections, planned buffers match an unplanned evaluation exactly, buffers
+// are shared, the input survives Run(), and Run() allocates nothing.
+#include "nn/executor.h"
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <cmath>
+#include <cstdint>
+#include <cstdlib>
+#include <deque>
+#include <new>
+#include <string>
+#include <vector>
+
+#include "nn/backend.h"
+#include "nn/graph.h"
+
+// ---- allocation counter: replaces global operator new in this binary ----------
+namespace {
+std::atomic<bool> g_counting{false};
+std::atomic<long> g_allocations{0};
+
+void* CountedAlloc(std::size_t n, std::size_t align) {
+  if (g_counting.load(std::memory_order_relaxed)) g_allocations.fetch_add(1);
+  if (n == 0) n = 1;
+  void* p = nullptr;
+  if (align <= alignof(std::max_align_t)) {
+    p = std::malloc(n);
+  } else {
+    p = std::aligned_alloc(align, (n + align - 1) / align * align);
+  }
+  if (p == nullptr) std::abort();
+  return p;
+}
+}  // namespace
+
+void* operator new(std::size_t n) { return CountedAlloc(n, 0); }
+void* operator new[](std::size_t n) { return CountedAlloc(n, 0); }
+void* operator new(std::size_t n, std::align_val_t a) {
+  return CountedAlloc(n, static_cast<std::size_t>(a));
+}
+void* operator new[](std::size_t n, std::align_val_t a) {
+  return CountedAlloc(n, static_cast<std::size_t>(a));
+}
+void* operator new(std::size_t n, const std::nothrow_t&) noexcept { return CountedAlloc(n, 0); }
+void* operator new[](std::size_t n, const std::nothrow_t&) noexcept { return CountedAlloc(n, 0); }
+void* operator new(std::size_t n, std::align_val_t a, const std::nothrow_t&) noexcept {
+  return CountedAlloc(n, static_cast<std::size_t>(a));
+}
+void* operator new[](std::size_t n, std::align_val_t a, const std::nothrow_t&) noexcept {
+  return CountedAlloc(n, static_cast<std::size_t>(a));
+}
+void operator delete(void* p) noexcept { std::free(p); }
+void operator delete[](void* p) noexcept { std::free(p); }
+void operator delete(void* p, std::size_t) noexcept { std::free(p); }
+void operator delete[](void* p, std::size_t) noexcept { std::free(p); }
+void operator delete(void* p, std::align_val_t) noexcept { std::free(p); }
+void operator delete[](void* p, std::align_val_t) noexcept { std::free(p); }
+void operator delete(void* p, std::size_t, std::align_val_t) noexcept { std::free(p); }
+void operator delete[](void* p, std::size_t, std::align_val_t) noexcept { std::free(p); }
+void operator delete(void* p, const std::nothrow_t&) noexcept { std::free(p); }
+void operator delete[](void* p, const std::nothrow_t&) noexcept { std::free(p); }
+void operator delete(void* p, std::align_val_t, const std::nothrow_t&) noexcept { std::free(p); }
+void operator delete[](void* p, std::align_val_t, const std::nothrow_t&) noexcept {
+  std::free(p);
+}
+
+namespace flawlens {
+namespace {
+
+class Rng {
+ public:
+  explicit Rng(uint64_t seed) : s_(seed * 0x9E3779B97F4A7C15ull + 1) {}
+  float Uniform(float lo, float hi) {
+    s_ ^= s_ << 13;
+    s_ ^= s_ >> 7;
+    s_ ^= s_ << 17;
+    return lo + (hi - lo) * static_cast<float>((s_ >> 40) & 0xFFFFFF) / 16777216.0f;
+  }
+
+ private:
+  uint64_t s_;
+};
+
+class Builder {
+ public:
+  Builder(Shape input, uint64_t seed) : rng_(seed) { graph.input = input; }
+
+  TensorRef Random(std::vector<int64_t> shape, float scale) {
+    int64_t n = 1;
+    for (int64_t d : shape) n *= d;
+    storage_.emplace_back(static_cast<size_t>(n));
+    for (float& v : storage_.back()) v = rng_.Uniform(-scale, scale);
+    TensorRef t;
+    t.shape = std::move(shape);
+    t.data = storage_.back().data();
+    return t;
+  }
+  int Add(Node node) {
+    graph.nodes.push_back(std::move(node));
+    graph.output = static_cast<int>(graph.nodes.size());
+    return graph.output;
+  }
+  int Conv(const std::string& name, int in, int in_c, int out_c, int k, int stride = 1,
+           int pad = 0, int groups = 1, Activation act = Activation::kNone) {
+    Node n;
+    n.name = name;
+    n.op = OpType::kConv2d;
+    n.inputs = {in};
+    n.kernel_h = n.kernel_w = k;
+    n.stride_h = n.stride_w = stride;
+    n.pad_top = n.pad_left = n.pad_bottom = n.pad_right = pad;
+    n.groups = groups;
+    n.out_channels = out_c;
+    n.activation = act;
+    n.alpha = 0.1f;
+    const float scale = 1.5f / std::sqrt(static_cast<float>(k * k * (in_c / groups)));
+    n.weight = Random({out_c, k, k, in_c / groups}, scale);
+    n.bias = Random({out_c}, 0.1f);
+    return Add(std::move(n));
+  }
+  int Op(const std::string& name, OpType op, std::vector<int> inputs,
+         Activation act = Activation::kNone) {
+    Node n;
+    n.name = name;
+    n.op = op;
+    n.inputs = std::move(inputs);
+    n.activation = act;
+    n.alpha = 0.2f;
+    return Add(std::move(n));
+  }
+  int Pool(const std::string& name, OpType op, int in, int k, int stride, int pad,
+           bool include_pad = true) {
+    Node n;
+    n.name = name;
+    n.op = op;
+    n.inputs = {in};
+    n.kernel_h = n.kernel_w = k;
+    n.stride_h = n.stride_w = stride;
+    n.pad_top = n.pad_left = n.pad_bottom = n.pad_right = pad;
+    n.count_include_pad = include_pad;
+    return Add(std::move(n));
+  }
+  int Upsample(const std::string& name, int in, int scale, UpsampleMode mode) {
+    Node n;
+    n.name = name;
+    n.op = OpType::kUpsample;
+    n.inputs = {in};
+    n.scale_h = n.scale_w = scale;
+    n.upsample_mode = mode;
+    return Add(std::move(n));
+  }
+  int Dense(const std::string& name, int in, int64_t in_flat, int out, Activation act) {
+    Node n;
+    n.name = name;
+    n.op = OpType::kDense;
+    n.inputs = {in};
+    n.out_channels = out;
+    n.activation = act;
+    n.weight = Random({out, in_flat}, 1.5f / std::sqrt(static_cast<float>(in_flat)));
+    n.bias = Random({out}, 0.1f);
+    return Add(std::move(n));
+  }
+  std::vector<float> Input(uint64_t seed) {
+    Rng r(seed);
+    std::vector<float> x(static_cast<size_t>(graph.input.elements()));
+    for (float& v : x) v = r.Uniform(-1.0f, 1.0f);
+    return x;
+  }
+
+  Graph graph;
+
+ private:
+  Rng rng_;
+  std::deque<std::vector<float>> storage_;
+};
+
+// conv -> pool -> conv(silu) -> avgpool -> conv(leaky) -> gap -> dense(sigmoid)
+Builder MakeChain() {
+  Builder b({23, 19, 3}, 1);
+  int c1 = b.Conv("c1", 0, 3, 16, 3, 1, 1, 1, Activation::kRelu);
+  int p1 = b.Pool("p1", OpType::kMaxPool2d, c1, 2, 2, 0);
+  int c2 = b.Conv("c2", p1, 16, 13, 3, 1, 1, 1, Activation::kSilu);
+  int p2 = b.Pool("p2", OpType::kAvgPool2d, c2, 3, 2, 1, /*include_pad=*/true);
+  int c3 = b.Conv("c3", p2, 13, 24, 3, 2, 1, 1, Activation::kLeakyRelu);
+  int g = b.Op("gap", OpType::kGlobalAvgPool, {c3});
+  b.Dense("fc", g, 24, 7, Activation::kSigmoid);
+  EXPECT_TRUE(b.graph.Finalize().ok()) << b.graph.Finalize().ToString();
+  return b;
+}
+
+// A small U-Net with skips, both upsample modes, depthwise conv, add,
+// standalone activations and a reduce head; one dead branch (gap/dense).
+Builder MakeUNet() {
+  Builder b({32, 24, 3}, 2);
+  int e1 = b.Conv("enc1", 0, 3, 16, 3, 1, 1, 1, Activation::kRelu);             // 32x24x16
+  int p1 = b.Pool("pool1", OpType::kMaxPool2d, e1, 2, 2, 0);                    // 16x12x16
+  int e2 = b.Conv("enc2", p1, 16, 32, 3, 1, 1, 1, Activation::kSilu);           // 16x12x32
+  int p2 = b.Pool("pool2", OpType::kAvgPool2d, e2, 2, 2, 0);                    // 8x6x32
+  int bt = b.Conv("bottleneck", p2, 32, 32, 3, 1, 1, 1, Activation::kLeakyRelu);  // 8x6x32
+  int dw = b.Conv("dw", bt, 32, 32, 3, 1, 1, /*groups=*/32);                    // 8x6x32
+  int u2 = b.Upsample("up2", dw, 2, UpsampleMode::kBilinear);                   // 16x12x32
+  int c2 = b.Op("cat2", OpType::kConcat, {u2, e2});                             // 16x12x64
+  int d2 = b.Conv("dec2", c2, 64, 16, 3, 1, 1, 1, Activation::kRelu);           // 16x12x16
+  int u1 = b.Upsample("up1", d2, 2, UpsampleMode::kNearest);                    // 32x24x16
+  int s1 = b.Op("skip1", OpType::kAdd, {u1, e1}, Activation::kSilu);            // 32x24x16
+  int a1 = b.Op("act", OpType::kActivation, {s1}, Activation::kSigmoid);        // 32x24x16
+  int c1 = b.Op("cat1", OpType::kConcat, {a1, 0, e1});                          // 32x24x35
+  int g = b.Op("gap", OpType::kGlobalAvgPool, {c1});                            // dead branch
+  b.Dense("fc", g, 35, 5, Activation::kNone);
+  int h = b.Conv("head", c1, 35, 8, 1, 1, 0, 1, Activation::kNone);             // 32x24x8
+  int r = b.Op("reduce", OpType::kReduceChannels, {h});                         // 32x24x1
+  b.graph.output = r;
+  EXPECT_TRUE(b.graph.Finalize().ok()) << b.graph.Finalize().ToString();
+  return b;
+}
+
+// Runs every node with the reference backend into its own buffer: no
+// planning, no sharing. The executor must reproduce this bit for bit.
+std::vector<float> RunUnplanned(const Graph& g, const std::vector<float>& input) {
+  auto backend = MakeRefBackend();
+  std::vector<std::vector<float>> values(g.nodes.size() + 1);
+  values[0] = input;
+  for (size_t i = 0; i < g.nodes.size(); ++i) {
+    const Node& node = g.nodes[i];
+    std::vector<Shape> in_shapes;
+    std::vector<const float*> ins;
+    for (int id : node.inputs) {
+      in_shapes.push_back(g.shapes[id]);
+      ins.push_back(values[id].data());
+    }
+    OpSpec spec{node, in_shapes, g.shapes[i + 1]};
+    auto op = backend->Create(spec);
+    EXPECT_TRUE(op.ok()) << op.status().ToString();
+    if (!op.ok()) return {};
+    values[i + 1].assign(static_cast<size_t>(g.shapes[i + 1].elements()), 0.0f);
+    std::vector<float> ws((*op)->workspace_floats() + 4);
+    (*op)->Run(ins.data(), values[i + 1].data(), ws.data());
+  }
+  return values[g.output];
+}
+
+std::vector<float> RunExecutor(const Graph& g, BackendKind kind, const std::vector<float>& input,
+                               std::vector<std::string>* kernels = nullptr, int threads = 1) {
+  ExecutorOptions options;
+  options.backend = kind;
+  options.threads = threads;
+  auto ex = Executor::Create(g, options);
+  EXPECT_TRUE(ex.ok()) << BackendKindName(kind) << ": " << ex.status().ToString();
+  if (!ex.ok()) return {};
+  Executor& e = **ex;
+  EXPECT_EQ(e.input_shape(), g.input);
+  EXPECT_EQ(e.output_shape(), g.output_shape());
+  std::copy(input.begin(), input.end(), e.input());
+  e.Run();
+  // The input is never overwritten.
+  EXPECT_TRUE(std::equal(input.begin(), input.end(), e.input())) << BackendKindName(kind);
+  std::vector<float> out(e.output(), e.output() + g.output_shape().elements());
+  // A second run gives the same answer (no state carried between runs).
+  e.Run();
+  EXPECT_TRUE(std::equal(out.begin(), out.end(), e.output())) << BackendKindName(kind);
+  if (kernels != nullptr) *kernels = e.KernelNames();
+  EXPECT_EQ(e.KernelNames().size(), g.nodes.size());
+  return out;
+}
+
+// |a - b| <= atol + rtol * |b| elementwise.
+void ExpectClose(const std::vector<float>& a, const std::vector<float>& b, float atol, float rtol,
+                 const char* what) {
+  ASSERT_EQ(a.size(), b.size()) << what;
+  int bad = 0;
+  float worst = 0.0f;
+  for (size_t i = 0; i < a.size(); ++i) {
+    float d = std::fabs(a[i] - b[i]);
+    if (!(d <= atol + rtol * std::fabs(b[i]))) {
+      if (bad++ < 5) ADD_FAILURE() << what << ": [" << i << "] " << a[i] << " vs " << b[i];
+    }
+    worst = std::max(worst, d);
+  }
+  EXPECT_EQ(bad, 0) << what << ": worst abs diff " << worst;
+}
+
+bool EndsWith(const std::string& s, const std::string& suffix) {
+  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
+// Tolerance between backends: different summation order / FMA / exp
+// approximations. Outputs are O(1).
+constexpr float kAtol = 2e-4f, kRtol = 2e-4f;
+
+TEST(Executor, ChainSameOnAllBackends) {
+  Builder b = MakeChain();
+  const Graph& g = b.graph;
+  std::vector<float> x = b.Input(7);
+  std::vector<float> unplanned = RunUnplanned(g, x);
+  std::vector<std::string> kernels;
+  std::vector<float> ref = RunExecutor(g, BackendKind::kReference, x, &kernels);
+  EXPECT_EQ(ref, unplanned);  // bitwise: same kernels, different buffers
+  for (const auto& k : kernels) EXPECT_TRUE(EndsWith(k, "__ref")) << k;
+  ExpectClose(RunExecutor(g, BackendKind::kSimd, x), ref, kAtol, kRtol, "simd");
+  ExpectClose(RunExecutor(g, BackendKind::kAuto, x), ref, kAtol, kRtol, "auto");
+  ExpectClose(RunExecutor(g, BackendKind::kAuto, x, nullptr, 2), ref, kAtol, kRtol, "auto x2");
+  // Sanity: the output is not trivially constant.
+  float lo = ref[0], hi = ref[0];
+  for (float v : ref) lo = std::min(lo, v), hi = std::max(hi, v);
+  EXPECT_GT(hi - lo, 1e-3f);
+}
+
+TEST(Executor, UNetSameOnAllBackends) {
+  Builder b = MakeUNet();
+  const Graph& g = b.graph;
+  std::vector<float> x = b.Input(11);
+  std::vector<float> unplanned = RunUnplanned(g, x);
+  std::vector<float> ref = RunExecutor(g, BackendKind::kReference, x);
+  EXPECT_EQ(ref, unplanned);
+  ExpectClose(RunExecutor(g, BackendKind::kSimd, x), ref, kAtol, kRtol, "simd");
+  std::vector<std::string> kernels;
+  ExpectClose(RunExecutor(g, BackendKind::kAuto, x, &kernels), ref, kAtol, kRtol, "auto");
+  if (HaveXnnpack()) {
+    // enc1 runs on XNNPACK; nearest upsample and reduce_channels fall back.
+    EXPECT_TRUE(EndsWith(kernels[0], "__xnnpack")) << kernels[0];
+    EXPECT_FALSE(EndsWith(kernels[9], "__xnnpack")) << kernels[9];
+    EXPECT_FALSE(EndsWith(kernels.back(), "__xnnpack")) << kernels.back();
+    ExpectClose(RunExecutor(g, BackendKind::kXnnpack, x), ref, kAtol, kRtol, "xnnpack");
+  }
+}
+
+TEST(Executor, PlannerSharesBuffers) {
+  // A chain of 8 equal convs: input + output + 2 ping-pong buffers suffice.
+  Builder b({20, 20, 16}, 3);
+  int v = 0;
+  for (int i = 0; i < 8; ++i)
+    v = b.Conv("c" + std::to_string(i), v, 16, 16, 3, 1, 1, 1, Activation::kRelu);
+  ASSERT_TRUE(b.graph.Finalize().ok());
+  const size_t one = 20 * 20 * 16 * sizeof(float);
+  auto ex = Executor::Create(b.graph, {BackendKind::kReference, 1});
+  ASSERT_TRUE(ex.ok()) << ex.status().ToString();
+  EXPECT_LT((*ex)->arena_bytes(), 9 * one);
+  EXPECT_LE((*ex)->arena_bytes(), 4 * one + 64);
+  std::vector<float> x = b.Input(5);
+  std::copy(x.begin(), x.end(), (*ex)->input());
+  (*ex)->Run();
+  std::vector<float> out((*ex)->output(), (*ex)->output() + b.graph.output_shape().elements());
+  EXPECT_EQ(out, RunUnplanned(b.graph, x));
+
+  // The DAG shares too: the arena is smaller than the sum of all values.
+  Builder u = MakeUNet();
+  size_t sum = 0;
+  for (const Shape& s : u.graph.shapes) sum += static_cast<size_t>(s.elements()) * sizeof(float);
+  auto eu = Executor::Create(u.graph, {BackendKind::kReference, 1});
+  ASSERT_TRUE(eu.ok());
+  EXPECT_LT((*eu)->arena_bytes(), sum);
+  EXPECT_EQ(reinterpret_cast<uintptr_t>((*eu)->input()) % 16, 0u);
+  EXPECT_EQ(reinterpret_cast<uintptr_t>((*eu)->output()) % 16, 0u);
+}
+
+TEST(Executor, RunAllocatesNothing) {
+  // The counter works.
+  static void* volatile sink;
+  g_allocations = 0;
+  g_counting = true;
+  sink = new std::vector<int>(10);
+  g_counting = false;
+  EXPECT_GE(g_allocations.load(), 1);
+  delete static_cast<std::vector<int>*>(sink);
+
+  Builder b = MakeUNet();
+  std::vector<float> x = b.Input(3);
+  for (BackendKind kind : {BackendKind::kReference, BackendKind::kSimd, BackendKind::kAuto}) {
+    for (int threads : {1, 2}) {
+      auto ex = Executor::Create(b.graph, {kind, threads});
+      ASSERT_TRUE(ex.ok()) << ex.status().ToString();
+      std::copy(x.begin(), x.end(), (*ex)->input());
+      g_allocations = 0;
+      g_counting = true;
+      (*ex)->Run();
+      (*ex)->Run();
+      g_counting = false;
+      EXPECT_EQ(g_allocations.load(), 0) << BackendKindName(kind) << " threads " << threads;
+    }
+  }
+}
+
+TEST(Executor, CreateErrors) {
+  Builder b({8, 8, 3}, 4);
+  b.Conv("c", 0, 3, 4, 3, 1, 1);
+  auto not_finalized = Executor::Create(b.graph);
+  ASSERT_FALSE(not_finalized.ok());
+  EXPECT_EQ(not_finalized.status().code(), ErrorCode::kInvalidArgument);
+  ASSERT_TRUE(b.graph.Finalize().ok());
+  auto xnn = Executor::Create(b.graph, {BackendKind::kXnnpack, 1});
+  if (HaveXnnpack()) {
+    EXPECT_TRUE(xnn.ok()) << xnn.status().ToString();
+  } else {
+    ASSERT_FALSE(xnn.ok());
+    EXPECT_EQ(xnn.status().code(), ErrorCode::kUnsupported);
+  }
+  auto bad_kind = Executor::Create(b.graph, {static_cast<BackendKind>(17), 1});
+  ASSERT_FALSE(bad_kind.ok());
+  EXPECT_EQ(bad_kind.status().code(), ErrorCode::kInvalidArgument);
+}
+
+TEST(Executor, OutputMayBeAnIntermediateValue) {
+  // Output is not the last node: it must stay alive while later nodes run.
+  Builder b({9, 7, 4}, 6);
+  int c1 = b.Conv("c1", 0, 4, 8, 3, 1, 1, 1, Activation::kRelu);
+  int c2 = b.Conv("c2", c1, 8, 8, 3, 1, 1);
+  b.Conv("c3", c2, 8, 8, 3, 1, 1);
+  b.Conv("c4", c2, 8, 8, 3, 1, 1);
+  b.graph.output = c2;
+  ASSERT_TRUE(b.graph.Finalize().ok());
+  std::vector<float> x = b.Input(9);
+  std::vector<float> ref = RunExecutor(b.graph, BackendKind::kReference, x);
+  EXPECT_EQ(ref, RunUnplanned(b.graph, x));
+  ExpectClose(RunExecutor(b.graph, BackendKind::kAuto, x), ref, kAtol, kRtol, "auto");
+}
+
+TEST(BackendKind, Names) {
+  EXPECT_STREQ(BackendKindName(BackendKind::kAuto), "auto");
+  EXPECT_STREQ(BackendKindName(BackendKind::kReference), "ref");
+  EXPECT_STREQ(BackendKindName(BackendKind::kSimd), "simd");
+  EXPECT_STREQ(BackendKindName(BackendKind::kXnnpack), "xnnpack");
+}
+
+}  // namespace
+}  // namespace flawlens
