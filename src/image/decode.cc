@@ -2,6 +2,7 @@
 // (configured in stb_impl.cc). Every limit of core/limits.h is checked on the
 // header, before stb allocates anything for the pixels.
 #include <cstdint>
+#include <climits>
 #include <cstring>
 
 #include "core/limits.h"
@@ -31,6 +32,52 @@ const char* Reason() {
 
 uint32_t Le32(const uint8_t* p) {
   return uint32_t(p[0]) | uint32_t(p[1]) << 8 | uint32_t(p[2]) << 16 | uint32_t(p[3]) << 24;
+}
+
+uint32_t Be32(const uint8_t* p) {
+  return uint32_t(p[0]) << 24 | uint32_t(p[1]) << 16 | uint32_t(p[2]) << 8 | uint32_t(p[3]);
+}
+
+// Size straight from a PNG IHDR / BMP info header (fixed offsets), so sizes
+// stb's header parser refuses outright (> 2^24) still come back as
+// kLimitExceeded. Returns false if the header is too short to tell.
+bool RawHeaderSize(const char* format, const uint8_t* b, size_t n, int64_t* w, int64_t* h) {
+  if (std::strcmp(format, "PNG") == 0) {
+    if (n < 24 || std::memcmp(b + 12, "IHDR", 4) != 0) return false;
+    *w = Be32(b + 16);
+    *h = Be32(b + 20);
+    return true;
+  }
+  if (std::strcmp(format, "BMP") == 0) {
+    if (n < 26) return false;
+    const uint32_t hsize = Le32(b + 14);
+    if (hsize == 12) {
+      *w = b[18] | b[19] << 8;
+      *h = b[20] | b[21] << 8;
+    } else {
+      *w = static_cast<int32_t>(Le32(b + 18));
+      const int64_t hh = static_cast<int32_t>(Le32(b + 22));
+      *h = hh < 0 ? -hh : hh;  // negative height = top-down rows
+    }
+    return true;
+  }
+  return false;
+}
+
+Status CheckSize(const char* format, int64_t w, int64_t h) {
+  if (w > kMaxImageSide || h > kMaxImageSide) {
+    return MakeError(ErrorCode::kLimitExceeded, "image: %s is %lldx%lld, limit is %d per side",
+                     format, static_cast<long long>(w), static_cast<long long>(h),
+                     kMaxImageSide);
+  }
+  const int64_t pixels = w * h;
+  if (pixels > kMaxImagePixels) {
+    return MakeError(ErrorCode::kLimitExceeded,
+                     "image: %s is %lldx%lld = %lld pixels, limit is %lld", format,
+                     static_cast<long long>(w), static_cast<long long>(h),
+                     static_cast<long long>(pixels), static_cast<long long>(kMaxImagePixels));
+  }
+  return Status::Ok();
 }
 
 // stb reads past the end of a BMP as zeros and "succeeds". For uncompressed
@@ -80,24 +127,22 @@ Result<Image> DecodeImage(const uint8_t* bytes, size_t size) {
     return MakeError(ErrorCode::kBadImage, "image: %s is not supported (use PNG, JPEG or BMP)",
                      format);
   }
+  int64_t raw_w = 0, raw_h = 0;
+  if (RawHeaderSize(format, bytes, size, &raw_w, &raw_h)) {
+    FLAWLENS_RETURN_IF_ERROR(CheckSize(format, raw_w, raw_h));
+  }
   const int len = static_cast<int>(size);  // size <= kMaxImageFileBytes < INT_MAX
   int w = 0, h = 0, comp = 0;
   if (!stbi_info_from_memory(bytes, len, &w, &h, &comp)) {
     return MakeError(ErrorCode::kBadImage, "image: cannot read %s header: %s", format, Reason());
   }
+  // stb reports a top-down BMP's height as negative.
+  if (h < 0 && h != INT32_MIN && std::strcmp(format, "BMP") == 0) h = -h;
   if (w <= 0 || h <= 0) {
     return MakeError(ErrorCode::kBadImage, "image: %s header has size %dx%d", format, w, h);
   }
-  if (w > kMaxImageSide || h > kMaxImageSide) {
-    return MakeError(ErrorCode::kLimitExceeded, "image: %s is %dx%d, limit is %d per side",
-                     format, w, h, kMaxImageSide);
-  }
+  FLAWLENS_RETURN_IF_ERROR(CheckSize(format, w, h));
   const int64_t pixels = int64_t(w) * int64_t(h);
-  if (pixels > kMaxImagePixels) {
-    return MakeError(ErrorCode::kLimitExceeded,
-                     "image: %s is %dx%d = %lld pixels, limit is %lld", format, w, h,
-                     static_cast<long long>(pixels), static_cast<long long>(kMaxImagePixels));
-  }
   if (std::strcmp(format, "BMP") == 0) FLAWLENS_RETURN_IF_ERROR(CheckBmpComplete(bytes, size, w, h));
 
   int dw = 0, dh = 0, channels = 0;

@@ -4,8 +4,12 @@
 //   - PNG, JPEG and BMP only. TGA is off on purpose: it has no magic number,
 //     so stb would "decode" random bytes as a TGA. GIF/PSD/HDR/PIC/PNM off.
 //   - No stdio: images come in as bytes (wasm has no filesystem).
-//   - STBI_MAX_DIMENSIONS = kMaxImageSide: a second line of defence behind
-//     the stbi_info_from_memory check in DecodeImage.
+//   - STBI_MAX_DIMENSIONS stays at stb's 2^24 on purpose: DecodeImage checks
+//     the header's size against kMaxImageSide / kMaxImagePixels itself, and
+//     a lower stb limit would make stbi_info fail with "unknown image type"
+//     instead of reporting the size (the user would get kBadImage, not
+//     kLimitExceeded). Sizes above 2^24 are caught by DecodeImage's own
+//     PNG/BMP header reads.
 //   - STBI_ASSERT is a no-op: stb's asserts check internal invariants and
 //     some are reachable from hostile input; an abort is never acceptable,
 //     and the release build (NDEBUG) behaves the same way.
@@ -16,14 +20,14 @@
 #define STBI_ONLY_BMP
 #define STBI_NO_HDR
 #define STBI_NO_LINEAR
-#define STBI_MAX_DIMENSIONS 16384
+#define STBI_MAX_DIMENSIONS (1 << 24)
 #define STBI_ASSERT(x) ((void)0)
 #define STB_IMAGE_IMPLEMENTATION
 
 #include "core/limits.h"
 
-static_assert(STBI_MAX_DIMENSIONS == flawlens::kMaxImageSide,
-              "STBI_MAX_DIMENSIONS must equal kMaxImageSide");
+static_assert(STBI_MAX_DIMENSIONS >= flawlens::kMaxImageSide,
+              "stb must be able to decode every image DecodeImage accepts");
 
 #if defined(__GNUC__)
 #pragma GCC diagnostic push
