@@ -52,6 +52,7 @@ struct ModelInfo {
   int input_width = 0, input_height = 0, input_channels = 0;
   int map_width = 0, map_height = 0;
   float threshold = 0;      // calibrated threshold from the file
+  float map_low = 0, map_high = 1;  // heatmap display range (normalised units)
   int64_t parameters = 0;
   int64_t macs = 0;         // multiply-accumulates per frame
   std::string card_json;    // the full model card

@@ -1,0 +1,249 @@
+// The detector: model bytes -> executor; pixels -> preprocess -> network ->
+// postprocess (sigmoid, blur, per-cell calibration, score reduction,
+// normalisation) -> Detection. Steady-state Detect() allocates nothing: every
+// buffer is sized at Create() or grows once with the input size.
+#include "flawlens/detector.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstring>
+
+#include "core/limits.h"
+#include "model/model.h"
+#include "nn/executor.h"
+
+namespace flawlens {
+
+namespace {
+
+double NowMs() {
+  using Clock = std::chrono::steady_clock;
+  return std::chrono::duration<double, std::milli>(Clock::now().time_since_epoch()).count();
+}
+
+Result<BackendKind> ParseBackend(const std::string& name) {
+  if (name == "auto" || name.empty()) return BackendKind::kAuto;
+  if (name == "simd") return BackendKind::kSimd;
+  if (name == "ref" || name == "reference") return BackendKind::kReference;
+  if (name == "xnnpack") {
+    if (!HaveXnnpack()) {
+      return MakeError(ErrorCode::kUnsupported, "backend 'xnnpack' is not available in this build");
+    }
+    return BackendKind::kXnnpack;
+  }
+  return MakeError(ErrorCode::kInvalidArgument,
+                   "unknown backend '%s' (expected auto, simd, ref or xnnpack)", name.c_str());
+}
+
+// Normalised Gaussian kernel of radius ceil(3 sigma).
+std::vector<float> GaussianKernel(float sigma) {
+  const int radius = std::max(1, static_cast<int>(std::ceil(3.0f * sigma)));
+  std::vector<float> k(2 * radius + 1);
+  float sum = 0;
+  for (int i = -radius; i <= radius; ++i) {
+    k[i + radius] = std::exp(-0.5f * (i * i) / (sigma * sigma));
+    sum += k[i + radius];
+  }
+  for (float& v : k) v /= sum;
+  return k;
+}
+
+int Reflect(int i, int n) {  // reflect-101 without repeating the edge, n >= 1
+  if (n == 1) return 0;
+  while (i < 0 || i >= n) {
+    if (i < 0) i = -i;
+    if (i >= n) i = 2 * n - 2 - i;
+  }
+  return i;
+}
+
+// Separable blur of an h x w map in place, `tmp` holds h * w floats.
+void BlurMap(float* map, int h, int w, const std::vector<float>& k, float* tmp) {
+  const int r = static_cast<int>(k.size() / 2);
+  for (int y = 0; y < h; ++y) {
+    for (int x = 0; x < w; ++x) {
+      float s = 0;
+      for (int i = -r; i <= r; ++i) s += k[i + r] * map[y * w + Reflect(x + i, w)];
+      tmp[y * w + x] = s;
+    }
+  }
+  for (int y = 0; y < h; ++y) {
+    for (int x = 0; x < w; ++x) {
+      float s = 0;
+      for (int i = -r; i <= r; ++i) s += k[i + r] * tmp[Reflect(y + i, h) * w + x];
+      map[y * w + x] = s;
+    }
+  }
+}
+
+}  // namespace
+
+struct Detector::Scratch {
+  PreprocessScratch preprocess;
+  std::vector<float> blur_kernel;
+  std::vector<float> tmp;  // blur / top-k scratch, map-sized
+  Image decoded;
+};
+
+Detector::Detector() : scratch_(new Scratch) {}
+Detector::~Detector() = default;
+
+Result<std::unique_ptr<Detector>> Detector::Create(const uint8_t* model_bytes, size_t size,
+                                                    const DetectorOptions& options) {
+  if (model_bytes == nullptr || size == 0) {
+    return MakeError(ErrorCode::kInvalidArgument, "model: no bytes given (empty file?)");
+  }
+  FLAWLENS_ASSIGN_OR_RETURN(BackendKind kind, ParseBackend(options.backend));
+  std::unique_ptr<Detector> det(new Detector());
+  FLAWLENS_ASSIGN_OR_RETURN(det->model_, LoadModel(model_bytes, size));
+  const Model& m = *det->model_;
+
+  const Shape& out = m.graph.output_shape();
+  if (out.c != 1) {
+    return MakeError(ErrorCode::kBadGraph,
+                     "network output '%s' has %d channels; a detector needs a 1-channel anomaly map "
+                     "(h x w x 1) or a single score (1 x 1 x 1)",
+                     m.graph.output == 0 ? "input" : m.graph.nodes[m.graph.output - 1].name.c_str(),
+                     out.c);
+  }
+  ExecutorOptions eo;
+  eo.backend = kind;
+  eo.threads = std::max(1, options.threads);
+  FLAWLENS_ASSIGN_OR_RETURN(det->executor_, Executor::Create(m.graph, eo));
+
+  const int map_cells = out.h * out.w;
+  det->detection_.map.assign(map_cells, 0.0f);
+  det->detection_.map_width = out.w;
+  det->detection_.map_height = out.h;
+  det->scratch_->tmp.assign(map_cells, 0.0f);
+  if (m.postprocess.blur_sigma > 0) {
+    det->scratch_->blur_kernel = GaussianKernel(m.postprocess.blur_sigma);
+  }
+
+  ModelInfo& info = det->info_;
+  info.name = m.name;
+  info.input_width = m.graph.input.w;
+  info.input_height = m.graph.input.h;
+  info.input_channels = m.graph.input.c;
+  info.map_width = out.w;
+  info.map_height = out.h;
+  info.threshold = m.calibration.threshold;
+  info.macs = m.graph.Macs();
+  for (const Node& n : m.graph.nodes) {
+    if (n.weight.data) info.parameters += n.weight.elements();
+    if (n.bias.data) info.parameters += n.bias.elements();
+  }
+  info.card_json = m.card_json;
+  info.map_low = m.calibration.map_low;
+  info.map_high = m.calibration.map_high;
+  info.backend = BackendKindName(kind);
+  if (kind == BackendKind::kAuto) info.backend = HaveXnnpack() ? "xnnpack" : "simd";
+  det->threshold_ = m.calibration.threshold;
+  return det;
+}
+
+void Detector::reset_threshold() { threshold_ = model_->calibration.threshold; }
+
+size_t Detector::network_output_count() const {
+  return static_cast<size_t>(executor_->output_shape().elements());
+}
+
+Status Detector::RunNetwork(const float* input, size_t input_count, float* output,
+                            size_t output_count) {
+  const size_t need_in = static_cast<size_t>(executor_->input_shape().elements());
+  const size_t need_out = network_output_count();
+  if (input == nullptr || input_count != need_in) {
+    return MakeError(ErrorCode::kInvalidArgument, "network input: expected %zu floats, got %zu",
+                     need_in, input == nullptr ? size_t{0} : input_count);
+  }
+  if (output == nullptr || output_count != need_out) {
+    return MakeError(ErrorCode::kInvalidArgument, "network output: expected %zu floats, got %zu",
+                     need_out, output == nullptr ? size_t{0} : output_count);
+  }
+  std::memcpy(executor_->input(), input, need_in * sizeof(float));
+  executor_->Run();
+  std::memcpy(output, executor_->output(), need_out * sizeof(float));
+  return Status::Ok();
+}
+
+Result<const Detection*> Detector::DetectEncoded(const uint8_t* bytes, size_t size,
+                                                 const RectF& roi) {
+  FLAWLENS_ASSIGN_OR_RETURN(scratch_->decoded, DecodeImage(bytes, size));
+  return Detect(scratch_->decoded.view(), roi);
+}
+
+Result<const Detection*> Detector::Detect(const ImageView& image, const RectF& roi) {
+  const Model& m = *model_;
+  const PostprocessConfig& post = m.postprocess;
+  const Calibration& cal = m.calibration;
+  Detection& d = detection_;
+
+  const double t0 = NowMs();
+  RectF covered;
+  FLAWLENS_RETURN_IF_ERROR(
+      Preprocess(image, m.preprocess, roi, executor_->input(), &scratch_->preprocess, &covered));
+  const double t1 = NowMs();
+  executor_->Run();
+  const double t2 = NowMs();
+
+  const int h = d.map_height, w = d.map_width, n = h * w;
+  float* map = d.map.data();
+  std::memcpy(map, executor_->output(), n * sizeof(float));
+  if (post.sigmoid) {
+    for (int i = 0; i < n; ++i) map[i] = 1.0f / (1.0f + std::exp(-map[i]));
+  }
+  if (!scratch_->blur_kernel.empty() && n > 1) {
+    BlurMap(map, h, w, scratch_->blur_kernel, scratch_->tmp.data());
+  }
+  if (post.cell_mean.data) {
+    for (int i = 0; i < n; ++i) map[i] -= post.cell_mean.data[i];
+  }
+  if (post.cell_std.data) {
+    for (int i = 0; i < n; ++i) map[i] /= post.cell_std.data[i];
+  }
+
+  double raw = 0;
+  switch (post.reduce) {
+    case ScoreReduce::kMax:
+      raw = *std::max_element(map, map + n);
+      break;
+    case ScoreReduce::kMean: {
+      double s = 0;
+      for (int i = 0; i < n; ++i) s += map[i];
+      raw = s / n;
+      break;
+    }
+    case ScoreReduce::kTopKMean: {
+      const int k = std::clamp(static_cast<int>(std::ceil(post.topk_fraction * n)), 1, n);
+      float* tmp = scratch_->tmp.data();
+      std::memcpy(tmp, map, n * sizeof(float));
+      std::nth_element(tmp, tmp + (k - 1), tmp + n, std::greater<float>());
+      double s = 0;
+      for (int i = 0; i < k; ++i) s += tmp[i];
+      raw = s / k;
+      break;
+    }
+  }
+  if (!std::isfinite(raw)) {
+    return MakeError(ErrorCode::kNonFinite,
+                     "the network produced a non-finite anomaly score (NaN or Inf); the model's "
+                     "weights overflow on this input");
+  }
+  const float inv_scale = 1.0f / cal.scale;
+  for (int i = 0; i < n; ++i) map[i] = (map[i] - cal.offset) * inv_scale;
+
+  d.raw_score = static_cast<float>(raw);
+  d.score = (d.raw_score - cal.offset) * inv_scale;
+  d.threshold = threshold_;
+  d.anomalous = d.score >= threshold_;
+  d.map_rect = covered;
+  const double t3 = NowMs();
+  d.timings.preprocess_ms = t1 - t0;
+  d.timings.network_ms = t2 - t1;
+  d.timings.postprocess_ms = t3 - t2;
+  d.timings.total_ms = t3 - t0;
+  return static_cast<const Detection*>(&d);
+}
+
+}  // namespace flawlens

@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# The two commands of the README:
+#   tools/dev.sh serve   build the wasm module + site with the default model, serve on 127.0.0.1
+#   tools/dev.sh test    every test: native, ASan+UBSan, wasm under node, Embind JS, browser, fuzz smoke
+# Both install what is missing first (tools/setup.sh).
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+export NODE_PATH=/usr/share/nodejs   # Debian's emcc needs acorn from here
+jobs=${FLAWLENS_JOBS:-$(nproc)}
+
+step() { printf '\n\033[1m== %s\033[0m (%s)\n' "$*" "$(date +%H:%M:%S)"; }
+
+build_wasm() {
+  step "wasm build (Emscripten $(emcc --version | head -1 | grep -oE '[0-9]+\.[0-9]+\.[0-9]+' | head -1))"
+  cmake --preset wasm-release >/dev/null
+  cmake --build --preset wasm-release -j "$jobs" "$@"
+}
+
+build_site() {
+  step "site -> build/site"
+  bash tools/build_site.sh build/wasm-release build/site
+}
+
+case "${1:-}" in
+  serve)
+    bash tools/setup.sh
+    build_wasm --target flawlens_wasm
+    build_site
+    port=${PORT:-8080}
+    step "serving"
+    echo "flawlens is at  http://127.0.0.1:$port/   (Ctrl-C to stop)"
+    exec python3 -m http.server --bind 127.0.0.1 --directory build/site "$port"
+    ;;
+  test)
+    bash tools/setup.sh
+    start=$(date +%s)
+    step "native release: build"
+    cmake --preset native-release >/dev/null
+    cmake --build --preset native-release -j "$jobs"
+    step "native release: ctest"
+    ctest --preset native-release -j "$jobs"
+
+    step "native ASan + UBSan: build"
+    cmake --preset native-asan >/dev/null
+    cmake --build --preset native-asan -j "$jobs"
+    step "native ASan + UBSan: ctest"
+    ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1 \
+      ctest --preset native-asan -j "$jobs"
+
+    build_wasm
+    step "wasm: ctest under node (same gtest binaries + Embind API test)"
+    ctest --preset wasm-release -j "$jobs"
+
+    build_site
+    step "browser tests (Chromium headless, playwright-core)"
+    node tests/browser/run.mjs --site build/site
+
+    step "fuzz smoke (libFuzzer, ${FUZZ_SECONDS:-60} s per target)"
+    bash tests/fuzz/run.sh "${FUZZ_SECONDS:-60}"
+
+    step "all tests passed in $(( $(date +%s) - start )) s"
+    ;;
+  *)
+    echo "usage: tools/dev.sh serve | test" >&2
+    exit 2
+    ;;
+esac

@@ -1,0 +1,191 @@
+// flawlens engine: the one JS module that talks to the Emscripten module.
+//
+//   const engine = await createEngine({ moduleUrl });      // throws FlawlensError
+//   const det = engine.loadModel(bytes);                    // throws FlawlensError
+//   const r = det.detect(rgba, width, height, 'rgba', roi); // {score, anomalous, map, ...}
+//   det.dispose();
+//
+// Every C++ error comes back as "code: message" and becomes a FlawlensError
+// here, in check(), and nowhere else.
+
+export class FlawlensError extends Error {
+  constructor(message, code = 'error') {
+    super(message);
+    this.name = 'FlawlensError';
+    this.code = code;
+  }
+}
+
+// "bad_shape: tensor 'x' ..." -> FlawlensError(message, 'bad_shape')
+function check(result) {
+  if (result === '') return;
+  const i = result.indexOf(': ');
+  const code = i > 0 ? result.slice(0, i) : 'error';
+  throw new FlawlensError(i > 0 ? result.slice(i + 2) : result, code);
+}
+
+// The smallest module using a v128 instruction (i32x4.splat + drop): validates
+// only where WebAssembly SIMD is supported.
+const SIMD_PROBE = new Uint8Array([
+  0, 97, 115, 109, 1, 0, 0, 0, 1, 4, 1, 96, 0, 0, 3, 2, 1, 0, 10, 9, 1, 7, 0, 65, 0, 253, 17, 26, 11,
+]);
+
+export function simdSupported() {
+  try {
+    return typeof WebAssembly === 'object' && WebAssembly.validate(SIMD_PROBE);
+  } catch {
+    return false;
+  }
+}
+
+const STATS = {
+  score: 0, rawScore: 1, threshold: 2, anomalous: 3, mapWidth: 4, mapHeight: 5,
+  x: 6, y: 7, w: 8, h: 9, preprocessMs: 10, networkMs: 11, postprocessMs: 12, totalMs: 13,
+};
+
+const FORMAT_BPP = { rgba: 4, rgb: 3, gray: 1 };
+
+export class Detector {
+  #core;
+  #info;
+
+  constructor(core) {
+    this.#core = core;
+    this.#info = JSON.parse(core.info());
+  }
+
+  get info() { return this.#info; }
+  get threshold() { return this.#live().threshold(); }
+  set threshold(t) {
+    if (!Number.isFinite(t)) throw new FlawlensError('threshold must be a finite number', 'invalid_argument');
+    this.#live().setThreshold(t);
+  }
+  resetThreshold() { this.#live().resetThreshold(); }
+
+  // pixels: Uint8Array | Uint8ClampedArray with width*height*bpp bytes.
+  // roi: {x, y, w, h} in pixels of this image, or null for the whole image.
+  detect(pixels, width, height, format = 'rgba', roi = null) {
+    const core = this.#live();
+    const bpp = FORMAT_BPP[format];
+    if (!bpp) throw new FlawlensError(`pixel format must be rgba, rgb or gray, got '${format}'`, 'invalid_argument');
+    if (!(pixels instanceof Uint8Array || pixels instanceof Uint8ClampedArray)) {
+      throw new FlawlensError('pixels must be a Uint8Array or Uint8ClampedArray', 'invalid_argument');
+    }
+    const need = width * height * bpp;
+    if (!Number.isInteger(width) || !Number.isInteger(height) || width <= 0 || height <= 0 || pixels.length < need) {
+      throw new FlawlensError(`expected ${width}x${height}x${bpp} = ${need} bytes, got ${pixels.length}`, 'invalid_argument');
+    }
+    const view = core.buffer(need);
+    if (view === null) throw new FlawlensError(`image of ${need} bytes is too large`, 'limit_exceeded');
+    view.set(pixels.length === need ? pixels : pixels.subarray(0, need));
+    const r = roi || { x: 0, y: 0, w: 0, h: 0 };
+    check(core.detect(width, height, format, r.x, r.y, r.w, r.h));
+    return this.#result(core);
+  }
+
+  // bytes: an encoded PNG / JPEG / BMP, decoded by the C++ core.
+  detectEncoded(bytes) {
+    const core = this.#live();
+    const view = core.buffer(bytes.length);
+    if (view === null) throw new FlawlensError(`file of ${bytes.length} bytes is too large`, 'limit_exceeded');
+    view.set(bytes);
+    const err = core.detectEncoded();
+    core.releaseBytes();
+    check(err);
+    return this.#result(core);
+  }
+
+  // Raw network (benchmarks): NHWC Float32Array in -> Float32Array out.
+  runNetwork(input) {
+    const core = this.#live();
+    const view = core.floats(input.length);
+    if (view === null) throw new FlawlensError('network input too large', 'limit_exceeded');
+    view.set(input);
+    check(core.runNetwork());
+    return core.output().slice();
+  }
+
+  dispose() {
+    if (this.#core) {
+      this.#core.delete();
+      this.#core = null;
+    }
+  }
+
+  #live() {
+    if (!this.#core) throw new FlawlensError('this detector was disposed', 'invalid_argument');
+    return this.#core;
+  }
+
+  #result(core) {
+    const s = core.stats();  // fresh views: memory growth detaches old ones
+    return {
+      score: s[STATS.score],
+      rawScore: s[STATS.rawScore],
+      threshold: s[STATS.threshold],
+      anomalous: s[STATS.anomalous] !== 0,
+      map: core.map().slice(),
+      mapWidth: s[STATS.mapWidth],
+      mapHeight: s[STATS.mapHeight],
+      mapRect: { x: s[STATS.x], y: s[STATS.y], w: s[STATS.w], h: s[STATS.h] },
+      mapLow: this.#info.mapLow,
+      mapHigh: this.#info.mapHigh,
+      timings: {
+        preprocessMs: s[STATS.preprocessMs],
+        networkMs: s[STATS.networkMs],
+        postprocessMs: s[STATS.postprocessMs],
+        totalMs: s[STATS.totalMs],
+      },
+    };
+  }
+}
+
+export class Engine {
+  #module;
+  constructor(module) { this.#module = module; }
+
+  // Throws FlawlensError; nothing else changes on failure.
+  loadModel(bytes, { backend = 'auto' } = {}) {
+    if (!(bytes instanceof Uint8Array)) {
+      throw new FlawlensError('a model must be given as a Uint8Array', 'invalid_argument');
+    }
+    const core = new this.#module.Detector();
+    try {
+      const view = core.buffer(bytes.length);
+      if (view === null) throw new FlawlensError(`model file of ${bytes.length} bytes is too large`, 'limit_exceeded');
+      view.set(bytes);
+      check(core.load(backend));
+      return new Detector(core);
+    } catch (e) {
+      core.delete();
+      throw e;
+    }
+  }
+
+  // Bytes of wasm memory in use (for leak checks).
+  get memoryBytes() { return this.#module.HEAP8.buffer.byteLength; }
+}
+
+// moduleUrl: URL of flawlens-core.mjs. wasmBinary: optional bytes (Node).
+export async function createEngine({ moduleUrl, wasmBinary } = {}) {
+  if (typeof WebAssembly !== 'object') {
+    throw new FlawlensError('This browser has no WebAssembly support; flawlens needs it.', 'unsupported');
+  }
+  if (!simdSupported()) {
+    throw new FlawlensError(
+      'This browser does not support WebAssembly SIMD (128-bit). flawlens needs it: use a current ' +
+      'Chrome, Edge, Firefox or Safari 16.4+.', 'unsupported');
+  }
+  let factory;
+  try {
+    factory = (await import(moduleUrl ?? new URL('../flawlens-core.mjs', import.meta.url).href)).default;
+  } catch (e) {
+    throw new FlawlensError(`could not load the flawlens engine (${e.message})`, 'unsupported');
+  }
+  try {
+    const module = await factory(wasmBinary ? { wasmBinary } : {});
+    return new Engine(module);
+  } catch (e) {
+    throw new FlawlensError(`could not start the flawlens engine (${e.message ?? e})`, 'unsupported');
+  }
+}
