@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# Assemble the static site: web/* + the wasm module + the default model + demo images.
+#
+#   tools/build_site.sh [WASM_BUILD_DIR] [OUT_DIR]
+#     WASM_BUILD_DIR  default build/wasm-release (holds flawlens-core.mjs/.wasm, searched recursively)
+#     OUT_DIR         default build/site (replaced)
+#
+# Layout produced:
+#   OUT/index.html, css/, js/           web/* as is
+#   OUT/flawlens-core.mjs, .wasm        the Emscripten ES module
+#   OUT/model/default.safetensors       the default model (required)
+#   OUT/model/demo/*.png + index.json   demo images (optional; index.json lists them)
+# Environment (development): FLAWLENS_MODEL=path overrides the default model,
+# FLAWLENS_DEMO_DIR=dir the demo images folder.
+# Serve with: python3 -m http.server --bind 127.0.0.1 --directory OUT 8000
+set -euo pipefail
+
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+wasm_dir="${1:-$root/build/wasm-release}"
+out="${2:-$root/build/site}"
+
+die() { echo "build_site.sh: error: $*" >&2; exit 1; }
+
+[[ -d "$wasm_dir" ]] || die "wasm build dir '$wasm_dir' does not exist (build it: cmake --preset wasm-release && cmake --build --preset wasm-release)"
+core_mjs="$(find "$wasm_dir" -maxdepth 4 -name flawlens-core.mjs -type f -not -path '*/CMakeFiles/*' | head -n 1)"
+[[ -n "$core_mjs" ]] || die "no flawlens-core.mjs under '$wasm_dir' (is the wasm build complete?)"
+core_wasm="$(dirname "$core_mjs")/flawlens-core.wasm"
+[[ -f "$core_wasm" ]] || die "'$core_wasm' is missing next to $core_mjs"
+[[ -f "$root/web/index.html" ]] || die "web/index.html is missing"
+[[ -f "$root/web/js/engine.mjs" ]] || die "web/js/engine.mjs is missing (the JS wrapper of the wasm module)"
+model="${FLAWLENS_MODEL:-$root/model/default.safetensors}"
+demo_dir="${FLAWLENS_DEMO_DIR:-$root/model/demo}"
+[[ -f "$model" ]] || die "the default model '$model' is missing (train it with the CLI, or put a development model there)"
+
+case "$(cd "$(dirname "$out")" 2>/dev/null && pwd)/$(basename "$out")" in
+  /|"$root"|"$root/web"|"$root/model"|"$root/src") die "refusing to replace '$out'";;
+esac
+
+tmp="$(mktemp -d "${out%/}.tmp.XXXXXX")"
+trap 'rm -rf "$tmp"' EXIT
+cp -R "$root/web/." "$tmp/"
+rm -f "$tmp/README.md"
+cp "$core_mjs" "$core_wasm" "$tmp/"
+mkdir -p "$tmp/model/demo"
+cp "$model" "$tmp/model/default.safetensors"
+
+shopt -s nullglob nocaseglob
+demo=("$demo_dir"/*.{png,jpg,jpeg,bmp,webp})
+shopt -u nocaseglob
+if (( ${#demo[@]} == 0 )); then
+  echo "build_site.sh: warning: no demo images in $demo_dir (the 'Try demo images' button will say so)" >&2
+fi
+names=()
+for f in "${demo[@]}"; do
+  cp "$f" "$tmp/model/demo/"
+  names+=("$(basename "$f")")
+done
+# index.json: a sorted JSON array of the demo file names (static hosts list no directories).
+printf '%s\n' "${names[@]+"${names[@]}"}" | LC_ALL=C sort | python3 -c '
+import json, sys
+print(json.dumps([l.rstrip("\n") for l in sys.stdin if l.strip()], indent=1))' > "$tmp/model/demo/index.json"
+
+rm -rf "$out"
+mkdir -p "$(dirname "$out")"
+mv "$tmp" "$out"
+trap - EXIT
+echo "site: $out ($(du -sh "$out" | cut -f1); wasm $(du -h "$out/flawlens-core.wasm" | cut -f1), ${#names[@]} demo images)"

@@ -1,0 +1,50 @@
+// Per-model settings in localStorage (key: model name + hash of the model
+// bytes). localStorage can be unavailable (privacy mode, quota): every call
+// degrades to "nothing stored" instead of throwing.
+
+// 64-bit FNV-1a as two 32-bit lanes -> 16 hex chars. Not cryptographic; it
+// only tells models with the same name apart. Works without crypto.subtle
+// (which plain-http hosts other than localhost do not have).
+export function hashBytes(bytes) {
+  let h1 = 0x811c9dc5, h2 = 0x01000193 ^ bytes.length;
+  for (let i = 0; i < bytes.length; ++i) {
+    const b = bytes[i];
+    h1 = Math.imul(h1 ^ b, 0x01000193);
+    h2 = Math.imul(h2 ^ b ^ (i & 0xff), 0x5bd1e995);
+    h2 ^= h2 >>> 15;
+  }
+  return (h1 >>> 0).toString(16).padStart(8, '0') + (h2 >>> 0).toString(16).padStart(8, '0');
+}
+
+const kPrefix = 'flawlens.threshold.v1.';
+
+export function modelKey(name, hash) {
+  return `${kPrefix}${encodeURIComponent(name)}.${hash}`;
+}
+
+export function loadThreshold(key) {
+  try {
+    const raw = globalThis.localStorage?.getItem(key);
+    if (!raw) return null;
+    const v = JSON.parse(raw);
+    if (!v || typeof v.threshold !== 'number' || !Number.isFinite(v.threshold)) return null;
+    return v;
+  } catch {
+    return null;
+  }
+}
+
+export function saveThreshold(key, value) {
+  try {
+    globalThis.localStorage?.setItem(key, JSON.stringify(value));
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+export function clearThreshold(key) {
+  try {
+    globalThis.localStorage?.removeItem(key);
+  } catch { /* nothing stored */ }
+}

@@ -1,0 +1,183 @@
+// Inference worker (module worker). Owns the wasm engine and the detector so
+// the page never blocks on a network run. Protocol: the page posts
+// {id, type, ...}; the worker answers {id, ok: true, result} or
+// {id, ok: false, error: {name, message, code}}. Big buffers are transferred.
+//
+// Types:
+//   init        {moduleUrl}                 -> {simd}
+//   loadModel   {bytes: ArrayBuffer, backend, threshold?} -> info
+//               (the previous detector stays in use if loading fails)
+//   detect      {bitmap: ImageBitmap} | {pixels: ArrayBuffer, width, height, format}
+//               | {blob: Blob}, roi?, threshold?  -> result (map transferred)
+//   setThreshold {value} / resetThreshold    -> {threshold}
+//   stats       {}                            -> {wasmBytes, detections}
+
+let engineModule = null;
+let engine = null;
+let det = null;
+let detections = 0;
+let canvas = null;
+let ctx = null;
+
+function fail(message, code = 'error') {
+  const e = new Error(message);
+  e.code = code;
+  return e;
+}
+
+function requireDetector() {
+  if (!det) throw fail('No model is loaded yet.', 'no_model');
+  return det;
+}
+
+// ImageBitmap -> RGBA pixels through an OffscreenCanvas (reused).
+function bitmapToRgba(bitmap) {
+  const w = bitmap.width, h = bitmap.height;
+  if (!canvas || canvas.width < w || canvas.height < h) {
+    canvas = new OffscreenCanvas(Math.max(w, canvas ? canvas.width : 0), Math.max(h, canvas ? canvas.height : 0));
+    ctx = canvas.getContext('2d', { willReadFrequently: true });
+  }
+  ctx.clearRect(0, 0, w, h);
+  ctx.drawImage(bitmap, 0, 0);
+  const data = ctx.getImageData(0, 0, w, h).data;
+  return { pixels: data, width: w, height: h };
+}
+
+function packResult(r, width, height, extra = {}) {
+  // Copy the map: the engine may hand out a view into wasm memory.
+  const map = new Float32Array(r.map);
+  return {
+    result: {
+      score: r.score, rawScore: r.rawScore, threshold: r.threshold, anomalous: r.anomalous,
+      map, mapWidth: r.mapWidth, mapHeight: r.mapHeight,
+      mapRect: { x: r.mapRect.x, y: r.mapRect.y, w: r.mapRect.w, h: r.mapRect.h },
+      mapLow: r.mapLow, mapHigh: r.mapHigh,
+      timings: { ...r.timings }, width, height, ...extra,
+    },
+    transfer: [map.buffer],
+  };
+}
+
+function cleanInfo(info) {
+  // Structured-clone-safe copy of det.info.
+  return JSON.parse(JSON.stringify(info, (k, v) => (typeof v === 'bigint' ? Number(v) : v)));
+}
+
+const handlers = {
+  async init({ moduleUrl }) {
+    if (engine) return { simd: true };
+    try {
+      engineModule = await import('./engine.mjs');
+    } catch (e) {
+      throw fail(`Could not load the engine script (engine.mjs): ${e && e.message ? e.message : e}`, 'engine_load');
+    }
+    const simdSupported = engineModule.simdSupported;
+    const simd = typeof simdSupported === 'function' ? await simdSupported() : simdSupported;
+    engine = await engineModule.createEngine({ moduleUrl });
+    return { simd: simd !== false };
+  },
+
+  loadModel({ bytes, backend = 'auto', threshold = null }) {
+    if (!engine) throw fail('The engine is not ready.', 'no_engine');
+    const next = engine.loadModel(new Uint8Array(bytes), { backend });  // throws on a bad file
+    if (det) det.dispose();
+    det = next;
+    if (typeof threshold === 'number' && Number.isFinite(threshold)) det.threshold = threshold;
+    return { result: cleanInfo(det.info) };
+  },
+
+  async detect(msg) {
+    const d = requireDetector();
+    if (typeof msg.threshold === 'number' && Number.isFinite(msg.threshold) && d.threshold !== msg.threshold) {
+      d.threshold = msg.threshold;
+    }
+    const roi = msg.roi && msg.roi.w > 0 && msg.roi.h > 0 ? msg.roi : null;
+    const t0 = performance.now();
+    if (msg.bitmap) {
+      const { pixels, width, height } = bitmapToRgba(msg.bitmap);
+      msg.bitmap.close();
+      const t1 = performance.now();
+      return packResult(d.detect(pixels, width, height, 'rgba', roi), width, height, { decodeMs: t1 - t0 });
+    }
+    if (msg.pixels) {
+      const pixels = new Uint8Array(msg.pixels);
+      return packResult(d.detect(pixels, msg.width, msg.height, msg.format || 'rgba', roi), msg.width, msg.height,
+                        { decodeMs: 0 });
+    }
+    if (msg.blob) {
+      let bitmap = null;
+      try {
+        bitmap = await createImageBitmap(msg.blob, { colorSpaceConversion: 'none', premultiplyAlpha: 'none',
+                                                    imageOrientation: 'from-image' });
+      } catch (browserError) {
+        // The browser could not decode it: let the C++ core try (PNG/JPEG/BMP
+        // variants). If that fails too, report both.
+        const bytes = new Uint8Array(await msg.blob.arrayBuffer());
+        let r;
+        try {
+          r = d.detectEncoded(bytes);
+        } catch (coreError) {
+          throw fail(`not a readable image (${coreError && coreError.message ? coreError.message : coreError})`,
+                     'bad_image');
+        }
+        const rect = r.mapRect;
+        return packResult(r, Math.round(rect.x + rect.w), Math.round(rect.y + rect.h),
+                          { decodeMs: 0, decodedBy: 'core' });
+      }
+      const { pixels, width, height } = bitmapToRgba(bitmap);
+      bitmap.close();
+      const t1 = performance.now();
+      return packResult(d.detect(pixels, width, height, 'rgba', roi), width, height,
+                        { decodeMs: t1 - t0, decodedBy: 'browser' });
+    }
+    throw fail('detect: no image given', 'bad_request');
+  },
+
+  setThreshold({ value }) {
+    const d = requireDetector();
+    d.threshold = value;
+    return { result: { threshold: d.threshold } };
+  },
+
+  resetThreshold() {
+    const d = requireDetector();
+    d.resetThreshold();
+    return { result: { threshold: d.threshold } };
+  },
+
+  stats() {
+    let wasmBytes = null;
+    try {
+      if (engine) {
+        if (typeof engine.memoryBytes === 'function') wasmBytes = engine.memoryBytes();
+        else if (typeof engine.memoryBytes === 'number') wasmBytes = engine.memoryBytes;
+        else if (engine.module && engine.module.HEAPU8) wasmBytes = engine.module.HEAPU8.buffer.byteLength;
+        else if (engine.memory && engine.memory.buffer) wasmBytes = engine.memory.buffer.byteLength;
+      }
+    } catch { wasmBytes = null; }
+    return { result: { wasmBytes, detections } };
+  },
+};
+
+self.onmessage = async (event) => {
+  const msg = event.data || {};
+  const { id, type } = msg;
+  const handler = handlers[type];
+  try {
+    if (!handler) throw fail(`unknown request "${type}"`, 'bad_request');
+    let out = await handler(msg);
+    if (type === 'detect') ++detections;
+    if (!out || !('result' in out)) out = { result: out };
+    self.postMessage({ id, ok: true, result: out.result }, out.transfer || []);
+  } catch (e) {
+    if (msg.bitmap && typeof msg.bitmap.close === 'function') msg.bitmap.close();
+    self.postMessage({
+      id, ok: false,
+      error: {
+        name: (e && e.name) || 'Error',
+        message: (e && e.message) || String(e),
+        code: e && e.code !== undefined ? String(e.code) : undefined,
+      },
+    });
+  }
+};
