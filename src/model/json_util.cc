@@ -1,0 +1,379 @@
+#include "model/json_util.h"
+
+#include <cfloat>
+#include <cmath>
+#include <set>
+
+#include "core/limits.h"
+
+namespace flawlens {
+
+namespace {
+
+// Nesting depth of a JSON text, ignoring brackets inside strings.
+int MaxNestingDepth(const char* data, size_t size) {
+  int depth = 0, max_depth = 0;
+  bool in_string = false, escape = false;
+  for (size_t i = 0; i < size; ++i) {
+    const char ch = data[i];
+    if (in_string) {
+      if (escape) {
+        escape = false;
+      } else if (ch == '\\') {
+        escape = true;
+      } else if (ch == '"') {
+        in_string = false;
+      }
+      continue;
+    }
+    if (ch == '"') {
+      in_string = true;
+    } else if (ch == '{' || ch == '[') {
+      if (++depth > max_depth) max_depth = depth;
+    } else if (ch == '}' || ch == ']') {
+      --depth;
+    }
+  }
+  return max_depth;
+}
+
+std::string TypeName(const Json& v) { return v.type_name(); }
+
+}  // namespace
+
+Status ParseJson(const char* data, size_t size, const std::string& what, Json* out,
+                 std::string* duplicate_top_key) {
+  if (data == nullptr && size > 0) {
+    return MakeError(ErrorCode::kInvalidArgument, "%s: null JSON buffer", what.c_str());
+  }
+  const int depth = MaxNestingDepth(data, size);
+  if (depth > kMaxJsonDepth) {
+    return MakeError(ErrorCode::kBadHeader, "%s: JSON nested %d levels deep (limit %d)",
+                     what.c_str(), depth, kMaxJsonDepth);
+  }
+  std::string duplicate;
+  std::set<std::string> seen;
+  Json::parser_callback_t callback = nullptr;
+  if (duplicate_top_key != nullptr) {
+    callback = [&](int cb_depth, Json::parse_event_t event, Json& parsed) {
+      if (event == Json::parse_event_t::key && cb_depth == 1 && parsed.is_string() &&
+          duplicate.empty()) {
+        const std::string& key = parsed.get_ref<const std::string&>();
+        if (!seen.insert(key).second) duplicate = key;
+      }
+      return true;
+    };
+  }
+  const char* begin = size > 0 ? data : "";
+  Json j = Json::parse(begin, begin + size, callback, /*allow_exceptions=*/false);
+  if (j.is_discarded()) {
+    return MakeError(ErrorCode::kBadHeader, "%s: malformed JSON", what.c_str());
+  }
+  if (duplicate_top_key != nullptr) *duplicate_top_key = duplicate;
+  *out = std::move(j);
+  return Status::Ok();
+}
+
+std::string DumpJson(const Json& j) {
+  return j.dump(-1, ' ', false, Json::error_handler_t::replace);
+}
+
+const Json* FindMember(const Json& obj, const char* key) {
+  if (!obj.is_object()) return nullptr;
+  auto it = obj.find(key);
+  if (it == obj.end()) return nullptr;
+  return &*it;
+}
+
+bool JsonToInt64(const Json& v, int64_t lo, int64_t hi, int64_t* out) {
+  if (v.is_number_unsigned()) {
+    const uint64_t u = v.get<uint64_t>();
+    if (u > static_cast<uint64_t>(INT64_MAX)) return false;
+    const int64_t s = static_cast<int64_t>(u);
+    if (s < lo || s > hi) return false;
+    *out = s;
+    return true;
+  }
+  if (v.is_number_integer()) {
+    const int64_t s = v.get<int64_t>();
+    if (s < lo || s > hi) return false;
+    *out = s;
+    return true;
+  }
+  return false;
+}
+
+Status GetInt(const Json& obj, const char* key, int64_t lo, int64_t hi, ErrorCode code,
+              const std::string& ctx, int* out) {
+  const Json* v = FindMember(obj, key);
+  if (v == nullptr) return Status::Ok();
+  int64_t x = 0;
+  if (!JsonToInt64(*v, lo, hi, &x)) {
+    return MakeError(code, "%s: '%s' must be an integer in [%lld, %lld] (got %s)", ctx.c_str(),
+                     key, static_cast<long long>(lo), static_cast<long long>(hi),
+                     DumpJson(*v).substr(0, 64).c_str());
+  }
+  *out = static_cast<int>(x);
+  return Status::Ok();
+}
+
+Status GetIntPair(const Json& obj, const char* key, int64_t lo, int64_t hi, ErrorCode code,
+                  const std::string& ctx, int* a, int* b) {
+  const Json* v = FindMember(obj, key);
+  if (v == nullptr) return Status::Ok();
+  int64_t x = 0, y = 0;
+  bool ok = false;
+  if (v->is_number()) {
+    ok = JsonToInt64(*v, lo, hi, &x);
+    y = x;
+  } else if (v->is_array() && v->size() == 2) {
+    ok = JsonToInt64((*v)[0], lo, hi, &x) && JsonToInt64((*v)[1], lo, hi, &y);
+  }
+  if (!ok) {
+    return MakeError(code, "%s: '%s' must be an integer or [h, w] of integers in [%lld, %lld] (got %s)",
+                     ctx.c_str(), key, static_cast<long long>(lo), static_cast<long long>(hi),
+                     DumpJson(*v).substr(0, 64).c_str());
+  }
+  *a = static_cast<int>(x);
+  *b = static_cast<int>(y);
+  return Status::Ok();
+}
+
+Status GetFloat(const Json& obj, const char* key, double lo, double hi, ErrorCode code,
+                const std::string& ctx, float* out) {
+  const Json* v = FindMember(obj, key);
+  if (v == nullptr) return Status::Ok();
+  if (!v->is_number()) {
+    return MakeError(code, "%s: '%s' must be a number (got %s)", ctx.c_str(), key,
+                     TypeName(*v).c_str());
+  }
+  const double d = v->get<double>();
+  if (!std::isfinite(d) || std::fabs(d) > FLT_MAX || d < lo || d > hi) {
+    return MakeError(code, "%s: '%s' must be a finite number in [%g, %g] (got %g)", ctx.c_str(),
+                     key, lo, hi, d);
+  }
+  *out = static_cast<float>(d);
+  return Status::Ok();
+}
+
+Status GetBool(const Json& obj, const char* key, ErrorCode code, const std::string& ctx,
+               bool* out) {
+  const Json* v = FindMember(obj, key);
+  if (v == nullptr) return Status::Ok();
+  if (!v->is_boolean()) {
+    return MakeError(code, "%s: '%s' must be true or false (got %s)", ctx.c_str(), key,
+                     TypeName(*v).c_str());
+  }
+  *out = v->get<bool>();
+  return Status::Ok();
+}
+
+Status GetString(const Json& obj, const char* key, ErrorCode code, const std::string& ctx,
+                 std::string* out) {
+  const Json* v = FindMember(obj, key);
+  if (v == nullptr) return Status::Ok();
+  if (!v->is_string()) {
+    return MakeError(code, "%s: '%s' must be a string (got %s)", ctx.c_str(), key,
+                     TypeName(*v).c_str());
+  }
+  *out = v->get<std::string>();
+  return Status::Ok();
+}
+
+// ---- Config sections ---------------------------------------------------------
+
+const char* ScoreReduceName(ScoreReduce reduce) {
+  switch (reduce) {
+    case ScoreReduce::kMax: return "max";
+    case ScoreReduce::kTopKMean: return "topk_mean";
+    case ScoreReduce::kMean: return "mean";
+  }
+  return "?";
+}
+
+const char* NormModeName(NormMode mode) {
+  switch (mode) {
+    case NormMode::kMeanStd: return "mean_std";
+    case NormMode::kLocalContrast: return "local_contrast";
+  }
+  return "?";
+}
+
+namespace {
+
+constexpr ErrorCode kHdr = ErrorCode::kBadHeader;
+
+// "mean"/"std": a number (all channels) or an array of 1 or 3 numbers.
+Status GetChannelTriple(const Json& obj, const char* key, double lo, const std::string& ctx,
+                        float out[3]) {
+  const Json* v = FindMember(obj, key);
+  if (v == nullptr) return Status::Ok();
+  double vals[3] = {0, 0, 0};
+  bool ok = false;
+  if (v->is_number()) {
+    vals[0] = vals[1] = vals[2] = v->get<double>();
+    ok = true;
+  } else if (v->is_array() && (v->size() == 1 || v->size() == 3)) {
+    ok = true;
+    for (size_t i = 0; i < 3; ++i) {
+      const Json& e = (*v)[v->size() == 1 ? 0 : i];
+      if (!e.is_number()) {
+        ok = false;
+        break;
+      }
+      vals[i] = e.get<double>();
+    }
+  }
+  for (double d : vals) {
+    if (!std::isfinite(d) || std::fabs(d) > FLT_MAX || d < lo) ok = false;
+  }
+  if (!ok) {
+    return MakeError(kHdr, "%s: '%s' must be a finite number or an array of 1 or 3 finite numbers%s",
+                     ctx.c_str(), key, lo > 0 ? " > 0" : "");
+  }
+  for (int i = 0; i < 3; ++i) out[i] = static_cast<float>(vals[i]);
+  return Status::Ok();
+}
+
+Json FloatJson(float f) { return Json(static_cast<double>(f)); }
+
+}  // namespace
+
+Status ParsePreprocessJson(const Json& j, PreprocessConfig* out) {
+  const std::string ctx = "preprocess";
+  if (!j.is_object()) return MakeError(kHdr, "preprocess: must be a JSON object");
+  PreprocessConfig c;
+  FLAWLENS_RETURN_IF_ERROR(GetInt(j, "resize_w", 0, kMaxImageSide, kHdr, ctx, &c.resize_w));
+  FLAWLENS_RETURN_IF_ERROR(GetInt(j, "resize_h", 0, kMaxImageSide, kHdr, ctx, &c.resize_h));
+  if (const Json* crop = FindMember(j, "crop")) {
+    if (!crop->is_object()) {
+      return MakeError(kHdr, "preprocess: 'crop' must be an object {\"x\",\"y\",\"w\",\"h\"}");
+    }
+    const std::string cctx = "preprocess.crop";
+    FLAWLENS_RETURN_IF_ERROR(GetInt(*crop, "x", 0, kMaxImageSide, kHdr, cctx, &c.crop.x));
+    FLAWLENS_RETURN_IF_ERROR(GetInt(*crop, "y", 0, kMaxImageSide, kHdr, cctx, &c.crop.y));
+    FLAWLENS_RETURN_IF_ERROR(GetInt(*crop, "w", 0, kMaxImageSide, kHdr, cctx, &c.crop.w));
+    FLAWLENS_RETURN_IF_ERROR(GetInt(*crop, "h", 0, kMaxImageSide, kHdr, cctx, &c.crop.h));
+  }
+  FLAWLENS_RETURN_IF_ERROR(GetInt(j, "channels", 1, 4, kHdr, ctx, &c.channels));
+  FLAWLENS_RETURN_IF_ERROR(GetFloat(j, "scale", -FLT_MAX, FLT_MAX, kHdr, ctx, &c.scale));
+  FLAWLENS_RETURN_IF_ERROR(GetChannelTriple(j, "mean", -FLT_MAX, ctx, c.mean));
+  FLAWLENS_RETURN_IF_ERROR(GetChannelTriple(j, "std", 1e-30, ctx, c.std));
+  std::string norm = NormModeName(c.norm);
+  FLAWLENS_RETURN_IF_ERROR(GetString(j, "norm", kHdr, ctx, &norm));
+  if (norm == "mean_std") {
+    c.norm = NormMode::kMeanStd;
+  } else if (norm == "local_contrast") {
+    c.norm = NormMode::kLocalContrast;
+  } else {
+    return MakeError(kHdr, "preprocess: unknown norm '%s' (expected mean_std or local_contrast)",
+                     norm.c_str());
+  }
+  FLAWLENS_RETURN_IF_ERROR(GetFloat(j, "lcn_sigma", 1e-6, 1e6, kHdr, ctx, &c.lcn_sigma));
+  FLAWLENS_RETURN_IF_ERROR(GetFloat(j, "lcn_eps", 1e-30, 1e6, kHdr, ctx, &c.lcn_eps));
+  *out = c;
+  return Status::Ok();
+}
+
+std::string PreprocessToJson(const PreprocessConfig& c) {
+  Json j = Json::object();
+  j["resize_w"] = c.resize_w;
+  j["resize_h"] = c.resize_h;
+  j["crop"] = {{"x", c.crop.x}, {"y", c.crop.y}, {"w", c.crop.w}, {"h", c.crop.h}};
+  j["channels"] = c.channels;
+  j["scale"] = FloatJson(c.scale);
+  j["mean"] = Json::array({FloatJson(c.mean[0]), FloatJson(c.mean[1]), FloatJson(c.mean[2])});
+  j["std"] = Json::array({FloatJson(c.std[0]), FloatJson(c.std[1]), FloatJson(c.std[2])});
+  j["norm"] = NormModeName(c.norm);
+  j["lcn_sigma"] = FloatJson(c.lcn_sigma);
+  j["lcn_eps"] = FloatJson(c.lcn_eps);
+  return DumpJson(j);
+}
+
+Status ParseCalibrationJson(const Json& j, Calibration* out) {
+  const std::string ctx = "calibration";
+  if (!j.is_object()) return MakeError(kHdr, "calibration: must be a JSON object");
+  Calibration c;
+  FLAWLENS_RETURN_IF_ERROR(GetFloat(j, "offset", -FLT_MAX, FLT_MAX, kHdr, ctx, &c.offset));
+  if (const Json* s = FindMember(j, "scale")) {
+    if (!s->is_number() || !std::isfinite(s->get<double>()) || !(s->get<double>() > 0) ||
+        s->get<double>() > FLT_MAX || static_cast<float>(s->get<double>()) <= 0.0f) {
+      return MakeError(kHdr, "calibration: 'scale' must be a finite number > 0 (got %s)",
+                       DumpJson(*s).substr(0, 64).c_str());
+    }
+    c.scale = static_cast<float>(s->get<double>());
+  }
+  FLAWLENS_RETURN_IF_ERROR(GetFloat(j, "threshold", -FLT_MAX, FLT_MAX, kHdr, ctx, &c.threshold));
+  if (const Json* f = FindMember(j, "f1_threshold")) {
+    if (!f->is_null()) {
+      FLAWLENS_RETURN_IF_ERROR(
+          GetFloat(j, "f1_threshold", -FLT_MAX, FLT_MAX, kHdr, ctx, &c.f1_threshold));
+    }
+  }
+  FLAWLENS_RETURN_IF_ERROR(GetFloat(j, "map_low", -FLT_MAX, FLT_MAX, kHdr, ctx, &c.map_low));
+  FLAWLENS_RETURN_IF_ERROR(GetFloat(j, "map_high", -FLT_MAX, FLT_MAX, kHdr, ctx, &c.map_high));
+  if (!(c.map_low < c.map_high)) {
+    return MakeError(kHdr, "calibration: map_low (%g) must be < map_high (%g)", c.map_low,
+                     c.map_high);
+  }
+  *out = c;
+  return Status::Ok();
+}
+
+std::string CalibrationToJson(const Calibration& c) {
+  Json j = Json::object();
+  j["offset"] = FloatJson(c.offset);
+  j["scale"] = FloatJson(c.scale);
+  j["threshold"] = FloatJson(c.threshold);
+  if (!std::isnan(c.f1_threshold)) j["f1_threshold"] = FloatJson(c.f1_threshold);
+  j["map_low"] = FloatJson(c.map_low);
+  j["map_high"] = FloatJson(c.map_high);
+  return DumpJson(j);
+}
+
+Status ParsePostprocessJson(const Json& j, PostprocessConfig* out, std::string* cell_mean,
+                            std::string* cell_std) {
+  const std::string ctx = "postprocess";
+  if (!j.is_object()) return MakeError(kHdr, "postprocess: must be a JSON object");
+  PostprocessConfig c;
+  FLAWLENS_RETURN_IF_ERROR(GetBool(j, "sigmoid", kHdr, ctx, &c.sigmoid));
+  FLAWLENS_RETURN_IF_ERROR(GetFloat(j, "blur_sigma", 0.0, 64.0, kHdr, ctx, &c.blur_sigma));
+  std::string reduce = ScoreReduceName(c.reduce);
+  FLAWLENS_RETURN_IF_ERROR(GetString(j, "reduce", kHdr, ctx, &reduce));
+  if (reduce == "max") {
+    c.reduce = ScoreReduce::kMax;
+  } else if (reduce == "topk_mean") {
+    c.reduce = ScoreReduce::kTopKMean;
+  } else if (reduce == "mean") {
+    c.reduce = ScoreReduce::kMean;
+  } else {
+    return MakeError(kHdr, "postprocess: unknown reduce '%s' (expected max, topk_mean or mean)",
+                     reduce.c_str());
+  }
+  FLAWLENS_RETURN_IF_ERROR(GetFloat(j, "topk_fraction", 0.0, 1.0, kHdr, ctx, &c.topk_fraction));
+  if (!(c.topk_fraction > 0.0f)) {
+    return MakeError(kHdr, "postprocess: 'topk_fraction' must be in (0, 1] (got %g)",
+                     c.topk_fraction);
+  }
+  std::string mean_name, std_name;
+  FLAWLENS_RETURN_IF_ERROR(GetString(j, "cell_mean", kHdr, ctx, &mean_name));
+  FLAWLENS_RETURN_IF_ERROR(GetString(j, "cell_std", kHdr, ctx, &std_name));
+  *out = c;
+  *cell_mean = mean_name;
+  *cell_std = std_name;
+  return Status::Ok();
+}
+
+std::string PostprocessToJson(const PostprocessConfig& c, const std::string& cell_mean,
+                              const std::string& cell_std) {
+  Json j = Json::object();
+  j["sigmoid"] = c.sigmoid;
+  j["blur_sigma"] = FloatJson(c.blur_sigma);
+  j["reduce"] = ScoreReduceName(c.reduce);
+  j["topk_fraction"] = FloatJson(c.topk_fraction);
+  if (!cell_mean.empty()) j["cell_mean"] = cell_mean;
+  if (!cell_std.empty()) j["cell_std"] = cell_std;
+  return DumpJson(j);
+}
+
+}  // namespace flawlens

@@ -1,0 +1,60 @@
+// WriteModel: ModelSpec -> canonical safetensors bytes (see model/FORMAT.md).
+//
+// Canonical means: header = {"__metadata__": {...}, then the tensors sorted by
+// name}, compact JSON, padded with spaces to a multiple of 8 bytes (as the
+// safetensors library does); tensor data F32 little-endian, contiguous, in
+// name order. The writer does not validate: a spec with inconsistent shapes or
+// data produces a file that LoadModel rejects (tests use that on purpose).
+#include <algorithm>
+#include <cstring>
+
+#include "model/json_util.h"
+#include "model/model.h"
+
+namespace flawlens {
+
+std::vector<uint8_t> WriteModel(const ModelSpec& spec) {
+  std::vector<size_t> order(spec.tensors.size());
+  for (size_t i = 0; i < order.size(); ++i) order[i] = i;
+  std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) {
+    return spec.tensors[a].name < spec.tensors[b].name;
+  });
+
+  Json meta = Json::object();
+  meta["format"] = "flawlens";
+  meta["format_version"] = std::to_string(kFormatVersion);
+  meta["graph"] = spec.graph_json;
+  meta["preprocess"] = spec.preprocess_json;
+  meta["postprocess"] = spec.postprocess_json;
+  meta["calibration"] = spec.calibration_json;
+  meta["card"] = spec.card_json;
+
+  std::string header = "{\"__metadata__\":" + DumpJson(meta);
+  uint64_t offset = 0;
+  for (size_t i : order) {
+    const ModelTensor& t = spec.tensors[i];
+    const uint64_t bytes = static_cast<uint64_t>(t.data.size()) * sizeof(float);
+    Json entry = Json::object();
+    entry["dtype"] = "F32";
+    entry["shape"] = t.shape;
+    entry["data_offsets"] = Json::array({offset, offset + bytes});
+    header += "," + DumpJson(Json(t.name)) + ":" + DumpJson(entry);
+    offset += bytes;
+  }
+  header += "}";
+  header.append((8 - header.size() % 8) % 8, ' ');
+
+  std::vector<uint8_t> out(8 + header.size() + offset);
+  const uint64_t n = header.size();
+  for (int i = 0; i < 8; ++i) out[i] = static_cast<uint8_t>(n >> (8 * i));
+  std::memcpy(out.data() + 8, header.data(), header.size());
+  uint8_t* p = out.data() + 8 + header.size();
+  for (size_t i : order) {
+    const ModelTensor& t = spec.tensors[i];
+    if (!t.data.empty()) std::memcpy(p, t.data.data(), t.data.size() * sizeof(float));
+    p += t.data.size() * sizeof(float);
+  }
+  return out;
+}
+
+}  // namespace flawlens

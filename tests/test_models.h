@@ -1,0 +1,299 @@
+// Header-only builders of small flawlens models for tests (tests/unit/*_test.cc
+// are separate binaries, so shared helpers live here). Weights are
+// deterministic: a fixed-seed SplitMix64 generator, He-uniform scaling.
+//
+//   flawlens::ModelSpec spec = flawlens::testing::SeedCnnSpec(/*with_seed_crop=*/true);
+//   std::vector<uint8_t> bytes = flawlens::WriteModel(spec);
+//   auto model = flawlens::LoadModel(bytes.data(), bytes.size());
+#pragma once
+
+#include <cmath>
+#include <cstdint>
+#include <map>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "image/preprocess.h"
+#include "model/model.h"
+
+namespace flawlens {
+namespace testing {
+
+// SplitMix64: tiny, fixed across platforms (native and wasm give the same bits).
+class Rng {
+ public:
+  explicit Rng(uint64_t seed) : state_(seed) {}
+  uint64_t Next() {
+    uint64_t z = (state_ += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+  }
+  // Uniform in [-1, 1).
+  float Uniform() { return static_cast<float>(static_cast<double>(Next() >> 11) * 0x1.0p-52 - 1.0); }
+
+ private:
+  uint64_t state_;
+};
+
+// Builds a ModelSpec node by node, tracking every value's shape (NHWC) so
+// that weight shapes come out right. Names must be unique; "input" is the
+// network input.
+class SpecBuilder {
+ public:
+  using Json = nlohmann::json;
+
+  SpecBuilder(int h, int w, int c, uint64_t seed = 1) : rng_(seed) {
+    graph_["input"] = {{"h", h}, {"w", w}, {"c", c}};
+    graph_["nodes"] = Json::array();
+    shapes_["input"] = {h, w, c};
+  }
+
+  const Shape& shape(const std::string& name) const { return shapes_.at(name); }
+
+  // conv2d, weight OHWI [out_c][k][k][in_c/groups], pad on all four sides.
+  SpecBuilder& Conv(const std::string& name, const std::string& in, int out_c, int k,
+                    int stride = 1, int pad = 0, const std::string& act = "none", int groups = 1,
+                    int dilation = 1, bool bias = true, float alpha = 0.01f) {
+    const Shape s = shapes_.at(in);
+    const int in_per_group = s.c / groups;
+    Json n = {{"name", name},        {"op", "conv2d"},       {"inputs", {in}},
+              {"out_channels", out_c}, {"kernel", {k, k}},     {"stride", {stride, stride}},
+              {"dilation", {dilation, dilation}}, {"pad", {pad, pad, pad, pad}},
+              {"groups", groups},     {"activation", act},    {"weight", name + ".weight"}};
+    if (act == "leaky_relu") n["alpha"] = alpha;
+    AddWeight(name + ".weight", {out_c, k, k, in_per_group}, in_per_group * k * k);
+    if (bias) {
+      n["bias"] = name + ".bias";
+      AddBias(name + ".bias", out_c);
+    }
+    const int eff = dilation * (k - 1) + 1;
+    Push(n, name, {(s.h + 2 * pad - eff) / stride + 1, (s.w + 2 * pad - eff) / stride + 1, out_c});
+    return *this;
+  }
+
+  SpecBuilder& Dense(const std::string& name, const std::string& in, int out,
+                     const std::string& act = "none") {
+    const int64_t in_flat = shapes_.at(in).elements();
+    Json n = {{"name", name},   {"op", "dense"},        {"inputs", {in}},
+              {"out_channels", out}, {"activation", act}, {"weight", name + ".weight"},
+              {"bias", name + ".bias"}};
+    AddWeight(name + ".weight", {out, in_flat}, in_flat);
+    AddBias(name + ".bias", out);
+    Push(n, name, {1, 1, out});
+    return *this;
+  }
+
+  SpecBuilder& Activation(const std::string& name, const std::string& in, const std::string& act,
+                          float alpha = 0.01f) {
+    Json n = {{"name", name}, {"op", "activation"}, {"inputs", {in}}, {"activation", act}};
+    if (act == "leaky_relu") n["alpha"] = alpha;
+    Push(n, name, shapes_.at(in));
+    return *this;
+  }
+
+  SpecBuilder& Pool(const std::string& name, const std::string& in, bool max, int k,
+                    int stride = 0, int pad = 0, bool count_include_pad = true) {
+    if (stride == 0) stride = k;
+    const Shape s = shapes_.at(in);
+    Json n = {{"name", name}, {"op", max ? "maxpool2d" : "avgpool2d"}, {"inputs", {in}},
+              {"kernel", {k, k}}, {"stride", {stride, stride}}, {"pad", {pad, pad, pad, pad}}};
+    if (!max) n["count_include_pad"] = count_include_pad;
+    Push(n, name, {(s.h + 2 * pad - k) / stride + 1, (s.w + 2 * pad - k) / stride + 1, s.c});
+    return *this;
+  }
+  SpecBuilder& MaxPool(const std::string& name, const std::string& in, int k, int stride = 0,
+                       int pad = 0) {
+    return Pool(name, in, true, k, stride, pad);
+  }
+
+  SpecBuilder& GlobalAvgPool(const std::string& name, const std::string& in) {
+    Push({{"name", name}, {"op", "global_avgpool"}, {"inputs", {in}}}, name,
+         {1, 1, shapes_.at(in).c});
+    return *this;
+  }
+
+  SpecBuilder& Upsample(const std::string& name, const std::string& in, const std::string& mode,
+                        int scale) {
+    const Shape s = shapes_.at(in);
+    Push({{"name", name}, {"op", "upsample"}, {"inputs", {in}}, {"mode", mode},
+          {"scale", {scale, scale}}},
+         name, {s.h * scale, s.w * scale, s.c});
+    return *this;
+  }
+
+  SpecBuilder& Concat(const std::string& name, const std::vector<std::string>& ins) {
+    Shape s = shapes_.at(ins[0]);
+    s.c = 0;
+    for (const auto& i : ins) s.c += shapes_.at(i).c;
+    Push({{"name", name}, {"op", "concat"}, {"inputs", ins}}, name, s);
+    return *this;
+  }
+
+  SpecBuilder& Add(const std::string& name, const std::string& a, const std::string& b,
+                   const std::string& act = "none") {
+    Push({{"name", name}, {"op", "add"}, {"inputs", {a, b}}, {"activation", act}}, name,
+         shapes_.at(a));
+    return *this;
+  }
+
+  SpecBuilder& ReduceChannels(const std::string& name, const std::string& in,
+                              const std::string& mode) {
+    const Shape s = shapes_.at(in);
+    Push({{"name", name}, {"op", "reduce_channels"}, {"inputs", {in}}, {"mode", mode}}, name,
+         {s.h, s.w, 1});
+    return *this;
+  }
+
+  // An extra tensor (e.g. postprocess cell maps).
+  SpecBuilder& Tensor(const std::string& name, std::vector<int64_t> shape,
+                      std::vector<float> data) {
+    tensors_.push_back({name, std::move(shape), std::move(data)});
+    return *this;
+  }
+
+  ModelSpec Build(const std::string& output, const PreprocessConfig& pre,
+                  const std::string& postprocess_json = "{}",
+                  const std::string& calibration_json = "{}",
+                  const std::string& card_json = "{}") const {
+    Json g = graph_;
+    g["output"] = output;
+    ModelSpec spec;
+    spec.graph_json = g.dump();
+    spec.preprocess_json = PreprocessToJson(pre);
+    spec.postprocess_json = postprocess_json;
+    spec.calibration_json = calibration_json;
+    spec.card_json = card_json;
+    spec.tensors = tensors_;
+    return spec;
+  }
+
+ private:
+  void Push(const Json& node, const std::string& name, Shape out) {
+    graph_["nodes"].push_back(node);
+    shapes_[name] = out;
+  }
+  void AddWeight(const std::string& name, std::vector<int64_t> shape, int64_t fan_in) {
+    int64_t n = 1;
+    for (int64_t d : shape) n *= d;
+    const float bound = std::sqrt(6.0f / static_cast<float>(fan_in));
+    std::vector<float> data(static_cast<size_t>(n));
+    for (float& v : data) v = bound * rng_.Uniform();
+    tensors_.push_back({name, std::move(shape), std::move(data)});
+  }
+  void AddBias(const std::string& name, int n) {
+    std::vector<float> data(static_cast<size_t>(n));
+    for (float& v : data) v = 0.05f * rng_.Uniform();
+    tensors_.push_back({name, {n}, std::move(data)});
+  }
+
+  Json graph_;
+  std::map<std::string, Shape> shapes_;
+  std::vector<ModelTensor> tensors_;
+  Rng rng_;
+};
+
+// The seed model: conv3x3 32 valid + relu -> maxpool2 -> conv3x3 64 valid +
+// relu -> maxpool2 -> dense 128 + relu -> dense 1 + sigmoid.
+//   with_seed_crop = true:  the seed's preprocessing, resize 64x64, crop
+//                           rows/cols 16..48, /255 -> 32x32x3 input.
+//   with_seed_crop = false: anchor net A, resize 64x64, no crop -> 64x64x3.
+inline ModelSpec SeedCnnSpec(bool with_seed_crop, uint64_t seed = 42) {
+  const int side = with_seed_crop ? 32 : 64;
+  SpecBuilder b(side, side, 3, seed);
+  b.Conv("conv1", "input", 32, 3, 1, 0, "relu")
+      .MaxPool("pool1", "conv1", 2)
+      .Conv("conv2", "pool1", 64, 3, 1, 0, "relu")
+      .MaxPool("pool2", "conv2", 2)
+      .Dense("fc1", "pool2", 128, "relu")
+      .Dense("fc2", "fc1", 1, "sigmoid");
+  PreprocessConfig pre;
+  pre.resize_w = pre.resize_h = 64;
+  if (with_seed_crop) pre.crop = {16, 16, 32, 32};
+  pre.channels = 3;
+  pre.scale = 1.0f / 255.0f;
+  const std::string card = with_seed_crop
+                               ? R"({"name":"seed-cnn","description":"seed CNN, 32x32 crop"})"
+                               : R"({"name":"anchor-a","description":"seed CNN on 64x64"})";
+  return b.Build("fc2", pre, R"({"reduce":"max"})", "{}", card);
+}
+
+// A small fully-convolutional net that uses every op: conv (stride 2,
+// dilation, depthwise, 1x1 without bias), every activation, max/avg/global
+// pools, dense, upsample (bilinear and nearest), concat, add,
+// reduce_channels. 32x32x3 -> 32x32x1 map, with postprocess cell maps and a
+// calibration.
+inline ModelSpec TinyUnetSpec(uint64_t seed = 7) {
+  SpecBuilder b(32, 32, 3, seed);
+  b.Conv("enc1", "input", 8, 3, 1, 1, "relu")                       // 32x32x8
+      .Conv("enc2", "enc1", 16, 3, 2, 1, "leaky_relu", 1, 1, true, 0.1f)  // 16x16x16
+      .Conv("dw", "enc2", 16, 3, 1, 1, "silu", /*groups=*/16)        // depthwise
+      .Conv("pw", "dw", 16, 1, 1, 0, "none", 1, 1, /*bias=*/false)
+      .Add("res", "pw", "enc2", "relu")                              // 16x16x16
+      .MaxPool("mp", "res", 2)                                       // 8x8x16
+      .Pool("ap", "mp", /*max=*/false, 3, 1, 1, /*count_include_pad=*/false)
+      .GlobalAvgPool("gap", "mp")                                    // 1x1x16
+      .Dense("se", "gap", 16, "sigmoid")                             // 1x1x16
+      .Upsample("se_up", "se", "nearest", 8)                         // 8x8x16
+      .Add("gated", "ap", "se_up")                                   // 8x8x16
+      .Upsample("up1", "gated", "bilinear", 2)                       // 16x16x16
+      .Concat("cat1", {"up1", "res"})                                // 16x16x32
+      .Conv("dec1", "cat1", 8, 3, 1, 1, "relu")                      // 16x16x8
+      .Upsample("up2", "dec1", "nearest", 2)                         // 32x32x8
+      .Concat("cat2", {"up2", "enc1"})                               // 32x32x16
+      .Conv("dec2", "cat2", 4, 3, 1, 2, "none", 1, /*dilation=*/2)   // 32x32x4
+      .Activation("act", "dec2", "sigmoid")
+      .Activation("act2", "act", "leaky_relu", 0.2f)
+      .ReduceChannels("head", "act2", "mean");                       // 32x32x1
+  std::vector<float> cell_mean(32 * 32), cell_std(32 * 32);
+  for (int i = 0; i < 32 * 32; ++i) {
+    cell_mean[i] = 0.5f + 0.001f * static_cast<float>(i % 32);
+    cell_std[i] = 0.1f + 0.0005f * static_cast<float>(i / 32);
+  }
+  b.Tensor("post.cell_mean", {32, 32}, cell_mean).Tensor("post.cell_std", {32, 32}, cell_std);
+  PreprocessConfig pre;
+  pre.resize_w = pre.resize_h = 40;
+  pre.crop = {4, 4, 32, 32};
+  pre.channels = 3;
+  pre.scale = 1.0f / 255.0f;
+  const float mean[3] = {0.485f, 0.456f, 0.406f}, stdev[3] = {0.229f, 0.224f, 0.225f};
+  for (int c = 0; c < 3; ++c) {
+    pre.mean[c] = mean[c];
+    pre.std[c] = stdev[c];
+  }
+  PostprocessConfig post;
+  post.sigmoid = false;
+  post.blur_sigma = 1.0f;
+  post.reduce = ScoreReduce::kTopKMean;
+  post.topk_fraction = 0.05f;
+  Calibration cal;
+  cal.offset = 0.1f;
+  cal.scale = 0.5f;
+  cal.threshold = 2.0f;
+  cal.f1_threshold = 1.5f;
+  cal.map_low = 0.0f;
+  cal.map_high = 4.0f;
+  nlohmann::json postj = {{"sigmoid", post.sigmoid},     {"blur_sigma", post.blur_sigma},
+                          {"reduce", "topk_mean"},       {"topk_fraction", post.topk_fraction},
+                          {"cell_mean", "post.cell_mean"}, {"cell_std", "post.cell_std"}};
+  return b.Build("head", pre, postj.dump(), CalibrationToJson(cal),
+                 R"({"name":"tiny-unet","notes":"test model using every op"})");
+}
+
+// A very small valid model (one 3x3 conv on 4x4x1, 2 channels, + reduce),
+// for exhaustive tests such as truncation at every byte.
+inline ModelSpec MicroSpec(uint64_t seed = 3) {
+  SpecBuilder b(4, 4, 1, seed);
+  b.Conv("c", "input", 2, 3, 1, 1, "relu").ReduceChannels("r", "c", "max");
+  PreprocessConfig pre;
+  pre.resize_w = pre.resize_h = 4;
+  pre.channels = 1;
+  return b.Build("r", pre, R"({"reduce":"mean"})", R"({"offset":0.5,"scale":2,"threshold":1})",
+                 R"({"name":"micro"})");
+}
+
+}  // namespace testing
+}  // namespace flawlens

@@ -1,0 +1,764 @@
+// Model file format: round trip and one test per class of malformed file,
+// each asserting its specific ErrorCode (model/FORMAT.md "Validation").
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <functional>
+#include <limits>
+#include <string>
+#include <vector>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include "core/limits.h"
+#include "core/status.h"
+#include "model/json_util.h"
+#include "model/model.h"
+#include "test_models.h"
+
+namespace flawlens {
+namespace {
+
+using testing::MicroSpec;
+using testing::SeedCnnSpec;
+using testing::TinyUnetSpec;
+
+// ---- file surgery helpers ------------------------------------------------------
+
+struct FileParts {
+  Json header;
+  std::vector<uint8_t> data;
+};
+
+FileParts Split(const std::vector<uint8_t>& bytes) {
+  FileParts p;
+  uint64_t n = 0;
+  for (int i = 7; i >= 0; --i) n = (n << 8) | bytes[i];
+  p.header = Json::parse(bytes.begin() + 8, bytes.begin() + 8 + static_cast<ptrdiff_t>(n),
+                         nullptr, false);
+  p.data.assign(bytes.begin() + 8 + static_cast<ptrdiff_t>(n), bytes.end());
+  return p;
+}
+
+std::vector<uint8_t> Assemble(std::string header, const std::vector<uint8_t>& data) {
+  header.append((8 - header.size() % 8) % 8, ' ');
+  std::vector<uint8_t> out(8 + header.size() + data.size());
+  const uint64_t n = header.size();
+  for (int i = 0; i < 8; ++i) out[i] = static_cast<uint8_t>(n >> (8 * i));
+  std::memcpy(out.data() + 8, header.data(), header.size());
+  if (!data.empty()) std::memcpy(out.data() + 8 + header.size(), data.data(), data.size());
+  return out;
+}
+
+std::vector<uint8_t> Assemble(const FileParts& p) { return Assemble(p.header.dump(), p.data); }
+
+// Write `spec`, let `edit` change the header (and data), reassemble.
+std::vector<uint8_t> Edited(const ModelSpec& spec, const std::function<void(FileParts&)>& edit) {
+  FileParts p = Split(WriteModel(spec));
+  EXPECT_FALSE(p.header.is_discarded());
+  edit(p);
+  return Assemble(p);
+}
+
+// Edit one metadata JSON section (parsed, changed, re-serialised).
+std::vector<uint8_t> EditedMeta(const ModelSpec& spec, const char* key,
+                                const std::function<void(Json&)>& edit) {
+  return Edited(spec, [&](FileParts& p) {
+    Json& meta = p.header["__metadata__"];
+    Json section = Json::parse(meta[key].get<std::string>(), nullptr, false);
+    ASSERT_FALSE(section.is_discarded());
+    edit(section);
+    meta[key] = section.dump();
+  });
+}
+
+// Node `name` of a graph JSON.
+Json& NodeNamed(Json& graph, const std::string& name) {
+  for (Json& n : graph["nodes"]) {
+    if (n["name"] == name) return n;
+  }
+  ADD_FAILURE() << "no node " << name;
+  static Json none;
+  return none;
+}
+
+Status LoadStatus(const std::vector<uint8_t>& bytes) {
+  auto r = LoadModel(bytes.data(), bytes.size());
+  return r.ok() ? Status::Ok() : r.status();
+}
+
+#define EXPECT_LOAD_ERROR(bytes, code_)                                   \
+  do {                                                                    \
+    Status _st = LoadStatus(bytes);                                       \
+    EXPECT_EQ(_st.code(), code_) << _st.ToString();                       \
+    EXPECT_FALSE(_st.message().empty());                                  \
+    std::printf("  [%s] %s\n", #code_, _st.ToString().c_str());           \
+  } while (0)
+
+// ---- round trip -----------------------------------------------------------------
+
+const ModelTensor& SpecTensor(const ModelSpec& spec, const std::string& name) {
+  for (const ModelTensor& t : spec.tensors) {
+    if (t.name == name) return t;
+  }
+  ADD_FAILURE() << "no tensor " << name;
+  return spec.tensors.front();
+}
+
+void ExpectTensorEq(const TensorRef& ref, const ModelTensor& t) {
+  ASSERT_NE(ref.data, nullptr) << t.name;
+  EXPECT_EQ(reinterpret_cast<uintptr_t>(ref.data) % 16, 0u) << t.name << " not 16-byte aligned";
+  EXPECT_EQ(ref.shape, t.shape) << t.name;
+  ASSERT_EQ(ref.elements(), static_cast<int64_t>(t.data.size())) << t.name;
+  EXPECT_EQ(std::memcmp(ref.data, t.data.data(), t.data.size() * sizeof(float)), 0) << t.name;
+}
+
+TEST(ModelFormat, RoundTripTinyUnet) {
+  const ModelSpec spec = TinyUnetSpec();
+  const std::vector<uint8_t> bytes = WriteModel(spec);
+  auto r = LoadModel(bytes.data(), bytes.size());
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  const Model& m = **r;
+
+  // Graph: every node as declared in the JSON.
+  const Json g = Json::parse(spec.graph_json);
+  ASSERT_EQ(m.graph.nodes.size(), g["nodes"].size());
+  EXPECT_EQ(m.graph.input, (Shape{32, 32, 3}));
+  EXPECT_EQ(m.graph.output_shape(), (Shape{32, 32, 1}));
+  EXPECT_EQ(m.graph.output, static_cast<int>(m.graph.nodes.size()));
+  bool seen_op[10] = {};
+  for (size_t i = 0; i < m.graph.nodes.size(); ++i) {
+    const Node& n = m.graph.nodes[i];
+    const Json& jn = g["nodes"][i];
+    EXPECT_EQ(n.name, jn["name"].get<std::string>());
+    EXPECT_STREQ(OpTypeName(n.op), jn["op"].get<std::string>().c_str());
+    seen_op[static_cast<int>(n.op)] = true;
+    ASSERT_EQ(n.inputs.size(), jn["inputs"].size());
+    for (size_t k = 0; k < n.inputs.size(); ++k) {
+      const std::string in = jn["inputs"][k];
+      const int expected = in == "input" ? 0 : [&] {
+        for (size_t j = 0; j < i; ++j)
+          if (m.graph.nodes[j].name == in) return static_cast<int>(j) + 1;
+        return -1;
+      }();
+      EXPECT_EQ(n.inputs[k], expected) << n.name;
+    }
+    if (jn.contains("weight")) ExpectTensorEq(n.weight, SpecTensor(spec, jn["weight"]));
+    if (jn.contains("bias")) {
+      ExpectTensorEq(n.bias, SpecTensor(spec, jn["bias"]));
+    } else {
+      EXPECT_EQ(n.bias.data, nullptr);
+    }
+    if (jn.contains("activation")) {
+      EXPECT_STREQ(ActivationName(n.activation), jn["activation"].get<std::string>().c_str());
+    }
+  }
+  for (bool s : seen_op) EXPECT_TRUE(s) << "TinyUnetSpec should use every op";
+
+  // Attributes of a few nodes.
+  const Node& enc2 = m.graph.nodes[1];
+  EXPECT_EQ(enc2.stride_h, 2);
+  EXPECT_EQ(enc2.pad_left, 1);
+  EXPECT_EQ(enc2.activation, Activation::kLeakyRelu);
+  EXPECT_FLOAT_EQ(enc2.alpha, 0.1f);
+  EXPECT_EQ(m.graph.nodes[2].groups, 16);
+  EXPECT_EQ(m.graph.shapes[2], (Shape{16, 16, 16}));
+  for (const Node& n : m.graph.nodes) {
+    if (n.name == "ap") {
+      EXPECT_FALSE(n.count_include_pad);
+      EXPECT_EQ(n.kernel_h, 3);
+      EXPECT_EQ(n.stride_w, 1);
+    }
+    if (n.name == "mp") {
+      EXPECT_EQ(n.stride_h, 2);  // defaults to the kernel
+    }
+    if (n.name == "se_up") {
+      EXPECT_EQ(n.upsample_mode, UpsampleMode::kNearest);
+      EXPECT_EQ(n.scale_w, 8);
+    }
+    if (n.name == "up1") {
+      EXPECT_EQ(n.upsample_mode, UpsampleMode::kBilinear);
+    }
+    if (n.name == "dec2") {
+      EXPECT_EQ(n.dilation_w, 2);
+    }
+    if (n.name == "head") {
+      EXPECT_EQ(n.reduce_mode, ReduceMode::kMean);
+    }
+  }
+
+  // Configs: the writers are the exact inverse of the parsers.
+  EXPECT_EQ(PreprocessToJson(m.preprocess), spec.preprocess_json);
+  EXPECT_EQ(CalibrationToJson(m.calibration), spec.calibration_json);
+  EXPECT_EQ(m.preprocess.crop.x, 4);
+  EXPECT_EQ(m.preprocess.resize_w, 40);
+  EXPECT_FLOAT_EQ(m.preprocess.std[2], 0.225f);
+  EXPECT_EQ(m.postprocess.reduce, ScoreReduce::kTopKMean);
+  EXPECT_FLOAT_EQ(m.postprocess.topk_fraction, 0.05f);
+  EXPECT_FLOAT_EQ(m.postprocess.blur_sigma, 1.0f);
+  ExpectTensorEq(m.postprocess.cell_mean, SpecTensor(spec, "post.cell_mean"));
+  ExpectTensorEq(m.postprocess.cell_std, SpecTensor(spec, "post.cell_std"));
+  EXPECT_FLOAT_EQ(m.calibration.scale, 0.5f);
+  EXPECT_FLOAT_EQ(m.calibration.f1_threshold, 1.5f);
+  EXPECT_EQ(m.name, "tiny-unet");
+  EXPECT_EQ(Json::parse(m.card_json), Json::parse(spec.card_json));
+
+  // Deterministic writer.
+  EXPECT_EQ(WriteModel(spec), bytes);
+  EXPECT_EQ(WriteModel(TinyUnetSpec()), bytes);
+}
+
+TEST(ModelFormat, RoundTripSeedCnn) {
+  for (bool crop : {true, false}) {
+    const ModelSpec spec = SeedCnnSpec(crop);
+    const std::vector<uint8_t> bytes = WriteModel(spec);
+    auto r = LoadModel(bytes.data(), bytes.size());
+    ASSERT_TRUE(r.ok()) << r.status().ToString();
+    const Model& m = **r;
+    const int side = crop ? 32 : 64;
+    EXPECT_EQ(m.graph.input, (Shape{side, side, 3}));
+    EXPECT_EQ(m.graph.output_shape(), (Shape{1, 1, 1}));
+    ASSERT_EQ(m.graph.nodes.size(), 6u);
+    EXPECT_EQ(m.graph.shapes[4], (Shape{crop ? 6 : 14, crop ? 6 : 14, 64}));
+    EXPECT_EQ(m.graph.nodes[4].weight.shape, (std::vector<int64_t>{128, crop ? 2304 : 12544}));
+    EXPECT_EQ(m.graph.nodes[5].activation, Activation::kSigmoid);
+    EXPECT_EQ(m.preprocess.resize_w, 64);
+    EXPECT_EQ(m.preprocess.out_w(), side);
+    EXPECT_EQ(m.preprocess.crop.y, crop ? 16 : 0);
+    EXPECT_FLOAT_EQ(m.preprocess.scale, 1.0f / 255.0f);
+    EXPECT_EQ(m.name, crop ? "seed-cnn" : "anchor-a");
+    EXPECT_TRUE(std::isnan(m.calibration.f1_threshold));
+    EXPECT_EQ(CalibrationToJson(m.calibration), CalibrationToJson(Calibration{}));
+    for (const Node& n : m.graph.nodes) {
+      if (n.weight.data != nullptr) ExpectTensorEq(n.weight, SpecTensor(spec, n.name + ".weight"));
+    }
+  }
+}
+
+// The canonical layout that the safetensors library expects.
+TEST(ModelFormat, CanonicalSafetensorsLayout) {
+  const ModelSpec spec = TinyUnetSpec();
+  const std::vector<uint8_t> bytes = WriteModel(spec);
+  uint64_t n = 0;
+  for (int i = 7; i >= 0; --i) n = (n << 8) | bytes[i];
+  EXPECT_EQ(n % 8, 0u);
+  const std::string header(bytes.begin() + 8, bytes.begin() + 8 + static_cast<ptrdiff_t>(n));
+  EXPECT_EQ(header.rfind("{\"__metadata__\":{", 0), 0u) << header.substr(0, 40);
+  const size_t last = header.find_last_not_of(' ');
+  EXPECT_EQ(header[last], '}');
+  FileParts p = Split(bytes);
+  ASSERT_TRUE(p.header.is_object());
+  // Tensors sorted by name, contiguous, F32.
+  std::vector<std::string> names;
+  uint64_t expected = 0;
+  size_t pos = 0;
+  for (const ModelTensor& t : spec.tensors) names.push_back(t.name);
+  std::sort(names.begin(), names.end());
+  for (const std::string& name : names) {
+    const size_t at = header.find("\"" + name + "\":{", pos);
+    ASSERT_NE(at, std::string::npos) << name << " out of order";
+    pos = at;
+    const Json& e = p.header[name];
+    EXPECT_EQ(e["dtype"], "F32");
+    EXPECT_EQ(e["data_offsets"][0].get<uint64_t>(), expected);
+    expected = e["data_offsets"][1].get<uint64_t>();
+  }
+  EXPECT_EQ(expected, p.data.size());
+  const Json& meta = p.header["__metadata__"];
+  EXPECT_EQ(meta["format"], "flawlens");
+  EXPECT_EQ(meta["format_version"], "1");
+  for (const char* k : {"graph", "preprocess", "postprocess", "calibration", "card"}) {
+    EXPECT_TRUE(meta[k].is_string()) << k;
+  }
+}
+
+TEST(ModelFormat, DefaultsAndForwardCompatibility) {
+  // Optional sections absent, unknown keys everywhere: still loads.
+  ModelSpec spec = MicroSpec();
+  Json g = Json::parse(spec.graph_json);
+  g["future_graph_key"] = {1, 2, 3};
+  g["nodes"][0]["future_attr"] = "x";
+  spec.graph_json = g.dump();
+  spec.postprocess_json = "{}";
+  spec.calibration_json = R"({"offset":1,"some_new_stat":5})";
+  spec.card_json = "{}";
+  std::vector<uint8_t> bytes = Edited(spec, [](FileParts& p) {
+    p.header["__metadata__"]["future_section"] = "{}";
+    p.header["__metadata__"].erase("postprocess");
+    p.header["__metadata__"].erase("card");
+    Json pre = Json::parse(p.header["__metadata__"]["preprocess"].get<std::string>());
+    pre = {{"channels", 1}, {"new_norm_option", true}};  // resize defaults to the input
+    p.header["__metadata__"]["preprocess"] = pre.dump();
+  });
+  auto r = LoadModel(bytes.data(), bytes.size());
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ((*r)->name, "unnamed");
+  EXPECT_EQ((*r)->preprocess.resize_w, 4);
+  EXPECT_EQ((*r)->preprocess.resize_h, 4);
+  EXPECT_EQ((*r)->postprocess.reduce, ScoreReduce::kMax);
+  EXPECT_FLOAT_EQ((*r)->calibration.offset, 1.0f);
+  EXPECT_FLOAT_EQ((*r)->calibration.scale, 1.0f);
+  EXPECT_EQ((*r)->card_json, "{}");
+  // Attribute shorthands: scalar kernel/stride/pad.
+  bytes = EditedMeta(MicroSpec(), "graph", [](Json& gr) {
+    Json& c = gr["nodes"][0];
+    c["kernel"] = 3;
+    c["stride"] = 1;
+    c["pad"] = 1;
+    c.erase("out_channels");  // defaults to weight shape
+  });
+  r = LoadModel(bytes.data(), bytes.size());
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ((*r)->graph.nodes[0].pad_bottom, 1);
+  EXPECT_EQ((*r)->graph.nodes[0].out_channels, 2);
+}
+
+// ---- malformed files ---------------------------------------------------------------
+
+TEST(ModelFormat, TruncatedAtEveryByte) {
+  const std::vector<uint8_t> bytes = WriteModel(MicroSpec());
+  ASSERT_TRUE(LoadStatus(bytes).ok()) << LoadStatus(bytes).ToString();
+  for (size_t len = 0; len < bytes.size(); ++len) {
+    // A fresh heap copy of exactly `len` bytes so that ASan sees any overread.
+    std::unique_ptr<uint8_t[]> prefix(new uint8_t[len == 0 ? 1 : len]);
+    if (len) std::memcpy(prefix.get(), bytes.data(), len);
+    auto r = LoadModel(len ? prefix.get() : nullptr, len);
+    ASSERT_FALSE(r.ok()) << "prefix of " << len << " bytes loaded";
+    const ErrorCode expected = len == 0 ? ErrorCode::kInvalidArgument : ErrorCode::kTruncated;
+    ASSERT_EQ(r.status().code(), expected) << len << ": " << r.status().ToString();
+  }
+  std::printf("  %zu prefixes rejected, e.g. [%s]\n", bytes.size(),
+              LoadStatus(std::vector<uint8_t>(bytes.begin(), bytes.end() - 5)).ToString().c_str());
+}
+
+TEST(ModelFormat, TruncatedLargerModel) {
+  // Every prefix through the header and the first tensor, then a stride.
+  const std::vector<uint8_t> bytes = WriteModel(TinyUnetSpec());
+  uint64_t n = 0;
+  for (int i = 7; i >= 0; --i) n = (n << 8) | bytes[i];
+  for (size_t len = 1; len < bytes.size(); len += (len < n + 256 ? 1 : 97)) {
+    std::vector<uint8_t> prefix(bytes.begin(), bytes.begin() + static_cast<ptrdiff_t>(len));
+    prefix.shrink_to_fit();
+    Status st = LoadStatus(prefix);
+    ASSERT_EQ(st.code(), ErrorCode::kTruncated) << len << ": " << st.ToString();
+  }
+}
+
+TEST(ModelFormat, WrongMagic) {
+  const uint8_t png[] = {0x89, 'P', 'N', 'G', 0x0d, 0x0a, 0x1a, 0x0a, 0, 0, 0, 13, 'I', 'H', 'D', 'R'};
+  EXPECT_LOAD_ERROR(std::vector<uint8_t>(png, png + sizeof png), ErrorCode::kBadMagic);
+  // Plain safetensors without flawlens metadata.
+  EXPECT_LOAD_ERROR(Edited(MicroSpec(), [](FileParts& p) { p.header.erase("__metadata__"); }),
+                    ErrorCode::kBadMagic);
+  EXPECT_LOAD_ERROR(
+      Edited(MicroSpec(), [](FileParts& p) { p.header["__metadata__"]["format"] = "onnx"; }),
+      ErrorCode::kBadMagic);
+  EXPECT_LOAD_ERROR(
+      Edited(MicroSpec(), [](FileParts& p) { p.header["__metadata__"].erase("format"); }),
+      ErrorCode::kBadMagic);
+  // JSON header that is an array.
+  EXPECT_LOAD_ERROR(Assemble("[1,2,3]", {}), ErrorCode::kBadMagic);
+}
+
+TEST(ModelFormat, WrongVersion) {
+  std::vector<uint8_t> bytes = Edited(
+      MicroSpec(), [](FileParts& p) { p.header["__metadata__"]["format_version"] = "2"; });
+  Status st = LoadStatus(bytes);
+  EXPECT_EQ(st.code(), ErrorCode::kBadVersion);
+  EXPECT_NE(st.message().find("'2'"), std::string::npos) << st.message();
+  EXPECT_NE(st.message().find("'1'"), std::string::npos) << st.message();
+  std::printf("  [kBadVersion] %s\n", st.ToString().c_str());
+  EXPECT_LOAD_ERROR(
+      Edited(MicroSpec(), [](FileParts& p) { p.header["__metadata__"].erase("format_version"); }),
+      ErrorCode::kBadVersion);
+}
+
+TEST(ModelFormat, HeaderLength) {
+  std::vector<uint8_t> bytes = WriteModel(MicroSpec());
+  auto set_len = [&](uint64_t n) {
+    std::vector<uint8_t> b = bytes;
+    for (int i = 0; i < 8; ++i) b[i] = static_cast<uint8_t>(n >> (8 * i));
+    return b;
+  };
+  EXPECT_LOAD_ERROR(set_len(uint64_t{1} << 40), ErrorCode::kLimitExceeded);
+  EXPECT_LOAD_ERROR(set_len(~uint64_t{0}), ErrorCode::kLimitExceeded);
+  EXPECT_LOAD_ERROR(set_len(kMaxHeaderBytes + 1), ErrorCode::kLimitExceeded);
+  EXPECT_LOAD_ERROR(set_len(bytes.size() - 7), ErrorCode::kTruncated);  // one past the end
+  EXPECT_LOAD_ERROR(set_len(1), ErrorCode::kBadHeader);
+  EXPECT_LOAD_ERROR(set_len(20), ErrorCode::kBadHeader);  // header cut mid-JSON
+  // File larger than kMaxModelBytes: rejected from its size alone, before any
+  // byte is read (the buffer is smaller than the size claimed: ASan would
+  // catch a read).
+  Status st = [&] {
+    auto r = LoadModel(bytes.data(), static_cast<size_t>(kMaxModelBytes) + 1);
+    return r.ok() ? Status::Ok() : r.status();
+  }();
+  EXPECT_EQ(st.code(), ErrorCode::kLimitExceeded) << st.ToString();
+  EXPECT_EQ(LoadStatus({}).code(), ErrorCode::kInvalidArgument);
+}
+
+TEST(ModelFormat, MalformedHeaderJson) {
+  EXPECT_LOAD_ERROR(Assemble("{\"a\": [1, 2", {}), ErrorCode::kBadHeader);
+  EXPECT_LOAD_ERROR(Assemble(std::string("{\"x\":") + std::string(100, '[') +
+                                 std::string(100, ']') + "}",
+                             {}),
+                    ErrorCode::kBadHeader);  // nested too deep
+  EXPECT_LOAD_ERROR(
+      Edited(MicroSpec(), [](FileParts& p) { p.header["__metadata__"]["graph"] = 5; }),
+      ErrorCode::kBadHeader);
+  EXPECT_LOAD_ERROR(
+      Edited(MicroSpec(), [](FileParts& p) { p.header["__metadata__"]["graph"] = "{nope"; }),
+      ErrorCode::kBadHeader);
+  EXPECT_LOAD_ERROR(Edited(MicroSpec(), [](FileParts& p) { p.header["__metadata__"] = "x"; }),
+                    ErrorCode::kBadHeader);
+  EXPECT_LOAD_ERROR(
+      Edited(MicroSpec(), [](FileParts& p) { p.header["__metadata__"].erase("preprocess"); }),
+      ErrorCode::kBadHeader);
+  EXPECT_LOAD_ERROR(Edited(MicroSpec(), [](FileParts& p) { p.header["c.weight"] = 3; }),
+                    ErrorCode::kBadHeader);
+  EXPECT_LOAD_ERROR(Edited(MicroSpec(), [](FileParts& p) { p.header["c.weight"].erase("shape"); }),
+                    ErrorCode::kBadHeader);
+  EXPECT_LOAD_ERROR(EditedMeta(MicroSpec(), "card", [](Json& c) { c = Json::array(); }),
+                    ErrorCode::kBadHeader);
+  // The same tensor declared twice (nlohmann would silently keep the last).
+  FileParts p = Split(WriteModel(MicroSpec()));
+  std::string h = p.header.dump();
+  const std::string entry = "\"c.bias\":" + p.header["c.bias"].dump();
+  h.insert(h.size() - 1, "," + entry);
+  EXPECT_LOAD_ERROR(Assemble(h, p.data), ErrorCode::kBadHeader);
+}
+
+TEST(ModelFormat, BadShapes) {
+  auto with_shape = [](Json shape) {
+    return Edited(MicroSpec(), [&](FileParts& p) { p.header["c.bias"]["shape"] = shape; });
+  };
+  EXPECT_LOAD_ERROR(with_shape({-2}), ErrorCode::kBadShape);
+  EXPECT_LOAD_ERROR(with_shape({0}), ErrorCode::kBadShape);
+  EXPECT_LOAD_ERROR(with_shape({int64_t{1} << 40}), ErrorCode::kBadShape);
+  EXPECT_LOAD_ERROR(with_shape({uint64_t{1} << 63}), ErrorCode::kBadShape);
+  EXPECT_LOAD_ERROR(with_shape({65536, 65536, 65536, 65536}), ErrorCode::kBadShape);  // overflow-ish
+  EXPECT_LOAD_ERROR(with_shape({1 << 13, 1 << 14}), ErrorCode::kBadShape);  // 2^27 > limit
+  EXPECT_LOAD_ERROR(with_shape({1, 1, 1, 1, 2}), ErrorCode::kBadShape);      // rank 5
+  EXPECT_LOAD_ERROR(with_shape({2.5}), ErrorCode::kBadShape);
+  EXPECT_LOAD_ERROR(with_shape({"2"}), ErrorCode::kBadShape);
+  EXPECT_LOAD_ERROR(with_shape(1e300), ErrorCode::kBadHeader);  // not an array
+  // Valid tensor, but not the shape the graph needs.
+  EXPECT_LOAD_ERROR(with_shape({1, 2}), ErrorCode::kBadShape);
+}
+
+TEST(ModelFormat, BadOffsets) {
+  auto with_offsets = [](const char* name, Json offsets) {
+    return Edited(MicroSpec(), [&](FileParts& p) { p.header[name]["data_offsets"] = offsets; });
+  };
+  // MicroSpec: c.bias [0, 8), c.weight [8, 80) (2x3x3x1 floats).
+  EXPECT_LOAD_ERROR(with_offsets("c.weight", {1000, 1072}), ErrorCode::kBadOffset);  // past end
+  EXPECT_LOAD_ERROR(with_offsets("c.weight", {uint64_t{1} << 62, (uint64_t{1} << 62) + 72}),
+                    ErrorCode::kBadOffset);
+  EXPECT_LOAD_ERROR(with_offsets("c.weight", {-8, 64}), ErrorCode::kBadOffset);
+  EXPECT_LOAD_ERROR(with_offsets("c.weight", {80, 8}), ErrorCode::kBadOffset);  // end < begin
+  EXPECT_LOAD_ERROR(with_offsets("c.weight", {8, 76}), ErrorCode::kBadOffset);  // wrong span
+  EXPECT_LOAD_ERROR(with_offsets("c.weight", {4, 76}), ErrorCode::kBadOffset);  // overlap
+  EXPECT_LOAD_ERROR(with_offsets("c.bias", {72, 80}), ErrorCode::kBadOffset);   // overlap
+  EXPECT_LOAD_ERROR(with_offsets("c.weight", {8}), ErrorCode::kBadOffset);
+  EXPECT_LOAD_ERROR(with_offsets("c.weight", "8"), ErrorCode::kBadOffset);
+  // Trailing bytes after the last tensor.
+  EXPECT_LOAD_ERROR(Edited(MicroSpec(), [](FileParts& p) { p.data.resize(p.data.size() + 4); }),
+                    ErrorCode::kBadOffset);
+  // Both tensors in the same bytes.
+  EXPECT_LOAD_ERROR(Edited(MicroSpec(),
+                           [](FileParts& p) {
+                             p.header["c.bias"]["data_offsets"] = {8, 16};
+                             p.data.resize(p.data.size() - 8);
+                           }),
+                    ErrorCode::kBadOffset);
+}
+
+TEST(ModelFormat, WrongDtype) {
+  for (const char* dtype : {"F16", "I64", "BF16", "F64", "f32"}) {
+    EXPECT_LOAD_ERROR(
+        Edited(MicroSpec(), [&](FileParts& p) { p.header["c.weight"]["dtype"] = dtype; }),
+        ErrorCode::kBadDtype);
+  }
+  EXPECT_LOAD_ERROR(Edited(MicroSpec(), [&](FileParts& p) { p.header["c.weight"]["dtype"] = 32; }),
+                    ErrorCode::kBadHeader);
+}
+
+TEST(ModelFormat, NonFiniteWeights) {
+  const float values[] = {std::numeric_limits<float>::quiet_NaN(),
+                          std::numeric_limits<float>::infinity(),
+                          -std::numeric_limits<float>::infinity()};
+  for (float v : values) {
+    ModelSpec spec = TinyUnetSpec();
+    for (ModelTensor& t : spec.tensors) {
+      if (t.name == "dec1.weight") t.data[17] = v;
+    }
+    const std::vector<uint8_t> bytes = WriteModel(spec);
+    Status st = LoadStatus(bytes);
+    EXPECT_EQ(st.code(), ErrorCode::kNonFinite) << st.ToString();
+    EXPECT_NE(st.message().find("'dec1.weight'"), std::string::npos) << st.message();
+    EXPECT_NE(st.message().find("element 17"), std::string::npos) << st.message();
+    std::printf("  [kNonFinite] %s\n", st.ToString().c_str());
+  }
+}
+
+TEST(ModelFormat, TooManyTensors) {
+  ModelSpec spec = MicroSpec();
+  for (int i = 0; i < kMaxTensors; ++i) {
+    spec.tensors.push_back({"extra." + std::to_string(i), {1}, {0.0f}});
+  }
+  EXPECT_LOAD_ERROR(WriteModel(spec), ErrorCode::kLimitExceeded);
+  spec.tensors.resize(kMaxTensors);  // exactly at the limit: fine (unused tensors are allowed)
+  EXPECT_TRUE(LoadStatus(WriteModel(spec)).ok()) << LoadStatus(WriteModel(spec)).ToString();
+}
+
+TEST(ModelFormat, DanglingInputs) {
+  std::vector<uint8_t> bytes = EditedMeta(
+      MicroSpec(), "graph", [](Json& g) { NodeNamed(g, "r")["inputs"] = {"nope"}; });
+  Status st = LoadStatus(bytes);
+  EXPECT_EQ(st.code(), ErrorCode::kBadGraph);
+  EXPECT_EQ(st.message(), "node 'r' reads 'nope' which is not defined before it");
+  // A forward reference is the same error (no cycles possible).
+  bytes = EditedMeta(MicroSpec(), "graph", [](Json& g) { NodeNamed(g, "c")["inputs"] = {"r"}; });
+  st = LoadStatus(bytes);
+  EXPECT_EQ(st.code(), ErrorCode::kBadGraph);
+  EXPECT_EQ(st.message(), "node 'c' reads 'r' which is not defined before it");
+  std::printf("  [kBadGraph] %s\n", st.ToString().c_str());
+  EXPECT_LOAD_ERROR(EditedMeta(MicroSpec(), "graph", [](Json& g) { g["output"] = "zzz"; }),
+                    ErrorCode::kBadGraph);
+  EXPECT_LOAD_ERROR(
+      EditedMeta(MicroSpec(), "graph", [](Json& g) { NodeNamed(g, "r")["inputs"] = {"c", "c"}; }),
+      ErrorCode::kBadGraph);  // arity
+  EXPECT_LOAD_ERROR(
+      EditedMeta(MicroSpec(), "graph", [](Json& g) { NodeNamed(g, "r")["inputs"] = {3}; }),
+      ErrorCode::kBadGraph);
+  EXPECT_LOAD_ERROR(EditedMeta(MicroSpec(), "graph", [](Json& g) { g["nodes"] = Json::array(); }),
+                    ErrorCode::kBadGraph);
+}
+
+TEST(ModelFormat, UnknownOpAndBadAttributes) {
+  EXPECT_LOAD_ERROR(
+      EditedMeta(MicroSpec(), "graph", [](Json& g) { NodeNamed(g, "r")["op"] = "softmax"; }),
+      ErrorCode::kBadGraph);
+  EXPECT_LOAD_ERROR(EditedMeta(MicroSpec(), "graph",
+                               [](Json& g) { NodeNamed(g, "c")["activation"] = "gelu"; }),
+                    ErrorCode::kBadGraph);
+  EXPECT_LOAD_ERROR(
+      EditedMeta(MicroSpec(), "graph", [](Json& g) { NodeNamed(g, "c")["stride"] = "1"; }),
+      ErrorCode::kBadGraph);
+  EXPECT_LOAD_ERROR(
+      EditedMeta(MicroSpec(), "graph", [](Json& g) { NodeNamed(g, "c")["pad"] = {1, 1, 1}; }),
+      ErrorCode::kBadGraph);
+  EXPECT_LOAD_ERROR(
+      EditedMeta(MicroSpec(), "graph", [](Json& g) { NodeNamed(g, "c")["pad"] = -1; }),
+      ErrorCode::kBadGraph);
+  EXPECT_LOAD_ERROR(
+      EditedMeta(MicroSpec(), "graph", [](Json& g) { NodeNamed(g, "r")["mode"] = "median"; }),
+      ErrorCode::kBadGraph);
+  EXPECT_LOAD_ERROR(
+      EditedMeta(MicroSpec(), "graph", [](Json& g) { NodeNamed(g, "r")["weight"] = "c.weight"; }),
+      ErrorCode::kBadGraph);
+  EXPECT_LOAD_ERROR(EditedMeta(MicroSpec(), "graph",
+                               [](Json& g) { NodeNamed(g, "c")["stride"] = kMaxStride + 1; }),
+                    ErrorCode::kBadGraph);
+  EXPECT_LOAD_ERROR(
+      EditedMeta(MicroSpec(), "graph", [](Json& g) { g["input"]["h"] = kMaxModelInputSide + 1; }),
+      ErrorCode::kLimitExceeded);
+  EXPECT_LOAD_ERROR(EditedMeta(MicroSpec(), "graph",
+                               [](Json& g) {
+                                 for (int i = 0; i < kMaxNodes; ++i) {
+                                   g["nodes"].push_back({{"name", "a" + std::to_string(i)},
+                                                         {"op", "activation"},
+                                                         {"inputs", {"r"}},
+                                                         {"activation", "relu"}});
+                                 }
+                               }),
+                    ErrorCode::kLimitExceeded);
+}
+
+TEST(ModelFormat, DuplicateNames) {
+  EXPECT_LOAD_ERROR(
+      EditedMeta(MicroSpec(), "graph", [](Json& g) { NodeNamed(g, "r")["name"] = "c"; }),
+      ErrorCode::kBadGraph);
+  EXPECT_LOAD_ERROR(
+      EditedMeta(MicroSpec(), "graph", [](Json& g) { NodeNamed(g, "c")["name"] = "input"; }),
+      ErrorCode::kBadGraph);
+  EXPECT_LOAD_ERROR(
+      EditedMeta(MicroSpec(), "graph", [](Json& g) { NodeNamed(g, "c")["name"] = ""; }),
+      ErrorCode::kBadGraph);
+}
+
+TEST(ModelFormat, MissingWeightTensor) {
+  Status st = LoadStatus(
+      EditedMeta(MicroSpec(), "graph", [](Json& g) { NodeNamed(g, "c")["weight"] = "c.w"; }));
+  EXPECT_EQ(st.code(), ErrorCode::kBadGraph);
+  EXPECT_NE(st.message().find("'c.w'"), std::string::npos) << st.message();
+  std::printf("  [kBadGraph] %s\n", st.ToString().c_str());
+  EXPECT_LOAD_ERROR(
+      EditedMeta(MicroSpec(), "graph", [](Json& g) { NodeNamed(g, "c").erase("weight"); }),
+      ErrorCode::kBadGraph);
+  EXPECT_LOAD_ERROR(
+      EditedMeta(MicroSpec(), "graph", [](Json& g) { NodeNamed(g, "c")["bias"] = "c.b"; }),
+      ErrorCode::kBadGraph);
+}
+
+TEST(ModelFormat, WeightShapeMismatch) {
+  // Declared out_channels / kernel disagree with the weight.
+  EXPECT_LOAD_ERROR(
+      EditedMeta(MicroSpec(), "graph", [](Json& g) { NodeNamed(g, "c")["out_channels"] = 3; }),
+      ErrorCode::kBadShape);
+  EXPECT_LOAD_ERROR(EditedMeta(MicroSpec(), "graph",
+                               [](Json& g) {
+                                 NodeNamed(g, "c")["kernel"] = {1, 1};
+                                 NodeNamed(g, "c")["pad"] = 0;
+                               }),
+                    ErrorCode::kBadShape);
+  // Weight input channels disagree with the actual input (found by Finalize).
+  ModelSpec spec = TinyUnetSpec();
+  for (ModelTensor& t : spec.tensors) {
+    if (t.name == "dec1.weight") {
+      t.shape = {8, 3, 3, 16};  // cat1 has 32 channels
+      t.data.resize(8 * 3 * 3 * 16);
+    }
+  }
+  Status st = LoadStatus(WriteModel(spec));
+  EXPECT_EQ(st.code(), ErrorCode::kBadShape) << st.ToString();
+  std::printf("  [kBadShape] %s\n", st.ToString().c_str());
+  // Dense weight of the wrong input size.
+  spec = SeedCnnSpec(true);
+  for (ModelTensor& t : spec.tensors) {
+    if (t.name == "fc1.weight") {
+      t.shape = {128, 2000};
+      t.data.resize(128 * 2000);
+    }
+  }
+  EXPECT_LOAD_ERROR(WriteModel(spec), ErrorCode::kBadShape);
+  // Bias of the wrong length, weight of the wrong rank.
+  spec = MicroSpec();
+  for (ModelTensor& t : spec.tensors) {
+    if (t.name == "c.bias") t.shape = {1, 2};
+  }
+  EXPECT_LOAD_ERROR(WriteModel(spec), ErrorCode::kBadShape);
+  spec = MicroSpec();
+  for (ModelTensor& t : spec.tensors) {
+    if (t.name == "c.weight") t.shape = {2, 9};
+  }
+  EXPECT_LOAD_ERROR(WriteModel(spec), ErrorCode::kBadShape);
+  // Data length disagrees with the shape: caught as an offset error.
+  spec = MicroSpec();
+  spec.tensors[0].data.pop_back();
+  EXPECT_LOAD_ERROR(WriteModel(spec), ErrorCode::kBadOffset);
+}
+
+TEST(ModelFormat, PreprocessNetworkMismatch) {
+  Status st = LoadStatus(EditedMeta(TinyUnetSpec(), "preprocess", [](Json& p) {
+    p["crop"] = {{"x", 0}, {"y", 0}, {"w", 30}, {"h", 30}};
+  }));
+  EXPECT_EQ(st.code(), ErrorCode::kBadShape);
+  std::printf("  [kBadShape] %s\n", st.ToString().c_str());
+  EXPECT_LOAD_ERROR(EditedMeta(TinyUnetSpec(), "preprocess", [](Json& p) { p["channels"] = 1; }),
+                    ErrorCode::kBadShape);
+  EXPECT_LOAD_ERROR(EditedMeta(SeedCnnSpec(false), "preprocess",
+                               [](Json& p) { p["resize_w"] = 48; }),
+                    ErrorCode::kBadShape);
+  // Invalid on its own.
+  EXPECT_LOAD_ERROR(EditedMeta(TinyUnetSpec(), "preprocess",
+                               [](Json& p) { p["crop"]["x"] = 20; }),  // outside the 40x40 image
+                    ErrorCode::kBadHeader);
+  EXPECT_LOAD_ERROR(EditedMeta(TinyUnetSpec(), "preprocess", [](Json& p) { p["std"] = {1, 0, 1}; }),
+                    ErrorCode::kBadHeader);
+  EXPECT_LOAD_ERROR(EditedMeta(TinyUnetSpec(), "preprocess", [](Json& p) { p["norm"] = "zca"; }),
+                    ErrorCode::kBadHeader);
+  EXPECT_LOAD_ERROR(EditedMeta(TinyUnetSpec(), "preprocess", [](Json& p) { p["scale"] = "1"; }),
+                    ErrorCode::kBadHeader);
+  EXPECT_LOAD_ERROR(EditedMeta(TinyUnetSpec(), "preprocess", [](Json& p) { p = 3; }),
+                    ErrorCode::kBadHeader);
+}
+
+TEST(ModelFormat, PostprocessChecks) {
+  EXPECT_LOAD_ERROR(EditedMeta(TinyUnetSpec(), "postprocess",
+                               [](Json& p) { p["cell_mean"] = "enc1.bias"; }),
+                    ErrorCode::kBadShape);
+  EXPECT_LOAD_ERROR(EditedMeta(TinyUnetSpec(), "postprocess",
+                               [](Json& p) { p["cell_std"] = "no.such"; }),
+                    ErrorCode::kBadHeader);
+  EXPECT_LOAD_ERROR(EditedMeta(TinyUnetSpec(), "postprocess", [](Json& p) { p["reduce"] = "p99"; }),
+                    ErrorCode::kBadHeader);
+  EXPECT_LOAD_ERROR(
+      EditedMeta(TinyUnetSpec(), "postprocess", [](Json& p) { p["topk_fraction"] = 0; }),
+      ErrorCode::kBadHeader);
+  EXPECT_LOAD_ERROR(
+      EditedMeta(TinyUnetSpec(), "postprocess", [](Json& p) { p["blur_sigma"] = -1; }),
+      ErrorCode::kBadHeader);
+  EXPECT_LOAD_ERROR(EditedMeta(TinyUnetSpec(), "postprocess", [](Json& p) { p["sigmoid"] = 1; }),
+                    ErrorCode::kBadHeader);
+  // cell_std must be > 0.
+  ModelSpec spec = TinyUnetSpec();
+  for (ModelTensor& t : spec.tensors) {
+    if (t.name == "post.cell_std") t.data[5] = 0.0f;
+  }
+  EXPECT_LOAD_ERROR(WriteModel(spec), ErrorCode::kBadHeader);
+  // Cell maps on a network whose output is not a 1-channel map.
+  spec = SeedCnnSpec(true);
+  spec.tensors.push_back({"cm", {1, 1}, {0.0f}});
+  spec.postprocess_json = R"({"cell_mean":"cm"})";
+  EXPECT_TRUE(LoadStatus(WriteModel(spec)).ok()) << LoadStatus(WriteModel(spec)).ToString();
+  spec.tensors.back().shape = {1, 2};
+  spec.tensors.back().data = {0.0f, 0.0f};
+  EXPECT_LOAD_ERROR(WriteModel(spec), ErrorCode::kBadShape);
+}
+
+TEST(ModelFormat, BadCalibration) {
+  for (Json scale : {Json(0), Json(-1.0), Json("2"), Json(nullptr), Json(1e-60), Json(1e300)}) {
+    Status st = LoadStatus(
+        EditedMeta(MicroSpec(), "calibration", [&](Json& c) { c["scale"] = scale; }));
+    EXPECT_EQ(st.code(), ErrorCode::kBadHeader) << scale.dump() << ": " << st.ToString();
+  }
+  std::printf("  [kBadHeader] %s\n",
+              LoadStatus(EditedMeta(MicroSpec(), "calibration", [](Json& c) { c["scale"] = 0; }))
+                  .ToString()
+                  .c_str());
+  EXPECT_LOAD_ERROR(
+      EditedMeta(MicroSpec(), "calibration", [](Json& c) { c["threshold"] = "high"; }),
+      ErrorCode::kBadHeader);
+  EXPECT_LOAD_ERROR(EditedMeta(MicroSpec(), "calibration",
+                               [](Json& c) {
+                                 c["map_low"] = 2;
+                                 c["map_high"] = 1;
+                               }),
+                    ErrorCode::kBadHeader);
+  // f1_threshold: null means absent.
+  auto r = [&] {
+    std::vector<uint8_t> b =
+        EditedMeta(MicroSpec(), "calibration", [](Json& c) { c["f1_threshold"] = nullptr; });
+    return LoadModel(b.data(), b.size());
+  }();
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_TRUE(std::isnan((*r)->calibration.f1_threshold));
+}
+
+// Random single-byte corruptions: any result is fine except a crash (run
+// under ASan/UBSan to make "crash" include every out-of-bounds read).
+TEST(ModelFormat, RandomCorruptionNeverCrashes) {
+  const std::vector<uint8_t> base = WriteModel(MicroSpec());
+  testing::Rng rng(1234);
+  int rejected = 0;
+  const int kTrials = 4000;
+  for (int i = 0; i < kTrials; ++i) {
+    std::vector<uint8_t> b = base;
+    const int flips = 1 + static_cast<int>(rng.Next() % 3);
+    for (int f = 0; f < flips; ++f) {
+      b[rng.Next() % b.size()] = static_cast<uint8_t>(rng.Next());
+    }
+    auto r = LoadModel(b.data(), b.size());
+    if (!r.ok()) {
+      ++rejected;
+      EXPECT_FALSE(r.status().message().empty());
+    }
+  }
+  std::printf("  %d of %d corrupted files rejected\n", rejected, kTrials);
+  EXPECT_GT(rejected, kTrials / 4);
+}
+
+}  // namespace
+}  // namespace flawlens
