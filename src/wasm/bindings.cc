@@ -11,6 +11,8 @@
 #include <emscripten/bind.h>
 #include <emscripten/val.h>
 
+#include <malloc.h>
+
 #include <cstdio>
 #include <memory>
 #include <string>
@@ -192,9 +194,13 @@ class WasmDetector {
   const flawlens::Detection* last_ = nullptr;
 };
 
+// Bytes malloc'd and not freed (dlmalloc's mallinfo): for leak tests.
+double HeapInUse() { return static_cast<double>(mallinfo().uordblks); }
+
 }  // namespace
 
 EMSCRIPTEN_BINDINGS(flawlens) {
+  emscripten::function("heapInUse", &HeapInUse);
   emscripten::class_<WasmDetector>("Detector")
       .constructor<>()
       .function("buffer", &WasmDetector::buffer)

@@ -162,8 +162,9 @@ export class Engine {
     }
   }
 
-  // Bytes of wasm memory in use (for leak checks).
+  // Size of the wasm memory, and bytes malloc'd and not freed (leak checks).
   get memoryBytes() { return this.#module.HEAP8.buffer.byteLength; }
+  get heapInUse() { return this.#module.heapInUse(); }
 }
 
 // moduleUrl: URL of flawlens-core.mjs. wasmBinary: optional bytes (Node).
