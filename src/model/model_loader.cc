@@ -219,6 +219,11 @@ bool ParseActivation(const std::string& s, Activation* act) {
 
 using TensorMap = std::unordered_map<std::string, const RawTensor*>;
 
+// Integer attributes are parsed in [lo, kAttrMax]; the documented limits
+// (core/limits.h) are applied by Graph::Finalize, which reports values above
+// them as kLimitExceeded.
+constexpr int64_t kAttrMax = 1 << 16;
+
 Status ResolveTensor(const Json& node, const char* key, const std::string& ctx,
                      const TensorMap& tensors, TensorRef* ref, bool* present) {
   *present = false;
@@ -322,14 +327,14 @@ Status ParseNode(const Json& j, size_t index, const std::unordered_map<std::stri
       node->kernel_h = static_cast<int>(std::min<int64_t>(ws[1], kMaxKernel + 1));
       node->kernel_w = static_cast<int>(std::min<int64_t>(ws[2], kMaxKernel + 1));
       FLAWLENS_RETURN_IF_ERROR(
-          GetInt(j, "out_channels", 1, kMaxChannels, kG, ctx, &node->out_channels));
+          GetInt(j, "out_channels", 1, kAttrMax, kG, ctx, &node->out_channels));
       FLAWLENS_RETURN_IF_ERROR(
-          GetIntPair(j, "kernel", 1, kMaxKernel, kG, ctx, &node->kernel_h, &node->kernel_w));
+          GetIntPair(j, "kernel", 1, kAttrMax, kG, ctx, &node->kernel_h, &node->kernel_w));
       FLAWLENS_RETURN_IF_ERROR(
-          GetIntPair(j, "stride", 1, kMaxStride, kG, ctx, &node->stride_h, &node->stride_w));
-      FLAWLENS_RETURN_IF_ERROR(GetIntPair(j, "dilation", 1, kMaxDilation, kG, ctx,
+          GetIntPair(j, "stride", 1, kAttrMax, kG, ctx, &node->stride_h, &node->stride_w));
+      FLAWLENS_RETURN_IF_ERROR(GetIntPair(j, "dilation", 1, kAttrMax, kG, ctx,
                                           &node->dilation_h, &node->dilation_w));
-      FLAWLENS_RETURN_IF_ERROR(GetInt(j, "groups", 1, kMaxChannels, kG, ctx, &node->groups));
+      FLAWLENS_RETURN_IF_ERROR(GetInt(j, "groups", 1, kAttrMax, kG, ctx, &node->groups));
       if (node->out_channels > kMaxChannels || node->kernel_h > kMaxKernel ||
           node->kernel_w > kMaxKernel) {
         return MakeError(ErrorCode::kLimitExceeded,
@@ -351,7 +356,7 @@ Status ParseNode(const Json& j, size_t index, const std::unordered_map<std::stri
       }
       node->out_channels = static_cast<int>(std::min<int64_t>(ws[0], kMaxChannels + 1));
       FLAWLENS_RETURN_IF_ERROR(
-          GetInt(j, "out_channels", 1, kMaxChannels, kG, ctx, &node->out_channels));
+          GetInt(j, "out_channels", 1, kAttrMax, kG, ctx, &node->out_channels));
       if (node->out_channels > kMaxChannels) {
         return MakeError(ErrorCode::kLimitExceeded, "%s: weight shape %s exceeds the limit of %d outputs",
                          ctx.c_str(), ShapeString(ws).c_str(), kMaxChannels);
@@ -368,13 +373,13 @@ Status ParseNode(const Json& j, size_t index, const std::unordered_map<std::stri
         return MakeError(kG, "%s: needs \"kernel\"", ctx.c_str());
       }
       FLAWLENS_RETURN_IF_ERROR(
-          GetIntPair(j, "kernel", 1, kMaxKernel, kG, ctx, &node->kernel_h, &node->kernel_w));
+          GetIntPair(j, "kernel", 1, kAttrMax, kG, ctx, &node->kernel_h, &node->kernel_w));
       // PyTorch semantics: stride defaults to the kernel size.
-      node->stride_h = std::min(node->kernel_h, kMaxStride);
-      node->stride_w = std::min(node->kernel_w, kMaxStride);
+      node->stride_h = node->kernel_h;
+      node->stride_w = node->kernel_w;
       FLAWLENS_RETURN_IF_ERROR(
-          GetIntPair(j, "stride", 1, kMaxStride, kG, ctx, &node->stride_h, &node->stride_w));
-      FLAWLENS_RETURN_IF_ERROR(GetIntPair(j, "dilation", 1, kMaxDilation, kG, ctx,
+          GetIntPair(j, "stride", 1, kAttrMax, kG, ctx, &node->stride_h, &node->stride_w));
+      FLAWLENS_RETURN_IF_ERROR(GetIntPair(j, "dilation", 1, kAttrMax, kG, ctx,
                                           &node->dilation_h, &node->dilation_w));
       FLAWLENS_RETURN_IF_ERROR(
           GetBool(j, "count_include_pad", kG, ctx, &node->count_include_pad));
@@ -392,7 +397,7 @@ Status ParseNode(const Json& j, size_t index, const std::unordered_map<std::stri
                          ctx.c_str(), Q(mode).c_str());
       }
       FLAWLENS_RETURN_IF_ERROR(
-          GetIntPair(j, "scale", 1, kMaxModelInputSide, kG, ctx, &node->scale_h, &node->scale_w));
+          GetIntPair(j, "scale", 1, kAttrMax, kG, ctx, &node->scale_h, &node->scale_w));
       break;
     }
     case OpType::kReduceChannels: {
@@ -420,21 +425,21 @@ Status ParseNode(const Json& j, size_t index, const std::unordered_map<std::stri
       int64_t p[4] = {0, 0, 0, 0};
       bool ok = false;
       if (pad->is_number()) {
-        ok = JsonToInt64(*pad, 0, kMaxPad, &p[0]);
+        ok = JsonToInt64(*pad, 0, kAttrMax, &p[0]);
         p[1] = p[2] = p[3] = p[0];
       } else if (pad->is_array() && pad->size() == 2) {
-        ok = JsonToInt64((*pad)[0], 0, kMaxPad, &p[0]) && JsonToInt64((*pad)[1], 0, kMaxPad, &p[1]);
+        ok = JsonToInt64((*pad)[0], 0, kAttrMax, &p[0]) && JsonToInt64((*pad)[1], 0, kAttrMax, &p[1]);
         p[2] = p[0];
         p[3] = p[1];
       } else if (pad->is_array() && pad->size() == 4) {
         ok = true;
-        for (int i = 0; i < 4; ++i) ok = ok && JsonToInt64((*pad)[i], 0, kMaxPad, &p[i]);
+        for (int i = 0; i < 4; ++i) ok = ok && JsonToInt64((*pad)[i], 0, kAttrMax, &p[i]);
       }
       if (!ok) {
         return MakeError(kG,
                          "%s: 'pad' must be p, [ph, pw] or [top, left, bottom, right] with "
-                         "integers in [0, %d] (got %s)",
-                         ctx.c_str(), kMaxPad, DumpJson(*pad).substr(0, 64).c_str());
+                         "integers >= 0 (got %s)",
+                         ctx.c_str(), DumpJson(*pad).substr(0, 64).c_str());
       }
       node->pad_top = static_cast<int>(p[0]);
       node->pad_left = static_cast<int>(p[1]);
@@ -463,16 +468,17 @@ Status ParseGraph(const Json& j, const TensorMap& tensors, Graph* graph) {
   if (input == nullptr || !input->is_object()) {
     return MakeError(kG, "graph: needs \"input\": {\"h\", \"w\", \"c\"}");
   }
+  // Range limits (kMaxModelInputSide, kMaxChannels) are Finalize()'s.
   for (const char* k : {"h", "w", "c"}) {
     if (FindMember(*input, k) == nullptr) {
       return MakeError(kG, "graph: input needs \"%s\"", k);
     }
   }
-  FLAWLENS_RETURN_IF_ERROR(GetInt(*input, "h", 1, kMaxModelInputSide, ErrorCode::kLimitExceeded,
+  FLAWLENS_RETURN_IF_ERROR(GetInt(*input, "h", 1, int64_t{1} << 30, kG,
                                   "graph input", &graph->input.h));
-  FLAWLENS_RETURN_IF_ERROR(GetInt(*input, "w", 1, kMaxModelInputSide, ErrorCode::kLimitExceeded,
+  FLAWLENS_RETURN_IF_ERROR(GetInt(*input, "w", 1, int64_t{1} << 30, kG,
                                   "graph input", &graph->input.w));
-  FLAWLENS_RETURN_IF_ERROR(GetInt(*input, "c", 1, kMaxChannels, ErrorCode::kLimitExceeded,
+  FLAWLENS_RETURN_IF_ERROR(GetInt(*input, "c", 1, int64_t{1} << 30, kG,
                                   "graph input", &graph->input.c));
   const Json* nodes = FindMember(j, "nodes");
   if (nodes == nullptr || !nodes->is_array() || nodes->empty()) {
@@ -660,6 +666,16 @@ Status LoadInto(const uint8_t* bytes, size_t size, Model* model) {
   FLAWLENS_RETURN_IF_ERROR(
       ParsePostprocessJson(post_json, &model->postprocess, &cell_names[0], &cell_names[1]));
   const Shape& out = model->graph.output_shape();
+  const float sigma = model->postprocess.blur_sigma;
+  if (sigma > 0.0f && int64_t{out.h} * out.w > 1) {
+    // The map blur reflects once at the borders: its radius must fit the map.
+    const int radius = std::max(1, static_cast<int>(std::ceil(3.0f * sigma)));
+    if (radius >= std::min(out.h, out.w)) {
+      return MakeError(ErrorCode::kBadHeader,
+                       "postprocess: blur_sigma %g (radius %d) is too large for the %dx%d map",
+                       sigma, radius, out.h, out.w);
+    }
+  }
   TensorRef* cell_refs[2] = {&model->postprocess.cell_mean, &model->postprocess.cell_std};
   const char* cell_keys[2] = {"cell_mean", "cell_std"};
   for (int k = 0; k < 2; ++k) {

@@ -2,6 +2,8 @@
 // each asserting its specific ErrorCode (model/FORMAT.md "Validation").
 #include <cmath>
 #include <cstdint>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <functional>
 #include <limits>
@@ -314,6 +316,26 @@ TEST(ModelFormat, DefaultsAndForwardCompatibility) {
   EXPECT_EQ((*r)->graph.nodes[0].out_channels, 2);
 }
 
+// With FLAWLENS_MODEL_DUMP_DIR set (native), writes the test models there so
+// that they can be inspected with the python3 snippet of model/FORMAT.md.
+TEST(ModelFormat, DumpModelsIfAsked) {
+  const char* dir = std::getenv("FLAWLENS_MODEL_DUMP_DIR");
+  if (dir == nullptr || *dir == 0) GTEST_SKIP() << "FLAWLENS_MODEL_DUMP_DIR not set";
+  const std::pair<const char*, ModelSpec> models[] = {{"tiny_unet", TinyUnetSpec()},
+                                                      {"seed_cnn", SeedCnnSpec(true)},
+                                                      {"anchor_a", SeedCnnSpec(false)},
+                                                      {"micro", MicroSpec()}};
+  for (const auto& m : models) {
+    const std::vector<uint8_t> bytes = WriteModel(m.second);
+    const std::string path = std::string(dir) + "/" + m.first + ".safetensors";
+    FILE* f = std::fopen(path.c_str(), "wb");
+    ASSERT_NE(f, nullptr) << path;
+    EXPECT_EQ(std::fwrite(bytes.data(), 1, bytes.size(), f), bytes.size());
+    std::fclose(f);
+    std::printf("  wrote %s (%zu bytes)\n", path.c_str(), bytes.size());
+  }
+}
+
 // ---- malformed files ---------------------------------------------------------------
 
 TEST(ModelFormat, TruncatedAtEveryByte) {
@@ -560,6 +582,15 @@ TEST(ModelFormat, UnknownOpAndBadAttributes) {
       ErrorCode::kBadGraph);
   EXPECT_LOAD_ERROR(EditedMeta(MicroSpec(), "graph",
                                [](Json& g) { NodeNamed(g, "c")["stride"] = kMaxStride + 1; }),
+                    ErrorCode::kLimitExceeded);
+  EXPECT_LOAD_ERROR(EditedMeta(MicroSpec(), "graph",
+                               [](Json& g) { NodeNamed(g, "c")["dilation"] = {1, 0}; }),
+                    ErrorCode::kBadGraph);
+  EXPECT_LOAD_ERROR(EditedMeta(MicroSpec(), "graph",
+                               [](Json& g) { NodeNamed(g, "c")["pad"] = {0, kMaxPad + 1}; }),
+                    ErrorCode::kLimitExceeded);
+  EXPECT_LOAD_ERROR(EditedMeta(MicroSpec(), "graph",
+                               [](Json& g) { NodeNamed(g, "c")["pad"] = {1, 1e9}; }),
                     ErrorCode::kBadGraph);
   EXPECT_LOAD_ERROR(
       EditedMeta(MicroSpec(), "graph", [](Json& g) { g["input"]["h"] = kMaxModelInputSide + 1; }),
@@ -690,6 +721,12 @@ TEST(ModelFormat, PostprocessChecks) {
   EXPECT_LOAD_ERROR(
       EditedMeta(TinyUnetSpec(), "postprocess", [](Json& p) { p["blur_sigma"] = -1; }),
       ErrorCode::kBadHeader);
+  EXPECT_LOAD_ERROR(
+      EditedMeta(TinyUnetSpec(), "postprocess", [](Json& p) { p["blur_sigma"] = 11; }),
+      ErrorCode::kBadHeader);  // radius 33 >= 32x32 map
+  EXPECT_TRUE(LoadStatus(EditedMeta(TinyUnetSpec(), "postprocess",
+                                    [](Json& p) { p["blur_sigma"] = 10; }))
+                  .ok());  // radius 30 fits
   EXPECT_LOAD_ERROR(EditedMeta(TinyUnetSpec(), "postprocess", [](Json& p) { p["sigmoid"] = 1; }),
                     ErrorCode::kBadHeader);
   // cell_std must be > 0.
