@@ -48,8 +48,9 @@ for (const file of files) {
     name, site, server, artifacts, repo, assert,
     log: (...a) => console.log(`  [${name}]`, ...a),
     // Launch a browser; its requests are checked for foreign origins at the end.
-    async launch(opts) {
+    async launch(opts = {}) {
       const b = await launch(opts);
+      b.origin = opts.origin || server.origin;
       launched.push(b);
       return b;
     },
@@ -69,8 +70,7 @@ for (const file of files) {
     ]);
     // Every request every page made went to the page's own origin.
     for (const b of launched) {
-      const foreign = foreignRequests(b.requests, t.originOverride || server.origin)
-        .filter((u) => !(t.extraOrigins || []).some((o) => u.includes(o)));
+      const foreign = foreignRequests(b.requests, b.origin);
       assert(foreign.length === 0, `requests left the origin: ${foreign.join(', ')}`);
       for (const p of b.context.pages()) {
         const csp = await p.evaluate(() => window.__cspViolations || []).catch(() => []);

@@ -129,8 +129,9 @@ async function startEngine() {
   } catch (e) {
     state.engineError = e;
     setBadge(el.engineBadge, 'error', 'Engine: unavailable');
-    showError(`The detection engine could not start: ${errText(e)} ` +
-              'flawlens needs a browser with WebAssembly SIMD (Chrome/Edge 91+, Firefox 89+, Safari 16.4+).');
+    const msg = errText(e);
+    showError(`The detection engine could not start: ${msg}` + (/SIMD|WebAssembly support/.test(msg) ? ''
+      : ' Reload the page; if this keeps happening, the site\'s flawlens-core.wasm is missing or damaged.'));
     setStatus('');
     return false;
   }
@@ -781,7 +782,7 @@ async function startCamera() {
   cam.captureH = Math.max(2, Math.round(vh * s));
   el.overlay.width = cam.captureW;
   el.overlay.height = cam.captureH;
-  el.stage.style.aspectRatio = `${vw} / ${vh}`;
+  el.stage.style.setProperty('--ar', String(vw / vh));
   cam.running = true;
   cam.frozen = false;
   clearCameraHistory();
@@ -914,7 +915,7 @@ function drawOverlay() {
   const roi = cam.drag ? cam.drag.rect : cam.roi;
   if (roi) {
     ctx.save();
-    const lw = Math.max(2, el.overlay.width / 240);
+    const lw = Math.max(1.5, el.overlay.width / 320);
     ctx.lineWidth = lw;
     ctx.setLineDash([lw * 4, lw * 3]);
     ctx.strokeStyle = '#ffffff';

@@ -117,7 +117,7 @@ const handlers = {
         try {
           r = d.detectEncoded(bytes);
         } catch (coreError) {
-          throw fail(`not a readable image (${coreError && coreError.message ? coreError.message : coreError})`,
+          throw fail(`cannot decode it: ${coreError && coreError.message ? coreError.message : coreError}`,
                      'bad_image');
         }
         const rect = r.mapRect;
