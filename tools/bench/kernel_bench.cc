@@ -4,7 +4,7 @@
 // and GFLOP/s. Builds natively and with em++ (see tools/bench/README.md).
 //
 //   kernel_bench [--backend simd|ref|xnnpack] [--net A|B|AB] [--runs N]
-//                [--warmup N] [--check] [--cpu]
+//                [--warmup N] [--check] [--cpu] [--engine NAME]
 // --cpu times with the thread CPU clock (native; useful on a loaded machine).
 // --check also runs the reference backend once and prints the max abs diff.
 #include <algorithm>
@@ -176,6 +176,7 @@ struct Runner {
   }
 };
 
+std::string g_engine = "flawlens-kernels";  // --engine: name in the RESULT line
 bool g_cpu_clock = false;  // --cpu: thread CPU time (native: ignores time spent preempted)
 
 double NowMs() {
@@ -196,7 +197,7 @@ double Percentile(std::vector<double> v, double p) {
   return v[static_cast<size_t>(std::lround(p * (v.size() - 1)))];
 }
 
-int BenchNet(char which, const std::string& backend_name, int runs, int warmup, bool check) {
+int BenchNet(char which, const std::string& backend_name, int runs, int warmup, bool exact_warmup, bool check) {
   Net net = MakeNet(which);
   std::unique_ptr<Backend> backend;
   if (backend_name == "simd") backend = flawlens::MakeSimdBackend();
@@ -214,16 +215,22 @@ int BenchNet(char which, const std::string& backend_name, int runs, int warmup, 
   const size_t n = net.layers.size();
   std::vector<std::vector<double>> per_layer(n);
   std::vector<double> totals;
-  for (int it = 0; it < warmup + runs; ++it) {
+  // Warm-up: `warmup` runs and, unless --warmup was given, at least 1 s (as
+  // the shared bench does).
+  const double warm_start = NowMs();
+  for (int it = 0; it < warmup || (!exact_warmup && NowMs() - warm_start < 1000.0); ++it) {
+    for (size_t i = 0; i < n; ++i) r.RunLayer(i);
+  }
+  for (int it = 0; it < runs; ++it) {
     const double t0 = NowMs();
     double prev = t0;
     for (size_t i = 0; i < n; ++i) {
       r.RunLayer(i);
       const double t = NowMs();
-      if (it >= warmup) per_layer[i].push_back(t - prev);
+      per_layer[i].push_back(t - prev);
       prev = t;
     }
-    if (it >= warmup) totals.push_back(prev - t0);
+    totals.push_back(prev - t0);
   }
   int64_t macs = 0;
   printf("net %s, backend %s, %d runs (median ms)\n", net.name.c_str(), backend_name.c_str(), runs);
@@ -244,8 +251,13 @@ int BenchNet(char which, const std::string& backend_name, int runs, int warmup, 
   const double min_total = *std::min_element(totals.begin(), totals.end());
   printf("  TOTAL net %s: median %.3f ms, p10 %.3f ms, min %.3f ms, %.1f MFLOP, %.2f GFLOP/s (median), %.2f (p10)\n",
          net.name.c_str(), med, p10, min_total, 2.0 * macs / 1e6, 2.0 * macs / (med * 1e6), 2.0 * macs / (p10 * 1e6));
-  printf("RESULT {\"engine\":\"kernel_bench-%s\",\"net\":\"%s\",\"median_ms\":%.4f,\"p10_ms\":%.4f,\"min_ms\":%.4f}\n",
-         backend_name.c_str(), net.name.c_str(), med, p10, min_total);
+  // Same fields as the shared bench's common.report(), so this line can join
+  // its run.sh as an engine (ENGINE_CMD_<name>="... kernel_bench.js --net").
+  printf("RESULT {\"engine\":\"%s\",\"net\":\"%s\",\"flops\":%lld,\"n\":%d,\"median\":%.4f,"
+         "\"p10\":%.4f,\"p90\":%.4f,\"min\":%.4f,\"max\":%.4f,\"gflops\":%.3f,\"threads\":1}\n",
+         g_engine.c_str(), net.name.c_str(), static_cast<long long>(2 * macs), runs, med, p10,
+         Percentile(totals, 0.9), min_total, *std::max_element(totals.begin(), totals.end()),
+         2.0 * macs / (med * 1e6));
 
   if (check) {
     Runner rr;
@@ -278,8 +290,9 @@ int main(int argc, char** argv) {
     else if (a == "--warmup" && i + 1 < argc) warmup = atoi(argv[++i]);
     else if (a == "--check") check = true;
     else if (a == "--cpu") g_cpu_clock = true;
+    else if (a == "--engine" && i + 1 < argc) g_engine = argv[++i];
     else {
-      fprintf(stderr, "usage: kernel_bench [--backend simd|ref|xnnpack] [--net A|B|AB] [--runs N] [--warmup N] [--check] [--cpu]\n");
+      fprintf(stderr, "usage: kernel_bench [--backend simd|ref|xnnpack] [--net A|B|AB] [--runs N] [--warmup N] [--check] [--cpu] [--engine NAME]\n");
       return 2;
     }
   }
@@ -287,7 +300,7 @@ int main(int argc, char** argv) {
     if (c != 'A' && c != 'B') continue;
     const int n_runs = runs > 0 ? runs : (c == 'A' ? 200 : 50);
     const int n_warm = warmup >= 0 ? warmup : (c == 'A' ? 20 : 5);
-    if (BenchNet(c, backend, n_runs, n_warm, check) != 0) return 1;
+    if (BenchNet(c, backend, n_runs, n_warm, warmup >= 0, check) != 0) return 1;
   }
   return 0;
 }
