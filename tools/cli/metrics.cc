@@ -264,6 +264,19 @@ void PixelAccumulator::Add(const float* scores, const uint8_t* mask, int width, 
   }
 }
 
+bool PixelAccumulator::Merge(const PixelAccumulator& other) {
+  if (other.edges_ != edges_) return false;
+  for (size_t b = 0; b < edges_.size(); ++b) {
+    pos_[b] += other.pos_[b];
+    neg_[b] += other.neg_[b];
+    region_weight_[b] += other.region_weight_[b];
+  }
+  positives_ += other.positives_;
+  negatives_ += other.negatives_;
+  regions_ += other.regions_;
+  return true;
+}
+
 double PixelAccumulator::Auroc() const {
   if (positives_ == 0 || negatives_ == 0) return kNaN;
   // Going from the highest bin down: each negative beats... each positive in

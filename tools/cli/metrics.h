@@ -87,6 +87,10 @@ class PixelAccumulator {
   // (nullptr = all defect-free, e.g. a good image).
   void Add(const float* scores, const uint8_t* mask, int width, int height);
 
+  // Adds the counts of `other`, which must have the same edges (per-thread
+  // accumulators). Returns false (and adds nothing) when the edges differ.
+  bool Merge(const PixelAccumulator& other);
+
   int64_t positives() const { return positives_; }
   int64_t negatives() const { return negatives_; }
   int64_t regions() const { return regions_; }

@@ -1,0 +1,216 @@
+#include "cli/cli_util.h"
+
+#include <algorithm>
+#include <atomic>
+#include <cmath>
+#include <cstdio>
+#include <fstream>
+#include <thread>
+
+#include "cli/dataset.h"
+#include "cli/metrics.h"
+#include "core/limits.h"
+
+// stb_image_write with private (static) symbols: other tools/ files may
+// compile their own copy without clashing.
+#define STB_IMAGE_WRITE_STATIC
+#define STB_IMAGE_WRITE_IMPLEMENTATION
+#define STBI_WRITE_NO_STDIO
+#if defined(__GNUC__)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wall"
+#pragma GCC diagnostic ignored "-Wextra"
+#pragma GCC diagnostic ignored "-Wmissing-field-initializers"
+#pragma GCC diagnostic ignored "-Wunused-function"
+#endif
+#include <stb/stb_image_write.h>
+#if defined(__GNUC__)
+#pragma GCC diagnostic pop
+#endif
+
+namespace flawlens::cli {
+
+Result<LoadedModel> LoadModelFile(const std::string& path) {
+  LoadedModel lm;
+  lm.path = path;
+  FLAWLENS_ASSIGN_OR_RETURN(lm.bytes, ReadFileBytes(path, kMaxModelBytes));
+  auto model = LoadModel(lm.bytes.data(), lm.bytes.size());
+  if (!model.ok()) {
+    return Status(model.status().code(), "model '" + path + "': " + model.status().message());
+  }
+  lm.model = std::move(model).value();
+  return lm;
+}
+
+Result<std::vector<std::unique_ptr<Detector>>> MakeDetectors(const LoadedModel& model, int count,
+                                                            const DetectorOptions& options) {
+  std::vector<std::unique_ptr<Detector>> out;
+  for (int i = 0; i < std::max(count, 1); ++i) {
+    auto det = Detector::Create(model.bytes.data(), model.bytes.size(), options);
+    if (!det.ok()) {
+      return Status(det.status().code(), "model '" + model.path + "': " + det.status().message());
+    }
+    out.push_back(std::move(det).value());
+  }
+  return out;
+}
+
+int ResolveThreads(int requested) {
+  if (requested > 0) return requested;
+  const unsigned hw = std::thread::hardware_concurrency();
+  return hw > 0 ? static_cast<int>(hw) : 1;
+}
+
+void ParallelFor(int n, int workers, const std::function<void(int, int)>& fn) {
+  workers = std::max(1, std::min(workers, n));
+  if (workers <= 1) {
+    for (int i = 0; i < n; ++i) fn(0, i);
+    return;
+  }
+  std::atomic<int> next{0};
+  std::vector<std::thread> threads;
+  for (int w = 0; w < workers; ++w) {
+    threads.emplace_back([&, w] {
+      for (int i = next++; i < n; i = next++) fn(w, i);
+    });
+  }
+  for (std::thread& t : threads) t.join();
+}
+
+namespace {
+void AppendBytes(void* context, void* data, int size) {
+  auto* out = static_cast<std::vector<uint8_t>*>(context);
+  const auto* p = static_cast<const uint8_t*>(data);
+  out->insert(out->end(), p, p + size);
+}
+}  // namespace
+
+std::vector<uint8_t> EncodePng(const uint8_t* pixels, int width, int height, int channels) {
+  std::vector<uint8_t> out;
+  if (pixels == nullptr || width <= 0 || height <= 0 || channels < 1 || channels > 4) return out;
+  if (!stbi_write_png_to_func(AppendBytes, &out, width, height, channels, pixels,
+                              width * channels)) {
+    out.clear();
+  }
+  return out;
+}
+
+Status WriteFileBytes(const std::string& path, const std::vector<uint8_t>& bytes) {
+  std::ofstream f(path, std::ios::binary | std::ios::trunc);
+  if (!f) return MakeError(ErrorCode::kInvalidArgument, "cannot write '%s'", path.c_str());
+  f.write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
+  if (!f) return MakeError(ErrorCode::kInvalidArgument, "cannot write '%s'", path.c_str());
+  return Status::Ok();
+}
+
+std::string Base64(const std::vector<uint8_t>& bytes) {
+  static const char kTable[] =
+      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  std::string out;
+  out.reserve((bytes.size() + 2) / 3 * 4);
+  size_t i = 0;
+  for (; i + 2 < bytes.size(); i += 3) {
+    const uint32_t v = (bytes[i] << 16) | (bytes[i + 1] << 8) | bytes[i + 2];
+    out += kTable[(v >> 18) & 63];
+    out += kTable[(v >> 12) & 63];
+    out += kTable[(v >> 6) & 63];
+    out += kTable[v & 63];
+  }
+  if (i + 1 == bytes.size()) {
+    const uint32_t v = bytes[i] << 16;
+    out += kTable[(v >> 18) & 63];
+    out += kTable[(v >> 12) & 63];
+    out += "==";
+  } else if (i + 2 == bytes.size()) {
+    const uint32_t v = (bytes[i] << 16) | (bytes[i + 1] << 8);
+    out += kTable[(v >> 18) & 63];
+    out += kTable[(v >> 12) & 63];
+    out += kTable[(v >> 6) & 63];
+    out += '=';
+  }
+  return out;
+}
+
+Image ToRgb(const Image& image) {
+  Image out;
+  out.width = image.width;
+  out.height = image.height;
+  out.format = PixelFormat::kRGB8;
+  const size_t n = static_cast<size_t>(image.width) * image.height;
+  out.pixels.resize(n * 3);
+  const int bpp = BytesPerPixel(image.format);
+  for (size_t i = 0; i < n; ++i) {
+    const uint8_t* p = image.pixels.data() + i * bpp;
+    if (image.format == PixelFormat::kGray8) {
+      out.pixels[i * 3] = out.pixels[i * 3 + 1] = out.pixels[i * 3 + 2] = p[0];
+    } else {
+      out.pixels[i * 3] = p[0];
+      out.pixels[i * 3 + 1] = p[1];
+      out.pixels[i * 3 + 2] = p[2];
+    }
+  }
+  return out;
+}
+
+Image ShrinkRgb(const Image& rgb, int max_side) {
+  const int side = std::max(rgb.width, rgb.height);
+  if (side <= max_side || max_side <= 0) return rgb;
+  const double f = static_cast<double>(max_side) / side;
+  Image out;
+  out.format = PixelFormat::kRGB8;
+  out.width = std::max(1, static_cast<int>(std::lround(rgb.width * f)));
+  out.height = std::max(1, static_cast<int>(std::lround(rgb.height * f)));
+  out.pixels.assign(static_cast<size_t>(out.width) * out.height * 3, 0);
+  // Box filter over the source footprint of each output pixel.
+  const double sx = static_cast<double>(rgb.width) / out.width;
+  const double sy = static_cast<double>(rgb.height) / out.height;
+  for (int y = 0; y < out.height; ++y) {
+    const int y0 = static_cast<int>(y * sy);
+    const int y1 = std::max(y0 + 1, std::min(rgb.height, static_cast<int>((y + 1) * sy)));
+    for (int x = 0; x < out.width; ++x) {
+      const int x0 = static_cast<int>(x * sx);
+      const int x1 = std::max(x0 + 1, std::min(rgb.width, static_cast<int>((x + 1) * sx)));
+      uint32_t acc[3] = {0, 0, 0};
+      for (int yy = y0; yy < y1; ++yy) {
+        const uint8_t* row = rgb.pixels.data() + (static_cast<size_t>(yy) * rgb.width) * 3;
+        for (int xx = x0; xx < x1; ++xx) {
+          for (int c = 0; c < 3; ++c) acc[c] += row[xx * 3 + c];
+        }
+      }
+      const uint32_t count = static_cast<uint32_t>((y1 - y0) * (x1 - x0));
+      for (int c = 0; c < 3; ++c) {
+        out.pixels[(static_cast<size_t>(y) * out.width + x) * 3 + c] =
+            static_cast<uint8_t>((acc[c] + count / 2) / count);
+      }
+    }
+  }
+  return out;
+}
+
+void MapDisplayRange(const Model& model, float* low, float* high) {
+  *low = model.calibration.map_low;
+  *high = model.calibration.map_high;
+  if (!(std::isfinite(*low) && std::isfinite(*high) && *high > *low)) {
+    *low = 0.0f;
+    *high = 1.0f;
+  }
+}
+
+std::string FormatMetric(double v, int decimals) {
+  if (!std::isfinite(v)) return "null";
+  char buf[64];
+  std::snprintf(buf, sizeof(buf), "%.*f", decimals, v);
+  return buf;
+}
+
+std::string CsvField(const std::string& s) {
+  if (s.find_first_of(",\"\n\r") == std::string::npos) return s;
+  std::string out = "\"";
+  for (char c : s) {
+    if (c == '"') out += '"';
+    out += c;
+  }
+  return out + "\"";
+}
+
+}  // namespace flawlens::cli

@@ -1,0 +1,62 @@
+// Helpers shared by the eval / score / info / bench commands: model loading,
+// worker pools with one Detector each, PNG encoding, base64, heatmap overlays.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "core/status.h"
+#include "flawlens/detector.h"
+#include "image/preprocess.h"
+#include "model/model.h"
+
+namespace flawlens::cli {
+
+// A model file read once: its bytes (to create one Detector per worker) and
+// the parsed Model (preprocess / calibration / card for display).
+struct LoadedModel {
+  std::string path;
+  std::vector<uint8_t> bytes;
+  std::unique_ptr<Model> model;
+};
+Result<LoadedModel> LoadModelFile(const std::string& path);
+
+// `count` detectors (count >= 1), each single-threaded unless options say so.
+Result<std::vector<std::unique_ptr<Detector>>> MakeDetectors(const LoadedModel& model, int count,
+                                                            const DetectorOptions& options = {});
+
+// Worker count: `requested` if > 0, else the hardware concurrency (>= 1).
+int ResolveThreads(int requested);
+
+// Calls fn(worker, index) for index in [0, n) on `workers` threads; each index
+// once, each worker id used by one thread at a time.
+void ParallelFor(int n, int workers, const std::function<void(int worker, int index)>& fn);
+
+// 8-bit RGB image -> PNG bytes (stb_image_write to memory). Empty on failure.
+std::vector<uint8_t> EncodePng(const uint8_t* pixels, int width, int height, int channels);
+Status WriteFileBytes(const std::string& path, const std::vector<uint8_t>& bytes);
+std::string Base64(const std::vector<uint8_t>& bytes);
+
+// Any decoded image -> RGB8.
+Image ToRgb(const Image& image);
+// Bilinear resize of an RGB8 image so that the longer side is <= max_side
+// (never enlarges).
+Image ShrinkRgb(const Image& rgb, int max_side);
+
+// The image with its anomaly map (normalised units; map_rect as in
+// Detection) blended on top: map values in [low, high] go through the
+// heatmap colour map (src/image/colormap.h). Returns RGB8 at image size.
+Image RenderOverlay(const Image& image, const std::vector<float>& map, int map_width,
+                    int map_height, const RectF& map_rect, float low, float high);
+
+// Display range of the anomaly map stored in the model's calibration.
+void MapDisplayRange(const Model& model, float* low, float* high);
+
+// "1.2345" or "null" (NaN / inf) for JSON, "-" for tables.
+std::string FormatMetric(double v, int decimals = 4);
+std::string CsvField(const std::string& s);
+
+}  // namespace flawlens::cli

@@ -1,0 +1,399 @@
+// flawlens eval MODEL DATA [--split NAME] [--json FILE] [--report DIR] [--threads N]
+//
+// Scores every image of a dataset split with flawlens::Detector (the same
+// inference core as the browser) and prints image AUROC, pixel AUROC and PRO
+// (where masks exist) and F1 at the model's threshold, overall and per defect
+// type. Per type = that type's images against all good images of the split.
+// Pixel metrics: the anomaly map is upsampled bilinearly onto the image
+// (following map_rect) and compared with the mask; good images count as
+// all-negative; defective images without a mask file are left out of them.
+//
+// Exit codes: 0 ok; 1 bad arguments / model / dataset; 3 some images could
+// not be read or scored (they are listed and left out of the metrics).
+#include <CLI/CLI.hpp>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <map>
+#include <mutex>
+#include <nlohmann/json.hpp>
+
+#include "cli/cli_util.h"
+#include "cli/dataset.h"
+#include "cli/metrics.h"
+#include "cli/report.h"
+#include "commands.h"
+
+namespace flawlens::cli {
+namespace {
+
+struct EvalOptions {
+  std::string model, data, split, json_path, report_dir;
+  int threads = 0;
+  float threshold = std::nanf("");
+  int tiles = 12;
+};
+
+struct Scored {
+  bool ok = false;
+  std::string error;
+  float score = 0, raw_score = 0;
+  bool anomalous = false;
+  int width = 0, height = 0;
+  std::vector<float> map;
+  int map_w = 0, map_h = 0;
+  RectF map_rect;
+};
+
+Result<std::vector<uint8_t>> LoadMask(const std::string& path, int width, int height,
+                                      bool* resized) {
+  FLAWLENS_ASSIGN_OR_RETURN(std::vector<uint8_t> bytes, ReadFileBytes(path));
+  auto decoded = DecodeImage(bytes.data(), bytes.size());
+  if (!decoded.ok()) {
+    return Status(decoded.status().code(), "mask '" + path + "': " + decoded.status().message());
+  }
+  const Image& m = *decoded;
+  const int bpp = BytesPerPixel(m.format);
+  const int colours = m.format == PixelFormat::kGray8 ? 1 : 3;
+  std::vector<uint8_t> out(static_cast<size_t>(width) * height);
+  *resized = m.width != width || m.height != height;
+  for (int y = 0; y < height; ++y) {
+    const int sy = static_cast<int>(static_cast<int64_t>(y) * m.height / height);
+    for (int x = 0; x < width; ++x) {
+      const int sx = static_cast<int>(static_cast<int64_t>(x) * m.width / width);
+      const uint8_t* p = m.pixels.data() + (static_cast<size_t>(sy) * m.width + sx) * bpp;
+      uint8_t v = 0;
+      for (int c = 0; c < colours; ++c) v = std::max(v, p[c]);
+      out[static_cast<size_t>(y) * width + x] = v > 127 ? 1 : 0;
+    }
+  }
+  return out;
+}
+
+nlohmann::json Metric(double v) {
+  return std::isfinite(v) ? nlohmann::json(v) : nlohmann::json(nullptr);
+}
+
+nlohmann::json RowJson(const MetricRow& r) {
+  return {{"good", r.good},
+          {"defective", r.defective},
+          {"masks", r.masks},
+          {"image_auroc", Metric(r.image_auroc)},
+          {"pixel_auroc", Metric(r.pixel_auroc)},
+          {"pixel_auroc_tie_bound", Metric(r.pixel_auroc_tie_bound)},
+          {"pro", Metric(r.pro)},
+          {"f1", Metric(r.f1)},
+          {"precision", Metric(r.precision)},
+          {"recall", Metric(r.recall)},
+          {"fpr", Metric(r.fpr)},
+          {"best_f1", Metric(r.best_f1)},
+          {"best_f1_threshold", Metric(r.best_f1_threshold)}};
+}
+
+std::string Cell(double v) {
+  if (!std::isfinite(v)) return "-";
+  char buf[32];
+  std::snprintf(buf, sizeof(buf), "%.4f", v);
+  return buf;
+}
+
+int RunEval(const EvalOptions& opt) {
+  auto model = LoadModelFile(opt.model);
+  if (!model.ok()) {
+    std::fprintf(stderr, "flawlens eval: %s\n", model.status().ToString().c_str());
+    return 1;
+  }
+  auto dataset = LoadDataset(opt.data, opt.split);
+  if (!dataset.ok()) {
+    std::fprintf(stderr, "flawlens eval: %s\n", dataset.status().ToString().c_str());
+    return 1;
+  }
+  const Dataset& ds = *dataset;
+  for (const std::string& w : ds.warnings) std::fprintf(stderr, "warning: %s\n", w.c_str());
+  const int workers = std::min(ResolveThreads(opt.threads), static_cast<int>(ds.samples.size()));
+  auto detectors = MakeDetectors(*model, workers);
+  if (!detectors.ok()) {
+    std::fprintf(stderr, "flawlens eval: %s\n", detectors.status().ToString().c_str());
+    return 1;
+  }
+  const float threshold =
+      std::isfinite(opt.threshold) ? opt.threshold : (*detectors)[0]->threshold();
+  float map_low = 0, map_high = 1;
+  MapDisplayRange(*model->model, &map_low, &map_high);
+
+  // ---- pass 1: score every image ------------------------------------------
+  const int n = static_cast<int>(ds.samples.size());
+  std::vector<Scored> scored(n);
+  ParallelFor(n, workers, [&](int w, int i) {
+    Scored& s = scored[i];
+    auto bytes = ReadFileBytes(ds.samples[i].path);
+    if (!bytes.ok()) {
+      s.error = bytes.status().ToString();
+      return;
+    }
+    auto image = DecodeImage(bytes->data(), bytes->size());
+    if (!image.ok()) {
+      s.error = image.status().ToString();
+      return;
+    }
+    auto det = (*detectors)[w]->Detect(image->view());
+    if (!det.ok()) {
+      s.error = det.status().ToString();
+      return;
+    }
+    const Detection& d = **det;
+    s.ok = true;
+    s.score = d.score;
+    s.raw_score = d.raw_score;
+    s.anomalous = d.score >= threshold;
+    s.width = image->width;
+    s.height = image->height;
+    s.map = d.map;
+    s.map_w = d.map_width;
+    s.map_h = d.map_height;
+    s.map_rect = d.map_rect;
+  });
+  std::vector<std::string> notes;
+  int failed = 0;
+  for (int i = 0; i < n; ++i) {
+    if (!scored[i].ok) {
+      ++failed;
+      notes.push_back("not scored: " + ds.samples[i].path + ": " + scored[i].error);
+    }
+  }
+  for (const std::string& note : notes) std::fprintf(stderr, "error: %s\n", note.c_str());
+
+  // ---- image metrics ---------------------------------------------------------
+  std::vector<std::string> groups = {"all"};
+  groups.insert(groups.end(), ds.defect_types.begin(), ds.defect_types.end());
+  auto in_group = [&](int i, size_t g) {
+    return g == 0 || !ds.samples[i].defective || ds.samples[i].defect_type == groups[g];
+  };
+  std::vector<MetricRow> rows(groups.size());
+  std::vector<RocPoint> image_roc;
+  for (size_t g = 0; g < groups.size(); ++g) {
+    std::vector<float> s;
+    std::vector<bool> l;
+    MetricRow& r = rows[g];
+    r.name = groups[g];
+    for (int i = 0; i < n; ++i) {
+      if (!scored[i].ok || !in_group(i, g)) continue;
+      s.push_back(scored[i].score);
+      l.push_back(ds.samples[i].defective);
+      if (ds.samples[i].defective) {
+        ++r.defective;
+        if (!ds.samples[i].mask_path.empty()) ++r.masks;
+      } else {
+        ++r.good;
+      }
+    }
+    r.image_auroc = Auroc(s, l);
+    const F1Score f = F1AtThreshold(s, l, threshold);
+    if (r.defective > 0) {
+      r.f1 = f.f1;
+      r.precision = f.tp + f.fp > 0 ? f.precision : kNaN;
+      r.recall = f.recall;
+      const F1Score best = BestF1(s, l);
+      r.best_f1 = best.f1;
+      r.best_f1_threshold = best.threshold;
+    }
+    if (r.good > 0) r.fpr = static_cast<double>(f.fp) / static_cast<double>(r.good);
+    if (g == 0) image_roc = RocCurve(s, l);
+  }
+
+  // ---- pixel metrics (images with masks + good images) ----------------------
+  std::vector<RocPoint> pixel_roc;
+  int resized_masks = 0;
+  if (ds.num_masks() > 0) {
+    std::vector<int> pixel_set;
+    std::vector<float> sample;
+    for (int i = 0; i < n; ++i) {
+      if (!scored[i].ok) continue;
+      if (ds.samples[i].defective && ds.samples[i].mask_path.empty()) continue;
+      pixel_set.push_back(i);
+      sample.insert(sample.end(), scored[i].map.begin(), scored[i].map.end());
+    }
+    const std::vector<float> edges = PixelAccumulator::EdgesFromSample(std::move(sample));
+    // Per worker: one accumulator per group, merged at the end.
+    std::vector<std::vector<PixelAccumulator>> acc(
+        workers, std::vector<PixelAccumulator>(groups.size(), PixelAccumulator(edges)));
+    std::mutex mu;
+    ParallelFor(static_cast<int>(pixel_set.size()), workers, [&](int w, int k) {
+      const int i = pixel_set[k];
+      const Scored& s = scored[i];
+      std::vector<float> up;
+      UpsampleMap(s.map.data(), s.map_w, s.map_h, s.map_rect, s.width, s.height, &up);
+      std::vector<uint8_t> mask;
+      if (ds.samples[i].defective) {
+        bool resized = false;
+        auto m = LoadMask(ds.samples[i].mask_path, s.width, s.height, &resized);
+        std::lock_guard<std::mutex> lock(mu);
+        if (!m.ok()) {
+          notes.push_back("mask skipped: " + m.status().ToString());
+          return;
+        }
+        if (resized) ++resized_masks;
+        mask = std::move(m).value();
+      }
+      for (size_t g = 0; g < groups.size(); ++g) {
+        if (in_group(i, g)) acc[w][g].Add(up.data(), mask.empty() ? nullptr : mask.data(), s.width, s.height);
+      }
+    });
+    for (size_t g = 0; g < groups.size(); ++g) {
+      for (int w = 1; w < workers; ++w) acc[0][g].Merge(acc[w][g]);
+      const PixelAccumulator& a = acc[0][g];
+      rows[g].pixel_auroc = a.Auroc();
+      rows[g].pixel_auroc_tie_bound = a.AurocTieBound();
+      rows[g].pro = a.Pro(0.3);
+    }
+    pixel_roc = acc[0][0].Roc();
+    if (resized_masks > 0) {
+      notes.push_back(std::to_string(resized_masks) +
+                      " masks differ in size from their image and were resized (nearest)");
+    }
+  }
+
+  // ---- table -----------------------------------------------------------------
+  std::printf("model %s (%s)\ndataset %s, split %s (%s): %d good, %d defective, %d masks\n",
+              model->model->name.c_str(), opt.model.c_str(), ds.root.c_str(), ds.split.c_str(),
+              ds.split_dir.c_str(), ds.num_good(), ds.num_defective(), ds.num_masks());
+  std::printf("threshold %.4f (score >= threshold = defective); %d workers\n\n", threshold,
+              workers);
+  std::printf("%-16s %6s %6s %11s %11s %9s %8s %8s %8s\n", "type", "good", "defect",
+              "image_AUROC", "pixel_AUROC", "PRO@0.3", "F1@thr", "recall", "FPR");
+  for (const MetricRow& r : rows) {
+    std::printf("%-16s %6d %6d %11s %11s %9s %8s %8s %8s\n", r.name.c_str(), r.good, r.defective,
+                Cell(r.image_auroc).c_str(), Cell(r.pixel_auroc).c_str(), Cell(r.pro).c_str(),
+                Cell(r.f1).c_str(), Cell(r.recall).c_str(), Cell(r.fpr).c_str());
+  }
+  std::printf("\nbest F1 %s at threshold %s", Cell(rows[0].best_f1).c_str(),
+              Cell(rows[0].best_f1_threshold).c_str());
+  if (std::isfinite(rows[0].pixel_auroc_tie_bound)) {
+    std::printf("; pixel AUROC binning error <= %.2g", rows[0].pixel_auroc_tie_bound);
+  }
+  std::printf("\n");
+  for (const std::string& note : notes) {
+    if (note.rfind("not scored", 0) != 0) std::fprintf(stderr, "note: %s\n", note.c_str());
+  }
+
+  // ---- JSON ------------------------------------------------------------------
+  if (!opt.json_path.empty()) {
+    nlohmann::json j;
+    j["model"] = {{"path", opt.model}, {"name", model->model->name}};
+    j["dataset"] = {{"root", ds.root}, {"split", ds.split}, {"split_dir", ds.split_dir}};
+    j["threshold"] = threshold;
+    j["counts"] = {{"images", n},
+                   {"good", ds.num_good()},
+                   {"defective", ds.num_defective()},
+                   {"masks", ds.num_masks()},
+                   {"failed", failed}};
+    j["metrics"] = RowJson(rows[0]);
+    nlohmann::json per_type = nlohmann::json::object();
+    for (size_t g = 1; g < rows.size(); ++g) per_type[rows[g].name] = RowJson(rows[g]);
+    j["per_type"] = per_type;
+    nlohmann::json images = nlohmann::json::array();
+    for (int i = 0; i < n; ++i) {
+      nlohmann::json im = {{"path", ds.samples[i].path}, {"type", ds.samples[i].defect_type}};
+      if (scored[i].ok) {
+        im["score"] = Metric(scored[i].score);
+        im["raw_score"] = Metric(scored[i].raw_score);
+        im["anomalous"] = scored[i].anomalous;
+      } else {
+        im["error"] = scored[i].error;
+      }
+      images.push_back(im);
+    }
+    j["images"] = images;
+    j["notes"] = notes;
+    const std::string text =
+        j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
+    const Status st = WriteFileBytes(opt.json_path, std::vector<uint8_t>(text.begin(), text.end()));
+    if (!st.ok()) {
+      std::fprintf(stderr, "flawlens eval: %s\n", st.ToString().c_str());
+      return 1;
+    }
+    std::printf("wrote %s\n", opt.json_path.c_str());
+  }
+
+  // ---- HTML report -------------------------------------------------------------
+  if (!opt.report_dir.empty()) {
+    std::error_code ec;
+    std::filesystem::create_directories(opt.report_dir, ec);
+    ReportData rd;
+    rd.model_name = model->model->name;
+    rd.model_path = opt.model;
+    rd.dataset = ds.root;
+    rd.split = ds.split;
+    rd.threshold = threshold;
+    rd.rows = rows;
+    rd.image_roc = image_roc;
+    rd.pixel_roc = pixel_roc;
+    rd.notes = notes;
+    std::vector<int> bad, good;
+    for (int i = 0; i < n; ++i) {
+      if (!scored[i].ok) continue;
+      (ds.samples[i].defective ? rd.defective_scores : rd.good_scores).push_back(scored[i].score);
+      (ds.samples[i].defective ? bad : good).push_back(i);
+    }
+    std::sort(bad.begin(), bad.end(), [&](int a, int b) { return scored[a].score < scored[b].score; });
+    std::sort(good.begin(), good.end(), [&](int a, int b) { return scored[a].score > scored[b].score; });
+    if (static_cast<int>(bad.size()) > opt.tiles) bad.resize(opt.tiles);
+    if (static_cast<int>(good.size()) > opt.tiles) good.resize(opt.tiles);
+    auto make_tiles = [&](const std::vector<int>& idx, std::vector<ReportTile>* out) {
+      out->resize(idx.size());
+      ParallelFor(static_cast<int>(idx.size()), workers, [&](int, int k) {
+        const int i = idx[k];
+        const Scored& s = scored[i];
+        ReportTile& t = (*out)[k];
+        t.title = std::filesystem::path(ds.samples[i].path).filename().string();
+        t.miss = s.anomalous != ds.samples[i].defective;
+        char buf[160];
+        std::snprintf(buf, sizeof(buf), "%s, score %.3f, %s%s", ds.samples[i].defect_type.c_str(),
+                      s.score, s.anomalous ? "defective" : "ok",
+                      t.miss ? (ds.samples[i].defective ? " (missed)" : " (false alarm)") : "");
+        t.subtitle = buf;
+        auto bytes = ReadFileBytes(ds.samples[i].path);
+        if (!bytes.ok()) return;
+        auto image = DecodeImage(bytes->data(), bytes->size());
+        if (!image.ok()) return;
+        const Image overlay =
+            RenderOverlay(*image, s.map, s.map_w, s.map_h, s.map_rect, map_low, map_high);
+        const Image thumb = ShrinkRgb(overlay, 320);
+        t.png_base64 = Base64(EncodePng(thumb.pixels.data(), thumb.width, thumb.height, 3));
+      });
+    };
+    make_tiles(bad, &rd.defective_tiles);
+    make_tiles(good, &rd.good_tiles);
+    const std::string html = RenderReportHtml(rd);
+    const std::string path = (std::filesystem::path(opt.report_dir) / "report.html").string();
+    const Status st = WriteFileBytes(path, std::vector<uint8_t>(html.begin(), html.end()));
+    if (!st.ok()) {
+      std::fprintf(stderr, "flawlens eval: %s\n", st.ToString().c_str());
+      return 1;
+    }
+    std::printf("wrote %s\n", path.c_str());
+  }
+  return failed > 0 ? 3 : 0;
+}
+
+}  // namespace
+
+void AddEvalCommand(CLI::App& app) {
+  auto opt = std::make_shared<EvalOptions>();
+  CLI::App* cmd = app.add_subcommand(
+      "eval", "Evaluate a model on a folder dataset (image/pixel AUROC, PRO, F1, HTML report)");
+  cmd->add_option("model", opt->model, "model file (.flawlens / .safetensors)")->required();
+  cmd->add_option("data", opt->data, "dataset folder (NAME/val/good, NAME/val/<defect>, ...)")
+      ->required();
+  cmd->add_option("--split", opt->split, "split folder to evaluate (default: val, else test)");
+  cmd->add_option("--json", opt->json_path, "write all numbers as JSON to this file");
+  cmd->add_option("--report", opt->report_dir, "write DIR/report.html (self-contained)");
+  cmd->add_option("--threads", opt->threads, "worker threads, one Detector each (default: cores)");
+  cmd->add_option("--threshold", opt->threshold, "override the model's threshold");
+  cmd->add_option("--tiles", opt->tiles, "heatmaps per group in the report (default 12)");
+  cmd->callback([opt] { ExitCode() = RunEval(*opt); });
+}
+
+}  // namespace flawlens::cli

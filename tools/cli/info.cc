@@ -1,0 +1,141 @@
+// flawlens info MODEL [--json]: the model card and what the file implies
+// (input size, preprocessing, post-processing, calibration, parameters,
+// GFLOPs per frame = 2 * multiply-accumulates / 1e9).
+#include <CLI/CLI.hpp>
+
+#include <cmath>
+#include <cstdio>
+#include <nlohmann/json.hpp>
+
+#include "cli/cli_util.h"
+#include "commands.h"
+
+namespace flawlens::cli {
+namespace {
+
+using Json = nlohmann::json;
+
+struct InfoOptions {
+  std::string model;
+  bool json = false;
+};
+
+Json ParseOrString(const std::string& text) {
+  Json j = Json::parse(text, nullptr, false);
+  if (j.is_discarded()) return Json(text);
+  return j;
+}
+
+std::string Scalar(const Json& v) {
+  if (v.is_string()) return v.get<std::string>();
+  return v.dump(-1, ' ', false, Json::error_handler_t::replace);
+}
+
+// Nested objects as "a.b: value" lines; short arrays of scalars inline.
+void PrintTree(const Json& j, const std::string& prefix, int indent) {
+  for (auto it = j.begin(); it != j.end(); ++it) {
+    const std::string key = prefix.empty() ? it.key() : prefix + "." + it.key();
+    const Json& v = it.value();
+    if (v.is_object() && !v.empty()) {
+      PrintTree(v, key, indent);
+    } else {
+      std::string text = Scalar(v);
+      if (text.size() > 200) text = text.substr(0, 197) + "...";
+      std::printf("%*s%-28s %s\n", indent, "", (key + ":").c_str(), text.c_str());
+    }
+  }
+}
+
+const char* ReduceName(ScoreReduce r) {
+  switch (r) {
+    case ScoreReduce::kMax: return "max";
+    case ScoreReduce::kTopKMean: return "topk_mean";
+    case ScoreReduce::kMean: return "mean";
+  }
+  return "?";
+}
+
+int RunInfo(const InfoOptions& opt) {
+  auto model = LoadModelFile(opt.model);
+  if (!model.ok()) {
+    std::fprintf(stderr, "flawlens info: %s\n", model.status().ToString().c_str());
+    return 1;
+  }
+  auto dets = MakeDetectors(*model, 1);
+  if (!dets.ok()) {
+    std::fprintf(stderr, "flawlens info: %s\n", dets.status().ToString().c_str());
+    return 1;
+  }
+  const ModelInfo& info = (*dets)[0]->info();
+  const Model& m = *model->model;
+  const Json card = ParseOrString(m.card_json);
+  const Json pre = ParseOrString(PreprocessToJson(m.preprocess));
+  const Json cal = ParseOrString(CalibrationToJson(m.calibration));
+  const double gflops = 2.0 * static_cast<double>(info.macs) / 1e9;
+  Json post = {{"sigmoid", m.postprocess.sigmoid},
+               {"blur_sigma", m.postprocess.blur_sigma},
+               {"reduce", ReduceName(m.postprocess.reduce)},
+               {"topk_fraction", m.postprocess.topk_fraction},
+               {"cell_calibration", m.postprocess.cell_mean.data != nullptr}};
+
+  if (opt.json) {
+    Json j = {{"file", opt.model},
+              {"bytes", model->bytes.size()},
+              {"name", info.name},
+              {"input", {{"width", info.input_width}, {"height", info.input_height},
+                         {"channels", info.input_channels}}},
+              {"map", {{"width", info.map_width}, {"height", info.map_height}}},
+              {"threshold", info.threshold},
+              {"parameters", info.parameters},
+              {"macs", info.macs},
+              {"gflops", gflops},
+              {"layers", m.graph.nodes.size()},
+              {"backend", info.backend},
+              {"preprocess", pre},
+              {"postprocess", post},
+              {"calibration", cal},
+              {"card", card}};
+    std::printf("%s\n", j.dump(2, ' ', false, Json::error_handler_t::replace).c_str());
+    return 0;
+  }
+  std::printf("%s\n", info.name.c_str());
+  std::printf("  file                         %s (%zu bytes)\n", opt.model.c_str(),
+              model->bytes.size());
+  if (card.is_object() && card.contains("created")) {
+    std::printf("  created                      %s\n", Scalar(card["created"]).c_str());
+  }
+  std::printf("  input                        %d x %d x %d (w x h x c)\n", info.input_width,
+              info.input_height, info.input_channels);
+  std::printf("  anomaly map                  %d x %d\n", info.map_width, info.map_height);
+  std::printf("  parameters                   %lld\n", static_cast<long long>(info.parameters));
+  std::printf("  compute                      %.4f GFLOPs per frame (%lld MACs), %zu layers\n",
+              gflops, static_cast<long long>(info.macs), m.graph.nodes.size());
+  std::printf("  threshold                    %.4f (score >= threshold = anomaly)\n",
+              info.threshold);
+  std::printf("  backend (auto)               %s\n", info.backend.c_str());
+  std::printf("preprocessing\n");
+  if (pre.is_object()) PrintTree(pre, "", 2);
+  std::printf("postprocessing\n");
+  PrintTree(post, "", 2);
+  std::printf("calibration\n");
+  if (cal.is_object()) PrintTree(cal, "", 2);
+  std::printf("model card\n");
+  if (card.is_object()) {
+    PrintTree(card, "", 2);
+  } else {
+    std::printf("  %s\n", Scalar(card).c_str());
+  }
+  return 0;
+}
+
+}  // namespace
+
+void AddInfoCommand(CLI::App& app) {
+  auto opt = std::make_shared<InfoOptions>();
+  CLI::App* cmd = app.add_subcommand("info", "Show a model's card, size and calibration");
+  cmd->add_option("model", opt->model, "model file")->required();
+  cmd->add_flag("--json", opt->json, "print JSON instead of text");
+  cmd->callback([opt] { ExitCode() = RunInfo(*opt); });
+}
+
+}  // namespace flawlens::cli
