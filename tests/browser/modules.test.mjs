@@ -1,0 +1,35 @@
+// The page's pure modules under node (no browser): calibration rule, CSV
+// quoting, colour LUT indexing, model fingerprint.
+import path from 'node:path';
+import { pathToFileURL } from 'node:url';
+
+export default async function (t) {
+  const web = (f) => pathToFileURL(path.join(t.repo, 'web', 'js', f)).href;
+  const { thresholdFromGoodScores, quantile } = await import(web('calibrate.mjs'));
+  const { toCsv } = await import(web('csv.mjs'));
+  const { lutIndex, kLut } = await import(web('colormap.mjs'));
+  const { hashBytes, modelKey } = await import(web('storage.mjs'));
+
+  t.assert(quantile([1, 2, 3, 4, 5], 0.5) === 3 && quantile([1, 2], 0.5) === 1.5, 'quantile interpolates');
+  const few = thresholdFromGoodScores([1, 2, 3]);
+  t.assert(!few.ok && /at least 10/.test(few.message), 'too few frames is refused with a message');
+  const scores = Array.from({ length: 100 }, (_, i) => 1 + i / 100);  // 1.00 .. 1.99
+  const c = thresholdFromGoodScores([...scores, NaN]);
+  t.assert(c.ok && c.frames === 100, 'NaN scores are ignored');
+  t.assert(c.threshold > Math.max(...scores) - 0.02 && c.threshold > c.q99, `threshold above q99 (${c.threshold})`);
+  t.assert(Math.abs(c.margin - 0.25 * (c.q99 - c.median)) < 1e-9, 'margin is a quarter of q99 - median');
+  const flat = thresholdFromGoodScores(new Array(20).fill(-2));
+  t.assert(flat.ok && flat.threshold > -2, `constant scores still give a threshold above them (${flat.threshold})`);
+
+  const csv = toCsv(['a', 'b'], [['=cmd()', 'x,"y"'], [-1.5, 'ok'], [NaN, null]]);
+  t.assert(csv === 'a,b\r\n\'=cmd(),"x,""y"""\r\n-1.5,ok\r\n,\r\n', `CSV quoting: ${JSON.stringify(csv)}`);
+
+  t.assert(lutIndex(0, 0, 1) === 0 && lutIndex(1, 0, 1) === 255 && lutIndex(0.5, 0, 1) === 128, 'LUT index');
+  t.assert(lutIndex(NaN, 0, 1) === 0 && lutIndex(-5, 0, 1) === 0 && lutIndex(9, 0, 1) === 255, 'LUT clamps');
+  t.assert(lutIndex(3, 2, 2) === 255 && lutIndex(1, 2, 2) === 0, 'empty display range does not divide by zero');
+  t.assert(kLut.length === 1024 && kLut[3] === 0 && kLut[1023] === 255, 'LUT: clear at low, opaque at high');
+
+  const h1 = hashBytes(new Uint8Array([1, 2, 3])), h2 = hashBytes(new Uint8Array([1, 2, 4]));
+  t.assert(/^[0-9a-f]{16}$/.test(h1) && h1 !== h2 && h1 === hashBytes(new Uint8Array([1, 2, 3])), 'fingerprint');
+  t.assert(modelKey('a b', h1) !== modelKey('a b', h2) && modelKey('a/b', h1).includes('a%2Fb'), 'storage key');
+}
