@@ -1,0 +1,248 @@
+#include "train/net.h"
+
+#include <nlohmann/json.hpp>
+
+#include <cmath>
+
+namespace flawlens::train {
+namespace {
+
+namespace F = torch::nn::functional;
+
+std::vector<float> ToVector(const torch::Tensor& t) {
+  torch::Tensor c = t.detach().to(torch::kFloat32).contiguous().cpu();
+  return std::vector<float>(c.data_ptr<float>(), c.data_ptr<float>() + c.numel());
+}
+
+// Gaussian kernel of the output smoothing (odd size, sums to 1).
+torch::Tensor GaussianKernel(float sigma) {
+  int radius = std::max(1, static_cast<int>(std::ceil(2.0f * sigma)));
+  int k = 2 * radius + 1;
+  torch::Tensor g = torch::empty({k});
+  float sum = 0;
+  for (int i = 0; i < k; ++i) {
+    float d = static_cast<float>(i - radius);
+    float v = std::exp(-0.5f * d * d / (sigma * sigma));
+    g[i] = v;
+    sum += v;
+  }
+  g = g / sum;
+  return torch::outer(g, g).view({1, 1, k, k});
+}
+
+}  // namespace
+
+ConvBnImpl::ConvBnImpl(int in, int out, int kernel_, int stride_, int dilation_, bool relu_)
+    : kernel(kernel_), stride(stride_), dilation(dilation_), relu(relu_) {
+  pad = dilation * (kernel - 1) / 2;
+  conv = register_module("conv", torch::nn::Conv2d(torch::nn::Conv2dOptions(in, out, kernel)
+                                                       .stride(stride)
+                                                       .padding(pad)
+                                                       .dilation(dilation)
+                                                       .bias(false)));
+  bn = register_module("bn", torch::nn::BatchNorm2d(torch::nn::BatchNorm2dOptions(out)));
+}
+
+torch::Tensor ConvBnImpl::forward(const torch::Tensor& x) {
+  torch::Tensor y = bn(conv(x));
+  return relu ? torch::relu(y) : y;
+}
+
+FlawNetImpl::FlawNetImpl(const NetConfig& c) : config(c) {
+  int w = c.width;
+  stem = register_module("stem", ConvBn(c.in_channels, w, 3, 2, 1, true));
+  e1 = register_module("e1", ConvBn(w, w, 3, 1, 1, true));
+  down2 = register_module("down2", ConvBn(w, 2 * w, 3, 2, 1, true));
+  e2 = register_module("e2", ConvBn(2 * w, 2 * w, 3, 1, 1, true));
+  down3 = register_module("down3", ConvBn(2 * w, 4 * w, 3, 2, 1, true));
+  e3a = register_module("e3a", ConvBn(4 * w, 4 * w, 3, 1, 2, true));
+  e3b = register_module("e3b", ConvBn(4 * w, 4 * w, 3, 1, 4, true));
+  d2 = register_module("d2", ConvBn(6 * w, 2 * w, 1, 1, 1, true));
+  d2b = register_module("d2b", ConvBn(2 * w, 2 * w, 3, 1, 1, true));
+  head = register_module("head", torch::nn::Conv2d(torch::nn::Conv2dOptions(2 * w, 1, 1)));
+  int f = feature_channels();
+  dens_w = register_buffer("dens_w", torch::eye(f));
+  dens_b = register_buffer("dens_b", torch::zeros({f}));
+  combine = register_buffer("combine", torch::tensor({0.0f, 1.0f, 0.0f, 1.0f}));
+}
+
+int FlawNetImpl::feature_channels() const { return 4 * config.width; }
+
+NetOutputs FlawNetImpl::forward(const torch::Tensor& x) {
+  torch::Tensor h = e1(stem(x));
+  torch::Tensor f2 = e2(down2(h));
+  torch::Tensor f3 = e3b(e3a(down3(f2)));
+  torch::Tensor up = F::interpolate(
+      f3, F::InterpolateFuncOptions().scale_factor(std::vector<double>{2.0, 2.0})
+              .mode(torch::kBilinear).align_corners(false));
+  torch::Tensor dec = d2b(d2(torch::cat({up, f2}, 1)));
+  NetOutputs out;
+  out.seg = head(dec);
+  out.features = torch::cat({f2, dec}, 1);
+  return out;
+}
+
+torch::Tensor FlawNetImpl::density_map(const torch::Tensor& features) {
+  int f = feature_channels();
+  torch::Tensor z = F::conv2d(features, dens_w.view({f, f, 1, 1}),
+                              F::Conv2dFuncOptions().bias(dens_b));
+  return (z * z).sum(1, /*keepdim=*/true);
+}
+
+torch::Tensor FlawNetImpl::forward_map(const torch::Tensor& x) {
+  NetOutputs o = forward(x);
+  torch::Tensor m = config.seg_weight * (o.seg - combine[0]) / combine[1];
+  if (config.density && density_fitted) {
+    m = m + config.density_weight * (density_map(o.features) - combine[2]) / combine[3];
+  }
+  if (config.map_blur_sigma > 0) {
+    torch::Tensor k = GaussianKernel(config.map_blur_sigma);
+    m = F::conv2d(m, k, F::Conv2dFuncOptions().padding(k.size(2) / 2));
+  }
+  return m;
+}
+
+// ---- export -----------------------------------------------------------------
+
+namespace {
+
+using nlohmann::json;
+
+struct Exporter {
+  ModelSpec* spec;
+  json nodes = json::array();
+
+  void AddTensor(const std::string& name, const torch::Tensor& t) {
+    ModelTensor mt;
+    mt.name = name;
+    for (int64_t s : t.sizes()) mt.shape.push_back(s);
+    mt.data = ToVector(t);
+    spec->tensors.push_back(std::move(mt));
+  }
+
+  // conv2d node from a torch OIHW weight (converted to OHWI).
+  void Conv(const std::string& name, const std::string& input, const torch::Tensor& w_oihw,
+            const torch::Tensor& bias, int stride, int dilation, int pad, const char* act) {
+    torch::Tensor w = w_oihw.permute({0, 2, 3, 1}).contiguous();
+    AddTensor(name + ".weight", w);
+    json n = {{"name", name},
+              {"op", "conv2d"},
+              {"inputs", {input}},
+              {"out_channels", w.size(0)},
+              {"kernel", {w.size(1), w.size(2)}},
+              {"stride", {stride, stride}},
+              {"dilation", {dilation, dilation}},
+              {"pad", {pad, pad, pad, pad}},
+              {"groups", 1},
+              {"activation", act},
+              {"weight", name + ".weight"}};
+    if (bias.defined()) {
+      AddTensor(name + ".bias", bias);
+      n["bias"] = name + ".bias";
+    }
+    nodes.push_back(n);
+  }
+
+  void ConvBnNode(const std::string& name, const std::string& input, ConvBn& m) {
+    torch::NoGradGuard ng;
+    torch::Tensor gamma = m->bn->weight, beta = m->bn->bias;
+    torch::Tensor mean = m->bn->running_mean, var = m->bn->running_var;
+    double eps = m->bn->options.eps();
+    torch::Tensor inv = gamma / torch::sqrt(var + eps);
+    torch::Tensor w = m->conv->weight * inv.view({-1, 1, 1, 1});
+    torch::Tensor b = beta - mean * inv;
+    Conv(name, input, w, b, m->stride, m->dilation, m->pad, m->relu ? "relu" : "none");
+  }
+
+  void Simple(const json& n) { nodes.push_back(n); }
+};
+
+}  // namespace
+
+void ExportNetwork(FlawNet& net, int input_h, int input_w, ModelSpec* spec) {
+  torch::NoGradGuard ng;
+  spec->tensors.clear();
+  Exporter ex{spec};
+  ex.ConvBnNode("stem", "input", net->stem);
+  ex.ConvBnNode("e1", "stem", net->e1);
+  ex.ConvBnNode("down2", "e1", net->down2);
+  ex.ConvBnNode("e2", "down2", net->e2);
+  ex.ConvBnNode("down3", "e2", net->down3);
+  ex.ConvBnNode("e3a", "down3", net->e3a);
+  ex.ConvBnNode("e3b", "e3a", net->e3b);
+  ex.Simple({{"name", "up3"}, {"op", "upsample"}, {"inputs", {"e3b"}},
+             {"mode", "bilinear"}, {"scale", {2, 2}}});
+  ex.Simple({{"name", "cat3"}, {"op", "concat"}, {"inputs", {"up3", "e2"}}});
+  ex.ConvBnNode("d2", "cat3", net->d2);
+  ex.ConvBnNode("d2b", "d2", net->d2b);
+  ex.Conv("seg", "d2b", net->head->weight, net->head->bias, 1, 1, 0, "none");
+
+  const NetConfig& c = net->config;
+  torch::Tensor comb = net->combine;
+  float seg_mean = comb[0].item<float>(), seg_std = comb[1].item<float>();
+  bool density = c.density && net->density_fitted;
+  std::string map_input = "seg";
+  if (density) {
+    int f = net->feature_channels();
+    float dens_mean = comb[2].item<float>(), dens_std = comb[3].item<float>();
+    ex.Simple({{"name", "features"}, {"op", "concat"}, {"inputs", {"e2", "d2b"}}});
+    ex.Conv("dens_white", "features", net->dens_w.view({f, f, 1, 1}), net->dens_b, 1, 1, 0,
+            "none");
+    ex.Simple({{"name", "dens_d2"}, {"op", "reduce_channels"}, {"inputs", {"dens_white"}},
+               {"mode", "sum_squares"}});
+    ex.Simple({{"name", "maps"}, {"op", "concat"}, {"inputs", {"seg", "dens_d2"}}});
+    torch::Tensor w = torch::tensor({c.seg_weight / seg_std, c.density_weight / dens_std})
+                          .view({1, 2, 1, 1});
+    torch::Tensor b = torch::tensor(
+        {-(c.seg_weight * seg_mean / seg_std + c.density_weight * dens_mean / dens_std)});
+    ex.Conv("combine", "maps", w, b, 1, 1, 0, "none");
+  } else {
+    torch::Tensor w = torch::tensor({c.seg_weight / seg_std}).view({1, 1, 1, 1});
+    torch::Tensor b = torch::tensor({-c.seg_weight * seg_mean / seg_std});
+    ex.Conv("combine", "seg", w, b, 1, 1, 0, "none");
+  }
+  map_input = "combine";
+  if (c.map_blur_sigma > 0) {
+    torch::Tensor k = GaussianKernel(c.map_blur_sigma);
+    ex.Conv("smooth", "combine", k, torch::Tensor(), 1, 1, static_cast<int>(k.size(2) / 2),
+            "none");
+    map_input = "smooth";
+  }
+  json graph = {{"input", {{"h", input_h}, {"w", input_w}, {"c", c.in_channels}}},
+                {"nodes", ex.nodes},
+                {"output", map_input}};
+  spec->graph_json = graph.dump();
+}
+
+int64_t CountMacs(FlawNet& net, int h, int w) {
+  int64_t macs = 0;
+  auto conv = [&](int64_t oh, int64_t ow, int64_t in, int64_t out, int k) {
+    macs += oh * ow * in * out * k * k;
+  };
+  int wd = net->config.width, c = net->config.in_channels;
+  int h2 = h / 2, w2 = w / 2, h4 = h / 4, w4 = w / 4, h8 = h / 8, w8 = w / 8;
+  conv(h2, w2, c, wd, 3);
+  conv(h2, w2, wd, wd, 3);
+  conv(h4, w4, wd, 2 * wd, 3);
+  conv(h4, w4, 2 * wd, 2 * wd, 3);
+  conv(h8, w8, 2 * wd, 4 * wd, 3);
+  conv(h8, w8, 4 * wd, 4 * wd, 3);
+  conv(h8, w8, 4 * wd, 4 * wd, 3);
+  conv(h4, w4, 6 * wd, 2 * wd, 1);
+  conv(h4, w4, 2 * wd, 2 * wd, 3);
+  conv(h4, w4, 2 * wd, 1, 1);
+  if (net->config.density && net->density_fitted) {
+    int f = net->feature_channels();
+    conv(h4, w4, f, f, 1);
+    conv(h4, w4, 2, 1, 1);
+  } else {
+    conv(h4, w4, 1, 1, 1);
+  }
+  if (net->config.map_blur_sigma > 0) {
+    int k = 2 * std::max(1, static_cast<int>(std::ceil(2.0f * net->config.map_blur_sigma))) + 1;
+    conv(h4, w4, 1, 1, k);
+  }
+  return macs;
+}
+
+}  // namespace flawlens::train

@@ -1,0 +1,80 @@
+// The flawlens detection network (LibTorch side) and its export to the core
+// engine's graph (src/nn/graph.h op set).
+//
+// Two branches share one small encoder (see tools/train/METHOD.md):
+//   seg:     a light U-Net decoder trained to segment synthetic anomalies;
+//            one logit per map cell (1/4 of the input resolution).
+//   density: a Gaussian model of the encoder/decoder features of good
+//            images, exported as a whitening 1x1 conv + reduce sum_squares
+//            (squared Mahalanobis distance per cell).
+// Both are standardised on good images and summed with fixed weights by a 1x1
+// conv, then smoothed by a fixed Gaussian depthwise conv: the network output
+// is one map (H/4 x W/4 x 1) that the postprocessing calibrates per cell.
+#pragma once
+
+#include <torch/torch.h>
+
+#include <string>
+#include <vector>
+
+#include "model/model.h"
+
+namespace flawlens::train {
+
+struct NetConfig {
+  int in_channels = 1;
+  int width = 16;            // channels of the first stage (x2, x4 deeper)
+  bool density = true;       // add the Gaussian density branch
+  float seg_weight = 1.0f;   // weight of the standardised seg map in the sum
+  float density_weight = 1.0f;
+  float map_blur_sigma = 1.0f;  // Gaussian smoothing of the output map (cells)
+};
+
+// Conv (no bias) + BatchNorm + activation; folded into one conv2d at export.
+struct ConvBnImpl : torch::nn::Module {
+  ConvBnImpl(int in, int out, int kernel, int stride, int dilation, bool relu);
+  torch::Tensor forward(const torch::Tensor& x);
+  torch::nn::Conv2d conv{nullptr};
+  torch::nn::BatchNorm2d bn{nullptr};
+  int kernel, stride, dilation, pad;
+  bool relu;
+};
+TORCH_MODULE(ConvBn);
+
+struct NetOutputs {
+  torch::Tensor seg;       // N x 1 x H/4 x W/4 logits
+  torch::Tensor features;  // N x F x H/4 x W/4 (density features)
+};
+
+struct FlawNetImpl : torch::nn::Module {
+  explicit FlawNetImpl(const NetConfig& config);
+
+  // Training forward: seg logits + density features.
+  NetOutputs forward(const torch::Tensor& x);
+  // Exactly what the exported graph computes (eval mode): N x 1 x H/4 x W/4.
+  torch::Tensor forward_map(const torch::Tensor& x);
+  // Standardised branch maps before summing (for analysis / weighting).
+  torch::Tensor density_map(const torch::Tensor& features);  // N x 1 x h x w
+
+  int feature_channels() const;
+
+  NetConfig config;
+  ConvBn stem{nullptr}, e1{nullptr}, down2{nullptr}, e2{nullptr}, down3{nullptr},
+      e3a{nullptr}, e3b{nullptr}, d2{nullptr}, d2b{nullptr};
+  torch::nn::Conv2d head{nullptr};
+  // Density branch (buffers, set by FitDensity): whitening W [F][F], bias [F].
+  torch::Tensor dens_w, dens_b;
+  // Standardisation of the two maps on good images: z = (m - mean) / std.
+  torch::Tensor combine;  // [4]: seg_mean, seg_std, dens_mean, dens_std
+  bool density_fitted = false;
+};
+TORCH_MODULE(FlawNet);
+
+// Export the (eval-mode) network as a flawlens graph: fills graph_json and
+// tensors of `spec`. Input h x w must be multiples of 8.
+void ExportNetwork(FlawNet& net, int input_h, int input_w, ModelSpec* spec);
+
+// Multiply-accumulates of the exported graph for an input of h x w.
+int64_t CountMacs(FlawNet& net, int input_h, int input_w);
+
+}  // namespace flawlens::train

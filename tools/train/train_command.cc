@@ -1,0 +1,72 @@
+// `flawlens train DATA --out MODEL`: CLI wiring of tools/train/trainer.h.
+#include <CLI/CLI.hpp>
+
+#include <cstdio>
+
+#include "commands.h"
+#include "train/trainer.h"
+
+namespace flawlens::cli {
+
+void AddTrainCommand(CLI::App& app) {
+  auto opt = std::make_shared<train::TrainOptions>();
+  CLI::App* cmd = app.add_subcommand(
+      "train", "Train a detector on good images (folder dataset or flat folder)");
+  cmd->add_option("data", opt->data, "Dataset folder (train/good[, val/...]) or folder of good images")
+      ->required();
+  cmd->add_option("--out,-o", opt->out, "Model file to write")->required();
+  cmd->add_option("--minutes", opt->minutes, "Total time budget in minutes")
+      ->capture_default_str()->check(CLI::Range(0.05, 1440.0));
+  cmd->add_option("--seed", opt->seed, "Random seed")->capture_default_str();
+  cmd->add_option("--sensitivity", opt->sensitivity,
+                  "0..1; higher flags more images (threshold = 6*(1-s) std above held-out good)")
+      ->capture_default_str()->check(CLI::Range(0.0, 1.0));
+  cmd->add_option("--size", opt->size, "Network input: side of the square of equal area")
+      ->capture_default_str()->check(CLI::Range(32, 1024));
+  cmd->add_option("--input-w", opt->input_w, "Explicit network input width (multiple of 8)");
+  cmd->add_option("--input-h", opt->input_h, "Explicit network input height (multiple of 8)");
+  cmd->add_option("--norm", opt->norm, "lcn (local contrast, lighting-robust) or meanstd")
+      ->capture_default_str()->check(CLI::IsMember({"lcn", "meanstd"}));
+  cmd->add_option("--lcn-sigma", opt->lcn_sigma, "LCN window sigma (input pixels)")->capture_default_str();
+  cmd->add_option("--lcn-eps", opt->lcn_eps, "LCN variance floor")->capture_default_str();
+  cmd->add_option("--channels", opt->channels, "1 or 3 (default: from the images)");
+  cmd->add_option("--crop", opt->crop, "Training crop side")->capture_default_str();
+  cmd->add_option("--batch", opt->batch, "Batch size")->capture_default_str()->check(CLI::Range(1, 256));
+  cmd->add_option("--lr", opt->lr, "Peak learning rate (Adam, cosine)")->capture_default_str();
+  cmd->add_option("--width", opt->width, "First-stage channels")->capture_default_str()->check(CLI::Range(4, 128));
+  cmd->add_flag("!--no-density", opt->density, "Disable the Gaussian density branch");
+  cmd->add_option("--seg-weight", opt->seg_weight, "Weight of the segmentation map")->capture_default_str();
+  cmd->add_option("--density-weight", opt->density_weight, "Weight of the density map")->capture_default_str();
+  cmd->add_option("--map-blur", opt->map_blur, "Gaussian smoothing of the map (cells, 0 = off)")->capture_default_str();
+  cmd->add_option("--reduce", opt->reduce, "Image score: max, topk_mean or mean")
+      ->capture_default_str()->check(CLI::IsMember({"max", "topk_mean", "mean"}));
+  cmd->add_option("--topk", opt->topk, "Fraction of cells for topk_mean")->capture_default_str();
+  cmd->add_flag("!--no-cell-calibration", opt->cell_calibration, "Disable per-cell calibration");
+  cmd->add_option("--holdout", opt->holdout, "Fraction of good images held out for calibration")
+      ->capture_default_str()->check(CLI::Range(0.02, 0.5));
+  cmd->add_option("--anomaly-prob", opt->anomaly_prob, "Fraction of crops with synthetic anomalies")
+      ->capture_default_str();
+  cmd->add_flag("!--no-flips", opt->flips, "Disable flip augmentation");
+  cmd->add_option("--val-every", opt->val_every, "Seconds between validation reports (0 = off)")
+      ->capture_default_str();
+  cmd->add_option("--val-split", opt->val_split, "Split for validation metrics (default val, else test)");
+  cmd->add_option("--threads", opt->threads, "LibTorch threads (a data thread runs besides)")
+      ->capture_default_str()->check(CLI::Range(1, 64));
+  cmd->add_option("--name", opt->name, "Model name for the card (default: folder name)");
+  cmd->add_option("--synth-patch", opt->synth.patch, "Weight of pasted-patch anomalies")->capture_default_str();
+  cmd->add_option("--synth-region", opt->synth.region, "Weight of brightness-region anomalies")->capture_default_str();
+  cmd->add_option("--synth-spot", opt->synth.spot, "Weight of spot anomalies")->capture_default_str();
+  cmd->add_option("--synth-crack", opt->synth.crack, "Weight of crack anomalies")->capture_default_str();
+  cmd->add_option("--synth-edge", opt->synth.edge, "Weight of broken-edge anomalies")->capture_default_str();
+  cmd->add_option("--synth-noise", opt->synth.noise, "Weight of grain anomalies")->capture_default_str();
+  cmd->add_flag("--quiet,-q", opt->quiet, "No progress bar");
+  cmd->callback([opt] {
+    Status st = train::RunTraining(*opt);
+    if (!st.ok()) {
+      std::fprintf(stderr, "flawlens train: %s\n", st.ToString().c_str());
+      ExitCode() = 1;
+    }
+  });
+}
+
+}  // namespace flawlens::cli

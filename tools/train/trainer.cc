@@ -1,0 +1,863 @@
+#include "train/trainer.h"
+
+#include <torch/torch.h>
+#include <unistd.h>
+
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cmath>
+#include <condition_variable>
+#include <csignal>
+#include <cstdio>
+#include <ctime>
+#include <deque>
+#include <fstream>
+#include <map>
+#include <mutex>
+#include <numeric>
+#include <random>
+#include <thread>
+
+#include "cli/dataset.h"
+#include "flawlens/detector.h"
+#include "image/preprocess.h"
+#include "model/model.h"
+#include "train/net.h"
+
+namespace flawlens::train {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+using nlohmann::json;
+
+std::atomic<bool> g_interrupted{false};
+void OnSigint(int) {
+  if (g_interrupted.exchange(true)) std::_Exit(130);  // second Ctrl-C: leave now
+}
+
+double Seconds(Clock::time_point since) {
+  return std::chrono::duration<double>(Clock::now() - since).count();
+}
+
+std::string Basename(const std::string& p) {
+  size_t s = p.find_last_of('/');
+  return s == std::string::npos ? p : p.substr(s + 1);
+}
+
+std::string FormatTime(double s) {
+  if (s < 0) s = 0;
+  int t = static_cast<int>(s + 0.5);
+  char buf[32];
+  std::snprintf(buf, sizeof(buf), "%d:%02d", t / 60, t % 60);
+  return buf;
+}
+
+// ---- images ----------------------------------------------------------------
+
+struct Loaded {
+  std::string path;
+  Image image;
+};
+
+// Preprocess to an HWC float buffer.
+Result<std::vector<float>> Prep(const ImageView& view, const PreprocessConfig& cfg) {
+  std::vector<float> out(size_t(cfg.out_h()) * cfg.out_w() * cfg.channels);
+  PreprocessScratch scratch;
+  RectF covered;
+  FLAWLENS_RETURN_IF_ERROR(Preprocess(view, cfg, RectF{}, out.data(), &scratch, &covered));
+  return out;
+}
+
+// Raw resize config: pixels 0..255 at the network resolution, no normalisation.
+PreprocessConfig RawConfig(int w, int h, int channels) {
+  PreprocessConfig c;
+  c.resize_w = w;
+  c.resize_h = h;
+  c.channels = channels;
+  c.scale = 1.0f;
+  return c;
+}
+
+torch::Tensor HwcToTensor(const std::vector<float>& hwc, int h, int w, int c) {
+  return torch::from_blob(const_cast<float*>(hwc.data()), {h, w, c}, torch::kFloat32)
+      .permute({2, 0, 1})
+      .clone();
+}
+
+// FloatImage (0..255) -> uint8 Image -> the model's preprocessing.
+torch::Tensor NormaliseSample(const FloatImage& img, const PreprocessConfig& model_cfg,
+                              PreprocessScratch* scratch) {
+  std::vector<uint8_t> px(img.data.size());
+  for (size_t i = 0; i < px.size(); ++i)
+    px[i] = static_cast<uint8_t>(std::clamp(std::lround(img.data[i]), 0L, 255L));
+  ImageView view{px.data(), img.w, img.h, img.c == 1 ? PixelFormat::kGray8 : PixelFormat::kRGB8,
+                 0};
+  PreprocessConfig cfg = model_cfg;
+  cfg.resize_w = img.w;
+  cfg.resize_h = img.h;
+  cfg.crop = RectI{};
+  std::vector<float> out(size_t(img.h) * img.w * cfg.channels);
+  RectF covered;
+  Status st = Preprocess(view, cfg, RectF{}, out.data(), scratch, &covered);
+  if (!st.ok()) return torch::zeros({cfg.channels, img.h, img.w});
+  return HwcToTensor(out, img.h, img.w, cfg.channels);
+}
+
+// ---- training batches (produced on a separate thread) -----------------------
+
+struct Batch {
+  torch::Tensor x, y;
+};
+
+class BatchMaker {
+ public:
+  BatchMaker(const std::vector<FloatImage>* images, const PreprocessConfig* cfg,
+             const TrainOptions* opt, int crop_h, int crop_w, uint32_t seed)
+      : images_(images), cfg_(cfg), opt_(opt), crop_h_(crop_h), crop_w_(crop_w), rng_(seed) {}
+
+  Batch Make() {
+    int n = opt_->batch;
+    torch::Tensor x = torch::empty({n, cfg_->channels, crop_h_, crop_w_});
+    torch::Tensor y = torch::empty({n, 1, crop_h_ / 4, crop_w_ / 4});
+    for (int i = 0; i < n; ++i) {
+      const FloatImage& src = (*images_)[std::uniform_int_distribution<int>(
+          0, int(images_->size()) - 1)(rng_)];
+      FloatImage img = RandomCrop(src);
+      std::vector<float> mask(size_t(img.h) * img.w, 0.0f);
+      if (std::uniform_real_distribution<float>(0, 1)(rng_) < opt_->anomaly_prob) {
+        PaintAnomalies(&img, &mask, *images_, opt_->synth, &rng_);
+      }
+      x[i] = NormaliseSample(img, *cfg_, &scratch_);
+      torch::Tensor m = torch::from_blob(mask.data(), {1, 1, img.h, img.w}, torch::kFloat32);
+      y[i] = torch::avg_pool2d(m, 4)[0];
+    }
+    return {x, y};
+  }
+
+ private:
+  FloatImage RandomCrop(const FloatImage& src) {
+    int ch = std::min(crop_h_, src.h), cw = std::min(crop_w_, src.w);
+    int y0 = std::uniform_int_distribution<int>(0, src.h - ch)(rng_);
+    int x0 = std::uniform_int_distribution<int>(0, src.w - cw)(rng_);
+    bool fx = opt_->flips && (rng_() & 1), fy = opt_->flips && (rng_() & 1);
+    float gain = std::uniform_real_distribution<float>(0.8f, 1.2f)(rng_);
+    float bias = std::uniform_real_distribution<float>(-12.f, 12.f)(rng_);
+    FloatImage out;
+    out.h = crop_h_;
+    out.w = crop_w_;
+    out.c = src.c;
+    out.data.assign(size_t(out.h) * out.w * out.c, 0.0f);
+    for (int y = 0; y < crop_h_; ++y) {
+      int sy = std::min(y, ch - 1);
+      sy = fy ? y0 + ch - 1 - sy : y0 + sy;
+      for (int x = 0; x < crop_w_; ++x) {
+        int sx = std::min(x, cw - 1);
+        sx = fx ? x0 + cw - 1 - sx : x0 + sx;
+        for (int c = 0; c < src.c; ++c)
+          out.at(y, x, c) = std::clamp(src.at(sy, sx, c) * gain + bias, 0.0f, 255.0f);
+      }
+    }
+    return out;
+  }
+
+  const std::vector<FloatImage>* images_;
+  const PreprocessConfig* cfg_;
+  const TrainOptions* opt_;
+  int crop_h_, crop_w_;
+  std::mt19937 rng_;
+  PreprocessScratch scratch_;
+};
+
+class BatchQueue {
+ public:
+  explicit BatchQueue(BatchMaker* maker) : maker_(maker) {
+    worker_ = std::thread([this] {
+      while (!stop_) {
+        Batch b = maker_->Make();
+        std::unique_lock<std::mutex> lock(mu_);
+        cv_.wait(lock, [this] { return stop_ || queue_.size() < 3; });
+        if (stop_) break;
+        queue_.push_back(std::move(b));
+        cv_.notify_all();
+      }
+    });
+  }
+  ~BatchQueue() {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      stop_ = true;
+    }
+    cv_.notify_all();
+    worker_.join();
+  }
+  Batch Pop() {
+    std::unique_lock<std::mutex> lock(mu_);
+    cv_.wait(lock, [this] { return !queue_.empty(); });
+    Batch b = std::move(queue_.front());
+    queue_.pop_front();
+    cv_.notify_all();
+    return b;
+  }
+
+ private:
+  BatchMaker* maker_;
+  std::thread worker_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<Batch> queue_;
+  bool stop_ = false;
+};
+
+// ---- evaluation helpers -----------------------------------------------------
+
+// Network maps (N x 1 x h x w) of preprocessed inputs, in batches.
+torch::Tensor RunMaps(FlawNet& net, const std::vector<torch::Tensor>& inputs, bool flip_h = false,
+                      bool flip_v = false) {
+  torch::NoGradGuard ng;
+  std::vector<torch::Tensor> outs;
+  for (size_t i = 0; i < inputs.size(); i += 8) {
+    size_t e = std::min(inputs.size(), i + 8);
+    torch::Tensor x = torch::stack(std::vector<torch::Tensor>(inputs.begin() + i, inputs.begin() + e));
+    if (flip_h) x = x.flip({3});
+    if (flip_v) x = x.flip({2});
+    torch::Tensor m = net->forward_map(x);
+    if (flip_h) m = m.flip({3});
+    if (flip_v) m = m.flip({2});
+    outs.push_back(m);
+  }
+  return torch::cat(outs, 0);
+}
+
+// Seg logits only (validation during training, before the density fit).
+torch::Tensor RunSeg(FlawNet& net, const std::vector<torch::Tensor>& inputs) {
+  torch::NoGradGuard ng;
+  std::vector<torch::Tensor> outs;
+  for (size_t i = 0; i < inputs.size(); i += 8) {
+    size_t e = std::min(inputs.size(), i + 8);
+    torch::Tensor x = torch::stack(std::vector<torch::Tensor>(inputs.begin() + i, inputs.begin() + e));
+    outs.push_back(net->forward(x).seg);
+  }
+  return torch::cat(outs, 0);
+}
+
+std::vector<float> ReduceScores(const torch::Tensor& maps, const std::string& reduce, float topk) {
+  int64_t n = maps.size(0);
+  torch::Tensor flat = maps.reshape({n, -1});
+  std::vector<float> s(n);
+  int64_t cells = flat.size(1);
+  int64_t k = std::max<int64_t>(1, static_cast<int64_t>(std::llround(topk * cells)));
+  for (int64_t i = 0; i < n; ++i) {
+    if (reduce == "mean") {
+      s[i] = flat[i].mean().item<float>();
+    } else if (reduce == "topk_mean") {
+      s[i] = std::get<0>(flat[i].topk(k)).mean().item<float>();
+    } else {
+      s[i] = flat[i].max().item<float>();
+    }
+  }
+  return s;
+}
+
+struct ValSet {
+  std::vector<torch::Tensor> inputs;
+  std::vector<bool> defective;
+  std::vector<std::string> types;
+  std::vector<torch::Tensor> masks;  // h4 x w4 labels (float 0/1), undefined if none
+  bool has_defects = false, has_masks = false;
+};
+
+void PrintAurocs(const ValSet& val, const std::vector<float>& scores, const torch::Tensor& maps,
+                 json* metrics, bool quiet) {
+  double auroc = Auroc(scores, val.defective);
+  (*metrics)["val_image_auroc"] = auroc;
+  std::string line = "validation image AUROC " + std::to_string(auroc).substr(0, 5);
+  std::map<std::string, std::pair<std::vector<float>, std::vector<bool>>> per_type;
+  for (size_t i = 0; i < scores.size(); ++i) {
+    if (!val.defective[i]) continue;
+    per_type[val.types[i]];
+  }
+  for (auto& [type, sl] : per_type) {
+    for (size_t i = 0; i < scores.size(); ++i) {
+      if (!val.defective[i] || val.types[i] == type) {
+        sl.first.push_back(scores[i]);
+        sl.second.push_back(val.defective[i]);
+      }
+    }
+    double a = Auroc(sl.first, sl.second);
+    (*metrics)["val_auroc_" + type] = a;
+    line += " | " + type + " " + std::to_string(a).substr(0, 5);
+  }
+  if (val.has_masks && maps.defined()) {
+    std::vector<float> px;
+    std::vector<bool> lab;
+    for (size_t i = 0; i < val.inputs.size(); ++i) {
+      if (val.defective[i] && !val.masks[i].defined()) continue;
+      torch::Tensor m = maps[i][0].contiguous();
+      const float* pm = m.data_ptr<float>();
+      torch::Tensor gt = val.defective[i] ? val.masks[i].contiguous() : torch::zeros_like(m);
+      const float* pg = gt.data_ptr<float>();
+      for (int64_t j = 0; j < m.numel(); ++j) {
+        px.push_back(pm[j]);
+        lab.push_back(pg[j] > 0.5f);
+      }
+    }
+    double pa = Auroc(px, lab);
+    (*metrics)["val_pixel_auroc_map"] = pa;
+    line += " | pixel(map res) " + std::to_string(pa).substr(0, 5);
+  }
+  if (!quiet) std::fprintf(stderr, "%s\n", line.c_str());
+  std::printf("%s\n", line.c_str());
+}
+
+// F1-optimal threshold over scores.
+float F1Threshold(const std::vector<float>& scores, const std::vector<bool>& labels, float* best_f1) {
+  std::vector<size_t> idx(scores.size());
+  std::iota(idx.begin(), idx.end(), 0);
+  std::sort(idx.begin(), idx.end(), [&](size_t a, size_t b) { return scores[a] > scores[b]; });
+  int pos = 0;
+  for (bool l : labels) pos += l;
+  int tp = 0, fp = 0;
+  float best = -1, thr = scores.empty() ? 0 : scores[idx[0]];
+  for (size_t r = 0; r < idx.size(); ++r) {
+    if (labels[idx[r]]) ++tp; else ++fp;
+    if (r + 1 < idx.size() && scores[idx[r + 1]] == scores[idx[r]]) continue;
+    float f1 = pos > 0 ? 2.0f * tp / (tp + fp + pos) : 0;
+    if (f1 > best) {
+      best = f1;
+      thr = scores[idx[r]];
+    }
+  }
+  *best_f1 = best;
+  return thr;
+}
+
+// EMA of parameters and buffers.
+void EmaUpdate(FlawNet& ema, FlawNet& net, float decay) {
+  torch::NoGradGuard ng;
+  auto ep = ema->parameters(), np = net->parameters();
+  for (size_t i = 0; i < ep.size(); ++i) ep[i].mul_(decay).add_(np[i], 1 - decay);
+  auto eb = ema->buffers(), nb = net->buffers();
+  for (size_t i = 0; i < eb.size(); ++i) eb[i].copy_(nb[i]);
+}
+
+}  // namespace
+
+std::string GroupKey(const std::string& path) {
+  std::string stem = Basename(path);
+  size_t dot = stem.find_last_of('.');
+  if (dot != std::string::npos) stem = stem.substr(0, dot);
+  // Leading "<letters><digits>" tag followed by '_' or '-' (exp3_, light2-, cam1_).
+  size_t i = 0;
+  while (i < stem.size() && std::isalpha(static_cast<unsigned char>(stem[i]))) ++i;
+  size_t j = i;
+  while (j < stem.size() && std::isdigit(static_cast<unsigned char>(stem[j]))) ++j;
+  if (i > 0 && j > i && j < stem.size() && (stem[j] == '_' || stem[j] == '-') && j + 1 < stem.size())
+    return stem.substr(j + 1);
+  return stem;
+}
+
+double Auroc(const std::vector<float>& scores, const std::vector<bool>& labels) {
+  std::vector<size_t> idx(scores.size());
+  std::iota(idx.begin(), idx.end(), 0);
+  std::sort(idx.begin(), idx.end(), [&](size_t a, size_t b) { return scores[a] < scores[b]; });
+  double pos = 0, neg = 0, rank_sum = 0;
+  for (size_t r = 0; r < idx.size();) {
+    size_t e = r;
+    while (e < idx.size() && scores[idx[e]] == scores[idx[r]]) ++e;
+    double avg_rank = 0.5 * (r + 1 + e);  // 1-based average rank of the tie group
+    for (size_t k = r; k < e; ++k)
+      if (labels[idx[k]]) rank_sum += avg_rank;
+    r = e;
+  }
+  for (bool l : labels) (l ? pos : neg) += 1;
+  if (pos == 0 || neg == 0) return 0.5;
+  return (rank_sum - pos * (pos + 1) / 2) / (pos * neg);
+}
+
+Status RunTraining(const TrainOptions& opt) {
+  const Clock::time_point t0 = Clock::now();
+  const double budget = opt.minutes * 60.0;
+  torch::set_num_threads(std::max(1, opt.threads));
+  torch::manual_seed(opt.seed);
+  g_interrupted = false;
+  auto old_handler = std::signal(SIGINT, OnSigint);
+  struct Restore {
+    decltype(old_handler) h;
+    ~Restore() { std::signal(SIGINT, h); }
+  } restore{old_handler};
+  const bool tty = isatty(2);
+
+  // ---- 1. training images ----
+  std::vector<std::string> paths;
+  {
+    auto splits = cli::ListSplits(opt.data);
+    bool has_train = std::find(splits.begin(), splits.end(), "train") != splits.end();
+    auto ds = cli::LoadDataset(opt.data, has_train ? "train" : "");
+    if (!ds.ok()) return ds.status();
+    paths = ds->good_paths();
+    if (!has_train && ds->split != "flat" && !splits.empty()) {
+      return MakeError(ErrorCode::kInvalidArgument,
+                       "%s: no train/ split and not a flat folder of images (splits found: %zu)",
+                       opt.data.c_str(), splits.size());
+    }
+    for (const auto& w : ds->warnings) std::fprintf(stderr, "warning: %s\n", w.c_str());
+  }
+  if (paths.empty())
+    return MakeError(ErrorCode::kInvalidArgument, "%s: no good training images found",
+                     opt.data.c_str());
+  std::vector<Loaded> loaded;
+  std::vector<std::string> skipped;
+  for (const auto& p : paths) {
+    auto bytes = cli::ReadFileBytes(p);
+    if (!bytes.ok()) { skipped.push_back(p + " (" + bytes.status().message() + ")"); continue; }
+    auto img = DecodeImage(bytes->data(), bytes->size());
+    if (!img.ok()) { skipped.push_back(p + " (" + img.status().message() + ")"); continue; }
+    loaded.push_back({p, std::move(*img)});
+  }
+  if (!skipped.empty()) {
+    std::fprintf(stderr, "skipped %zu unreadable image(s):\n", skipped.size());
+    for (const auto& s : skipped) std::fprintf(stderr, "  %s\n", s.c_str());
+  }
+  if (loaded.size() < 2)
+    return MakeError(ErrorCode::kInvalidArgument,
+                     "%s: need at least 2 readable good images, found %zu", opt.data.c_str(),
+                     loaded.size());
+
+  // Channels and input size.
+  int channels = opt.channels;
+  if (channels == 0) {
+    channels = 1;
+    for (const auto& l : loaded)
+      if (l.image.format != PixelFormat::kGray8) channels = 3;
+  }
+  int in_w = opt.input_w, in_h = opt.input_h;
+  if (in_w <= 0 || in_h <= 0) {
+    std::vector<double> aspects;
+    for (const auto& l : loaded) aspects.push_back(double(l.image.width) / l.image.height);
+    std::nth_element(aspects.begin(), aspects.begin() + aspects.size() / 2, aspects.end());
+    double a = std::clamp(aspects[aspects.size() / 2], 0.25, 4.0);
+    in_w = std::max(16, int(std::lround(opt.size * std::sqrt(a) / 8.0)) * 8);
+    in_h = std::max(16, int(std::lround(opt.size / std::sqrt(a) / 8.0)) * 8);
+  }
+  in_w = std::max(16, in_w / 8 * 8);
+  in_h = std::max(16, in_h / 8 * 8);
+  const int map_h = in_h / 4, map_w = in_w / 4;
+
+  // Hold out whole groups (near-copies stay together) for calibration.
+  std::vector<Loaded> train_imgs, hold_imgs;
+  {
+    std::map<std::string, std::vector<size_t>> groups;
+    for (size_t i = 0; i < loaded.size(); ++i) groups[GroupKey(loaded[i].path)].push_back(i);
+    std::vector<std::vector<size_t>> glist;
+    for (auto& g : groups) glist.push_back(g.second);
+    std::mt19937 rng(opt.seed * 7919u + 17u);
+    std::shuffle(glist.begin(), glist.end(), rng);
+    size_t want = std::max<size_t>(1, size_t(std::lround(opt.holdout * loaded.size())));
+    std::vector<bool> hold(loaded.size(), false);
+    size_t n = 0;
+    for (auto& g : glist) {
+      if (n >= want || glist.size() < 2) break;
+      if (n + g.size() > loaded.size() - 1) continue;
+      for (size_t i : g) hold[i] = true;
+      n += g.size();
+    }
+    for (size_t i = 0; i < loaded.size(); ++i)
+      (hold[i] ? hold_imgs : train_imgs).push_back(std::move(loaded[i]));
+  }
+  if (hold_imgs.empty()) {  // tiny set: calibrate on a training image
+    hold_imgs.push_back(train_imgs.back());
+  }
+
+  // Resized raw training images.
+  std::vector<FloatImage> pool;
+  PreprocessConfig raw = RawConfig(in_w, in_h, channels);
+  for (const auto& l : train_imgs) {
+    auto r = Prep(l.image.view(), raw);
+    if (!r.ok()) return r.status();
+    FloatImage f;
+    f.h = in_h;
+    f.w = in_w;
+    f.c = channels;
+    f.data = std::move(*r);
+    pool.push_back(std::move(f));
+  }
+
+  // Model preprocessing: normalisation statistics from the training images.
+  PreprocessConfig pre;
+  pre.resize_w = in_w;
+  pre.resize_h = in_h;
+  pre.channels = channels;
+  pre.scale = 1.0f / 255.0f;
+  if (opt.norm == "lcn") {
+    pre.norm = NormMode::kLocalContrast;
+    pre.lcn_sigma = opt.lcn_sigma;
+    pre.lcn_eps = opt.lcn_eps;
+  } else if (opt.norm != "meanstd") {
+    return MakeError(ErrorCode::kInvalidArgument, "--norm must be lcn or meanstd (got '%s')",
+                     opt.norm.c_str());
+  }
+  {
+    double sum[3] = {0, 0, 0}, sq[3] = {0, 0, 0}, cnt = 0;
+    for (size_t i = 0; i < std::min<size_t>(train_imgs.size(), 64); ++i) {
+      auto r = Prep(train_imgs[i].image.view(), pre);
+      if (!r.ok()) return r.status();
+      for (size_t p = 0; p < r->size(); p += channels) {
+        for (int c = 0; c < channels; ++c) {
+          sum[c] += (*r)[p + c];
+          sq[c] += double((*r)[p + c]) * (*r)[p + c];
+        }
+        cnt += 1;
+      }
+    }
+    for (int c = 0; c < channels; ++c) {
+      double m = sum[c] / cnt, v = std::max(1e-8, sq[c] / cnt - m * m);
+      pre.mean[c] = float(m);
+      pre.std[c] = float(std::sqrt(v));
+    }
+  }
+  FLAWLENS_RETURN_IF_ERROR(pre.Validate());
+
+  auto prep_tensor = [&](const Image& im) -> Result<torch::Tensor> {
+    FLAWLENS_ASSIGN_OR_RETURN(std::vector<float> v, Prep(im.view(), pre));
+    return HwcToTensor(v, in_h, in_w, channels);
+  };
+  std::vector<torch::Tensor> hold_x, train_x;
+  for (const auto& l : hold_imgs) {
+    FLAWLENS_ASSIGN_OR_RETURN(torch::Tensor t, prep_tensor(l.image));
+    hold_x.push_back(t);
+  }
+  for (const auto& l : train_imgs) {
+    FLAWLENS_ASSIGN_OR_RETURN(torch::Tensor t, prep_tensor(l.image));
+    train_x.push_back(t);
+  }
+
+  // ---- 2. validation set (optional) ----
+  ValSet val;
+  {
+    auto splits = cli::ListSplits(opt.data);
+    std::string vs = opt.val_split;
+    if (vs.empty()) {
+      if (std::find(splits.begin(), splits.end(), "val") != splits.end()) vs = "val";
+      else if (std::find(splits.begin(), splits.end(), "test") != splits.end()) vs = "test";
+    }
+    if (!vs.empty()) {
+      auto ds = cli::LoadDataset(opt.data, vs);
+      if (ds.ok() && ds->num_defective() > 0 && ds->num_good() > 0) {
+        PreprocessConfig mask_cfg = RawConfig(in_w, in_h, 1);
+        for (const auto& s : ds->samples) {
+          auto bytes = cli::ReadFileBytes(s.path);
+          if (!bytes.ok()) continue;
+          auto img = DecodeImage(bytes->data(), bytes->size());
+          if (!img.ok()) continue;
+          auto t = prep_tensor(*img);
+          if (!t.ok()) continue;
+          torch::Tensor m;
+          if (s.defective && !s.mask_path.empty()) {
+            auto mb = cli::ReadFileBytes(s.mask_path);
+            if (mb.ok()) {
+              auto mi = DecodeImage(mb->data(), mb->size());
+              if (mi.ok()) {
+                auto mv = Prep(mi->view(), mask_cfg);
+                if (mv.ok()) {
+                  torch::Tensor full = HwcToTensor(*mv, in_h, in_w, 1).unsqueeze(0);
+                  m = (torch::avg_pool2d(full, 4)[0][0] > 127.5f).to(torch::kFloat32);
+                  val.has_masks = true;
+                }
+              }
+            }
+          }
+          val.inputs.push_back(*t);
+          val.defective.push_back(s.defective);
+          val.types.push_back(s.defect_type);
+          val.masks.push_back(m);
+        }
+        val.has_defects = true;
+      }
+    }
+  }
+
+  NetConfig ncfg;
+  ncfg.in_channels = channels;
+  ncfg.width = opt.width;
+  ncfg.density = opt.density;
+  ncfg.seg_weight = opt.seg_weight;
+  ncfg.density_weight = opt.density_weight;
+  ncfg.map_blur_sigma = opt.map_blur;
+  FlawNet net(ncfg), ema(ncfg);
+  {
+    torch::NoGradGuard ng;
+    auto ep = ema->parameters(), np = net->parameters();
+    for (size_t i = 0; i < ep.size(); ++i) ep[i].copy_(np[i]);
+  }
+  const double gflops = 2.0 * CountMacs(net, in_h, in_w) / 1e9;
+  std::fprintf(stderr,
+               "flawlens train: %zu training + %zu held-out good images (%zu skipped), "
+               "input %dx%dx%d (%s), map %dx%d, ~%.2f GFLOP/frame, budget %.1f min\n",
+               train_imgs.size(), hold_imgs.size(), skipped.size(), in_w, in_h, channels,
+               opt.norm.c_str(), map_w, map_h, gflops, opt.minutes);
+  if (val.has_defects)
+    std::fprintf(stderr, "validation: %zu images from the dataset's held-out split\n",
+                 val.inputs.size());
+
+  // Time for what follows training: forward passes over everything, measured.
+  double per_image = 0;
+  {
+    Clock::time_point ts = Clock::now();
+    ema->eval();
+    RunSeg(ema, std::vector<torch::Tensor>(hold_x.begin(), hold_x.begin() + std::min<size_t>(4, hold_x.size())));
+    per_image = Seconds(ts) / std::min<size_t>(4, hold_x.size());
+  }
+  double tail = per_image * (train_x.size() + 5.0 * hold_x.size() + 2.0 * val.inputs.size()) * 1.5 + 5;
+  double val_cost = per_image * val.inputs.size();
+
+  // ---- 3. train ----
+  int crop_h = std::min(in_h, std::max(16, opt.crop / 8 * 8));
+  int crop_w = std::min(in_w, std::max(16, opt.crop / 8 * 8));
+  BatchMaker maker(&pool, &pre, &opt, crop_h, crop_w, uint32_t(opt.seed) * 2654435761u + 1);
+  torch::optim::Adam optim(net->parameters(), torch::optim::AdamOptions(opt.lr).weight_decay(1e-5));
+  json metrics;
+  const Clock::time_point train_start = Clock::now();
+  const double train_time = std::max(5.0, budget - Seconds(t0) - tail);
+  int step = 0;
+  double loss_avg = 0;
+  double next_val = opt.val_every, last_print = -100;
+  std::string last_val = "";
+  {
+    BatchQueue queue(&maker);
+    net->train();
+    while (!g_interrupted) {
+      double t = Seconds(train_start);
+      if (t >= train_time) break;
+      double frac = t / train_time;
+      double lr = opt.lr * (frac < 0.03 ? frac / 0.03 : 0.5 * (1 + std::cos(M_PI * frac)));
+      for (auto& g : optim.param_groups()) static_cast<torch::optim::AdamOptions&>(g.options()).lr(lr);
+      Batch b = queue.Pop();
+      NetOutputs o = net->forward(b.x);
+      torch::Tensor loss = torch::binary_cross_entropy_with_logits(o.seg, b.y);
+      optim.zero_grad();
+      loss.backward();
+      optim.step();
+      ++step;
+      EmaUpdate(ema, net, step < 100 ? 0.9f : 0.995f);
+      float lv = loss.item<float>();
+      loss_avg = step == 1 ? lv : 0.98 * loss_avg + 0.02 * lv;
+      t = Seconds(train_start);
+      if (val.has_defects && opt.val_every > 0 && t >= next_val && t + val_cost < train_time) {
+        ema->eval();
+        torch::Tensor seg = RunSeg(ema, val.inputs);
+        std::vector<float> s = ReduceScores(seg, "max", opt.topk);
+        double a = Auroc(s, val.defective);
+        char buf[64];
+        std::snprintf(buf, sizeof(buf), " | val AUROC %.3f", a);
+        last_val = buf;
+        if (!tty || opt.quiet) std::fprintf(stderr, "  step %d (%s): val image AUROC %.3f (seg, max)\n", step, FormatTime(t).c_str(), a);
+        next_val = t + opt.val_every;
+      }
+      if (!opt.quiet && (tty ? t - last_print >= 0.5 : t - last_print >= 30)) {
+        last_print = t;
+        int bar = int(30 * std::min(1.0, t / train_time));
+        std::fprintf(stderr, "%s[%s%s] %3d%% ETA %s | step %d | loss %.4f%s%s", tty ? "\r" : "",
+                     std::string(bar, '#').c_str(), std::string(30 - bar, '.').c_str(),
+                     int(100 * t / train_time), FormatTime(train_time - t + tail).c_str(), step,
+                     loss_avg, last_val.c_str(), tty ? "   " : "\n");
+        std::fflush(stderr);
+      }
+    }
+  }
+  if (tty && !opt.quiet) std::fprintf(stderr, "\n");
+  if (g_interrupted) std::fprintf(stderr, "interrupted: finishing with the weights so far\n");
+  const double trained_s = Seconds(train_start);
+  ema->eval();
+
+  // ---- 4. density branch: Gaussian of the features of the training images ----
+  if (opt.density) {
+    torch::NoGradGuard ng;
+    int f = ema->feature_channels();
+    torch::Tensor sum = torch::zeros({f}, torch::kFloat64), outer = torch::zeros({f, f}, torch::kFloat64);
+    double count = 0;
+    for (size_t i = 0; i < train_x.size(); i += 8) {
+      size_t e = std::min(train_x.size(), i + 8);
+      torch::Tensor x = torch::stack(std::vector<torch::Tensor>(train_x.begin() + i, train_x.begin() + e));
+      torch::Tensor feat = ema->forward(x).features.permute({0, 2, 3, 1}).reshape({-1, f}).to(torch::kFloat64);
+      sum += feat.sum(0);
+      outer += feat.t().mm(feat);
+      count += feat.size(0);
+    }
+    torch::Tensor mu = sum / count;
+    torch::Tensor cov = outer / count - torch::outer(mu, mu);
+    double reg = 0.01 * cov.diagonal().mean().item<double>() + 1e-6;
+    cov = cov + reg * torch::eye(f, torch::kFloat64);
+    auto [evals, evecs] = torch::linalg::eigh(cov, "L");
+    torch::Tensor w = evecs.mm(torch::diag(evals.clamp_min(1e-9).rsqrt())).mm(evecs.t());
+    ema->dens_w.copy_(w.to(torch::kFloat32));
+    ema->dens_b.copy_((-w.mv(mu)).to(torch::kFloat32));
+  }
+  // Standardise both branch maps on the held-out good images.
+  {
+    torch::NoGradGuard ng;
+    std::vector<torch::Tensor> segs, dens;
+    for (size_t i = 0; i < hold_x.size(); i += 8) {
+      size_t e = std::min(hold_x.size(), i + 8);
+      torch::Tensor x = torch::stack(std::vector<torch::Tensor>(hold_x.begin() + i, hold_x.begin() + e));
+      NetOutputs o = ema->forward(x);
+      segs.push_back(o.seg);
+      if (opt.density) dens.push_back(ema->density_map(o.features));
+    }
+    torch::Tensor s = torch::cat(segs);
+    float c[4] = {s.mean().item<float>(), std::max(1e-4f, s.std().item<float>()), 0.0f, 1.0f};
+    if (opt.density) {
+      torch::Tensor d = torch::cat(dens);
+      c[2] = d.mean().item<float>();
+      c[3] = std::max(1e-4f, d.std().item<float>());
+      ema->density_fitted = true;
+    }
+    ema->combine.copy_(torch::tensor({c[0], c[1], c[2], c[3]}));
+  }
+
+  // ---- 5. per-cell calibration on held-out good images ----
+  torch::Tensor cell_mean = torch::zeros({map_h, map_w}), cell_std = torch::ones({map_h, map_w});
+  if (opt.cell_calibration) {
+    torch::Tensor maps = RunMaps(ema, hold_x);  // N x 1 x h x w
+    if (opt.flips) {
+      maps = torch::cat({maps, maps.flip({3}), maps.flip({2}), maps.flip({2, 3})});
+    }
+    torch::Tensor m = maps.mean(0)[0];
+    torch::Tensor sd = maps.std(0)[0];
+    // Smooth (replicate-padded box 3x3) against noise of few images.
+    auto smooth = [](torch::Tensor t) {
+      torch::Tensor p = torch::replication_pad2d(t.view({1, 1, t.size(0), t.size(1)}), {1, 1, 1, 1});
+      return torch::avg_pool2d(p, 3, 1)[0][0];
+    };
+    cell_mean = smooth(m);
+    sd = smooth(sd);
+    float floor = std::max(1e-3f, 0.5f * sd.median().item<float>());
+    cell_std = sd.clamp_min(floor);
+  }
+  auto calibrate = [&](const torch::Tensor& maps) {
+    return (maps - cell_mean.view({1, 1, map_h, map_w})) / cell_std.view({1, 1, map_h, map_w});
+  };
+  std::vector<float> hold_scores =
+      ReduceScores(calibrate(RunMaps(ema, hold_x)), opt.reduce, opt.topk);
+  double hmean = 0, hsd = 0;
+  for (float v : hold_scores) hmean += v;
+  hmean /= hold_scores.size();
+  for (float v : hold_scores) hsd += (v - hmean) * (v - hmean);
+  hsd = std::sqrt(hsd / std::max<size_t>(1, hold_scores.size() - 1));
+  if (!(hsd > 1e-6)) hsd = std::max(1e-3, std::fabs(hmean) * 0.1);
+  Calibration cal;
+  cal.offset = float(hmean);
+  cal.scale = float(hsd);
+  // Threshold in standard deviations of held-out good scores above their mean:
+  // sensitivity 0.5 -> 3, 1 -> 0, 0 -> 6.
+  cal.threshold = float(6.0 * (1.0 - std::clamp(opt.sensitivity, 0.0f, 1.0f)));
+  {
+    float mx = -1e30f;
+    for (float v : hold_scores) mx = std::max(mx, float((v - hmean) / hsd));
+    metrics["holdout_good_max_score"] = mx;
+  }
+
+  // ---- 6. validation metrics with the full pipeline ----
+  metrics["train_seconds"] = trained_s;
+  metrics["steps"] = step;
+  if (val.has_defects) {
+    torch::Tensor vmaps = calibrate(RunMaps(ema, val.inputs));
+    std::vector<float> vs = ReduceScores(vmaps, opt.reduce, opt.topk);
+    for (float& v : vs) v = float((v - hmean) / hsd);
+    PrintAurocs(val, vs, vmaps, &metrics, opt.quiet);
+    float f1 = 0;
+    cal.f1_threshold = F1Threshold(vs, val.defective, &f1);
+    metrics["val_best_f1"] = f1;
+    int tp = 0, fp = 0, pos = 0, neg = 0;
+    for (size_t i = 0; i < vs.size(); ++i) {
+      bool flag = vs[i] >= cal.threshold;
+      if (val.defective[i]) { ++pos; tp += flag; } else { ++neg; fp += flag; }
+    }
+    std::printf("at the calibrated threshold %.2f: %d/%d defective flagged, %d/%d good flagged; "
+                "F1-optimal threshold %.2f (F1 %.3f)\n",
+                cal.threshold, tp, pos, fp, neg, cal.f1_threshold, f1);
+  }
+  // Heatmap display range: normalised map units of held-out good cells.
+  {
+    cal.map_low = 0.0f;
+    cal.map_high = std::max(1.0f, cal.threshold * 2.0f);
+  }
+
+  // ---- 7. export ----
+  ModelSpec spec;
+  ExportNetwork(ema, in_h, in_w, &spec);
+  spec.preprocess_json = PreprocessToJson(pre);
+  json post = {{"sigmoid", false}, {"blur_sigma", 0.0}, {"reduce", opt.reduce},
+               {"topk_fraction", opt.topk}};
+  if (opt.cell_calibration) {
+    post["cell_mean"] = "calib.cell_mean";
+    post["cell_std"] = "calib.cell_std";
+    ModelTensor a{"calib.cell_mean", {map_h, map_w}, {}}, b{"calib.cell_std", {map_h, map_w}, {}};
+    torch::Tensor cm = cell_mean.contiguous(), cs = cell_std.contiguous();
+    a.data.assign(cm.data_ptr<float>(), cm.data_ptr<float>() + cm.numel());
+    b.data.assign(cs.data_ptr<float>(), cs.data_ptr<float>() + cs.numel());
+    spec.tensors.push_back(std::move(a));
+    spec.tensors.push_back(std::move(b));
+  }
+  spec.postprocess_json = post.dump();
+  spec.calibration_json = CalibrationToJson(cal);
+  std::string name = opt.name;
+  if (name.empty()) {
+    std::string d = opt.data;
+    while (d.size() > 1 && d.back() == '/') d.pop_back();
+    name = Basename(d);
+  }
+  char created[32];
+  std::time_t now = std::time(nullptr);
+  std::strftime(created, sizeof(created), "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&now));
+  json card = {{"name", name},
+               {"created", created},
+               {"method", "seg+gaussian-density, per-cell calibrated (tools/train/METHOD.md)"},
+               {"trained_on", opt.data},
+               {"train_images", train_imgs.size()},
+               {"holdout_images", hold_imgs.size()},
+               {"gflops_per_frame", gflops},
+               {"seed", opt.seed},
+               {"minutes", opt.minutes},
+               {"interrupted", g_interrupted.load()},
+               {"metrics", metrics}};
+  spec.card_json = card.dump();
+  std::vector<uint8_t> bytes = WriteModel(spec);
+  {
+    std::ofstream f(opt.out, std::ios::binary);
+    if (!f) return MakeError(ErrorCode::kInvalidArgument, "cannot write '%s'", opt.out.c_str());
+    f.write(reinterpret_cast<const char*>(bytes.data()), std::streamsize(bytes.size()));
+    if (!f) return MakeError(ErrorCode::kInvalidArgument, "write to '%s' failed", opt.out.c_str());
+  }
+  // Self-check: the engine loads the file and reproduces LibTorch's map.
+  {
+    auto det = Detector::Create(bytes.data(), bytes.size());
+    if (!det.ok()) return MakeError(ErrorCode::kInternal, "written model does not load: %s",
+                                    det.status().ToString().c_str());
+    torch::Tensor x = hold_x[0];
+    torch::Tensor hwc = x.permute({1, 2, 0}).contiguous();
+    std::vector<float> in(hwc.data_ptr<float>(), hwc.data_ptr<float>() + hwc.numel());
+    std::vector<float> out((*det)->network_output_count());
+    Status st = (*det)->RunNetwork(in.data(), in.size(), out.data(), out.size());
+    if (!st.ok()) return st;
+    torch::Tensor ref;
+    {
+      torch::NoGradGuard ng;
+      ref = ema->forward_map(x.unsqueeze(0)).contiguous();
+    }
+    float maxdiff = 0, maxref = 0;
+    for (int64_t i = 0; i < ref.numel(); ++i) {
+      maxdiff = std::max(maxdiff, std::fabs(out[i] - ref.data_ptr<float>()[i]));
+      maxref = std::max(maxref, std::fabs(ref.data_ptr<float>()[i]));
+    }
+    std::fprintf(stderr, "engine vs LibTorch map: max |diff| %.2g (max |map| %.3g)\n", maxdiff, maxref);
+  }
+  std::printf("wrote %s (%zu bytes): %d steps in %s, %.2f GFLOP/frame, threshold %.2f\n",
+              opt.out.c_str(), bytes.size(), step, FormatTime(trained_s).c_str(), gflops,
+              cal.threshold);
+  return Status::Ok();
+}
+
+}  // namespace flawlens::train

@@ -1,0 +1,60 @@
+// `flawlens train`: learn an anomaly detector from good images only
+// (LibTorch, CPU, from scratch), calibrate it on held-out good images and
+// write a flawlens model file. The method is described in METHOD.md.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "core/status.h"
+#include "train/synth_anomaly.h"
+
+namespace flawlens::train {
+
+struct TrainOptions {
+  std::string data;          // folder dataset or flat folder of good images
+  std::string out;           // model file to write
+  double minutes = 10;       // total wall-time budget (load + train + calibrate)
+  int seed = 1;
+  // Network input: `size` is the side of a square of the same area; the
+  // aspect ratio follows the median of the training images (multiples of 8).
+  int size = 256;
+  int input_w = 0, input_h = 0;  // explicit input size (overrides size)
+  std::string norm = "lcn";  // "lcn" (local contrast) or "meanstd"
+  float lcn_sigma = 8.0f;    // in network-input pixels
+  float lcn_eps = 1e-3f;
+  int channels = 0;          // 0 = 1 if all training images are gray, else 3
+  int crop = 128;            // training crop side (<= input side)
+  int batch = 16;
+  float lr = 2e-3f;
+  int width = 16;            // first-stage channels
+  bool density = true;
+  float seg_weight = 1.0f;
+  float density_weight = 1.0f;
+  float map_blur = 1.0f;     // Gaussian smoothing of the output map (cells)
+  std::string reduce = "max";  // max | topk_mean | mean
+  float topk = 0.01f;
+  bool cell_calibration = true;
+  float sensitivity = 0.5f;  // 0..1: higher flags more images
+  float holdout = 0.15f;     // fraction of good training images held out
+  float anomaly_prob = 0.6f; // fraction of training crops with synthetic anomalies
+  bool flips = true;         // flip augmentation (and mirror-symmetric calibration)
+  double val_every = 120;    // seconds between validation AUROC reports
+  int threads = 1;           // LibTorch threads (plus one data thread)
+  std::string val_split;     // split used for validation metrics ("" = val, else test)
+  std::string name;          // model card name (default: folder name)
+  bool quiet = false;
+  SynthConfig synth;
+};
+
+// Runs everything; prints progress to stderr and a summary to stdout.
+Status RunTraining(const TrainOptions& options);
+
+// Area under the ROC curve of scores (label true = positive); ties count half.
+double Auroc(const std::vector<float>& scores, const std::vector<bool>& labels);
+
+// Key that keeps near-copies together when holding images out: the file stem
+// without a leading capture tag such as "exp3_" or "light2-".
+std::string GroupKey(const std::string& path);
+
+}  // namespace flawlens::train
