@@ -398,7 +398,7 @@ Lighting RandomLighting(const Surface& surface, Rng& rng) {
   l.band_pos = rng.Uniform(0.2f, 0.8f);
   l.band_sigma = rng.Uniform(0.12f, 0.35f);
   for (float& g : l.channel_gain) g = rng.Uniform(0.985f, 1.015f);
-  l.noise_sigma = rng.Uniform(0.004f, 0.014f);
+  l.noise_sigma = rng.Uniform(0.003f, 0.011f);
   l.noise_seed = rng.NextU64();
   return l;
 }
