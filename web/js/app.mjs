@@ -188,7 +188,8 @@ async function loadModelBytes(buffer, fileName, { isDefault = false } = {}) {
   const stored = loadThreshold(key);
   state.calibration = stored;
   setupThresholdRange(info.threshold, stored ? stored.threshold : info.threshold);
-  await applyThreshold(stored ? stored.threshold : info.threshold, stored ? 'calibrated' : 'model');
+  await applyThreshold(stored ? stored.threshold : info.threshold,
+                       stored ? (stored.manual ? 'manual' : 'calibrated') : 'model');
   clearCameraHistory();
   updateControls();
   setStatus(`Model “${name}” loaded (${info.inputWidth}×${info.inputHeight}, ${info.backend || 'auto'} backend).`);
@@ -335,7 +336,7 @@ async function applyThreshold(value, source) {
     const when = c.calibratedAt ? new Date(c.calibratedAt).toLocaleString() : 'earlier';
     el.thrSource.textContent = `Calibrated here (${when}, ${c.frames} good frames). Model value: ${fmt(modelThr, 3)}.`;
   } else {
-    el.thrSource.textContent = `Set by hand. Model value: ${fmt(modelThr, 3)}.`;
+    el.thrSource.textContent = `Set by hand (saved in this browser). Model value: ${fmt(modelThr, 3)}.`;
   }
   el.thrReset.disabled = source === 'model';
   refreshVerdicts();
@@ -785,6 +786,8 @@ async function startCamera() {
   el.stage.style.setProperty('--ar', String(vw / vh));
   cam.running = true;
   cam.frozen = false;
+  cam.errors = 0;
+  cam.roi = null;  // the picture size may have changed
   clearCameraHistory();
   el.stage.dataset.state = 'on';
   el.stage.dataset.frozen = 'false';
@@ -850,10 +853,14 @@ async function onVideoFrame() {
     });
     const r = await state.client.call('detect', { bitmap, roi: cam.roi, threshold: state.threshold }, [bitmap]);
     if (!cam.running || !state.model || state.model.generation !== gen) return;
+    cam.errors = 0;
     onLiveResult(r, performance.now() - t0);
   } catch (e) {
-    if (cam.running) {
-      showError(`Live detection failed: ${errText(e)}`);
+    // One bad frame is skipped; a run of failures stops the camera with a message.
+    cam.errors = (cam.errors || 0) + 1;
+    if (cam.running && cam.errors === 1) showError(`Live detection failed on a frame: ${errText(e)}`);
+    if (cam.running && cam.errors >= 10) {
+      showError(`Live detection keeps failing, camera stopped: ${errText(e)}`);
       stopCamera();
     }
   } finally {
