@@ -1105,9 +1105,14 @@ async function main() {
   if (!globalThis.Worker || !globalThis.WebAssembly) {
     setBadge(el.engineBadge, 'error', 'Engine: unavailable');
     showError('This browser has no WebAssembly or Web Workers; flawlens cannot run here.');
+    setBadge(el.modelBadge, 'error', 'Model: none');
     return;
   }
-  if (!(await startEngine())) return;
+  if (!(await startEngine())) {
+    setBadge(el.modelBadge, 'error', 'Model: none');
+    el.modelCard.replaceChildren(textEl('p', 'No model: the detection engine is not available.', 'hint'));
+    return;
+  }
   await loadDefaultModel();
   setStatus(state.model ? `Ready. Model “${state.model.name}”. Add images or start the camera.` : '');
 }
