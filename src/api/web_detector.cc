@@ -1,0 +1,159 @@
+#include "api/web_detector.h"
+
+#include <cmath>
+#include <cstdio>
+
+#include "core/limits.h"
+
+namespace flawlens {
+
+namespace {
+
+std::string Quote(const std::string& s) {
+  std::string out = "\"";
+  for (unsigned char c : s) {
+    switch (c) {
+      case '"': out += "\\\""; break;
+      case '\\': out += "\\\\"; break;
+      case '\n': out += "\\n"; break;
+      case '\r': out += "\\r"; break;
+      case '\t': out += "\\t"; break;
+      default:
+        if (c < 0x20) {
+          char buf[8];
+          std::snprintf(buf, sizeof buf, "\\u%04x", c);
+          out += buf;
+        } else {
+          out += static_cast<char>(c);
+        }
+    }
+  }
+  return out + "\"";
+}
+
+// JSON has no NaN/Inf: write null for them.
+std::string Num(double v) {
+  if (!std::isfinite(v)) return "null";
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.9g", v);
+  return buf;
+}
+
+}  // namespace
+
+uint8_t* WebDetector::buffer(double bytes) {
+  if (!(bytes >= 0) || bytes > static_cast<double>(kMaxModelBytes)) return nullptr;
+  bytes_.resize(static_cast<size_t>(bytes));
+  return bytes_.data();
+}
+
+void WebDetector::release_bytes() { std::vector<uint8_t>().swap(bytes_); }
+
+std::string WebDetector::load(const std::string& backend) {
+  DetectorOptions opts;
+  opts.backend = backend;
+  auto det = Detector::Create(bytes_.data(), bytes_.size(), opts);
+  release_bytes();
+  if (!det.ok()) return det.status().ToString();
+  det_ = std::move(det).value();
+  last_ = nullptr;
+  return "";
+}
+
+std::string WebDetector::info() const {
+  if (!det_) return "{}";
+  const ModelInfo& i = det_->info();
+  return "{\"name\":" + Quote(i.name) + ",\"backend\":" + Quote(i.backend) +
+         ",\"inputWidth\":" + std::to_string(i.input_width) +
+         ",\"inputHeight\":" + std::to_string(i.input_height) +
+         ",\"inputChannels\":" + std::to_string(i.input_channels) +
+         ",\"mapWidth\":" + std::to_string(i.map_width) +
+         ",\"mapHeight\":" + std::to_string(i.map_height) + ",\"threshold\":" + Num(i.threshold) +
+         ",\"mapLow\":" + Num(i.map_low) + ",\"mapHigh\":" + Num(i.map_high) +
+         ",\"parameters\":" + std::to_string(i.parameters) + ",\"macs\":" + std::to_string(i.macs) +
+         ",\"card\":" + (i.card_json.empty() ? std::string("{}") : i.card_json) + "}";
+}
+
+std::string WebDetector::detect(int width, int height, const std::string& format, double rx,
+                                double ry, double rw, double rh) {
+  if (!det_) return "invalid_argument: no model loaded";
+  PixelFormat pf;
+  if (format == "rgba") {
+    pf = PixelFormat::kRGBA8;
+  } else if (format == "rgb") {
+    pf = PixelFormat::kRGB8;
+  } else if (format == "gray") {
+    pf = PixelFormat::kGray8;
+  } else {
+    return "invalid_argument: pixel format must be 'rgba', 'rgb' or 'gray', got '" + format + "'";
+  }
+  if (width <= 0 || height <= 0 || width > kMaxImageSide || height > kMaxImageSide) {
+    return "invalid_argument: image size " + std::to_string(width) + "x" + std::to_string(height) +
+           " is out of range (1.." + std::to_string(kMaxImageSide) + ")";
+  }
+  const uint64_t need = uint64_t(width) * uint64_t(height) * BytesPerPixel(pf);
+  if (bytes_.size() < need) {
+    return "invalid_argument: pixel buffer holds " + std::to_string(bytes_.size()) +
+           " bytes, a " + std::to_string(width) + "x" + std::to_string(height) + " " + format +
+           " image needs " + std::to_string(need);
+  }
+  for (double v : {rx, ry, rw, rh}) {
+    if (!std::isfinite(v)) return "invalid_argument: region of interest must be finite numbers";
+  }
+  ImageView view{bytes_.data(), width, height, pf, 0};
+  RectF roi{static_cast<float>(rx), static_cast<float>(ry), static_cast<float>(rw),
+            static_cast<float>(rh)};
+  return Finish(det_->Detect(view, roi));
+}
+
+std::string WebDetector::detectEncoded() {
+  if (!det_) return "invalid_argument: no model loaded";
+  return Finish(det_->DetectEncoded(bytes_.data(), bytes_.size()));
+}
+
+void WebDetector::set_threshold(double t) {
+  if (det_ && std::isfinite(t)) det_->set_threshold(static_cast<float>(t));
+}
+
+void WebDetector::reset_threshold() {
+  if (det_) det_->reset_threshold();
+}
+
+float* WebDetector::floats(double count) {
+  if (!(count >= 0) || count > static_cast<double>(kMaxActivationElements)) return nullptr;
+  floats_.resize(static_cast<size_t>(count));
+  return floats_.data();
+}
+
+std::string WebDetector::run_network() {
+  if (!det_) return "invalid_argument: no model loaded";
+  output_.resize(det_->network_output_count());
+  Status s = det_->RunNetwork(floats_.data(), floats_.size(), output_.data(), output_.size());
+  return s.ok() ? "" : s.ToString();
+}
+
+std::string WebDetector::Finish(const Result<const Detection*>& r) {
+  if (!r.ok()) {
+    last_ = nullptr;
+    return r.status().ToString();
+  }
+  last_ = r.value();
+  const Detection& d = *last_;
+  stats_[kScore] = d.score;
+  stats_[kRawScore] = d.raw_score;
+  stats_[kThreshold] = d.threshold;
+  stats_[kAnomalous] = d.anomalous ? 1 : 0;
+  stats_[kMapWidth] = d.map_width;
+  stats_[kMapHeight] = d.map_height;
+  stats_[kRectX] = d.map_rect.x;
+  stats_[kRectY] = d.map_rect.y;
+  stats_[kRectW] = d.map_rect.w;
+  stats_[kRectH] = d.map_rect.h;
+  stats_[kPreMs] = d.timings.preprocess_ms;
+  stats_[kNetMs] = d.timings.network_ms;
+  stats_[kPostMs] = d.timings.postprocess_ms;
+  stats_[kTotalMs] = d.timings.total_ms;
+  return "";
+}
+
+}  // namespace flawlens

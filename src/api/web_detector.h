@@ -1,0 +1,70 @@
+// The web API's C++ side, free of Embind so it can be fuzzed and tested
+// natively: src/wasm/bindings.cc binds this class 1:1 for JavaScript.
+//
+// Every fallible method returns "" on success or "code: message"
+// (web/js/engine.mjs turns that into a FlawlensError in one place). Bytes
+// cross the boundary through buffers owned by the instance: JS writes model
+// bytes / pixels / an encoded image into buffer(), reads results from stats()
+// and map().
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "flawlens/detector.h"
+
+namespace flawlens {
+
+class WebDetector {
+ public:
+  // Stats layout shared with engine.mjs.
+  enum Stat {
+    kScore, kRawScore, kThreshold, kAnomalous, kMapWidth, kMapHeight,
+    kRectX, kRectY, kRectW, kRectH, kPreMs, kNetMs, kPostMs, kTotalMs, kNumStats
+  };
+
+  // Resize the byte buffer to `bytes` (model file, pixels or encoded image).
+  // Returns nullptr when the size is unreasonable.
+  uint8_t* buffer(double bytes);
+  size_t buffer_size() const { return bytes_.size(); }
+  void release_bytes();
+
+  // Load the model in buffer(). On failure the previous model stays.
+  std::string load(const std::string& backend);
+  bool loaded() const { return det_ != nullptr; }
+  std::string info() const;  // JSON document (engine.mjs parses it)
+
+  // Pixels are in buffer(): width * height * bpp bytes, rows packed.
+  std::string detect(int width, int height, const std::string& format, double rx, double ry,
+                     double rw, double rh);
+  // An encoded PNG / JPEG / BMP is in buffer().
+  std::string detectEncoded();
+
+  const double* stats() const { return stats_; }
+  const float* map() const { return last_ ? last_->map.data() : nullptr; }
+  size_t map_size() const { return last_ ? last_->map.size() : 0; }
+
+  double threshold() const { return det_ ? det_->threshold() : 0.0; }
+  void set_threshold(double t);
+  void reset_threshold();
+
+  // Raw network for benchmarks: input floats are written into floats(n).
+  float* floats(double count);
+  size_t floats_size() const { return floats_.size(); }
+  std::string run_network();
+  const float* output() const { return output_.data(); }
+  size_t output_size() const { return output_.size(); }
+
+ private:
+  std::string Finish(const Result<const Detection*>& r);
+
+  std::unique_ptr<Detector> det_;
+  std::vector<uint8_t> bytes_;
+  std::vector<float> floats_, output_;
+  double stats_[kNumStats] = {};
+  const Detection* last_ = nullptr;
+};
+
+}  // namespace flawlens
