@@ -622,6 +622,8 @@ document.addEventListener('drop', (e) => {
 });
 
 // ---------------------------------------------------------------- detail view
+const detailCache = { id: null, bitmap: null };
+
 function openDetail(id) {
   state.detailId = id;
   renderDetail();
@@ -645,13 +647,19 @@ async function renderDetail() {
   const idx = items.findIndex((x) => x.id === it.id);
   el.detailPrev.disabled = idx <= 0;
   el.detailNext.disabled = idx >= items.length - 1;
-  let bitmap = null;
-  try {
-    bitmap = await createImageBitmap(it.blob);
-  } catch {
-    bitmap = null;
+  // Decode once per opened image (the opacity slider redraws often).
+  let bitmap = detailCache.id === it.id ? detailCache.bitmap : null;
+  if (detailCache.id !== it.id) {
+    try {
+      bitmap = await createImageBitmap(it.blob);
+    } catch {
+      bitmap = null;
+    }
+    if (state.detailId !== it.id) { if (bitmap) bitmap.close(); return; }
+    if (detailCache.bitmap) detailCache.bitmap.close();
+    detailCache.id = it.id;
+    detailCache.bitmap = bitmap;
   }
-  if (state.detailId !== it.id) { if (bitmap) bitmap.close(); return; }
   const w = bitmap ? bitmap.width : (it.width || 256), h = bitmap ? bitmap.height : (it.height || 256);
   for (const c of [el.detailOriginal, el.detailOverlay]) {
     c.width = w;
@@ -660,7 +668,6 @@ async function renderDetail() {
     ctx.clearRect(0, 0, w, h);
     if (bitmap) ctx.drawImage(bitmap, 0, 0);
   }
-  if (bitmap) bitmap.close();
   const ctx = el.detailOverlay.getContext('2d');
   const mapCanvas = document.createElement('canvas');
   paintMap(mapCanvas, it.map, it.mapWidth, it.mapHeight, it.mapLow, it.mapHigh);
@@ -692,6 +699,9 @@ el.detail.addEventListener('keydown', (e) => {
 });
 el.detail.addEventListener('click', (e) => { if (e.target === el.detail) el.detail.close(); });
 el.detail.addEventListener('close', () => {
+  if (detailCache.bitmap) detailCache.bitmap.close();
+  detailCache.id = null;
+  detailCache.bitmap = null;
   const it = state.items.find((x) => x.id === state.detailId);
   if (it && it.node) it.node.querySelector('.thumb').focus();
 });
