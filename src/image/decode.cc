@@ -107,6 +107,67 @@ Status CheckBmpComplete(const uint8_t* b, size_t n, int w, int h) {
   return Status::Ok();
 }
 
+// stb_image 2.27 (Debian's libstb) builds a Huffman table from a DHT segment
+// without checking that the 16 code counts sum to <= 256: a hostile JPEG
+// writes up to 4 KiB past stbi__huffman::size / ::values (fixed upstream in
+// 2.28). Walk the marker structure the way stb reads it -- padding before a
+// marker skipped, 0xFF fill bytes, entropy-coded data up to the first marker
+// that is not a stuffed 0xFF00 or an RSTn -- and check every table of every
+// DHT segment stb could reach, before stb sees the bytes. The walk visits a
+// superset of the segments stb processes, so any table stb builds was checked.
+Status CheckJpegHuffmanTables(const uint8_t* b, size_t n) {
+  auto at = [&](size_t i) -> int { return i < n ? b[i] : 0; };  // stb reads 0 past the end
+  size_t pos = 2;  // after SOI
+  while (pos < n) {
+    // Next marker: skip anything up to 0xFF, then 0xFF fill bytes.
+    while (pos < n && b[pos] != 0xFF) ++pos;
+    while (pos < n && b[pos] == 0xFF) ++pos;
+    if (pos >= n) break;
+    const int m = b[pos++];
+    if (m == 0xD9) break;                               // EOI
+    if (m == 0x00 || m == 0x01 || (m >= 0xD0 && m <= 0xD8)) continue;  // no length
+    if (pos + 2 > n) break;
+    const size_t len = size_t(b[pos]) << 8 | b[pos + 1];
+    if (m == 0xC4) {  // DHT: mirror stb's `while (L > 0)` table loop
+      long left = static_cast<long>(len) - 2;
+      size_t q = pos + 2;
+      while (left > 0) {
+        int count = 0;
+        for (int i = 0; i < 16; ++i) count += at(q + 1 + i);
+        if (count > 256) {
+          return MakeError(ErrorCode::kBadImage,
+                           "JPEG: corrupt Huffman table at byte %zu (%d codes, max 256)", q,
+                           count);
+        }
+        q += 17 + count;
+        left -= 17 + count;
+      }
+    }
+    pos += len;  // len counts its own 2 bytes
+    if (m == 0xDA) {
+      // Entropy-coded data: stop at 0xFF followed by a real marker.
+      while (pos < n) {
+        if (b[pos] != 0xFF) {
+          ++pos;
+          continue;
+        }
+        size_t k = pos + 1;
+        while (k < n && b[k] == 0xFF) ++k;
+        if (k >= n) {
+          pos = n;
+          break;
+        }
+        if (b[k] == 0x00 || (b[k] >= 0xD0 && b[k] <= 0xD7)) {
+          pos = k + 1;
+          continue;
+        }
+        break;  // pos at the 0xFF of the marker
+      }
+    }
+  }
+  return Status::Ok();
+}
+
 }  // namespace
 
 Result<Image> DecodeImage(const uint8_t* bytes, size_t size) {
@@ -127,6 +188,7 @@ Result<Image> DecodeImage(const uint8_t* bytes, size_t size) {
     return MakeError(ErrorCode::kBadImage, "image: %s is not supported (use PNG, JPEG or BMP)",
                      format);
   }
+  if (std::strcmp(format, "JPEG") == 0) FLAWLENS_RETURN_IF_ERROR(CheckJpegHuffmanTables(bytes, size));
   int64_t raw_w = 0, raw_h = 0;
   if (RawHeaderSize(format, bytes, size, &raw_w, &raw_h)) {
     FLAWLENS_RETURN_IF_ERROR(CheckSize(format, raw_w, raw_h));
