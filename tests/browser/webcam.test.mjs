@@ -7,18 +7,42 @@ import os from 'node:os';
 import path from 'node:path';
 import { waitReady, alertText } from './lib/browser.mjs';
 import { demoImages } from './lib/demo.mjs';
-import { clipFromImages } from './lib/clip.mjs';
+import { clipFromImages, nearest } from './lib/clip.mjs';
 
 async function sample(page, ms, every = 100) {
   const out = [];
   const end = Date.now() + ms;
   while (Date.now() < end) {
-    out.push(await page.evaluate(() => ({
-      score: Number(document.getElementById('live-score').textContent),
-      verdict: document.getElementById('live-verdict').dataset.verdict,
-      fps: document.getElementById('live-fps').textContent,
-      latency: document.getElementById('live-latency').textContent,
-    })));
+    out.push(await page.evaluate(() => {
+      // Which picture is on the video now: 4x4 mean-luma signature of the frame.
+      const v = document.getElementById('video');
+      let sig = null;
+      if (v.videoWidth) {
+        const c = document.createElement('canvas');
+        c.width = v.videoWidth; c.height = v.videoHeight;
+        const ctx = c.getContext('2d');
+        ctx.drawImage(v, 0, 0);
+        const d = ctx.getImageData(0, 0, c.width, c.height).data;
+        sig = new Array(16).fill(0);
+        const n = new Array(16).fill(0);
+        for (let y = 0; y < c.height; y += 2) {
+          for (let x = 0; x < c.width; x += 2) {
+            const i = (y * c.width + x) * 4;
+            const k = Math.min(3, Math.floor((y * 4) / c.height)) * 4 + Math.min(3, Math.floor((x * 4) / c.width));
+            sig[k] += 0.299 * d[i] + 0.587 * d[i + 1] + 0.114 * d[i + 2];
+            n[k] += 1;
+          }
+        }
+        sig = sig.map((s, k) => s / n[k]);
+      }
+      return {
+        score: Number(document.getElementById('live-score').textContent),
+        verdict: document.getElementById('live-verdict').dataset.verdict,
+        fps: document.getElementById('live-fps').textContent,
+        latency: document.getElementById('live-latency').textContent,
+        sig,
+      };
+    }));
     await page.waitForTimeout(every);
   }
   return out.filter((s) => Number.isFinite(s.score));
@@ -58,7 +82,24 @@ export default async function (t) {
     // About bad/(good+bad) of the loop is defective: the live verdict follows the frames.
     const expect = bad.length / (good.length + bad.length);
     t.assert(Math.abs(frac - expect) < 0.3, `anomaly fraction ${frac.toFixed(2)} vs defective share of the clip ${expect.toFixed(2)}`);
-    t.assert(median(badS) > median(okS), 'live scores are higher on the defective frames');
+    // Tie each sample to the picture on the video (nearest signature): the
+    // live score is higher on the defective pictures and the verdict follows.
+    const nGood = good.length;
+    const onGood = [], onBad = [];
+    for (const s of samples) {
+      if (!s.sig) continue;
+      (nearest(s.sig, clip.signatures) < nGood ? onGood : onBad).push(s);
+    }
+    const okOnGood = onGood.filter((s) => s.verdict === 'ok').length / Math.max(1, onGood.length);
+    const badOnBad = onBad.filter((s) => s.verdict === 'anomaly').length / Math.max(1, onBad.length);
+    t.log(`by picture: good frames ${onGood.length} (median score ${median(onGood.map((s) => s.score))?.toFixed(3)}, ` +
+          `${(100 * okOnGood).toFixed(0)}% OK), defective frames ${onBad.length} (median ${median(onBad.map((s) => s.score))?.toFixed(3)}, ` +
+          `${(100 * badOnBad).toFixed(0)}% anomaly)`);
+    t.assert(onGood.length > 3 && onBad.length > 3, 'samples on both kinds of picture');
+    t.assert(median(onBad.map((s) => s.score)) > median(onGood.map((s) => s.score)), 'live score rises on the defective pictures');
+    // Allow the one-frame lag at picture changes.
+    t.assert(okOnGood >= 0.75, `good pictures are mostly OK (${okOnGood.toFixed(2)})`);
+    t.assert(badOnBad >= 0.6, `defective pictures are mostly flagged (${badOnBad.toFixed(2)})`);
     // Sparkline and overlay have been drawn.
     const drawn = await page.evaluate(() => {
       const count = (c) => {
