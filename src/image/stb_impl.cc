@@ -29,25 +29,43 @@
 static_assert(STBI_MAX_DIMENSIONS >= flawlens::kMaxImageSide,
               "stb must be able to decode every image DecodeImage accepts");
 
+// UBSan (FLAWLENS_SANITIZE / fuzz builds, -fno-sanitize-recover) would abort
+// on stb's benign undefined behaviour that valid files reach: memcpy(NULL, p,
+// 0) for a zero-length PNG IDAT, left shifts of negative values and
+// wrapping int arithmetic in the JPEG IDCT on hostile coefficients. Those
+// three checks are switched off for stb's own (all `static`) functions by
+// giving the keyword a temporary meaning around the include; bounds and
+// every other check stay on. The headers stb includes are included first,
+// so their include guards keep them out of the macro.
+#include <limits.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#if defined(__x86_64__) || defined(__i386__)
+#include <emmintrin.h>
+#endif
+
 #if defined(__GNUC__)
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wall"
 #pragma GCC diagnostic ignored "-Wextra"
+#pragma GCC diagnostic ignored "-Wattributes"
 #pragma GCC diagnostic ignored "-Wsign-compare"
 #pragma GCC diagnostic ignored "-Wunused-function"
 #pragma GCC diagnostic ignored "-Wimplicit-fallthrough"
 #endif
 #if defined(__clang__)
-// stb does signed shifts on hostile JPEG data by design; do not let UBSan
-// turn that into an abort in sanitizer / fuzz builds (clang only).
-#pragma clang attribute push(__attribute__((no_sanitize("undefined"))), apply_to = function)
+#pragma clang diagnostic ignored "-Wkeyword-macro"
 #endif
 
+#define static \
+  static __attribute__((no_sanitize("shift", "nonnull-attribute", "signed-integer-overflow")))
 #include <stb/stb_image.h>
+#undef static
 
-#if defined(__clang__)
-#pragma clang attribute pop
-#endif
 #if defined(__GNUC__)
 #pragma GCC diagnostic pop
 #endif
