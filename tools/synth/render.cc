@@ -216,7 +216,7 @@ void Scratch(float sev, Surface& s, Plane& mask, Rng& rng, float sc, float cx, f
   float delta[3];
   for (size_t c = 0; c < s.ch.size(); ++c) delta[c] = amp * (0.5f + 0.5f * MeanOf(s.ch[c]) / mean);
   AddDelta(s, a, delta);
-  Threshold(a, 0.3f, mask);
+  Threshold(a, 0.15f, mask);
 }
 
 // A jagged crack path: a slowly drifting main direction plus a sharp random
@@ -260,7 +260,7 @@ void Crack(float sev, Surface& s, Plane& mask, Rng& rng, float sc, float cx, flo
   const float k = std::min(0.92f, Lerp(0.25f, 0.8f, sev) * std::sqrt(s.line_gain));
   for (auto& p : s.ch)
     for (size_t i = 0; i < a.v.size(); ++i) p.v[i] *= 1.0f - k * a.v[i];
-  Threshold(a, 0.3f, mask);
+  Threshold(a, 0.15f, mask);
 }
 
 void Stain(float sev, Surface& s, Plane& mask, Rng& rng, float sc, float cx, float cy) {
@@ -349,7 +349,7 @@ void Contamination(float sev, Surface& s, Plane& mask, Rng& rng, float sc, float
     const float width = rng.Uniform(0.9f, 2.0f) * std::max(0.6f, sc);
     DrawPolyline(a, xs, ys, width, width);
     k = Lerp(0.35f, 0.95f, sev);
-    thr = 0.3f;
+    thr = 0.15f;
   } else {  // particle / chip
     DrawBlob(a, RandomBlob(rng, cx, cy, rng.Uniform(1.8f, 5.0f) * std::max(0.6f, sc), 0.4f, 0.8f));
     k = Lerp(0.5f, 1.0f, sev);
