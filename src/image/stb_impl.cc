@@ -33,9 +33,10 @@ static_assert(STBI_MAX_DIMENSIONS >= flawlens::kMaxImageSide,
 // on stb's benign undefined behaviour that valid files reach: memcpy(NULL, p,
 // 0) for a zero-length PNG IDAT, left shifts of negative values and
 // wrapping int arithmetic in the JPEG IDCT on hostile coefficients. Those
-// three checks are switched off for stb's own (all `static`) functions by
-// giving the keyword a temporary meaning around the include; bounds and
-// every other check stay on. The headers stb includes are included first,
+// three checks are switched off for stb's functions (clang: an attribute
+// pragma; GCC, which has none: stb's functions are all `static`, so the
+// keyword gets a temporary meaning around the include); bounds and every
+// other check stay on. The headers stb includes are included first,
 // so their include guards keep them out of the macro.
 #include <limits.h>
 #include <math.h>
@@ -57,14 +58,16 @@ static_assert(STBI_MAX_DIMENSIONS >= flawlens::kMaxImageSide,
 #pragma GCC diagnostic ignored "-Wunused-function"
 #pragma GCC diagnostic ignored "-Wimplicit-fallthrough"
 #endif
-#if defined(__clang__)
-#pragma clang diagnostic ignored "-Wkeyword-macro"
-#endif
 
-#define static \
-  static __attribute__((no_sanitize("shift", "nonnull-attribute", "signed-integer-overflow")))
+#if defined(__clang__)
+#pragma clang attribute push(__attribute__((no_sanitize("shift", "nonnull-attribute", "signed-integer-overflow"))), apply_to = function)
+#include <stb/stb_image.h>
+#pragma clang attribute pop
+#else  // GCC has no attribute pragma; its attributes are ignored on variables
+#define static static __attribute__((no_sanitize("shift", "nonnull-attribute", "signed-integer-overflow")))
 #include <stb/stb_image.h>
 #undef static
+#endif
 
 #if defined(__GNUC__)
 #pragma GCC diagnostic pop

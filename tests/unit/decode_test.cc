@@ -39,11 +39,14 @@
 #pragma GCC diagnostic ignored "-Wattributes"
 #endif
 #if defined(__clang__)
-#pragma clang diagnostic ignored "-Wkeyword-macro"
-#endif
+#pragma clang attribute push(__attribute__((no_sanitize("undefined"))), apply_to = function)
+#include <stb/stb_image_write.h>
+#pragma clang attribute pop
+#else  // GCC has no attribute pragma; its attributes are ignored on variables
 #define static static __attribute__((no_sanitize("undefined")))
 #include <stb/stb_image_write.h>
 #undef static
+#endif
 #if defined(__GNUC__)
 #pragma GCC diagnostic pop
 #endif
