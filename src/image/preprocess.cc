@@ -126,6 +126,25 @@ RectF CoveredOf(const PreprocessConfig& config, const Geometry& g) {
   return c;
 }
 
+// row[x * WC + c] += w * pixel(x) for one source row; WC == 1 with BPP >= 3
+// takes the luma.
+template <int BPP, int WC>
+void AccumulateRow(const uint8_t* src, int n, float w, float* row) {
+  for (int x = 0; x < n; ++x) {
+    const uint8_t* p = src + x * BPP;
+    if (BPP == 1) {
+      row[x] += w * p[0];
+    } else if (WC == 1) {
+      row[x] += w * (kLumaR * p[0] + kLumaG * p[1] + kLumaB * p[2]);
+    } else {
+      float* r = row + 3 * x;
+      r[0] += w * p[0];
+      r[1] += w * p[1];
+      r[2] += w * p[2];
+    }
+  }
+}
+
 void Blur(const float* in, float* tmp, float* out, int w, int h, const float* g, int r,
           float* pad) {
   const int taps = 2 * r + 1;
@@ -133,11 +152,11 @@ void Blur(const float* in, float* tmp, float* out, int w, int h, const float* g,
     const float* src = in + static_cast<size_t>(y) * w;
     for (int i = 0; i < w + 2 * r; ++i) pad[i] = src[Reflect(i - r, w)];
     float* dst = tmp + static_cast<size_t>(y) * w;
-    for (int x = 0; x < w; ++x) {
-      float acc = 0;
-      const float* p = pad + x;
-      for (int k = 0; k < taps; ++k) acc += g[k] * p[k];
-      dst[x] = acc;
+    std::fill(dst, dst + w, 0.0f);
+    for (int k = 0; k < taps; ++k) {  // tap-outer: the x loop vectorises
+      const float gk = g[k];
+      const float* p = pad + k;
+      for (int x = 0; x < w; ++x) dst[x] += gk * p[x];
     }
   }
   for (int y = 0; y < h; ++y) {
@@ -311,20 +330,13 @@ Status Preprocess(const ImageView& image, const PreprocessConfig& config, const 
       const uint8_t* src = image.data + static_cast<size_t>(sy[j] + t) * stride +
                            static_cast<size_t>(x_lo) * bpp;
       if (gray_in) {
-        for (int x = 0; x < xn; ++x) row[x] += w * src[x];
-      } else if (wc == 1) {
-        for (int x = 0; x < xn; ++x) {
-          const uint8_t* p = src + static_cast<size_t>(x) * bpp;
-          row[x] += w * (kLumaR * p[0] + kLumaG * p[1] + kLumaB * p[2]);
-        }
+        AccumulateRow<1, 1>(src, xn, w, row);
+      } else if (bpp == 3) {
+        if (wc == 1) AccumulateRow<3, 1>(src, xn, w, row);
+        else AccumulateRow<3, 3>(src, xn, w, row);
       } else {
-        for (int x = 0; x < xn; ++x) {
-          const uint8_t* p = src + static_cast<size_t>(x) * bpp;
-          float* r = row + 3 * x;
-          r[0] += w * p[0];
-          r[1] += w * p[1];
-          r[2] += w * p[2];
-        }
+        if (wc == 1) AccumulateRow<4, 1>(src, xn, w, row);
+        else AccumulateRow<4, 3>(src, xn, w, row);
       }
     }
     float* dst = res + static_cast<size_t>(j) * ow * wc;
