@@ -289,8 +289,8 @@ TEST(ModelFormat, DefaultsAndForwardCompatibility) {
     p.header["__metadata__"]["future_section"] = "{}";
     p.header["__metadata__"].erase("postprocess");
     p.header["__metadata__"].erase("card");
-    Json pre = Json::parse(p.header["__metadata__"]["preprocess"].get<std::string>());
-    pre = {{"channels", 1}, {"new_norm_option", true}};  // resize defaults to the input
+    // Only channels: resize defaults to the network input, the rest to defaults.
+    const Json pre = {{"channels", 1}, {"new_norm_option", true}};
     p.header["__metadata__"]["preprocess"] = pre.dump();
   });
   auto r = LoadModel(bytes.data(), bytes.size());
@@ -795,6 +795,74 @@ TEST(ModelFormat, RandomCorruptionNeverCrashes) {
   }
   std::printf("  %d of %d corrupted files rejected\n", rejected, kTrials);
   EXPECT_GT(rejected, kTrials / 4);
+}
+
+// Structured corruption: one JSON value of the graph / configs / a tensor entry
+// replaced by a hostile value. Reaches the deep checks (attributes, shapes,
+// Graph::Finalize) that byte flips rarely get past the JSON parser to.
+TEST(ModelFormat, RandomStructuredMutationsNeverCrash) {
+  const ModelSpec spec = TinyUnetSpec();
+  const FileParts base = Split(WriteModel(spec));
+  const Json values[] = {0,       -1,         1,          2,          3,
+                         17,      65,         2049,       8193,       int64_t{1} << 31,
+                         -(int64_t{1} << 31), int64_t{1} << 62, 1e300, 2.5, -0.0,
+                         "x",     "relu",     "input",    "enc1",     "nearest",
+                         nullptr, true,       Json::array(), Json::array({1}),
+                         Json::array({1, 2}), Json::array({1, 2, 3, 4}), Json::array({0, 0}),
+                         Json::array({-1, -1}), Json::array({1 << 30, 1 << 30}),
+                         Json::object(), Json::array({"enc1", "enc1"})};
+  const char* node_keys[] = {"name",   "op",     "inputs",   "out_channels", "kernel",
+                             "stride", "dilation", "pad",    "groups",       "activation",
+                             "alpha",  "mode",   "scale",    "count_include_pad", "weight",
+                             "bias"};
+  const char* sections[] = {"graph", "preprocess", "postprocess", "calibration", "card"};
+  testing::Rng rng(99);
+  int accepted = 0;
+  const int kTrials = 3000;
+  for (int trial = 0; trial < kTrials; ++trial) {
+    FileParts p = base;
+    const Json& v = values[rng.Next() % (sizeof values / sizeof values[0])];
+    const int where = static_cast<int>(rng.Next() % 8);
+    if (where == 0) {  // a tensor entry field
+      auto it = p.header.begin();
+      std::advance(it, static_cast<ptrdiff_t>(rng.Next() % p.header.size()));
+      if (it.key() == "__metadata__") continue;
+      const char* keys[] = {"dtype", "shape", "data_offsets"};
+      it.value()[keys[rng.Next() % 3]] = v;
+    } else {
+      Json& meta = p.header["__metadata__"];
+      const char* section = where <= 4 ? "graph" : sections[rng.Next() % 5];
+      Json j = Json::parse(meta[section].get<std::string>(), nullptr, false);
+      ASSERT_FALSE(j.is_discarded());
+      if (std::string(section) == "graph") {
+        if (where == 1) {
+          const char* gk[] = {"h", "w", "c"};
+          j["input"][gk[rng.Next() % 3]] = v;
+        } else {
+          Json& node = j["nodes"][rng.Next() % j["nodes"].size()];
+          node[node_keys[rng.Next() % (sizeof node_keys / sizeof node_keys[0])]] = v;
+          if (rng.Next() % 4 == 0) j["output"] = v;
+        }
+      } else if (j.is_object() && !j.empty() && rng.Next() % 2) {
+        auto it = j.begin();
+        std::advance(it, static_cast<ptrdiff_t>(rng.Next() % j.size()));
+        it.value() = v;
+      } else {
+        j["scale"] = v;
+      }
+      meta[section] = j.dump();
+    }
+    const std::vector<uint8_t> bytes = Assemble(p);
+    auto r = LoadModel(bytes.data(), bytes.size());
+    if (r.ok()) {
+      ++accepted;
+      EXPECT_EQ((*r)->graph.shapes.size(), (*r)->graph.nodes.size() + 1);
+    } else {
+      EXPECT_FALSE(r.status().message().empty());
+    }
+  }
+  std::printf("  %d of %d mutated models still valid\n", accepted, kTrials);
+  EXPECT_LT(accepted, kTrials / 2);
 }
 
 }  // namespace
