@@ -89,17 +89,23 @@ torch::Tensor FlawNetImpl::density_map(const torch::Tensor& features) {
   return (z * z).sum(1, /*keepdim=*/true);
 }
 
-torch::Tensor FlawNetImpl::forward_map(const torch::Tensor& x) {
-  NetOutputs o = forward(x);
-  torch::Tensor m = config.seg_weight * (o.seg - combine[0]) / combine[1];
-  if (config.density && density_fitted) {
-    m = m + config.density_weight * (density_map(o.features) - combine[2]) / combine[3];
+torch::Tensor FlawNetImpl::combine_maps(const torch::Tensor& seg, const torch::Tensor& dens) {
+  torch::Tensor m = config.seg_weight * (seg - combine[0]) / combine[1];
+  if (config.density && density_fitted && dens.defined()) {
+    m = m + config.density_weight * (dens - combine[2]) / combine[3];
   }
   if (config.map_blur_sigma > 0) {
     torch::Tensor k = GaussianKernel(config.map_blur_sigma);
     m = F::conv2d(m, k, F::Conv2dFuncOptions().padding(k.size(2) / 2));
   }
   return m;
+}
+
+torch::Tensor FlawNetImpl::forward_map(const torch::Tensor& x) {
+  NetOutputs o = forward(x);
+  torch::Tensor dens;
+  if (config.density && density_fitted) dens = density_map(o.features);
+  return combine_maps(o.seg, dens);
 }
 
 // ---- export -----------------------------------------------------------------

@@ -55,6 +55,8 @@ struct FlawNetImpl : torch::nn::Module {
   torch::Tensor forward_map(const torch::Tensor& x);
   // Standardised branch maps before summing (for analysis / weighting).
   torch::Tensor density_map(const torch::Tensor& features);  // N x 1 x h x w
+  // The output map from the two branch maps (dens undefined: seg only).
+  torch::Tensor combine_maps(const torch::Tensor& seg, const torch::Tensor& dens);
 
   int feature_channels() const;
 

@@ -13,6 +13,7 @@
 #include <csignal>
 #include <cstdio>
 #include <ctime>
+#include <cstdlib>
 #include <deque>
 #include <fstream>
 #include <map>
@@ -213,24 +214,6 @@ class BatchQueue {
 
 // ---- evaluation helpers -----------------------------------------------------
 
-// Network maps (N x 1 x h x w) of preprocessed inputs, in batches.
-torch::Tensor RunMaps(FlawNet& net, const std::vector<torch::Tensor>& inputs, bool flip_h = false,
-                      bool flip_v = false) {
-  torch::NoGradGuard ng;
-  std::vector<torch::Tensor> outs;
-  for (size_t i = 0; i < inputs.size(); i += 8) {
-    size_t e = std::min(inputs.size(), i + 8);
-    torch::Tensor x = torch::stack(std::vector<torch::Tensor>(inputs.begin() + i, inputs.begin() + e));
-    if (flip_h) x = x.flip({3});
-    if (flip_v) x = x.flip({2});
-    torch::Tensor m = net->forward_map(x);
-    if (flip_h) m = m.flip({3});
-    if (flip_v) m = m.flip({2});
-    outs.push_back(m);
-  }
-  return torch::cat(outs, 0);
-}
-
 // Seg logits only (validation during training, before the density fit).
 torch::Tensor RunSeg(FlawNet& net, const std::vector<torch::Tensor>& inputs) {
   torch::NoGradGuard ng;
@@ -266,6 +249,7 @@ struct ValSet {
   std::vector<bool> defective;
   std::vector<std::string> types;
   std::vector<torch::Tensor> masks;  // h4 x w4 labels (float 0/1), undefined if none
+  std::vector<float> orig_w, orig_h;
   bool has_defects = false, has_masks = false;
 };
 
@@ -573,6 +557,8 @@ Status RunTraining(const TrainOptions& opt) {
           val.defective.push_back(s.defective);
           val.types.push_back(s.defect_type);
           val.masks.push_back(m);
+          val.orig_w.push_back(float(img->width));
+          val.orig_h.push_back(float(img->height));
         }
         val.has_defects = true;
       }
@@ -610,8 +596,15 @@ Status RunTraining(const TrainOptions& opt) {
     RunSeg(ema, std::vector<torch::Tensor>(hold_x.begin(), hold_x.begin() + std::min<size_t>(4, hold_x.size())));
     per_image = Seconds(ts) / std::min<size_t>(4, hold_x.size());
   }
-  double tail = per_image * (train_x.size() + 5.0 * hold_x.size() + 2.0 * val.inputs.size()) * 1.5 + 5;
-  double val_cost = per_image * val.inputs.size();
+  double tail = per_image * (std::min<size_t>(train_x.size(), 200) + hold_x.size() + val.inputs.size()) * 1.3 + 5;
+  // Periodic validation on a subset (every k-th image) to keep it cheap.
+  std::vector<torch::Tensor> pval_x;
+  std::vector<bool> pval_y;
+  {
+    size_t k = std::max<size_t>(1, val.inputs.size() / 120);
+    for (size_t i = 0; i < val.inputs.size(); i += k) { pval_x.push_back(val.inputs[i]); pval_y.push_back(val.defective[i]); }
+  }
+  double val_cost = per_image * pval_x.size();
 
   // ---- 3. train ----
   int crop_h = std::min(in_h, std::max(16, opt.crop / 8 * 8));
@@ -647,9 +640,10 @@ Status RunTraining(const TrainOptions& opt) {
       t = Seconds(train_start);
       if (val.has_defects && opt.val_every > 0 && t >= next_val && t + val_cost < train_time) {
         ema->eval();
-        torch::Tensor seg = RunSeg(ema, val.inputs);
+        torch::Tensor seg = RunSeg(ema, pval_x);
         std::vector<float> s = ReduceScores(seg, "max", opt.topk);
-        double a = Auroc(s, val.defective);
+        double a = Auroc(s, pval_y);
+        net->train();
         char buf[64];
         std::snprintf(buf, sizeof(buf), " | val AUROC %.3f", a);
         last_val = buf;
@@ -678,9 +672,12 @@ Status RunTraining(const TrainOptions& opt) {
     int f = ema->feature_channels();
     torch::Tensor sum = torch::zeros({f}, torch::kFloat64), outer = torch::zeros({f, f}, torch::kFloat64);
     double count = 0;
-    for (size_t i = 0; i < train_x.size(); i += 8) {
-      size_t e = std::min(train_x.size(), i + 8);
-      torch::Tensor x = torch::stack(std::vector<torch::Tensor>(train_x.begin() + i, train_x.begin() + e));
+    std::vector<torch::Tensor> fit_x;  // at most 200 images, evenly spaced
+    size_t n_fit = std::min<size_t>(train_x.size(), 200);
+    for (size_t i = 0; i < n_fit; ++i) fit_x.push_back(train_x[i * train_x.size() / n_fit]);
+    for (size_t i = 0; i < fit_x.size(); i += 8) {
+      size_t e = std::min(fit_x.size(), i + 8);
+      torch::Tensor x = torch::stack(std::vector<torch::Tensor>(fit_x.begin() + i, fit_x.begin() + e));
       torch::Tensor feat = ema->forward(x).features.permute({0, 2, 3, 1}).reshape({-1, f}).to(torch::kFloat64);
       sum += feat.sum(0);
       outer += feat.t().mm(feat);
@@ -695,52 +692,85 @@ Status RunTraining(const TrainOptions& opt) {
     ema->dens_w.copy_(w.to(torch::kFloat32));
     ema->dens_b.copy_((-w.mv(mu)).to(torch::kFloat32));
   }
-  // Standardise both branch maps on the held-out good images.
-  {
+  // Branch maps of held-out good and validation images: one pass each.
+  auto run_branches = [&](const std::vector<torch::Tensor>& xs, torch::Tensor* seg, torch::Tensor* dens) {
     torch::NoGradGuard ng;
-    std::vector<torch::Tensor> segs, dens;
-    for (size_t i = 0; i < hold_x.size(); i += 8) {
-      size_t e = std::min(hold_x.size(), i + 8);
-      torch::Tensor x = torch::stack(std::vector<torch::Tensor>(hold_x.begin() + i, hold_x.begin() + e));
+    std::vector<torch::Tensor> segs, ds;
+    for (size_t i = 0; i < xs.size(); i += 8) {
+      size_t e = std::min(xs.size(), i + 8);
+      torch::Tensor x = torch::stack(std::vector<torch::Tensor>(xs.begin() + i, xs.begin() + e));
       NetOutputs o = ema->forward(x);
       segs.push_back(o.seg);
-      if (opt.density) dens.push_back(ema->density_map(o.features));
+      if (opt.density) ds.push_back(ema->density_map(o.features));
     }
-    torch::Tensor s = torch::cat(segs);
-    float c[4] = {s.mean().item<float>(), std::max(1e-4f, s.std().item<float>()), 0.0f, 1.0f};
+    *seg = torch::cat(segs);
+    if (opt.density) *dens = torch::cat(ds);
+  };
+  torch::Tensor hold_seg, hold_dens, val_seg, val_dens;
+  run_branches(hold_x, &hold_seg, &hold_dens);
+  if (val.has_defects) run_branches(val.inputs, &val_seg, &val_dens);
+  // Research hook: dump the branch maps for offline analysis of postprocessing.
+  if (const char* dump = std::getenv("FLAWLENS_TRAIN_DUMP"); dump && val.has_defects) {
+    std::vector<float> lab, tid, has_mask, vw, vh;
+    std::map<std::string, int> ids;
+    for (size_t i = 0; i < val.inputs.size(); ++i) {
+      lab.push_back(val.defective[i]);
+      if (!ids.count(val.types[i])) ids[val.types[i]] = int(ids.size());
+      tid.push_back(float(ids[val.types[i]]));
+      has_mask.push_back(val.masks[i].defined());
+      vw.push_back(val.orig_w[i]);
+      vh.push_back(val.orig_h[i]);
+    }
+    std::vector<torch::Tensor> masks;
+    for (size_t i = 0; i < val.inputs.size(); ++i)
+      masks.push_back(val.masks[i].defined() ? val.masks[i] : torch::zeros({map_h, map_w}));
+    std::vector<torch::Tensor> out = {hold_seg, opt.density ? hold_dens : torch::zeros({1}),
+                                      val_seg, opt.density ? val_dens : torch::zeros({1}),
+                                      torch::tensor(lab), torch::tensor(tid), torch::tensor(has_mask),
+                                      torch::stack(masks), torch::tensor(vw), torch::tensor(vh)};
+    torch::save(out, dump);
+    std::string names;
+    for (auto& [k, v] : ids) names += std::to_string(v) + "=" + k + " ";
+    std::fprintf(stderr, "dumped maps to %s (types %s)\n", dump, names.c_str());
+  }
+  // Standardise both branch maps on the held-out good images.
+  {
+    float c[4] = {hold_seg.mean().item<float>(), std::max(1e-4f, hold_seg.std().item<float>()), 0.0f, 1.0f};
     if (opt.density) {
-      torch::Tensor d = torch::cat(dens);
-      c[2] = d.mean().item<float>();
-      c[3] = std::max(1e-4f, d.std().item<float>());
+      c[2] = hold_dens.mean().item<float>();
+      c[3] = std::max(1e-4f, hold_dens.std().item<float>());
       ema->density_fitted = true;
     }
     ema->combine.copy_(torch::tensor({c[0], c[1], c[2], c[3]}));
   }
 
   // ---- 5. per-cell calibration on held-out good images ----
-  torch::Tensor cell_mean = torch::zeros({map_h, map_w}), cell_std = torch::ones({map_h, map_w});
-  if (opt.cell_calibration) {
-    torch::Tensor maps = RunMaps(ema, hold_x);  // N x 1 x h x w
-    if (opt.flips) {
-      maps = torch::cat({maps, maps.flip({3}), maps.flip({2}), maps.flip({2, 3})});
-    }
-    torch::Tensor m = maps.mean(0)[0];
-    torch::Tensor sd = maps.std(0)[0];
-    // Smooth (replicate-padded box 3x3) against noise of few images.
+  struct CellCalib {
+    torch::Tensor mean, std;
+  };
+  auto fit_cells = [&](const torch::Tensor& maps_in) {
+    CellCalib cc{torch::zeros({map_h, map_w}), torch::ones({map_h, map_w})};
+    if (!opt.cell_calibration) return cc;
+    torch::Tensor maps = maps_in;
+    if (opt.flips) maps = torch::cat({maps, maps.flip({3}), maps.flip({2}), maps.flip({2, 3})});
+    // Smooth (replicate-padded box 3x3) against the noise of few images.
     auto smooth = [](torch::Tensor t) {
       torch::Tensor p = torch::replication_pad2d(t.view({1, 1, t.size(0), t.size(1)}), {1, 1, 1, 1});
       return torch::avg_pool2d(p, 3, 1)[0][0];
     };
-    cell_mean = smooth(m);
-    sd = smooth(sd);
+    cc.mean = smooth(maps.mean(0)[0]);
+    torch::Tensor sd = smooth(maps.std(0)[0]);
     float floor = std::max(1e-3f, 0.5f * sd.median().item<float>());
-    cell_std = sd.clamp_min(floor);
-  }
-  auto calibrate = [&](const torch::Tensor& maps) {
-    return (maps - cell_mean.view({1, 1, map_h, map_w})) / cell_std.view({1, 1, map_h, map_w});
+    cc.std = sd.clamp_min(floor);
+    return cc;
   };
-  std::vector<float> hold_scores =
-      ReduceScores(calibrate(RunMaps(ema, hold_x)), opt.reduce, opt.topk);
+  auto apply_cells = [&](const torch::Tensor& maps, const CellCalib& cc) {
+    return (maps - cc.mean.view({1, 1, map_h, map_w})) / cc.std.view({1, 1, map_h, map_w});
+  };
+  torch::Tensor hold_maps = ema->combine_maps(hold_seg, hold_dens);
+  CellCalib cells = fit_cells(hold_maps);
+  torch::Tensor cell_mean = cells.mean, cell_std = cells.std;
+  std::vector<float> hold_scores = ReduceScores(apply_cells(hold_maps, cells), opt.reduce, opt.topk);
   double hmean = 0, hsd = 0;
   for (float v : hold_scores) hmean += v;
   hmean /= hold_scores.size();
@@ -763,7 +793,28 @@ Status RunTraining(const TrainOptions& opt) {
   metrics["train_seconds"] = trained_s;
   metrics["steps"] = step;
   if (val.has_defects) {
-    torch::Tensor vmaps = calibrate(RunMaps(ema, val.inputs));
+    // Analysis: each branch alone and the sum, each cell-calibrated on held-out good.
+    if (!opt.quiet) {
+      auto report = [&](const char* what, const torch::Tensor& hm, const torch::Tensor& vm) {
+        CellCalib cc = fit_cells(hm);
+        torch::Tensor cal_v = apply_cells(vm, cc);
+        for (const char* red : {"max", "topk_mean"}) {
+          std::vector<float> sc = ReduceScores(cal_v, red, opt.topk);
+          std::fprintf(stderr, "  [%s, %s] val image AUROC %.3f\n", what, red, Auroc(sc, val.defective));
+        }
+      };
+      bool dens_on = ema->density_fitted;
+      ema->density_fitted = false;
+      report("seg", ema->combine_maps(hold_seg, {}), ema->combine_maps(val_seg, {}));
+      ema->density_fitted = dens_on;
+      if (opt.density) {
+        NetConfig saved = ema->config;
+        ema->config.seg_weight = 0;
+        report("density", ema->combine_maps(hold_seg, hold_dens), ema->combine_maps(val_seg, val_dens));
+        ema->config = saved;
+      }
+    }
+    torch::Tensor vmaps = apply_cells(ema->combine_maps(val_seg, val_dens), cells);
     std::vector<float> vs = ReduceScores(vmaps, opt.reduce, opt.topk);
     for (float& v : vs) v = float((v - hmean) / hsd);
     PrintAurocs(val, vs, vmaps, &metrics, opt.quiet);
@@ -779,11 +830,9 @@ Status RunTraining(const TrainOptions& opt) {
                 "F1-optimal threshold %.2f (F1 %.3f)\n",
                 cal.threshold, tp, pos, fp, neg, cal.f1_threshold, f1);
   }
-  // Heatmap display range: normalised map units of held-out good cells.
-  {
-    cal.map_low = 0.0f;
-    cal.map_high = std::max(1.0f, cal.threshold * 2.0f);
-  }
+  // Heatmap display range (normalised map units).
+  cal.map_low = 0.0f;
+  cal.map_high = std::max(1.0f, cal.threshold * 2.0f);
 
   // ---- 7. export ----
   ModelSpec spec;
@@ -853,10 +902,15 @@ Status RunTraining(const TrainOptions& opt) {
       maxref = std::max(maxref, std::fabs(ref.data_ptr<float>()[i]));
     }
     std::fprintf(stderr, "engine vs LibTorch map: max |diff| %.2g (max |map| %.3g)\n", maxdiff, maxref);
+    if (!(maxdiff <= 1e-3f * std::max(1.0f, maxref)))
+      return MakeError(ErrorCode::kInternal,
+                       "exported network disagrees with LibTorch: max |diff| %g (max |map| %g)",
+                       maxdiff, maxref);
   }
-  std::printf("wrote %s (%zu bytes): %d steps in %s, %.2f GFLOP/frame, threshold %.2f\n",
+  std::printf("wrote %s (%zu bytes): %d steps in %s, %.2f GFLOP/frame, threshold %.2f; "
+              "total %s wall, %.0f CPU s\n",
               opt.out.c_str(), bytes.size(), step, FormatTime(trained_s).c_str(), gflops,
-              cal.threshold);
+              cal.threshold, FormatTime(Seconds(t0)).c_str(), double(std::clock()) / CLOCKS_PER_SEC);
   return Status::Ok();
 }
 

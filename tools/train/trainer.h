@@ -39,7 +39,7 @@ struct TrainOptions {
   float holdout = 0.15f;     // fraction of good training images held out
   float anomaly_prob = 0.6f; // fraction of training crops with synthetic anomalies
   bool flips = true;         // flip augmentation (and mirror-symmetric calibration)
-  double val_every = 120;    // seconds between validation AUROC reports
+  double val_every = 180;    // seconds between validation AUROC reports
   int threads = 1;           // LibTorch threads (plus one data thread)
   std::string val_split;     // split used for validation metrics ("" = val, else test)
   std::string name;          // model card name (default: folder name)

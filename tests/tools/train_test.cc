@@ -1,0 +1,224 @@
+// flawlens train: export matches LibTorch on the core engine; a tiny end-to-end
+// training run writes a model the Detector loads and runs; clear errors.
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <random>
+
+#include "cli/cli_util.h"
+#include "cli/dataset.h"
+#include "flawlens/detector.h"
+#include "model/model.h"
+#include "train/net.h"
+#include "train/trainer.h"
+
+namespace fs = std::filesystem;
+using namespace flawlens;
+
+namespace {
+
+// Max |engine - libtorch| over the map, and max |libtorch|.
+void CompareEngine(train::FlawNet& net, int h, int w, const std::string& backend, int trials,
+                   float* max_diff, float* max_ref) {
+  ModelSpec spec;
+  train::ExportNetwork(net, h, w, &spec);
+  PreprocessConfig pre;
+  pre.resize_w = w;
+  pre.resize_h = h;
+  pre.channels = net->config.in_channels;
+  spec.preprocess_json = PreprocessToJson(pre);
+  std::vector<uint8_t> bytes = WriteModel(spec);
+  DetectorOptions dopt;
+  dopt.backend = backend;
+  auto det = Detector::Create(bytes.data(), bytes.size(), dopt);
+  ASSERT_TRUE(det.ok()) << det.status().ToString();
+  ASSERT_EQ((*det)->network_output_count(), size_t(h / 4) * (w / 4));
+  *max_diff = 0;
+  *max_ref = 0;
+  for (int t = 0; t < trials; ++t) {
+    torch::Tensor x = torch::randn({1, pre.channels, h, w});
+    torch::Tensor ref;
+    {
+      torch::NoGradGuard ng;
+      ref = net->forward_map(x).contiguous();
+    }
+    torch::Tensor hwc = x[0].permute({1, 2, 0}).contiguous();
+    std::vector<float> out((*det)->network_output_count());
+    Status st = (*det)->RunNetwork(hwc.data_ptr<float>(), hwc.numel(), out.data(), out.size());
+    ASSERT_TRUE(st.ok()) << st.ToString();
+    for (int64_t i = 0; i < ref.numel(); ++i) {
+      *max_diff = std::max(*max_diff, std::fabs(out[i] - ref.data_ptr<float>()[i]));
+      *max_ref = std::max(*max_ref, std::fabs(ref.data_ptr<float>()[i]));
+    }
+  }
+}
+
+// A few optimiser steps so BatchNorm statistics and weights are non-trivial.
+void TrainFewSteps(train::FlawNet& net, int h, int w) {
+  torch::optim::Adam opt(net->parameters(), torch::optim::AdamOptions(1e-2));
+  net->train();
+  for (int s = 0; s < 3; ++s) {
+    torch::Tensor x = torch::randn({2, net->config.in_channels, h, w}) * 2 + 0.5;
+    torch::Tensor y = (torch::rand({2, 1, h / 4, w / 4}) > 0.8).to(torch::kFloat32);
+    torch::Tensor loss = torch::binary_cross_entropy_with_logits(net->forward(x).seg, y);
+    opt.zero_grad();
+    loss.backward();
+    opt.step();
+  }
+  net->eval();
+}
+
+TEST(TrainExport, EngineMatchesLibTorchWithDensityBranch) {
+  torch::manual_seed(3);
+  train::NetConfig cfg;
+  cfg.in_channels = 3;
+  cfg.width = 8;
+  cfg.map_blur_sigma = 1.0f;
+  train::FlawNet net(cfg);
+  TrainFewSteps(net, 48, 64);
+  {
+    torch::NoGradGuard ng;
+    int f = net->feature_channels();
+    torch::Tensor a = torch::randn({f, f}) * 0.3;
+    net->dens_w.copy_(a + torch::eye(f));
+    net->dens_b.copy_(torch::randn({f}) * 0.1);
+    net->combine.copy_(torch::tensor({-1.5f, 0.7f, 30.0f, 12.0f}));
+    net->density_fitted = true;
+  }
+  for (const char* backend : {"ref", "auto"}) {
+    float diff = 0, ref = 0;
+    CompareEngine(net, 48, 64, backend, 3, &diff, &ref);
+    // float32 accumulation order differs (XNNPACK / SIMD vs MKL-DNN): relative 1e-4.
+    EXPECT_LE(diff, 1e-4f * std::max(1.0f, ref)) << backend << ": max |map| " << ref;
+    EXPECT_GT(ref, 0.0f);
+  }
+}
+
+TEST(TrainExport, EngineMatchesLibTorchSegOnlyGray) {
+  torch::manual_seed(4);
+  train::NetConfig cfg;
+  cfg.in_channels = 1;
+  cfg.width = 4;
+  cfg.density = false;
+  cfg.map_blur_sigma = 0.0f;
+  train::FlawNet net(cfg);
+  TrainFewSteps(net, 40, 32);
+  float diff = 0, ref = 0;
+  CompareEngine(net, 40, 32, "ref", 2, &diff, &ref);
+  EXPECT_LE(diff, 1e-4f * std::max(1.0f, ref));
+}
+
+// Tiny generated dataset: textured gray images, defects = dark blobs.
+void WriteGray(const fs::path& p, const std::vector<uint8_t>& px, int w, int h) {
+  std::vector<uint8_t> png = cli::EncodePng(px.data(), w, h, 1);
+  ASSERT_FALSE(png.empty());
+  std::ofstream(p, std::ios::binary).write(reinterpret_cast<const char*>(png.data()), png.size());
+}
+
+std::vector<uint8_t> Texture(int w, int h, std::mt19937* rng) {
+  std::vector<uint8_t> px(size_t(w) * h);
+  std::uniform_real_distribution<float> u(0, 1);
+  float ph = u(*rng) * 6.28f;
+  for (int y = 0; y < h; ++y)
+    for (int x = 0; x < w; ++x)
+      px[size_t(y) * w + x] = uint8_t(std::clamp(
+          120.0f + 40.0f * std::sin(0.4f * x + ph) * std::cos(0.3f * y) + 20.0f * u(*rng), 0.0f, 255.0f));
+  return px;
+}
+
+fs::path MakeTinyDataset() {
+  fs::path root = fs::temp_directory_path() / ("flawlens_train_test_" + std::to_string(getpid()));
+  fs::remove_all(root);
+  for (const char* d : {"train/good", "val/good", "val/spot", "val/masks/spot"})
+    fs::create_directories(root / d);
+  std::mt19937 rng(5);
+  const int w = 64, h = 48;
+  for (int i = 0; i < 12; ++i)
+    WriteGray(root / "train/good" / ("g" + std::to_string(i) + ".png"), Texture(w, h, &rng), w, h);
+  std::ofstream(root / "train/good/broken.png") << "not an image";
+  for (int i = 0; i < 3; ++i)
+    WriteGray(root / "val/good" / ("v" + std::to_string(i) + ".png"), Texture(w, h, &rng), w, h);
+  for (int i = 0; i < 3; ++i) {
+    std::vector<uint8_t> px = Texture(w, h, &rng), mask(size_t(w) * h, 0);
+    int cx = 15 + 12 * i, cy = 20;
+    for (int y = 0; y < h; ++y)
+      for (int x = 0; x < w; ++x)
+        if ((x - cx) * (x - cx) + (y - cy) * (y - cy) < 36) {
+          px[size_t(y) * w + x] = 10;
+          mask[size_t(y) * w + x] = 255;
+        }
+    std::string n = "d" + std::to_string(i) + ".png";
+    WriteGray(root / "val/spot" / n, px, w, h);
+    WriteGray(root / "val/masks/spot" / n, mask, w, h);
+  }
+  return root;
+}
+
+TEST(TrainEndToEnd, TinyDatasetTrainsExportsAndDetects) {
+  fs::path root = MakeTinyDataset();
+  train::TrainOptions opt;
+  opt.data = root.string();
+  opt.out = (root / "model.flawlens").string();
+  opt.minutes = 0.1;
+  opt.size = 48;
+  opt.crop = 32;
+  opt.batch = 4;
+  opt.width = 4;
+  opt.val_every = 0;
+  opt.quiet = true;
+  Status st = train::RunTraining(opt);  // includes the engine-vs-LibTorch self-check
+  ASSERT_TRUE(st.ok()) << st.ToString();
+
+  auto loaded = cli::LoadModelFile(opt.out);
+  ASSERT_TRUE(loaded.ok()) << loaded.status().ToString();
+  const Model& m = *loaded->model;
+  EXPECT_EQ(m.preprocess.channels, 1);
+  EXPECT_TRUE(std::isfinite(m.calibration.threshold));
+  EXPECT_TRUE(std::isfinite(m.calibration.f1_threshold));  // val defects exist
+  EXPECT_NE(m.postprocess.cell_mean.data, nullptr);
+  auto det = Detector::Create(loaded->bytes.data(), loaded->bytes.size());
+  ASSERT_TRUE(det.ok()) << det.status().ToString();
+  auto bytes = cli::ReadFileBytes((root / "val/spot/d0.png").string());
+  ASSERT_TRUE(bytes.ok());
+  auto r = (*det)->DetectEncoded(bytes->data(), bytes->size());
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_TRUE(std::isfinite((*r)->score));
+  EXPECT_EQ((*r)->map_width * 4, (*det)->info().input_width);
+  EXPECT_EQ((*r)->map_height * 4, (*det)->info().input_height);
+  for (float v : (*r)->map) ASSERT_TRUE(std::isfinite(v));
+  fs::remove_all(root);
+}
+
+TEST(TrainErrors, EmptyFolderIsAClearError) {
+  fs::path root = fs::temp_directory_path() / ("flawlens_train_empty_" + std::to_string(getpid()));
+  fs::create_directories(root);
+  train::TrainOptions opt;
+  opt.data = root.string();
+  opt.out = (root / "m.flawlens").string();
+  Status st = train::RunTraining(opt);
+  EXPECT_FALSE(st.ok());
+  EXPECT_NE(st.message().find(root.string()), std::string::npos) << st.message();
+  opt.data = (root / "missing").string();
+  st = train::RunTraining(opt);
+  EXPECT_FALSE(st.ok());
+  EXPECT_FALSE(fs::exists(opt.out));
+  fs::remove_all(root);
+}
+
+TEST(TrainGroups, CaptureTagsAreIgnoredForHoldout) {
+  EXPECT_EQ(train::GroupKey("/a/exp3_num_123.jpg"), "num_123");
+  EXPECT_EQ(train::GroupKey("/a/exp1_num_123.jpg"), "num_123");
+  EXPECT_EQ(train::GroupKey("/a/000.png"), "000");
+  EXPECT_EQ(train::GroupKey("img_01.png"), "img_01");
+}
+
+TEST(TrainMetrics, Auroc) {
+  EXPECT_DOUBLE_EQ(train::Auroc({0.1f, 0.2f, 0.8f, 0.9f}, {false, false, true, true}), 1.0);
+  EXPECT_DOUBLE_EQ(train::Auroc({0.5f, 0.5f}, {false, true}), 0.5);
+  EXPECT_NEAR(train::Auroc({0.1f, 0.6f, 0.4f, 0.9f}, {false, false, true, true}), 0.75, 1e-9);
+}
+
+}  // namespace
