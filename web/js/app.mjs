@@ -956,10 +956,13 @@ function drawSparkline() {
   const s = cam.scores;
   if (!s.length) return;
   const thr = state.threshold;
-  let lo = Math.min(thr, ...s), hi = Math.max(thr, ...s);
-  const pad = (hi - lo) * 0.1 || 1;
+  // Range: threshold and the 95th percentile (rare huge spikes are clipped at
+  // the top so normal frame-to-frame variation stays readable).
+  const sorted = [...s].sort((a, b) => a - b);
+  let lo = Math.min(thr, sorted[0]), hi = Math.max(thr, sorted[Math.floor(0.95 * (sorted.length - 1))]);
+  const pad = (hi - lo) * 0.15 || 1;
   lo -= pad; hi += pad;
-  const y = (v) => h - ((v - lo) / (hi - lo)) * h;
+  const y = (v) => Math.max(1, Math.min(h - 1, h - ((v - lo) / (hi - lo)) * h));
   const x = (i) => (i / (kSparkPoints - 1)) * w;
   const styles = getComputedStyle(document.documentElement);
   ctx.strokeStyle = styles.getPropertyValue('--bad').trim() || '#b3261e';

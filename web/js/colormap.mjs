@@ -21,9 +21,9 @@ function buildLut() {
     lut[i * 4] = r0 + (r1 - r0) * u;
     lut[i * 4 + 1] = g0 + (g1 - g0) * u;
     lut[i * 4 + 2] = b0 + (b1 - b0) * u;
-    // Alpha ramps up with the value: normal regions stay clear, so the
-    // overlay shows where the anomaly is without hiding the part.
-    lut[i * 4 + 3] = Math.round(255 * Math.min(1, Math.max(0, (t - 0.04) * 1.6)));
+    // Alpha ramps up with the value and stops at 0.8: normal regions stay
+    // clear and the defect itself stays visible under the hottest colour.
+    lut[i * 4 + 3] = Math.round(255 * Math.min(0.8, Math.max(0, (t - 0.04) * 1.4)));
   }
   return lut;
 }
