@@ -297,8 +297,11 @@ Status ParseCalibrationJson(const Json& j, Calibration* out) {
   FLAWLENS_RETURN_IF_ERROR(GetFloat(j, "offset", -FLT_MAX, FLT_MAX, kHdr, ctx, &c.offset));
   if (const Json* s = FindMember(j, "scale")) {
     if (!s->is_number() || !std::isfinite(s->get<double>()) || !(s->get<double>() > 0) ||
-        s->get<double>() > FLT_MAX || static_cast<float>(s->get<double>()) <= 0.0f) {
-      return MakeError(kHdr, "calibration: 'scale' must be a finite number > 0 (got %s)",
+        s->get<double>() > FLT_MAX || static_cast<float>(s->get<double>()) <= 0.0f ||
+        !std::isfinite(1.0f / static_cast<float>(s->get<double>()))) {
+      return MakeError(kHdr,
+                       "calibration: 'scale' must be a finite number > 0 whose inverse is "
+                       "finite (got %s)",
                        DumpJson(*s).substr(0, 64).c_str());
     }
     c.scale = static_cast<float>(s->get<double>());
