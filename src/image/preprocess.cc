@@ -13,6 +13,8 @@
 
 #include "core/limits.h"
 #include "image/preprocess.h"
+#include "image/gaussian_blur.h"
+#include "kernels/simd/simd128.h"
 
 namespace flawlens {
 
@@ -35,15 +37,6 @@ bool Finite(float v) { return std::isfinite(v); }
 template <class T>
 void Grow(std::vector<T>* v, size_t n) {
   if (v->size() < n) v->resize(n);
-}
-
-// Half-sample symmetric reflection ("reflect": d c b a | a b c d | d c b a),
-// valid for any j and n >= 1.
-inline int Reflect(int j, int n) {
-  const int p = 2 * n;
-  int m = j % p;
-  if (m < 0) m += p;
-  return m >= n ? p - 1 - m : m;
 }
 
 // Taps per output sample on one axis: the ROI span [r0, r0 + rlen) of a
@@ -145,27 +138,123 @@ void AccumulateRow(const uint8_t* src, int n, float w, float* row) {
   }
 }
 
-void Blur(const float* in, float* tmp, float* out, int w, int h, const float* g, int r,
-          float* pad) {
+#if defined(__wasm_simd128__)
+inline simd::f32x4 Sqrt(simd::f32x4 v) { return (simd::f32x4)wasm_f32x4_sqrt((v128_t)v); }
+#else
+inline simd::f32x4 Sqrt(simd::f32x4 v) { return (simd::f32x4)_mm_sqrt_ps((__m128)v); }
+#endif
+
+// out[p * oc + c] = (in[p * wc + (wc == 1 ? 0 : c)] * scale - mean[c]) / std[c].
+void MeanStd(const PreprocessConfig& config, const float* in, size_t plane, int wc, int oc,
+             float* out) {
+  const float scale = config.scale;
+  if (wc == 1 && oc == 1) {
+    const simd::f32x4 vs = simd::Splat(scale), vm = simd::Splat(config.mean[0]),
+                      vd = simd::Splat(config.std[0]);
+    size_t p = 0;
+    for (; p + 4 <= plane; p += 4) simd::Store(out + p, (simd::Load(in + p) * vs - vm) / vd);
+    for (; p < plane; ++p) out[p] = (in[p] * scale - config.mean[0]) / config.std[0];
+    return;
+  }
+  if (wc == 3) {  // oc == 3: same layout, channel pattern repeats every 12 floats
+    simd::f32x4 vm[3], vd[3];
+    for (int q = 0; q < 3; ++q) {
+      float m[4], d[4];
+      for (int l = 0; l < 4; ++l) m[l] = config.mean[(4 * q + l) % 3], d[l] = config.std[(4 * q + l) % 3];
+      vm[q] = simd::Load(m);
+      vd[q] = simd::Load(d);
+    }
+    const simd::f32x4 vs = simd::Splat(scale);
+    const size_t n = plane * 3;
+    size_t i = 0;
+    for (; i + 12 <= n; i += 12) {
+      for (int q = 0; q < 3; ++q) {
+        simd::Store(out + i + 4 * q, (simd::Load(in + i + 4 * q) * vs - vm[q]) / vd[q]);
+      }
+    }
+    for (; i < n; ++i) out[i] = (in[i] * scale - config.mean[i % 3]) / config.std[i % 3];
+    return;
+  }
+  for (size_t p = 0; p < plane; ++p) {  // gray -> 3 channels
+    const float v = in[p] * scale;
+    for (int c = 0; c < oc; ++c) out[p * oc + c] = (v - config.mean[c]) / config.std[c];
+  }
+}
+
+// Local contrast normalisation of the resized image `res` (oh x ow x wc,
+// interleaved) into `out` (oh x ow x oc), including the final mean/std step:
+//   v = (res - m) * scale   (m = plane mean: blur(v - m) = blur(v) - m, and a
+//                            constant image gives exactly 0)
+//   v -= blur(v);  out = v / sqrt(blur(v * v) + eps), then (out - mean) / std.
+void LocalContrast(const PreprocessConfig& config, const float* res, int ow, int oh, int wc,
+                   int oc, PreprocessScratch* s, float* out) {
+  const size_t plane = static_cast<size_t>(ow) * oh;
+  const int r = std::max(1, static_cast<int>(std::ceil(3.0f * config.lcn_sigma)));
   const int taps = 2 * r + 1;
-  for (int y = 0; y < h; ++y) {
-    const float* src = in + static_cast<size_t>(y) * w;
-    for (int i = 0; i < w + 2 * r; ++i) pad[i] = src[Reflect(i - r, w)];
-    float* dst = tmp + static_cast<size_t>(y) * w;
-    std::fill(dst, dst + w, 0.0f);
-    for (int k = 0; k < taps; ++k) {  // tap-outer: the x loop vectorises
-      const float gk = g[k];
-      const float* p = pad + k;
-      for (int x = 0; x < w; ++x) dst[x] += gk * p[x];
+  Grow(&s->a, static_cast<size_t>(taps));  // the resize's taps and row are no longer needed
+  float* kern = s->a.data();
+  double ksum = 0;
+  for (int k = 0; k < taps; ++k) {
+    const double d = k - r;
+    ksum += std::exp(-d * d / (2.0 * config.lcn_sigma * config.lcn_sigma));
+  }
+  for (int k = 0; k < taps; ++k) {
+    const double d = k - r;
+    kern[k] = static_cast<float>(
+        std::exp(-d * d / (2.0 * config.lcn_sigma * config.lcn_sigma)) / ksum);
+  }
+  Grow(&s->taps, static_cast<size_t>(taps));
+  int* rows = s->taps.data();
+  Grow(&s->c, (wc + 1) * plane + BlurScratchFloats(ow, oh, r));
+  float* planes = s->c.data();  // wc planes of v
+  float* mu = planes + wc * plane;
+  float* blur_scratch = mu + plane;
+
+  // De-interleave and take the per-channel plane means (float per row, double
+  // across rows).
+  double sum[3] = {0, 0, 0};
+  for (int y = 0; y < oh; ++y) {
+    const float* src = res + static_cast<size_t>(y) * ow * wc;
+    for (int c = 0; c < wc; ++c) {
+      float* dst = planes + c * plane + static_cast<size_t>(y) * ow;
+      float acc = 0;
+      for (int x = 0; x < ow; ++x) {
+        dst[x] = src[x * wc + c];
+        acc += dst[x];
+      }
+      sum[c] += acc;
     }
   }
-  for (int y = 0; y < h; ++y) {
-    float* dst = out + static_cast<size_t>(y) * w;
-    std::fill(dst, dst + w, 0.0f);
-    for (int k = 0; k < taps; ++k) {
-      const float gk = g[k];
-      const float* src = tmp + static_cast<size_t>(Reflect(y + k - r, h)) * w;
-      for (int x = 0; x < w; ++x) dst[x] += gk * src[x];
+  const simd::f32x4 eps = simd::Splat(config.lcn_eps), zero = simd::Splat(0.0f);
+  for (int c = 0; c < wc; ++c) {
+    float* v = planes + c * plane;
+    const float mf = static_cast<float>(sum[c] / static_cast<double>(plane));
+    const float scale = config.scale;
+    for (size_t p = 0; p < plane; ++p) v[p] = (v[p] - mf) * scale;
+    GaussianBlurPlane(v, mu, ow, oh, kern, r, BlurBorder::kReflect, blur_scratch, rows);
+    for (size_t p = 0; p < plane; ++p) {
+      v[p] -= mu[p];
+      mu[p] = v[p] * v[p];
+    }
+    GaussianBlurPlane(mu, mu, ow, oh, kern, r, BlurBorder::kReflect, blur_scratch, rows);
+    size_t p = 0;
+    for (; p + 4 <= plane; p += 4) {
+      simd::Store(v + p, simd::Load(v + p) / Sqrt(simd::Max(simd::Load(mu + p), zero) + eps));
+    }
+    for (; p < plane; ++p) v[p] = v[p] / std::sqrt(std::max(mu[p], 0.0f) + config.lcn_eps);
+  }
+  // out = (v - mean) / std, interleaved.
+  if (wc == 1 && oc == 1) {
+    const simd::f32x4 vm = simd::Splat(config.mean[0]), vd = simd::Splat(config.std[0]);
+    size_t p = 0;
+    for (; p + 4 <= plane; p += 4) simd::Store(out + p, (simd::Load(planes + p) - vm) / vd);
+    for (; p < plane; ++p) out[p] = (planes[p] - config.mean[0]) / config.std[0];
+    return;
+  }
+  for (size_t p = 0; p < plane; ++p) {
+    for (int c = 0; c < oc; ++c) {
+      const float v = planes[(wc == 1 ? 0 : c) * plane + p];
+      out[p * oc + c] = (v - config.mean[c]) / config.std[c];
     }
   }
 }
@@ -362,54 +451,10 @@ Status Preprocess(const ImageView& image, const PreprocessConfig& config, const 
   }
 
   // ---- normalisation ----
-  float scale = config.scale;
   if (config.norm == NormMode::kLocalContrast) {
-    const int r = std::max(1, static_cast<int>(std::ceil(3.0f * config.lcn_sigma)));
-    const int taps = 2 * r + 1;
-    // a: kernel + one padded row (the resize row buffer is no longer needed).
-    Grow(&s.a, static_cast<size_t>(taps) + ow + 2 * r);
-    float* kern = s.a.data();
-    float* pad = kern + taps;
-    double ksum = 0;
-    for (int k = 0; k < taps; ++k) {
-      const double d = k - r;
-      ksum += std::exp(-d * d / (2.0 * config.lcn_sigma * config.lcn_sigma));
-    }
-    for (int k = 0; k < taps; ++k) {
-      const double d = k - r;
-      kern[k] = static_cast<float>(
-          std::exp(-d * d / (2.0 * config.lcn_sigma * config.lcn_sigma)) / ksum);
-    }
-    Grow(&s.c, 3 * plane);
-    float* v = s.c.data();
-    float* tmp = v + plane;
-    float* mu = tmp + plane;
-    for (int c = 0; c < wc; ++c) {
-      // Centre the plane first: blur(v - m) = blur(v) - m, and a constant
-      // image then gives exactly 0 instead of rounding noise / sqrt(eps).
-      double m = 0;
-      for (size_t p = 0; p < plane; ++p) m += res[p * wc + c];
-      const float mf = static_cast<float>(m / static_cast<double>(plane));
-      for (size_t p = 0; p < plane; ++p) v[p] = (res[p * wc + c] - mf) * scale;
-      Blur(v, tmp, mu, ow, oh, kern, r, pad);
-      for (size_t p = 0; p < plane; ++p) {
-        v[p] -= mu[p];
-        mu[p] = v[p] * v[p];
-      }
-      Blur(mu, tmp, mu, ow, oh, kern, r, pad);
-      for (size_t p = 0; p < plane; ++p) {
-        res[p * wc + c] = v[p] / std::sqrt(std::max(mu[p], 0.0f) + config.lcn_eps);
-      }
-    }
-    scale = 1.0f;
-  }
-  for (size_t p = 0; p < plane; ++p) {
-    const float* in = res + p * wc;
-    float* o = out + p * oc;
-    for (int c = 0; c < oc; ++c) {
-      const float v = in[wc == 1 ? 0 : c] * scale;
-      o[c] = (v - config.mean[c]) / config.std[c];
-    }
+    LocalContrast(config, res, ow, oh, wc, oc, &s, out);
+  } else {
+    MeanStd(config, res, plane, wc, oc, out);
   }
   if (covered) *covered = CoveredOf(config, g);
   return Status::Ok();

@@ -1,0 +1,113 @@
+// Separable symmetric blur, SIMD128 (kernels/simd/simd128.h: SSE2 natively,
+// wasm SIMD128 in the browser). Both passes keep a block of output columns in
+// registers across all taps (no read-modify-write of the output per tap) and
+// add the two taps at distance d before the one multiply by kern[r + d].
+#include "image/gaussian_blur.h"
+
+#include <cstring>
+
+#include "kernels/simd/simd128.h"
+
+namespace flawlens {
+
+namespace {
+
+using simd::f32x4;
+using simd::Load;
+using simd::Splat;
+using simd::Store;
+
+// out[x] for x in [x0, x0 + 4 * V): sum over the 2r + 1 taps of
+// kern[k] * src_k[x], where src_k = base(k) is a row (vertical pass) or a
+// shifted padded row (horizontal pass).
+template <int V, class Src>
+inline void BlockV(const float* kern, int r, int x, Src src, float* out) {
+  const f32x4 kc = Splat(kern[r]);
+  f32x4 a[V];
+  const float* c = src(r);
+  for (int v = 0; v < V; ++v) a[v] = kc * Load(c + x + 4 * v);
+  for (int d = 1; d <= r; ++d) {
+    const f32x4 g = Splat(kern[r + d]);
+    const float* lo = src(r - d);
+    const float* hi = src(r + d);
+    for (int v = 0; v < V; ++v) a[v] += g * (Load(lo + x + 4 * v) + Load(hi + x + 4 * v));
+  }
+  for (int v = 0; v < V; ++v) Store(out + x + 4 * v, a[v]);
+}
+
+template <class Src>
+inline void Row(const float* kern, int r, int w, Src src, float* out) {
+  int x = 0;
+  for (; x + 16 <= w; x += 16) BlockV<4>(kern, r, x, src, out);
+  for (; x + 4 <= w; x += 4) BlockV<1>(kern, r, x, src, out);
+  for (; x < w; ++x) {
+    float a = kern[r] * src(r)[x];
+    for (int d = 1; d <= r; ++d) a += kern[r + d] * (src(r - d)[x] + src(r + d)[x]);
+    out[x] = a;
+  }
+}
+
+}  // namespace
+
+int BlurBorderIndex(int j, int n, BlurBorder border) {
+  if (j >= 0 && j < n) return j;
+  if (border == BlurBorder::kReflect) {
+    const int p = 2 * n;
+    int m = j % p;
+    if (m < 0) m += p;
+    return m >= n ? p - 1 - m : m;
+  }
+  if (n == 1) return 0;
+  const int p = 2 * n - 2;
+  int m = j % p;
+  if (m < 0) m += p;
+  return m >= n ? p - m : m;
+}
+
+void GaussianBlurPlane(const float* in, float* out, int w, int h, const float* kern, int r,
+                       BlurBorder border, float* scratch, int* rows) {
+  float* tmp = scratch;
+  float* pad = scratch + static_cast<size_t>(w) * h;
+  // Horizontal: pad each row with its reflection, then slide the kernel.
+  for (int y = 0; y < h; ++y) {
+    const float* src = in + static_cast<size_t>(y) * w;
+    for (int i = 0; i < r; ++i) {
+      pad[i] = src[BlurBorderIndex(i - r, w, border)];
+      pad[r + w + i] = src[BlurBorderIndex(w + i, w, border)];
+    }
+    std::memcpy(pad + r, src, static_cast<size_t>(w) * sizeof(float));
+    Row(kern, r, w, [pad](int k) { return pad + k; }, tmp + static_cast<size_t>(y) * w);
+  }
+  // The tap k of output column x is pad[x + k]: Row reads src(k)[x].
+  // Vertical: output row y sums rows rows[0 .. 2r] of tmp.
+  for (int y = 0; y < h; ++y) {
+    for (int k = 0; k <= 2 * r; ++k) rows[k] = BlurBorderIndex(y + k - r, h, border);
+    Row(kern, r, w,
+        [tmp, rows, w](int k) { return tmp + static_cast<size_t>(rows[k]) * w; },
+        out + static_cast<size_t>(y) * w);
+  }
+}
+
+void GaussianBlurPlaneRef(const float* in, float* out, int w, int h, const float* kern, int r,
+                          BlurBorder border, float* tmp) {
+  for (int y = 0; y < h; ++y) {
+    for (int x = 0; x < w; ++x) {
+      float s = 0;
+      for (int k = 0; k <= 2 * r; ++k) {
+        s += kern[k] * in[static_cast<size_t>(y) * w + BlurBorderIndex(x + k - r, w, border)];
+      }
+      tmp[static_cast<size_t>(y) * w + x] = s;
+    }
+  }
+  for (int y = 0; y < h; ++y) {
+    for (int x = 0; x < w; ++x) {
+      float s = 0;
+      for (int k = 0; k <= 2 * r; ++k) {
+        s += kern[k] * tmp[static_cast<size_t>(BlurBorderIndex(y + k - r, h, border)) * w + x];
+      }
+      out[static_cast<size_t>(y) * w + x] = s;
+    }
+  }
+}
+
+}  // namespace flawlens
