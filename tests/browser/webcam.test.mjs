@@ -64,7 +64,12 @@ export default async function (t) {
     t.assert(ready.model === 'ok', `model ready: ${JSON.stringify(ready)}`);
     await page.click('#camera-toggle');
     await page.waitForFunction(() => Number(document.getElementById('live-fps').textContent) > 0, null, { timeout: 20000 });
+    // Camera choice lists the (fake) device once permission is granted.
+    const options = await page.evaluate(() => [...document.querySelectorAll('#camera-select option')].map((o) => o.value));
+    t.assert(options.some((v) => v.startsWith('device:')) && options.includes('facing:environment'),
+             `camera choice offers devices and back/front (${options.join(' ')})`);
     const samples = await sample(page, clip.seconds * 1000 * 1.5 + 1000);
+
     t.assert(samples.length > 10, `enough live samples (${samples.length})`);
     const fps = Number(samples[samples.length - 1].fps);
     t.assert(fps > 0, `FPS is displayed (${samples[samples.length - 1].fps})`);

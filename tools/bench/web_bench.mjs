@@ -85,8 +85,10 @@ try {
     await page.waitForTimeout(1000);
     const start = await heap(page, cdp);
     const t0 = await page.evaluate(() => performance.now());
+    const seen0 = await page.evaluate(() => [window.__flawlens.framesSeen, window.__flawlens.framesDropped]);
     await page.waitForTimeout(seconds * 1000);
     const log = await page.evaluate((from) => window.__flawlens.liveLog.filter((e) => e.t >= from), t0);
+    const seen1 = await page.evaluate(() => [window.__flawlens.framesSeen, window.__flawlens.framesDropped]);
     const end = await heap(page, cdp);
     const windows = [];
     for (let s = 0; s < seconds; ++s) {
@@ -97,7 +99,9 @@ try {
                 `(min ${Math.min(...windows)}, max ${Math.max(...windows)}; camera ${fps} fps; page shows ${shownFps})`);
     console.log(`frame latency          median ${f1(median(log.map((e) => e.latencyMs)))} ms (capture -> result, incl. transfer)`);
     console.log(`engine time            median ${f1(median(log.map((e) => e.totalMs)))} ms (preprocess + network + postprocess)`);
-    console.log(`frames scored          ${log.length}; anomalous ${log.filter((e) => e.anomalous).length}`);
+    console.log(`frames                 ${seen1[0] - seen0[0]} video frames, ${log.length} scored, ` +
+                `${seen1[1] - seen0[1]} dropped while the worker was busy (never queued); ` +
+                `${log.filter((e) => e.anomalous).length} anomalous`);
     console.log(`JS heap (page, GC'd)   start ${mb(start.jsHeap)}  end ${mb(end.jsHeap)}  delta ${mb(end.jsHeap - start.jsHeap)}`);
     console.log(`wasm memory (worker)   start ${mb(start.wasm)}  end ${mb(end.wasm)}  delta ${mb(end.wasm - start.wasm)}`);
   } finally {

@@ -59,7 +59,7 @@ const state = {
 
 // Test / benchmark hook (read-only view; the page does not depend on it).
 const debug = {
-  liveLog: [], firstScoreAt: null, modelLoadedAt: null, errors: [],
+  liveLog: [], firstScoreAt: null, modelLoadedAt: null, errors: [], framesSeen: 0, framesDropped: 0,
   get modelInfo() { return state.model ? state.model.info : null; },
   get threshold() { return state.threshold; },
   get gallery() {
@@ -851,8 +851,10 @@ function scheduleFrame() {
 async function onVideoFrame() {
   if (!cam.running) return;
   scheduleFrame();
+  debug.framesSeen += 1;
   // Drop the frame if the worker is still busy with the previous one.
-  if (cam.frozen || cam.inFlight || !state.engineReady || !state.model) return;
+  if (cam.inFlight) { debug.framesDropped += 1; return; }
+  if (cam.frozen || !state.engineReady || !state.model) return;
   if (el.video.readyState < 2) return;
   cam.inFlight = true;
   const t0 = performance.now();
