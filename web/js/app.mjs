@@ -947,6 +947,16 @@ function drawOverlay() {
 
 el.liveOpacity.addEventListener('input', drawOverlay);
 
+let themeCache = null;
+function themeColors() {
+  if (!themeCache) {
+    const styles = getComputedStyle(document.documentElement);
+    themeCache = { bad: styles.getPropertyValue('--bad').trim() || '#b3261e',
+                   accent: styles.getPropertyValue('--accent').trim() || '#2b6cb0' };
+  }
+  return themeCache;
+}
+
 function drawSparkline() {
   const c = el.sparkline;
   const dpr = window.devicePixelRatio || 1;
@@ -966,8 +976,8 @@ function drawSparkline() {
   lo -= pad; hi += pad;
   const y = (v) => Math.max(1, Math.min(h - 1, h - ((v - lo) / (hi - lo)) * h));
   const x = (i) => (i / (kSparkPoints - 1)) * w;
-  const styles = getComputedStyle(document.documentElement);
-  ctx.strokeStyle = styles.getPropertyValue('--bad').trim() || '#b3261e';
+  const colors = themeColors();
+  ctx.strokeStyle = colors.bad;
   ctx.setLineDash([4 * dpr, 4 * dpr]);
   ctx.lineWidth = dpr;
   ctx.beginPath();
@@ -975,15 +985,14 @@ function drawSparkline() {
   ctx.lineTo(w, y(thr));
   ctx.stroke();
   ctx.setLineDash([]);
-  ctx.strokeStyle = styles.getPropertyValue('--accent').trim() || '#2b6cb0';
+  ctx.strokeStyle = colors.accent;
   ctx.lineWidth = 1.5 * dpr;
   ctx.beginPath();
   const off = kSparkPoints - s.length;
   s.forEach((v, i) => (i ? ctx.lineTo(x(i + off), y(v)) : ctx.moveTo(x(i + off), y(v))));
   ctx.stroke();
   const last = s[s.length - 1];
-  ctx.fillStyle = last >= thr ? (styles.getPropertyValue('--bad').trim() || '#b3261e')
-                              : (styles.getPropertyValue('--accent').trim() || '#2b6cb0');
+  ctx.fillStyle = last >= thr ? colors.bad : colors.accent;
   ctx.beginPath();
   ctx.arc(x(kSparkPoints - 1), y(last), 3 * dpr, 0, Math.PI * 2);
   ctx.fill();
@@ -1111,7 +1120,7 @@ function updateControls() {
 }
 
 window.addEventListener('resize', () => drawSparkline());
-window.matchMedia('(prefers-color-scheme: dark)').addEventListener?.('change', () => drawSparkline());
+window.matchMedia('(prefers-color-scheme: dark)').addEventListener?.('change', () => { themeCache = null; drawSparkline(); });
 
 // ---------------------------------------------------------------- start
 async function main() {
