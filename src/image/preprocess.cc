@@ -47,14 +47,15 @@ int TapsPerSample(double rlen, int src_n, int dst_n) {
   return std::min(k, src_n);
 }
 
-// Fills starts[i] and weights[i * k + t] for outputs o0 .. o0 + n - 1.
-void BuildTaps(double r0, double rlen, int src_n, int dst_n, int o0, int n, int k, int* starts,
-               float* weights) {
+// Fills starts[i] and weights[i * wstride + t] (t < k; zero up to wstride)
+// for outputs o0 .. o0 + n - 1.
+void BuildTaps(double r0, double rlen, int src_n, int dst_n, int o0, int n, int k, int wstride,
+               int* starts, float* weights) {
   const double s = rlen / dst_n;
   for (int i = 0; i < n; ++i) {
     const int o = o0 + i;
-    float* w = weights + static_cast<size_t>(i) * k;
-    std::fill(w, w + k, 0.0f);
+    float* w = weights + static_cast<size_t>(i) * wstride;
+    std::fill(w, w + wstride, 0.0f);
     if (s >= 1.0) {
       // Box filter: output o covers [a, b) of the source.
       double a = r0 + rlen * o / dst_n;
@@ -119,22 +120,90 @@ RectF CoveredOf(const PreprocessConfig& config, const Geometry& g) {
   return c;
 }
 
-// row[x * WC + c] += w * pixel(x) for one source row; WC == 1 with BPP >= 3
-// takes the luma.
-template <int BPP, int WC>
-void AccumulateRow(const uint8_t* src, int n, float w, float* row) {
-  for (int x = 0; x < n; ++x) {
-    const uint8_t* p = src + x * BPP;
-    if (BPP == 1) {
-      row[x] += w * p[0];
-    } else if (WC == 1) {
-      row[x] += w * (kLumaR * p[0] + kLumaG * p[1] + kLumaB * p[2]);
-    } else {
-      float* r = row + 3 * x;
-      r[0] += w * p[0];
-      r[1] += w * p[1];
-      r[2] += w * p[2];
+// Four floats from four bytes p[0..3], and sixteen from p[0..15].
+#if defined(__wasm_simd128__)
+// u32 -> f32 by the exponent trick (bits 0x4B000000 | u = 2^23 + u, exact for
+// u < 2^23): LLVM 14 scalarises f32x4.convert of zero-extended lanes (extract
+// + f32.convert + replace_lane per lane), which made this 10x slower.
+inline simd::f32x4 SmallU32ToF32(v128_t u) {
+  const v128_t bits = wasm_v128_or(u, wasm_i32x4_splat(0x4B000000));
+  return (simd::f32x4)bits - simd::Splat(8388608.0f);
+}
+inline void U8x16ToF32(const uint8_t* p, simd::f32x4 f[4]) {
+  const v128_t v = wasm_v128_load(p);
+  const v128_t lo = wasm_u16x8_extend_low_u8x16(v), hi = wasm_u16x8_extend_high_u8x16(v);
+  f[0] = SmallU32ToF32(wasm_u32x4_extend_low_u16x8(lo));
+  f[1] = SmallU32ToF32(wasm_u32x4_extend_high_u16x8(lo));
+  f[2] = SmallU32ToF32(wasm_u32x4_extend_low_u16x8(hi));
+  f[3] = SmallU32ToF32(wasm_u32x4_extend_high_u16x8(hi));
+}
+#else
+inline void U8x16ToF32(const uint8_t* p, simd::f32x4 f[4]) {
+  const __m128i z = _mm_setzero_si128();
+  const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
+  const __m128i lo = _mm_unpacklo_epi8(v, z), hi = _mm_unpackhi_epi8(v, z);
+  f[0] = (simd::f32x4)_mm_cvtepi32_ps(_mm_unpacklo_epi16(lo, z));
+  f[1] = (simd::f32x4)_mm_cvtepi32_ps(_mm_unpackhi_epi16(lo, z));
+  f[2] = (simd::f32x4)_mm_cvtepi32_ps(_mm_unpacklo_epi16(hi, z));
+  f[3] = (simd::f32x4)_mm_cvtepi32_ps(_mm_unpackhi_epi16(hi, z));
+}
+#endif
+
+// row[i] = w * src[i] (first) or row[i] += w * src[i], i < n: the vertical
+// pass works on the raw interleaved bytes, whatever the pixel format.
+void AccumulateRow(const uint8_t* src, int n, float w, bool first, float* row) {
+  const simd::f32x4 vw = simd::Splat(w);
+  int i = 0;
+  simd::f32x4 f[4];
+  if (first) {
+    for (; i + 16 <= n; i += 16) {
+      U8x16ToF32(src + i, f);
+      for (int q = 0; q < 4; ++q) simd::Store(row + i + 4 * q, vw * f[q]);
     }
+    for (; i < n; ++i) row[i] = w * src[i];
+  } else {
+    for (; i + 16 <= n; i += 16) {
+      U8x16ToF32(src + i, f);
+      for (int q = 0; q < 4; ++q) {
+        simd::Store(row + i + 4 * q, simd::Load(row + i + 4 * q) + vw * f[q]);
+      }
+    }
+    for (; i < n; ++i) row[i] += w * src[i];
+  }
+}
+
+// Horizontal pass for colour input: out pixel i = sum_t w[i][t] * pixel(start_i + t)
+// with all four lanes of a pixel at once (pixels bpp floats apart; lane 3 is
+// alpha or the next pixel's red, never used). wc == 3 writes 4 floats at
+// dst + 3 i (one float of slack after the last pixel); wc == 1 writes luma.
+template <int BPP, int WC>
+void HorizontalColour(const float* row, const int* starts, const float* weights, int k, int n,
+                      int x_lo, float* dst) {
+  const simd::f32x4 luma = {kLumaR, kLumaG, kLumaB, 0.0f};
+  for (int i = 0; i < n; ++i) {
+    const float* wi = weights + static_cast<size_t>(i) * k;
+    const float* r = row + static_cast<size_t>(starts[i] - x_lo) * BPP;
+    simd::f32x4 acc = simd::Splat(wi[0]) * simd::Load(r);
+    for (int t = 1; t < k; ++t) acc += simd::Splat(wi[t]) * simd::Load(r + BPP * t);
+    if (WC == 3) {
+      simd::Store(dst + 3 * i, acc);
+    } else {
+      const simd::f32x4 l = acc * luma;
+      dst[i] = l[0] + l[1] + l[2];
+    }
+  }
+}
+
+// Horizontal pass for gray input: weights padded with zeros to k4 (multiple
+// of 4) taps; the row has 3 floats of zero slack.
+void HorizontalGray(const float* row, const int* starts, const float* weights, int k4, int n,
+                    int x_lo, float* dst) {
+  for (int i = 0; i < n; ++i) {
+    const float* wi = weights + static_cast<size_t>(i) * k4;
+    const float* r = row + (starts[i] - x_lo);
+    simd::f32x4 acc = simd::Load(wi) * simd::Load(r);
+    for (int t = 4; t < k4; t += 4) acc += simd::Load(wi + t) * simd::Load(r + t);
+    dst[i] = simd::HorizontalSum(acc);
   }
 }
 
@@ -389,64 +458,51 @@ Status Preprocess(const ImageView& image, const PreprocessConfig& config, const 
   // ---- taps ----
   const int kx = TapsPerSample(g.roi.w, image.width, config.resize_w);
   const int ky = TapsPerSample(g.roi.h, image.height, config.resize_h);
-  const size_t wx_n = static_cast<size_t>(ow) * kx, wy_n = static_cast<size_t>(oh) * ky;
+  const int kx_stride = gray_in ? (kx + 3) / 4 * 4 : kx;
+  const size_t wx_n = static_cast<size_t>(ow) * kx_stride, wy_n = static_cast<size_t>(oh) * ky;
   Grow(&s.taps, static_cast<size_t>(ow) + oh);
   int* sx = s.taps.data();
   int* sy = sx + ow;
-  // Source columns the crop needs: [x_lo, x_hi).
-  // (Computed after the taps; the row buffer is sized from the worst case.)
-  const size_t row_max = static_cast<size_t>(image.width) * wc;
+  // The row buffer holds one resized-vertically source row (the columns the
+  // crop needs, all bytes of each pixel) plus 4 floats of zero slack.
+  const size_t row_max = static_cast<size_t>(image.width) * bpp + 4;
   Grow(&s.a, wx_n + wy_n + row_max);
   float* wx = s.a.data();
   float* wy = wx + wx_n;
   float* row = wy + wy_n;
-  BuildTaps(g.roi.x, g.roi.w, image.width, config.resize_w, g.crop_x, ow, kx, sx, wx);
-  BuildTaps(g.roi.y, g.roi.h, image.height, config.resize_h, g.crop_y, oh, ky, sy, wy);
+  BuildTaps(g.roi.x, g.roi.w, image.width, config.resize_w, g.crop_x, ow, kx, kx_stride, sx, wx);
+  BuildTaps(g.roi.y, g.roi.h, image.height, config.resize_h, g.crop_y, oh, ky, ky, sy, wy);
   const int x_lo = sx[0];
   const int x_hi = std::min(image.width, sx[ow - 1] + kx);
   const int xn = x_hi - x_lo;
+  const int row_n = xn * bpp;
+  std::fill(row + row_n, row + row_n + 4, 0.0f);
 
   // ---- resize + crop + channel reduction into b (oh x ow x wc) ----
   const size_t plane = static_cast<size_t>(ow) * oh;
-  Grow(&s.b, plane * wc);
+  Grow(&s.b, plane * wc + 4);  // + slack for the 4-float stores of HorizontalColour
   float* res = s.b.data();
   for (int j = 0; j < oh; ++j) {
-    std::fill(row, row + static_cast<size_t>(xn) * wc, 0.0f);
     const float* wj = wy + static_cast<size_t>(j) * ky;
+    bool first = true;
     for (int t = 0; t < ky; ++t) {
       const float w = wj[t];
       if (w == 0.0f) continue;
       const uint8_t* src = image.data + static_cast<size_t>(sy[j] + t) * stride +
                            static_cast<size_t>(x_lo) * bpp;
-      if (gray_in) {
-        AccumulateRow<1, 1>(src, xn, w, row);
-      } else if (bpp == 3) {
-        if (wc == 1) AccumulateRow<3, 1>(src, xn, w, row);
-        else AccumulateRow<3, 3>(src, xn, w, row);
-      } else {
-        if (wc == 1) AccumulateRow<4, 1>(src, xn, w, row);
-        else AccumulateRow<4, 3>(src, xn, w, row);
-      }
+      AccumulateRow(src, row_n, w, first, row);
+      first = false;
     }
+    if (first) std::fill(row, row + row_n, 0.0f);  // all weights zero (degenerate)
     float* dst = res + static_cast<size_t>(j) * ow * wc;
-    for (int i = 0; i < ow; ++i) {
-      const float* wi = wx + static_cast<size_t>(i) * kx;
-      const float* r = row + static_cast<size_t>(sx[i] - x_lo) * wc;
-      if (wc == 1) {
-        float acc = 0;
-        for (int t = 0; t < kx; ++t) acc += wi[t] * r[t];
-        dst[i] = acc;
-      } else {
-        float a0 = 0, a1 = 0, a2 = 0;
-        for (int t = 0; t < kx; ++t) {
-          a0 += wi[t] * r[3 * t];
-          a1 += wi[t] * r[3 * t + 1];
-          a2 += wi[t] * r[3 * t + 2];
-        }
-        dst[3 * i] = a0;
-        dst[3 * i + 1] = a1;
-        dst[3 * i + 2] = a2;
-      }
+    if (gray_in) {
+      HorizontalGray(row, sx, wx, kx_stride, ow, x_lo, dst);
+    } else if (bpp == 3) {
+      if (wc == 1) HorizontalColour<3, 1>(row, sx, wx, kx, ow, x_lo, dst);
+      else HorizontalColour<3, 3>(row, sx, wx, kx, ow, x_lo, dst);
+    } else {
+      if (wc == 1) HorizontalColour<4, 1>(row, sx, wx, kx, ow, x_lo, dst);
+      else HorizontalColour<4, 3>(row, sx, wx, kx, ow, x_lo, dst);
     }
   }
 

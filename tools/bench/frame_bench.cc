@@ -1,7 +1,8 @@
 // frame_bench: per-frame cost of everything outside the network — Preprocess()
 // on webcam-sized and photo-sized frames, and (with a model file) the
 // preprocess / network / postprocess split of Detector::Detect() on a 640x480
-// RGBA frame. Prints medians. Builds natively and with em++ (README.md).
+// RGBA frame. Prints medians and minima (the minimum is the
+// steadiest figure on a loaded machine). Builds natively and with em++ (README.md).
 //
 //   frame_bench [--model FILE] [--runs N] [--cpu] [--save DIR] [--compare DIR]
 // --cpu     time with the thread CPU clock (native; steadier on a loaded machine)
@@ -154,7 +155,8 @@ int main(int argc, char** argv) {
       }
       if (r >= 2) t.push_back(t1 - t0);
     }
-    std::printf("  preprocess %-32s %8.2f ms\n", c.name, Median(t));
+    std::printf("  preprocess %-32s median %8.2f ms  min %8.2f ms\n", c.name, Median(t),
+                *std::min_element(t.begin(), t.end()));
     if (!save_dir.empty()) {
       const std::string path = save_dir + "/" + c.name + ".f32";
       FILE* f = std::fopen(path.c_str(), "wb");

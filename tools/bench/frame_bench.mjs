@@ -2,7 +2,7 @@
 // module (node, single thread, SIMD128) — the wasm twin of frame_bench.cc.
 //
 //   node --no-experimental-fetch tools/bench/frame_bench.mjs \
-//       [--module build/h9-wasm/flawlens-core.mjs] [--model FILE.flawlens] [--runs N]
+//       [--module build/h9-wasm/flawlens-core.mjs] [--model FILE.flawlens] [--runs N] [--cases SUBSTRING]
 //
 // 1. Preprocessing cases: a model file written here with the case's preprocess
 //    config and a trivial network (4x4 avgpool + 1x1 conv), with the
@@ -10,6 +10,9 @@
 //    calibration, top-k mean). Detect() reports preprocess / network /
 //    postprocess ms itself; medians are printed.
 // 2. With --model: Detect() of that model on a 640x480 RGBA frame, same split.
+// Stage times are wall clock (from the C++ core); "process CPU" is
+// process.cpuUsage() around detect() (includes the JS copy of the pixels into
+// the wasm heap; steadier than wall clock on a loaded machine).
 // Frames are the same deterministic pattern as frame_bench.cc.
 import fs from 'node:fs';
 import { createRequire } from 'node:module';
@@ -28,6 +31,7 @@ const opt = (name, dflt) => {
 const modulePath = path.resolve(opt('--module', path.join(here, '../../build/wasm-release/flawlens-core.mjs')));
 const modelPath = opt('--model', null);
 const runs = Math.max(1, Number(opt('--runs', 30)));
+const only = opt('--cases', null);  // substring filter on case names
 
 globalThis.__dirname = path.dirname(modulePath);
 globalThis.require = createRequire(import.meta.url);
@@ -95,17 +99,21 @@ const median = (v) => {
 
 function time(det, w, h, format, n) {
   const px = makeFrame(w, h, BPP[format]);
-  const t = { pre: [], net: [], post: [], total: [] };
+  const t = { pre: [], net: [], post: [], total: [], cpu: [] };
   let r;
   for (let i = 0; i < n + 2; i++) {
+    const c0 = process.cpuUsage();
     r = det.detect(px, w, h, format);
+    const c1 = process.cpuUsage(c0);
     if (i < 2) continue;
+    t.cpu.push((c1.user + c1.system) / 1000);
     t.pre.push(r.timings.preprocessMs);
     t.net.push(r.timings.networkMs);
     t.post.push(r.timings.postprocessMs);
     t.total.push(r.timings.totalMs);
   }
-  return { pre: median(t.pre), net: median(t.net), post: median(t.post), total: median(t.total), score: r.score };
+  return { pre: median(t.pre), net: median(t.net), post: median(t.post), total: median(t.total), cpu: median(t.cpu),
+           cpuMin: Math.min(...t.cpu), score: r.score };
 }
 
 console.log(`frame_bench.mjs (${path.relative(process.cwd(), modulePath)}, wall clock, median of ${runs} runs)`);
@@ -117,12 +125,14 @@ const cases = [
   ['rgb4000x3000_to_224x3_meanstd', 4000, 3000, 'rgb', 224, 3, 'mean_std'],
 ];
 for (const [name, w, h, format, size, channels, norm] of cases) {
+  if (only && !name.includes(only)) continue;
   const det = engine.loadModel(trivialModel(size, channels, norm));
   const n = w * h > 4e6 ? Math.max(3, Math.round(runs / 5)) : runs;
   const t = time(det, w, h, format, n);
   det.dispose();
   console.log(`  ${name.padEnd(32)} preprocess ${t.pre.toFixed(2).padStart(7)} ms  postprocess ` +
-              `${t.post.toFixed(3).padStart(6)} ms  (score ${t.score.toFixed(5)})`);
+              `${t.post.toFixed(3).padStart(6)} ms  CPU/detect() median ${t.cpu.toFixed(2).padStart(6)} min ${t.cpuMin.toFixed(2).padStart(6)} ms` +
+              `  (score ${t.score.toFixed(5)})`);
 }
 if (modelPath) {
   const det = engine.loadModel(new Uint8Array(fs.readFileSync(modelPath)));
@@ -130,5 +140,5 @@ if (modelPath) {
   det.dispose();
   console.log(`Detect 640x480 rgba, ${modelPath} (score ${t.score.toFixed(6)})`);
   console.log(`  preprocess ${t.pre.toFixed(2)} ms  network ${t.net.toFixed(2)} ms  postprocess ` +
-              `${t.post.toFixed(3)} ms  total ${t.total.toFixed(2)} ms`);
+              `${t.post.toFixed(3)} ms  total ${t.total.toFixed(2)} ms  CPU/detect() median ${t.cpu.toFixed(2)} min ${t.cpuMin.toFixed(2)} ms`);
 }
