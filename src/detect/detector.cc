@@ -10,6 +10,7 @@
 #include <cstring>
 
 #include "core/limits.h"
+#include "image/gaussian_blur.h"
 #include "model/model.h"
 #include "nn/executor.h"
 
@@ -49,40 +50,14 @@ std::vector<float> GaussianKernel(float sigma) {
   return k;
 }
 
-int Reflect(int i, int n) {  // reflect-101 without repeating the edge, n >= 1
-  if (n == 1) return 0;
-  while (i < 0 || i >= n) {
-    if (i < 0) i = -i;
-    if (i >= n) i = 2 * n - 2 - i;
-  }
-  return i;
-}
-
-// Separable blur of an h x w map in place, `tmp` holds h * w floats.
-void BlurMap(float* map, int h, int w, const std::vector<float>& k, float* tmp) {
-  const int r = static_cast<int>(k.size() / 2);
-  for (int y = 0; y < h; ++y) {
-    for (int x = 0; x < w; ++x) {
-      float s = 0;
-      for (int i = -r; i <= r; ++i) s += k[i + r] * map[y * w + Reflect(x + i, w)];
-      tmp[y * w + x] = s;
-    }
-  }
-  for (int y = 0; y < h; ++y) {
-    for (int x = 0; x < w; ++x) {
-      float s = 0;
-      for (int i = -r; i <= r; ++i) s += k[i + r] * tmp[Reflect(y + i, h) * w + x];
-      map[y * w + x] = s;
-    }
-  }
-}
-
 }  // namespace
 
 struct Detector::Scratch {
   PreprocessScratch preprocess;
   std::vector<float> blur_kernel;
-  std::vector<float> tmp;  // blur / top-k scratch, map-sized
+  std::vector<float> blur_scratch;  // GaussianBlurPlane's (map + one padded row)
+  std::vector<int> blur_rows;
+  std::vector<float> tmp;  // top-k scratch, map-sized
   Image decoded;
 };
 
@@ -118,7 +93,11 @@ Result<std::unique_ptr<Detector>> Detector::Create(const uint8_t* model_bytes, s
   det->detection_.map_height = out.h;
   det->scratch_->tmp.assign(map_cells, 0.0f);
   if (m.postprocess.blur_sigma > 0) {
-    det->scratch_->blur_kernel = GaussianKernel(m.postprocess.blur_sigma);
+    Scratch& sc = *det->scratch_;
+    sc.blur_kernel = GaussianKernel(m.postprocess.blur_sigma);
+    const int r = static_cast<int>(sc.blur_kernel.size() / 2);
+    sc.blur_scratch.assign(BlurScratchFloats(out.w, out.h, r), 0.0f);
+    sc.blur_rows.assign(sc.blur_kernel.size(), 0);
   }
 
   ModelInfo& info = det->info_;
@@ -194,7 +173,11 @@ Result<const Detection*> Detector::Detect(const ImageView& image, const RectF& r
     for (int i = 0; i < n; ++i) map[i] = 1.0f / (1.0f + std::exp(-map[i]));
   }
   if (!scratch_->blur_kernel.empty() && n > 1) {
-    BlurMap(map, h, w, scratch_->blur_kernel, scratch_->tmp.data());
+    // Separable, reflect-101 borders (d c b | a b c d | c b a), SIMD128.
+    const std::vector<float>& k = scratch_->blur_kernel;
+    GaussianBlurPlane(map, map, w, h, k.data(), static_cast<int>(k.size() / 2),
+                      BlurBorder::kReflect101, scratch_->blur_scratch.data(),
+                      scratch_->blur_rows.data());
   }
   if (post.cell_mean.data) {
     for (int i = 0; i < n; ++i) map[i] -= post.cell_mean.data[i];
