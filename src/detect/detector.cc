@@ -186,6 +186,17 @@ Result<const Detection*> Detector::Detect(const ImageView& image, const RectF& r
     for (int i = 0; i < n; ++i) map[i] /= post.cell_std.data[i];
   }
 
+  // Every cell must be finite before the reduction: a NaN cell behind a
+  // finite maximum would otherwise give a finite score with a NaN heatmap, and
+  // std::nth_element (top-k) has undefined behaviour on NaN.
+  for (int i = 0; i < n; ++i) {
+    if (!std::isfinite(map[i])) {
+      return MakeError(ErrorCode::kNonFinite,
+                       "the network produced a non-finite anomaly map (cell %d of %dx%d is %s); "
+                       "the model's weights overflow on this input",
+                       i, w, h, std::isnan(map[i]) ? "NaN" : "Inf");
+    }
+  }
   double raw = 0;
   switch (post.reduce) {
     case ScoreReduce::kMax:
@@ -218,6 +229,15 @@ Result<const Detection*> Detector::Detect(const ImageView& image, const RectF& r
 
   d.raw_score = static_cast<float>(raw);
   d.score = (d.raw_score - cal.offset) * inv_scale;
+  // The calibration can still push finite values out of float range.
+  bool finite = std::isfinite(d.score);
+  for (int i = 0; i < n && finite; ++i) finite = std::isfinite(map[i]);
+  if (!finite) {
+    return MakeError(ErrorCode::kNonFinite,
+                     "the calibrated anomaly score or map is out of float range (raw score %g, "
+                     "calibration offset %g, scale %g)",
+                     raw, cal.offset, cal.scale);
+  }
   d.threshold = threshold_;
   d.anomalous = d.score >= threshold_;
   d.map_rect = covered;

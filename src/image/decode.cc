@@ -7,6 +7,7 @@
 
 #include "core/limits.h"
 #include "image/preprocess.h"
+#include "image/stb_alloc.h"
 
 #define STBI_NO_STDIO
 #include <stb/stb_image.h>
@@ -94,9 +95,18 @@ Status CheckBmpComplete(const uint8_t* b, size_t n, int w, int h) {
     bpp = b[28] | b[29] << 8;
     compression = Le32(b + 30);
   }
-  // 0 = BI_RGB, 3 = BI_BITFIELDS, 6 = BI_ALPHABITFIELDS: plain pixel arrays.
-  if (compression != 0 && compression != 3 && compression != 6) return Status::Ok();
-  if (bpp <= 0 || bpp > 32) return Status::Ok();  // stb reports its own error
+  // 0 = BI_RGB, 3 = BI_BITFIELDS: plain pixel arrays, the only kinds stb
+  // reads. stb rejects 1, 2 (RLE) and 4..2^31-1 itself, but reads it as a
+  // signed int: a "negative" compression (>= 2^31) slipped through and a
+  // 64-byte file decoded to millions of zero pixels. Reject every other value.
+  if (compression != 0 && compression != 3) {
+    return MakeError(ErrorCode::kBadImage,
+                     "BMP: compression type %u is not supported (only uncompressed/bitfields)",
+                     compression);
+  }
+  if (bpp != 1 && bpp != 4 && bpp != 8 && bpp != 16 && bpp != 24 && bpp != 32) {
+    return MakeError(ErrorCode::kBadImage, "BMP: %d bits per pixel is not supported", bpp);
+  }
   const uint64_t row = ((uint64_t(w) * uint64_t(bpp) + 31) / 32) * 4;
   const uint64_t need = uint64_t(offset) + row * uint64_t(h);
   if (need > n) {
@@ -208,7 +218,13 @@ Result<Image> DecodeImage(const uint8_t* bytes, size_t size) {
   if (std::strcmp(format, "BMP") == 0) FLAWLENS_RETURN_IF_ERROR(CheckBmpComplete(bytes, size, w, h));
 
   int dw = 0, dh = 0, channels = 0;
-  stbi_uc* px = stbi_load_from_memory(bytes, len, &dw, &dh, &channels, 0);
+  stbi_uc* px = nullptr;
+  {
+    // No stb allocation may exceed what a valid w x h file needs (zlib bombs,
+    // lying chunk lengths): see stb_alloc.h.
+    image_internal::ScopedStbAllocCap cap(image_internal::StbAllocCap(w, h));
+    px = stbi_load_from_memory(bytes, len, &dw, &dh, &channels, 0);
+  }
   if (px == nullptr) {
     return MakeError(ErrorCode::kBadImage, "image: cannot decode %s (%dx%d): %s", format, w, h,
                      Reason());

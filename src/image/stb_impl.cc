@@ -22,9 +22,35 @@
 #define STBI_NO_LINEAR
 #define STBI_MAX_DIMENSIONS (1 << 24)
 #define STBI_ASSERT(x) ((void)0)
+// Every stb allocation goes through a per-thread cap (stb_alloc.h).
+#define STBI_MALLOC(sz) ::flawlens::image_internal::StbMalloc(sz)
+#define STBI_REALLOC(p, sz) ::flawlens::image_internal::StbRealloc(p, sz)
+#define STBI_FREE(p) ::flawlens::image_internal::StbFree(p)
 #define STB_IMAGE_IMPLEMENTATION
 
+#include <cstdint>
+#include <cstdlib>
+
 #include "core/limits.h"
+#include "image/stb_alloc.h"
+
+namespace flawlens {
+namespace image_internal {
+namespace {
+thread_local size_t g_cap = SIZE_MAX;
+}  // namespace
+
+ScopedStbAllocCap::ScopedStbAllocCap(size_t bytes) : previous_(g_cap) { g_cap = bytes; }
+ScopedStbAllocCap::~ScopedStbAllocCap() { g_cap = previous_; }
+
+void* StbMalloc(size_t bytes) { return bytes > g_cap ? nullptr : std::malloc(bytes); }
+void* StbRealloc(void* p, size_t bytes) {
+  return bytes > g_cap ? nullptr : std::realloc(p, bytes);  // p stays valid on failure
+}
+void StbFree(void* p) { std::free(p); }
+
+}  // namespace image_internal
+}  // namespace flawlens
 
 static_assert(STBI_MAX_DIMENSIONS >= flawlens::kMaxImageSide,
               "stb must be able to decode every image DecodeImage accepts");

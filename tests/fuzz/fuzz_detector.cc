@@ -1,5 +1,6 @@
 // The detector on random pixel buffers, sizes, strides, pixel formats and
 // regions of interest (a fixed model that uses every op).
+#include <cmath>
 #include <cstdint>
 #include <memory>
 #include <vector>
@@ -8,9 +9,46 @@
 #include "fuzz_common.h"
 #include "test_models.h"
 
+namespace {
+
+// TinyUnetSpec's ops at a quarter of its cost (16x16 input, 4-8 channels):
+// the harness is about pixel buffers, strides, formats and ROIs, so the
+// network only needs to touch every op, cheaply.
+flawlens::ModelSpec FuzzUnetSpec() {
+  flawlens::testing::SpecBuilder b(16, 16, 3, 5);
+  b.Conv("enc1", "input", 4, 3, 1, 1, "relu")
+      .Conv("enc2", "enc1", 8, 3, 2, 1, "leaky_relu", 1, 1, true, 0.1f)  // 8x8x8
+      .Conv("dw", "enc2", 8, 3, 1, 1, "silu", /*groups=*/8)
+      .Conv("pw", "dw", 8, 1, 1, 0, "none", 1, 1, /*bias=*/false)
+      .Add("res", "pw", "enc2", "relu")
+      .MaxPool("mp", "res", 2)                                           // 4x4x8
+      .Pool("ap", "mp", /*max=*/false, 3, 1, 1, /*count_include_pad=*/false)
+      .GlobalAvgPool("gap", "mp")
+      .Dense("se", "gap", 8, "sigmoid")
+      .Upsample("se_up", "se", "nearest", 4)
+      .Add("gated", "ap", "se_up")
+      .Upsample("up1", "gated", "bilinear", 2)                           // 8x8x8
+      .Concat("cat1", {"up1", "res"})
+      .Conv("dec1", "cat1", 4, 3, 1, 1, "relu")
+      .Upsample("up2", "dec1", "nearest", 2)                             // 16x16x4
+      .Concat("cat2", {"up2", "enc1"})
+      .Conv("dec2", "cat2", 2, 3, 1, 2, "none", 1, /*dilation=*/2)
+      .Activation("act", "dec2", "sigmoid")
+      .ReduceChannels("head", "act", "mean");                            // 16x16x1
+  flawlens::PreprocessConfig pre;
+  pre.resize_w = pre.resize_h = 20;
+  pre.crop = {2, 2, 16, 16};
+  pre.channels = 3;
+  return b.Build("head", pre,
+                 R"({"blur_sigma":1.0,"reduce":"topk_mean","topk_fraction":0.05})",
+                 R"({"offset":0.1,"scale":0.5,"threshold":2})");
+}
+
+}  // namespace
+
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   static std::unique_ptr<flawlens::Detector> det = [] {
-    const std::vector<uint8_t> bytes = flawlens::WriteModel(flawlens::testing::TinyUnetSpec());
+    const std::vector<uint8_t> bytes = flawlens::WriteModel(FuzzUnetSpec());
     auto d = flawlens::Detector::Create(bytes.data(), bytes.size(), {"simd", 1});
     if (!d.ok()) __builtin_trap();
     return std::move(d).value();
@@ -32,6 +70,19 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::vector<uint8_t> px(need);
   for (size_t i = 0; i < need; ++i) px[i] = i < in.size() ? in.data()[i] : uint8_t(i * 7);
   auto r = det->Detect({px.empty() ? nullptr : px.data(), w, h, format, stride}, roi);
-  (void)r;
+  if (r.ok()) {
+    // A valid image through a fixed, well-behaved model: finite score and map,
+    // and the map rectangle lies inside the image.
+    const flawlens::Detection& d = **r;
+    if (!std::isfinite(d.score)) __builtin_trap();
+    for (float v : d.map) {
+      if (!std::isfinite(v)) __builtin_trap();
+    }
+    const flawlens::RectF& m = d.map_rect;
+    if (!(m.x >= -1e-3f && m.y >= -1e-3f && m.w > 0 && m.h > 0 && m.x + m.w <= w + 1e-2f &&
+          m.y + m.h <= h + 1e-2f)) {
+      __builtin_trap();
+    }
+  }
   return 0;
 }

@@ -19,6 +19,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (crop & 8) roi = {float(in.Take<int8_t>()), float(in.Take<int8_t>()),
                        float(in.Take<uint8_t>()), float(in.Take<uint8_t>())};
 
+  if (flawlens::fuzz::HeaderPixels(in.data(), in.size()) > flawlens::fuzz::kMaxFuzzPixels) return 0;
   auto img = flawlens::DecodeImage(in.data(), in.size());
   if (!img.ok()) return 0;
   if (!c.Validate().ok()) return 0;

@@ -27,7 +27,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const std::string fmt = formats[rest.Take<uint8_t>() % 4];
   d.buffer(rest.size());
   if (rest.size() > 0) std::memcpy(d.buffer(rest.size()), rest.data(), rest.size());
-  (void)d.detectEncoded();
+  if (flawlens::fuzz::HeaderPixels(rest.data(), rest.size()) <= flawlens::fuzz::kMaxFuzzPixels) {
+    (void)d.detectEncoded();
+  }
   d.buffer(rest.size());
   if (rest.size() > 0) std::memcpy(d.buffer(rest.size()), rest.data(), rest.size());
   (void)d.detect(w, h, fmt, 0, 0, 0, 0);

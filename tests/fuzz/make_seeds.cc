@@ -43,6 +43,43 @@ int main(int argc, char** argv) {
   Write(dir + "/fuzz_model_loader/micro.safetensors", micro);
   Write(dir + "/fuzz_model_loader/tiny_unet.safetensors", WriteModel(t::TinyUnetSpec()));
 
+  // Structure-aware model seeds: graph \0 preprocess \0 postprocess \0
+  // calibration \0 tensor shapes \0 flags + pixels.
+  auto json_seed = [&](const flawlens::ModelSpec& spec, const std::string& name, uint8_t flags) {
+    std::string shapes = "{";
+    for (size_t i = 0; i < spec.tensors.size(); ++i) {
+      shapes += (i ? ",\"" : "\"") + spec.tensors[i].name + "\":[";
+      for (size_t k = 0; k < spec.tensors[i].shape.size(); ++k)
+        shapes += (k ? "," : "") + std::to_string(spec.tensors[i].shape[k]);
+      shapes += "]";
+    }
+    shapes += "}";
+    std::string s = spec.graph_json + '\0' + spec.preprocess_json + '\0' + spec.postprocess_json +
+                    '\0' + spec.calibration_json + '\0' + shapes + '\0';
+    s.push_back(static_cast<char>(flags));
+    Write(dir + "/fuzz_model_json/" + name + ".txt", std::vector<uint8_t>(s.begin(), s.end()));
+  };
+  json_seed(t::MicroSpec(), "micro", 0);
+  json_seed(t::TinyUnetSpec(), "tiny_unet", 1);
+  json_seed(t::SeedCnnSpec(true), "seed_cnn", 3);
+  {
+    // Odd shapes: grouped strided conv with asymmetric-size input, avg pool
+    // without padding counted, bilinear x3, dense head.
+    t::SpecBuilder b(9, 13, 3, 11);
+    b.Conv("a", "input", 6, 3, 2, 1, "silu", /*groups=*/3)
+        .Pool("p", "a", /*max=*/false, 2, 1, 1, /*count_include_pad=*/false)
+        .Upsample("u", "p", "bilinear", 3)
+        .Conv("h", "u", 1, 1, 1, 0, "sigmoid");
+    flawlens::PreprocessConfig pre;
+    pre.resize_w = 13;
+    pre.resize_h = 9;
+    pre.channels = 3;
+    pre.norm = flawlens::NormMode::kLocalContrast;
+    pre.lcn_sigma = 2.0f;
+    json_seed(b.Build("h", pre, R"({"reduce":"topk_mean","topk_fraction":0.1,"blur_sigma":0.8})"),
+              "odd_shapes", 1);
+  }
+
   // Images: prefix bytes for fuzz_image's config (4 bytes), then the file.
   std::vector<std::vector<uint8_t>> images;
   for (int c : {1, 3, 4}) {

@@ -17,10 +17,18 @@ for bin in build/fuzz/tests/fuzz/fuzz_*; do
   work="$out/$name"
   mkdir -p "$work/corpus" "$work/artifacts"
   cp -n tests/fuzz/corpus/"$name"/* "$work/corpus/" 2>/dev/null || true
+  # Inputs that once crashed or hung (tests/fuzz/regressions/<target>/) are
+  # replayed first: a second corpus directory is read but never written.
+  extra=()
+  if [ -d tests/fuzz/regressions/"$name" ]; then extra+=(tests/fuzz/regressions/"$name"); fi
+  # JSON-aware targets get the dictionary of model-format keys and op names.
+  case "$name" in
+    fuzz_model_loader|fuzz_model_json|fuzz_web_api) extra+=(-dict=tests/fuzz/model.dict) ;;
+  esac
   echo "[fuzz] $name for ${secs}s"
-  if "$bin" "$work/corpus" -max_total_time="$secs" -timeout=10 -rss_limit_mb=2560 \
-       -max_len=262144 -print_final_stats=1 -artifact_prefix="$work/artifacts/" \
-       >"$work/log.txt" 2>&1; then
+  if "$bin" "$work/corpus" "${extra[@]}" -max_total_time="$secs" -timeout=10 \
+       -rss_limit_mb=2560 -max_len=262144 -print_final_stats=1 \
+       -artifact_prefix="$work/artifacts/" >"$work/log.txt" 2>&1; then
     grep -E '^stat::number_of_executed_units|^stat::peak_rss_mb' "$work/log.txt" | sed "s/^/[fuzz]   /"
   else
     echo "[fuzz] $name FAILED — log: $work/log.txt"

@@ -26,6 +26,8 @@
 #include <pthreadpool.h>
 #include <xnnpack.h>
 
+#include "core/limits.h"
+
 #include <cmath>
 #include <functional>
 #include <limits>
@@ -229,6 +231,23 @@ std::string WindowName(const char* op, const Node& node) {
   return name + "__xnnpack";
 }
 
+// XNNPACK's window operators (conv, pools, bilinear resize) allocate an
+// indirection buffer of one pointer per output pixel and window tap at setup,
+// outside the executor's arena: a hostile but valid model (31x31 window on a
+// 2048x2048 map) would make it tens of GiB. Above kMaxArenaBytes the node is
+// kUnsupported here and the executor falls back to the SIMD kernels.
+Status CheckIndirection(const char* op, const Shape& out, int64_t taps) {
+  const double bytes = static_cast<double>(out.h) * out.w * static_cast<double>(taps) *
+                       static_cast<double>(sizeof(void*));
+  if (bytes > static_cast<double>(kMaxArenaBytes))
+    return MakeError(ErrorCode::kUnsupported,
+                     "xnnpack: %s on a %dx%d output would need a %.0f MiB indirection buffer "
+                     "(limit %lld MiB)",
+                     op, out.h, out.w, bytes / (1 << 20),
+                     static_cast<long long>(kMaxArenaBytes >> 20));
+  return Status::Ok();
+}
+
 class XnnpackBackend : public Backend {
  public:
   explicit XnnpackBackend(int threads)
@@ -245,6 +264,8 @@ class XnnpackBackend : public Backend {
     std::unique_ptr<XnnpackOp> op;
     switch (node.op) {
       case OpType::kConv2d: {
+        FLAWLENS_RETURN_IF_ERROR(
+            CheckIndirection("conv2d", out, int64_t{node.kernel_h} * node.kernel_w));
         const bool depthwise = node.groups > 1 && node.groups == in.c && node.groups == out.c;
         op = MakeOp(spec, WindowName(depthwise ? "dwconv2d" : "conv2d", node));
         float lo, hi;
@@ -305,6 +326,8 @@ class XnnpackBackend : public Backend {
         break;
       }
       case OpType::kMaxPool2d: {
+        FLAWLENS_RETURN_IF_ERROR(
+            CheckIndirection("maxpool2d", out, int64_t{node.kernel_h} * node.kernel_w));
         op = MakeOp(spec, WindowName("maxpool2d", node));
         xnn_operator_t x = nullptr;
         xnn_status st = xnn_create_max_pooling2d_nhwc_f32(
@@ -326,6 +349,8 @@ class XnnpackBackend : public Backend {
           return MakeError(ErrorCode::kUnsupported,
                            "xnnpack: avgpool2d with padding and count_include_pad=true "
                            "(XNNPACK excludes padding from the divisor)");
+        FLAWLENS_RETURN_IF_ERROR(
+            CheckIndirection("avgpool2d", out, int64_t{node.kernel_h} * node.kernel_w));
         op = MakeOp(spec, WindowName("avgpool2d", node));
         xnn_operator_t x = nullptr;
         xnn_status st = xnn_create_average_pooling2d_nhwc_f32(
@@ -355,6 +380,8 @@ class XnnpackBackend : public Backend {
       case OpType::kUpsample: {
         if (node.upsample_mode != UpsampleMode::kBilinear)
           return MakeError(ErrorCode::kUnsupported, "xnnpack: upsample nearest not available");
+        // 4 source pointers + 2 packed weights per output pixel.
+        FLAWLENS_RETURN_IF_ERROR(CheckIndirection("upsample", out, 5));
         op = MakeOp(spec, "upsample_bilinear_f32__xnnpack");
         xnn_operator_t x = nullptr;
         // flags 0: half-pixel centres, align_corners=false.
