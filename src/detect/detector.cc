@@ -96,7 +96,7 @@ Result<std::unique_ptr<Detector>> Detector::Create(const uint8_t* model_bytes, s
     Scratch& sc = *det->scratch_;
     sc.blur_kernel = GaussianKernel(m.postprocess.blur_sigma);
     const int r = static_cast<int>(sc.blur_kernel.size() / 2);
-    sc.blur_scratch.assign(BlurScratchFloats(out.w, out.h, r), 0.0f);
+    sc.blur_scratch.assign(BlurScratchFloats(out.w, out.h, 1, r), 0.0f);
     sc.blur_rows.assign(sc.blur_kernel.size(), 0);
   }
 
@@ -175,7 +175,7 @@ Result<const Detection*> Detector::Detect(const ImageView& image, const RectF& r
   if (!scratch_->blur_kernel.empty() && n > 1) {
     // Separable, reflect-101 borders (d c b | a b c d | c b a), SIMD128.
     const std::vector<float>& k = scratch_->blur_kernel;
-    GaussianBlurPlane(map, map, w, h, k.data(), static_cast<int>(k.size() / 2),
+    GaussianBlurPlane(map, map, w, h, 1, k.data(), static_cast<int>(k.size() / 2),
                       BlurBorder::kReflect101, scratch_->blur_scratch.data(),
                       scratch_->blur_rows.data());
   }

@@ -64,27 +64,33 @@ int BlurBorderIndex(int j, int n, BlurBorder border) {
   return m >= n ? p - m : m;
 }
 
-void GaussianBlurPlane(const float* in, float* out, int w, int h, const float* kern, int r,
-                       BlurBorder border, float* scratch, int* rows) {
+void GaussianBlurPlane(const float* in, float* out, int w, int h, int channels,
+                       const float* kern, int r, BlurBorder border, float* scratch, int* rows) {
+  const int c = channels;
+  const int row_n = w * c;  // floats per row
   float* tmp = scratch;
-  float* pad = scratch + static_cast<size_t>(w) * h;
-  // Horizontal: pad each row with its reflection, then slide the kernel.
+  float* pad = scratch + static_cast<size_t>(row_n) * h;
+  // Horizontal: pad each row with its reflection (whole pixels), then slide
+  // the kernel; the tap k of element e is pad[e + k * c].
   for (int y = 0; y < h; ++y) {
-    const float* src = in + static_cast<size_t>(y) * w;
+    const float* src = in + static_cast<size_t>(y) * row_n;
     for (int i = 0; i < r; ++i) {
-      pad[i] = src[BlurBorderIndex(i - r, w, border)];
-      pad[r + w + i] = src[BlurBorderIndex(w + i, w, border)];
+      const float* lo = src + static_cast<size_t>(BlurBorderIndex(i - r, w, border)) * c;
+      const float* hi = src + static_cast<size_t>(BlurBorderIndex(w + i, w, border)) * c;
+      for (int ch = 0; ch < c; ++ch) {
+        pad[i * c + ch] = lo[ch];
+        pad[(r + w + i) * c + ch] = hi[ch];
+      }
     }
-    std::memcpy(pad + r, src, static_cast<size_t>(w) * sizeof(float));
-    Row(kern, r, w, [pad](int k) { return pad + k; }, tmp + static_cast<size_t>(y) * w);
+    std::memcpy(pad + r * c, src, static_cast<size_t>(row_n) * sizeof(float));
+    Row(kern, r, row_n, [pad, c](int k) { return pad + k * c; },
+        tmp + static_cast<size_t>(y) * row_n);
   }
-  // The tap k of output column x is pad[x + k]: Row reads src(k)[x].
-  // Vertical: output row y sums rows rows[0 .. 2r] of tmp.
+  // Vertical: output row y sums the rows of tmp at offsets rows[0 .. 2r].
   for (int y = 0; y < h; ++y) {
-    for (int k = 0; k <= 2 * r; ++k) rows[k] = BlurBorderIndex(y + k - r, h, border);
-    Row(kern, r, w,
-        [tmp, rows, w](int k) { return tmp + static_cast<size_t>(rows[k]) * w; },
-        out + static_cast<size_t>(y) * w);
+    for (int k = 0; k <= 2 * r; ++k) rows[k] = BlurBorderIndex(y + k - r, h, border) * row_n;
+    Row(kern, r, row_n, [tmp, rows](int k) { return tmp + rows[k]; },
+        out + static_cast<size_t>(y) * row_n);
   }
 }
 

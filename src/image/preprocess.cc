@@ -250,14 +250,28 @@ void MeanStd(const PreprocessConfig& config, const float* in, size_t plane, int 
   }
 }
 
+// Per-channel constants as the three vectors of a 12-float period of an
+// interleaved layout with wc (1 or 3) channels: lane l of vector q is
+// channel (4q + l) % wc.
+void Pattern(const float* per_channel, int wc, simd::f32x4 out[3]) {
+  for (int q = 0; q < 3; ++q) {
+    float v[4];
+    for (int l = 0; l < 4; ++l) v[l] = per_channel[(4 * q + l) % wc];
+    out[q] = simd::Load(v);
+  }
+}
+
 // Local contrast normalisation of the resized image `res` (oh x ow x wc,
-// interleaved) into `out` (oh x ow x oc), including the final mean/std step:
-//   v = (res - m) * scale   (m = plane mean: blur(v - m) = blur(v) - m, and a
+// interleaved) into `out` (oh x ow x oc), including the final mean/std step,
+// all channels at once in the interleaved layout:
+//   v = (res - m) * scale   (m = channel mean: blur(v - m) = blur(v) - m, and a
 //                            constant image gives exactly 0)
 //   v -= blur(v);  out = v / sqrt(blur(v * v) + eps), then (out - mean) / std.
 void LocalContrast(const PreprocessConfig& config, const float* res, int ow, int oh, int wc,
                    int oc, PreprocessScratch* s, float* out) {
   const size_t plane = static_cast<size_t>(ow) * oh;
+  const size_t n = plane * wc;
+  const int row_n = ow * wc;
   const int r = std::max(1, static_cast<int>(std::ceil(3.0f * config.lcn_sigma)));
   const int taps = 2 * r + 1;
   Grow(&s->a, static_cast<size_t>(taps));  // the resize's taps and row are no longer needed
@@ -274,57 +288,67 @@ void LocalContrast(const PreprocessConfig& config, const float* res, int ow, int
   }
   Grow(&s->taps, static_cast<size_t>(taps));
   int* rows = s->taps.data();
-  Grow(&s->c, (wc + 1) * plane + BlurScratchFloats(ow, oh, r));
-  float* planes = s->c.data();  // wc planes of v
-  float* mu = planes + wc * plane;
-  float* blur_scratch = mu + plane;
+  Grow(&s->c, 2 * n + BlurScratchFloats(ow, oh, wc, r));
+  float* v = s->c.data();
+  float* mu = v + n;
+  float* blur_scratch = mu + n;
 
-  // De-interleave and take the per-channel plane means (float per row, double
-  // across rows).
+  // Channel means: float vector sums per row, double across rows.
   double sum[3] = {0, 0, 0};
   for (int y = 0; y < oh; ++y) {
-    const float* src = res + static_cast<size_t>(y) * ow * wc;
-    for (int c = 0; c < wc; ++c) {
-      float* dst = planes + c * plane + static_cast<size_t>(y) * ow;
-      float acc = 0;
-      for (int x = 0; x < ow; ++x) {
-        dst[x] = src[x * wc + c];
-        acc += dst[x];
-      }
-      sum[c] += acc;
+    const float* src = res + static_cast<size_t>(y) * row_n;
+    simd::f32x4 acc[3] = {simd::Splat(0.0f), simd::Splat(0.0f), simd::Splat(0.0f)};
+    int i = 0;
+    for (; i + 12 <= row_n; i += 12) {
+      for (int q = 0; q < 3; ++q) acc[q] += simd::Load(src + i + 4 * q);
+    }
+    for (; i < row_n; ++i) sum[i % wc] += src[i];
+    for (int q = 0; q < 3; ++q) {
+      for (int l = 0; l < 4; ++l) sum[(4 * q + l) % wc] += acc[q][l];
     }
   }
+  float m[3] = {0, 0, 0};
+  for (int c = 0; c < wc; ++c) m[c] = static_cast<float>(sum[c] / static_cast<double>(plane));
+  simd::f32x4 vm[3];
+  Pattern(m, wc, vm);
+  const float scale = config.scale;
+  const simd::f32x4 vs = simd::Splat(scale);
+  size_t i = 0;
+  for (; i + 12 <= n; i += 12) {
+    for (int q = 0; q < 3; ++q) {
+      simd::Store(v + i + 4 * q, (simd::Load(res + i + 4 * q) - vm[q]) * vs);
+    }
+  }
+  for (; i < n; ++i) v[i] = (res[i] - m[i % wc]) * scale;
+
+  GaussianBlurPlane(v, mu, ow, oh, wc, kern, r, BlurBorder::kReflect, blur_scratch, rows);
+  for (size_t e = 0; e < n; ++e) {
+    v[e] -= mu[e];
+    mu[e] = v[e] * v[e];
+  }
+  GaussianBlurPlane(mu, mu, ow, oh, wc, kern, r, BlurBorder::kReflect, blur_scratch, rows);
+
   const simd::f32x4 eps = simd::Splat(config.lcn_eps), zero = simd::Splat(0.0f);
-  for (int c = 0; c < wc; ++c) {
-    float* v = planes + c * plane;
-    const float mf = static_cast<float>(sum[c] / static_cast<double>(plane));
-    const float scale = config.scale;
-    for (size_t p = 0; p < plane; ++p) v[p] = (v[p] - mf) * scale;
-    GaussianBlurPlane(v, mu, ow, oh, kern, r, BlurBorder::kReflect, blur_scratch, rows);
-    for (size_t p = 0; p < plane; ++p) {
-      v[p] -= mu[p];
-      mu[p] = v[p] * v[p];
+  if (wc == oc) {
+    simd::f32x4 vmean[3], vstd[3];
+    Pattern(config.mean, wc, vmean);
+    Pattern(config.std, wc, vstd);
+    for (i = 0; i + 12 <= n; i += 12) {
+      for (int q = 0; q < 3; ++q) {
+        const simd::f32x4 x = simd::Load(v + i + 4 * q) /
+                              Sqrt(simd::Max(simd::Load(mu + i + 4 * q), zero) + eps);
+        simd::Store(out + i + 4 * q, (x - vmean[q]) / vstd[q]);
+      }
     }
-    GaussianBlurPlane(mu, mu, ow, oh, kern, r, BlurBorder::kReflect, blur_scratch, rows);
-    size_t p = 0;
-    for (; p + 4 <= plane; p += 4) {
-      simd::Store(v + p, simd::Load(v + p) / Sqrt(simd::Max(simd::Load(mu + p), zero) + eps));
+    for (; i < n; ++i) {
+      const float x = v[i] / std::sqrt(std::max(mu[i], 0.0f) + config.lcn_eps);
+      out[i] = (x - config.mean[i % wc]) / config.std[i % wc];
     }
-    for (; p < plane; ++p) v[p] = v[p] / std::sqrt(std::max(mu[p], 0.0f) + config.lcn_eps);
-  }
-  // out = (v - mean) / std, interleaved.
-  if (wc == 1 && oc == 1) {
-    const simd::f32x4 vm = simd::Splat(config.mean[0]), vd = simd::Splat(config.std[0]);
-    size_t p = 0;
-    for (; p + 4 <= plane; p += 4) simd::Store(out + p, (simd::Load(planes + p) - vm) / vd);
-    for (; p < plane; ++p) out[p] = (planes[p] - config.mean[0]) / config.std[0];
     return;
   }
-  for (size_t p = 0; p < plane; ++p) {
-    for (int c = 0; c < oc; ++c) {
-      const float v = planes[(wc == 1 ? 0 : c) * plane + p];
-      out[p * oc + c] = (v - config.mean[c]) / config.std[c];
-    }
+  for (size_t p = 0; p < plane; ++p) {  // gray -> 3 channels
+    const float x = v[p] / std::sqrt(std::max(mu[p], 0.0f) + config.lcn_eps);
+    for (int c = 0; c < oc; ++c) out[p * oc + c] = (x - config.mean[c]) / config.std[c];
   }
 }
 

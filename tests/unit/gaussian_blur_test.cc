@@ -86,11 +86,12 @@ TEST(GaussianBlur, MatchesDoubleReferenceOnOddShapes) {
     std::vector<double> ind(in.begin(), in.end());
     const std::vector<double> ref =
         RefBlur(ind, w, h, k, border == BlurBorder::kReflect ? HalfSampleReflect : Reflect101Loop);
-    std::vector<float> scratch(BlurScratchFloats(w, h, r) + 1, -7.0f);
+    std::vector<float> scratch(BlurScratchFloats(w, h, 1, r) + 1, -7.0f);
     std::vector<int> rows(2 * r + 1);
     std::vector<float> out(in.size(), -9.0f), out_ref(in.size());
     scratch.back() = 12345.0f;  // guard: must not be written
-    GaussianBlurPlane(in.data(), out.data(), w, h, k.data(), r, border, scratch.data(), rows.data());
+    GaussianBlurPlane(in.data(), out.data(), w, h, 1, k.data(), r, border, scratch.data(),
+                      rows.data());
     ASSERT_EQ(scratch.back(), 12345.0f);
     std::vector<float> tmp(in.size());
     GaussianBlurPlaneRef(in.data(), out_ref.data(), w, h, k.data(), r, border, tmp.data());
@@ -100,9 +101,38 @@ TEST(GaussianBlur, MatchesDoubleReferenceOnOddShapes) {
     }
     // In place gives the same bits.
     std::vector<float> inplace = in;
-    GaussianBlurPlane(inplace.data(), inplace.data(), w, h, k.data(), r, border, scratch.data(),
+    GaussianBlurPlane(inplace.data(), inplace.data(), w, h, 1, k.data(), r, border, scratch.data(),
                       rows.data());
     ASSERT_EQ(inplace, out);
+  }
+}
+
+// Interleaved channels blur exactly like each channel on its own.
+TEST(GaussianBlur, InterleavedChannelsEqualSeparatePlanes) {
+  std::mt19937 rng(99);
+  std::uniform_real_distribution<float> u(-1.0f, 1.0f);
+  for (int iter = 0; iter < 60; ++iter) {
+    const int w = 1 + rng() % 29, h = 1 + rng() % 23, c = 1 + iter % 4;
+    const int r = 1 + rng() % (iter % 7 == 0 ? 40 : 9);
+    const BlurBorder border = iter % 2 ? BlurBorder::kReflect : BlurBorder::kReflect101;
+    const std::vector<float> k = Kernel(std::max(0.3, r / 3.0), r);
+    const size_t plane = static_cast<size_t>(w) * h;
+    std::vector<float> in(plane * c);
+    for (float& v : in) v = u(rng);
+    std::vector<float> scratch(BlurScratchFloats(w, h, c, r));
+    std::vector<int> rows(2 * r + 1);
+    std::vector<float> out(in.size());
+    GaussianBlurPlane(in.data(), out.data(), w, h, c, k.data(), r, border, scratch.data(),
+                      rows.data());
+    for (int ch = 0; ch < c; ++ch) {
+      std::vector<float> p(plane), q(plane);
+      for (size_t i = 0; i < plane; ++i) p[i] = in[i * c + ch];
+      GaussianBlurPlane(p.data(), q.data(), w, h, 1, k.data(), r, border, scratch.data(),
+                        rows.data());
+      for (size_t i = 0; i < plane; ++i) {
+        ASSERT_EQ(out[i * c + ch], q[i]) << "iter " << iter << " " << w << "x" << h << "x" << c;
+      }
+    }
   }
 }
 

@@ -4,8 +4,10 @@
 // RGBA frame. Prints medians and minima (the minimum is the
 // steadiest figure on a loaded machine). Builds natively and with em++ (README.md).
 //
-//   frame_bench [--model FILE] [--runs N] [--cpu] [--save DIR] [--compare DIR]
-// --cpu     time with the thread CPU clock (native; steadier on a loaded machine)
+//   frame_bench [--model FILE] [--runs N] [--cpu] [--cases SUBSTRING] [--save DIR]
+//               [--compare DIR]
+// --cpu     time with the thread CPU clock (native) or node's process.cpuUsage()
+//           (wasm): steadier than wall clock on a loaded machine
 // --save    write each case's output floats to DIR/<case>.f32
 // --compare read DIR/<case>.f32 and print the max abs / rel difference (checks
 //           that an optimisation keeps results identical within float tolerance)
@@ -19,6 +21,10 @@
 #include <memory>
 #include <string>
 #include <vector>
+
+#if defined(__EMSCRIPTEN__)
+#include <emscripten.h>
+#endif
 
 #include "flawlens/detector.h"
 #include "image/preprocess.h"
@@ -34,7 +40,13 @@ bool g_cpu = false;
 
 double NowMs() {
   if (g_cpu) {
-#if defined(CLOCK_THREAD_CPUTIME_ID) && !defined(__EMSCRIPTEN__)
+#if defined(__EMSCRIPTEN__)
+    // node: process CPU time (user + system), microsecond resolution.
+    return EM_ASM_DOUBLE({
+      const u = process.cpuUsage();
+      return (u.user + u.system) / 1000;
+    });
+#elif defined(CLOCK_THREAD_CPUTIME_ID)
     timespec ts;
     clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
     return ts.tv_sec * 1e3 + ts.tv_nsec * 1e-6;
@@ -104,19 +116,20 @@ bool ReadFile(const std::string& path, std::vector<uint8_t>* v) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  std::string model_path, save_dir, compare_dir;
+  std::string model_path, save_dir, compare_dir, only;
   int runs = 30;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     if (a == "--model" && i + 1 < argc) model_path = argv[++i];
     else if (a == "--runs" && i + 1 < argc) runs = std::max(1, std::atoi(argv[++i]));
     else if (a == "--cpu") g_cpu = true;
+    else if (a == "--cases" && i + 1 < argc) only = argv[++i];
     else if (a == "--save" && i + 1 < argc) save_dir = argv[++i];
     else if (a == "--compare" && i + 1 < argc) compare_dir = argv[++i];
     else {
       std::fprintf(stderr,
-                   "usage: frame_bench [--model FILE] [--runs N] [--cpu] [--save DIR] "
-                   "[--compare DIR]\n");
+                   "usage: frame_bench [--model FILE] [--runs N] [--cpu] [--cases SUBSTRING] "
+                   "[--save DIR] [--compare DIR]\n");
       return 2;
     }
   }
@@ -128,9 +141,10 @@ int main(int argc, char** argv) {
       {"rgba640x480_to_256x3_meanstd", 640, 480, PixelFormat::kRGBA8, 256, 3, NormMode::kMeanStd},
       {"rgb4000x3000_to_224x3_meanstd", 4000, 3000, PixelFormat::kRGB8, 224, 3, NormMode::kMeanStd},
   };
-  std::printf("frame_bench (%s clock, median of %d runs)\n", g_cpu ? "thread CPU" : "wall", runs);
+  std::printf("frame_bench (%s clock, median of %d runs)\n", g_cpu ? "CPU" : "wall", runs);
   int bad = 0;
   for (const Case& c : cases) {
+    if (!only.empty() && std::string(c.name).find(only) == std::string::npos) continue;
     const int bpp = flawlens::BytesPerPixel(c.format);
     const std::vector<uint8_t> px = MakeFrame(c.w, c.h, bpp);
     const ImageView view{px.data(), c.w, c.h, c.format, 0};
@@ -219,7 +233,7 @@ int main(int argc, char** argv) {
     std::printf("  preprocess %8.2f ms  network %8.2f ms  postprocess %8.3f ms  total %8.2f ms"
                 "  (%s clock around Detect: %.2f ms)\n",
                 Median(pre), Median(net), Median(post), Median(total),
-                g_cpu ? "thread CPU" : "wall", Median(cpu));
+                g_cpu ? "CPU" : "wall", Median(cpu));
   }
   return bad ? 1 : 0;
 }
