@@ -20,6 +20,9 @@ export default async function (t) {
   t.assert(Math.abs(c.margin - 0.25 * (c.q99 - c.median)) < 1e-9, 'margin is a quarter of q99 - median');
   const flat = thresholdFromGoodScores(new Array(20).fill(-2));
   t.assert(flat.ok && flat.threshold > -2, `constant scores still give a threshold above them (${flat.threshold})`);
+  const still = thresholdFromGoodScores(new Array(20).fill(-2), 3);
+  t.assert(Math.abs(still.threshold - (-2 + 0.5)) < 1e-9, `a still scene keeps a tenth of the way to the model threshold (${still.threshold})`);
+  t.assert(thresholdFromGoodScores(scores, 2).threshold === c.threshold, 'the model term does not matter when the spread is larger');
 
   const csv = toCsv(['a', 'b'], [['=cmd()', 'x,"y"'], [-1.5, 'ok'], [NaN, null]]);
   t.assert(csv === 'a,b\r\n\'=cmd(),"x,""y"""\r\n-1.5,ok\r\n,\r\n', `CSV quoting: ${JSON.stringify(csv)}`);

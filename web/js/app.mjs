@@ -1097,7 +1097,7 @@ async function finishCalibration(cancelled) {
   el.calibProgress.hidden = true;
   el.calibBtn.textContent = 'Record good frames';
   if (cancelled || !c) { setStatus('Calibration cancelled; threshold unchanged.'); return; }
-  const r = thresholdFromGoodScores(c.scores);
+  const r = thresholdFromGoodScores(c.scores, state.model.info.threshold);
   if (!r.ok) { showError(`Calibration failed: ${r.message}`); return; }
   state.calibration = { threshold: r.threshold, calibratedAt: new Date().toISOString(), frames: r.frames,
                         q99: r.q99, median: r.median, margin: r.margin };

@@ -10,10 +10,12 @@ export function quantile(sorted, q) {
 
 export const kMinCalibrationFrames = 10;
 
-// threshold = q99 + max(0.25 * (q99 - median), 0.02 * |q99|, 1e-3)
+// threshold = q99 + margin,
+// margin = max(0.25 * (q99 - median), 0.1 * |modelThreshold - median|, 0.02 * |q99|, 1e-3)
 // The margin keeps normal frame-to-frame variation below the threshold while
-// staying close to what this camera sees on good parts.
-export function thresholdFromGoodScores(scores) {
+// staying close to what this camera sees on good parts; the second term keeps
+// a still scene (nearly identical scores) from giving a hair-trigger threshold.
+export function thresholdFromGoodScores(scores, modelThreshold = NaN) {
   const finite = scores.filter(Number.isFinite).sort((a, b) => a - b);
   if (finite.length < kMinCalibrationFrames) {
     return { ok: false, frames: finite.length,
@@ -21,7 +23,8 @@ export function thresholdFromGoodScores(scores) {
   }
   const median = quantile(finite, 0.5);
   const q99 = quantile(finite, 0.99);
-  const margin = Math.max(0.25 * (q99 - median), 0.02 * Math.abs(q99), 1e-3);
+  const modelTerm = Number.isFinite(modelThreshold) ? 0.1 * Math.abs(modelThreshold - median) : 0;
+  const margin = Math.max(0.25 * (q99 - median), modelTerm, 0.02 * Math.abs(q99), 1e-3);
   return { ok: true, frames: finite.length, median, q99, max: finite[finite.length - 1], margin,
            threshold: q99 + margin };
 }
