@@ -141,34 +141,49 @@ TEST(GaussianBlur, InterleavedChannelsEqualSeparatePlanes) {
 // out = (d / sqrt(blur(d^2) + eps) - mean) / std, half-sample reflect borders.
 TEST(GaussianBlur, LocalContrastMatchesDoubleReference) {
   std::mt19937 rng(77);
-  for (int iter = 0; iter < 12; ++iter) {
-    const int w = 8 + rng() % 60, h = 8 + rng() % 50, ch = iter % 2 ? 3 : 1;
-    const PixelFormat f = ch == 3 ? PixelFormat::kRGB8 : PixelFormat::kGray8;
-    std::vector<uint8_t> px(static_cast<size_t>(w) * h * ch);
+  for (int iter = 0; iter < 16; ++iter) {
+    // input channels x network channels: gray->1, rgb->3, gray->3, rgb->1 (luma)
+    const int in_ch = (iter % 4 == 0 || iter % 4 == 2) ? 1 : 3;
+    const int ch = (iter % 4 == 0 || iter % 4 == 3) ? 1 : 3;
+    const int w = 8 + rng() % 60, h = 8 + rng() % 50;
+    const PixelFormat f = in_ch == 3 ? PixelFormat::kRGB8 : PixelFormat::kGray8;
+    std::vector<uint8_t> px(static_cast<size_t>(w) * h * in_ch);
     for (size_t i = 0; i < px.size(); ++i) px[i] = static_cast<uint8_t>(rng() % 256);
     PreprocessConfig cfg;
     cfg.resize_w = w;  // identity resize: the box filter has one tap of weight 1
     cfg.resize_h = h;
     cfg.channels = ch;
     cfg.norm = NormMode::kLocalContrast;
-    cfg.lcn_sigma = iter < 6 ? 8.0f : 1.0f + 0.7f * iter;
+    cfg.lcn_sigma = iter < 8 ? 8.0f : 1.0f + 0.7f * iter;
     cfg.lcn_eps = 1e-3f;
     for (int c = 0; c < 3; ++c) cfg.mean[c] = 0.05f * c, cfg.std[c] = 0.8f + 0.1f * c;
-    std::vector<float> out(px.size());
+    std::vector<float> out(static_cast<size_t>(w) * h * ch);
     PreprocessScratch s;
     ASSERT_TRUE(Preprocess({px.data(), w, h, f, 0}, cfg, {}, out.data(), &s, nullptr).ok());
     const int r = static_cast<int>(std::ceil(3.0f * cfg.lcn_sigma));
     const std::vector<float> k = Kernel(cfg.lcn_sigma, r);
-    for (int c = 0; c < ch; ++c) {
+    const int work_ch = std::min(in_ch, ch);
+    for (int c = 0; c < work_ch; ++c) {
       std::vector<double> v(static_cast<size_t>(w) * h);
-      for (size_t p = 0; p < v.size(); ++p) v[p] = px[p * ch + c] * double(cfg.scale);
+      for (size_t p = 0; p < v.size(); ++p) {
+        const uint8_t* q = &px[p * in_ch];
+        const double pixel = in_ch == ch || in_ch == 1
+                                 ? q[c]
+                                 : 0.299 * q[0] + 0.587 * q[1] + 0.114 * q[2];
+        v[p] = pixel * double(cfg.scale);
+      }
       const std::vector<double> mu = RefBlur(v, w, h, k, HalfSampleReflect);
       std::vector<double> d(v.size()), d2(v.size());
       for (size_t p = 0; p < v.size(); ++p) d[p] = v[p] - mu[p], d2[p] = d[p] * d[p];
       const std::vector<double> var = RefBlur(d2, w, h, k, HalfSampleReflect);
       for (size_t p = 0; p < v.size(); ++p) {
-        const double ref = (d[p] / std::sqrt(var[p] + cfg.lcn_eps) - cfg.mean[c]) / cfg.std[c];
-        ASSERT_NEAR(out[p * ch + c], ref, 2e-4) << "iter " << iter << " c " << c << " p " << p;
+        const double x = d[p] / std::sqrt(var[p] + cfg.lcn_eps);
+        for (int oc = 0; oc < ch; ++oc) {
+          if (work_ch == ch && oc != c) continue;  // one network channel per working channel
+          const double ref = (x - cfg.mean[oc]) / cfg.std[oc];
+          ASSERT_NEAR(out[p * ch + oc], ref, 2e-4)
+              << "iter " << iter << " " << in_ch << "->" << ch << " c " << oc << " p " << p;
+        }
       }
     }
   }
