@@ -417,5 +417,21 @@ TEST(DecodeHostile, BmpUnknownCompressionIsBadImage) {
   }
 }
 
+// Found by fuzz_image (tests/fuzz/regressions/fuzz_image/crash-jpeg-dht-
+// overflow-behind-fill-bytes): a DHT segment after a run of 0xFF fill bytes
+// whose code counts sum to 620 -- stb 2.27 writes past stbi__huffman::size.
+// DecodeImage's own marker walk rejects it before stb sees it (the harness
+// had called stbi_info() first, which builds the tables too).
+TEST(DecodeHostile, JpegHuffmanOverflowBehindFillBytes) {
+  const Bytes fuzz = ReadFile(std::filesystem::path(FLAWLENS_SOURCE_DIR) /
+                              "tests/fuzz/regressions/fuzz_image/"
+                              "crash-jpeg-dht-overflow-behind-fill-bytes");
+  ASSERT_GT(fuzz.size(), 4u);
+  auto r = DecodeImage(fuzz.data() + 4, fuzz.size() - 4);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), ErrorCode::kBadImage) << r.status().ToString();
+  EXPECT_NE(r.status().message().find("Huffman"), std::string::npos) << r.status().message();
+}
+
 }  // namespace
 }  // namespace flawlens
