@@ -51,8 +51,11 @@ inline int64_t HeaderPixels(const uint8_t* b, size_t n) {
     return int64_t{b[i]} | int64_t{b[i + 1]} << 8 | int64_t{b[i + 2]} << 16 |
            int64_t{b[i + 3]} << 24;
   };
+  auto mul = [](int64_t w, int64_t h) {  // w, h in [0, 2^32): saturate, never overflow
+    return (w > (int64_t{1} << 31) || h > (int64_t{1} << 31)) ? INT64_MAX : w * h;
+  };
   if (b == nullptr) return 0;
-  if (n >= 24 && b[0] == 0x89 && b[1] == 'P') return be32(16) * be32(20);
+  if (n >= 24 && b[0] == 0x89 && b[1] == 'P') return mul(be32(16), be32(20));
   if (n >= 26 && b[0] == 'B' && b[1] == 'M') {
     int64_t w = le32(18), h = le32(22);
     if (le32(14) == 12) {
@@ -61,7 +64,7 @@ inline int64_t HeaderPixels(const uint8_t* b, size_t n) {
     }
     w = static_cast<int32_t>(w);
     h = static_cast<int32_t>(h);
-    return (w < 0 ? -w : w) * (h < 0 ? -h : h);
+    return mul(w < 0 ? -w : w, h < 0 ? -h : h);
   }
   if (n >= 4 && b[0] == 0xFF && b[1] == 0xD8) {  // first SOFn segment
     size_t pos = 2;
@@ -73,7 +76,7 @@ inline int64_t HeaderPixels(const uint8_t* b, size_t n) {
       if (m == 0xD9 || m == 0xDA) break;
       if (m == 0x00 || m == 0x01 || (m >= 0xD0 && m <= 0xD8)) continue;
       if (m >= 0xC0 && m <= 0xCF && m != 0xC4 && m != 0xC8 && m != 0xCC) {
-        return be16(pos + 3) * be16(pos + 5);
+        return mul(be16(pos + 3), be16(pos + 5));
       }
       pos += static_cast<size_t>(be16(pos));
     }
