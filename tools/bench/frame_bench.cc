@@ -139,6 +139,7 @@ int main(int argc, char** argv) {
       {"rgba640x480_to_256x1_lcn8", 640, 480, PixelFormat::kRGBA8, 256, 1, NormMode::kLocalContrast},
       {"gray640x480_to_256x1_lcn8", 640, 480, PixelFormat::kGray8, 256, 1, NormMode::kLocalContrast},
       {"rgba640x480_to_256x3_meanstd", 640, 480, PixelFormat::kRGBA8, 256, 3, NormMode::kMeanStd},
+      {"rgba1280x720_to_256x3_lcn8", 1280, 720, PixelFormat::kRGBA8, 256, 3, NormMode::kLocalContrast},
       {"rgb4000x3000_to_224x3_meanstd", 4000, 3000, PixelFormat::kRGB8, 224, 3, NormMode::kMeanStd},
   };
   std::printf("frame_bench (%s clock, median of %d runs)\n", g_cpu ? "CPU" : "wall", runs);

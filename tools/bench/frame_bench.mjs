@@ -122,6 +122,7 @@ const cases = [
   ['rgba640x480_to_256x1_lcn8', 640, 480, 'rgba', 256, 1, 'local_contrast'],
   ['gray640x480_to_256x1_lcn8', 640, 480, 'gray', 256, 1, 'local_contrast'],
   ['rgba640x480_to_256x3_meanstd', 640, 480, 'rgba', 256, 3, 'mean_std'],
+  ['rgba1280x720_to_256x3_lcn8', 1280, 720, 'rgba', 256, 3, 'local_contrast'],
   ['rgb4000x3000_to_224x3_meanstd', 4000, 3000, 'rgb', 224, 3, 'mean_std'],
 ];
 for (const [name, w, h, format, size, channels, norm] of cases) {
