@@ -97,6 +97,30 @@ TEST(TrainExport, EngineMatchesLibTorchWithDensityBranch) {
   }
 }
 
+TEST(TrainExport, EngineMatchesLibTorchWithNearestNeighbourBank) {
+  torch::manual_seed(7);
+  train::NetConfig cfg;
+  cfg.in_channels = 1;
+  cfg.width = 6;
+  cfg.bank = 16;
+  cfg.map_blur_sigma = 0.7f;
+  train::FlawNet net(cfg);
+  TrainFewSteps(net, 32, 56);
+  {
+    torch::NoGradGuard ng;
+    int f = net->feature_channels();
+    net->dens_w.copy_(torch::eye(f) * 0.5);
+    net->dens_b.copy_(torch::randn({f}) * 0.1);
+    net->bank.copy_(torch::randn({16, f}));
+    net->combine.copy_(torch::tensor({0.5f, 2.0f, 10.0f, 4.0f}));
+    net->density_fitted = true;
+  }
+  float diff = 0, ref = 0;
+  CompareEngine(net, 32, 56, "ref", 2, &diff, &ref);
+  EXPECT_LE(diff, 1e-4f * std::max(1.0f, ref)) << "max |map| " << ref;
+  EXPECT_GT(ref, 0.0f);
+}
+
 TEST(TrainExport, EngineMatchesLibTorchSegOnlyGray) {
   torch::manual_seed(4);
   train::NetConfig cfg;

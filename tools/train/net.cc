@@ -64,6 +64,7 @@ FlawNetImpl::FlawNetImpl(const NetConfig& c) : config(c) {
   dens_w = register_buffer("dens_w", torch::eye(f));
   dens_b = register_buffer("dens_b", torch::zeros({f}));
   combine = register_buffer("combine", torch::tensor({0.0f, 1.0f, 0.0f, 1.0f}));
+  bank = register_buffer("bank", torch::zeros({std::max(1, c.bank), f}));
 }
 
 int FlawNetImpl::feature_channels() const { return 4 * config.width; }
@@ -86,7 +87,12 @@ torch::Tensor FlawNetImpl::density_map(const torch::Tensor& features) {
   int f = feature_channels();
   torch::Tensor z = F::conv2d(features, dens_w.view({f, f, 1, 1}),
                               F::Conv2dFuncOptions().bias(dens_b));
-  return (z * z).sum(1, /*keepdim=*/true);
+  torch::Tensor sq = (z * z).sum(1, /*keepdim=*/true);
+  if (config.bank <= 0) return sq;
+  // min_k ||z - b_k||^2 = ||z||^2 + min_k (-2 b_k.z + ||b_k||^2)
+  torch::Tensor d = F::conv2d(z, (-2.0 * bank).view({bank.size(0), f, 1, 1}),
+                              F::Conv2dFuncOptions().bias((bank * bank).sum(1)));
+  return std::get<0>(d.min(1, /*keepdim=*/true)) + sq;
 }
 
 torch::Tensor FlawNetImpl::combine_maps(const torch::Tensor& seg, const torch::Tensor& dens) {
@@ -194,8 +200,19 @@ void ExportNetwork(FlawNet& net, int input_h, int input_w, ModelSpec* spec) {
     ex.Simple({{"name", "features"}, {"op", "concat"}, {"inputs", {"e2", "d2b"}}});
     ex.Conv("dens_white", "features", net->dens_w.view({f, f, 1, 1}), net->dens_b, 1, 1, 0,
             "none");
-    ex.Simple({{"name", "dens_d2"}, {"op", "reduce_channels"}, {"inputs", {"dens_white"}},
-               {"mode", "sum_squares"}});
+    if (c.bank > 0) {
+      torch::Tensor bk = net->bank;
+      ex.Conv("bank", "dens_white", (-2.0 * bk).view({bk.size(0), f, 1, 1}), (bk * bk).sum(1), 1,
+              1, 0, "none");
+      ex.Simple({{"name", "bank_min"}, {"op", "reduce_channels"}, {"inputs", {"bank"}},
+                 {"mode", "min"}});
+      ex.Simple({{"name", "dens_sq"}, {"op", "reduce_channels"}, {"inputs", {"dens_white"}},
+                 {"mode", "sum_squares"}});
+      ex.Simple({{"name", "dens_d2"}, {"op", "add"}, {"inputs", {"bank_min", "dens_sq"}}});
+    } else {
+      ex.Simple({{"name", "dens_d2"}, {"op", "reduce_channels"}, {"inputs", {"dens_white"}},
+                 {"mode", "sum_squares"}});
+    }
     ex.Simple({{"name", "maps"}, {"op", "concat"}, {"inputs", {"seg", "dens_d2"}}});
     torch::Tensor w = torch::tensor({c.seg_weight / seg_std, c.density_weight / dens_std})
                           .view({1, 2, 1, 1});
@@ -240,6 +257,7 @@ int64_t CountMacs(FlawNet& net, int h, int w) {
   if (net->config.density && net->density_fitted) {
     int f = net->feature_channels();
     conv(h4, w4, f, f, 1);
+    if (net->config.bank > 0) conv(h4, w4, f, net->config.bank, 1);
     conv(h4, w4, 2, 1, 1);
   } else {
     conv(h4, w4, 1, 1, 1);

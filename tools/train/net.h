@@ -28,6 +28,9 @@ struct NetConfig {
   float seg_weight = 1.0f;   // weight of the standardised seg map in the sum
   float density_weight = 1.0f;
   float map_blur_sigma = 1.0f;  // Gaussian smoothing of the output map (cells)
+  // > 0: density = squared distance to the nearest of `bank` whitened feature
+  // vectors (a k-centre coreset of good features) instead of the Gaussian.
+  int bank = 0;
 };
 
 // Conv (no bias) + BatchNorm + activation; folded into one conv2d at export.
@@ -66,6 +69,7 @@ struct FlawNetImpl : torch::nn::Module {
   torch::nn::Conv2d head{nullptr};
   // Density branch (buffers, set by FitDensity): whitening W [F][F], bias [F].
   torch::Tensor dens_w, dens_b;
+  torch::Tensor bank;  // [bank][F] whitened feature vectors (config.bank > 0)
   // Standardisation of the two maps on good images: z = (m - mean) / std.
   torch::Tensor combine;  // [4]: seg_mean, seg_std, dens_mean, dens_std
   bool density_fitted = false;

@@ -35,6 +35,8 @@ void AddTrainCommand(CLI::App& app) {
   cmd->add_option("--lr", opt->lr, "Peak learning rate (Adam, cosine)")->capture_default_str();
   cmd->add_option("--width", opt->width, "First-stage channels")->capture_default_str()->check(CLI::Range(4, 128));
   cmd->add_flag("!--no-density", opt->density, "Disable the Gaussian density branch");
+  cmd->add_option("--bank", opt->bank, "Density = distance to a bank of N good feature vectors (0 = Gaussian)")
+      ->capture_default_str()->check(CLI::Range(0, 4096));
   cmd->add_option("--seg-weight", opt->seg_weight, "Weight of the segmentation map")->capture_default_str();
   cmd->add_option("--density-weight", opt->density_weight, "Weight of the density map")->capture_default_str();
   cmd->add_option("--map-blur", opt->map_blur, "Gaussian smoothing of the map (cells, 0 = off)")->capture_default_str();
@@ -42,6 +44,9 @@ void AddTrainCommand(CLI::App& app) {
       ->capture_default_str()->check(CLI::IsMember({"max", "topk_mean", "mean"}));
   cmd->add_option("--topk", opt->topk, "Fraction of cells for topk_mean")->capture_default_str();
   cmd->add_flag("!--no-cell-calibration", opt->cell_calibration, "Disable per-cell calibration");
+  cmd->add_option("--cell-std-shrink", opt->cell_std_shrink,
+                  "0 = per-cell std, 1 = global std; < 0 = chosen on held-out good images")
+      ->capture_default_str();
   cmd->add_option("--holdout", opt->holdout, "Fraction of good images held out for calibration")
       ->capture_default_str()->check(CLI::Range(0.02, 0.5));
   cmd->add_option("--anomaly-prob", opt->anomaly_prob, "Fraction of crops with synthetic anomalies")

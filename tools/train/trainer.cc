@@ -572,6 +572,7 @@ Status RunTraining(const TrainOptions& opt) {
   ncfg.seg_weight = opt.seg_weight;
   ncfg.density_weight = opt.density_weight;
   ncfg.map_blur_sigma = opt.map_blur;
+  ncfg.bank = opt.bank;
   FlawNet net(ncfg), ema(ncfg);
   {
     torch::NoGradGuard ng;
@@ -596,7 +597,7 @@ Status RunTraining(const TrainOptions& opt) {
     RunSeg(ema, std::vector<torch::Tensor>(hold_x.begin(), hold_x.begin() + std::min<size_t>(4, hold_x.size())));
     per_image = Seconds(ts) / std::min<size_t>(4, hold_x.size());
   }
-  double tail = per_image * (std::min<size_t>(train_x.size(), 200) + hold_x.size() + val.inputs.size()) * 1.3 + 5;
+  double tail = per_image * (std::min<size_t>(train_x.size(), 200) + hold_x.size() + val.inputs.size()) * 2.0 + 10;
   // Periodic validation on a subset (every k-th image) to keep it cheap.
   std::vector<torch::Tensor> pval_x;
   std::vector<bool> pval_y;
@@ -691,6 +692,34 @@ Status RunTraining(const TrainOptions& opt) {
     torch::Tensor w = evecs.mm(torch::diag(evals.clamp_min(1e-9).rsqrt())).mm(evecs.t());
     ema->dens_w.copy_(w.to(torch::kFloat32));
     ema->dens_b.copy_((-w.mv(mu)).to(torch::kFloat32));
+    if (opt.bank > 0) {
+      // k-centre greedy coreset of whitened features (random subset of cells).
+      torch::Tensor feats;
+      {
+        std::vector<torch::Tensor> fs;
+        torch::Generator gen = at::detail::createCPUGenerator(opt.seed + 5);
+        for (size_t i = 0; i < fit_x.size(); i += 8) {
+          size_t e = std::min(fit_x.size(), i + 8);
+          torch::Tensor x = torch::stack(std::vector<torch::Tensor>(fit_x.begin() + i, fit_x.begin() + e));
+          torch::Tensor ft = ema->forward(x).features.permute({0, 2, 3, 1}).reshape({-1, f});
+          int64_t take = std::min<int64_t>(ft.size(0), 40000 / int64_t((fit_x.size() + 7) / 8) + 1);
+          fs.push_back(ft.index_select(0, torch::randperm(ft.size(0), gen).slice(0, 0, take)));
+        }
+        feats = torch::cat(fs);
+      }
+      torch::Tensor z = feats.mm(ema->dens_w.t()) + ema->dens_b;  // whitened
+      int k = std::min<int>(opt.bank, int(z.size(0)));
+      std::vector<int64_t> chosen = {0};
+      torch::Tensor mind = (z - z[0]).pow(2).sum(1);
+      for (int j = 1; j < k; ++j) {
+        int64_t next = mind.argmax().item<int64_t>();
+        chosen.push_back(next);
+        mind = torch::minimum(mind, (z - z[next]).pow(2).sum(1));
+      }
+      torch::Tensor b = z.index_select(0, torch::tensor(chosen));
+      ema->bank.resize_({b.size(0), f});
+      ema->bank.copy_(b);
+    }
   }
   // Branch maps of held-out good and validation images: one pass each.
   auto run_branches = [&](const std::vector<torch::Tensor>& xs, torch::Tensor* seg, torch::Tensor* dens) {
@@ -748,7 +777,8 @@ Status RunTraining(const TrainOptions& opt) {
   struct CellCalib {
     torch::Tensor mean, std;
   };
-  auto fit_cells = [&](const torch::Tensor& maps_in) {
+  // shrink: 0 = per-cell std, 1 = one global std (per-cell mean either way).
+  auto fit_cells = [&](const torch::Tensor& maps_in, float shrink) {
     CellCalib cc{torch::zeros({map_h, map_w}), torch::ones({map_h, map_w})};
     if (!opt.cell_calibration) return cc;
     torch::Tensor maps = maps_in;
@@ -761,14 +791,75 @@ Status RunTraining(const TrainOptions& opt) {
     cc.mean = smooth(maps.mean(0)[0]);
     torch::Tensor sd = smooth(maps.std(0)[0]);
     float floor = std::max(1e-3f, 0.5f * sd.median().item<float>());
-    cc.std = sd.clamp_min(floor);
+    sd = sd.clamp_min(floor);
+    cc.std = torch::sqrt((1 - shrink) * sd * sd + shrink * (sd * sd).mean());
     return cc;
   };
   auto apply_cells = [&](const torch::Tensor& maps, const CellCalib& cc) {
     return (maps - cc.mean.view({1, 1, map_h, map_w})) / cc.std.view({1, 1, map_h, map_w});
   };
   torch::Tensor hold_maps = ema->combine_maps(hold_seg, hold_dens);
-  CellCalib cells = fit_cells(hold_maps);
+  // Choose how much the per-cell std is trusted (positional structure vs the
+  // noise of few held-out images) by a map-level simulation: the held-out set
+  // is split in halves; one half fits the calibration, the other gets
+  // Gaussian bumps of a few heights added to its raw maps at random places;
+  // the shrink with the best mean AUROC (bumped vs clean) wins.
+  float shrink = opt.cell_std_shrink;
+  if (opt.cell_calibration && shrink < 0) {
+    int64_t n = hold_maps.size(0);
+    if (n < 8) {
+      shrink = 1.0f;
+    } else {
+      torch::Tensor even = hold_maps.slice(0, 0, n, 2), odd = hold_maps.slice(0, 1, n, 2);
+      float gsd = hold_maps.std().item<float>();
+      std::mt19937 rng(opt.seed + 99);
+      // Bumped copies of each test map (same bumps for every candidate).
+      auto bumped = [&](const torch::Tensor& maps, float height) {
+        torch::Tensor out = maps.clone();
+        torch::Tensor yy = torch::arange(map_h).view({map_h, 1}).to(torch::kFloat32);
+        torch::Tensor xx = torch::arange(map_w).view({1, map_w}).to(torch::kFloat32);
+        for (int64_t i = 0; i < out.size(0); ++i) {
+          float cy = std::uniform_real_distribution<float>(0, map_h - 1)(rng);
+          float cx = std::uniform_real_distribution<float>(0, map_w - 1)(rng);
+          torch::Tensor g = torch::exp(-((yy - cy).pow(2) + (xx - cx).pow(2)) / (2 * 1.5f * 1.5f));
+          out[i][0] += height * gsd * g;
+        }
+        return out;
+      };
+      std::vector<std::pair<torch::Tensor, torch::Tensor>> folds = {{even, odd}, {odd, even}};
+      std::vector<std::vector<torch::Tensor>> bumps(2);
+      for (int f = 0; f < 2; ++f)
+        for (float hgt : {2.0f, 4.0f, 8.0f}) bumps[f].push_back(bumped(folds[f].second, hgt));
+      double best = -1;
+      std::string line;
+      for (float cand : {0.0f, 0.5f, 0.8f, 1.0f}) {
+        double sum = 0;
+        int cnt = 0;
+        for (int f = 0; f < 2; ++f) {
+          CellCalib cc = fit_cells(folds[f].first, cand);
+          std::vector<float> good = ReduceScores(apply_cells(folds[f].second, cc), opt.reduce, opt.topk);
+          for (const torch::Tensor& b : bumps[f]) {
+            std::vector<float> bad = ReduceScores(apply_cells(b, cc), opt.reduce, opt.topk);
+            std::vector<float> sc = good;
+            sc.insert(sc.end(), bad.begin(), bad.end());
+            std::vector<bool> lab(good.size(), false);
+            lab.insert(lab.end(), bad.size(), true);
+            sum += Auroc(sc, lab);
+            ++cnt;
+          }
+        }
+        double auc = sum / cnt;
+        char buf[48];
+        std::snprintf(buf, sizeof(buf), " %.1f:%.3f", cand, auc);
+        line += buf;
+        if (auc > best + 1e-9) { best = auc; shrink = cand; }
+      }
+      if (!opt.quiet) std::fprintf(stderr, "cell std shrink (simulated bump AUROC)%s -> %.1f\n", line.c_str(), shrink);
+    }
+  }
+  if (shrink < 0) shrink = 1.0f;
+  metrics["cell_std_shrink"] = shrink;
+  CellCalib cells = fit_cells(hold_maps, shrink);
   torch::Tensor cell_mean = cells.mean, cell_std = cells.std;
   std::vector<float> hold_scores = ReduceScores(apply_cells(hold_maps, cells), opt.reduce, opt.topk);
   double hmean = 0, hsd = 0;
@@ -796,7 +887,7 @@ Status RunTraining(const TrainOptions& opt) {
     // Analysis: each branch alone and the sum, each cell-calibrated on held-out good.
     if (!opt.quiet) {
       auto report = [&](const char* what, const torch::Tensor& hm, const torch::Tensor& vm) {
-        CellCalib cc = fit_cells(hm);
+        CellCalib cc = fit_cells(hm, shrink);
         torch::Tensor cal_v = apply_cells(vm, cc);
         for (const char* red : {"max", "topk_mean"}) {
           std::vector<float> sc = ReduceScores(cal_v, red, opt.topk);

@@ -24,17 +24,19 @@ struct TrainOptions {
   float lcn_sigma = 8.0f;    // in network-input pixels
   float lcn_eps = 1e-3f;
   int channels = 0;          // 0 = 1 if all training images are gray, else 3
-  int crop = 128;            // training crop side (<= input side)
-  int batch = 16;
+  int crop = 96;             // training crop side (<= input side)
+  int batch = 12;
   float lr = 2e-3f;
-  int width = 16;            // first-stage channels
+  int width = 12;            // first-stage channels
   bool density = true;
-  float seg_weight = 1.0f;
+  int bank = 0;              // > 0: nearest-neighbour bank of this size
+  float seg_weight = 0.35f;
   float density_weight = 1.0f;
   float map_blur = 1.0f;     // Gaussian smoothing of the output map (cells)
   std::string reduce = "max";  // max | topk_mean | mean
   float topk = 0.01f;
   bool cell_calibration = true;
+  float cell_std_shrink = -1;  // 0..1 (1 = global std); < 0: chosen by simulation
   float sensitivity = 0.5f;  // 0..1: higher flags more images
   float holdout = 0.15f;     // fraction of good training images held out
   float anomaly_prob = 0.6f; // fraction of training crops with synthetic anomalies
