@@ -357,7 +357,8 @@ TEST(DecodeHostile, PngZlibBombIsRejectedWithoutInflating) {
 
 // An IDAT chunk that declares 2 GiB in a 60-byte file: stb allocated the
 // declared length before noticing the file is short. Now a clean kBadImage
-// without the allocation (the cap for 1x1 is 1 MiB).
+// without the allocation (the cap for 1x1 is 1 MiB). The result was
+// kBadImage before too; this test pins the result, not the allocation.
 TEST(DecodeHostile, PngChunkLengthLargerThanFileIsRejected) {
   Bytes png = ZlibBombPng(1, 1, false, 2);
   // Patch the IDAT length (after signature 8 + IHDR chunk 25 bytes).
