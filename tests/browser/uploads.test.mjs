@@ -54,14 +54,15 @@ export default async function (t) {
   const badScores = items.filter((i) => isBad.has(i.name)).map((i) => i.score);
   t.log(`demo: good ${goodScores.map((s) => s.toFixed(3)).join(' ')} | defective ${badScores.map((s) => s.toFixed(3)).join(' ')}`);
   t.assert(items.every((i) => Number.isFinite(i.score)), 'every image has a finite score');
-  // Defective images score higher: the median defective image is above every
-  // good one (a subtle defect the model misses is listed, not hidden).
+  // Defective images score higher: every defective demo image is above every
+  // good one (with the default model; a user model may miss subtle ones, so
+  // misses are listed before the assertion).
   const maxGood = Math.max(...goodScores);
   const median = (a) => [...a].sort((x, y) => x - y)[a.length >> 1];
   const below = items.filter((i) => isBad.has(i.name) && i.score <= maxGood);
   if (below.length) t.log(`defective at or below the best good score (${maxGood.toFixed(3)}): ${below.map((i) => `${i.name} ${i.score.toFixed(3)}`).join(', ')}`);
-  t.assert(median(badScores) > maxGood,
-           `defective demo images score higher than good ones (median defective ${median(badScores)}, max good ${maxGood})`);
+  t.assert(below.length === 0 && median(badScores) > maxGood,
+           `every defective demo image scores higher than every good one (max good ${maxGood})`);
   // Verdicts at the model's calibrated threshold: every good image is OK; the
   // defective ones are flagged (subtle defects may fall under a conservative
   // threshold: at least half must be flagged, the misses are listed).
