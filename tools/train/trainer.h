@@ -36,7 +36,7 @@ struct TrainOptions {
   std::string reduce = "max";  // max | topk_mean | mean
   float topk = 0.01f;
   bool cell_calibration = true;
-  float cell_std_shrink = -1;  // 0..1 (1 = global std); < 0: chosen by simulation
+  float cell_std_shrink = 0.5f;  // 0..1 (1 = global std); < 0: chosen by simulation
   float sensitivity = 0.5f;  // 0..1: higher flags more images
   float holdout = 0.15f;     // fraction of good training images held out
   float anomaly_prob = 0.6f; // fraction of training crops with synthetic anomalies
