@@ -1,45 +1,11 @@
 #include "api/web_detector.h"
 
 #include <cmath>
-#include <cstdio>
 
 #include "core/limits.h"
+#include "model/json_util.h"
 
 namespace flawlens {
-
-namespace {
-
-std::string Quote(const std::string& s) {
-  std::string out = "\"";
-  for (unsigned char c : s) {
-    switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
-      default:
-        if (c < 0x20) {
-          char buf[8];
-          std::snprintf(buf, sizeof buf, "\\u%04x", c);
-          out += buf;
-        } else {
-          out += static_cast<char>(c);
-        }
-    }
-  }
-  return out + "\"";
-}
-
-// JSON has no NaN/Inf: write null for them.
-std::string Num(double v) {
-  if (!std::isfinite(v)) return "null";
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "%.9g", v);
-  return buf;
-}
-
-}  // namespace
 
 uint8_t* WebDetector::buffer(double bytes) {
   if (!(bytes >= 0) || bytes > static_cast<double>(kMaxModelBytes)) return nullptr;
@@ -63,15 +29,24 @@ std::string WebDetector::load(const std::string& backend) {
 std::string WebDetector::info() const {
   if (!det_) return "{}";
   const ModelInfo& i = det_->info();
-  return "{\"name\":" + Quote(i.name) + ",\"backend\":" + Quote(i.backend) +
-         ",\"inputWidth\":" + std::to_string(i.input_width) +
-         ",\"inputHeight\":" + std::to_string(i.input_height) +
-         ",\"inputChannels\":" + std::to_string(i.input_channels) +
-         ",\"mapWidth\":" + std::to_string(i.map_width) +
-         ",\"mapHeight\":" + std::to_string(i.map_height) + ",\"threshold\":" + Num(i.threshold) +
-         ",\"mapLow\":" + Num(i.map_low) + ",\"mapHigh\":" + Num(i.map_high) +
-         ",\"parameters\":" + std::to_string(i.parameters) + ",\"macs\":" + std::to_string(i.macs) +
-         ",\"card\":" + (i.card_json.empty() ? std::string("{}") : i.card_json) + "}";
+  Json card = Json::object();  // card_json was re-serialised by the loader: it parses
+  if (!i.card_json.empty() && !ParseJson(i.card_json.data(), i.card_json.size(), "card", &card).ok()) {
+    card = Json::object();
+  }
+  Json j = {{"name", i.name},
+            {"backend", i.backend},
+            {"inputWidth", i.input_width},
+            {"inputHeight", i.input_height},
+            {"inputChannels", i.input_channels},
+            {"mapWidth", i.map_width},
+            {"mapHeight", i.map_height},
+            {"threshold", i.threshold},
+            {"mapLow", i.map_low},
+            {"mapHigh", i.map_high},
+            {"parameters", i.parameters},
+            {"macs", i.macs},
+            {"card", std::move(card)}};
+  return DumpJson(j);  // never aborts; NaN/Inf become null
 }
 
 std::string WebDetector::detect(int width, int height, const std::string& format, double rx,
