@@ -3,7 +3,7 @@
 #include <cmath>
 
 #include "core/limits.h"
-#include "model/json_util.h"
+#include "model/json_value.h"
 
 namespace flawlens {
 
@@ -29,24 +29,25 @@ std::string WebDetector::load(const std::string& backend) {
 std::string WebDetector::info() const {
   if (!det_) return "{}";
   const ModelInfo& i = det_->info();
-  Json card = Json::object();  // card_json was re-serialised by the loader: it parses
+  JsonValue card = JsonValue::Object();  // card_json was re-serialised by the loader: it parses
   if (!i.card_json.empty() && !ParseJson(i.card_json.data(), i.card_json.size(), "card", &card).ok()) {
-    card = Json::object();
+    card = JsonValue::Object();
   }
-  Json j = {{"name", i.name},
-            {"backend", i.backend},
-            {"inputWidth", i.input_width},
-            {"inputHeight", i.input_height},
-            {"inputChannels", i.input_channels},
-            {"mapWidth", i.map_width},
-            {"mapHeight", i.map_height},
-            {"threshold", i.threshold},
-            {"mapLow", i.map_low},
-            {"mapHigh", i.map_high},
-            {"parameters", i.parameters},
-            {"macs", i.macs},
-            {"card", std::move(card)}};
-  return DumpJson(j);  // never aborts; NaN/Inf become null
+  JsonValue j = JsonValue::Object();
+  j.Set("name", i.name)
+      .Set("backend", i.backend)
+      .Set("inputWidth", i.input_width)
+      .Set("inputHeight", i.input_height)
+      .Set("inputChannels", i.input_channels)
+      .Set("mapWidth", i.map_width)
+      .Set("mapHeight", i.map_height)
+      .Set("threshold", i.threshold)
+      .Set("mapLow", i.map_low)
+      .Set("mapHigh", i.map_high)
+      .Set("parameters", i.parameters)
+      .Set("macs", i.macs)
+      .Set("card", std::move(card));
+  return j.Dump();  // never aborts; NaN/Inf become null
 }
 
 std::string WebDetector::detect(int width, int height, const std::string& format, double rx,

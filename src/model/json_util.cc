@@ -2,110 +2,22 @@
 
 #include <cfloat>
 #include <cmath>
-#include <set>
 
 #include "core/limits.h"
 
 namespace flawlens {
 
-namespace {
-
-// Nesting depth of a JSON text, ignoring brackets inside strings.
-int MaxNestingDepth(const char* data, size_t size) {
-  int depth = 0, max_depth = 0;
-  bool in_string = false, escape = false;
-  for (size_t i = 0; i < size; ++i) {
-    const char ch = data[i];
-    if (in_string) {
-      if (escape) {
-        escape = false;
-      } else if (ch == '\\') {
-        escape = true;
-      } else if (ch == '"') {
-        in_string = false;
-      }
-      continue;
-    }
-    if (ch == '"') {
-      in_string = true;
-    } else if (ch == '{' || ch == '[') {
-      if (++depth > max_depth) max_depth = depth;
-    } else if (ch == '}' || ch == ']') {
-      --depth;
-    }
-  }
-  return max_depth;
+const JsonValue* FindMember(const JsonValue& obj, const char* key) {
+  return obj.Find(key);
 }
 
-std::string TypeName(const Json& v) { return v.type_name(); }
-
-}  // namespace
-
-Status ParseJson(const char* data, size_t size, const std::string& what, Json* out,
-                 std::string* duplicate_top_key) {
-  if (data == nullptr && size > 0) {
-    return MakeError(ErrorCode::kInvalidArgument, "%s: null JSON buffer", what.c_str());
-  }
-  const int depth = MaxNestingDepth(data, size);
-  if (depth > kMaxJsonDepth) {
-    return MakeError(ErrorCode::kBadHeader, "%s: JSON nested %d levels deep (limit %d)",
-                     what.c_str(), depth, kMaxJsonDepth);
-  }
-  std::string duplicate;
-  std::set<std::string> seen;
-  Json::parser_callback_t callback = nullptr;
-  if (duplicate_top_key != nullptr) {
-    callback = [&](int cb_depth, Json::parse_event_t event, Json& parsed) {
-      if (event == Json::parse_event_t::key && cb_depth == 1 && parsed.is_string() &&
-          duplicate.empty()) {
-        const std::string& key = parsed.get_ref<const std::string&>();
-        if (!seen.insert(key).second) duplicate = key;
-      }
-      return true;
-    };
-  }
-  const char* begin = size > 0 ? data : "";
-  Json j = Json::parse(begin, begin + size, callback, /*allow_exceptions=*/false);
-  if (j.is_discarded()) {
-    return MakeError(ErrorCode::kBadHeader, "%s: malformed JSON", what.c_str());
-  }
-  if (duplicate_top_key != nullptr) *duplicate_top_key = duplicate;
-  *out = std::move(j);
-  return Status::Ok();
+bool JsonToInt64(const JsonValue& v, int64_t lo, int64_t hi, int64_t* out) {
+  return v.ToInt64(lo, hi, out);
 }
 
-std::string DumpJson(const Json& j) {
-  return j.dump(-1, ' ', false, Json::error_handler_t::replace);
-}
-
-const Json* FindMember(const Json& obj, const char* key) {
-  if (!obj.is_object()) return nullptr;
-  auto it = obj.find(key);
-  if (it == obj.end()) return nullptr;
-  return &*it;
-}
-
-bool JsonToInt64(const Json& v, int64_t lo, int64_t hi, int64_t* out) {
-  if (v.is_number_unsigned()) {
-    const uint64_t u = v.get<uint64_t>();
-    if (u > static_cast<uint64_t>(INT64_MAX)) return false;
-    const int64_t s = static_cast<int64_t>(u);
-    if (s < lo || s > hi) return false;
-    *out = s;
-    return true;
-  }
-  if (v.is_number_integer()) {
-    const int64_t s = v.get<int64_t>();
-    if (s < lo || s > hi) return false;
-    *out = s;
-    return true;
-  }
-  return false;
-}
-
-Status GetInt(const Json& obj, const char* key, int64_t lo, int64_t hi, ErrorCode code,
+Status GetInt(const JsonValue& obj, const char* key, int64_t lo, int64_t hi, ErrorCode code,
               const std::string& ctx, int* out) {
-  const Json* v = FindMember(obj, key);
+  const JsonValue* v = FindMember(obj, key);
   if (v == nullptr) return Status::Ok();
   int64_t x = 0;
   if (!JsonToInt64(*v, lo, hi, &x)) {
@@ -117,9 +29,9 @@ Status GetInt(const Json& obj, const char* key, int64_t lo, int64_t hi, ErrorCod
   return Status::Ok();
 }
 
-Status GetIntPair(const Json& obj, const char* key, int64_t lo, int64_t hi, ErrorCode code,
+Status GetIntPair(const JsonValue& obj, const char* key, int64_t lo, int64_t hi, ErrorCode code,
                   const std::string& ctx, int* a, int* b) {
-  const Json* v = FindMember(obj, key);
+  const JsonValue* v = FindMember(obj, key);
   if (v == nullptr) return Status::Ok();
   int64_t x = 0, y = 0;
   bool ok = false;
@@ -139,15 +51,15 @@ Status GetIntPair(const Json& obj, const char* key, int64_t lo, int64_t hi, Erro
   return Status::Ok();
 }
 
-Status GetFloat(const Json& obj, const char* key, double lo, double hi, ErrorCode code,
+Status GetFloat(const JsonValue& obj, const char* key, double lo, double hi, ErrorCode code,
                 const std::string& ctx, float* out) {
-  const Json* v = FindMember(obj, key);
+  const JsonValue* v = FindMember(obj, key);
   if (v == nullptr) return Status::Ok();
   if (!v->is_number()) {
     return MakeError(code, "%s: '%s' must be a number (got %s)", ctx.c_str(), key,
-                     TypeName(*v).c_str());
+                     v->type_name());
   }
-  const double d = v->get<double>();
+  const double d = v->as_double();
   if (!std::isfinite(d) || std::fabs(d) > FLT_MAX || d < lo || d > hi) {
     return MakeError(code, "%s: '%s' must be a finite number in [%g, %g] (got %g)", ctx.c_str(),
                      key, lo, hi, d);
@@ -156,27 +68,27 @@ Status GetFloat(const Json& obj, const char* key, double lo, double hi, ErrorCod
   return Status::Ok();
 }
 
-Status GetBool(const Json& obj, const char* key, ErrorCode code, const std::string& ctx,
+Status GetBool(const JsonValue& obj, const char* key, ErrorCode code, const std::string& ctx,
                bool* out) {
-  const Json* v = FindMember(obj, key);
+  const JsonValue* v = FindMember(obj, key);
   if (v == nullptr) return Status::Ok();
-  if (!v->is_boolean()) {
+  if (!v->is_bool()) {
     return MakeError(code, "%s: '%s' must be true or false (got %s)", ctx.c_str(), key,
-                     TypeName(*v).c_str());
+                     v->type_name());
   }
-  *out = v->get<bool>();
+  *out = v->as_bool();
   return Status::Ok();
 }
 
-Status GetString(const Json& obj, const char* key, ErrorCode code, const std::string& ctx,
+Status GetString(const JsonValue& obj, const char* key, ErrorCode code, const std::string& ctx,
                  std::string* out) {
-  const Json* v = FindMember(obj, key);
+  const JsonValue* v = FindMember(obj, key);
   if (v == nullptr) return Status::Ok();
   if (!v->is_string()) {
     return MakeError(code, "%s: '%s' must be a string (got %s)", ctx.c_str(), key,
-                     TypeName(*v).c_str());
+                     v->type_name());
   }
-  *out = v->get<std::string>();
+  *out = v->str();
   return Status::Ok();
 }
 
@@ -204,24 +116,24 @@ namespace {
 constexpr ErrorCode kHdr = ErrorCode::kBadHeader;
 
 // "mean"/"std": a number (all channels) or an array of 1 or 3 numbers.
-Status GetChannelTriple(const Json& obj, const char* key, double lo, const std::string& ctx,
+Status GetChannelTriple(const JsonValue& obj, const char* key, double lo, const std::string& ctx,
                         float out[3]) {
-  const Json* v = FindMember(obj, key);
+  const JsonValue* v = FindMember(obj, key);
   if (v == nullptr) return Status::Ok();
   double vals[3] = {0, 0, 0};
   bool ok = false;
   if (v->is_number()) {
-    vals[0] = vals[1] = vals[2] = v->get<double>();
+    vals[0] = vals[1] = vals[2] = v->as_double();
     ok = true;
   } else if (v->is_array() && (v->size() == 1 || v->size() == 3)) {
     ok = true;
     for (size_t i = 0; i < 3; ++i) {
-      const Json& e = (*v)[v->size() == 1 ? 0 : i];
+      const JsonValue& e = (*v)[v->size() == 1 ? 0 : i];
       if (!e.is_number()) {
         ok = false;
         break;
       }
-      vals[i] = e.get<double>();
+      vals[i] = e.as_double();
     }
   }
   for (double d : vals) {
@@ -235,17 +147,23 @@ Status GetChannelTriple(const Json& obj, const char* key, double lo, const std::
   return Status::Ok();
 }
 
-Json FloatJson(float f) { return Json(static_cast<double>(f)); }
+JsonValue FloatJson(float f) { return JsonValue(static_cast<double>(f)); }
+
+JsonValue FloatTriple(const float v[3]) {
+  JsonValue a = JsonValue::Array();
+  for (int i = 0; i < 3; ++i) a.Push(FloatJson(v[i]));
+  return a;
+}
 
 }  // namespace
 
-Status ParsePreprocessJson(const Json& j, PreprocessConfig* out) {
+Status ParsePreprocessJson(const JsonValue& j, PreprocessConfig* out) {
   const std::string ctx = "preprocess";
   if (!j.is_object()) return MakeError(kHdr, "preprocess: must be a JSON object");
   PreprocessConfig c;
   FLAWLENS_RETURN_IF_ERROR(GetInt(j, "resize_w", 0, kMaxImageSide, kHdr, ctx, &c.resize_w));
   FLAWLENS_RETURN_IF_ERROR(GetInt(j, "resize_h", 0, kMaxImageSide, kHdr, ctx, &c.resize_h));
-  if (const Json* crop = FindMember(j, "crop")) {
+  if (const JsonValue* crop = FindMember(j, "crop")) {
     if (!crop->is_object()) {
       return MakeError(kHdr, "preprocess: 'crop' must be an object {\"x\",\"y\",\"w\",\"h\"}");
     }
@@ -276,38 +194,42 @@ Status ParsePreprocessJson(const Json& j, PreprocessConfig* out) {
 }
 
 std::string PreprocessToJson(const PreprocessConfig& c) {
-  Json j = Json::object();
-  j["resize_w"] = c.resize_w;
-  j["resize_h"] = c.resize_h;
-  j["crop"] = {{"x", c.crop.x}, {"y", c.crop.y}, {"w", c.crop.w}, {"h", c.crop.h}};
-  j["channels"] = c.channels;
-  j["scale"] = FloatJson(c.scale);
-  j["mean"] = Json::array({FloatJson(c.mean[0]), FloatJson(c.mean[1]), FloatJson(c.mean[2])});
-  j["std"] = Json::array({FloatJson(c.std[0]), FloatJson(c.std[1]), FloatJson(c.std[2])});
-  j["norm"] = NormModeName(c.norm);
-  j["lcn_sigma"] = FloatJson(c.lcn_sigma);
-  j["lcn_eps"] = FloatJson(c.lcn_eps);
+  JsonValue j = JsonValue::Object();
+  j.Set("resize_w", c.resize_w);
+  j.Set("resize_h", c.resize_h);
+  j.Set("crop", JsonValue::Object()
+                    .Set("x", c.crop.x)
+                    .Set("y", c.crop.y)
+                    .Set("w", c.crop.w)
+                    .Set("h", c.crop.h));
+  j.Set("channels", c.channels);
+  j.Set("scale", FloatJson(c.scale));
+  j.Set("mean", FloatTriple(c.mean));
+  j.Set("std", FloatTriple(c.std));
+  j.Set("norm", NormModeName(c.norm));
+  j.Set("lcn_sigma", FloatJson(c.lcn_sigma));
+  j.Set("lcn_eps", FloatJson(c.lcn_eps));
   return DumpJson(j);
 }
 
-Status ParseCalibrationJson(const Json& j, Calibration* out) {
+Status ParseCalibrationJson(const JsonValue& j, Calibration* out) {
   const std::string ctx = "calibration";
   if (!j.is_object()) return MakeError(kHdr, "calibration: must be a JSON object");
   Calibration c;
   FLAWLENS_RETURN_IF_ERROR(GetFloat(j, "offset", -FLT_MAX, FLT_MAX, kHdr, ctx, &c.offset));
-  if (const Json* s = FindMember(j, "scale")) {
-    if (!s->is_number() || !std::isfinite(s->get<double>()) || !(s->get<double>() > 0) ||
-        s->get<double>() > FLT_MAX || static_cast<float>(s->get<double>()) <= 0.0f ||
-        !std::isfinite(1.0f / static_cast<float>(s->get<double>()))) {
+  if (const JsonValue* s = FindMember(j, "scale")) {
+    if (!s->is_number() || !std::isfinite(s->as_double()) || !(s->as_double() > 0) ||
+        s->as_double() > FLT_MAX || static_cast<float>(s->as_double()) <= 0.0f ||
+        !std::isfinite(1.0f / static_cast<float>(s->as_double()))) {
       return MakeError(kHdr,
                        "calibration: 'scale' must be a finite number > 0 whose inverse is "
                        "finite (got %s)",
                        DumpJson(*s).substr(0, 64).c_str());
     }
-    c.scale = static_cast<float>(s->get<double>());
+    c.scale = static_cast<float>(s->as_double());
   }
   FLAWLENS_RETURN_IF_ERROR(GetFloat(j, "threshold", -FLT_MAX, FLT_MAX, kHdr, ctx, &c.threshold));
-  if (const Json* f = FindMember(j, "f1_threshold")) {
+  if (const JsonValue* f = FindMember(j, "f1_threshold")) {
     if (!f->is_null()) {
       FLAWLENS_RETURN_IF_ERROR(
           GetFloat(j, "f1_threshold", -FLT_MAX, FLT_MAX, kHdr, ctx, &c.f1_threshold));
@@ -324,17 +246,17 @@ Status ParseCalibrationJson(const Json& j, Calibration* out) {
 }
 
 std::string CalibrationToJson(const Calibration& c) {
-  Json j = Json::object();
-  j["offset"] = FloatJson(c.offset);
-  j["scale"] = FloatJson(c.scale);
-  j["threshold"] = FloatJson(c.threshold);
-  if (!std::isnan(c.f1_threshold)) j["f1_threshold"] = FloatJson(c.f1_threshold);
-  j["map_low"] = FloatJson(c.map_low);
-  j["map_high"] = FloatJson(c.map_high);
+  JsonValue j = JsonValue::Object();
+  j.Set("offset", FloatJson(c.offset));
+  j.Set("scale", FloatJson(c.scale));
+  j.Set("threshold", FloatJson(c.threshold));
+  if (!std::isnan(c.f1_threshold)) j.Set("f1_threshold", FloatJson(c.f1_threshold));
+  j.Set("map_low", FloatJson(c.map_low));
+  j.Set("map_high", FloatJson(c.map_high));
   return DumpJson(j);
 }
 
-Status ParsePostprocessJson(const Json& j, PostprocessConfig* out, std::string* cell_mean,
+Status ParsePostprocessJson(const JsonValue& j, PostprocessConfig* out, std::string* cell_mean,
                             std::string* cell_std) {
   const std::string ctx = "postprocess";
   if (!j.is_object()) return MakeError(kHdr, "postprocess: must be a JSON object");
@@ -369,13 +291,13 @@ Status ParsePostprocessJson(const Json& j, PostprocessConfig* out, std::string* 
 
 std::string PostprocessToJson(const PostprocessConfig& c, const std::string& cell_mean,
                               const std::string& cell_std) {
-  Json j = Json::object();
-  j["sigmoid"] = c.sigmoid;
-  j["blur_sigma"] = FloatJson(c.blur_sigma);
-  j["reduce"] = ScoreReduceName(c.reduce);
-  j["topk_fraction"] = FloatJson(c.topk_fraction);
-  if (!cell_mean.empty()) j["cell_mean"] = cell_mean;
-  if (!cell_std.empty()) j["cell_std"] = cell_std;
+  JsonValue j = JsonValue::Object();
+  j.Set("sigmoid", c.sigmoid);
+  j.Set("blur_sigma", FloatJson(c.blur_sigma));
+  j.Set("reduce", ScoreReduceName(c.reduce));
+  j.Set("topk_fraction", FloatJson(c.topk_fraction));
+  if (!cell_mean.empty()) j.Set("cell_mean", cell_mean);
+  if (!cell_std.empty()) j.Set("cell_std", cell_std);
   return DumpJson(j);
 }
 

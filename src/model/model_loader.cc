@@ -41,15 +41,15 @@ std::string Q(const std::string& s) { return s.size() <= 80 ? s : s.substr(0, 77
 
 // ---- tensors -------------------------------------------------------------------
 
-Status ParseTensorEntry(const std::string& name, const Json& entry, RawTensor* t) {
+Status ParseTensorEntry(const std::string& name, const JsonValue& entry, RawTensor* t) {
   const std::string n = Q(name);
   if (name.empty()) return MakeError(ErrorCode::kBadHeader, "tensor with an empty name");
   if (!entry.is_object()) {
     return MakeError(ErrorCode::kBadHeader, "tensor '%s': entry must be a JSON object", n.c_str());
   }
-  const Json* dtype = FindMember(entry, "dtype");
-  const Json* shape = FindMember(entry, "shape");
-  const Json* offsets = FindMember(entry, "data_offsets");
+  const JsonValue* dtype = FindMember(entry, "dtype");
+  const JsonValue* shape = FindMember(entry, "shape");
+  const JsonValue* offsets = FindMember(entry, "data_offsets");
   if (dtype == nullptr || shape == nullptr || offsets == nullptr) {
     return MakeError(ErrorCode::kBadHeader,
                      "tensor '%s': needs \"dtype\", \"shape\" and \"data_offsets\"", n.c_str());
@@ -57,7 +57,7 @@ Status ParseTensorEntry(const std::string& name, const Json& entry, RawTensor* t
   if (!dtype->is_string()) {
     return MakeError(ErrorCode::kBadHeader, "tensor '%s': dtype must be a string", n.c_str());
   }
-  const std::string& dt = dtype->get_ref<const std::string&>();
+  const std::string& dt = dtype->str();
   if (dt != "F32") {
     return MakeError(ErrorCode::kBadDtype, "tensor '%s': dtype '%s' is not supported (only F32)",
                      n.c_str(), Q(dt).c_str());
@@ -73,7 +73,7 @@ Status ParseTensorEntry(const std::string& name, const Json& entry, RawTensor* t
   t->shape.clear();
   int64_t elements = 1;
   for (size_t i = 0; i < shape->size(); ++i) {
-    const Json& d = (*shape)[i];
+    const JsonValue& d = (*shape)[i];
     int64_t dim = 0;
     if (!JsonToInt64(d, 1, kMaxTensorElements, &dim)) {
       return MakeError(ErrorCode::kBadShape,
@@ -224,7 +224,7 @@ using TensorMap = std::unordered_map<std::string, const RawTensor*>;
 // them as kLimitExceeded.
 constexpr int64_t kAttrMax = 1 << 16;
 
-Status ResolveTensor(const Json& node, const char* key, const std::string& ctx,
+Status ResolveTensor(const JsonValue& node, const char* key, const std::string& ctx,
                      const TensorMap& tensors, TensorRef* ref, bool* present) {
   *present = false;
   std::string name;
@@ -241,13 +241,13 @@ Status ResolveTensor(const Json& node, const char* key, const std::string& ctx,
   return Status::Ok();
 }
 
-Status ParseActivationAttr(const Json& node, const std::string& ctx, bool required, Node* out) {
-  const Json* a = FindMember(node, "activation");
+Status ParseActivationAttr(const JsonValue& node, const std::string& ctx, bool required, Node* out) {
+  const JsonValue* a = FindMember(node, "activation");
   if (a == nullptr) {
     if (required) return MakeError(ErrorCode::kBadGraph, "%s: needs \"activation\"", ctx.c_str());
     return Status::Ok();
   }
-  if (!a->is_string() || !ParseActivation(a->get<std::string>(), &out->activation)) {
+  if (!a->is_string() || !ParseActivation(a->str(), &out->activation)) {
     return MakeError(ErrorCode::kBadGraph,
                      "%s: unknown activation %s (expected none, relu, leaky_relu, silu, sigmoid)",
                      ctx.c_str(), DumpJson(*a).substr(0, 40).c_str());
@@ -255,38 +255,38 @@ Status ParseActivationAttr(const Json& node, const std::string& ctx, bool requir
   return GetFloat(node, "alpha", -1e6, 1e6, ErrorCode::kBadGraph, ctx, &out->alpha);
 }
 
-Status ParseNode(const Json& j, size_t index, const std::unordered_map<std::string, int>& values,
+Status ParseNode(const JsonValue& j, size_t index, const std::unordered_map<std::string, int>& values,
                  const TensorMap& tensors, Node* node) {
   constexpr ErrorCode kG = ErrorCode::kBadGraph;
   if (!j.is_object()) return MakeError(kG, "node %zu: must be a JSON object", index);
-  const Json* name = FindMember(j, "name");
-  if (name == nullptr || !name->is_string() || name->get_ref<const std::string&>().empty()) {
+  const JsonValue* name = FindMember(j, "name");
+  if (name == nullptr || !name->is_string() || name->str().empty()) {
     return MakeError(kG, "node %zu: needs a non-empty string \"name\"", index);
   }
-  node->name = name->get<std::string>();
+  node->name = name->str();
   const std::string ctx = "node '" + Q(node->name) + "'";
   if (node->name == "input" || values.count(node->name)) {
     return MakeError(kG, "%s: duplicate name (names must be unique and not \"input\")", ctx.c_str());
   }
-  const Json* op = FindMember(j, "op");
+  const JsonValue* op = FindMember(j, "op");
   if (op == nullptr || !op->is_string()) {
     return MakeError(kG, "%s: needs a string \"op\"", ctx.c_str());
   }
-  if (!ParseOp(op->get<std::string>(), &node->op)) {
-    return MakeError(kG, "%s: unknown op '%s'", ctx.c_str(), Q(op->get<std::string>()).c_str());
+  if (!ParseOp(op->str(), &node->op)) {
+    return MakeError(kG, "%s: unknown op '%s'", ctx.c_str(), Q(op->str()).c_str());
   }
-  const std::string op_name = op->get<std::string>();
+  const std::string op_name = op->str();
 
-  const Json* inputs = FindMember(j, "inputs");
+  const JsonValue* inputs = FindMember(j, "inputs");
   if (inputs == nullptr || !inputs->is_array() || inputs->empty()) {
     return MakeError(kG, "%s: needs \"inputs\", a non-empty array of names", ctx.c_str());
   }
   if (inputs->size() > static_cast<size_t>(kMaxNodes)) {
     return MakeError(ErrorCode::kLimitExceeded, "%s: %zu inputs", ctx.c_str(), inputs->size());
   }
-  for (const Json& in : *inputs) {
+  for (const JsonValue& in : inputs->items()) {
     if (!in.is_string()) return MakeError(kG, "%s: inputs must be strings", ctx.c_str());
-    const std::string& in_name = in.get_ref<const std::string&>();
+    const std::string& in_name = in.str();
     auto it = values.find(in_name);
     if (it == values.end()) {
       return MakeError(kG, "node '%s' reads '%s' which is not defined before it",
@@ -421,7 +421,7 @@ Status ParseNode(const Json& j, size_t index, const std::unordered_map<std::stri
   }
   if (node->op == OpType::kConv2d || node->op == OpType::kMaxPool2d ||
       node->op == OpType::kAvgPool2d) {
-    if (const Json* pad = FindMember(j, "pad")) {
+    if (const JsonValue* pad = FindMember(j, "pad")) {
       int64_t p[4] = {0, 0, 0, 0};
       bool ok = false;
       if (pad->is_number()) {
@@ -461,10 +461,10 @@ Status ParseNode(const Json& j, size_t index, const std::unordered_map<std::stri
   return Status::Ok();
 }
 
-Status ParseGraph(const Json& j, const TensorMap& tensors, Graph* graph) {
+Status ParseGraph(const JsonValue& j, const TensorMap& tensors, Graph* graph) {
   constexpr ErrorCode kG = ErrorCode::kBadGraph;
   if (!j.is_object()) return MakeError(kG, "graph: must be a JSON object");
-  const Json* input = FindMember(j, "input");
+  const JsonValue* input = FindMember(j, "input");
   if (input == nullptr || !input->is_object()) {
     return MakeError(kG, "graph: needs \"input\": {\"h\", \"w\", \"c\"}");
   }
@@ -480,7 +480,7 @@ Status ParseGraph(const Json& j, const TensorMap& tensors, Graph* graph) {
                                   "graph input", &graph->input.w));
   FLAWLENS_RETURN_IF_ERROR(GetInt(*input, "c", 1, int64_t{1} << 30, kG,
                                   "graph input", &graph->input.c));
-  const Json* nodes = FindMember(j, "nodes");
+  const JsonValue* nodes = FindMember(j, "nodes");
   if (nodes == nullptr || !nodes->is_array() || nodes->empty()) {
     return MakeError(kG, "graph: needs \"nodes\", a non-empty array");
   }
@@ -498,23 +498,23 @@ Status ParseGraph(const Json& j, const TensorMap& tensors, Graph* graph) {
     graph->nodes.push_back(std::move(node));
   }
   graph->output = static_cast<int>(graph->nodes.size());
-  if (const Json* out = FindMember(j, "output")) {
+  if (const JsonValue* out = FindMember(j, "output")) {
     if (!out->is_string()) return MakeError(kG, "graph: \"output\" must be a node name");
-    auto it = values.find(out->get<std::string>());
+    auto it = values.find(out->str());
     if (it == values.end() || it->second == 0) {
-      return MakeError(kG, "graph: output '%s' is not a node", Q(out->get<std::string>()).c_str());
+      return MakeError(kG, "graph: output '%s' is not a node", Q(out->str()).c_str());
     }
     graph->output = it->second;
   }
   graph->output_names.clear();
-  if (const Json* names = FindMember(j, "output_names")) {
+  if (const JsonValue* names = FindMember(j, "output_names")) {
     if (!names->is_array()) return MakeError(kG, "graph: \"output_names\" must be an array");
-    for (const Json& n : *names) {
-      if (!n.is_string() || values.find(n.get<std::string>()) == values.end()) {
+    for (const JsonValue& n : names->items()) {
+      if (!n.is_string() || values.find(n.str()) == values.end()) {
         return MakeError(kG, "graph: output_names entry %s is not a node",
                          DumpJson(n).substr(0, 64).c_str());
       }
-      graph->output_names.push_back(n.get<std::string>());
+      graph->output_names.push_back(n.str());
     }
   }
   return graph->Finalize();
@@ -523,13 +523,13 @@ Status ParseGraph(const Json& j, const TensorMap& tensors, Graph* graph) {
 // ---- metadata --------------------------------------------------------------
 
 Status MetaJson(const std::map<std::string, std::string>& meta, const char* key, bool required,
-                Json* out) {
+                JsonValue* out) {
   auto it = meta.find(key);
   if (it == meta.end()) {
     if (required) {
       return MakeError(ErrorCode::kBadHeader, "__metadata__ has no \"%s\"", key);
     }
-    *out = Json::object();
+    *out = JsonValue::Object();
     return Status::Ok();
   }
   return ParseJson(it->second.data(), it->second.size(), std::string("__metadata__.") + key, out);
@@ -571,7 +571,7 @@ Status LoadInto(const uint8_t* bytes, size_t size, Model* model) {
                      static_cast<unsigned long long>(header_len), size - 8);
   }
   const char* header_text = reinterpret_cast<const char*>(bytes + 8);
-  Json header;
+  JsonValue header;
   std::string duplicate;
   FLAWLENS_RETURN_IF_ERROR(
       ParseJson(header_text, static_cast<size_t>(header_len), "header", &header, &duplicate));
@@ -584,7 +584,7 @@ Status LoadInto(const uint8_t* bytes, size_t size, Model* model) {
   // Metadata first: a plain safetensors file (no flawlens metadata) is "not a
   // flawlens model", whatever its tensors look like.
   std::map<std::string, std::string> meta;
-  const Json* meta_json = FindMember(header, "__metadata__");
+  const JsonValue* meta_json = FindMember(header, "__metadata__");
   if (meta_json == nullptr) {
     return MakeError(ErrorCode::kBadMagic,
                      "not a flawlens model: safetensors header has no __metadata__");
@@ -592,12 +592,12 @@ Status LoadInto(const uint8_t* bytes, size_t size, Model* model) {
   if (!meta_json->is_object()) {
     return MakeError(ErrorCode::kBadHeader, "__metadata__ must be an object of strings");
   }
-  for (auto it = meta_json->begin(); it != meta_json->end(); ++it) {
-    if (!it.value().is_string()) {
-      return MakeError(ErrorCode::kBadHeader, "__metadata__.%s must be a string",
-                       Q(it.key()).c_str());
+  for (size_t i = 0; i < meta_json->size(); ++i) {
+    const std::string& key = meta_json->keys()[i];
+    if (!(*meta_json)[i].is_string()) {
+      return MakeError(ErrorCode::kBadHeader, "__metadata__.%s must be a string", Q(key).c_str());
     }
-    meta[it.key()] = it.value().get<std::string>();
+    meta[key] = (*meta_json)[i].str();
   }
   auto format = meta.find("format");
   if (format == meta.end() || format->second != "flawlens") {
@@ -621,10 +621,11 @@ Status LoadInto(const uint8_t* bytes, size_t size, Model* model) {
   }
   std::vector<RawTensor> tensors;
   tensors.reserve(n_tensors);
-  for (auto it = header.begin(); it != header.end(); ++it) {
-    if (it.key() == "__metadata__") continue;
+  for (size_t i = 0; i < header.size(); ++i) {
+    const std::string& key = header.keys()[i];
+    if (key == "__metadata__") continue;
     RawTensor t;
-    FLAWLENS_RETURN_IF_ERROR(ParseTensorEntry(it.key(), it.value(), &t));
+    FLAWLENS_RETURN_IF_ERROR(ParseTensorEntry(key, header[i], &t));
     tensors.push_back(std::move(t));
   }
   const uint64_t data_size = static_cast<uint64_t>(size) - 8 - header_len;
@@ -638,7 +639,7 @@ Status LoadInto(const uint8_t* bytes, size_t size, Model* model) {
   }
 
   // Graph.
-  Json graph_json, pre_json, post_json, calib_json, card_json;
+  JsonValue graph_json, pre_json, post_json, calib_json, card_json;
   FLAWLENS_RETURN_IF_ERROR(MetaJson(meta, "graph", true, &graph_json));
   FLAWLENS_RETURN_IF_ERROR(ParseGraph(graph_json, by_name, &model->graph));
   const Shape& in = model->graph.input;
@@ -714,9 +715,9 @@ Status LoadInto(const uint8_t* bytes, size_t size, Model* model) {
     return MakeError(ErrorCode::kBadHeader, "card: must be a JSON object");
   }
   model->name = "unnamed";
-  if (const Json* name = FindMember(card_json, "name")) {
-    if (name->is_string() && !name->get_ref<const std::string&>().empty()) {
-      model->name = name->get<std::string>();
+  if (const JsonValue* name = FindMember(card_json, "name")) {
+    if (name->is_string() && !name->str().empty()) {
+      model->name = name->str();
     }
   }
   model->card_json = DumpJson(card_json);

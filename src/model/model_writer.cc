@@ -8,7 +8,7 @@
 #include <algorithm>
 #include <cstring>
 
-#include "model/json_util.h"
+#include "model/json_value.h"
 #include "model/model.h"
 
 namespace flawlens {
@@ -20,25 +20,27 @@ std::vector<uint8_t> WriteModel(const ModelSpec& spec) {
     return spec.tensors[a].name < spec.tensors[b].name;
   });
 
-  Json meta = Json::object();
-  meta["format"] = "flawlens";
-  meta["format_version"] = std::to_string(kFormatVersion);
-  meta["graph"] = spec.graph_json;
-  meta["preprocess"] = spec.preprocess_json;
-  meta["postprocess"] = spec.postprocess_json;
-  meta["calibration"] = spec.calibration_json;
-  meta["card"] = spec.card_json;
+  JsonValue meta = JsonValue::Object();
+  meta.Set("format", "flawlens");
+  meta.Set("format_version", std::to_string(kFormatVersion));
+  meta.Set("graph", spec.graph_json);
+  meta.Set("preprocess", spec.preprocess_json);
+  meta.Set("postprocess", spec.postprocess_json);
+  meta.Set("calibration", spec.calibration_json);
+  meta.Set("card", spec.card_json);
 
-  std::string header = "{\"__metadata__\":" + DumpJson(meta);
+  std::string header = "{\"__metadata__\":" + meta.Dump();
   uint64_t offset = 0;
   for (size_t i : order) {
     const ModelTensor& t = spec.tensors[i];
     const uint64_t bytes = static_cast<uint64_t>(t.data.size()) * sizeof(float);
-    Json entry = Json::object();
-    entry["dtype"] = "F32";
-    entry["shape"] = t.shape;
-    entry["data_offsets"] = Json::array({offset, offset + bytes});
-    header += "," + DumpJson(Json(t.name)) + ":" + DumpJson(entry);
+    JsonValue shape = JsonValue::Array();
+    for (int64_t d : t.shape) shape.Push(d);
+    JsonValue entry = JsonValue::Object();
+    entry.Set("dtype", "F32");
+    entry.Set("shape", std::move(shape));
+    entry.Set("data_offsets", JsonValue::Array().Push(offset).Push(offset + bytes));
+    header += "," + JsonValue(t.name).Dump() + ":" + entry.Dump();
     offset += bytes;
   }
   header += "}";

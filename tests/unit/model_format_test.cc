@@ -25,6 +25,7 @@ namespace {
 using testing::MicroSpec;
 using testing::SeedCnnSpec;
 using testing::TinyUnetSpec;
+using Json = nlohmann::json;  // test-side file surgery (src/ reads with JsonValue)
 
 // ---- file surgery helpers ------------------------------------------------------
 
