@@ -1,6 +1,7 @@
-// Header-only builders of small flawlens models for tests (tests/unit/*_test.cc
+// Header-only builders of small flawlens models (SpecBuilder, model files)
+// and graphs (GraphBuilder, nn::Graph directly) for tests (tests/unit/*_test.cc
 // are separate binaries, so shared helpers live here). Weights are
-// deterministic: a fixed-seed SplitMix64 generator, He-uniform scaling.
+// deterministic: fixed-seed SplitMix64 (models) or xorshift64 (graphs).
 //
 //   flawlens::ModelSpec spec = flawlens::testing::SeedCnnSpec(/*with_seed_crop=*/true);
 //   std::vector<uint8_t> bytes = flawlens::WriteModel(spec);
@@ -9,6 +10,7 @@
 
 #include <cmath>
 #include <cstdint>
+#include <deque>
 #include <map>
 #include <string>
 #include <utility>
@@ -18,6 +20,7 @@
 
 #include "image/preprocess.h"
 #include "model/model.h"
+#include "nn/graph.h"
 
 namespace flawlens {
 namespace testing {
@@ -37,6 +40,134 @@ class Rng {
 
  private:
   uint64_t state_;
+};
+
+// xorshift64, uniform in [lo, hi): the generator of the graph-level tests
+// (executor, XNNPACK), kept so their weights and inputs stay the same.
+class XorShiftRng {
+ public:
+  explicit XorShiftRng(uint64_t seed) : s_(seed * 0x9E3779B97F4A7C15ull + 1) {}
+  float Uniform(float lo, float hi) {
+    s_ ^= s_ << 13;
+    s_ ^= s_ >> 7;
+    s_ ^= s_ << 17;
+    return lo + (hi - lo) * static_cast<float>((s_ >> 40) & 0xFFFFFF) / 16777216.0f;
+  }
+
+ private:
+  uint64_t s_;
+};
+
+// Builds a Graph directly (no model file) for graph / executor / backend
+// tests. Weights live in the builder (deque: addresses stay put, also when the
+// builder is moved); each node-adding call returns the new value id.
+class GraphBuilder {
+ public:
+  explicit GraphBuilder(Shape input, uint64_t seed = 1) : rng_(seed) { graph.input = input; }
+
+  // Uniform in [-scale, scale).
+  TensorRef Random(std::vector<int64_t> shape, float scale) {
+    std::vector<float>& data = Storage(shape);
+    for (float& v : data) v = rng_.Uniform(-scale, scale);
+    return Ref(std::move(shape), data);
+  }
+  // Every element `value` (shape checks that do not care about the values).
+  TensorRef Tensor(std::vector<int64_t> shape, float value = 0.01f) {
+    std::vector<float>& data = Storage(shape);
+    for (float& v : data) v = value;
+    return Ref(std::move(shape), data);
+  }
+
+  int Add(Node node) {
+    graph.nodes.push_back(std::move(node));
+    graph.output = static_cast<int>(graph.nodes.size());
+    return graph.output;
+  }
+  // k x k conv, weight [out_c, k, k, in_c / groups] scaled 1.5 / sqrt(fan_in),
+  // bias, leaky-ReLU alpha 0.1.
+  int Conv(const std::string& name, int in, int in_c, int out_c, int k, int stride = 1,
+           int pad = 0, int groups = 1, Activation act = Activation::kNone) {
+    Node n = Named(name, OpType::kConv2d, {in});
+    n.kernel_h = n.kernel_w = k;
+    n.stride_h = n.stride_w = stride;
+    n.pad_top = n.pad_left = n.pad_bottom = n.pad_right = pad;
+    n.groups = groups;
+    n.out_channels = out_c;
+    n.activation = act;
+    n.alpha = 0.1f;
+    const float scale = 1.5f / std::sqrt(static_cast<float>(k * k * (in_c / groups)));
+    n.weight = Random({out_c, k, k, in_c / groups}, scale);
+    n.bias = Random({out_c}, 0.1f);
+    return Add(std::move(n));
+  }
+  // Ops without attributes (concat, add, activation, global_avgpool,
+  // reduce_channels); leaky-ReLU alpha 0.2.
+  int Op(const std::string& name, OpType op, std::vector<int> inputs,
+         Activation act = Activation::kNone) {
+    Node n = Named(name, op, std::move(inputs));
+    n.activation = act;
+    n.alpha = 0.2f;
+    return Add(std::move(n));
+  }
+  int Pool(const std::string& name, OpType op, int in, int k, int stride, int pad = 0,
+           bool include_pad = true) {
+    Node n = Named(name, op, {in});
+    n.kernel_h = n.kernel_w = k;
+    n.stride_h = n.stride_w = stride;
+    n.pad_top = n.pad_left = n.pad_bottom = n.pad_right = pad;
+    n.count_include_pad = include_pad;
+    return Add(std::move(n));
+  }
+  int Upsample(const std::string& name, int in, int scale,
+               UpsampleMode mode = UpsampleMode::kBilinear) {
+    Node n = Named(name, OpType::kUpsample, {in});
+    n.scale_h = n.scale_w = scale;
+    n.upsample_mode = mode;
+    return Add(std::move(n));
+  }
+  int Dense(const std::string& name, int in, int64_t in_flat, int out,
+            Activation act = Activation::kNone) {
+    Node n = Named(name, OpType::kDense, {in});
+    n.out_channels = out;
+    n.activation = act;
+    n.weight = Random({out, in_flat}, 1.5f / std::sqrt(static_cast<float>(in_flat)));
+    n.bias = Random({out}, 0.1f);
+    return Add(std::move(n));
+  }
+
+  // A network input in [-1, 1) from its own generator.
+  std::vector<float> Input(uint64_t seed) const {
+    XorShiftRng r(seed);
+    std::vector<float> x(static_cast<size_t>(graph.input.elements()));
+    for (float& v : x) v = r.Uniform(-1.0f, 1.0f);
+    return x;
+  }
+
+  Graph graph;
+
+ private:
+  static Node Named(const std::string& name, OpType op, std::vector<int> inputs) {
+    Node n;
+    n.name = name;
+    n.op = op;
+    n.inputs = std::move(inputs);
+    return n;
+  }
+  std::vector<float>& Storage(const std::vector<int64_t>& shape) {
+    int64_t n = 1;
+    for (int64_t d : shape) n *= d;
+    storage_.emplace_back(static_cast<size_t>(n));
+    return storage_.back();
+  }
+  static TensorRef Ref(std::vector<int64_t> shape, const std::vector<float>& data) {
+    TensorRef t;
+    t.shape = std::move(shape);
+    t.data = data.data();
+    return t;
+  }
+
+  XorShiftRng rng_;
+  std::deque<std::vector<float>> storage_;
 };
 
 // Builds a ModelSpec node by node, tracking every value's shape (NHWC) so

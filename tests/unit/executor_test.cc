@@ -9,13 +9,13 @@
 #include <cmath>
 #include <cstdint>
 #include <cstdlib>
-#include <deque>
 #include <new>
 #include <string>
 #include <vector>
 
 #include "nn/backend.h"
 #include "nn/graph.h"
+#include "test_models.h"
 
 // ---- allocation counter: replaces global operator new in this binary ----------
 namespace {
@@ -70,112 +70,8 @@ void operator delete[](void* p, std::align_val_t, const std::nothrow_t&) noexcep
 namespace flawlens {
 namespace {
 
-class Rng {
- public:
-  explicit Rng(uint64_t seed) : s_(seed * 0x9E3779B97F4A7C15ull + 1) {}
-  float Uniform(float lo, float hi) {
-    s_ ^= s_ << 13;
-    s_ ^= s_ >> 7;
-    s_ ^= s_ << 17;
-    return lo + (hi - lo) * static_cast<float>((s_ >> 40) & 0xFFFFFF) / 16777216.0f;
-  }
-
- private:
-  uint64_t s_;
-};
-
-class Builder {
- public:
-  Builder(Shape input, uint64_t seed) : rng_(seed) { graph.input = input; }
-
-  TensorRef Random(std::vector<int64_t> shape, float scale) {
-    int64_t n = 1;
-    for (int64_t d : shape) n *= d;
-    storage_.emplace_back(static_cast<size_t>(n));
-    for (float& v : storage_.back()) v = rng_.Uniform(-scale, scale);
-    TensorRef t;
-    t.shape = std::move(shape);
-    t.data = storage_.back().data();
-    return t;
-  }
-  int Add(Node node) {
-    graph.nodes.push_back(std::move(node));
-    graph.output = static_cast<int>(graph.nodes.size());
-    return graph.output;
-  }
-  int Conv(const std::string& name, int in, int in_c, int out_c, int k, int stride = 1,
-           int pad = 0, int groups = 1, Activation act = Activation::kNone) {
-    Node n;
-    n.name = name;
-    n.op = OpType::kConv2d;
-    n.inputs = {in};
-    n.kernel_h = n.kernel_w = k;
-    n.stride_h = n.stride_w = stride;
-    n.pad_top = n.pad_left = n.pad_bottom = n.pad_right = pad;
-    n.groups = groups;
-    n.out_channels = out_c;
-    n.activation = act;
-    n.alpha = 0.1f;
-    const float scale = 1.5f / std::sqrt(static_cast<float>(k * k * (in_c / groups)));
-    n.weight = Random({out_c, k, k, in_c / groups}, scale);
-    n.bias = Random({out_c}, 0.1f);
-    return Add(std::move(n));
-  }
-  int Op(const std::string& name, OpType op, std::vector<int> inputs,
-         Activation act = Activation::kNone) {
-    Node n;
-    n.name = name;
-    n.op = op;
-    n.inputs = std::move(inputs);
-    n.activation = act;
-    n.alpha = 0.2f;
-    return Add(std::move(n));
-  }
-  int Pool(const std::string& name, OpType op, int in, int k, int stride, int pad,
-           bool include_pad = true) {
-    Node n;
-    n.name = name;
-    n.op = op;
-    n.inputs = {in};
-    n.kernel_h = n.kernel_w = k;
-    n.stride_h = n.stride_w = stride;
-    n.pad_top = n.pad_left = n.pad_bottom = n.pad_right = pad;
-    n.count_include_pad = include_pad;
-    return Add(std::move(n));
-  }
-  int Upsample(const std::string& name, int in, int scale, UpsampleMode mode) {
-    Node n;
-    n.name = name;
-    n.op = OpType::kUpsample;
-    n.inputs = {in};
-    n.scale_h = n.scale_w = scale;
-    n.upsample_mode = mode;
-    return Add(std::move(n));
-  }
-  int Dense(const std::string& name, int in, int64_t in_flat, int out, Activation act) {
-    Node n;
-    n.name = name;
-    n.op = OpType::kDense;
-    n.inputs = {in};
-    n.out_channels = out;
-    n.activation = act;
-    n.weight = Random({out, in_flat}, 1.5f / std::sqrt(static_cast<float>(in_flat)));
-    n.bias = Random({out}, 0.1f);
-    return Add(std::move(n));
-  }
-  std::vector<float> Input(uint64_t seed) {
-    Rng r(seed);
-    std::vector<float> x(static_cast<size_t>(graph.input.elements()));
-    for (float& v : x) v = r.Uniform(-1.0f, 1.0f);
-    return x;
-  }
-
-  Graph graph;
-
- private:
-  Rng rng_;
-  std::deque<std::vector<float>> storage_;
-};
+using Builder = testing::GraphBuilder;
+using testing::XorShiftRng;
 
 // conv -> pool -> conv(silu) -> avgpool -> conv(leaky) -> gap -> dense(sigmoid)
 Builder MakeChain() {

@@ -4,96 +4,16 @@
 
 #include <gtest/gtest.h>
 
-#include <deque>
 #include <string>
 #include <vector>
 
 #include "core/limits.h"
+#include "test_models.h"
 
 namespace flawlens {
 namespace {
 
-// Builds graphs whose weights live in the builder.
-class Builder {
- public:
-  explicit Builder(Shape input) { graph.input = input; }
-
-  const float* Storage(int64_t n) {
-    storage_.emplace_back(static_cast<size_t>(n), 0.01f);
-    return storage_.back().data();
-  }
-  TensorRef Tensor(std::vector<int64_t> shape) {
-    int64_t n = 1;
-    for (int64_t d : shape) n *= d;
-    TensorRef t;
-    t.shape = std::move(shape);
-    t.data = Storage(n);
-    return t;
-  }
-
-  // Returns the value id of the new node.
-  int Add(Node node) {
-    graph.nodes.push_back(std::move(node));
-    graph.output = static_cast<int>(graph.nodes.size());
-    return graph.output;
-  }
-  int Conv(const std::string& name, int in, int in_c, int out_c, int k, int stride = 1,
-           int pad = 0, int groups = 1, Activation act = Activation::kNone) {
-    Node n;
-    n.name = name;
-    n.op = OpType::kConv2d;
-    n.inputs = {in};
-    n.kernel_h = n.kernel_w = k;
-    n.stride_h = n.stride_w = stride;
-    n.pad_top = n.pad_left = n.pad_bottom = n.pad_right = pad;
-    n.groups = groups;
-    n.out_channels = out_c;
-    n.activation = act;
-    n.weight = Tensor({out_c, k, k, in_c / groups});
-    n.bias = Tensor({out_c});
-    return Add(std::move(n));
-  }
-  int Simple(const std::string& name, OpType op, std::vector<int> inputs) {
-    Node n;
-    n.name = name;
-    n.op = op;
-    n.inputs = std::move(inputs);
-    return Add(std::move(n));
-  }
-  int Pool(const std::string& name, OpType op, int in, int k, int stride, int pad = 0) {
-    Node n;
-    n.name = name;
-    n.op = op;
-    n.inputs = {in};
-    n.kernel_h = n.kernel_w = k;
-    n.stride_h = n.stride_w = stride;
-    n.pad_top = n.pad_left = n.pad_bottom = n.pad_right = pad;
-    return Add(std::move(n));
-  }
-  int Upsample(const std::string& name, int in, int scale) {
-    Node n;
-    n.name = name;
-    n.op = OpType::kUpsample;
-    n.inputs = {in};
-    n.scale_h = n.scale_w = scale;
-    return Add(std::move(n));
-  }
-  int Dense(const std::string& name, int in, int64_t in_flat, int out) {
-    Node n;
-    n.name = name;
-    n.op = OpType::kDense;
-    n.inputs = {in};
-    n.out_channels = out;
-    n.weight = Tensor({out, in_flat});
-    n.bias = Tensor({out});
-    return Add(std::move(n));
-  }
-
-  Graph graph;
-
- private:
-  std::deque<std::vector<float>> storage_;
-};
+using Builder = testing::GraphBuilder;
 
 // Finalize must fail with `code` and a message naming node `name`.
 void ExpectError(Graph& g, ErrorCode code, const std::string& name,
@@ -137,14 +57,14 @@ TEST(GraphFinalize, UNetShapesDepthMacs) {
   int enc2 = b.Conv("enc2", pool1, 16, 32, 3, 1, 1, 1, Activation::kSilu); // 16x16x32
   int down = b.Conv("down", enc2, 32, 32, 3, 2, 1);                        // 8x8x32
   int up1 = b.Upsample("up1", down, 2);                                    // 16x16x32
-  int cat1 = b.Simple("cat1", OpType::kConcat, {enc2, up1});               // 16x16x64
+  int cat1 = b.Op("cat1", OpType::kConcat, {enc2, up1});               // 16x16x64
   int dw = b.Conv("dw", cat1, 64, 64, 3, 1, 1, /*groups=*/64);             // 16x16x64
   int up2 = b.Upsample("up2", dw, 2);                                      // 32x32x64
-  int cat2 = b.Simple("cat2", OpType::kConcat, {up2, enc1, 0});            // 32x32x83
+  int cat2 = b.Op("cat2", OpType::kConcat, {up2, enc1, 0});            // 32x32x83
   int head = b.Conv("head", cat2, 83, 16, 1);                              // 32x32x16
-  int skip = b.Simple("skip", OpType::kAdd, {head, enc1});                 // 32x32x16
-  int red = b.Simple("red", OpType::kReduceChannels, {skip});              // 32x32x1
-  int gap = b.Simple("gap", OpType::kGlobalAvgPool, {skip});               // 1x1x16
+  int skip = b.Op("skip", OpType::kAdd, {head, enc1});                 // 32x32x16
+  int red = b.Op("red", OpType::kReduceChannels, {skip});              // 32x32x1
+  int gap = b.Op("gap", OpType::kGlobalAvgPool, {skip});               // 1x1x16
   int fc = b.Dense("fc", gap, 16, 4);                                      // 1x1x4
   b.graph.output = red;
   Graph& g = b.graph;
@@ -205,14 +125,14 @@ TEST(GraphFinalize, AsymmetricPaddingStrideDilation) {
 TEST(GraphErrors, InputFromLaterNode) {
   Builder b({8, 8, 3});
   b.Conv("a", 0, 3, 4, 1);
-  b.Simple("bad", OpType::kActivation, {2});  // value 2 is produced by this very node
+  b.Op("bad", OpType::kActivation, {2});  // value 2 is produced by this very node
   b.graph.nodes.back().activation = Activation::kRelu;
   ExpectError(b.graph, ErrorCode::kBadGraph, "bad", "input value 2");
 }
 
 TEST(GraphErrors, NegativeInput) {
   Builder b({8, 8, 3});
-  b.Simple("neg", OpType::kActivation, {-1});
+  b.Op("neg", OpType::kActivation, {-1});
   b.graph.nodes.back().activation = Activation::kRelu;
   ExpectError(b.graph, ErrorCode::kBadGraph, "neg");
 }
@@ -220,12 +140,12 @@ TEST(GraphErrors, NegativeInput) {
 TEST(GraphErrors, InputCounts) {
   {
     Builder b({8, 8, 3});
-    b.Simple("cat", OpType::kConcat, {0});
+    b.Op("cat", OpType::kConcat, {0});
     ExpectError(b.graph, ErrorCode::kBadGraph, "cat", "at least 2");
   }
   {
     Builder b({8, 8, 3});
-    b.Simple("sum", OpType::kAdd, {0, 0, 0});
+    b.Op("sum", OpType::kAdd, {0, 0, 0});
     ExpectError(b.graph, ErrorCode::kBadGraph, "sum", "exactly 2");
   }
   {
@@ -236,7 +156,7 @@ TEST(GraphErrors, InputCounts) {
   }
   {
     Builder b({8, 8, 3});
-    b.Simple("gap", OpType::kGlobalAvgPool, {});
+    b.Op("gap", OpType::kGlobalAvgPool, {});
     ExpectError(b.graph, ErrorCode::kBadGraph, "gap");
   }
 }
@@ -244,7 +164,7 @@ TEST(GraphErrors, InputCounts) {
 TEST(GraphErrors, UnnamedNodeIsNamedByIndex) {
   Builder b({8, 8, 3});
   b.Conv("a", 0, 3, 4, 1);
-  b.Simple("", OpType::kAdd, {0});
+  b.Op("", OpType::kAdd, {0});
   Status st = b.graph.Finalize();
   EXPECT_EQ(st.code(), ErrorCode::kBadGraph);
   EXPECT_NE(st.message().find("node #1 (add)"), std::string::npos) << st.message();
@@ -277,13 +197,13 @@ TEST(GraphErrors, GraphLevel) {
   }
   {
     Builder b({8, 8, kMaxChannels + 1});
-    b.Simple("gap", OpType::kGlobalAvgPool, {0});
+    b.Op("gap", OpType::kGlobalAvgPool, {0});
     EXPECT_EQ(b.graph.Finalize().code(), ErrorCode::kLimitExceeded);
   }
   {
     Builder b({8, 8, 3});
     for (int i = 0; i <= kMaxNodes; ++i) {
-      b.Simple("r" + std::to_string(i), OpType::kActivation, {i});
+      b.Op("r" + std::to_string(i), OpType::kActivation, {i});
       b.graph.nodes.back().activation = Activation::kRelu;
     }
     Status st = b.graph.Finalize();
@@ -294,7 +214,7 @@ TEST(GraphErrors, GraphLevel) {
     // Exactly at the node limit is fine; depth is the chain length.
     Builder b({8, 8, 3});
     for (int i = 0; i < kMaxNodes; ++i) {
-      b.Simple("r" + std::to_string(i), OpType::kActivation, {i});
+      b.Op("r" + std::to_string(i), OpType::kActivation, {i});
       b.graph.nodes.back().activation = Activation::kRelu;
     }
     ASSERT_TRUE(b.graph.Finalize().ok());
@@ -305,18 +225,18 @@ TEST(GraphErrors, GraphLevel) {
 TEST(GraphErrors, UnknownEnums) {
   {
     Builder b({8, 8, 3});
-    b.Simple("weird", static_cast<OpType>(99), {0});
+    b.Op("weird", static_cast<OpType>(99), {0});
     ExpectError(b.graph, ErrorCode::kBadGraph, "weird", "unknown op");
   }
   {
     Builder b({8, 8, 3});
-    b.Simple("act", OpType::kActivation, {0});
+    b.Op("act", OpType::kActivation, {0});
     b.graph.nodes.back().activation = static_cast<Activation>(42);
     ExpectError(b.graph, ErrorCode::kBadGraph, "act", "unknown activation");
   }
   {
     Builder b({8, 8, 3});
-    b.Simple("act", OpType::kActivation, {0});  // activation none
+    b.Op("act", OpType::kActivation, {0});  // activation none
     ExpectError(b.graph, ErrorCode::kBadGraph, "act");
   }
   {
@@ -327,7 +247,7 @@ TEST(GraphErrors, UnknownEnums) {
   }
   {
     Builder b({8, 8, 3});
-    b.Simple("red", OpType::kReduceChannels, {0});
+    b.Op("red", OpType::kReduceChannels, {0});
     b.graph.nodes.back().reduce_mode = static_cast<ReduceMode>(-1);
     ExpectError(b.graph, ErrorCode::kBadGraph, "red", "reduce mode");
   }
@@ -526,18 +446,18 @@ TEST(GraphErrors, ConcatAndAddShapes) {
   {
     Builder b({8, 8, 3});
     int p = b.Pool("pool", OpType::kMaxPool2d, 0, 2, 2);
-    b.Simple("cat", OpType::kConcat, {0, p});
+    b.Op("cat", OpType::kConcat, {0, p});
     ExpectError(b.graph, ErrorCode::kBadShape, "cat", "4x4x3");
   }
   {
     Builder b({8, 8, 3});
     int c = b.Conv("c", 0, 3, 4, 1);
-    b.Simple("sum", OpType::kAdd, {0, c});
+    b.Op("sum", OpType::kAdd, {0, c});
     ExpectError(b.graph, ErrorCode::kBadShape, "sum", "8x8x3 vs 8x8x4");
   }
   {
     Builder b({8, 8, kMaxChannels / 2 + 1});
-    b.Simple("cat", OpType::kConcat, {0, 0});
+    b.Op("cat", OpType::kConcat, {0, 0});
     ExpectError(b.graph, ErrorCode::kLimitExceeded, "cat", "channels");
   }
 }

@@ -7,55 +7,23 @@
 
 #include <cmath>
 #include <cstdint>
-#include <deque>
 #include <string>
 #include <vector>
 
 #include "nn/backend.h"
 #include "nn/executor.h"
 #include "nn/graph.h"
+#include "test_models.h"
 
 namespace flawlens {
 namespace {
 
 constexpr float kAtol = 1e-4f, kRtol = 1e-4f;
 
-class Rng {
- public:
-  explicit Rng(uint64_t seed) : s_(seed * 0x9E3779B97F4A7C15ull + 1) {}
-  float Uniform(float lo, float hi) {
-    s_ ^= s_ << 13;
-    s_ ^= s_ >> 7;
-    s_ ^= s_ << 17;
-    return lo + (hi - lo) * static_cast<float>((s_ >> 40) & 0xFFFFFF) / 16777216.0f;
-  }
-
- private:
-  uint64_t s_;
-};
+using testing::XorShiftRng;
 
 // One graph under test plus its weight storage.
-struct Case {
-  explicit Case(Shape input, uint64_t seed = 1) : rng(seed) { graph.input = input; }
-  TensorRef Random(std::vector<int64_t> shape, float scale) {
-    int64_t n = 1;
-    for (int64_t d : shape) n *= d;
-    storage.emplace_back(static_cast<size_t>(n));
-    for (float& v : storage.back()) v = rng.Uniform(-scale, scale);
-    TensorRef t;
-    t.shape = std::move(shape);
-    t.data = storage.back().data();
-    return t;
-  }
-  int Add(Node n) {
-    graph.nodes.push_back(std::move(n));
-    graph.output = static_cast<int>(graph.nodes.size());
-    return graph.output;
-  }
-  Graph graph;
-  Rng rng;
-  std::deque<std::vector<float>> storage;
-};
+using Case = testing::GraphBuilder;
 
 struct ConvCfg {
   int in_c, out_c, kh, kw, sh = 1, sw = 1, dh = 1, dw = 1;
@@ -107,7 +75,7 @@ void Check(Case& c, const std::string& what, bool expect_xnnpack = true, int thr
   SCOPED_TRACE(what);
   Status st = c.graph.Finalize();
   ASSERT_TRUE(st.ok()) << st.ToString();
-  Rng r(99);
+  XorShiftRng r(99);
   std::vector<float> x(static_cast<size_t>(c.graph.input.elements()));
   for (float& v : x) v = r.Uniform(-2.0f, 2.0f);
   std::string ref_kernel, xnn_kernel;

@@ -248,6 +248,29 @@ Status CheckIndirection(const char* op, const Shape& out, int64_t taps) {
   return Status::Ok();
 }
 
+// Max or average pooling (NHWC, channels = in.c, no fused clamp). The two
+// XNNPACK operators differ only in their create/setup calls; average pooling
+// takes no dilation (Graph::Finalize rejects dilation != 1 there).
+Status AddPoolingStep(XnnpackOp* op, const Node& node, const Shape& in, bool max) {
+  const size_t c = static_cast<size_t>(in.c);
+  xnn_operator_t x = nullptr;
+  const xnn_status st =
+      max ? xnn_create_max_pooling2d_nhwc_f32(
+                node.pad_top, node.pad_right, node.pad_bottom, node.pad_left, node.kernel_h,
+                node.kernel_w, node.stride_h, node.stride_w, node.dilation_h, node.dilation_w, c,
+                c, c, -kInf, kInf, 0, &x)
+          : xnn_create_average_pooling2d_nhwc_f32(
+                node.pad_top, node.pad_right, node.pad_bottom, node.pad_left, node.kernel_h,
+                node.kernel_w, node.stride_h, node.stride_w, c, c, c, -kInf, kInf, 0, &x);
+  const size_t h = in.h, w = in.w;
+  return op->Add(
+      max ? "xnn_create_max_pooling2d_nhwc_f32" : "xnn_create_average_pooling2d_nhwc_f32", st, x,
+      [h, w, max](xnn_operator_t o, const float* const* i, float* y, float*, pthreadpool_t p) {
+        return max ? xnn_setup_max_pooling2d_nhwc_f32(o, 1, h, w, i[0], y, p)
+                   : xnn_setup_average_pooling2d_nhwc_f32(o, 1, h, w, i[0], y, p);
+      });
+}
+
 class XnnpackBackend : public Backend {
  public:
   explicit XnnpackBackend(int threads)
@@ -325,43 +348,20 @@ class XnnpackBackend : public Backend {
             AddActivationSteps(op.get(), node.activation, node.alpha, out, /*standalone=*/true));
         break;
       }
-      case OpType::kMaxPool2d: {
-        FLAWLENS_RETURN_IF_ERROR(
-            CheckIndirection("maxpool2d", out, int64_t{node.kernel_h} * node.kernel_w));
-        op = MakeOp(spec, WindowName("maxpool2d", node));
-        xnn_operator_t x = nullptr;
-        xnn_status st = xnn_create_max_pooling2d_nhwc_f32(
-            node.pad_top, node.pad_right, node.pad_bottom, node.pad_left, node.kernel_h,
-            node.kernel_w, node.stride_h, node.stride_w, node.dilation_h, node.dilation_w, in.c,
-            in.c, in.c, -kInf, kInf, 0, &x);
-        const size_t h = in.h, w = in.w;
-        FLAWLENS_RETURN_IF_ERROR(op->Add(
-            "xnn_create_max_pooling2d_nhwc_f32", st, x,
-            [h, w](xnn_operator_t o, const float* const* i, float* y, float*, pthreadpool_t p) {
-              return xnn_setup_max_pooling2d_nhwc_f32(o, 1, h, w, i[0], y, p);
-            }));
-        break;
-      }
+      case OpType::kMaxPool2d:
       case OpType::kAvgPool2d: {
+        const bool max = node.op == OpType::kMaxPool2d;
+        const char* pool = max ? "maxpool2d" : "avgpool2d";
         const bool padded =
             node.pad_top != 0 || node.pad_left != 0 || node.pad_bottom != 0 || node.pad_right != 0;
-        if (padded && node.count_include_pad)
+        if (!max && padded && node.count_include_pad)
           return MakeError(ErrorCode::kUnsupported,
                            "xnnpack: avgpool2d with padding and count_include_pad=true "
                            "(XNNPACK excludes padding from the divisor)");
         FLAWLENS_RETURN_IF_ERROR(
-            CheckIndirection("avgpool2d", out, int64_t{node.kernel_h} * node.kernel_w));
-        op = MakeOp(spec, WindowName("avgpool2d", node));
-        xnn_operator_t x = nullptr;
-        xnn_status st = xnn_create_average_pooling2d_nhwc_f32(
-            node.pad_top, node.pad_right, node.pad_bottom, node.pad_left, node.kernel_h,
-            node.kernel_w, node.stride_h, node.stride_w, in.c, in.c, in.c, -kInf, kInf, 0, &x);
-        const size_t h = in.h, w = in.w;
-        FLAWLENS_RETURN_IF_ERROR(op->Add(
-            "xnn_create_average_pooling2d_nhwc_f32", st, x,
-            [h, w](xnn_operator_t o, const float* const* i, float* y, float*, pthreadpool_t p) {
-              return xnn_setup_average_pooling2d_nhwc_f32(o, 1, h, w, i[0], y, p);
-            }));
+            CheckIndirection(pool, out, int64_t{node.kernel_h} * node.kernel_w));
+        op = MakeOp(spec, WindowName(pool, node));
+        FLAWLENS_RETURN_IF_ERROR(AddPoolingStep(op.get(), node, in, max));
         break;
       }
       case OpType::kGlobalAvgPool: {
