@@ -5,7 +5,6 @@
 #include <cmath>
 #include <cstring>
 #include <map>
-#include <unordered_map>
 
 #include "core/limits.h"
 #include "model/json_util.h"
@@ -217,7 +216,7 @@ bool ParseActivation(const std::string& s, Activation* act) {
   return true;
 }
 
-using TensorMap = std::unordered_map<std::string, const RawTensor*>;
+using TensorMap = std::map<std::string, const RawTensor*>;
 
 // Integer attributes are parsed in [lo, kAttrMax]; the documented limits
 // (core/limits.h) are applied by Graph::Finalize, which reports values above
@@ -255,7 +254,7 @@ Status ParseActivationAttr(const JsonValue& node, const std::string& ctx, bool r
   return GetFloat(node, "alpha", -1e6, 1e6, ErrorCode::kBadGraph, ctx, &out->alpha);
 }
 
-Status ParseNode(const JsonValue& j, size_t index, const std::unordered_map<std::string, int>& values,
+Status ParseNode(const JsonValue& j, size_t index, const std::map<std::string, int>& values,
                  const TensorMap& tensors, Node* node) {
   constexpr ErrorCode kG = ErrorCode::kBadGraph;
   if (!j.is_object()) return MakeError(kG, "node %zu: must be a JSON object", index);
@@ -488,7 +487,7 @@ Status ParseGraph(const JsonValue& j, const TensorMap& tensors, Graph* graph) {
     return MakeError(ErrorCode::kLimitExceeded, "graph: %zu nodes (limit %d)", nodes->size(),
                      kMaxNodes);
   }
-  std::unordered_map<std::string, int> values = {{"input", 0}};
+  std::map<std::string, int> values = {{"input", 0}};
   graph->nodes.clear();
   graph->nodes.reserve(nodes->size());
   for (size_t i = 0; i < nodes->size(); ++i) {
