@@ -80,37 +80,55 @@ void AppendDouble(double d, std::string* out) {
     *out += "0.0";
     return;
   }
-  // The exact decimal expansion (a double has at most 767 significant
-  // digits), then the shortest prefix, rounded half away from zero (as
-  // nlohmann's Grisu2 does on exact ties), that reads back to `d`.
-  char exact[800];
-  std::snprintf(exact, sizeof exact, "%.767e", d);
-  std::string all;
-  const char* p = exact;
+  // Shortest correctly rounded "%.*e" that reads back to `d`: binary search
+  // over 1..17 significant digits (if p digits read back, so do p + 1).
+  char buf[40];
+  int lo = 1, hi = 17;
+  while (lo < hi) {
+    const int mid = (lo + hi) / 2;
+    std::snprintf(buf, sizeof buf, "%.*e", mid - 1, d);
+    if (std::strtod(buf, nullptr) == d) {
+      hi = mid;
+    } else {
+      lo = mid + 1;
+    }
+  }
+  std::snprintf(buf, sizeof buf, "%.*e", lo - 1, d);
+  std::string digits;
+  const char* p = buf;
   for (; *p != 'e' && *p != '\0'; ++p) {
-    if (*p != '.') all.push_back(*p);
+    if (*p != '.') digits.push_back(*p);
   }
   int exp10 = *p == 'e' ? std::atoi(p + 1) : 0;
-  std::string digits;
-  for (size_t prec = 1; prec <= 17; ++prec) {
-    digits.assign(all, 0, prec);
-    int e = exp10;
-    if (prec < all.size() && all[prec] >= '5') {  // round up, with carry
-      size_t i = prec;
-      while (i > 0 && digits[i - 1] == '9') digits[--i] = '0';
+  // printf rounds an exact tie to even, nlohmann's Grisu2 away from zero: on a
+  // tie (digit lo + 1 is a 5 and the exact expansion ends there), round up.
+  char next[48];
+  std::snprintf(next, sizeof next, "%.*e", lo, d);
+  if (lo < 17 && next[lo + 1] == '5') {
+    char exact[800];  // a double has at most 767 significant digits
+    std::snprintf(exact, sizeof exact, "%.767e", d);
+    bool tie = exact[lo + 1] == '5';
+    for (const char* q = exact + lo + 2; tie && *q != 'e' && *q != '\0'; ++q) tie = *q == '0';
+    if (tie) {
+      std::string up;  // the first lo digits of the exact expansion, plus one
+      for (int i = 0; i <= lo && static_cast<int>(up.size()) < lo; ++i) {
+        if (exact[i] != '.') up.push_back(exact[i]);
+      }
+      const char* ex = std::strchr(exact, 'e');
+      int e = ex != nullptr ? std::atoi(ex + 1) : 0, i = lo;
+      while (i > 0 && up[static_cast<size_t>(i - 1)] == '9') up[static_cast<size_t>(--i)] = '0';
       if (i == 0) {
-        digits.insert(digits.begin(), '1');
-        digits.pop_back();
+        up.insert(up.begin(), '1');
+        up.pop_back();
         ++e;
       } else {
-        ++digits[i - 1];
+        ++up[static_cast<size_t>(i - 1)];
       }
-    }
-    char buf[48];
-    std::snprintf(buf, sizeof buf, "%c.%se%d", digits[0], digits.c_str() + 1, e);
-    if (std::strtod(buf, nullptr) == d) {
-      exp10 = e;
-      break;
+      std::snprintf(buf, sizeof buf, "%c.%se%d", up[0], up.c_str() + 1, e);
+      if (std::strtod(buf, nullptr) == d) {
+        digits = up;
+        exp10 = e;
+      }
     }
   }
   while (digits.size() > 1 && digits.back() == '0') digits.pop_back();
