@@ -49,11 +49,21 @@ struct NetOutputs {
   torch::Tensor features;  // N x F x H/4 x W/4 (density features)
 };
 
+// Intermediate feature maps (research: tools/train/research.cc).
+struct NetTaps {
+  torch::Tensor e1;   // N x w  x H/2 x W/2
+  torch::Tensor f2;   // N x 2w x H/4 x W/4
+  torch::Tensor dec;  // N x 2w x H/4 x W/4
+  torch::Tensor f3;   // N x 4w x H/8 x W/8
+  torch::Tensor seg;  // N x 1  x H/4 x W/4
+};
+
 struct FlawNetImpl : torch::nn::Module {
   explicit FlawNetImpl(const NetConfig& config);
 
   // Training forward: seg logits + density features.
   NetOutputs forward(const torch::Tensor& x);
+  NetTaps forward_taps(const torch::Tensor& x);
   // Exactly what the exported graph computes (eval mode): N x 1 x H/4 x W/4.
   torch::Tensor forward_map(const torch::Tensor& x);
   // Standardised branch maps before summing (for analysis / weighting).

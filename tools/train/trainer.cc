@@ -27,6 +27,7 @@
 #include "image/preprocess.h"
 #include "model/model.h"
 #include "train/net.h"
+#include "train/research.h"
 
 namespace flawlens::train {
 namespace {
@@ -88,9 +89,73 @@ torch::Tensor HwcToTensor(const std::vector<float>& hwc, int h, int w, int c) {
       .clone();
 }
 
+// Research (FLAWLENS_TRAIN_CTX=s,L): an extra input channel with the local
+// brightness relative to its surroundings, log((blur_s v + 8) / (blur_L v + 8)).
+float g_ctx_s = 0, g_ctx_l = 0;
+torch::Tensor GaussBlur(const torch::Tensor& img, float sigma) {  // 1 x H x W
+  int r = std::max(1, int(std::ceil(3 * sigma)));
+  torch::Tensor k = torch::arange(-r, r + 1).to(torch::kFloat32);
+  k = torch::exp(-k * k / (2 * sigma * sigma));
+  k = k / k.sum();
+  torch::Tensor x = img.unsqueeze(0);
+  int64_t h = x.size(2), w = x.size(3);
+  x = torch::reflection_pad2d(x, {std::min<int64_t>(r, w - 1), std::min<int64_t>(r, w - 1), 0, 0});
+  if (r > w - 1) x = torch::replication_pad2d(x, {r - (w - 1), r - (w - 1), 0, 0});
+  x = torch::conv2d(x, k.view({1, 1, 1, -1}));
+  x = torch::reflection_pad2d(x, {0, 0, std::min<int64_t>(r, h - 1), std::min<int64_t>(r, h - 1)});
+  if (r > h - 1) x = torch::replication_pad2d(x, {0, 0, r - (h - 1), r - (h - 1)});
+  x = torch::conv2d(x, k.view({1, 1, -1, 1}));
+  return x[0];
+}
+// L = 0: relative to `ref`, the mean of the whole image (not just this crop).
+torch::Tensor WithCtx(const torch::Tensor& x, const torch::Tensor& raw_chw, float ref = -1) {
+  if (g_ctx_s <= 0) return x;
+  torch::Tensor g = raw_chw.mean(0, true);
+  if (ref < 0) ref = g.mean().item<float>();
+  torch::Tensor den = g_ctx_l > 0 ? GaussBlur(g, g_ctx_l) + 8 : torch::full_like(g, ref + 8);
+  torch::Tensor ctx = torch::log((GaussBlur(g, g_ctx_s) + 8) / den) * 8;
+  return torch::cat({x, ctx}, 0);
+}
+
+// Research (FLAWLENS_TRAIN_LETTERBOX=WxH): keep the aspect ratio; resize to
+// fit W x H and pad with the image's mean (masks: 0).
+int g_lb_w = 0, g_lb_h = 0;
+Result<Image> Letterbox(Result<Image> in, bool mask) {
+  if (!in.ok() || g_lb_w <= 0) return in;
+  const Image& im = *in;
+  int ch = im.format == PixelFormat::kGray8 ? 1 : 3;
+  double s = std::min(double(g_lb_w) / im.width, double(g_lb_h) / im.height);
+  int w = std::clamp(int(std::lround(im.width * s)), 1, g_lb_w);
+  int h = std::clamp(int(std::lround(im.height * s)), 1, g_lb_h);
+  PreprocessConfig c;
+  c.resize_w = w;
+  c.resize_h = h;
+  c.channels = ch;
+  c.scale = 1.0f;
+  std::vector<float> px(size_t(w) * h * ch);
+  PreprocessScratch scratch;
+  RectF covered;
+  FLAWLENS_RETURN_IF_ERROR(Preprocess(im.view(), c, RectF{}, px.data(), &scratch, &covered));
+  double mean[3] = {0, 0, 0};
+  for (size_t i = 0; i < px.size(); ++i) mean[i % ch] += px[i];
+  Image out;
+  out.width = g_lb_w;
+  out.height = g_lb_h;
+  out.format = ch == 1 ? PixelFormat::kGray8 : PixelFormat::kRGB8;
+  out.pixels.resize(size_t(g_lb_w) * g_lb_h * ch);
+  for (int k = 0; k < ch; ++k) mean[k] = mask ? 0 : mean[k] / (double(w) * h);
+  for (size_t i = 0; i < out.pixels.size(); ++i) out.pixels[i] = uint8_t(std::lround(mean[i % ch]));
+  int x0 = (g_lb_w - w) / 2, y0 = (g_lb_h - h) / 2;
+  for (int y = 0; y < h; ++y)
+    for (int x = 0; x < w * ch; ++x)
+      out.pixels[(size_t(y0 + y) * g_lb_w) * ch + size_t(x0) * ch + x] =
+          uint8_t(std::clamp(std::lround(px[size_t(y) * w * ch + x]), 0L, 255L));
+  return out;
+}
+
 // FloatImage (0..255) -> uint8 Image -> the model's preprocessing.
 torch::Tensor NormaliseSample(const FloatImage& img, const PreprocessConfig& model_cfg,
-                              PreprocessScratch* scratch) {
+                              PreprocessScratch* scratch, float ref_mean = -1) {
   std::vector<uint8_t> px(img.data.size());
   for (size_t i = 0; i < px.size(); ++i)
     px[i] = static_cast<uint8_t>(std::clamp(std::lround(img.data[i]), 0L, 255L));
@@ -103,8 +168,10 @@ torch::Tensor NormaliseSample(const FloatImage& img, const PreprocessConfig& mod
   std::vector<float> out(size_t(img.h) * img.w * cfg.channels);
   RectF covered;
   Status st = Preprocess(view, cfg, RectF{}, out.data(), scratch, &covered);
-  if (!st.ok()) return torch::zeros({cfg.channels, img.h, img.w});
-  return HwcToTensor(out, img.h, img.w, cfg.channels);
+  if (!st.ok()) return torch::zeros({cfg.channels + (g_ctx_s > 0), img.h, img.w});
+  torch::Tensor t = HwcToTensor(out, img.h, img.w, cfg.channels);
+  if (g_ctx_s > 0) t = WithCtx(t, HwcToTensor(img.data, img.h, img.w, img.c), ref_mean);
+  return t;
 }
 
 // ---- training batches (produced on a separate thread) -----------------------
@@ -121,17 +188,18 @@ class BatchMaker {
 
   Batch Make() {
     int n = opt_->batch;
-    torch::Tensor x = torch::empty({n, cfg_->channels, crop_h_, crop_w_});
+    torch::Tensor x = torch::empty({n, cfg_->channels + (g_ctx_s > 0), crop_h_, crop_w_});
     torch::Tensor y = torch::empty({n, 1, crop_h_ / 4, crop_w_ / 4});
     for (int i = 0; i < n; ++i) {
       const FloatImage& src = (*images_)[std::uniform_int_distribution<int>(
           0, int(images_->size()) - 1)(rng_)];
-      FloatImage img = RandomCrop(src);
+      float ref = -1;
+      FloatImage img = RandomCrop(src, &ref);
       std::vector<float> mask(size_t(img.h) * img.w, 0.0f);
       if (std::uniform_real_distribution<float>(0, 1)(rng_) < opt_->anomaly_prob) {
         PaintAnomalies(&img, &mask, *images_, opt_->synth, &rng_);
       }
-      x[i] = NormaliseSample(img, *cfg_, &scratch_);
+      x[i] = NormaliseSample(img, *cfg_, &scratch_, ref);
       torch::Tensor m = torch::from_blob(mask.data(), {1, 1, img.h, img.w}, torch::kFloat32);
       y[i] = torch::avg_pool2d(m, 4)[0];
     }
@@ -139,13 +207,18 @@ class BatchMaker {
   }
 
  private:
-  FloatImage RandomCrop(const FloatImage& src) {
+  FloatImage RandomCrop(const FloatImage& src, float* ref_mean) {
     int ch = std::min(crop_h_, src.h), cw = std::min(crop_w_, src.w);
     int y0 = std::uniform_int_distribution<int>(0, src.h - ch)(rng_);
     int x0 = std::uniform_int_distribution<int>(0, src.w - cw)(rng_);
     bool fx = opt_->flips && (rng_() & 1), fy = opt_->flips && (rng_() & 1);
     float gain = std::uniform_real_distribution<float>(0.8f, 1.2f)(rng_);
     float bias = std::uniform_real_distribution<float>(-12.f, 12.f)(rng_);
+    if (g_ctx_s > 0 && g_ctx_l <= 0) {
+      double m = 0;
+      for (float v : src.data) m += v;
+      *ref_mean = std::clamp(float(m / src.data.size()) * gain + bias, 0.0f, 255.0f);
+    }
     FloatImage out;
     out.h = crop_h_;
     out.w = crop_w_;
@@ -373,6 +446,8 @@ Status RunTraining(const TrainOptions& opt) {
     ~Restore() { std::signal(SIGINT, h); }
   } restore{old_handler};
   const bool tty = isatty(2);
+  if (const char* lb = std::getenv("FLAWLENS_TRAIN_LETTERBOX")) std::sscanf(lb, "%dx%d", &g_lb_w, &g_lb_h);
+  if (const char* ctx = std::getenv("FLAWLENS_TRAIN_CTX")) std::sscanf(ctx, "%f,%f", &g_ctx_s, &g_ctx_l);
 
   // ---- 1. training images ----
   std::vector<std::string> paths;
@@ -397,7 +472,7 @@ Status RunTraining(const TrainOptions& opt) {
   for (const auto& p : paths) {
     auto bytes = cli::ReadFileBytes(p);
     if (!bytes.ok()) { skipped.push_back(p + " (" + bytes.status().message() + ")"); continue; }
-    auto img = DecodeImage(bytes->data(), bytes->size());
+    auto img = Letterbox(DecodeImage(bytes->data(), bytes->size()), false);
     if (!img.ok()) { skipped.push_back(p + " (" + img.status().message() + ")"); continue; }
     loaded.push_back({p, std::move(*img)});
   }
@@ -506,7 +581,12 @@ Status RunTraining(const TrainOptions& opt) {
 
   auto prep_tensor = [&](const Image& im) -> Result<torch::Tensor> {
     FLAWLENS_ASSIGN_OR_RETURN(std::vector<float> v, Prep(im.view(), pre));
-    return HwcToTensor(v, in_h, in_w, channels);
+    torch::Tensor t = HwcToTensor(v, in_h, in_w, channels);
+    if (g_ctx_s > 0) {
+      FLAWLENS_ASSIGN_OR_RETURN(std::vector<float> r, Prep(im.view(), raw));
+      t = WithCtx(t, HwcToTensor(r, in_h, in_w, channels));
+    }
+    return t;
   };
   std::vector<torch::Tensor> hold_x, train_x;
   for (const auto& l : hold_imgs) {
@@ -534,7 +614,7 @@ Status RunTraining(const TrainOptions& opt) {
         for (const auto& s : ds->samples) {
           auto bytes = cli::ReadFileBytes(s.path);
           if (!bytes.ok()) continue;
-          auto img = DecodeImage(bytes->data(), bytes->size());
+          auto img = Letterbox(DecodeImage(bytes->data(), bytes->size()), false);
           if (!img.ok()) continue;
           auto t = prep_tensor(*img);
           if (!t.ok()) continue;
@@ -542,7 +622,7 @@ Status RunTraining(const TrainOptions& opt) {
           if (s.defective && !s.mask_path.empty()) {
             auto mb = cli::ReadFileBytes(s.mask_path);
             if (mb.ok()) {
-              auto mi = DecodeImage(mb->data(), mb->size());
+              auto mi = Letterbox(DecodeImage(mb->data(), mb->size()), true);
               if (mi.ok()) {
                 auto mv = Prep(mi->view(), mask_cfg);
                 if (mv.ok()) {
@@ -566,7 +646,7 @@ Status RunTraining(const TrainOptions& opt) {
   }
 
   NetConfig ncfg;
-  ncfg.in_channels = channels;
+  ncfg.in_channels = channels + (g_ctx_s > 0);
   ncfg.width = opt.width;
   ncfg.density = opt.density;
   ncfg.seg_weight = opt.seg_weight;
@@ -614,7 +694,13 @@ Status RunTraining(const TrainOptions& opt) {
   torch::optim::Adam optim(net->parameters(), torch::optim::AdamOptions(opt.lr).weight_decay(1e-5));
   json metrics;
   const Clock::time_point train_start = Clock::now();
-  const double train_time = std::max(5.0, budget - Seconds(t0) - tail);
+  double train_time = std::max(5.0, budget - Seconds(t0) - tail);
+  // Research hooks: reuse a saved network instead of training (no training).
+  if (const char* load = std::getenv("FLAWLENS_TRAIN_LOAD_NET")) {
+    torch::load(ema, load);
+    train_time = 0;
+    std::fprintf(stderr, "loaded network weights from %s (no training)\n", load);
+  }
   int step = 0;
   double loss_avg = 0;
   double next_val = opt.val_every, last_print = -100;
@@ -666,6 +752,14 @@ Status RunTraining(const TrainOptions& opt) {
   if (g_interrupted) std::fprintf(stderr, "interrupted: finishing with the weights so far\n");
   const double trained_s = Seconds(train_start);
   ema->eval();
+  if (const char* save = std::getenv("FLAWLENS_TRAIN_SAVE_NET")) torch::save(ema, save);
+  if (std::getenv("FLAWLENS_TRAIN_RESEARCH") && val.has_defects) {
+    std::vector<torch::Tensor> fit_x, masks;
+    size_t n_fit = std::min<size_t>(train_x.size(), 200);
+    for (size_t i = 0; i < n_fit; ++i) fit_x.push_back(train_x[i * train_x.size() / n_fit]);
+    RunResearch(ema, ResearchData{&fit_x, &hold_x, &val.inputs, &val.defective, &val.types,
+                                  &val.masks, map_h, map_w});
+  }
 
   // ---- 4. density branch: Gaussian of the features of the training images ----
   if (opt.density) {

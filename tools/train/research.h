@@ -1,0 +1,28 @@
+// Research hook of `flawlens train` (FLAWLENS_TRAIN_RESEARCH=1): after
+// training, compares alternative density branches and map combinations on
+// the validation split and prints one line per variant. Used to choose the
+// method documented in METHOD.md; not part of the exported model.
+#pragma once
+
+#include <torch/torch.h>
+
+#include <string>
+#include <vector>
+
+#include "train/net.h"
+
+namespace flawlens::train {
+
+struct ResearchData {
+  const std::vector<torch::Tensor>* fit_x;   // good images the densities are fitted on
+  const std::vector<torch::Tensor>* hold_x;  // held-out good images (calibration)
+  const std::vector<torch::Tensor>* val_x;
+  const std::vector<bool>* defective;
+  const std::vector<std::string>* types;
+  const std::vector<torch::Tensor>* masks;  // map resolution, undefined if none
+  int map_h, map_w;
+};
+
+void RunResearch(FlawNet& net, const ResearchData& data);
+
+}  // namespace flawlens::train
