@@ -85,7 +85,7 @@ TEST(TrainExport, EngineMatchesLibTorchWithDensityBranch) {
     torch::Tensor a = torch::randn({f, f}) * 0.3;
     net->dens_w.copy_(a + torch::eye(f));
     net->dens_b.copy_(torch::randn({f}) * 0.1);
-    net->combine.copy_(torch::tensor({-1.5f, 0.7f, 30.0f, 12.0f}));
+    net->combine.copy_(torch::tensor({-1.5f, 0.7f, 30.0f, 12.0f, 0.0f, 1.0f}));
     net->density_fitted = true;
   }
   for (const char* backend : {"ref", "auto"}) {
@@ -112,13 +112,53 @@ TEST(TrainExport, EngineMatchesLibTorchWithNearestNeighbourBank) {
     net->dens_w.copy_(torch::eye(f) * 0.5);
     net->dens_b.copy_(torch::randn({f}) * 0.1);
     net->bank.copy_(torch::randn({16, f}));
-    net->combine.copy_(torch::tensor({0.5f, 2.0f, 10.0f, 4.0f}));
+    net->combine.copy_(torch::tensor({0.5f, 2.0f, 10.0f, 4.0f, 0.0f, 1.0f}));
     net->density_fitted = true;
   }
   float diff = 0, ref = 0;
   CompareEngine(net, 32, 56, "ref", 2, &diff, &ref);
   EXPECT_LE(diff, 1e-4f * std::max(1.0f, ref)) << "max |map| " << ref;
   EXPECT_GT(ref, 0.0f);
+}
+
+TEST(TrainExport, EngineMatchesLibTorchWithFineDensity) {
+  torch::manual_seed(11);
+  train::NetConfig cfg;
+  cfg.in_channels = 1;
+  cfg.width = 6;
+  cfg.fine_density = true;
+  cfg.map_blur_sigma = 1.0f;
+  train::FlawNet net(cfg);
+  TrainFewSteps(net, 40, 56);
+  {
+    torch::NoGradGuard ng;
+    int f = net->feature_channels();
+    net->dens_w.copy_(torch::randn({f, f}) * 0.2 + torch::eye(f));
+    net->dens_b.copy_(torch::randn({f}) * 0.1);
+    net->fine_w.copy_(torch::randn({6, 6}) * 0.3 + torch::eye(6));
+    net->fine_b.copy_(torch::randn({6}) * 0.1);
+    net->combine.copy_(torch::tensor({0.5f, 2.0f, 10.0f, 4.0f, 7.0f, 3.0f}));
+    net->density_fitted = true;
+    net->fine_fitted = true;
+  }
+  // The fine branch is in the exported graph (maxpool of its 1/2-resolution map).
+  ModelSpec spec;
+  train::ExportNetwork(net, 40, 56, &spec);
+  EXPECT_NE(spec.graph_json.find("fine_white"), std::string::npos);
+  EXPECT_NE(spec.graph_json.find("maxpool2d"), std::string::npos);
+  for (const char* backend : {"ref", "auto"}) {
+    float diff = 0, ref = 0;
+    CompareEngine(net, 40, 56, backend, 2, &diff, &ref);
+    EXPECT_LE(diff, 1e-4f * std::max(1.0f, ref)) << backend << ": max |map| " << ref;
+    EXPECT_GT(ref, 0.0f);
+  }
+  // Switching the branch off changes the map: it contributes.
+  torch::Tensor x = torch::randn({1, 1, 40, 56});
+  torch::NoGradGuard ng;
+  torch::Tensor with = net->forward_map(x);
+  net->fine_fitted = false;
+  torch::Tensor without = net->forward_map(x);
+  EXPECT_GT((with - without).abs().max().item<float>(), 1e-3f);
 }
 
 TEST(TrainExport, EngineMatchesLibTorchSegOnlyGray) {

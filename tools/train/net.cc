@@ -63,7 +63,9 @@ FlawNetImpl::FlawNetImpl(const NetConfig& c) : config(c) {
   int f = feature_channels();
   dens_w = register_buffer("dens_w", torch::eye(f));
   dens_b = register_buffer("dens_b", torch::zeros({f}));
-  combine = register_buffer("combine", torch::tensor({0.0f, 1.0f, 0.0f, 1.0f}));
+  combine = register_buffer("combine", torch::tensor({0.0f, 1.0f, 0.0f, 1.0f, 0.0f, 1.0f}));
+  fine_w = register_buffer("fine_w", torch::eye(w));
+  fine_b = register_buffer("fine_b", torch::zeros({w}));
   bank = register_buffer("bank", torch::zeros({std::max(1, c.bank), f}));
 }
 
@@ -80,6 +82,7 @@ NetOutputs FlawNetImpl::forward(const torch::Tensor& x) {
   NetOutputs out;
   out.seg = head(dec);
   out.features = torch::cat({f2, dec}, 1);
+  out.fine = h;
   return out;
 }
 
@@ -108,10 +111,20 @@ torch::Tensor FlawNetImpl::density_map(const torch::Tensor& features) {
   return std::get<0>(d.min(1, /*keepdim=*/true)) + sq;
 }
 
-torch::Tensor FlawNetImpl::combine_maps(const torch::Tensor& seg, const torch::Tensor& dens) {
+torch::Tensor FlawNetImpl::fine_map(const torch::Tensor& fine) {
+  int64_t w = fine_w.size(0);
+  torch::Tensor z = F::conv2d(fine, fine_w.view({w, w, 1, 1}), F::Conv2dFuncOptions().bias(fine_b));
+  return F::max_pool2d((z * z).sum(1, /*keepdim=*/true), F::MaxPool2dFuncOptions(2));
+}
+
+torch::Tensor FlawNetImpl::combine_maps(const torch::Tensor& seg, const torch::Tensor& dens,
+                                        const torch::Tensor& fine) {
   torch::Tensor m = config.seg_weight * (seg - combine[0]) / combine[1];
   if (config.density && density_fitted && dens.defined()) {
     m = m + config.density_weight * (dens - combine[2]) / combine[3];
+  }
+  if (config.fine_density && fine_fitted && fine.defined()) {
+    m = m + config.density_weight * (fine - combine[4]) / combine[5];
   }
   if (config.map_blur_sigma > 0) {
     torch::Tensor k = GaussianKernel(config.map_blur_sigma);
@@ -122,9 +135,10 @@ torch::Tensor FlawNetImpl::combine_maps(const torch::Tensor& seg, const torch::T
 
 torch::Tensor FlawNetImpl::forward_map(const torch::Tensor& x) {
   NetOutputs o = forward(x);
-  torch::Tensor dens;
+  torch::Tensor dens, fine;
   if (config.density && density_fitted) dens = density_map(o.features);
-  return combine_maps(o.seg, dens);
+  if (config.fine_density && fine_fitted) fine = fine_map(o.fine);
+  return combine_maps(o.seg, dens, fine);
 }
 
 // ---- export -----------------------------------------------------------------
@@ -204,12 +218,13 @@ void ExportNetwork(FlawNet& net, int input_h, int input_w, ModelSpec* spec) {
 
   const NetConfig& c = net->config;
   torch::Tensor comb = net->combine;
-  float seg_mean = comb[0].item<float>(), seg_std = comb[1].item<float>();
-  bool density = c.density && net->density_fitted;
-  std::string map_input = "seg";
-  if (density) {
+  // The standardised, weighted sum of the branch maps: one 1x1 conv over
+  // their concatenation.
+  std::vector<std::string> maps = {"seg"};
+  std::vector<float> weights = {c.seg_weight / comb[1].item<float>()};
+  float bias = -c.seg_weight * comb[0].item<float>() / comb[1].item<float>();
+  if (c.density && net->density_fitted) {
     int f = net->feature_channels();
-    float dens_mean = comb[2].item<float>(), dens_std = comb[3].item<float>();
     ex.Simple({{"name", "features"}, {"op", "concat"}, {"inputs", {"e2", "d2b"}}});
     ex.Conv("dens_white", "features", net->dens_w.view({f, f, 1, 1}), net->dens_b, 1, 1, 0,
             "none");
@@ -226,18 +241,30 @@ void ExportNetwork(FlawNet& net, int input_h, int input_w, ModelSpec* spec) {
       ex.Simple({{"name", "dens_d2"}, {"op", "reduce_channels"}, {"inputs", {"dens_white"}},
                  {"mode", "sum_squares"}});
     }
-    ex.Simple({{"name", "maps"}, {"op", "concat"}, {"inputs", {"seg", "dens_d2"}}});
-    torch::Tensor w = torch::tensor({c.seg_weight / seg_std, c.density_weight / dens_std})
-                          .view({1, 2, 1, 1});
-    torch::Tensor b = torch::tensor(
-        {-(c.seg_weight * seg_mean / seg_std + c.density_weight * dens_mean / dens_std)});
-    ex.Conv("combine", "maps", w, b, 1, 1, 0, "none");
-  } else {
-    torch::Tensor w = torch::tensor({c.seg_weight / seg_std}).view({1, 1, 1, 1});
-    torch::Tensor b = torch::tensor({-c.seg_weight * seg_mean / seg_std});
-    ex.Conv("combine", "seg", w, b, 1, 1, 0, "none");
+    maps.push_back("dens_d2");
+    weights.push_back(c.density_weight / comb[3].item<float>());
+    bias -= c.density_weight * comb[2].item<float>() / comb[3].item<float>();
   }
-  map_input = "combine";
+  if (c.fine_density && net->fine_fitted) {
+    int64_t w = net->fine_w.size(0);
+    ex.Conv("fine_white", "e1", net->fine_w.view({w, w, 1, 1}), net->fine_b, 1, 1, 0, "none");
+    ex.Simple({{"name", "fine_sq"}, {"op", "reduce_channels"}, {"inputs", {"fine_white"}},
+               {"mode", "sum_squares"}});
+    ex.Simple({{"name", "fine_d2"}, {"op", "maxpool2d"}, {"inputs", {"fine_sq"}},
+               {"kernel", {2, 2}}, {"stride", {2, 2}}});
+    maps.push_back("fine_d2");
+    weights.push_back(c.density_weight / comb[5].item<float>());
+    bias -= c.density_weight * comb[4].item<float>() / comb[5].item<float>();
+  }
+  std::string combine_in = "seg";
+  if (maps.size() > 1) {
+    ex.Simple({{"name", "maps"}, {"op", "concat"}, {"inputs", maps}});
+    combine_in = "maps";
+  }
+  ex.Conv("combine", combine_in,
+          torch::tensor(weights).view({1, int64_t(weights.size()), 1, 1}), torch::tensor({bias}),
+          1, 1, 0, "none");
+  std::string map_input = "combine";
   if (c.map_blur_sigma > 0) {
     torch::Tensor k = GaussianKernel(c.map_blur_sigma);
     ex.Conv("smooth", "combine", k, torch::Tensor(), 1, 1, static_cast<int>(k.size(2) / 2),
@@ -267,14 +294,18 @@ int64_t CountMacs(FlawNet& net, int h, int w) {
   conv(h4, w4, 6 * wd, 2 * wd, 1);
   conv(h4, w4, 2 * wd, 2 * wd, 3);
   conv(h4, w4, 2 * wd, 1, 1);
+  int maps = 1;
   if (net->config.density && net->density_fitted) {
     int f = net->feature_channels();
     conv(h4, w4, f, f, 1);
     if (net->config.bank > 0) conv(h4, w4, f, net->config.bank, 1);
-    conv(h4, w4, 2, 1, 1);
-  } else {
-    conv(h4, w4, 1, 1, 1);
+    ++maps;
   }
+  if (net->config.fine_density && net->fine_fitted) {
+    conv(h2, w2, wd, wd, 1);
+    ++maps;
+  }
+  conv(h4, w4, maps, 1, 1);
   if (net->config.map_blur_sigma > 0) {
     int k = 2 * std::max(1, static_cast<int>(std::ceil(2.0f * net->config.map_blur_sigma))) + 1;
     conv(h4, w4, 1, 1, k);

@@ -31,6 +31,10 @@ struct NetConfig {
   // > 0: density = squared distance to the nearest of `bank` whitened feature
   // vectors (a k-centre coreset of good features) instead of the Gaussian.
   int bank = 0;
+  // Add a second Gaussian density on the stem features (1/2 resolution,
+  // `width` channels), max-pooled 2x2 onto the map: finer than the main
+  // density (small blowholes and cracks).
+  bool fine_density = false;
 };
 
 // Conv (no bias) + BatchNorm + activation; folded into one conv2d at export.
@@ -47,6 +51,7 @@ TORCH_MODULE(ConvBn);
 struct NetOutputs {
   torch::Tensor seg;       // N x 1 x H/4 x W/4 logits
   torch::Tensor features;  // N x F x H/4 x W/4 (density features)
+  torch::Tensor fine;      // N x w x H/2 x W/2 (fine density features)
 };
 
 // Intermediate feature maps (research: tools/train/research.cc).
@@ -68,8 +73,10 @@ struct FlawNetImpl : torch::nn::Module {
   torch::Tensor forward_map(const torch::Tensor& x);
   // Standardised branch maps before summing (for analysis / weighting).
   torch::Tensor density_map(const torch::Tensor& features);  // N x 1 x h x w
-  // The output map from the two branch maps (dens undefined: seg only).
-  torch::Tensor combine_maps(const torch::Tensor& seg, const torch::Tensor& dens);
+  torch::Tensor fine_map(const torch::Tensor& fine);          // N x 1 x h x w
+  // The output map from the branch maps (an undefined or unfitted branch is left out).
+  torch::Tensor combine_maps(const torch::Tensor& seg, const torch::Tensor& dens,
+                             const torch::Tensor& fine = {});
 
   int feature_channels() const;
 
@@ -80,9 +87,12 @@ struct FlawNetImpl : torch::nn::Module {
   // Density branch (buffers, set by FitDensity): whitening W [F][F], bias [F].
   torch::Tensor dens_w, dens_b;
   torch::Tensor bank;  // [bank][F] whitened feature vectors (config.bank > 0)
-  // Standardisation of the two maps on good images: z = (m - mean) / std.
-  torch::Tensor combine;  // [4]: seg_mean, seg_std, dens_mean, dens_std
+  // Fine density (config.fine_density): whitening [w][w], bias [w].
+  torch::Tensor fine_w, fine_b;
+  // Standardisation of the maps on good images: z = (m - mean) / std.
+  torch::Tensor combine;  // [6]: seg, dens, fine (mean, std) pairs
   bool density_fitted = false;
+  bool fine_fitted = false;
 };
 TORCH_MODULE(FlawNet);
 

@@ -138,7 +138,7 @@ void RunResearch(FlawNet& net, const ResearchData& d) {
     branch[name] = {(h - m) / s, (v - m) / s};
   };
   standardise("seg", hold.seg, val.seg);
-  for (const std::string& f : {"f2dec", "e1", "f2", "dec", "f3", "e1p+f2dec", "sr15:f2dec",
+  for (const char* f : {"f2dec", "e1", "f2", "dec", "f3", "e1p+f2dec", "sr15:f2dec",
                                "sr31:f2dec", "sr15:f3", "sr31:e1"}) {
     Gauss g = Fit(Feature(fit, f));
     standardise(f, Mahalanobis(g, Feature(hold, f), mh, mw), Mahalanobis(g, Feature(val, f), mh, mw));

@@ -37,6 +37,8 @@ void AddTrainCommand(CLI::App& app) {
   cmd->add_flag("!--no-density", opt->density, "Disable the Gaussian density branch");
   cmd->add_option("--bank", opt->bank, "Density = distance to a bank of N good feature vectors (0 = Gaussian)")
       ->capture_default_str()->check(CLI::Range(0, 4096));
+  cmd->add_flag("--fine-density", opt->fine_density,
+                "Add a Gaussian density of the 1/2-resolution stem features (finer map for small defects)");
   cmd->add_option("--seg-weight", opt->seg_weight, "Weight of the segmentation map")->capture_default_str();
   cmd->add_option("--density-weight", opt->density_weight, "Weight of the density map")->capture_default_str();
   cmd->add_option("--map-blur", opt->map_blur, "Gaussian smoothing of the map (cells, 0 = off)")->capture_default_str();

@@ -89,73 +89,9 @@ torch::Tensor HwcToTensor(const std::vector<float>& hwc, int h, int w, int c) {
       .clone();
 }
 
-// Research (FLAWLENS_TRAIN_CTX=s,L): an extra input channel with the local
-// brightness relative to its surroundings, log((blur_s v + 8) / (blur_L v + 8)).
-float g_ctx_s = 0, g_ctx_l = 0;
-torch::Tensor GaussBlur(const torch::Tensor& img, float sigma) {  // 1 x H x W
-  int r = std::max(1, int(std::ceil(3 * sigma)));
-  torch::Tensor k = torch::arange(-r, r + 1).to(torch::kFloat32);
-  k = torch::exp(-k * k / (2 * sigma * sigma));
-  k = k / k.sum();
-  torch::Tensor x = img.unsqueeze(0);
-  int64_t h = x.size(2), w = x.size(3);
-  x = torch::reflection_pad2d(x, {std::min<int64_t>(r, w - 1), std::min<int64_t>(r, w - 1), 0, 0});
-  if (r > w - 1) x = torch::replication_pad2d(x, {r - (w - 1), r - (w - 1), 0, 0});
-  x = torch::conv2d(x, k.view({1, 1, 1, -1}));
-  x = torch::reflection_pad2d(x, {0, 0, std::min<int64_t>(r, h - 1), std::min<int64_t>(r, h - 1)});
-  if (r > h - 1) x = torch::replication_pad2d(x, {0, 0, r - (h - 1), r - (h - 1)});
-  x = torch::conv2d(x, k.view({1, 1, -1, 1}));
-  return x[0];
-}
-// L = 0: relative to `ref`, the mean of the whole image (not just this crop).
-torch::Tensor WithCtx(const torch::Tensor& x, const torch::Tensor& raw_chw, float ref = -1) {
-  if (g_ctx_s <= 0) return x;
-  torch::Tensor g = raw_chw.mean(0, true);
-  if (ref < 0) ref = g.mean().item<float>();
-  torch::Tensor den = g_ctx_l > 0 ? GaussBlur(g, g_ctx_l) + 8 : torch::full_like(g, ref + 8);
-  torch::Tensor ctx = torch::log((GaussBlur(g, g_ctx_s) + 8) / den) * 8;
-  return torch::cat({x, ctx}, 0);
-}
-
-// Research (FLAWLENS_TRAIN_LETTERBOX=WxH): keep the aspect ratio; resize to
-// fit W x H and pad with the image's mean (masks: 0).
-int g_lb_w = 0, g_lb_h = 0;
-Result<Image> Letterbox(Result<Image> in, bool mask) {
-  if (!in.ok() || g_lb_w <= 0) return in;
-  const Image& im = *in;
-  int ch = im.format == PixelFormat::kGray8 ? 1 : 3;
-  double s = std::min(double(g_lb_w) / im.width, double(g_lb_h) / im.height);
-  int w = std::clamp(int(std::lround(im.width * s)), 1, g_lb_w);
-  int h = std::clamp(int(std::lround(im.height * s)), 1, g_lb_h);
-  PreprocessConfig c;
-  c.resize_w = w;
-  c.resize_h = h;
-  c.channels = ch;
-  c.scale = 1.0f;
-  std::vector<float> px(size_t(w) * h * ch);
-  PreprocessScratch scratch;
-  RectF covered;
-  FLAWLENS_RETURN_IF_ERROR(Preprocess(im.view(), c, RectF{}, px.data(), &scratch, &covered));
-  double mean[3] = {0, 0, 0};
-  for (size_t i = 0; i < px.size(); ++i) mean[i % ch] += px[i];
-  Image out;
-  out.width = g_lb_w;
-  out.height = g_lb_h;
-  out.format = ch == 1 ? PixelFormat::kGray8 : PixelFormat::kRGB8;
-  out.pixels.resize(size_t(g_lb_w) * g_lb_h * ch);
-  for (int k = 0; k < ch; ++k) mean[k] = mask ? 0 : mean[k] / (double(w) * h);
-  for (size_t i = 0; i < out.pixels.size(); ++i) out.pixels[i] = uint8_t(std::lround(mean[i % ch]));
-  int x0 = (g_lb_w - w) / 2, y0 = (g_lb_h - h) / 2;
-  for (int y = 0; y < h; ++y)
-    for (int x = 0; x < w * ch; ++x)
-      out.pixels[(size_t(y0 + y) * g_lb_w) * ch + size_t(x0) * ch + x] =
-          uint8_t(std::clamp(std::lround(px[size_t(y) * w * ch + x]), 0L, 255L));
-  return out;
-}
-
 // FloatImage (0..255) -> uint8 Image -> the model's preprocessing.
 torch::Tensor NormaliseSample(const FloatImage& img, const PreprocessConfig& model_cfg,
-                              PreprocessScratch* scratch, float ref_mean = -1) {
+                              PreprocessScratch* scratch) {
   std::vector<uint8_t> px(img.data.size());
   for (size_t i = 0; i < px.size(); ++i)
     px[i] = static_cast<uint8_t>(std::clamp(std::lround(img.data[i]), 0L, 255L));
@@ -168,10 +104,8 @@ torch::Tensor NormaliseSample(const FloatImage& img, const PreprocessConfig& mod
   std::vector<float> out(size_t(img.h) * img.w * cfg.channels);
   RectF covered;
   Status st = Preprocess(view, cfg, RectF{}, out.data(), scratch, &covered);
-  if (!st.ok()) return torch::zeros({cfg.channels + (g_ctx_s > 0), img.h, img.w});
-  torch::Tensor t = HwcToTensor(out, img.h, img.w, cfg.channels);
-  if (g_ctx_s > 0) t = WithCtx(t, HwcToTensor(img.data, img.h, img.w, img.c), ref_mean);
-  return t;
+  if (!st.ok()) return torch::zeros({cfg.channels, img.h, img.w});
+  return HwcToTensor(out, img.h, img.w, cfg.channels);
 }
 
 // ---- training batches (produced on a separate thread) -----------------------
@@ -188,18 +122,17 @@ class BatchMaker {
 
   Batch Make() {
     int n = opt_->batch;
-    torch::Tensor x = torch::empty({n, cfg_->channels + (g_ctx_s > 0), crop_h_, crop_w_});
+    torch::Tensor x = torch::empty({n, cfg_->channels, crop_h_, crop_w_});
     torch::Tensor y = torch::empty({n, 1, crop_h_ / 4, crop_w_ / 4});
     for (int i = 0; i < n; ++i) {
       const FloatImage& src = (*images_)[std::uniform_int_distribution<int>(
           0, int(images_->size()) - 1)(rng_)];
-      float ref = -1;
-      FloatImage img = RandomCrop(src, &ref);
+      FloatImage img = RandomCrop(src);
       std::vector<float> mask(size_t(img.h) * img.w, 0.0f);
       if (std::uniform_real_distribution<float>(0, 1)(rng_) < opt_->anomaly_prob) {
         PaintAnomalies(&img, &mask, *images_, opt_->synth, &rng_);
       }
-      x[i] = NormaliseSample(img, *cfg_, &scratch_, ref);
+      x[i] = NormaliseSample(img, *cfg_, &scratch_);
       torch::Tensor m = torch::from_blob(mask.data(), {1, 1, img.h, img.w}, torch::kFloat32);
       y[i] = torch::avg_pool2d(m, 4)[0];
     }
@@ -207,18 +140,13 @@ class BatchMaker {
   }
 
  private:
-  FloatImage RandomCrop(const FloatImage& src, float* ref_mean) {
+  FloatImage RandomCrop(const FloatImage& src) {
     int ch = std::min(crop_h_, src.h), cw = std::min(crop_w_, src.w);
     int y0 = std::uniform_int_distribution<int>(0, src.h - ch)(rng_);
     int x0 = std::uniform_int_distribution<int>(0, src.w - cw)(rng_);
     bool fx = opt_->flips && (rng_() & 1), fy = opt_->flips && (rng_() & 1);
     float gain = std::uniform_real_distribution<float>(0.8f, 1.2f)(rng_);
     float bias = std::uniform_real_distribution<float>(-12.f, 12.f)(rng_);
-    if (g_ctx_s > 0 && g_ctx_l <= 0) {
-      double m = 0;
-      for (float v : src.data) m += v;
-      *ref_mean = std::clamp(float(m / src.data.size()) * gain + bias, 0.0f, 255.0f);
-    }
     FloatImage out;
     out.h = crop_h_;
     out.w = crop_w_;
@@ -446,8 +374,6 @@ Status RunTraining(const TrainOptions& opt) {
     ~Restore() { std::signal(SIGINT, h); }
   } restore{old_handler};
   const bool tty = isatty(2);
-  if (const char* lb = std::getenv("FLAWLENS_TRAIN_LETTERBOX")) std::sscanf(lb, "%dx%d", &g_lb_w, &g_lb_h);
-  if (const char* ctx = std::getenv("FLAWLENS_TRAIN_CTX")) std::sscanf(ctx, "%f,%f", &g_ctx_s, &g_ctx_l);
 
   // ---- 1. training images ----
   std::vector<std::string> paths;
@@ -472,7 +398,7 @@ Status RunTraining(const TrainOptions& opt) {
   for (const auto& p : paths) {
     auto bytes = cli::ReadFileBytes(p);
     if (!bytes.ok()) { skipped.push_back(p + " (" + bytes.status().message() + ")"); continue; }
-    auto img = Letterbox(DecodeImage(bytes->data(), bytes->size()), false);
+    auto img = DecodeImage(bytes->data(), bytes->size());
     if (!img.ok()) { skipped.push_back(p + " (" + img.status().message() + ")"); continue; }
     loaded.push_back({p, std::move(*img)});
   }
@@ -581,12 +507,7 @@ Status RunTraining(const TrainOptions& opt) {
 
   auto prep_tensor = [&](const Image& im) -> Result<torch::Tensor> {
     FLAWLENS_ASSIGN_OR_RETURN(std::vector<float> v, Prep(im.view(), pre));
-    torch::Tensor t = HwcToTensor(v, in_h, in_w, channels);
-    if (g_ctx_s > 0) {
-      FLAWLENS_ASSIGN_OR_RETURN(std::vector<float> r, Prep(im.view(), raw));
-      t = WithCtx(t, HwcToTensor(r, in_h, in_w, channels));
-    }
-    return t;
+    return HwcToTensor(v, in_h, in_w, channels);
   };
   std::vector<torch::Tensor> hold_x, train_x;
   for (const auto& l : hold_imgs) {
@@ -614,7 +535,7 @@ Status RunTraining(const TrainOptions& opt) {
         for (const auto& s : ds->samples) {
           auto bytes = cli::ReadFileBytes(s.path);
           if (!bytes.ok()) continue;
-          auto img = Letterbox(DecodeImage(bytes->data(), bytes->size()), false);
+          auto img = DecodeImage(bytes->data(), bytes->size());
           if (!img.ok()) continue;
           auto t = prep_tensor(*img);
           if (!t.ok()) continue;
@@ -622,7 +543,7 @@ Status RunTraining(const TrainOptions& opt) {
           if (s.defective && !s.mask_path.empty()) {
             auto mb = cli::ReadFileBytes(s.mask_path);
             if (mb.ok()) {
-              auto mi = Letterbox(DecodeImage(mb->data(), mb->size()), true);
+              auto mi = DecodeImage(mb->data(), mb->size());
               if (mi.ok()) {
                 auto mv = Prep(mi->view(), mask_cfg);
                 if (mv.ok()) {
@@ -646,13 +567,14 @@ Status RunTraining(const TrainOptions& opt) {
   }
 
   NetConfig ncfg;
-  ncfg.in_channels = channels + (g_ctx_s > 0);
+  ncfg.in_channels = channels;
   ncfg.width = opt.width;
   ncfg.density = opt.density;
   ncfg.seg_weight = opt.seg_weight;
   ncfg.density_weight = opt.density_weight;
   ncfg.map_blur_sigma = opt.map_blur;
   ncfg.bank = opt.bank;
+  ncfg.fine_density = opt.fine_density;
   FlawNet net(ncfg), ema(ncfg);
   {
     torch::NoGradGuard ng;
@@ -695,7 +617,7 @@ Status RunTraining(const TrainOptions& opt) {
   json metrics;
   const Clock::time_point train_start = Clock::now();
   double train_time = std::max(5.0, budget - Seconds(t0) - tail);
-  // Research hooks: reuse a saved network instead of training (no training).
+  // Research hook: reuse a saved network instead of training.
   if (const char* load = std::getenv("FLAWLENS_TRAIN_LOAD_NET")) {
     torch::load(ema, load);
     train_time = 0;
@@ -752,9 +674,10 @@ Status RunTraining(const TrainOptions& opt) {
   if (g_interrupted) std::fprintf(stderr, "interrupted: finishing with the weights so far\n");
   const double trained_s = Seconds(train_start);
   ema->eval();
+  // Research hooks (METHOD.md): save the network; compare density variants.
   if (const char* save = std::getenv("FLAWLENS_TRAIN_SAVE_NET")) torch::save(ema, save);
   if (std::getenv("FLAWLENS_TRAIN_RESEARCH") && val.has_defects) {
-    std::vector<torch::Tensor> fit_x, masks;
+    std::vector<torch::Tensor> fit_x;
     size_t n_fit = std::min<size_t>(train_x.size(), 200);
     for (size_t i = 0; i < n_fit; ++i) fit_x.push_back(train_x[i * train_x.size() / n_fit]);
     RunResearch(ema, ResearchData{&fit_x, &hold_x, &val.inputs, &val.defective, &val.types,
@@ -815,23 +738,49 @@ Status RunTraining(const TrainOptions& opt) {
       ema->bank.copy_(b);
     }
   }
-  // Branch maps of held-out good and validation images: one pass each.
-  auto run_branches = [&](const std::vector<torch::Tensor>& xs, torch::Tensor* seg, torch::Tensor* dens) {
+  // ---- 4b. fine density: Gaussian of the stem features (1/2 resolution) ----
+  if (opt.fine_density) {
     torch::NoGradGuard ng;
-    std::vector<torch::Tensor> segs, ds;
+    int64_t w = ema->fine_w.size(0);
+    torch::Tensor sum = torch::zeros({w}, torch::kFloat64), outer = torch::zeros({w, w}, torch::kFloat64);
+    double count = 0;
+    size_t n_fit = std::min<size_t>(train_x.size(), 200);
+    for (size_t i = 0; i < n_fit; i += 8) {
+      std::vector<torch::Tensor> xs;
+      for (size_t j = i; j < std::min(n_fit, i + 8); ++j) xs.push_back(train_x[j * train_x.size() / n_fit]);
+      torch::Tensor feat = ema->forward(torch::stack(xs)).fine.permute({0, 2, 3, 1}).reshape({-1, w}).to(torch::kFloat64);
+      sum += feat.sum(0);
+      outer += feat.t().mm(feat);
+      count += feat.size(0);
+    }
+    torch::Tensor mu = sum / count;
+    torch::Tensor cov = outer / count - torch::outer(mu, mu);
+    cov = cov + (0.01 * cov.diagonal().mean().item<double>() + 1e-6) * torch::eye(w, torch::kFloat64);
+    auto [evals, evecs] = torch::linalg::eigh(cov, "L");
+    torch::Tensor wh = evecs.mm(torch::diag(evals.clamp_min(1e-9).rsqrt())).mm(evecs.t());
+    ema->fine_w.copy_(wh.to(torch::kFloat32));
+    ema->fine_b.copy_((-wh.mv(mu)).to(torch::kFloat32));
+  }
+  // Branch maps of held-out good and validation images: one pass each.
+  auto run_branches = [&](const std::vector<torch::Tensor>& xs, torch::Tensor* seg, torch::Tensor* dens,
+                          torch::Tensor* fine) {
+    torch::NoGradGuard ng;
+    std::vector<torch::Tensor> segs, ds, fs;
     for (size_t i = 0; i < xs.size(); i += 8) {
       size_t e = std::min(xs.size(), i + 8);
       torch::Tensor x = torch::stack(std::vector<torch::Tensor>(xs.begin() + i, xs.begin() + e));
       NetOutputs o = ema->forward(x);
       segs.push_back(o.seg);
       if (opt.density) ds.push_back(ema->density_map(o.features));
+      if (opt.fine_density) fs.push_back(ema->fine_map(o.fine));
     }
     *seg = torch::cat(segs);
     if (opt.density) *dens = torch::cat(ds);
+    if (opt.fine_density) *fine = torch::cat(fs);
   };
-  torch::Tensor hold_seg, hold_dens, val_seg, val_dens;
-  run_branches(hold_x, &hold_seg, &hold_dens);
-  if (val.has_defects) run_branches(val.inputs, &val_seg, &val_dens);
+  torch::Tensor hold_seg, hold_dens, hold_fine, val_seg, val_dens, val_fine;
+  run_branches(hold_x, &hold_seg, &hold_dens, &hold_fine);
+  if (val.has_defects) run_branches(val.inputs, &val_seg, &val_dens, &val_fine);
   // Research hook: dump the branch maps for offline analysis of postprocessing.
   if (const char* dump = std::getenv("FLAWLENS_TRAIN_DUMP"); dump && val.has_defects) {
     std::vector<float> lab, tid, has_mask, vw, vh;
@@ -856,15 +805,21 @@ Status RunTraining(const TrainOptions& opt) {
     for (auto& [k, v] : ids) names += std::to_string(v) + "=" + k + " ";
     std::fprintf(stderr, "dumped maps to %s (types %s)\n", dump, names.c_str());
   }
-  // Standardise both branch maps on the held-out good images.
+  // Standardise the branch maps on the held-out good images.
   {
-    float c[4] = {hold_seg.mean().item<float>(), std::max(1e-4f, hold_seg.std().item<float>()), 0.0f, 1.0f};
+    float c[6] = {hold_seg.mean().item<float>(), std::max(1e-4f, hold_seg.std().item<float>()),
+                  0.0f, 1.0f, 0.0f, 1.0f};
     if (opt.density) {
       c[2] = hold_dens.mean().item<float>();
       c[3] = std::max(1e-4f, hold_dens.std().item<float>());
       ema->density_fitted = true;
     }
-    ema->combine.copy_(torch::tensor({c[0], c[1], c[2], c[3]}));
+    if (opt.fine_density) {
+      c[4] = hold_fine.mean().item<float>();
+      c[5] = std::max(1e-4f, hold_fine.std().item<float>());
+      ema->fine_fitted = true;
+    }
+    ema->combine.copy_(torch::tensor({c[0], c[1], c[2], c[3], c[4], c[5]}));
   }
 
   // ---- 5. per-cell calibration on held-out good images ----
@@ -892,7 +847,7 @@ Status RunTraining(const TrainOptions& opt) {
   auto apply_cells = [&](const torch::Tensor& maps, const CellCalib& cc) {
     return (maps - cc.mean.view({1, 1, map_h, map_w})) / cc.std.view({1, 1, map_h, map_w});
   };
-  torch::Tensor hold_maps = ema->combine_maps(hold_seg, hold_dens);
+  torch::Tensor hold_maps = ema->combine_maps(hold_seg, hold_dens, hold_fine);
   // Choose how much the per-cell std is trusted (positional structure vs the
   // noise of few held-out images) by a map-level simulation: the held-out set
   // is split in halves; one half fits the calibration, the other gets
@@ -988,18 +943,22 @@ Status RunTraining(const TrainOptions& opt) {
           std::fprintf(stderr, "  [%s, %s] val image AUROC %.3f\n", what, red, Auroc(sc, val.defective));
         }
       };
-      bool dens_on = ema->density_fitted;
-      ema->density_fitted = false;
       report("seg", ema->combine_maps(hold_seg, {}), ema->combine_maps(val_seg, {}));
-      ema->density_fitted = dens_on;
       if (opt.density) {
         NetConfig saved = ema->config;
         ema->config.seg_weight = 0;
         report("density", ema->combine_maps(hold_seg, hold_dens), ema->combine_maps(val_seg, val_dens));
         ema->config = saved;
       }
+      if (opt.fine_density) {
+        NetConfig saved = ema->config;
+        ema->config.seg_weight = 0;
+        report("fine density", ema->combine_maps(hold_seg, {}, hold_fine),
+               ema->combine_maps(val_seg, {}, val_fine));
+        ema->config = saved;
+      }
     }
-    torch::Tensor vmaps = apply_cells(ema->combine_maps(val_seg, val_dens), cells);
+    torch::Tensor vmaps = apply_cells(ema->combine_maps(val_seg, val_dens, val_fine), cells);
     std::vector<float> vs = ReduceScores(vmaps, opt.reduce, opt.topk);
     for (float& v : vs) v = float((v - hmean) / hsd);
     PrintAurocs(val, vs, vmaps, &metrics, opt.quiet);
@@ -1048,7 +1007,8 @@ Status RunTraining(const TrainOptions& opt) {
   std::strftime(created, sizeof(created), "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&now));
   json card = {{"name", name},
                {"created", created},
-               {"method", "seg+gaussian-density, per-cell calibrated (tools/train/METHOD.md)"},
+               {"method", opt.fine_density ? "seg+gaussian-density+fine-density, per-cell calibrated (tools/train/METHOD.md)"
+                                     : "seg+gaussian-density, per-cell calibrated (tools/train/METHOD.md)"},
                {"trained_on", opt.data},
                {"train_images", train_imgs.size()},
                {"holdout_images", hold_imgs.size()},

@@ -30,6 +30,7 @@ struct TrainOptions {
   int width = 12;            // first-stage channels
   bool density = true;
   int bank = 0;              // > 0: nearest-neighbour bank of this size
+  bool fine_density = false; // add a Gaussian density of the 1/2-resolution stem features
   float seg_weight = 0.35f;
   float density_weight = 1.0f;
   float map_blur = 1.0f;     // Gaussian smoothing of the output map (cells)
