@@ -319,6 +319,32 @@ float F1Threshold(const std::vector<float>& scores, const std::vector<bool>& lab
   return thr;
 }
 
+// Running mean and covariance of feature vectors -> whitening (W, b) such that
+// |W x + b|^2 is the squared Mahalanobis distance (covariance regularised by
+// 1 % of its mean variance).
+struct GaussianFit {
+  explicit GaussianFit(int64_t c)
+      : sum(torch::zeros({c}, torch::kFloat64)), outer(torch::zeros({c, c}, torch::kFloat64)) {}
+  void Add(const torch::Tensor& nchw) {
+    torch::Tensor f = nchw.permute({0, 2, 3, 1}).reshape({-1, sum.size(0)}).to(torch::kFloat64);
+    sum += f.sum(0);
+    outer += f.t().mm(f);
+    count += double(f.size(0));
+  }
+  void Whiten(torch::Tensor* w_out, torch::Tensor* b_out) const {
+    torch::Tensor mu = sum / count;
+    torch::Tensor cov = outer / count - torch::outer(mu, mu);
+    double reg = 0.01 * cov.diagonal().mean().item<double>() + 1e-6;
+    cov = cov + reg * torch::eye(sum.size(0), torch::kFloat64);
+    auto [evals, evecs] = torch::linalg::eigh(cov, "L");
+    torch::Tensor w = evecs.mm(torch::diag(evals.clamp_min(1e-9).rsqrt())).mm(evecs.t());
+    w_out->copy_(w.to(torch::kFloat32));
+    b_out->copy_((-w.mv(mu)).to(torch::kFloat32));
+  }
+  torch::Tensor sum, outer;
+  double count = 0;
+};
+
 // EMA of parameters and buffers.
 void EmaUpdate(FlawNet& ema, FlawNet& net, float decay) {
   torch::NoGradGuard ng;
@@ -685,31 +711,24 @@ Status RunTraining(const TrainOptions& opt) {
   }
 
   // ---- 4. density branch: Gaussian of the features of the training images ----
-  if (opt.density) {
+  // (and 4b. the fine density on the stem features, --fine-density)
+  if (opt.density || opt.fine_density) {
     torch::NoGradGuard ng;
     int f = ema->feature_channels();
-    torch::Tensor sum = torch::zeros({f}, torch::kFloat64), outer = torch::zeros({f, f}, torch::kFloat64);
-    double count = 0;
+    GaussianFit dens_fit(f), fine_fit(ema->fine_w.size(0));
     std::vector<torch::Tensor> fit_x;  // at most 200 images, evenly spaced
     size_t n_fit = std::min<size_t>(train_x.size(), 200);
     for (size_t i = 0; i < n_fit; ++i) fit_x.push_back(train_x[i * train_x.size() / n_fit]);
     for (size_t i = 0; i < fit_x.size(); i += 8) {
       size_t e = std::min(fit_x.size(), i + 8);
       torch::Tensor x = torch::stack(std::vector<torch::Tensor>(fit_x.begin() + i, fit_x.begin() + e));
-      torch::Tensor feat = ema->forward(x).features.permute({0, 2, 3, 1}).reshape({-1, f}).to(torch::kFloat64);
-      sum += feat.sum(0);
-      outer += feat.t().mm(feat);
-      count += feat.size(0);
+      NetOutputs o = ema->forward(x);
+      if (opt.density) dens_fit.Add(o.features);
+      if (opt.fine_density) fine_fit.Add(o.fine);
     }
-    torch::Tensor mu = sum / count;
-    torch::Tensor cov = outer / count - torch::outer(mu, mu);
-    double reg = 0.01 * cov.diagonal().mean().item<double>() + 1e-6;
-    cov = cov + reg * torch::eye(f, torch::kFloat64);
-    auto [evals, evecs] = torch::linalg::eigh(cov, "L");
-    torch::Tensor w = evecs.mm(torch::diag(evals.clamp_min(1e-9).rsqrt())).mm(evecs.t());
-    ema->dens_w.copy_(w.to(torch::kFloat32));
-    ema->dens_b.copy_((-w.mv(mu)).to(torch::kFloat32));
-    if (opt.bank > 0) {
+    if (opt.density) dens_fit.Whiten(&ema->dens_w, &ema->dens_b);
+    if (opt.fine_density) fine_fit.Whiten(&ema->fine_w, &ema->fine_b);
+    if (opt.density && opt.bank > 0) {
       // k-centre greedy coreset of whitened features (random subset of cells).
       torch::Tensor feats;
       {
@@ -737,29 +756,6 @@ Status RunTraining(const TrainOptions& opt) {
       ema->bank.resize_({b.size(0), f});
       ema->bank.copy_(b);
     }
-  }
-  // ---- 4b. fine density: Gaussian of the stem features (1/2 resolution) ----
-  if (opt.fine_density) {
-    torch::NoGradGuard ng;
-    int64_t w = ema->fine_w.size(0);
-    torch::Tensor sum = torch::zeros({w}, torch::kFloat64), outer = torch::zeros({w, w}, torch::kFloat64);
-    double count = 0;
-    size_t n_fit = std::min<size_t>(train_x.size(), 200);
-    for (size_t i = 0; i < n_fit; i += 8) {
-      std::vector<torch::Tensor> xs;
-      for (size_t j = i; j < std::min(n_fit, i + 8); ++j) xs.push_back(train_x[j * train_x.size() / n_fit]);
-      torch::Tensor feat = ema->forward(torch::stack(xs)).fine.permute({0, 2, 3, 1}).reshape({-1, w}).to(torch::kFloat64);
-      sum += feat.sum(0);
-      outer += feat.t().mm(feat);
-      count += feat.size(0);
-    }
-    torch::Tensor mu = sum / count;
-    torch::Tensor cov = outer / count - torch::outer(mu, mu);
-    cov = cov + (0.01 * cov.diagonal().mean().item<double>() + 1e-6) * torch::eye(w, torch::kFloat64);
-    auto [evals, evecs] = torch::linalg::eigh(cov, "L");
-    torch::Tensor wh = evecs.mm(torch::diag(evals.clamp_min(1e-9).rsqrt())).mm(evecs.t());
-    ema->fine_w.copy_(wh.to(torch::kFloat32));
-    ema->fine_b.copy_((-wh.mv(mu)).to(torch::kFloat32));
   }
   // Branch maps of held-out good and validation images: one pass each.
   auto run_branches = [&](const std::vector<torch::Tensor>& xs, torch::Tensor* seg, torch::Tensor* dens,
