@@ -645,7 +645,12 @@ Status RunTraining(const TrainOptions& opt) {
   double train_time = std::max(5.0, budget - Seconds(t0) - tail);
   // Research hook: reuse a saved network instead of training.
   if (const char* load = std::getenv("FLAWLENS_TRAIN_LOAD_NET")) {
-    torch::load(ema, load);
+    try {
+      torch::load(ema, load);
+    } catch (const c10::Error& e) {
+      return MakeError(ErrorCode::kInvalidArgument, "FLAWLENS_TRAIN_LOAD_NET=%s: %s", load,
+                       e.what_without_backtrace());
+    }
     train_time = 0;
     std::fprintf(stderr, "loaded network weights from %s (no training)\n", load);
   }
