@@ -135,8 +135,11 @@ export default async function (t) {
     await t.screenshot(page, '02-live-roi');
     await page.click('#roi-clear-btn');
 
-    // Freeze: the score stops changing; snapshot adds to the gallery.
+    // Freeze right after the region changed (no result on screen yet): the
+    // frozen picture gets one score, which then stays (late results of
+    // frames before the freeze are dropped); snapshot adds to the gallery.
     await page.click('#freeze-btn');
+    await page.waitForFunction(() => document.getElementById('live-score').textContent !== '—', null, { timeout: 10000 });
     const frozen1 = await page.textContent('#live-score');
     await page.waitForTimeout(1200);
     const frozen2 = await page.textContent('#live-score');

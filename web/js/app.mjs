@@ -50,7 +50,7 @@ const state = {
   jobs: Promise.resolve(),
   detailId: null,
   camera: {
-    stream: null, running: false, frozen: false, inFlight: false, frameHandle: 0,
+    stream: null, running: false, frozen: false, inFlight: false, frameHandle: 0, roiGen: 0,
     captureW: 0, captureH: 0, roi: null, drag: null, last: null,
     resultTimes: [], scores: [], latencies: [], lastVerdict: null, lastAnnounce: 0,
     calib: null, mapCanvas: document.createElement('canvas'), mapScratch: {},
@@ -854,17 +854,27 @@ async function onVideoFrame() {
   debug.framesSeen += 1;
   // Drop the frame if the worker is still busy with the previous one.
   if (cam.inFlight) { debug.framesDropped += 1; return; }
-  if (cam.frozen || !state.engineReady || !state.model) return;
-  if (el.video.readyState < 2) return;
+  if (cam.frozen) return;
+  await detectFrame(false);
+}
+
+// Scores the video's current frame. A result is dropped if, while it was being
+// computed, the model or the region of interest changed, or the picture was
+// frozen (the frozen picture keeps the result it had) — unless `forFrozen`:
+// the one detection of a picture frozen before it had any result.
+async function detectFrame(forFrozen) {
+  if (!state.engineReady || !state.model || el.video.readyState < 2) return;
   cam.inFlight = true;
   const t0 = performance.now();
   const gen = state.model.generation;
+  const roiGen = cam.roiGen;
   try {
     const bitmap = await createImageBitmap(el.video, {
       resizeWidth: cam.captureW, resizeHeight: cam.captureH, resizeQuality: 'medium',
     });
     const r = await state.client.call('detect', { bitmap, roi: cam.roi, threshold: state.threshold }, [bitmap]);
     if (!cam.running || !state.model || state.model.generation !== gen) return;
+    if (cam.roiGen !== roiGen || cam.frozen !== forFrozen) return;
     cam.errors = 0;
     onLiveResult(r, performance.now() - t0);
   } catch (e) {
@@ -1043,6 +1053,7 @@ el.overlay.addEventListener('pointercancel', endDrag);
 
 function setRoi(roi) {
   cam.roi = roi;
+  cam.roiGen += 1;
   clearCameraHistory();
   updateControls();
   drawOverlay();
@@ -1060,6 +1071,16 @@ el.freezeBtn.addEventListener('click', () => {
   cam.frozen = !cam.frozen;
   if (cam.frozen) el.video.pause();
   else el.video.play().catch(() => {});
+  // Frozen before any result (e.g. just after the region changed): score the
+  // frozen picture once, after any detection still running has finished.
+  if (cam.frozen && !cam.last) {
+    const scoreFrozen = () => {
+      if (!cam.frozen || cam.last) return;
+      if (cam.inFlight) { setTimeout(scoreFrozen, 20); return; }
+      detectFrame(true);
+    };
+    scoreFrozen();
+  }
   el.stage.dataset.frozen = String(cam.frozen);
   el.freezeBtn.setAttribute('aria-pressed', String(cam.frozen));
   el.freezeBtn.textContent = cam.frozen ? 'Unfreeze' : 'Freeze';
