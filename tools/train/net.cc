@@ -14,8 +14,10 @@ std::vector<float> ToVector(const torch::Tensor& t) {
   return std::vector<float>(c.data_ptr<float>(), c.data_ptr<float>() + c.numel());
 }
 
-// Gaussian kernel of the output smoothing (odd size, sums to 1).
-torch::Tensor GaussianKernel(float sigma) {
+}  // namespace
+
+// Gaussian kernel of the output smoothing (odd size, sums to 1), 1 x 1 x k x k.
+torch::Tensor MapBlurKernel(float sigma) {
   int radius = std::max(1, static_cast<int>(std::ceil(2.0f * sigma)));
   int k = 2 * radius + 1;
   torch::Tensor g = torch::empty({k});
@@ -29,8 +31,6 @@ torch::Tensor GaussianKernel(float sigma) {
   g = g / sum;
   return torch::outer(g, g).view({1, 1, k, k});
 }
-
-}  // namespace
 
 ConvBnImpl::ConvBnImpl(int in, int out, int kernel_, int stride_, int dilation_, bool relu_)
     : kernel(kernel_), stride(stride_), dilation(dilation_), relu(relu_) {
@@ -127,7 +127,7 @@ torch::Tensor FlawNetImpl::combine_maps(const torch::Tensor& seg, const torch::T
     m = m + config.density_weight * (fine - combine[4]) / combine[5];
   }
   if (config.map_blur_sigma > 0) {
-    torch::Tensor k = GaussianKernel(config.map_blur_sigma);
+    torch::Tensor k = MapBlurKernel(config.map_blur_sigma);
     m = F::conv2d(m, k, F::Conv2dFuncOptions().padding(k.size(2) / 2));
   }
   return m;
@@ -266,7 +266,7 @@ void ExportNetwork(FlawNet& net, int input_h, int input_w, ModelSpec* spec) {
           1, 1, 0, "none");
   std::string map_input = "combine";
   if (c.map_blur_sigma > 0) {
-    torch::Tensor k = GaussianKernel(c.map_blur_sigma);
+    torch::Tensor k = MapBlurKernel(c.map_blur_sigma);
     ex.Conv("smooth", "combine", k, torch::Tensor(), 1, 1, static_cast<int>(k.size(2) / 2),
             "none");
     map_input = "smooth";

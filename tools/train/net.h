@@ -96,6 +96,9 @@ struct FlawNetImpl : torch::nn::Module {
 };
 TORCH_MODULE(FlawNet);
 
+// The fixed Gaussian smoothing of the output map (radius ceil(2 sigma)), 1 x 1 x k x k.
+torch::Tensor MapBlurKernel(float sigma);
+
 // Export the (eval-mode) network as a flawlens graph: fills graph_json and
 // tensors of `spec`. Input h x w must be multiples of 8.
 void ExportNetwork(FlawNet& net, int input_h, int input_w, ModelSpec* spec);

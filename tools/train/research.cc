@@ -6,6 +6,7 @@
 #include <map>
 #include <string>
 
+#include "train/gaussian_fit.h"
 #include "train/trainer.h"
 
 namespace flawlens::train {
@@ -61,17 +62,11 @@ struct Gauss {
 
 Gauss Fit(const torch::Tensor& feats) {
   int64_t c = feats.size(1);
-  torch::Tensor v = feats.permute({0, 2, 3, 1}).reshape({-1, c});
-  if (v.size(0) > 600000) v = v.index_select(0, torch::randperm(v.size(0)).slice(0, 0, 600000));
-  v = v.to(torch::kFloat64);
-  torch::Tensor mu = v.mean(0);
-  torch::Tensor d = v - mu;
-  torch::Tensor cov = d.t().mm(d) / double(v.size(0));
-  double reg = 0.01 * cov.diagonal().mean().item<double>() + 1e-6;
-  cov = cov + reg * torch::eye(c, torch::kFloat64);
-  auto [evals, evecs] = torch::linalg::eigh(cov, "L");
-  torch::Tensor w = evecs.mm(torch::diag(evals.clamp_min(1e-9).rsqrt())).mm(evecs.t());
-  return {w.to(torch::kFloat32), (-w.mv(mu)).to(torch::kFloat32)};
+  GaussianFit fit(c);
+  fit.Add(feats);
+  Gauss g{torch::empty({c, c}), torch::empty({c})};
+  fit.Whiten(&g.w, &g.b);
+  return g;
 }
 
 torch::Tensor ToMapRes(torch::Tensor m, int64_t mh, int64_t mw) {
@@ -97,12 +92,8 @@ torch::Tensor Mahalanobis(const Gauss& g, const torch::Tensor& feats, int64_t mh
 }
 
 torch::Tensor Blur(const torch::Tensor& m, float sigma) {
-  int radius = std::max(1, int(std::ceil(2.0f * sigma)));
-  int k = 2 * radius + 1;
-  torch::Tensor g = torch::empty({k});
-  for (int i = 0; i < k; ++i) g[i] = std::exp(-0.5f * float((i - radius) * (i - radius)) / (sigma * sigma));
-  g = g / g.sum();
-  return F::conv2d(m, torch::outer(g, g).view({1, 1, k, k}), F::Conv2dFuncOptions().padding(radius));
+  torch::Tensor k = MapBlurKernel(sigma);
+  return F::conv2d(m, k, F::Conv2dFuncOptions().padding(k.size(2) / 2));
 }
 
 // Per-cell calibration as in the trainer (flip-symmetrised, 3x3 smoothed, std shrink).

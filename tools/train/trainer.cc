@@ -26,6 +26,7 @@
 #include "flawlens/detector.h"
 #include "image/preprocess.h"
 #include "model/model.h"
+#include "train/gaussian_fit.h"
 #include "train/net.h"
 #include "train/research.h"
 
@@ -318,32 +319,6 @@ float F1Threshold(const std::vector<float>& scores, const std::vector<bool>& lab
   *best_f1 = best;
   return thr;
 }
-
-// Running mean and covariance of feature vectors -> whitening (W, b) such that
-// |W x + b|^2 is the squared Mahalanobis distance (covariance regularised by
-// 1 % of its mean variance).
-struct GaussianFit {
-  explicit GaussianFit(int64_t c)
-      : sum(torch::zeros({c}, torch::kFloat64)), outer(torch::zeros({c, c}, torch::kFloat64)) {}
-  void Add(const torch::Tensor& nchw) {
-    torch::Tensor f = nchw.permute({0, 2, 3, 1}).reshape({-1, sum.size(0)}).to(torch::kFloat64);
-    sum += f.sum(0);
-    outer += f.t().mm(f);
-    count += double(f.size(0));
-  }
-  void Whiten(torch::Tensor* w_out, torch::Tensor* b_out) const {
-    torch::Tensor mu = sum / count;
-    torch::Tensor cov = outer / count - torch::outer(mu, mu);
-    double reg = 0.01 * cov.diagonal().mean().item<double>() + 1e-6;
-    cov = cov + reg * torch::eye(sum.size(0), torch::kFloat64);
-    auto [evals, evecs] = torch::linalg::eigh(cov, "L");
-    torch::Tensor w = evecs.mm(torch::diag(evals.clamp_min(1e-9).rsqrt())).mm(evecs.t());
-    w_out->copy_(w.to(torch::kFloat32));
-    b_out->copy_((-w.mv(mu)).to(torch::kFloat32));
-  }
-  torch::Tensor sum, outer;
-  double count = 0;
-};
 
 // EMA of parameters and buffers.
 void EmaUpdate(FlawNet& ema, FlawNet& net, float decay) {
