@@ -680,12 +680,15 @@ Status RunTraining(const TrainOptions& opt) {
   if (g_interrupted) std::fprintf(stderr, "interrupted: finishing with the weights so far\n");
   const double trained_s = Seconds(train_start);
   ema->eval();
+  // The densities are fitted on at most 200 training images, evenly spaced.
+  std::vector<torch::Tensor> fit_x;
+  {
+    size_t n_fit = std::min<size_t>(train_x.size(), 200);
+    for (size_t i = 0; i < n_fit; ++i) fit_x.push_back(train_x[i * train_x.size() / n_fit]);
+  }
   // Research hooks (METHOD.md): save the network; compare density variants.
   if (const char* save = std::getenv("FLAWLENS_TRAIN_SAVE_NET")) torch::save(ema, save);
   if (std::getenv("FLAWLENS_TRAIN_RESEARCH") && val.has_defects) {
-    std::vector<torch::Tensor> fit_x;
-    size_t n_fit = std::min<size_t>(train_x.size(), 200);
-    for (size_t i = 0; i < n_fit; ++i) fit_x.push_back(train_x[i * train_x.size() / n_fit]);
     RunResearch(ema, ResearchData{&fit_x, &hold_x, &val.inputs, &val.defective, &val.types,
                                   &val.masks, map_h, map_w});
   }
@@ -696,9 +699,6 @@ Status RunTraining(const TrainOptions& opt) {
     torch::NoGradGuard ng;
     int f = ema->feature_channels();
     GaussianFit dens_fit(f), fine_fit(ema->fine_w.size(0));
-    std::vector<torch::Tensor> fit_x;  // at most 200 images, evenly spaced
-    size_t n_fit = std::min<size_t>(train_x.size(), 200);
-    for (size_t i = 0; i < n_fit; ++i) fit_x.push_back(train_x[i * train_x.size() / n_fit]);
     for (size_t i = 0; i < fit_x.size(); i += 8) {
       size_t e = std::min(fit_x.size(), i + 8);
       torch::Tensor x = torch::stack(std::vector<torch::Tensor>(fit_x.begin() + i, fit_x.begin() + e));
