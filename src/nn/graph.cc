@@ -319,8 +319,9 @@ class NodeChecker {
     if (m != static_cast<int>(UpsampleMode::kNearest) &&
         m != static_cast<int>(UpsampleMode::kBilinear))
       return Error(ErrorCode::kBadGraph, "unknown upsample mode " + std::to_string(m));
-    FLAWLENS_RETURN_IF_ERROR(CheckRange("scale_h", node_.scale_h, 1, 16));
-    FLAWLENS_RETURN_IF_ERROR(CheckRange("scale_w", node_.scale_w, 1, 16));
+    // Large factors broadcast a 1x1 value (an image-level term) over a map.
+    FLAWLENS_RETURN_IF_ERROR(CheckRange("scale_h", node_.scale_h, 1, kMaxModelInputSide));
+    FLAWLENS_RETURN_IF_ERROR(CheckRange("scale_w", node_.scale_w, 1, kMaxModelInputSide));
     int64_t oh = int64_t{in.h} * node_.scale_h, ow = int64_t{in.w} * node_.scale_w;
     if (oh > kMaxModelInputSide * 16 || ow > kMaxModelInputSide * 16)
       return Error(ErrorCode::kLimitExceeded, "upsampled size " + std::to_string(oh) + "x" +

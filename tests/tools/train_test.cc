@@ -161,6 +161,55 @@ TEST(TrainExport, EngineMatchesLibTorchWithFineDensity) {
   EXPECT_GT((with - without).abs().max().item<float>(), 1e-3f);
 }
 
+TEST(TrainExport, EngineMatchesLibTorchWithImageLevelTerm) {
+  torch::manual_seed(12);
+  train::NetConfig cfg;
+  cfg.in_channels = 1;
+  cfg.width = 6;
+  cfg.global_weight = 1.5f;
+  cfg.map_blur_sigma = 1.0f;
+  train::FlawNet net(cfg);
+  TrainFewSteps(net, 40, 56);
+  {
+    torch::NoGradGuard ng;
+    int f = net->feature_channels();
+    int64_t g = net->global_channels();
+    ASSERT_EQ(g, 9 * 6);
+    net->dens_w.copy_(torch::randn({f, f}) * 0.2 + torch::eye(f));
+    net->dens_b.copy_(torch::randn({f}) * 0.1);
+    net->glob_w.copy_(torch::randn({g, g}) * 0.2 + torch::eye(g));
+    net->glob_b.copy_(torch::randn({g}) * 0.1);
+    net->glob_stats.copy_(torch::tensor({3.0f, 2.0f}));
+    net->combine.copy_(torch::tensor({0.5f, 2.0f, 10.0f, 4.0f, 0.0f, 1.0f}));
+    net->density_fitted = true;
+    net->global_fitted = true;
+  }
+  // The term is in the exported graph: global average pools, broadcast by a
+  // 1x1 -> 10x14 upsample, added to the smoothed map.
+  ModelSpec spec;
+  train::ExportNetwork(net, 40, 56, &spec);
+  EXPECT_NE(spec.graph_json.find("global_avgpool"), std::string::npos);
+  EXPECT_NE(spec.graph_json.find("glob_map"), std::string::npos);
+  for (const char* backend : {"ref", "auto"}) {
+    float diff = 0, ref = 0;
+    CompareEngine(net, 40, 56, backend, 2, &diff, &ref);
+    EXPECT_LE(diff, 1e-4f * std::max(1.0f, ref)) << backend << ": max |map| " << ref;
+    EXPECT_GT(ref, 0.0f);
+  }
+  // The term is one value per image, added to every cell, and differs between images.
+  torch::NoGradGuard ng;
+  torch::Tensor x = torch::randn({2, 1, 40, 56});
+  x[1] = x[1] * 3 + 2;  // a different image: other feature means
+  torch::Tensor with = net->forward_map(x);
+  net->global_fitted = false;
+  torch::Tensor without = net->forward_map(x);
+  torch::Tensor d = with - without;
+  for (int i = 0; i < 2; ++i) {
+    EXPECT_LT((d[i] - d[i].mean()).abs().max().item<float>(), 1e-4f);
+  }
+  EXPECT_GT((d[0].mean() - d[1].mean()).abs().item<float>(), 1e-3f);
+}
+
 TEST(TrainExport, EngineMatchesLibTorchSegOnlyGray) {
   torch::manual_seed(4);
   train::NetConfig cfg;

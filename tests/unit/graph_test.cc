@@ -325,7 +325,7 @@ TEST(GraphErrors, UpsampleScale) {
   }
   {
     Builder b({8, 8, 3});
-    b.Upsample("up", 0, 17);
+    b.Upsample("up", 0, kMaxModelInputSide + 1);
     ExpectError(b.graph, ErrorCode::kLimitExceeded, "up", "scale_h");
   }
   {
@@ -333,6 +333,18 @@ TEST(GraphErrors, UpsampleScale) {
     b.Upsample("up", 0, 16);
     ASSERT_TRUE(b.graph.Finalize().ok());
     EXPECT_EQ(b.graph.output_shape(), (Shape{128, 128, 3}));
+  }
+  {  // a 1x1 value broadcast over a map
+    Builder b({1, 1, 1});
+    int up = b.Upsample("up", 0, 68);
+    b.graph.nodes[size_t(up - 1)].scale_w = 60;
+    ASSERT_TRUE(b.graph.Finalize().ok());
+    EXPECT_EQ(b.graph.output_shape(), (Shape{68, 60, 1}));
+  }
+  {  // the output side stays bounded
+    Builder b({kMaxModelInputSide, 8, 1});
+    b.Upsample("up", 0, 17);
+    ExpectError(b.graph, ErrorCode::kLimitExceeded, "up", "too large");
   }
 }
 

@@ -220,10 +220,11 @@ std::vector<TestCase> OtherCases() {
   }
   // upsample
   for (UpsampleMode mode : {UpsampleMode::kNearest, UpsampleMode::kBilinear}) {
-    for (auto sc : {std::pair<int, int>{2, 2}, {3, 2}, {1, 4}}) {
+    // {17, 23}: large factors broadcast a 1x1 value (the trainer's image-level term).
+    for (auto sc : {std::pair<int, int>{2, 2}, {3, 2}, {1, 4}, {17, 23}}) {
       for (int c : channels) {
         Shape in{5, 7, c};
-        if (c == 1) in = {1, 1, 1};
+        if (c == 1 || sc.first > 16) in = {1, 1, c};
         Shape out{in.h * sc.first, in.w * sc.second, c};
         char buf[120];
         snprintf(buf, sizeof(buf), "upsample %s x%dx%d %dx%dx%d", mode == UpsampleMode::kNearest ? "nearest" : "bilinear",

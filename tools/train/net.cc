@@ -67,9 +67,14 @@ FlawNetImpl::FlawNetImpl(const NetConfig& c) : config(c) {
   fine_w = register_buffer("fine_w", torch::eye(w));
   fine_b = register_buffer("fine_b", torch::zeros({w}));
   bank = register_buffer("bank", torch::zeros({std::max(1, c.bank), f}));
+  int g = global_channels();
+  glob_w = register_buffer("glob_w", torch::eye(g));
+  glob_b = register_buffer("glob_b", torch::zeros({g}));
+  glob_stats = register_buffer("glob_stats", torch::tensor({0.0f, 1.0f}));
 }
 
 int FlawNetImpl::feature_channels() const { return 4 * config.width; }
+int FlawNetImpl::global_channels() const { return 9 * config.width; }
 
 NetOutputs FlawNetImpl::forward(const torch::Tensor& x) {
   torch::Tensor h = e1(stem(x));
@@ -83,7 +88,17 @@ NetOutputs FlawNetImpl::forward(const torch::Tensor& x) {
   out.seg = head(dec);
   out.features = torch::cat({f2, dec}, 1);
   out.fine = h;
+  out.f3 = f3;
   return out;
+}
+
+torch::Tensor FlawNetImpl::global_descriptor(const NetOutputs& o) {
+  return torch::cat({o.fine.mean({2, 3}), o.features.mean({2, 3}), o.f3.mean({2, 3})}, 1);
+}
+
+torch::Tensor FlawNetImpl::global_distance(const torch::Tensor& descriptor) {
+  torch::Tensor z = descriptor.mm(glob_w.t()) + glob_b;
+  return (z * z).sum(1);
 }
 
 NetTaps FlawNetImpl::forward_taps(const torch::Tensor& x) {
@@ -118,7 +133,7 @@ torch::Tensor FlawNetImpl::fine_map(const torch::Tensor& fine) {
 }
 
 torch::Tensor FlawNetImpl::combine_maps(const torch::Tensor& seg, const torch::Tensor& dens,
-                                        const torch::Tensor& fine) {
+                                        const torch::Tensor& fine, const torch::Tensor& glob) {
   torch::Tensor m = config.seg_weight * (seg - combine[0]) / combine[1];
   if (config.density && density_fitted && dens.defined()) {
     m = m + config.density_weight * (dens - combine[2]) / combine[3];
@@ -130,15 +145,20 @@ torch::Tensor FlawNetImpl::combine_maps(const torch::Tensor& seg, const torch::T
     torch::Tensor k = MapBlurKernel(config.map_blur_sigma);
     m = F::conv2d(m, k, F::Conv2dFuncOptions().padding(k.size(2) / 2));
   }
+  if (config.global_weight > 0 && global_fitted && glob.defined()) {
+    torch::Tensor t = config.global_weight * (glob - glob_stats[0]) / glob_stats[1];
+    m = m + t.view({-1, 1, 1, 1});
+  }
   return m;
 }
 
 torch::Tensor FlawNetImpl::forward_map(const torch::Tensor& x) {
   NetOutputs o = forward(x);
-  torch::Tensor dens, fine;
+  torch::Tensor dens, fine, glob;
   if (config.density && density_fitted) dens = density_map(o.features);
   if (config.fine_density && fine_fitted) fine = fine_map(o.fine);
-  return combine_maps(o.seg, dens, fine);
+  if (config.global_weight > 0 && global_fitted) glob = global_distance(global_descriptor(o));
+  return combine_maps(o.seg, dens, fine, glob);
 }
 
 // ---- export -----------------------------------------------------------------
@@ -271,6 +291,31 @@ void ExportNetwork(FlawNet& net, int input_h, int input_w, ModelSpec* spec) {
             "none");
     map_input = "smooth";
   }
+  if (c.global_weight > 0 && net->global_fitted) {
+    // Image-level term: per-channel means (global average pools) of the stem,
+    // 1/4, decoder and 1/8 features -> whitening -> squared distance ->
+    // standardised and weighted -> broadcast over the map (bilinear upsample
+    // of a 1x1 value) -> added.
+    const int64_t g = net->global_channels();
+    std::vector<std::string> pools;
+    for (const char* tap : {"e1", "e2", "d2b", "e3b"}) {
+      std::string name = std::string("glob_mean_") + tap;
+      ex.Simple({{"name", name}, {"op", "global_avgpool"}, {"inputs", {tap}}});
+      pools.push_back(name);
+    }
+    ex.Simple({{"name", "glob_desc"}, {"op", "concat"}, {"inputs", pools}});
+    ex.Conv("glob_white", "glob_desc", net->glob_w.view({g, g, 1, 1}), net->glob_b, 1, 1, 0,
+            "none");
+    ex.Simple({{"name", "glob_d2"}, {"op", "reduce_channels"}, {"inputs", {"glob_white"}},
+               {"mode", "sum_squares"}});
+    const float gm = net->glob_stats[0].item<float>(), gs = net->glob_stats[1].item<float>();
+    ex.Conv("glob_term", "glob_d2", torch::tensor({c.global_weight / gs}).view({1, 1, 1, 1}),
+            torch::tensor({-c.global_weight * gm / gs}), 1, 1, 0, "none");
+    ex.Simple({{"name", "glob_map"}, {"op", "upsample"}, {"inputs", {"glob_term"}},
+               {"mode", "bilinear"}, {"scale", {input_h / 4, input_w / 4}}});
+    ex.Simple({{"name", "map"}, {"op", "add"}, {"inputs", {map_input, "glob_map"}}});
+    map_input = "map";
+  }
   json graph = {{"input", {{"h", input_h}, {"w", input_w}, {"c", c.in_channels}}},
                 {"nodes", ex.nodes},
                 {"output", map_input}};
@@ -309,6 +354,11 @@ int64_t CountMacs(FlawNet& net, int h, int w) {
   if (net->config.map_blur_sigma > 0) {
     int k = 2 * std::max(1, static_cast<int>(std::ceil(2.0f * net->config.map_blur_sigma))) + 1;
     conv(h4, w4, 1, 1, k);
+  }
+  if (net->config.global_weight > 0 && net->global_fitted) {
+    int64_t g = net->global_channels();
+    conv(1, 1, g, g, 1);
+    conv(1, 1, 1, 1, 1);
   }
   return macs;
 }

@@ -35,6 +35,13 @@ struct NetConfig {
   // `width` channels), max-pooled 2x2 onto the map: finer than the main
   // density (small blowholes and cracks).
   bool fine_density = false;
+  // > 0: add an image-level term to every cell of the map: the squared
+  // Mahalanobis distance of the image's mean feature vector (per-channel means
+  // of the stem, 1/4, decoder and 1/8 features) to a Gaussian of good images,
+  // standardised on held-out good images, times this weight. It raises the
+  // whole map of an image whose texture as a whole is atypical (a band of
+  // different grinding, a different surface finish) that no cell shows alone.
+  float global_weight = 0.0f;
 };
 
 // Conv (no bias) + BatchNorm + activation; folded into one conv2d at export.
@@ -52,6 +59,7 @@ struct NetOutputs {
   torch::Tensor seg;       // N x 1 x H/4 x W/4 logits
   torch::Tensor features;  // N x F x H/4 x W/4 (density features)
   torch::Tensor fine;      // N x w x H/2 x W/2 (fine density features)
+  torch::Tensor f3;        // N x 4w x H/8 x W/8
 };
 
 // Intermediate feature maps (research: tools/train/research.cc).
@@ -74,11 +82,18 @@ struct FlawNetImpl : torch::nn::Module {
   // Standardised branch maps before summing (for analysis / weighting).
   torch::Tensor density_map(const torch::Tensor& features);  // N x 1 x h x w
   torch::Tensor fine_map(const torch::Tensor& fine);          // N x 1 x h x w
-  // The output map from the branch maps (an undefined or unfitted branch is left out).
+  // Image descriptor of the global term: N x global_channels() (means over
+  // the image of the stem, 1/4, decoder and 1/8 features, in that order).
+  torch::Tensor global_descriptor(const NetOutputs& o);
+  // Squared Mahalanobis distance of descriptors to the fitted Gaussian: N.
+  torch::Tensor global_distance(const torch::Tensor& descriptor);
+  // The output map from the branch maps (an undefined or unfitted branch is
+  // left out); `glob` (N raw global distances) is added after the smoothing.
   torch::Tensor combine_maps(const torch::Tensor& seg, const torch::Tensor& dens,
-                             const torch::Tensor& fine = {});
+                             const torch::Tensor& fine = {}, const torch::Tensor& glob = {});
 
   int feature_channels() const;
+  int global_channels() const;
 
   NetConfig config;
   ConvBn stem{nullptr}, e1{nullptr}, down2{nullptr}, e2{nullptr}, down3{nullptr},
@@ -91,8 +106,12 @@ struct FlawNetImpl : torch::nn::Module {
   torch::Tensor fine_w, fine_b;
   // Standardisation of the maps on good images: z = (m - mean) / std.
   torch::Tensor combine;  // [6]: seg, dens, fine (mean, std) pairs
+  // Global term (config.global_weight > 0): whitening [G][G], bias [G], and
+  // the held-out good images' distance mean and std.
+  torch::Tensor glob_w, glob_b, glob_stats;
   bool density_fitted = false;
   bool fine_fitted = false;
+  bool global_fitted = false;
 };
 TORCH_MODULE(FlawNet);
 

@@ -6,6 +6,7 @@
 #include <map>
 #include <string>
 
+#include "train/cell_calibration.h"
 #include "train/gaussian_fit.h"
 #include "train/trainer.h"
 
@@ -40,6 +41,16 @@ torch::Tensor SelfRef(const torch::Tensor& x, int k) {
   return x - m;
 }
 
+torch::Tensor GlobalSelfRef(const torch::Tensor& x) {
+  torch::Tensor med = std::get<0>(x.flatten(2).median(2));
+  return x - med.view({x.size(0), x.size(1), 1, 1});
+}
+
+torch::Tensor Avg(const torch::Tensor& x, int k) {
+  return F::avg_pool2d(
+      x, F::AvgPool2dFuncOptions(k).stride(1).padding(k / 2).count_include_pad(false));
+}
+
 torch::Tensor Feature(const TapSet& t, const std::string& name) {
   if (name == "e1") return t.e1;
   if (name == "f2") return t.f2;
@@ -52,6 +63,13 @@ torch::Tensor Feature(const TapSet& t, const std::string& name) {
   if (name == "sr31:f2dec") return SelfRef(torch::cat({t.f2, t.dec}, 1), 31);
   if (name == "sr15:f3") return SelfRef(t.f3, 15);
   if (name == "sr31:e1") return SelfRef(t.e1, 31);
+  if (name == "gsr:f2dec") return GlobalSelfRef(torch::cat({t.f2, t.dec}, 1));
+  if (name == "avg9:f2dec") return Avg(torch::cat({t.f2, t.dec}, 1), 9);
+  if (name == "avg17:f2dec") return Avg(torch::cat({t.f2, t.dec}, 1), 17);
+  if (name == "f2dec+avg9") {
+    torch::Tensor f = torch::cat({t.f2, t.dec}, 1);
+    return torch::cat({f, Avg(f, 9)}, 1);
+  }
   std::fprintf(stderr, "research: unknown feature %s\n", name.c_str());
   std::abort();
 }
@@ -96,19 +114,92 @@ torch::Tensor Blur(const torch::Tensor& m, float sigma) {
   return F::conv2d(m, k, F::Conv2dFuncOptions().padding(k.size(2) / 2));
 }
 
-// Per-cell calibration as in the trainer (flip-symmetrised, 3x3 smoothed, std shrink).
+// Per-cell calibration as in the trainer (flip-symmetrised, smoothed, std shrink).
 torch::Tensor CellCalibrate(const torch::Tensor& hold, const torch::Tensor& maps, float shrink) {
-  torch::Tensor h = torch::cat({hold, hold.flip({3}), hold.flip({2}), hold.flip({2, 3})});
-  auto smooth = [](torch::Tensor t) {
-    torch::Tensor p = torch::replication_pad2d(t.view({1, 1, t.size(0), t.size(1)}), {1, 1, 1, 1});
-    return torch::avg_pool2d(p, 3, 1)[0][0];
-  };
-  torch::Tensor mean = smooth(h.mean(0)[0]);
-  torch::Tensor sd = smooth(h.std(0)[0]);
-  float floor = std::max(1e-3f, 0.5f * sd.median().item<float>());
-  sd = sd.clamp_min(floor);
-  sd = torch::sqrt((1 - shrink) * sd * sd + shrink * (sd * sd).mean());
-  return (maps - mean) / sd;
+  return ApplyCellCalibration(maps, FitCellCalibration(hold, /*mirror=*/true, shrink));
+}
+
+// K-means of the images' mean feature vectors; one Gaussian per cluster.
+struct Mixture {
+  std::vector<Gauss> g;
+  torch::Tensor centres, mu, sd;  // K x C (standardised space), C, C
+};
+
+Mixture FitMixture(const torch::Tensor& feats, int k) {
+  torch::Tensor m = feats.mean({2, 3});  // N x C
+  Mixture mx;
+  mx.mu = m.mean(0);
+  mx.sd = m.std(0).clamp_min(1e-6);
+  torch::Tensor z = (m - mx.mu) / mx.sd;
+  int64_t n = z.size(0);
+  torch::Tensor c = z.index_select(0, torch::arange(0, n, std::max<int64_t>(1, n / k)).slice(0, 0, k));
+  torch::Tensor assign;
+  for (int it = 0; it < 30; ++it) {
+    assign = torch::cdist(z, c).argmin(1);
+    for (int j = 0; j < k; ++j) {
+      torch::Tensor sel = (assign == j).nonzero().flatten();
+      if (sel.numel() > 0) c[j] = z.index_select(0, sel).mean(0);
+    }
+  }
+  mx.centres = c;
+  for (int j = 0; j < k; ++j) {
+    torch::Tensor sel = (assign == j).nonzero().flatten();
+    std::fprintf(stderr, "research: cluster %d: %ld images\n", j, long(sel.numel()));
+    mx.g.push_back(Fit(sel.numel() >= 3 ? feats.index_select(0, sel) : feats));
+  }
+  return mx;
+}
+
+// mode 0: per-cell min over the clusters' distances; 1: the image's nearest centre.
+torch::Tensor MixtureMap(const Mixture& mx, const torch::Tensor& feats, int64_t mh, int64_t mw,
+                         int mode) {
+  torch::Tensor out;
+  if (mode == 0) {
+    for (const Gauss& g : mx.g) {
+      torch::Tensor d = Mahalanobis(g, feats, mh, mw);
+      out = out.defined() ? torch::minimum(out, d) : d;
+    }
+    return out;
+  }
+  torch::Tensor z = (feats.mean({2, 3}) - mx.mu) / mx.sd;
+  torch::Tensor a = torch::cdist(z, mx.centres).argmin(1);
+  std::vector<torch::Tensor> maps;
+  for (int64_t i = 0; i < feats.size(0); ++i)
+    maps.push_back(Mahalanobis(mx.g[size_t(a[i].item<int64_t>())], feats.slice(0, i, i + 1), mh, mw));
+  return torch::cat(maps);
+}
+
+// Image-level descriptor: per-channel mean (and std) of feature maps over the image.
+torch::Tensor GlobalDesc(const TapSet& t, int mode) {
+  torch::Tensor f = torch::cat({t.f2, t.dec}, 1);
+  std::vector<torch::Tensor> parts = {f.mean({2, 3})};
+  if (mode >= 1) parts.push_back(f.std({2, 3}));
+  if (mode >= 2) {
+    parts.push_back(t.e1.mean({2, 3}));
+    parts.push_back(t.e1.std({2, 3}));
+  }
+  if (mode >= 3 && mode != 4 && mode != 5) {
+    parts.push_back(t.f3.mean({2, 3}));
+    parts.push_back(t.f3.std({2, 3}));
+  }
+  if (mode == 4)  // means only, four taps
+    return torch::cat({f.mean({2, 3}), t.e1.mean({2, 3}), t.f3.mean({2, 3})}, 1).to(torch::kFloat64);
+  if (mode == 5)  // means and mean squares, four taps
+    return torch::cat({f.mean({2, 3}), t.e1.mean({2, 3}), t.f3.mean({2, 3}), f.pow(2).mean({2, 3}),
+                       t.e1.pow(2).mean({2, 3}), t.f3.pow(2).mean({2, 3})}, 1)
+        .to(torch::kFloat64);
+  return torch::cat(parts, 1).to(torch::kFloat64);
+}
+
+// Squared Mahalanobis distance of image descriptors to the fit set's Gaussian
+// (covariance + reg * mean variance * I).
+torch::Tensor GlobalDistance(const torch::Tensor& fit, const torch::Tensor& x, double reg) {
+  torch::Tensor mu = fit.mean(0);
+  torch::Tensor c = fit - mu;
+  torch::Tensor cov = c.t().mm(c) / double(fit.size(0) - 1);
+  cov = cov + reg * cov.diagonal().mean() * torch::eye(cov.size(0), torch::kFloat64);
+  torch::Tensor z = torch::linalg::solve(cov, (x - mu).t(), true).t();
+  return ((x - mu) * z).sum(1).to(torch::kFloat32);
 }
 
 }  // namespace
@@ -119,6 +210,13 @@ void RunResearch(FlawNet& net, const ResearchData& d) {
   TapSet fit = ComputeTaps(net, *d.fit_x);
   TapSet hold = ComputeTaps(net, *d.hold_x);
   TapSet val = ComputeTaps(net, *d.val_x);
+  // The same architecture, randomly initialised (features without training).
+  torch::manual_seed(4242);
+  FlawNet rnd(net->config);
+  rnd->eval();
+  TapSet rfit = ComputeTaps(rnd, *d.fit_x);
+  TapSet rhold = ComputeTaps(rnd, *d.hold_x);
+  TapSet rval = ComputeTaps(rnd, *d.val_x);
   const int64_t mh = d.map_h, mw = d.map_w;
   const auto& lab = *d.defective;
 
@@ -129,23 +227,36 @@ void RunResearch(FlawNet& net, const ResearchData& d) {
     branch[name] = {(h - m) / s, (v - m) / s};
   };
   standardise("seg", hold.seg, val.seg);
-  for (const char* f : {"f2dec", "e1", "f2", "dec", "f3", "e1p+f2dec", "sr15:f2dec",
-                               "sr31:f2dec", "sr15:f3", "sr31:e1"}) {
+  for (const char* f : {"f2dec", "e1", "avg17:f2dec", "gsr:f2dec"}) {
     Gauss g = Fit(Feature(fit, f));
     standardise(f, Mahalanobis(g, Feature(hold, f), mh, mw), Mahalanobis(g, Feature(val, f), mh, mw));
   }
-
+  {
+    Gauss g = Fit(Feature(rfit, "f2dec"));
+    standardise("r:f2dec", Mahalanobis(g, Feature(rhold, "f2dec"), mh, mw),
+                Mahalanobis(g, Feature(rval, "f2dec"), mh, mw));
+  }
+  {
+    Mixture mx = FitMixture(Feature(fit, "f2dec"), 3);
+    standardise("mix3img:f2dec", MixtureMap(mx, Feature(hold, "f2dec"), mh, mw, 1),
+                MixtureMap(mx, Feature(val, "f2dec"), mh, mw, 1));
+  }
   auto evaluate = [&](const std::string& label,
                       const std::vector<std::pair<std::string, float>>& parts, float shrink,
-                      bool minus_median) {
+                      bool minus_median, float blur = 1.0f, const torch::Tensor& img_add = {},
+                      const torch::Tensor& hold_add = {}) {
     torch::Tensor h, v;
     for (const auto& [name, w] : parts) {
       const auto& bv = branch.at(name);
       h = h.defined() ? h + w * bv.first : w * bv.first;
       v = v.defined() ? v + w * bv.second : w * bv.second;
     }
-    h = Blur(h, 1.0f);
-    v = Blur(v, 1.0f);
+    h = Blur(h, blur);
+    v = Blur(v, blur);
+    if (hold_add.defined() && img_add.defined()) {  // image-level term, before the calibration
+      h = h + hold_add.view({-1, 1, 1, 1});
+      v = v + img_add.view({-1, 1, 1, 1});
+    }
     torch::Tensor cv = CellCalibrate(h, v, shrink);
     torch::Tensor flat = cv.reshape({cv.size(0), -1});
     torch::Tensor sc = std::get<0>(flat.max(1));
@@ -167,11 +278,12 @@ void RunResearch(FlawNet& net, const ResearchData& d) {
       line += buf;
     }
     // Pixel AUROC at map resolution (subsampled: every image with a mask or good).
-    std::vector<float> px;
-    std::vector<bool> pl;
+    std::vector<float> px, pxu;
+    std::vector<bool> pl, plu;
     for (size_t i = 0; i < s.size(); ++i) {
       const torch::Tensor& m = (*d.masks)[i];
       if (lab[i] && !m.defined()) continue;
+      const bool un = !lab[i] || (*d.types)[i] == "uneven";
       torch::Tensor c = cv[int64_t(i)][0].contiguous();
       torch::Tensor g = lab[i] ? m.contiguous() : torch::zeros_like(c);
       const float* pc = c.data_ptr<float>();
@@ -179,28 +291,53 @@ void RunResearch(FlawNet& net, const ResearchData& d) {
       for (int64_t j = 0; j < c.numel(); j += 2) {
         px.push_back(pc[j]);
         pl.push_back(pg[j] > 0.5f);
+        if (un) {
+          pxu.push_back(pc[j]);
+          plu.push_back(pg[j] > 0.5f);
+        }
       }
     }
-    std::printf("research %-44s img %.3f px %.3f |%s\n", label.c_str(), auc, Auroc(px, pl),
-                line.c_str());
+    std::printf("research %-44s img %.3f px %.3f pxun %.3f |%s\n", label.c_str(), auc,
+                Auroc(px, pl), Auroc(pxu, plu), line.c_str());
     std::fflush(stdout);
   };
 
   for (const auto& [name, unused] : branch) evaluate(name, {{name, 1.0f}}, 0.5f, false);
-  evaluate("seg.35+f2dec (default)", {{"seg", 0.35f}, {"f2dec", 1.0f}}, 0.5f, false);
-  evaluate("seg.35+f2dec shrink1", {{"seg", 0.35f}, {"f2dec", 1.0f}}, 1.0f, false);
-  evaluate("seg.35+f2dec -median", {{"seg", 0.35f}, {"f2dec", 1.0f}}, 0.5f, true);
-  evaluate("seg.35+f2dec+e1", {{"seg", 0.35f}, {"f2dec", 1.0f}, {"e1", 1.0f}}, 0.5f, false);
-  evaluate("seg.35+f2dec+f3", {{"seg", 0.35f}, {"f2dec", 1.0f}, {"f3", 1.0f}}, 0.5f, false);
-  evaluate("seg.35+f2dec+e1+f3", {{"seg", 0.35f}, {"f2dec", 1.0f}, {"e1", 1.0f}, {"f3", 1.0f}}, 0.5f, false);
-  evaluate("seg.35+f2dec+sr15:f2dec", {{"seg", 0.35f}, {"f2dec", 1.0f}, {"sr15:f2dec", 1.0f}}, 0.5f, false);
-  evaluate("seg.35+f2dec+sr31:f2dec", {{"seg", 0.35f}, {"f2dec", 1.0f}, {"sr31:f2dec", 1.0f}}, 0.5f, false);
-  evaluate("seg.35+f2dec+sr31:e1", {{"seg", 0.35f}, {"f2dec", 1.0f}, {"sr31:e1", 1.0f}}, 0.5f, false);
-  evaluate("seg.35+f2dec+sr15:f3", {{"seg", 0.35f}, {"f2dec", 1.0f}, {"sr15:f3", 1.0f}}, 0.5f, false);
-  evaluate("seg.35+all", {{"seg", 0.35f}, {"f2dec", 1.0f}, {"e1", 1.0f}, {"f3", 1.0f},
-                          {"sr15:f2dec", 1.0f}, {"sr31:e1", 1.0f}}, 0.5f, false);
-  evaluate("seg.35+all -median", {{"seg", 0.35f}, {"f2dec", 1.0f}, {"e1", 1.0f}, {"f3", 1.0f},
-                                  {"sr15:f2dec", 1.0f}, {"sr31:e1", 1.0f}}, 0.5f, true);
+  // The maps of session 2's default (no image-level term) and single additions to it.
+  const std::vector<std::pair<std::string, float>> base = {{"seg", 0.35f}, {"f2dec", 1.0f}};
+  evaluate("default (session 2)", base, 0.5f, false);
+  for (const auto& [extra, w] : std::vector<std::pair<std::string, float>>{
+           {"e1", 1.0f}, {"avg17:f2dec", 1.0f}, {"gsr:f2dec", 0.5f}, {"r:f2dec", 0.5f}}) {
+    auto parts = base;
+    parts.push_back({extra, w});
+    char label[96];
+    std::snprintf(label, sizeof(label), "default + %.1f %s", w, extra.c_str());
+    evaluate(label, parts, 0.5f, false);
+  }
+  evaluate("seg + mixture of 3 (image's nearest)", {{"seg", 0.35f}, {"mix3img:f2dec", 1.0f}}, 0.5f,
+           false);
+  // Image-level term (added to every cell before the cell calibration, as
+  // exported): descriptor mode 0 = means of the 1/4 features, 1 = + their
+  // stds, 3 = means and stds of all four taps, 4 = means of all four taps
+  // (the trainer's --global-weight).
+  for (int mode : {0, 1, 3, 4}) {
+    for (double reg : {0.01, 0.1}) {
+      torch::Tensor df = GlobalDesc(fit, mode);
+      torch::Tensor gh = GlobalDistance(df, GlobalDesc(hold, mode), reg);
+      torch::Tensor gv = GlobalDistance(df, GlobalDesc(val, mode), reg);
+      float m = gh.mean().item<float>(), sd = std::max(1e-6f, gh.std().item<float>());
+      gv = (gv - m) / sd;
+      gh = (gh - m) / sd;
+      std::vector<float> sc(gv.data_ptr<float>(), gv.data_ptr<float>() + gv.numel());
+      std::printf("research image-level term alone, mode %d reg %.2f: img %.3f\n", mode, reg,
+                  Auroc(sc, lab));
+      for (float w : {1.0f, 2.0f}) {
+        char label[96];
+        std::snprintf(label, sizeof(label), "default + %.0f x image-level m%d r%.2f", w, mode, reg);
+        evaluate(label, base, 0.5f, false, 1.0f, w * gv, w * gh);
+      }
+    }
+  }
 }
 
 }  // namespace flawlens::train

@@ -39,6 +39,10 @@ void AddTrainCommand(CLI::App& app) {
       ->capture_default_str()->check(CLI::Range(0, 4096));
   cmd->add_flag("--fine-density", opt->fine_density,
                 "Add a Gaussian density of the 1/2-resolution stem features (finer map for small defects)");
+  cmd->add_option("--global-weight", opt->global_weight,
+                  "Weight of the image-level term (distance of the image's mean features to good images; 0 = off)")
+      ->capture_default_str()
+      ->check(CLI::Range(0.0, 100.0));
   cmd->add_option("--seg-weight", opt->seg_weight, "Weight of the segmentation map")->capture_default_str();
   cmd->add_option("--density-weight", opt->density_weight, "Weight of the density map")->capture_default_str();
   cmd->add_option("--map-blur", opt->map_blur, "Gaussian smoothing of the map (cells, 0 = off)")->capture_default_str();

@@ -26,6 +26,7 @@
 #include "flawlens/detector.h"
 #include "image/preprocess.h"
 #include "model/model.h"
+#include "train/cell_calibration.h"
 #include "train/gaussian_fit.h"
 #include "train/net.h"
 #include "train/research.h"
@@ -576,6 +577,7 @@ Status RunTraining(const TrainOptions& opt) {
   ncfg.map_blur_sigma = opt.map_blur;
   ncfg.bank = opt.bank;
   ncfg.fine_density = opt.fine_density;
+  ncfg.global_weight = opt.global_weight;
   FlawNet net(ncfg), ema(ncfg);
   {
     torch::NoGradGuard ng;
@@ -695,19 +697,24 @@ Status RunTraining(const TrainOptions& opt) {
 
   // ---- 4. density branch: Gaussian of the features of the training images ----
   // (and 4b. the fine density on the stem features, --fine-density)
-  if (opt.density || opt.fine_density) {
+  // (4c. the image-level term: a Gaussian of the images' mean feature vectors)
+  const bool global = opt.global_weight > 0;
+  if (opt.density || opt.fine_density || global) {
     torch::NoGradGuard ng;
     int f = ema->feature_channels();
-    GaussianFit dens_fit(f), fine_fit(ema->fine_w.size(0));
+    const int64_t g = ema->global_channels();
+    GaussianFit dens_fit(f), fine_fit(ema->fine_w.size(0)), glob_fit(g);
     for (size_t i = 0; i < fit_x.size(); i += 8) {
       size_t e = std::min(fit_x.size(), i + 8);
       torch::Tensor x = torch::stack(std::vector<torch::Tensor>(fit_x.begin() + i, fit_x.begin() + e));
       NetOutputs o = ema->forward(x);
       if (opt.density) dens_fit.Add(o.features);
       if (opt.fine_density) fine_fit.Add(o.fine);
+      if (global) glob_fit.Add(ema->global_descriptor(o).view({-1, g, 1, 1}));
     }
     if (opt.density) dens_fit.Whiten(&ema->dens_w, &ema->dens_b);
     if (opt.fine_density) fine_fit.Whiten(&ema->fine_w, &ema->fine_b);
+    if (global) glob_fit.Whiten(&ema->glob_w, &ema->glob_b);
     if (opt.density && opt.bank > 0) {
       // k-centre greedy coreset of whitened features (random subset of cells).
       torch::Tensor feats;
@@ -739,9 +746,9 @@ Status RunTraining(const TrainOptions& opt) {
   }
   // Branch maps of held-out good and validation images: one pass each.
   auto run_branches = [&](const std::vector<torch::Tensor>& xs, torch::Tensor* seg, torch::Tensor* dens,
-                          torch::Tensor* fine) {
+                          torch::Tensor* fine, torch::Tensor* glob) {
     torch::NoGradGuard ng;
-    std::vector<torch::Tensor> segs, ds, fs;
+    std::vector<torch::Tensor> segs, ds, fs, gs;
     for (size_t i = 0; i < xs.size(); i += 8) {
       size_t e = std::min(xs.size(), i + 8);
       torch::Tensor x = torch::stack(std::vector<torch::Tensor>(xs.begin() + i, xs.begin() + e));
@@ -749,14 +756,16 @@ Status RunTraining(const TrainOptions& opt) {
       segs.push_back(o.seg);
       if (opt.density) ds.push_back(ema->density_map(o.features));
       if (opt.fine_density) fs.push_back(ema->fine_map(o.fine));
+      if (global) gs.push_back(ema->global_distance(ema->global_descriptor(o)));
     }
     *seg = torch::cat(segs);
     if (opt.density) *dens = torch::cat(ds);
     if (opt.fine_density) *fine = torch::cat(fs);
+    if (global) *glob = torch::cat(gs);
   };
-  torch::Tensor hold_seg, hold_dens, hold_fine, val_seg, val_dens, val_fine;
-  run_branches(hold_x, &hold_seg, &hold_dens, &hold_fine);
-  if (val.has_defects) run_branches(val.inputs, &val_seg, &val_dens, &val_fine);
+  torch::Tensor hold_seg, hold_dens, hold_fine, hold_glob, val_seg, val_dens, val_fine, val_glob;
+  run_branches(hold_x, &hold_seg, &hold_dens, &hold_fine, &hold_glob);
+  if (val.has_defects) run_branches(val.inputs, &val_seg, &val_dens, &val_fine, &val_glob);
   // Research hook: dump the branch maps for offline analysis of postprocessing.
   if (const char* dump = std::getenv("FLAWLENS_TRAIN_DUMP"); dump && val.has_defects) {
     std::vector<float> lab, tid, has_mask, vw, vh;
@@ -796,34 +805,22 @@ Status RunTraining(const TrainOptions& opt) {
       ema->fine_fitted = true;
     }
     ema->combine.copy_(torch::tensor({c[0], c[1], c[2], c[3], c[4], c[5]}));
+    if (global) {
+      float gm = hold_glob.mean().item<float>();
+      float gsd = hold_glob.numel() > 1 ? hold_glob.std().item<float>() : 1.0f;
+      ema->glob_stats.copy_(torch::tensor({gm, std::max(1e-4f, gsd)}));
+      ema->global_fitted = true;
+    }
   }
 
   // ---- 5. per-cell calibration on held-out good images ----
-  struct CellCalib {
-    torch::Tensor mean, std;
-  };
   // shrink: 0 = per-cell std, 1 = one global std (per-cell mean either way).
-  auto fit_cells = [&](const torch::Tensor& maps_in, float shrink) {
-    CellCalib cc{torch::zeros({map_h, map_w}), torch::ones({map_h, map_w})};
-    if (!opt.cell_calibration) return cc;
-    torch::Tensor maps = maps_in;
-    if (opt.flips) maps = torch::cat({maps, maps.flip({3}), maps.flip({2}), maps.flip({2, 3})});
-    // Smooth (replicate-padded box 3x3) against the noise of few images.
-    auto smooth = [](torch::Tensor t) {
-      torch::Tensor p = torch::replication_pad2d(t.view({1, 1, t.size(0), t.size(1)}), {1, 1, 1, 1});
-      return torch::avg_pool2d(p, 3, 1)[0][0];
-    };
-    cc.mean = smooth(maps.mean(0)[0]);
-    torch::Tensor sd = smooth(maps.std(0)[0]);
-    float floor = std::max(1e-3f, 0.5f * sd.median().item<float>());
-    sd = sd.clamp_min(floor);
-    cc.std = torch::sqrt((1 - shrink) * sd * sd + shrink * (sd * sd).mean());
-    return cc;
+  auto fit_cells = [&](const torch::Tensor& maps, float shrink) {
+    if (!opt.cell_calibration)
+      return CellCalibration{torch::zeros({map_h, map_w}), torch::ones({map_h, map_w})};
+    return FitCellCalibration(maps, opt.flips, shrink);
   };
-  auto apply_cells = [&](const torch::Tensor& maps, const CellCalib& cc) {
-    return (maps - cc.mean.view({1, 1, map_h, map_w})) / cc.std.view({1, 1, map_h, map_w});
-  };
-  torch::Tensor hold_maps = ema->combine_maps(hold_seg, hold_dens, hold_fine);
+  torch::Tensor hold_maps = ema->combine_maps(hold_seg, hold_dens, hold_fine, hold_glob);
   // Choose how much the per-cell std is trusted (positional structure vs the
   // noise of few held-out images) by a map-level simulation: the held-out set
   // is split in halves; one half fits the calibration, the other gets
@@ -861,10 +858,10 @@ Status RunTraining(const TrainOptions& opt) {
         double sum = 0;
         int cnt = 0;
         for (int f = 0; f < 2; ++f) {
-          CellCalib cc = fit_cells(folds[f].first, cand);
-          std::vector<float> good = ReduceScores(apply_cells(folds[f].second, cc), opt.reduce, opt.topk);
+          CellCalibration cc = fit_cells(folds[f].first, cand);
+          std::vector<float> good = ReduceScores(ApplyCellCalibration(folds[f].second, cc), opt.reduce, opt.topk);
           for (const torch::Tensor& b : bumps[f]) {
-            std::vector<float> bad = ReduceScores(apply_cells(b, cc), opt.reduce, opt.topk);
+            std::vector<float> bad = ReduceScores(ApplyCellCalibration(b, cc), opt.reduce, opt.topk);
             std::vector<float> sc = good;
             sc.insert(sc.end(), bad.begin(), bad.end());
             std::vector<bool> lab(good.size(), false);
@@ -884,9 +881,9 @@ Status RunTraining(const TrainOptions& opt) {
   }
   if (shrink < 0) shrink = 1.0f;
   metrics["cell_std_shrink"] = shrink;
-  CellCalib cells = fit_cells(hold_maps, shrink);
+  CellCalibration cells = fit_cells(hold_maps, shrink);
   torch::Tensor cell_mean = cells.mean, cell_std = cells.std;
-  std::vector<float> hold_scores = ReduceScores(apply_cells(hold_maps, cells), opt.reduce, opt.topk);
+  std::vector<float> hold_scores = ReduceScores(ApplyCellCalibration(hold_maps, cells), opt.reduce, opt.topk);
   double hmean = 0, hsd = 0;
   for (float v : hold_scores) hmean += v;
   hmean /= hold_scores.size();
@@ -912,8 +909,8 @@ Status RunTraining(const TrainOptions& opt) {
     // Analysis: each branch alone and the sum, each cell-calibrated on held-out good.
     if (!opt.quiet) {
       auto report = [&](const char* what, const torch::Tensor& hm, const torch::Tensor& vm) {
-        CellCalib cc = fit_cells(hm, shrink);
-        torch::Tensor cal_v = apply_cells(vm, cc);
+        CellCalibration cc = fit_cells(hm, shrink);
+        torch::Tensor cal_v = ApplyCellCalibration(vm, cc);
         for (const char* red : {"max", "topk_mean"}) {
           std::vector<float> sc = ReduceScores(cal_v, red, opt.topk);
           std::fprintf(stderr, "  [%s, %s] val image AUROC %.3f\n", what, red, Auroc(sc, val.defective));
@@ -934,7 +931,12 @@ Status RunTraining(const TrainOptions& opt) {
         ema->config = saved;
       }
     }
-    torch::Tensor vmaps = apply_cells(ema->combine_maps(val_seg, val_dens, val_fine), cells);
+    if (global && !opt.quiet) {
+      std::vector<float> g(val_glob.data_ptr<float>(), val_glob.data_ptr<float>() + val_glob.numel());
+      std::fprintf(stderr, "  [image-level term alone] val image AUROC %.3f\n", Auroc(g, val.defective));
+    }
+    torch::Tensor vmaps =
+        ApplyCellCalibration(ema->combine_maps(val_seg, val_dens, val_fine, val_glob), cells);
     std::vector<float> vs = ReduceScores(vmaps, opt.reduce, opt.topk);
     for (float& v : vs) v = float((v - hmean) / hsd);
     PrintAurocs(val, vs, vmaps, &metrics, opt.quiet);
@@ -983,8 +985,9 @@ Status RunTraining(const TrainOptions& opt) {
   std::strftime(created, sizeof(created), "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&now));
   json card = {{"name", name},
                {"created", created},
-               {"method", opt.fine_density ? "seg+gaussian-density+fine-density, per-cell calibrated (tools/train/METHOD.md)"
-                                     : "seg+gaussian-density, per-cell calibrated (tools/train/METHOD.md)"},
+               {"method", std::string("seg+gaussian-density") + (opt.fine_density ? "+fine-density" : "") +
+                              (global ? "+image-level-density" : "") +
+                              ", per-cell calibrated (tools/train/METHOD.md)"},
                {"trained_on", opt.data},
                {"train_images", train_imgs.size()},
                {"holdout_images", hold_imgs.size()},

@@ -31,6 +31,7 @@ struct TrainOptions {
   bool density = true;
   int bank = 0;              // > 0: nearest-neighbour bank of this size
   bool fine_density = false; // add a Gaussian density of the 1/2-resolution stem features
+  float global_weight = 1.0f; // image-level term added to the map (0 = off; net.h)
   float seg_weight = 0.35f;
   float density_weight = 1.0f;
   float map_blur = 1.0f;     // Gaussian smoothing of the output map (cells)
