@@ -271,8 +271,12 @@ fs::path MakeTinyDataset() {
 }
 
 TEST(TrainEndToEnd, TinyDatasetTrainsExportsAndDetects) {
+ // Default settings, then with the image-level term (--global-weight 1).
+ for (float global_weight : {0.0f, 1.0f}) {
+  SCOPED_TRACE("global_weight " + std::to_string(global_weight));
   fs::path root = MakeTinyDataset();
   train::TrainOptions opt;
+  opt.global_weight = global_weight;
   opt.data = root.string();
   opt.out = (root / "model.flawlens").string();
   opt.minutes = 0.1;
@@ -302,7 +306,14 @@ TEST(TrainEndToEnd, TinyDatasetTrainsExportsAndDetects) {
   EXPECT_EQ((*r)->map_width * 4, (*det)->info().input_width);
   EXPECT_EQ((*r)->map_height * 4, (*det)->info().input_height);
   for (float v : (*r)->map) ASSERT_TRUE(std::isfinite(v));
+  if (global_weight > 0) {
+    EXPECT_NE(loaded->model->graph.nodes.size(), 0u);
+    EXPECT_NE(std::string(reinterpret_cast<const char*>(loaded->bytes.data()), loaded->bytes.size())
+                  .find("glob_map"),
+              std::string::npos);
+  }
   fs::remove_all(root);
+ }
 }
 
 TEST(TrainErrors, EmptyFolderIsAClearError) {

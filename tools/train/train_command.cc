@@ -40,7 +40,9 @@ void AddTrainCommand(CLI::App& app) {
   cmd->add_flag("--fine-density", opt->fine_density,
                 "Add a Gaussian density of the 1/2-resolution stem features (finer map for small defects)");
   cmd->add_option("--global-weight", opt->global_weight,
-                  "Weight of the image-level term (distance of the image's mean features to good images; 0 = off)")
+                  "Add an image-level term with this weight to every map cell: the distance of the image's "
+                  "mean features to good images (raises pixel AUROC on textures with large regional "
+                  "defects, lowers PRO; METHOD.md; 0 = off)")
       ->capture_default_str()
       ->check(CLI::Range(0.0, 100.0));
   cmd->add_option("--seg-weight", opt->seg_weight, "Weight of the segmentation map")->capture_default_str();

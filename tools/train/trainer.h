@@ -31,7 +31,7 @@ struct TrainOptions {
   bool density = true;
   int bank = 0;              // > 0: nearest-neighbour bank of this size
   bool fine_density = false; // add a Gaussian density of the 1/2-resolution stem features
-  float global_weight = 1.0f; // image-level term added to the map (0 = off; net.h)
+  float global_weight = 0.0f; // > 0: image-level term added to the map (net.h, METHOD.md)
   float seg_weight = 0.35f;
   float density_weight = 1.0f;
   float map_blur = 1.0f;     // Gaussian smoothing of the output map (cells)
