@@ -13,6 +13,7 @@
 #include "flawlens/detector.h"
 #include "model/model.h"
 #include "train/net.h"
+#include "train/synth_anomaly.h"
 #include "train/trainer.h"
 
 namespace fs = std::filesystem;
@@ -314,6 +315,51 @@ TEST(TrainEndToEnd, TinyDatasetTrainsExportsAndDetects) {
   }
   fs::remove_all(root);
  }
+}
+
+// Each synthetic anomaly kind alone: it labels pixels, every labelled pixel
+// changed visibly, and an unlabelled image is returned unchanged.
+TEST(TrainSynth, EachKindLabelsWhatItChanges) {
+  std::mt19937 rng(5);
+  auto make = [&](int w, int h) {
+    train::FloatImage im;
+    im.w = w;
+    im.h = h;
+    im.c = 1;
+    for (uint8_t v : Texture(w, h, &rng)) im.data.push_back(v);
+    return im;
+  };
+  std::vector<train::FloatImage> pool = {make(96, 96), make(96, 96), make(96, 96)};
+  for (int kind = 0; kind < 7; ++kind) {
+    SCOPED_TRACE("kind " + std::to_string(kind));
+    train::SynthConfig cfg;
+    float* w[7] = {&cfg.patch, &cfg.region, &cfg.spot, &cfg.crack, &cfg.edge, &cfg.noise, &cfg.band};
+    for (float* v : w) *v = 0;
+    *w[kind] = 1;
+    cfg.max_anomalies = 1;
+    int labelled_images = 0;
+    double max_fraction = 0;
+    for (int t = 0; t < 20; ++t) {
+      train::FloatImage img = make(96, 96), orig = img;
+      std::vector<float> mask;
+      train::PaintAnomalies(&img, &mask, pool, cfg, &rng);
+      ASSERT_EQ(mask.size(), size_t(96 * 96));
+      int n = 0;
+      for (size_t i = 0; i < mask.size(); ++i) {
+        if (mask[i] <= 0) continue;
+        ++n;
+        ASSERT_GE(std::fabs(img.data[i] - orig.data[i]), cfg.min_change - 1e-3f) << "pixel " << i;
+      }
+      labelled_images += n > 0;
+      max_fraction = std::max(max_fraction, n / double(mask.size()));
+      if (n == 0) EXPECT_EQ(img.data, orig.data);
+    }
+    EXPECT_GE(labelled_images, 10);
+    if (kind == 6) {  // a band covers 20-50 % of the crop (before the min-change rule)
+      EXPECT_GT(max_fraction, 0.15);
+      EXPECT_LT(max_fraction, 0.6);
+    }
+  }
 }
 
 TEST(TrainErrors, EmptyFolderIsAClearError) {

@@ -220,6 +220,58 @@ void Noise(FloatImage* img, std::vector<float>* mask, const SynthConfig& cfg, st
   Apply(img, alpha, changed, mask, cfg.min_change);
 }
 
+void Band(FloatImage* img, std::vector<float>* mask, const std::vector<FloatImage>& pool,
+          const SynthConfig& cfg, std::mt19937* rng) {
+  if (pool.empty()) return;
+  const FloatImage& src = pool[RandInt(rng, 0, int(pool.size()) - 1)];
+  if (src.c != img->c) return;
+  int h = img->h, w = img->w;
+  bool horizontal = Coin(rng, 0.5f);  // the seam runs across the crop
+  int len = horizontal ? w : h, depth = horizontal ? h : w;
+  float frac = Uniform(rng, 0.2f, 0.5f);
+  bool from_start = Coin(rng, 0.5f);
+  float feather = Uniform(rng, 1.5f, 5.0f);
+  std::vector<float> wave = PerlinField(1, len, 3, 2, rng);
+  float amp = Uniform(rng, 0.0f, 0.15f) * depth;
+  std::vector<float> alpha(size_t(h) * w);
+  for (int y = 0; y < h; ++y)
+    for (int x = 0; x < w; ++x) {
+      int along = horizontal ? x : y, across = horizontal ? y : x;
+      float seam = frac * depth + amp * (wave[size_t(along)] - 0.5f);
+      float d = from_start ? seam - across : across - (depth - seam);
+      alpha[size_t(y) * w + x] = std::clamp(d / feather + 0.5f, 0.0f, 1.0f);
+    }
+  // Foreign texture at a random offset and scale, its mean and contrast over
+  // the band matched to the image's own.
+  float scale = Uniform(rng, 0.8f, 1.25f);
+  float oy = Uniform(rng, 0, src.h), ox = Uniform(rng, 0, src.w);
+  FloatImage changed = *img;
+  for (int y = 0; y < h; ++y)
+    for (int x = 0; x < w; ++x) {
+      float sy = std::fmod(oy + y * scale, float(src.h)), sx = std::fmod(ox + x * scale, float(src.w));
+      for (int ch = 0; ch < img->c; ++ch) changed.at(y, x, ch) = Bilinear(src, sy, sx, ch);
+    }
+  for (int ch = 0; ch < img->c; ++ch) {
+    double s0 = 0, q0 = 0, s1 = 0, q1 = 0, n = 0;
+    for (int y = 0; y < h; ++y)
+      for (int x = 0; x < w; ++x) {
+        if (alpha[size_t(y) * w + x] <= 0.5f) continue;
+        float a = img->at(y, x, ch), b = changed.at(y, x, ch);
+        s0 += a; q0 += a * a; s1 += b; q1 += b * b; n += 1;
+      }
+    if (n < 2) return;
+    double m0 = s0 / n, m1 = s1 / n;
+    double sd0 = std::sqrt(std::max(1e-6, q0 / n - m0 * m0)), sd1 = std::sqrt(std::max(1e-6, q1 / n - m1 * m1));
+    float g = float(sd0 / sd1);
+    for (int y = 0; y < h; ++y)
+      for (int x = 0; x < w; ++x) {
+        float& v = changed.at(y, x, ch);
+        v = float(m0) + g * (v - float(m1));
+      }
+  }
+  Apply(img, alpha, changed, mask, cfg.min_change);
+}
+
 }  // namespace
 
 std::vector<float> PerlinField(int h, int w, int cells, int octaves, std::mt19937* rng) {
@@ -254,15 +306,17 @@ std::vector<float> PerlinField(int h, int w, int cells, int octaves, std::mt1993
 void PaintAnomalies(FloatImage* img, std::vector<float>* mask, const std::vector<FloatImage>& pool,
                     const SynthConfig& cfg, std::mt19937* rng) {
   mask->assign(size_t(img->h) * img->w, 0.0f);
-  float weights[6] = {cfg.patch, cfg.region, cfg.spot, cfg.crack, cfg.edge, cfg.noise};
+  float weights[7] = {cfg.patch, cfg.region, cfg.spot, cfg.crack, cfg.edge, cfg.noise, cfg.band};
   float total = 0;
   for (float v : weights) total += std::max(0.0f, v);
   if (total <= 0) return;
+  int last = 6;  // the last kind with a positive weight (takes any rounding leftover)
+  while (weights[last] <= 0) --last;
   int n = RandInt(rng, 1, std::max(1, cfg.max_anomalies));
   for (int i = 0; i < n; ++i) {
     float r = Uniform(rng, 0, total);
     int kind = 0;
-    for (; kind < 5; ++kind) {
+    for (; kind < last; ++kind) {
       r -= std::max(0.0f, weights[kind]);
       if (r < 0) break;
     }
@@ -272,7 +326,8 @@ void PaintAnomalies(FloatImage* img, std::vector<float>* mask, const std::vector
       case 2: Spot(img, mask, cfg, rng); break;
       case 3: Crack(img, mask, cfg, rng); break;
       case 4: Edge(img, mask, cfg, rng); break;
-      default: Noise(img, mask, cfg, rng); break;
+      case 5: Noise(img, mask, cfg, rng); break;
+      default: Band(img, mask, pool, cfg, rng); break;
     }
   }
 }

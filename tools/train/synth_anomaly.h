@@ -33,6 +33,10 @@ struct FloatImage {
 struct SynthConfig {
   // Relative frequencies of the kinds (0 disables one).
   float patch = 3, region = 1.5f, spot = 1, crack = 0.5f, edge = 0.7f, noise = 0.7f;
+  // A band from one side of the crop to a wavy line across it, re-textured
+  // from another good image (mean and contrast matched): a region that is
+  // only abnormal relative to the rest of the same part. Off by default.
+  float band = 0;
   int max_anomalies = 2;
   float min_change = 4.0f;  // pixels changed less than this are not labelled
 };

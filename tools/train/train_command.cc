@@ -72,6 +72,9 @@ void AddTrainCommand(CLI::App& app) {
   cmd->add_option("--synth-crack", opt->synth.crack, "Weight of crack anomalies")->capture_default_str();
   cmd->add_option("--synth-edge", opt->synth.edge, "Weight of broken-edge anomalies")->capture_default_str();
   cmd->add_option("--synth-noise", opt->synth.noise, "Weight of grain anomalies")->capture_default_str();
+  cmd->add_option("--synth-band", opt->synth.band,
+                  "Weight of band anomalies (one side of the crop re-textured from another good image)")
+      ->capture_default_str();
   cmd->add_flag("--quiet,-q", opt->quiet, "No progress bar");
   cmd->callback([opt] {
     Status st = train::RunTraining(*opt);
