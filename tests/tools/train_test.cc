@@ -57,6 +57,19 @@ void CompareEngine(train::FlawNet& net, int h, int w, const std::string& backend
   }
 }
 
+// The engine's map (on each backend) matches LibTorch's forward_map on random
+// inputs; float32 accumulation order differs (XNNPACK / SIMD vs MKL-DNN):
+// relative 1e-4.
+void ExpectEngineMatches(train::FlawNet& net, int h, int w, int trials,
+                         std::initializer_list<const char*> backends = {"ref", "auto"}) {
+  for (const char* backend : backends) {
+    float diff = 0, ref = 0;
+    CompareEngine(net, h, w, backend, trials, &diff, &ref);
+    EXPECT_LE(diff, 1e-4f * std::max(1.0f, ref)) << backend << ": max |map| " << ref;
+    EXPECT_GT(ref, 0.0f);
+  }
+}
+
 // A few optimiser steps so BatchNorm statistics and weights are non-trivial.
 void TrainFewSteps(train::FlawNet& net, int h, int w) {
   torch::optim::Adam opt(net->parameters(), torch::optim::AdamOptions(1e-2));
@@ -89,13 +102,7 @@ TEST(TrainExport, EngineMatchesLibTorchWithDensityBranch) {
     net->combine.copy_(torch::tensor({-1.5f, 0.7f, 30.0f, 12.0f, 0.0f, 1.0f}));
     net->density_fitted = true;
   }
-  for (const char* backend : {"ref", "auto"}) {
-    float diff = 0, ref = 0;
-    CompareEngine(net, 48, 64, backend, 3, &diff, &ref);
-    // float32 accumulation order differs (XNNPACK / SIMD vs MKL-DNN): relative 1e-4.
-    EXPECT_LE(diff, 1e-4f * std::max(1.0f, ref)) << backend << ": max |map| " << ref;
-    EXPECT_GT(ref, 0.0f);
-  }
+  ExpectEngineMatches(net, 48, 64, 3);
 }
 
 TEST(TrainExport, EngineMatchesLibTorchWithNearestNeighbourBank) {
@@ -116,10 +123,7 @@ TEST(TrainExport, EngineMatchesLibTorchWithNearestNeighbourBank) {
     net->combine.copy_(torch::tensor({0.5f, 2.0f, 10.0f, 4.0f, 0.0f, 1.0f}));
     net->density_fitted = true;
   }
-  float diff = 0, ref = 0;
-  CompareEngine(net, 32, 56, "ref", 2, &diff, &ref);
-  EXPECT_LE(diff, 1e-4f * std::max(1.0f, ref)) << "max |map| " << ref;
-  EXPECT_GT(ref, 0.0f);
+  ExpectEngineMatches(net, 32, 56, 2, {"ref"});
 }
 
 TEST(TrainExport, EngineMatchesLibTorchWithFineDensity) {
@@ -147,12 +151,7 @@ TEST(TrainExport, EngineMatchesLibTorchWithFineDensity) {
   train::ExportNetwork(net, 40, 56, &spec);
   EXPECT_NE(spec.graph_json.find("fine_white"), std::string::npos);
   EXPECT_NE(spec.graph_json.find("maxpool2d"), std::string::npos);
-  for (const char* backend : {"ref", "auto"}) {
-    float diff = 0, ref = 0;
-    CompareEngine(net, 40, 56, backend, 2, &diff, &ref);
-    EXPECT_LE(diff, 1e-4f * std::max(1.0f, ref)) << backend << ": max |map| " << ref;
-    EXPECT_GT(ref, 0.0f);
-  }
+  ExpectEngineMatches(net, 40, 56, 2);
   // Switching the branch off changes the map: it contributes.
   torch::Tensor x = torch::randn({1, 1, 40, 56});
   torch::NoGradGuard ng;
@@ -191,12 +190,7 @@ TEST(TrainExport, EngineMatchesLibTorchWithImageLevelTerm) {
   train::ExportNetwork(net, 40, 56, &spec);
   EXPECT_NE(spec.graph_json.find("global_avgpool"), std::string::npos);
   EXPECT_NE(spec.graph_json.find("glob_map"), std::string::npos);
-  for (const char* backend : {"ref", "auto"}) {
-    float diff = 0, ref = 0;
-    CompareEngine(net, 40, 56, backend, 2, &diff, &ref);
-    EXPECT_LE(diff, 1e-4f * std::max(1.0f, ref)) << backend << ": max |map| " << ref;
-    EXPECT_GT(ref, 0.0f);
-  }
+  ExpectEngineMatches(net, 40, 56, 2);
   // The term is one value per image, added to every cell, and differs between images.
   torch::NoGradGuard ng;
   torch::Tensor x = torch::randn({2, 1, 40, 56});
@@ -220,9 +214,7 @@ TEST(TrainExport, EngineMatchesLibTorchSegOnlyGray) {
   cfg.map_blur_sigma = 0.0f;
   train::FlawNet net(cfg);
   TrainFewSteps(net, 40, 32);
-  float diff = 0, ref = 0;
-  CompareEngine(net, 40, 32, "ref", 2, &diff, &ref);
-  EXPECT_LE(diff, 1e-4f * std::max(1.0f, ref));
+  ExpectEngineMatches(net, 40, 32, 2, {"ref"});
 }
 
 // Tiny generated dataset: textured gray images, defects = dark blobs.
