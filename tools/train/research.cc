@@ -35,40 +35,21 @@ TapSet ComputeTaps(FlawNet& net, const std::vector<torch::Tensor>& xs) {
   return {torch::cat(e1), torch::cat(f2), torch::cat(dec), torch::cat(f3), torch::cat(seg)};
 }
 
-torch::Tensor SelfRef(const torch::Tensor& x, int k) {
-  torch::Tensor m = F::avg_pool2d(
-      x, F::AvgPool2dFuncOptions(k).stride(1).padding(k / 2).count_include_pad(false));
-  return x - m;
-}
-
-torch::Tensor GlobalSelfRef(const torch::Tensor& x) {
-  torch::Tensor med = std::get<0>(x.flatten(2).median(2));
-  return x - med.view({x.size(0), x.size(1), 1, 1});
-}
-
 torch::Tensor Avg(const torch::Tensor& x, int k) {
   return F::avg_pool2d(
       x, F::AvgPool2dFuncOptions(k).stride(1).padding(k / 2).count_include_pad(false));
 }
 
+// Feature maps the variants are fitted on (session 2's list, with the
+// self-referential and multi-tap variants, is at commit 9c8bb56).
 torch::Tensor Feature(const TapSet& t, const std::string& name) {
+  torch::Tensor f2dec = torch::cat({t.f2, t.dec}, 1);
   if (name == "e1") return t.e1;
-  if (name == "f2") return t.f2;
-  if (name == "dec") return t.dec;
-  if (name == "f3") return t.f3;
-  if (name == "f2dec") return torch::cat({t.f2, t.dec}, 1);
-  if (name == "e1p+f2dec")
-    return torch::cat({F::avg_pool2d(t.e1, F::AvgPool2dFuncOptions(2)), t.f2, t.dec}, 1);
-  if (name == "sr15:f2dec") return SelfRef(torch::cat({t.f2, t.dec}, 1), 15);
-  if (name == "sr31:f2dec") return SelfRef(torch::cat({t.f2, t.dec}, 1), 31);
-  if (name == "sr15:f3") return SelfRef(t.f3, 15);
-  if (name == "sr31:e1") return SelfRef(t.e1, 31);
-  if (name == "gsr:f2dec") return GlobalSelfRef(torch::cat({t.f2, t.dec}, 1));
-  if (name == "avg9:f2dec") return Avg(torch::cat({t.f2, t.dec}, 1), 9);
-  if (name == "avg17:f2dec") return Avg(torch::cat({t.f2, t.dec}, 1), 17);
-  if (name == "f2dec+avg9") {
-    torch::Tensor f = torch::cat({t.f2, t.dec}, 1);
-    return torch::cat({f, Avg(f, 9)}, 1);
+  if (name == "f2dec") return f2dec;
+  if (name == "avg17:f2dec") return Avg(f2dec, 17);
+  if (name == "gsr:f2dec") {  // minus the image's median feature
+    torch::Tensor med = std::get<0>(f2dec.flatten(2).median(2));
+    return f2dec - med.view({f2dec.size(0), f2dec.size(1), 1, 1});
   }
   std::fprintf(stderr, "research: unknown feature %s\n", name.c_str());
   std::abort();
@@ -150,17 +131,8 @@ Mixture FitMixture(const torch::Tensor& feats, int k) {
   return mx;
 }
 
-// mode 0: per-cell min over the clusters' distances; 1: the image's nearest centre.
-torch::Tensor MixtureMap(const Mixture& mx, const torch::Tensor& feats, int64_t mh, int64_t mw,
-                         int mode) {
-  torch::Tensor out;
-  if (mode == 0) {
-    for (const Gauss& g : mx.g) {
-      torch::Tensor d = Mahalanobis(g, feats, mh, mw);
-      out = out.defined() ? torch::minimum(out, d) : d;
-    }
-    return out;
-  }
+// Each image's map under the Gaussian of its nearest cluster centre.
+torch::Tensor MixtureMap(const Mixture& mx, const torch::Tensor& feats, int64_t mh, int64_t mw) {
   torch::Tensor z = (feats.mean({2, 3}) - mx.mu) / mx.sd;
   torch::Tensor a = torch::cdist(z, mx.centres).argmin(1);
   std::vector<torch::Tensor> maps;
@@ -169,25 +141,20 @@ torch::Tensor MixtureMap(const Mixture& mx, const torch::Tensor& feats, int64_t 
   return torch::cat(maps);
 }
 
-// Image-level descriptor: per-channel mean (and std) of feature maps over the image.
-torch::Tensor GlobalDesc(const TapSet& t, int mode) {
-  torch::Tensor f = torch::cat({t.f2, t.dec}, 1);
-  std::vector<torch::Tensor> parts = {f.mean({2, 3})};
-  if (mode >= 1) parts.push_back(f.std({2, 3}));
-  if (mode >= 2) {
-    parts.push_back(t.e1.mean({2, 3}));
-    parts.push_back(t.e1.std({2, 3}));
+// Image-level descriptor. mode 0: per-channel means of the 1/4 features;
+// 1: their means and stds; 3: means and stds of the 1/4, stem and 1/8
+// features; 4: the trainer's --global-weight descriptor (means of all four taps).
+torch::Tensor GlobalDesc(FlawNet& net, const TapSet& t, int mode) {
+  torch::Tensor f2dec = torch::cat({t.f2, t.dec}, 1);
+  if (mode == 4)
+    return net->global_descriptor(NetOutputs{t.seg, f2dec, t.e1, t.f3}).to(torch::kFloat64);
+  std::vector<torch::Tensor> taps = {f2dec};
+  if (mode == 3) taps = {f2dec, t.e1, t.f3};
+  std::vector<torch::Tensor> parts;
+  for (const torch::Tensor& x : taps) {
+    parts.push_back(x.mean({2, 3}));
+    if (mode != 0) parts.push_back(x.std({2, 3}));
   }
-  if (mode >= 3 && mode != 4 && mode != 5) {
-    parts.push_back(t.f3.mean({2, 3}));
-    parts.push_back(t.f3.std({2, 3}));
-  }
-  if (mode == 4)  // means only, four taps
-    return torch::cat({f.mean({2, 3}), t.e1.mean({2, 3}), t.f3.mean({2, 3})}, 1).to(torch::kFloat64);
-  if (mode == 5)  // means and mean squares, four taps
-    return torch::cat({f.mean({2, 3}), t.e1.mean({2, 3}), t.f3.mean({2, 3}), f.pow(2).mean({2, 3}),
-                       t.e1.pow(2).mean({2, 3}), t.f3.pow(2).mean({2, 3})}, 1)
-        .to(torch::kFloat64);
   return torch::cat(parts, 1).to(torch::kFloat64);
 }
 
@@ -238,29 +205,27 @@ void RunResearch(FlawNet& net, const ResearchData& d) {
   }
   {
     Mixture mx = FitMixture(Feature(fit, "f2dec"), 3);
-    standardise("mix3img:f2dec", MixtureMap(mx, Feature(hold, "f2dec"), mh, mw, 1),
-                MixtureMap(mx, Feature(val, "f2dec"), mh, mw, 1));
+    standardise("mix3img:f2dec", MixtureMap(mx, Feature(hold, "f2dec"), mh, mw),
+                MixtureMap(mx, Feature(val, "f2dec"), mh, mw));
   }
   auto evaluate = [&](const std::string& label,
-                      const std::vector<std::pair<std::string, float>>& parts, float shrink,
-                      bool minus_median, float blur = 1.0f, const torch::Tensor& img_add = {},
-                      const torch::Tensor& hold_add = {}) {
+                      const std::vector<std::pair<std::string, float>>& parts,
+                      const torch::Tensor& img_add = {}, const torch::Tensor& hold_add = {}) {
     torch::Tensor h, v;
     for (const auto& [name, w] : parts) {
       const auto& bv = branch.at(name);
       h = h.defined() ? h + w * bv.first : w * bv.first;
       v = v.defined() ? v + w * bv.second : w * bv.second;
     }
-    h = Blur(h, blur);
-    v = Blur(v, blur);
+    h = Blur(h, 1.0f);
+    v = Blur(v, 1.0f);
     if (hold_add.defined() && img_add.defined()) {  // image-level term, before the calibration
       h = h + hold_add.view({-1, 1, 1, 1});
       v = v + img_add.view({-1, 1, 1, 1});
     }
-    torch::Tensor cv = CellCalibrate(h, v, shrink);
+    torch::Tensor cv = CellCalibrate(h, v, 0.5f);
     torch::Tensor flat = cv.reshape({cv.size(0), -1});
     torch::Tensor sc = std::get<0>(flat.max(1));
-    if (minus_median) sc = sc - std::get<0>(flat.median(1));
     std::vector<float> s(sc.data_ptr<float>(), sc.data_ptr<float>() + sc.numel());
     double auc = Auroc(s, lab);
     std::string line;
@@ -302,29 +267,28 @@ void RunResearch(FlawNet& net, const ResearchData& d) {
     std::fflush(stdout);
   };
 
-  for (const auto& [name, unused] : branch) evaluate(name, {{name, 1.0f}}, 0.5f, false);
+  for (const auto& [name, unused] : branch) evaluate(name, {{name, 1.0f}});
   // The maps of session 2's default (no image-level term) and single additions to it.
   const std::vector<std::pair<std::string, float>> base = {{"seg", 0.35f}, {"f2dec", 1.0f}};
-  evaluate("default (session 2)", base, 0.5f, false);
+  evaluate("default (session 2)", base);
   for (const auto& [extra, w] : std::vector<std::pair<std::string, float>>{
            {"e1", 1.0f}, {"avg17:f2dec", 1.0f}, {"gsr:f2dec", 0.5f}, {"r:f2dec", 0.5f}}) {
     auto parts = base;
     parts.push_back({extra, w});
     char label[96];
     std::snprintf(label, sizeof(label), "default + %.1f %s", w, extra.c_str());
-    evaluate(label, parts, 0.5f, false);
+    evaluate(label, parts);
   }
-  evaluate("seg + mixture of 3 (image's nearest)", {{"seg", 0.35f}, {"mix3img:f2dec", 1.0f}}, 0.5f,
-           false);
+  evaluate("seg + mixture of 3 (image's nearest)", {{"seg", 0.35f}, {"mix3img:f2dec", 1.0f}});
   // Image-level term (added to every cell before the cell calibration, as
   // exported): descriptor mode 0 = means of the 1/4 features, 1 = + their
   // stds, 3 = means and stds of all four taps, 4 = means of all four taps
   // (the trainer's --global-weight).
   for (int mode : {0, 1, 3, 4}) {
     for (double reg : {0.01, 0.1}) {
-      torch::Tensor df = GlobalDesc(fit, mode);
-      torch::Tensor gh = GlobalDistance(df, GlobalDesc(hold, mode), reg);
-      torch::Tensor gv = GlobalDistance(df, GlobalDesc(val, mode), reg);
+      torch::Tensor df = GlobalDesc(net, fit, mode);
+      torch::Tensor gh = GlobalDistance(df, GlobalDesc(net, hold, mode), reg);
+      torch::Tensor gv = GlobalDistance(df, GlobalDesc(net, val, mode), reg);
       float m = gh.mean().item<float>(), sd = std::max(1e-6f, gh.std().item<float>());
       gv = (gv - m) / sd;
       gh = (gh - m) / sd;
@@ -334,7 +298,7 @@ void RunResearch(FlawNet& net, const ResearchData& d) {
       for (float w : {1.0f, 2.0f}) {
         char label[96];
         std::snprintf(label, sizeof(label), "default + %.0f x image-level m%d r%.2f", w, mode, reg);
-        evaluate(label, base, 0.5f, false, 1.0f, w * gv, w * gh);
+        evaluate(label, base, w * gv, w * gh);
       }
     }
   }
