@@ -166,7 +166,8 @@ Result<const Detection*> Detector::Detect(const ImageView& image, const RectF& r
   executor_->Run();
   const double t2 = NowMs();
 
-  const int h = d.map_height, w = d.map_width, n = h * w;
+  int h = info_.map_height, w = info_.map_width, n = h * w;
+  d.map.resize(static_cast<size_t>(n));  // within capacity: no allocation
   float* map = d.map.data();
   std::memcpy(map, executor_->output(), n * sizeof(float));
   if (post.sigmoid) {
@@ -184,6 +185,45 @@ Result<const Detection*> Detector::Detect(const ImageView& image, const RectF& r
   }
   if (post.cell_std.data) {
     for (int i = 0; i < n; ++i) map[i] /= post.cell_std.data[i];
+  }
+
+  // Fixed pixel scale: keep only the cells over the image, not its mirror
+  // padding (compacted in place, row by row; destinations never pass sources).
+  RectF map_rect = covered;
+  if (m.preprocess.pixel_scale > 0.0f) {
+    FLAWLENS_ASSIGN_OR_RETURN(RectI content, PreprocessContent(m.preprocess, image.width,
+                                                              image.height, roi));
+    const RectI cells = ContentCells(content, info_.input_width, info_.input_height, w, h);
+    for (int y = 0; y < cells.h; ++y) {
+      std::memmove(map + static_cast<size_t>(y) * cells.w,
+                   map + static_cast<size_t>(cells.y + y) * w + cells.x,
+                   static_cast<size_t>(cells.w) * sizeof(float));
+    }
+    map_rect.x = covered.x + cells.x * covered.w / w;
+    map_rect.y = covered.y + cells.y * covered.h / h;
+    map_rect.w = cells.w * covered.w / w;
+    map_rect.h = cells.h * covered.h / h;
+    w = cells.w;
+    h = cells.h;
+    n = w * h;
+    d.map.resize(static_cast<size_t>(n));
+  }
+  d.map_width = w;
+  d.map_height = h;
+
+  // Calibration by distance to the edge of the kept map.
+  if (post.edge_mean.data || post.edge_std.data) {
+    const TensorRef& ref = post.edge_mean.data ? post.edge_mean : post.edge_std;
+    const int k = static_cast<int>(ref.shape[0]);
+    for (int y = 0; y < h; ++y) {
+      const int dy = std::min(std::min(y, h - 1 - y), k - 1);
+      for (int x = 0; x < w; ++x) {
+        const int e = dy * k + std::min(std::min(x, w - 1 - x), k - 1);
+        float& v = map[static_cast<size_t>(y) * w + x];
+        if (post.edge_mean.data) v -= post.edge_mean.data[e];
+        if (post.edge_std.data) v /= post.edge_std.data[e];
+      }
+    }
   }
 
   // Every cell must be finite before the reduction: a NaN cell behind a
@@ -240,7 +280,7 @@ Result<const Detection*> Detector::Detect(const ImageView& image, const RectF& r
   }
   d.threshold = threshold_;
   d.anomalous = d.score >= threshold_;
-  d.map_rect = covered;
+  d.map_rect = map_rect;
   const double t3 = NowMs();
   d.timings.preprocess_ms = t1 - t0;
   d.timings.network_ms = t2 - t1;

@@ -30,6 +30,7 @@ const char* PixelFormatName(PixelFormat f) {
 namespace {
 
 constexpr float kMaxLcnSigma = 64.0f;
+constexpr float kMaxPixelScale = 64.0f;
 constexpr float kLumaR = 0.299f, kLumaG = 0.587f, kLumaB = 0.114f;
 
 bool Finite(float v) { return std::isfinite(v); }
@@ -94,14 +95,36 @@ void BuildTaps(double r0, double rlen, int src_n, int dst_n, int o0, int n, int 
 
 struct Geometry {
   RectF roi;             // clipped, input pixels
-  int crop_x, crop_y, out_w, out_h;
+  int resize_w, resize_h;  // the ROI is resized to this (pixel_scale: its own scaled size)
+  int crop_x, crop_y, out_w, out_h;  // the part of the resized ROI that is computed
+  int pad_x = 0, pad_y = 0;  // where that part lies on the network input (pixel_scale)
 };
+
+// Scaled size of one ROI side in fixed-scale mode: at least 1, and at most
+// what the limits allow (the canvas crop takes the centre anyway).
+int ScaledSide(double len, float scale) {
+  const double v = std::round(len * scale);
+  return static_cast<int>(std::clamp(v, 1.0, static_cast<double>(kMaxImageSide) * 64));
+}
 
 Status MakeGeometry(const PreprocessConfig& config, int image_w, int image_h, const RectF& roi,
                     Geometry* g) {
   FLAWLENS_RETURN_IF_ERROR(config.Validate());
   FLAWLENS_ASSIGN_OR_RETURN(g->roi, ClipRoi(image_w, image_h, roi));
+  if (config.pixel_scale > 0.0f) {
+    g->resize_w = ScaledSide(g->roi.w, config.pixel_scale);
+    g->resize_h = ScaledSide(g->roi.h, config.pixel_scale);
+    g->out_w = std::min(g->resize_w, config.resize_w);
+    g->out_h = std::min(g->resize_h, config.resize_h);
+    g->crop_x = (g->resize_w - g->out_w) / 2;
+    g->crop_y = (g->resize_h - g->out_h) / 2;
+    g->pad_x = (config.resize_w - g->out_w) / 2;
+    g->pad_y = (config.resize_h - g->out_h) / 2;
+    return Status::Ok();
+  }
   const bool crop = config.crop.w > 0;
+  g->resize_w = config.resize_w;
+  g->resize_h = config.resize_h;
   g->crop_x = crop ? config.crop.x : 0;
   g->crop_y = crop ? config.crop.y : 0;
   g->out_w = config.out_w();
@@ -109,15 +132,45 @@ Status MakeGeometry(const PreprocessConfig& config, int image_w, int image_h, co
   return Status::Ok();
 }
 
+// The network input's rectangle in input pixels (with padding: beyond the image).
 RectF CoveredOf(const PreprocessConfig& config, const Geometry& g) {
-  const double sx = static_cast<double>(g.roi.w) / config.resize_w;
-  const double sy = static_cast<double>(g.roi.h) / config.resize_h;
+  const double sx = static_cast<double>(g.roi.w) / g.resize_w;
+  const double sy = static_cast<double>(g.roi.h) / g.resize_h;
   RectF c;
-  c.x = static_cast<float>(g.roi.x + g.crop_x * sx);
-  c.y = static_cast<float>(g.roi.y + g.crop_y * sy);
-  c.w = static_cast<float>(g.out_w * sx);
-  c.h = static_cast<float>(g.out_h * sy);
+  c.x = static_cast<float>(g.roi.x + (g.crop_x - g.pad_x) * sx);
+  c.y = static_cast<float>(g.roi.y + (g.crop_y - g.pad_y) * sy);
+  c.w = static_cast<float>(config.out_w() * sx);
+  c.h = static_cast<float>(config.out_h() * sy);
   return c;
+}
+
+// Half-sample symmetric index of u into [0, n), repeated (period 2n).
+inline int Mirror(int u, int n) {
+  const int period = 2 * n;
+  u %= period;
+  if (u < 0) u += period;
+  return u < n ? u : period - 1 - u;
+}
+
+// Mirror the oh x ow x c image `src` into the W x H canvas `dst` at (px, py).
+void MirrorPad(const float* src, int ow, int oh, int c, int px, int py, int W, int H, float* dst) {
+  const size_t row = static_cast<size_t>(ow) * c;
+  for (int y = 0; y < H; ++y) {
+    const float* s = src + static_cast<size_t>(Mirror(y - py, oh)) * row;
+    float* d = dst + static_cast<size_t>(y) * W * c;
+    for (int x = 0; x < W;) {
+      const int u = Mirror(x - px, ow);
+      if (u == x - px) {  // the unmirrored run: one copy
+        const int n = std::min(W - x, ow - u);
+        std::memcpy(d + static_cast<size_t>(x) * c, s + static_cast<size_t>(u) * c,
+                    static_cast<size_t>(n) * c * sizeof(float));
+        x += n;
+        continue;
+      }
+      std::memcpy(d + static_cast<size_t>(x) * c, s + static_cast<size_t>(u) * c, c * sizeof(float));
+      ++x;
+    }
+  }
 }
 
 // Four floats from four bytes p[0..3], and sixteen from p[0..15].
@@ -371,6 +424,15 @@ Status PreprocessConfig::Validate() const {
                        crop.x, crop.y, crop.w, crop.h, resize_w, resize_h);
     }
   }
+  if (!Finite(pixel_scale) || pixel_scale < 0.0f || pixel_scale > kMaxPixelScale) {
+    return MakeError(ErrorCode::kInvalidArgument, "preprocess: pixel_scale %g out of range [0, %g]",
+                     pixel_scale, kMaxPixelScale);
+  }
+  if (pixel_scale > 0.0f && (crop.w != 0 || crop.h != 0 || crop.x != 0 || crop.y != 0)) {
+    return MakeError(ErrorCode::kInvalidArgument,
+                     "preprocess: pixel_scale and crop cannot be combined (the canvas is the "
+                     "network input)");
+  }
   if (channels != 1 && channels != 3) {
     return MakeError(ErrorCode::kInvalidArgument, "preprocess: channels is %d, must be 1 or 3",
                      channels);
@@ -462,6 +524,34 @@ Result<RectF> PreprocessCovered(const PreprocessConfig& config, int image_w, int
   return CoveredOf(config, g);
 }
 
+Result<RectI> PreprocessContent(const PreprocessConfig& config, int image_w, int image_h,
+                                const RectF& roi) {
+  Geometry g;
+  FLAWLENS_RETURN_IF_ERROR(MakeGeometry(config, image_w, image_h, roi, &g));
+  return RectI{g.pad_x, g.pad_y, g.out_w, g.out_h};
+}
+
+RectI ContentCells(const RectI& content, int net_w, int net_h, int map_w, int map_h) {
+  // Cell j is kept when its centre (j + 0.5) * net / map lies in [c0, c0 + len).
+  auto axis = [](int c0, int len, int net, int map, int* j0, int* n) {
+    const double step = static_cast<double>(net) / map;
+    int a = static_cast<int>(std::ceil((c0) / step - 0.5));
+    int b = static_cast<int>(std::ceil((static_cast<double>(c0) + len) / step - 0.5));  // exclusive
+    a = std::clamp(a, 0, map);
+    b = std::clamp(b, 0, map);
+    if (b <= a) {  // no centre on the content: the cell under its centre
+      a = std::clamp(static_cast<int>((c0 + 0.5 * len) / step), 0, map - 1);
+      b = a + 1;
+    }
+    *j0 = a;
+    *n = b - a;
+  };
+  RectI r;
+  axis(content.x, content.w, net_w, map_w, &r.x, &r.w);
+  axis(content.y, content.h, net_h, map_h, &r.y, &r.h);
+  return r;
+}
+
 Status Preprocess(const ImageView& image, const PreprocessConfig& config, const RectF& roi,
                   float* out, PreprocessScratch* scratch, RectF* covered) {
   FLAWLENS_RETURN_IF_ERROR(ValidateImageView(image));
@@ -480,8 +570,8 @@ Status Preprocess(const ImageView& image, const PreprocessConfig& config, const 
   const int ow = g.out_w, oh = g.out_h;
 
   // ---- taps ----
-  const int kx = TapsPerSample(g.roi.w, image.width, config.resize_w);
-  const int ky = TapsPerSample(g.roi.h, image.height, config.resize_h);
+  const int kx = TapsPerSample(g.roi.w, image.width, g.resize_w);
+  const int ky = TapsPerSample(g.roi.h, image.height, g.resize_h);
   const int kx_stride = gray_in ? (kx + 3) / 4 * 4 : kx;
   const size_t wx_n = static_cast<size_t>(ow) * kx_stride, wy_n = static_cast<size_t>(oh) * ky;
   Grow(&s.taps, static_cast<size_t>(ow) + oh);
@@ -494,8 +584,8 @@ Status Preprocess(const ImageView& image, const PreprocessConfig& config, const 
   float* wx = s.a.data();
   float* wy = wx + wx_n;
   float* row = wy + wy_n;
-  BuildTaps(g.roi.x, g.roi.w, image.width, config.resize_w, g.crop_x, ow, kx, kx_stride, sx, wx);
-  BuildTaps(g.roi.y, g.roi.h, image.height, config.resize_h, g.crop_y, oh, ky, ky, sy, wy);
+  BuildTaps(g.roi.x, g.roi.w, image.width, g.resize_w, g.crop_x, ow, kx, kx_stride, sx, wx);
+  BuildTaps(g.roi.y, g.roi.h, image.height, g.resize_h, g.crop_y, oh, ky, ky, sy, wy);
   const int x_lo = sx[0];
   const int x_hi = std::min(image.width, sx[ow - 1] + kx);
   const int xn = x_hi - x_lo;
@@ -530,12 +620,19 @@ Status Preprocess(const ImageView& image, const PreprocessConfig& config, const 
     }
   }
 
-  // ---- normalisation ----
-  if (config.norm == NormMode::kLocalContrast) {
-    LocalContrast(config, res, ow, oh, wc, oc, &s, out);
-  } else {
-    MeanStd(config, res, plane, wc, oc, out);
+  // ---- normalisation (of the image part), then mirror padding ----
+  const bool pad = ow != config.out_w() || oh != config.out_h();
+  float* norm_out = out;
+  if (pad) {
+    Grow(&s.d, plane * oc);
+    norm_out = s.d.data();
   }
+  if (config.norm == NormMode::kLocalContrast) {
+    LocalContrast(config, res, ow, oh, wc, oc, &s, norm_out);
+  } else {
+    MeanStd(config, res, plane, wc, oc, norm_out);
+  }
+  if (pad) MirrorPad(norm_out, ow, oh, oc, g.pad_x, g.pad_y, config.out_w(), config.out_h(), out);
   if (covered) *covered = CoveredOf(config, g);
   return Status::Ok();
 }

@@ -14,6 +14,14 @@
 //
 // The seed's preprocessing ("resize to 64x64, crop rows/cols 16..48, divide by
 // 255") is: resize 64x64, crop {16,16,32,32}, scale 1/255, mean 0, std 1.
+//
+// Fixed pixel scale (pixel_scale > 0) replaces steps 2-3: the ROI is resized
+// by that factor, keeping its aspect ratio and so the size of texture and
+// defects in pixels, and centred on a resize_w x resize_h canvas. A larger
+// result is cropped to the canvas (centred); a smaller one is normalised on
+// its own and then mirrored (half-sample symmetric, repeated as needed) into
+// the rest of the canvas. PreprocessContent tells where the image is, so the
+// detector scores only the map cells over it.
 #pragma once
 
 #include <cstdint>
@@ -74,6 +82,7 @@ struct PreprocessConfig {
                                    // Gaussian radius ceil(3 sigma), half-sample
                                    // symmetric ("reflect") borders on the crop
   float lcn_eps = 1e-2f;
+  float pixel_scale = 0.0f;        // > 0: fixed-scale mode (above); no crop allowed
 
   // Network input size implied by the config.
   int out_w() const { return crop.w > 0 ? crop.w : resize_w; }
@@ -84,7 +93,7 @@ struct PreprocessConfig {
 
 // Reusable buffers so that steady-state preprocessing allocates nothing.
 struct PreprocessScratch {
-  std::vector<float> a, b, c;
+  std::vector<float> a, b, c, d;  // d: the image part before mirror padding (pixel_scale)
   std::vector<int> taps;  // resampling tap indices (added by image/preprocess.cc)
 };
 
@@ -111,5 +120,15 @@ Result<RectF> ClipRoi(int image_w, int image_h, const RectF& roi);
 // The `covered` rectangle Preprocess would report, without running it.
 Result<RectF> PreprocessCovered(const PreprocessConfig& config, int image_w, int image_h,
                                 const RectF& roi);
+
+// Where the image lies on the network input (network-input pixels): the whole
+// input, except in fixed-scale mode, where the rest is mirror padding.
+Result<RectI> PreprocessContent(const PreprocessConfig& config, int image_w, int image_h,
+                                const RectF& roi);
+
+// The map cells (of a map_w x map_h map over a net_w x net_h input) whose
+// centres lie on `content`; never empty (at least the cell under the
+// content's centre).
+RectI ContentCells(const RectI& content, int net_w, int net_h, int map_w, int map_h);
 
 }  // namespace flawlens

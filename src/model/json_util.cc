@@ -189,6 +189,7 @@ Status ParsePreprocessJson(const JsonValue& j, PreprocessConfig* out) {
   }
   FLAWLENS_RETURN_IF_ERROR(GetFloat(j, "lcn_sigma", 1e-6, 1e6, kHdr, ctx, &c.lcn_sigma));
   FLAWLENS_RETURN_IF_ERROR(GetFloat(j, "lcn_eps", 1e-30, 1e6, kHdr, ctx, &c.lcn_eps));
+  FLAWLENS_RETURN_IF_ERROR(GetFloat(j, "pixel_scale", 0, 64, kHdr, ctx, &c.pixel_scale));
   *out = c;
   return Status::Ok();
 }
@@ -209,6 +210,7 @@ std::string PreprocessToJson(const PreprocessConfig& c) {
   j.Set("norm", NormModeName(c.norm));
   j.Set("lcn_sigma", FloatJson(c.lcn_sigma));
   j.Set("lcn_eps", FloatJson(c.lcn_eps));
+  if (c.pixel_scale > 0.0f) j.Set("pixel_scale", FloatJson(c.pixel_scale));
   return DumpJson(j);
 }
 
@@ -256,8 +258,7 @@ std::string CalibrationToJson(const Calibration& c) {
   return DumpJson(j);
 }
 
-Status ParsePostprocessJson(const JsonValue& j, PostprocessConfig* out, std::string* cell_mean,
-                            std::string* cell_std) {
+Status ParsePostprocessJson(const JsonValue& j, PostprocessConfig* out, std::string names[4]) {
   const std::string ctx = "postprocess";
   if (!j.is_object()) return MakeError(kHdr, "postprocess: must be a JSON object");
   PostprocessConfig c;
@@ -280,12 +281,11 @@ Status ParsePostprocessJson(const JsonValue& j, PostprocessConfig* out, std::str
     return MakeError(kHdr, "postprocess: 'topk_fraction' must be in (0, 1] (got %g)",
                      c.topk_fraction);
   }
-  std::string mean_name, std_name;
-  FLAWLENS_RETURN_IF_ERROR(GetString(j, "cell_mean", kHdr, ctx, &mean_name));
-  FLAWLENS_RETURN_IF_ERROR(GetString(j, "cell_std", kHdr, ctx, &std_name));
+  std::string n[4];
+  const char* keys[4] = {"cell_mean", "cell_std", "edge_mean", "edge_std"};
+  for (int k = 0; k < 4; ++k) FLAWLENS_RETURN_IF_ERROR(GetString(j, keys[k], kHdr, ctx, &n[k]));
   *out = c;
-  *cell_mean = mean_name;
-  *cell_std = std_name;
+  for (int k = 0; k < 4; ++k) names[k] = n[k];
   return Status::Ok();
 }
 

@@ -51,10 +51,10 @@ bool JsonToInt64(const JsonValue& v, int64_t lo, int64_t hi, int64_t* out);
 Status ParsePreprocessJson(const JsonValue& j, PreprocessConfig* out);
 Status ParseCalibrationJson(const JsonValue& j, Calibration* out);
 
-// Postprocess without the tensor references: names of cell_mean / cell_std
-// ("" when absent) are returned for LoadModel to resolve.
-Status ParsePostprocessJson(const JsonValue& j, PostprocessConfig* out, std::string* cell_mean,
-                            std::string* cell_std);
+// Postprocess without the tensor references: the names of cell_mean,
+// cell_std, edge_mean, edge_std ("" when absent) are returned for LoadModel
+// to resolve.
+Status ParsePostprocessJson(const JsonValue& j, PostprocessConfig* out, std::string names[4]);
 std::string PostprocessToJson(const PostprocessConfig& config, const std::string& cell_mean = "",
                               const std::string& cell_std = "");
 

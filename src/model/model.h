@@ -50,6 +50,12 @@ struct PostprocessConfig {
   // Optional per-cell calibration of the map (e.g. border effects), shape
   // [map_h, map_w]: cell = (cell - cell_mean) / cell_std. Applied after blur.
   TensorRef cell_mean, cell_std;
+  // Optional calibration by distance to the map's edge, shape [K, K]
+  // (K <= 64): for cell (y, x) of the kept map (h x w; with a fixed pixel
+  // scale only the cells over the image), dy = min(y, h-1-y), dx =
+  // min(x, w-1-x), cell = (cell - edge_mean[min(dy,K-1)][min(dx,K-1)]) /
+  // edge_std[...]. Applied after the cell calibration.
+  TensorRef edge_mean, edge_std;
 };
 
 // score = (raw_score - offset) / scale. Calibrated on held-out good images so

@@ -662,9 +662,8 @@ Status LoadInto(const uint8_t* bytes, size_t size, Model* model) {
 
   // Postprocessing.
   FLAWLENS_RETURN_IF_ERROR(MetaJson(meta, "postprocess", false, &post_json));
-  std::string cell_names[2];
-  FLAWLENS_RETURN_IF_ERROR(
-      ParsePostprocessJson(post_json, &model->postprocess, &cell_names[0], &cell_names[1]));
+  std::string cell_names[4];
+  FLAWLENS_RETURN_IF_ERROR(ParsePostprocessJson(post_json, &model->postprocess, cell_names));
   const Shape& out = model->graph.output_shape();
   const float sigma = model->postprocess.blur_sigma;
   if (sigma > 0.0f && int64_t{out.h} * out.w > 1) {
@@ -676,9 +675,10 @@ Status LoadInto(const uint8_t* bytes, size_t size, Model* model) {
                        sigma, radius, out.h, out.w);
     }
   }
-  TensorRef* cell_refs[2] = {&model->postprocess.cell_mean, &model->postprocess.cell_std};
-  const char* cell_keys[2] = {"cell_mean", "cell_std"};
-  for (int k = 0; k < 2; ++k) {
+  PostprocessConfig& pp = model->postprocess;
+  TensorRef* cell_refs[4] = {&pp.cell_mean, &pp.cell_std, &pp.edge_mean, &pp.edge_std};
+  const char* cell_keys[4] = {"cell_mean", "cell_std", "edge_mean", "edge_std"};
+  for (int k = 0; k < 4; ++k) {
     if (cell_names[k].empty()) continue;
     auto it = by_name.find(cell_names[k]);
     if (it == by_name.end()) {
@@ -686,24 +686,39 @@ Status LoadInto(const uint8_t* bytes, size_t size, Model* model) {
                        cell_keys[k], Q(cell_names[k]).c_str());
     }
     const RawTensor& t = *it->second;
-    if (out.c != 1 || t.shape.size() != 2 || t.shape[0] != out.h || t.shape[1] != out.w) {
+    if (k >= 2) {  // edge tables: [K, K], 1 <= K <= 64, one per pair, same K
+      const int64_t kk = t.shape.size() == 2 ? t.shape[0] : 0;
+      if (out.c != 1 || t.shape.size() != 2 || t.shape[1] != kk || kk < 1 || kk > 64) {
+        return MakeError(ErrorCode::kBadShape,
+                         "postprocess: %s '%s' has shape %s; expected [K, K] with 1 <= K <= 64 "
+                         "and a 1-channel network output",
+                         cell_keys[k], Q(t.name).c_str(), ShapeString(t.shape).c_str());
+      }
+    } else if (out.c != 1 || t.shape.size() != 2 || t.shape[0] != out.h || t.shape[1] != out.w) {
       return MakeError(ErrorCode::kBadShape,
                        "postprocess: %s '%s' has shape %s; the network output is %dx%dx%d, "
                        "expected [%d, %d] and 1 channel",
                        cell_keys[k], Q(t.name).c_str(), ShapeString(t.shape).c_str(), out.h,
                        out.w, out.c, out.h, out.w);
     }
-    if (k == 1) {
+    if (k == 1 || k == 3) {
       for (int64_t i = 0; i < t.elements; ++i) {
         if (!(t.data[i] > 0.0f)) {
           return MakeError(ErrorCode::kBadHeader,
-                           "postprocess: cell_std '%s' element %lld is %g; must be > 0",
+                           "postprocess: %s '%s' element %lld is %g; must be > 0", cell_keys[k],
                            Q(t.name).c_str(), static_cast<long long>(i), t.data[i]);
         }
       }
     }
     cell_refs[k]->data = t.data;
     cell_refs[k]->shape = t.shape;
+  }
+  if (pp.edge_mean.data && pp.edge_std.data && pp.edge_mean.shape[0] != pp.edge_std.shape[0]) {
+    return MakeError(ErrorCode::kBadShape, "postprocess: edge_mean is %lldx%lld but edge_std %lldx%lld",
+                     static_cast<long long>(pp.edge_mean.shape[0]),
+                     static_cast<long long>(pp.edge_mean.shape[0]),
+                     static_cast<long long>(pp.edge_std.shape[0]),
+                     static_cast<long long>(pp.edge_std.shape[0]));
   }
 
   // Calibration and card.

@@ -8,6 +8,8 @@
 #include <fstream>
 #include <random>
 
+#include <nlohmann/json.hpp>
+
 #include "cli/cli_util.h"
 #include "cli/dataset.h"
 #include "flawlens/detector.h"
@@ -307,6 +309,100 @@ TEST(TrainEndToEnd, TinyDatasetTrainsExportsAndDetects) {
   }
   fs::remove_all(root);
  }
+}
+
+// Training images of different sizes: `--fit auto` keeps one pixel scale
+// (mirror-padded canvas, edge calibration instead of per-cell calibration),
+// the detector returns only the cells over each image, and the engine's
+// whole pipeline (preprocess, network, masking, edge calibration, max)
+// reproduces the trainer's validation AUROC, which LibTorch computed (the
+// labels are half wrong on purpose, so the AUROC depends on how every pair of
+// images is ordered).
+TEST(TrainEndToEnd, ImagesOfDifferentSizesKeepTheirPixelScale) {
+  fs::path root = fs::temp_directory_path() / ("flawlens_train_scale_" + std::to_string(getpid()));
+  fs::remove_all(root);
+  for (const char* d : {"train/good", "val/good", "val/spot", "val/masks/spot"})
+    fs::create_directories(root / d);
+  std::mt19937 rng(9);
+  auto size_of = [](int i) { return std::pair<int, int>{36 + 7 * (i % 7), 30 + 5 * (i % 4)}; };
+  for (int i = 0; i < 14; ++i) {
+    auto [w, h] = size_of(i);
+    WriteGray(root / "train/good" / ("g" + std::to_string(i) + ".png"), Texture(w, h, &rng), w, h);
+  }
+  std::vector<fs::path> val_paths;
+  std::vector<bool> val_defective;
+  for (int i = 0; i < 8; ++i) {
+    auto [w, h] = size_of(i + 3);
+    std::vector<uint8_t> px = Texture(w, h, &rng), mask(size_t(w) * h, 0);
+    // Labels that disagree with the spots for half of the images, so that
+    // the AUROC compared below is not trivially 1 for any working pipeline.
+    const bool defect = i % 2 == 1, spot = i % 4 == 1 || i % 4 == 2;
+    if (spot) {
+      const int cx = w / 3 + i, cy = h / 2;
+      for (int y = 0; y < h; ++y)
+        for (int x = 0; x < w; ++x)
+          if ((x - cx) * (x - cx) + (y - cy) * (y - cy) < 16 + 4 * i) {
+            px[size_t(y) * w + x] = uint8_t(10 + 20 * (i % 3));
+            mask[size_t(y) * w + x] = 255;
+          }
+    }
+    std::string n = "v" + std::to_string(i) + ".png";
+    fs::path p = root / (defect ? "val/spot" : "val/good") / n;
+    WriteGray(p, px, w, h);
+    if (defect) WriteGray(root / "val/masks/spot" / n, mask, w, h);
+    val_paths.push_back(p);
+    val_defective.push_back(defect);
+  }
+  train::TrainOptions opt;
+  opt.data = root.string();
+  opt.out = (root / "model.flawlens").string();
+  opt.minutes = 0.1;
+  opt.size = 48;
+  opt.crop = 32;
+  opt.batch = 4;
+  opt.width = 4;
+  opt.val_every = 0;
+  opt.quiet = true;
+  Status st = train::RunTraining(opt);  // includes the engine-vs-LibTorch self-check
+  ASSERT_TRUE(st.ok()) << st.ToString();
+
+  auto loaded = cli::LoadModelFile(opt.out);
+  ASSERT_TRUE(loaded.ok()) << loaded.status().ToString();
+  const Model& m = *loaded->model;
+  EXPECT_GT(m.preprocess.pixel_scale, 0.0f);
+  EXPECT_EQ(m.postprocess.cell_mean.data, nullptr);
+  ASSERT_NE(m.postprocess.edge_mean.data, nullptr);
+  ASSERT_NE(m.postprocess.edge_std.data, nullptr);
+  auto det = Detector::Create(loaded->bytes.data(), loaded->bytes.size());
+  ASSERT_TRUE(det.ok()) << det.status().ToString();
+  const int full_w = (*det)->info().map_width, full_h = (*det)->info().map_height;
+  std::vector<float> scores;
+  bool some_smaller = false;
+  for (size_t i = 0; i < val_paths.size(); ++i) {
+    auto bytes = cli::ReadFileBytes(val_paths[i].string());
+    ASSERT_TRUE(bytes.ok());
+    auto r = (*det)->DetectEncoded(bytes->data(), bytes->size());
+    ASSERT_TRUE(r.ok()) << r.status().ToString();
+    const Detection& d = **r;
+    scores.push_back(d.score);
+    ASSERT_LE(d.map_width, full_w);
+    ASSERT_LE(d.map_height, full_h);
+    some_smaller |= d.map_width < full_w || d.map_height < full_h;
+    // The kept cells lie on the image (to within half a cell).
+    auto [w, h] = size_of(int(i) + 3);
+    const float cell_w = d.map_rect.w / d.map_width, cell_h = d.map_rect.h / d.map_height;
+    EXPECT_GE(d.map_rect.x, -0.5f * cell_w);
+    EXPECT_GE(d.map_rect.y, -0.5f * cell_h);
+    EXPECT_LE(d.map_rect.x + d.map_rect.w, w + 0.5f * cell_w);
+    EXPECT_LE(d.map_rect.y + d.map_rect.h, h + 0.5f * cell_h);
+  }
+  EXPECT_TRUE(some_smaller);
+  nlohmann::json card = nlohmann::json::parse(m.card_json);
+  ASSERT_TRUE(card["metrics"].contains("val_image_auroc"));
+  const double engine_auroc = train::Auroc(scores, val_defective);
+  EXPECT_NEAR(engine_auroc, card["metrics"]["val_image_auroc"].get<double>(), 1e-9);
+  EXPECT_LT(engine_auroc, 0.99);
+  fs::remove_all(root);
 }
 
 // Each synthetic anomaly kind alone: it labels pixels, every labelled pixel

@@ -705,6 +705,43 @@ TEST(ModelFormat, PreprocessNetworkMismatch) {
                     ErrorCode::kBadHeader);
   EXPECT_LOAD_ERROR(EditedMeta(TinyUnetSpec(), "preprocess", [](Json& p) { p = 3; }),
                     ErrorCode::kBadHeader);
+  // Fixed pixel scale: in range, a number, and never with a crop.
+  for (Json bad : {Json(-0.5), Json(65), Json("1")}) {
+    EXPECT_LOAD_ERROR(EditedMeta(MicroSpec(), "preprocess", [&](Json& p) { p["pixel_scale"] = bad; }),
+                      ErrorCode::kBadHeader);
+  }
+  EXPECT_LOAD_ERROR(EditedMeta(TinyUnetSpec(), "preprocess", [](Json& p) { p["pixel_scale"] = 1; }),
+                    ErrorCode::kBadHeader);  // TinyUnet crops
+  EXPECT_TRUE(
+      LoadStatus(EditedMeta(MicroSpec(), "preprocess", [](Json& p) { p["pixel_scale"] = 0.75; }))
+          .ok());
+}
+
+// Edge calibration tables: square [K, K] with 1 <= K <= 64, the same K for
+// mean and std, std > 0, present in the file.
+TEST(ModelFormat, EdgeCalibrationTables) {
+  auto with_tables = [](std::vector<int64_t> mshape, std::vector<int64_t> sshape, float std0) {
+    ModelSpec spec = MicroSpec();
+    int64_t mn = 1, sn = 1;
+    for (int64_t d : mshape) mn *= d;
+    for (int64_t d : sshape) sn *= d;
+    spec.tensors.push_back({"e.mean", mshape, std::vector<float>(size_t(mn), 0.5f)});
+    std::vector<float> sd(size_t(sn), 1.0f);
+    sd[0] = std0;
+    spec.tensors.push_back({"e.std", sshape, sd});
+    spec.postprocess_json = R"({"edge_mean":"e.mean","edge_std":"e.std"})";
+    return WriteModel(spec);
+  };
+  EXPECT_TRUE(LoadStatus(with_tables({3, 3}, {3, 3}, 1.0f)).ok());
+  EXPECT_LOAD_ERROR(with_tables({3, 2}, {3, 2}, 1.0f), ErrorCode::kBadShape);
+  EXPECT_LOAD_ERROR(with_tables({65, 65}, {65, 65}, 1.0f), ErrorCode::kBadShape);
+  EXPECT_LOAD_ERROR(with_tables({9}, {9}, 1.0f), ErrorCode::kBadShape);
+  EXPECT_LOAD_ERROR(with_tables({3, 3}, {2, 2}, 1.0f), ErrorCode::kBadShape);
+  EXPECT_LOAD_ERROR(with_tables({3, 3}, {3, 3}, 0.0f), ErrorCode::kBadHeader);
+  EXPECT_LOAD_ERROR(with_tables({3, 3}, {3, 3}, -1.0f), ErrorCode::kBadHeader);
+  EXPECT_LOAD_ERROR(EditedMeta(MicroSpec(), "postprocess",
+                               [](Json& p) { p["edge_mean"] = "no.such"; }),
+                    ErrorCode::kBadHeader);
 }
 
 TEST(ModelFormat, PostprocessChecks) {

@@ -544,6 +544,162 @@ TEST(Preprocess, SteadyStateDoesNotAllocate) {
   }
 }
 
+// ---- fixed pixel scale (mirror-padded canvas) -------------------------------
+
+PreprocessConfig ScaleCfg(int canvas_w, int canvas_h, float pixel_scale) {
+  PreprocessConfig c = Cfg(canvas_w, canvas_h, 1);
+  c.pixel_scale = pixel_scale;
+  return c;
+}
+
+// A 5x3 image at scale 1 on a 9x7 canvas: the image at (2, 2), mirrored
+// (half-sample symmetric) around it, values exact.
+TEST(PreprocessPixelScale, SmallImageIsCentredAndMirrored) {
+  TestImage img = Make(5, 3, PixelFormat::kGray8);
+  for (int y = 0; y < 3; ++y)
+    for (int x = 0; x < 5; ++x) img.at(x, y, 0) = static_cast<uint8_t>(10 * y + x);
+  RectF cov;
+  std::vector<float> out = RunPre(img, ScaleCfg(9, 7, 1.0f), {}, &cov);
+  auto mirror = [](int u, int n) {
+    u %= 2 * n;
+    if (u < 0) u += 2 * n;
+    return u < n ? u : 2 * n - 1 - u;
+  };
+  for (int y = 0; y < 7; ++y)
+    for (int x = 0; x < 9; ++x) {
+      const int sx = mirror(x - 2, 5), sy = mirror(y - 2, 3);
+      EXPECT_FLOAT_EQ(out[y * 9 + x], float(10 * sy + sx)) << x << "," << y;
+    }
+  // The canvas in input pixels extends 2 pixels beyond the image on each side.
+  EXPECT_FLOAT_EQ(cov.x, -2);
+  EXPECT_FLOAT_EQ(cov.y, -2);
+  EXPECT_FLOAT_EQ(cov.w, 9);
+  EXPECT_FLOAT_EQ(cov.h, 7);
+  Result<RectI> content = PreprocessContent(ScaleCfg(9, 7, 1.0f), 5, 3, {});
+  ASSERT_TRUE(content.ok());
+  EXPECT_EQ(content->x, 2);
+  EXPECT_EQ(content->y, 2);
+  EXPECT_EQ(content->w, 5);
+  EXPECT_EQ(content->h, 3);
+}
+
+// The pixel scale keeps the aspect ratio: a 40x10 stripe image at 0.5 is a
+// 20x5 image (box-averaged exactly), not stretched to the canvas.
+TEST(PreprocessPixelScale, KeepsAspectAndScale) {
+  TestImage img = Make(40, 10, PixelFormat::kGray8);
+  for (int y = 0; y < 10; ++y)
+    for (int x = 0; x < 40; ++x) img.at(x, y, 0) = static_cast<uint8_t>(x);
+  std::vector<float> out = RunPre(img, ScaleCfg(24, 24, 0.5f));
+  Result<RectI> c = PreprocessContent(ScaleCfg(24, 24, 0.5f), 40, 10, {});
+  ASSERT_TRUE(c.ok());
+  EXPECT_EQ(c->w, 20);
+  EXPECT_EQ(c->h, 5);
+  EXPECT_EQ(c->x, 2);
+  EXPECT_EQ(c->y, 9);
+  for (int x = 0; x < 20; ++x) EXPECT_FLOAT_EQ(out[(c->y + 2) * 24 + c->x + x], 2 * x + 0.5f);
+}
+
+// Larger than the canvas: the centre is taken, nothing is padded, and the
+// covered rectangle is that centre in input pixels.
+TEST(PreprocessPixelScale, LargeImageIsCentreCropped) {
+  TestImage img = Make(100, 50, PixelFormat::kGray8);
+  for (int y = 0; y < 50; ++y)
+    for (int x = 0; x < 100; ++x) img.at(x, y, 0) = static_cast<uint8_t>(x + y);
+  RectF cov;
+  std::vector<float> out = RunPre(img, ScaleCfg(20, 10, 1.0f), {}, &cov);
+  EXPECT_FLOAT_EQ(cov.x, 40);
+  EXPECT_FLOAT_EQ(cov.y, 20);
+  EXPECT_FLOAT_EQ(cov.w, 20);
+  EXPECT_FLOAT_EQ(cov.h, 10);
+  for (int y = 0; y < 10; ++y)
+    for (int x = 0; x < 20; ++x) EXPECT_FLOAT_EQ(out[y * 20 + x], float(40 + x + 20 + y));
+  Result<RectI> c = PreprocessContent(ScaleCfg(20, 10, 1.0f), 100, 50, {});
+  ASSERT_TRUE(c.ok());
+  EXPECT_EQ(c->x, 0);
+  EXPECT_EQ(c->w, 20);
+}
+
+// LCN normalises the image alone: the padding is a mirror of normalised
+// values, so a constant image stays exactly 0 everywhere, and the image part
+// equals the LCN of the same image preprocessed without padding.
+TEST(PreprocessPixelScale, NormalisesTheImageNotThePadding) {
+  TestImage img = Make(13, 11, PixelFormat::kRGB8);
+  std::mt19937 rng(5);
+  for (auto& p : img.px) p = static_cast<uint8_t>(rng() % 256);
+  PreprocessConfig padded = ScaleCfg(32, 24, 1.0f);
+  padded.channels = 3;
+  padded.norm = NormMode::kLocalContrast;
+  padded.lcn_sigma = 2;
+  PreprocessConfig alone = Cfg(13, 11, 3);
+  alone.norm = NormMode::kLocalContrast;
+  alone.lcn_sigma = 2;
+  std::vector<float> a = RunPre(img, padded), b = RunPre(img, alone);
+  Result<RectI> c = PreprocessContent(padded, 13, 11, {});
+  ASSERT_TRUE(c.ok());
+  for (int y = 0; y < 11; ++y)
+    for (int x = 0; x < 13; ++x)
+      for (int ch = 0; ch < 3; ++ch)
+        EXPECT_FLOAT_EQ(a[((c->y + y) * 32 + c->x + x) * 3 + ch], b[(y * 13 + x) * 3 + ch]);
+}
+
+TEST(PreprocessPixelScale, ContentCells) {
+  // 8x8 input, 2x2 map (cell centres at 2 and 6): content x 3..8 keeps cell 1 only.
+  RectI r = ContentCells({3, 0, 5, 8}, 8, 8, 2, 2);
+  EXPECT_EQ(r.x, 1);
+  EXPECT_EQ(r.w, 1);
+  EXPECT_EQ(r.y, 0);
+  EXPECT_EQ(r.h, 2);
+  // Content on no centre (x 3..5, centre 4): the cell under its centre
+  // (cell 1 covers 4..8), never empty.
+  r = ContentCells({3, 3, 2, 2}, 8, 8, 2, 2);
+  EXPECT_EQ(r.w, 1);
+  EXPECT_EQ(r.h, 1);
+  EXPECT_EQ(r.x, 1);
+  // Whole input: all cells; a 1x1 map: its one cell.
+  r = ContentCells({0, 0, 504, 320}, 504, 320, 126, 80);
+  EXPECT_EQ(r.x, 0);
+  EXPECT_EQ(r.w, 126);
+  EXPECT_EQ(r.h, 80);
+  r = ContentCells({100, 10, 5, 5}, 504, 320, 1, 1);
+  EXPECT_EQ(r.w * r.h, 1);
+  // Map stride 4: content 10..30 keeps the cells whose centres 4j+2 lie in it.
+  r = ContentCells({10, 0, 20, 8}, 40, 8, 10, 2);
+  EXPECT_EQ(r.x, 2);  // centre 10
+  EXPECT_EQ(r.w, 5);  // centres 10, 14, 18, 22, 26
+}
+
+TEST(PreprocessPixelScale, RejectsBadConfig) {
+  TestImage img = Make(8, 8, PixelFormat::kGray8);
+  float out[64];
+  for (float bad : {-1.0f, 65.0f, NAN, INFINITY}) {
+    PreprocessConfig c = ScaleCfg(8, 8, bad);
+    EXPECT_EQ(Preprocess(img.view(), c, {}, out, nullptr, nullptr).code(),
+              ErrorCode::kInvalidArgument)
+        << bad;
+  }
+  PreprocessConfig c = ScaleCfg(8, 8, 1.0f);
+  c.crop = {0, 0, 4, 4};
+  EXPECT_EQ(c.Validate().code(), ErrorCode::kInvalidArgument);
+  // A huge scale of a big image stays bounded: only the canvas is computed.
+  TestImage big = Make(4000, 3000, PixelFormat::kGray8);
+  std::vector<float> o(64);
+  EXPECT_TRUE(Preprocess(big.view(), ScaleCfg(8, 8, 64.0f), {}, o.data(), nullptr, nullptr).ok());
+}
+
+TEST(PreprocessPixelScale, SteadyStateDoesNotAllocate) {
+  TestImage img = Make(50, 30, PixelFormat::kRGB8);
+  for (size_t i = 0; i < img.px.size(); ++i) img.px[i] = static_cast<uint8_t>(i * 13);
+  PreprocessConfig cfg = ScaleCfg(64, 48, 0.8f);
+  cfg.channels = 3;
+  cfg.norm = NormMode::kLocalContrast;
+  std::vector<float> out(64 * 48 * 3);
+  PreprocessScratch s;
+  ASSERT_TRUE(Preprocess(img.view(), cfg, {}, out.data(), &s, nullptr).ok());
+  const long before = g_allocs.load();
+  for (int i = 0; i < 5; ++i) ASSERT_TRUE(Preprocess(img.view(), cfg, {}, out.data(), &s, nullptr).ok());
+  EXPECT_EQ(g_allocs.load() - before, 0);
+}
+
 TEST(Preprocess, PixelFormatNames) {
   EXPECT_STREQ(PixelFormatName(PixelFormat::kGray8), "gray");
   EXPECT_STREQ(PixelFormatName(PixelFormat::kRGB8), "rgb");

@@ -12,8 +12,10 @@ namespace flawlens::train {
 struct GaussianFit {
   explicit GaussianFit(int64_t c)
       : sum(torch::zeros({c}, torch::kFloat64)), outer(torch::zeros({c, c}, torch::kFloat64)) {}
-  void Add(const torch::Tensor& nchw) {
+  // `valid` (optional, N x 1 x H x W bool): only these cells count.
+  void Add(const torch::Tensor& nchw, const torch::Tensor& valid = {}) {
     torch::Tensor f = nchw.permute({0, 2, 3, 1}).reshape({-1, sum.size(0)}).to(torch::kFloat64);
+    if (valid.defined()) f = f.index({valid.reshape({-1})});
     sum += f.sum(0);
     outer += f.t().mm(f);
     count += double(f.size(0));

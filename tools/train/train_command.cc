@@ -25,6 +25,13 @@ void AddTrainCommand(CLI::App& app) {
       ->capture_default_str()->check(CLI::Range(32, 1024));
   cmd->add_option("--input-w", opt->input_w, "Explicit network input width (multiple of 8)");
   cmd->add_option("--input-h", opt->input_h, "Explicit network input height (multiple of 8)");
+  cmd->add_option("--fit", opt->fit,
+                  "stretch (resize to the input size), scale (fixed pixel scale, aspect kept, "
+                  "mirror-padded canvas) or auto (scale when training images differ in size)")
+      ->capture_default_str()->check(CLI::IsMember({"auto", "stretch", "scale"}));
+  cmd->add_option("--pixel-scale", opt->pixel_scale,
+                  "--fit scale: resize factor (default: the median image area maps to --size^2)")
+      ->check(CLI::Range(0.0, 16.0));
   cmd->add_option("--norm", opt->norm, "lcn (local contrast, lighting-robust) or meanstd")
       ->capture_default_str()->check(CLI::IsMember({"lcn", "meanstd"}));
   cmd->add_option("--lcn-sigma", opt->lcn_sigma, "LCN window sigma (input pixels)")->capture_default_str();

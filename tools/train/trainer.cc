@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <climits>
 #include <chrono>
 #include <cmath>
 #include <condition_variable>
@@ -23,6 +24,7 @@
 #include <thread>
 
 #include "cli/dataset.h"
+#include "core/limits.h"
 #include "flawlens/detector.h"
 #include "image/preprocess.h"
 #include "model/model.h"
@@ -154,11 +156,13 @@ class BatchMaker {
     out.w = crop_w_;
     out.c = src.c;
     out.data.assign(size_t(out.h) * out.w * out.c, 0.0f);
+    // A source smaller than the crop is mirrored (as the detector pads it).
+    auto mirror = [](int u, int n) { u %= 2 * n; return u < n ? u : 2 * n - 1 - u; };
     for (int y = 0; y < crop_h_; ++y) {
-      int sy = std::min(y, ch - 1);
+      int sy = mirror(y, ch);
       sy = fy ? y0 + ch - 1 - sy : y0 + sy;
       for (int x = 0; x < crop_w_; ++x) {
-        int sx = std::min(x, cw - 1);
+        int sx = mirror(x, cw);
         sx = fx ? x0 + cw - 1 - sx : x0 + sx;
         for (int c = 0; c < src.c; ++c)
           out.at(y, x, c) = std::clamp(src.at(sy, sx, c) * gain + bias, 0.0f, 255.0f);
@@ -229,6 +233,15 @@ torch::Tensor RunSeg(FlawNet& net, const std::vector<torch::Tensor>& inputs) {
   return torch::cat(outs, 0);
 }
 
+// Edge-calibration buckets per side (fixed pixel scale): distances 0..K-1 cells.
+constexpr int kEdgeBuckets = 8;
+
+// Maps with the cells off the image (fixed-scale padding) pushed below any
+// score, so that the reductions see only the image. valid: N x 1 x h x w bool.
+torch::Tensor OnImage(const torch::Tensor& maps, const std::vector<torch::Tensor>& valid) {
+  return maps.masked_fill(torch::stack(valid).logical_not(), -1e30f);
+}
+
 std::vector<float> ReduceScores(const torch::Tensor& maps, const std::string& reduce, float topk) {
   int64_t n = maps.size(0);
   torch::Tensor flat = maps.reshape({n, -1});
@@ -252,6 +265,8 @@ struct ValSet {
   std::vector<bool> defective;
   std::vector<std::string> types;
   std::vector<torch::Tensor> masks;  // h4 x w4 labels (float 0/1), undefined if none
+  std::vector<torch::Tensor> valid;  // 1 x h4 x w4: the cells over the image
+  std::vector<torch::Tensor> buckets;  // 1 x h4 x w4: edge-calibration buckets (-1 off it)
   std::vector<float> orig_w, orig_h;
   bool has_defects = false, has_masks = false;
 };
@@ -286,7 +301,10 @@ void PrintAurocs(const ValSet& val, const std::vector<float>& scores, const torc
       const float* pm = m.data_ptr<float>();
       torch::Tensor gt = val.defective[i] ? val.masks[i].contiguous() : torch::zeros_like(m);
       const float* pg = gt.data_ptr<float>();
+      torch::Tensor ok = val.valid[i][0].contiguous();
+      const bool* pv = ok.data_ptr<bool>();
       for (int64_t j = 0; j < m.numel(); ++j) {
+        if (!pv[j]) continue;
         px.push_back(pm[j]);
         lab.push_back(pg[j] > 0.5f);
       }
@@ -420,8 +438,46 @@ Status RunTraining(const TrainOptions& opt) {
     for (const auto& l : loaded)
       if (l.image.format != PixelFormat::kGray8) channels = 3;
   }
+  // Fit: stretch every image to the input, or keep one pixel scale (aspect
+  // and texture size kept; images of varying size sit on a mirror-padded
+  // canvas and only the cells over the image are scored).
+  bool scale_mode = opt.fit == "scale";
+  if (opt.fit == "auto") {
+    int min_w = INT_MAX, max_w = 0, min_h = INT_MAX, max_h = 0;
+    for (const auto& l : loaded) {
+      min_w = std::min(min_w, l.image.width);
+      max_w = std::max(max_w, l.image.width);
+      min_h = std::min(min_h, l.image.height);
+      max_h = std::max(max_h, l.image.height);
+    }
+    scale_mode = max_w > 1.2 * min_w || max_h > 1.2 * min_h;
+  } else if (!scale_mode && opt.fit != "stretch") {
+    return MakeError(ErrorCode::kInvalidArgument, "--fit must be auto, stretch or scale (got '%s')",
+                     opt.fit.c_str());
+  }
+  float pixel_scale = 0;
+  auto scaled = [&](int len) { return std::max(1, int(std::lround(len * double(pixel_scale)))); };
   int in_w = opt.input_w, in_h = opt.input_h;
-  if (in_w <= 0 || in_h <= 0) {
+  if (scale_mode) {
+    std::vector<double> areas;
+    for (const auto& l : loaded) areas.push_back(double(l.image.width) * l.image.height);
+    std::nth_element(areas.begin(), areas.begin() + areas.size() / 2, areas.end());
+    pixel_scale = opt.pixel_scale > 0
+                      ? opt.pixel_scale
+                      : float(std::sqrt(double(opt.size) * opt.size / areas[areas.size() / 2]));
+    if (in_w <= 0 || in_h <= 0) {
+      // The canvas holds the largest scaled image, up to 3x the area of
+      // --size^2 (beyond that the centre is used).
+      int max_w = 16, max_h = 16;
+      for (const auto& l : loaded) {
+        max_w = std::max(max_w, scaled(l.image.width));
+        max_h = std::max(max_h, scaled(l.image.height));
+      }
+      double f = std::min(1.0, std::sqrt(3.0 * opt.size * opt.size / (double(max_w) * max_h)));
+      in_w = std::min(kMaxModelInputSide / 8 * 8, (int(std::ceil(max_w * f)) + 7) / 8 * 8);
+      in_h = std::min(kMaxModelInputSide / 8 * 8, (int(std::ceil(max_h * f)) + 7) / 8 * 8);
+    }
+  } else if (in_w <= 0 || in_h <= 0) {
     std::vector<double> aspects;
     for (const auto& l : loaded) aspects.push_back(double(l.image.width) / l.image.height);
     std::nth_element(aspects.begin(), aspects.begin() + aspects.size() / 2, aspects.end());
@@ -458,15 +514,16 @@ Status RunTraining(const TrainOptions& opt) {
     hold_imgs.push_back(train_imgs.back());
   }
 
-  // Resized raw training images.
+  // Resized raw training images (fixed scale: each at its own scaled size).
   std::vector<FloatImage> pool;
-  PreprocessConfig raw = RawConfig(in_w, in_h, channels);
   for (const auto& l : train_imgs) {
+    PreprocessConfig raw = RawConfig(in_w, in_h, channels);
+    if (scale_mode) raw = RawConfig(scaled(l.image.width), scaled(l.image.height), channels);
     auto r = Prep(l.image.view(), raw);
     if (!r.ok()) return r.status();
     FloatImage f;
-    f.h = in_h;
-    f.w = in_w;
+    f.h = raw.resize_h;
+    f.w = raw.resize_w;
     f.c = channels;
     f.data = std::move(*r);
     pool.push_back(std::move(f));
@@ -478,6 +535,7 @@ Status RunTraining(const TrainOptions& opt) {
   pre.resize_h = in_h;
   pre.channels = channels;
   pre.scale = 1.0f / 255.0f;
+  pre.pixel_scale = pixel_scale;
   if (opt.norm == "lcn") {
     pre.norm = NormMode::kLocalContrast;
     pre.lcn_sigma = opt.lcn_sigma;
@@ -511,14 +569,26 @@ Status RunTraining(const TrainOptions& opt) {
     FLAWLENS_ASSIGN_OR_RETURN(std::vector<float> v, Prep(im.view(), pre));
     return HwcToTensor(v, in_h, in_w, channels);
   };
-  std::vector<torch::Tensor> hold_x, train_x;
+  // The map cells over the image (all of them unless fixed-scale padding),
+  // as edge-calibration buckets (1 x h x w, -1 off the image).
+  auto edge_buckets = [&](const Image& im) -> Result<torch::Tensor> {
+    FLAWLENS_ASSIGN_OR_RETURN(RectI content, PreprocessContent(pre, im.width, im.height, RectF{}));
+    RectI c = ContentCells(content, in_w, in_h, map_w, map_h);
+    return EdgeBuckets(map_h, map_w, c.y, c.x, c.h, c.w, kEdgeBuckets);
+  };
+  std::vector<torch::Tensor> hold_x, train_x, hold_valid, train_valid, hold_buckets;
   for (const auto& l : hold_imgs) {
     FLAWLENS_ASSIGN_OR_RETURN(torch::Tensor t, prep_tensor(l.image));
     hold_x.push_back(t);
+    FLAWLENS_ASSIGN_OR_RETURN(torch::Tensor b, edge_buckets(l.image));
+    hold_buckets.push_back(b);
+    hold_valid.push_back(b >= 0);
   }
   for (const auto& l : train_imgs) {
     FLAWLENS_ASSIGN_OR_RETURN(torch::Tensor t, prep_tensor(l.image));
     train_x.push_back(t);
+    FLAWLENS_ASSIGN_OR_RETURN(torch::Tensor b, edge_buckets(l.image));
+    train_valid.push_back(b >= 0);
   }
 
   // ---- 2. validation set (optional) ----
@@ -534,6 +604,7 @@ Status RunTraining(const TrainOptions& opt) {
       auto ds = cli::LoadDataset(opt.data, vs);
       if (ds.ok() && ds->num_defective() > 0 && ds->num_good() > 0) {
         PreprocessConfig mask_cfg = RawConfig(in_w, in_h, 1);
+        mask_cfg.pixel_scale = pixel_scale;
         for (const auto& s : ds->samples) {
           auto bytes = cli::ReadFileBytes(s.path);
           if (!bytes.ok()) continue;
@@ -541,6 +612,8 @@ Status RunTraining(const TrainOptions& opt) {
           if (!img.ok()) continue;
           auto t = prep_tensor(*img);
           if (!t.ok()) continue;
+          auto buckets = edge_buckets(*img);
+          if (!buckets.ok()) continue;
           torch::Tensor m;
           if (s.defective && !s.mask_path.empty()) {
             auto mb = cli::ReadFileBytes(s.mask_path);
@@ -557,6 +630,8 @@ Status RunTraining(const TrainOptions& opt) {
             }
           }
           val.inputs.push_back(*t);
+          val.valid.push_back(*buckets >= 0);
+          val.buckets.push_back(*buckets);
           val.defective.push_back(s.defective);
           val.types.push_back(s.defect_type);
           val.masks.push_back(m);
@@ -587,9 +662,13 @@ Status RunTraining(const TrainOptions& opt) {
   const double gflops = 2.0 * CountMacs(net, in_h, in_w) / 1e9;
   std::fprintf(stderr,
                "flawlens train: %zu training + %zu held-out good images (%zu skipped), "
-               "input %dx%dx%d (%s), map %dx%d, ~%.2f GFLOP/frame, budget %.1f min\n",
+               "input %dx%dx%d (%s, %s), map %dx%d, ~%.2f GFLOP/frame, budget %.1f min\n",
                train_imgs.size(), hold_imgs.size(), skipped.size(), in_w, in_h, channels,
-               opt.norm.c_str(), map_w, map_h, gflops, opt.minutes);
+               opt.norm.c_str(),
+               scale_mode ? ("fixed pixel scale " + std::to_string(pixel_scale).substr(0, 5) +
+                             ", mirror-padded").c_str()
+                          : "stretched",
+               map_w, map_h, gflops, opt.minutes);
   if (val.has_defects)
     std::fprintf(stderr, "validation: %zu images from the dataset's held-out split\n",
                  val.inputs.size());
@@ -604,11 +683,15 @@ Status RunTraining(const TrainOptions& opt) {
   }
   double tail = per_image * (std::min<size_t>(train_x.size(), 200) + hold_x.size() + val.inputs.size()) * 2.0 + 10;
   // Periodic validation on a subset (every k-th image) to keep it cheap.
-  std::vector<torch::Tensor> pval_x;
+  std::vector<torch::Tensor> pval_x, pval_valid;
   std::vector<bool> pval_y;
   {
     size_t k = std::max<size_t>(1, val.inputs.size() / 120);
-    for (size_t i = 0; i < val.inputs.size(); i += k) { pval_x.push_back(val.inputs[i]); pval_y.push_back(val.defective[i]); }
+    for (size_t i = 0; i < val.inputs.size(); i += k) {
+      pval_x.push_back(val.inputs[i]);
+      pval_valid.push_back(val.valid[i]);
+      pval_y.push_back(val.defective[i]);
+    }
   }
   double val_cost = per_image * pval_x.size();
 
@@ -658,7 +741,7 @@ Status RunTraining(const TrainOptions& opt) {
       if (val.has_defects && opt.val_every > 0 && t >= next_val && t + val_cost < train_time) {
         ema->eval();
         torch::Tensor seg = RunSeg(ema, pval_x);
-        std::vector<float> s = ReduceScores(seg, "max", opt.topk);
+        std::vector<float> s = ReduceScores(OnImage(seg, pval_valid), "max", opt.topk);
         double a = Auroc(s, pval_y);
         net->train();
         char buf[64];
@@ -683,10 +766,13 @@ Status RunTraining(const TrainOptions& opt) {
   const double trained_s = Seconds(train_start);
   ema->eval();
   // The densities are fitted on at most 200 training images, evenly spaced.
-  std::vector<torch::Tensor> fit_x;
+  std::vector<torch::Tensor> fit_x, fit_valid;
   {
     size_t n_fit = std::min<size_t>(train_x.size(), 200);
-    for (size_t i = 0; i < n_fit; ++i) fit_x.push_back(train_x[i * train_x.size() / n_fit]);
+    for (size_t i = 0; i < n_fit; ++i) {
+      fit_x.push_back(train_x[i * train_x.size() / n_fit]);
+      fit_valid.push_back(train_valid[i * train_x.size() / n_fit]);
+    }
   }
   // Research hooks (METHOD.md): save the network; compare density variants.
   if (const char* save = std::getenv("FLAWLENS_TRAIN_SAVE_NET")) torch::save(ema, save);
@@ -708,8 +794,11 @@ Status RunTraining(const TrainOptions& opt) {
       size_t e = std::min(fit_x.size(), i + 8);
       torch::Tensor x = torch::stack(std::vector<torch::Tensor>(fit_x.begin() + i, fit_x.begin() + e));
       NetOutputs o = ema->forward(x);
-      if (opt.density) dens_fit.Add(o.features);
-      if (opt.fine_density) fine_fit.Add(o.fine);
+      torch::Tensor valid = torch::stack(std::vector<torch::Tensor>(fit_valid.begin() + i, fit_valid.begin() + e));
+      if (opt.density) dens_fit.Add(o.features, valid);
+      if (opt.fine_density) {
+        fine_fit.Add(o.fine, valid.repeat_interleave(2, 2).repeat_interleave(2, 3));
+      }
       if (global) glob_fit.Add(ema->global_descriptor(o).view({-1, g, 1, 1}));
     }
     if (opt.density) dens_fit.Whiten(&ema->dens_w, &ema->dens_b);
@@ -790,18 +879,22 @@ Status RunTraining(const TrainOptions& opt) {
     for (auto& [k, v] : ids) names += std::to_string(v) + "=" + k + " ";
     std::fprintf(stderr, "dumped maps to %s (types %s)\n", dump, names.c_str());
   }
-  // Standardise the branch maps on the held-out good images.
+  // Standardise the branch maps on the held-out good images (cells over the image).
   {
-    float c[6] = {hold_seg.mean().item<float>(), std::max(1e-4f, hold_seg.std().item<float>()),
-                  0.0f, 1.0f, 0.0f, 1.0f};
+    torch::Tensor on = torch::stack(hold_valid);
+    torch::Tensor s = hold_seg.masked_select(on), d, fi;
+    float c[6] = {s.mean().item<float>(), std::max(1e-4f, s.std().item<float>()), 0.0f, 1.0f,
+                  0.0f, 1.0f};
     if (opt.density) {
-      c[2] = hold_dens.mean().item<float>();
-      c[3] = std::max(1e-4f, hold_dens.std().item<float>());
+      d = hold_dens.masked_select(on);
+      c[2] = d.mean().item<float>();
+      c[3] = std::max(1e-4f, d.std().item<float>());
       ema->density_fitted = true;
     }
     if (opt.fine_density) {
-      c[4] = hold_fine.mean().item<float>();
-      c[5] = std::max(1e-4f, hold_fine.std().item<float>());
+      fi = hold_fine.masked_select(on);
+      c[4] = fi.mean().item<float>();
+      c[5] = std::max(1e-4f, fi.std().item<float>());
       ema->fine_fitted = true;
     }
     ema->combine.copy_(torch::tensor({c[0], c[1], c[2], c[3], c[4], c[5]}));
@@ -815,10 +908,31 @@ Status RunTraining(const TrainOptions& opt) {
 
   // ---- 5. per-cell calibration on held-out good images ----
   // shrink: 0 = per-cell std, 1 = one global std (per-cell mean either way).
+  // Fixed scale: cell positions do not line up with image positions, so the
+  // calibration is by distance to the image's edge instead of per cell.
+  const bool cell_calibration = opt.cell_calibration && !scale_mode;
+  const bool edge_calibration = opt.cell_calibration && scale_mode;
   auto fit_cells = [&](const torch::Tensor& maps, float shrink) {
-    if (!opt.cell_calibration)
+    if (!cell_calibration)
       return CellCalibration{torch::zeros({map_h, map_w}), torch::ones({map_h, map_w})};
     return FitCellCalibration(maps, opt.flips, shrink);
+  };
+  const torch::Tensor hold_bucket_t = torch::stack(hold_buckets);
+  const torch::Tensor val_bucket_t = val.buckets.empty() ? torch::Tensor() : torch::stack(val.buckets);
+  struct MapCalibration {
+    CellCalibration cells;
+    EdgeCalibration edge;
+  };
+  // Fit on held-out maps; apply to held-out (val = false) or validation maps.
+  auto fit_map_cal = [&](const torch::Tensor& hold, float shrink) {
+    MapCalibration c{fit_cells(hold, shrink), {}};
+    if (edge_calibration) c.edge = FitEdgeCalibration(hold, hold_bucket_t, kEdgeBuckets, shrink);
+    return c;
+  };
+  auto apply_map_cal = [&](const torch::Tensor& maps, const MapCalibration& c, bool is_val) {
+    torch::Tensor m = ApplyCellCalibration(maps, c.cells);
+    if (edge_calibration) m = ApplyEdgeCalibration(m, is_val ? val_bucket_t : hold_bucket_t, c.edge);
+    return OnImage(m, is_val ? val.valid : hold_valid);
   };
   torch::Tensor hold_maps = ema->combine_maps(hold_seg, hold_dens, hold_fine, hold_glob);
   // Choose how much the per-cell std is trusted (positional structure vs the
@@ -827,7 +941,7 @@ Status RunTraining(const TrainOptions& opt) {
   // Gaussian bumps of a few heights added to its raw maps at random places;
   // the shrink with the best mean AUROC (bumped vs clean) wins.
   float shrink = opt.cell_std_shrink;
-  if (opt.cell_calibration && shrink < 0) {
+  if (cell_calibration && shrink < 0) {
     int64_t n = hold_maps.size(0);
     if (n < 8) {
       shrink = 1.0f;
@@ -881,9 +995,9 @@ Status RunTraining(const TrainOptions& opt) {
   }
   if (shrink < 0) shrink = 1.0f;
   metrics["cell_std_shrink"] = shrink;
-  CellCalibration cells = fit_cells(hold_maps, shrink);
-  torch::Tensor cell_mean = cells.mean, cell_std = cells.std;
-  std::vector<float> hold_scores = ReduceScores(ApplyCellCalibration(hold_maps, cells), opt.reduce, opt.topk);
+  MapCalibration map_cal = fit_map_cal(hold_maps, shrink);
+  torch::Tensor cell_mean = map_cal.cells.mean, cell_std = map_cal.cells.std;
+  std::vector<float> hold_scores = ReduceScores(apply_map_cal(hold_maps, map_cal, false), opt.reduce, opt.topk);
   double hmean = 0, hsd = 0;
   for (float v : hold_scores) hmean += v;
   hmean /= hold_scores.size();
@@ -909,8 +1023,7 @@ Status RunTraining(const TrainOptions& opt) {
     // Analysis: each branch alone and the sum, each cell-calibrated on held-out good.
     if (!opt.quiet) {
       auto report = [&](const char* what, const torch::Tensor& hm, const torch::Tensor& vm) {
-        CellCalibration cc = fit_cells(hm, shrink);
-        torch::Tensor cal_v = ApplyCellCalibration(vm, cc);
+        torch::Tensor cal_v = apply_map_cal(vm, fit_map_cal(hm, shrink), true);
         for (const char* red : {"max", "topk_mean"}) {
           std::vector<float> sc = ReduceScores(cal_v, red, opt.topk);
           std::fprintf(stderr, "  [%s, %s] val image AUROC %.3f\n", what, red, Auroc(sc, val.defective));
@@ -936,7 +1049,7 @@ Status RunTraining(const TrainOptions& opt) {
       std::fprintf(stderr, "  [image-level term alone] val image AUROC %.3f\n", Auroc(g, val.defective));
     }
     torch::Tensor vmaps =
-        ApplyCellCalibration(ema->combine_maps(val_seg, val_dens, val_fine, val_glob), cells);
+        apply_map_cal(ema->combine_maps(val_seg, val_dens, val_fine, val_glob), map_cal, true);
     std::vector<float> vs = ReduceScores(vmaps, opt.reduce, opt.topk);
     for (float& v : vs) v = float((v - hmean) / hsd);
     PrintAurocs(val, vs, vmaps, &metrics, opt.quiet);
@@ -962,13 +1075,24 @@ Status RunTraining(const TrainOptions& opt) {
   spec.preprocess_json = PreprocessToJson(pre);
   json post = {{"sigmoid", false}, {"blur_sigma", 0.0}, {"reduce", opt.reduce},
                {"topk_fraction", opt.topk}};
-  if (opt.cell_calibration) {
+  if (cell_calibration) {
     post["cell_mean"] = "calib.cell_mean";
     post["cell_std"] = "calib.cell_std";
     ModelTensor a{"calib.cell_mean", {map_h, map_w}, {}}, b{"calib.cell_std", {map_h, map_w}, {}};
     torch::Tensor cm = cell_mean.contiguous(), cs = cell_std.contiguous();
     a.data.assign(cm.data_ptr<float>(), cm.data_ptr<float>() + cm.numel());
     b.data.assign(cs.data_ptr<float>(), cs.data_ptr<float>() + cs.numel());
+    spec.tensors.push_back(std::move(a));
+    spec.tensors.push_back(std::move(b));
+  }
+  if (edge_calibration) {
+    post["edge_mean"] = "calib.edge_mean";
+    post["edge_std"] = "calib.edge_std";
+    const int64_t k = map_cal.edge.k;
+    ModelTensor a{"calib.edge_mean", {k, k}, {}}, b{"calib.edge_std", {k, k}, {}};
+    torch::Tensor em = map_cal.edge.mean.contiguous(), es = map_cal.edge.std.contiguous();
+    a.data.assign(em.data_ptr<float>(), em.data_ptr<float>() + em.numel());
+    b.data.assign(es.data_ptr<float>(), es.data_ptr<float>() + es.numel());
     spec.tensors.push_back(std::move(a));
     spec.tensors.push_back(std::move(b));
   }
@@ -987,7 +1111,9 @@ Status RunTraining(const TrainOptions& opt) {
                {"created", created},
                {"method", std::string("seg+gaussian-density") + (opt.fine_density ? "+fine-density" : "") +
                               (global ? "+image-level-density" : "") +
-                              ", per-cell calibrated (tools/train/METHOD.md)"},
+                              (scale_mode ? ", fixed pixel scale, edge-calibrated"
+                                          : ", per-cell calibrated") +
+                              " (tools/train/METHOD.md)"},
                {"trained_on", opt.data},
                {"train_images", train_imgs.size()},
                {"holdout_images", hold_imgs.size()},

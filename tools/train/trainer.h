@@ -20,6 +20,12 @@ struct TrainOptions {
   // aspect ratio follows the median of the training images (multiples of 8).
   int size = 256;
   int input_w = 0, input_h = 0;  // explicit input size (overrides size)
+  // How images become the network input: "stretch" (resize to the input
+  // size), "scale" (fixed pixel scale, aspect kept, mirror-padded canvas:
+  // src/image/preprocess.h) or "auto" (scale when the training images differ
+  // in size, else stretch).
+  std::string fit = "auto";
+  float pixel_scale = 0;     // fit scale: resize factor (0 = median image area -> size^2)
   std::string norm = "lcn";  // "lcn" (local contrast) or "meanstd"
   float lcn_sigma = 8.0f;    // in network-input pixels
   float lcn_eps = 1e-3f;
