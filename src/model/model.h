@@ -50,11 +50,11 @@ struct PostprocessConfig {
   // Optional per-cell calibration of the map (e.g. border effects), shape
   // [map_h, map_w]: cell = (cell - cell_mean) / cell_std. Applied after blur.
   TensorRef cell_mean, cell_std;
-  // Optional calibration by distance to the map's edge, shape [K, K]
-  // (K <= 64): for cell (y, x) of the kept map (h x w; with a fixed pixel
-  // scale only the cells over the image), dy = min(y, h-1-y), dx =
-  // min(x, w-1-x), cell = (cell - edge_mean[min(dy,K-1)][min(dx,K-1)]) /
-  // edge_std[...]. Applied after the cell calibration.
+  // Optional calibration by distance to the edges of the kept map (h x w;
+  // with a fixed pixel scale only the cells over the image), shape [S, S],
+  // S = 2K even, 2 <= S <= 128: row r(y) = y <= h-1-y ? min(y, K-1)
+  // : S-1-min(h-1-y, K-1), column likewise; cell = (cell - edge_mean[r][c])
+  // / edge_std[r][c]. Applied after the cell calibration (FORMAT.md).
   TensorRef edge_mean, edge_std;
 };
 

@@ -686,12 +686,12 @@ Status LoadInto(const uint8_t* bytes, size_t size, Model* model) {
                        cell_keys[k], Q(cell_names[k]).c_str());
     }
     const RawTensor& t = *it->second;
-    if (k >= 2) {  // edge tables: [K, K], 1 <= K <= 64, one per pair, same K
-      const int64_t kk = t.shape.size() == 2 ? t.shape[0] : 0;
-      if (out.c != 1 || t.shape.size() != 2 || t.shape[1] != kk || kk < 1 || kk > 64) {
+    if (k >= 2) {  // edge tables: [S, S], S even, 2 <= S <= 128, the same S for both
+      const int64_t s = t.shape.size() == 2 ? t.shape[0] : 0;
+      if (out.c != 1 || t.shape.size() != 2 || t.shape[1] != s || s < 2 || s > 128 || s % 2) {
         return MakeError(ErrorCode::kBadShape,
-                         "postprocess: %s '%s' has shape %s; expected [K, K] with 1 <= K <= 64 "
-                         "and a 1-channel network output",
+                         "postprocess: %s '%s' has shape %s; expected [S, S] with S even, "
+                         "2 <= S <= 128, and a 1-channel network output",
                          cell_keys[k], Q(t.name).c_str(), ShapeString(t.shape).c_str());
       }
     } else if (out.c != 1 || t.shape.size() != 2 || t.shape[0] != out.h || t.shape[1] != out.w) {

@@ -7,7 +7,8 @@ import path from 'node:path';
 import { waitReady, alertText, galleryItems, waitGalleryCount } from './lib/browser.mjs';
 import { demoImages } from './lib/demo.mjs';
 import { startServer } from './lib/server.mjs';
-import { withCard } from './lib/model_edit.mjs';
+import { withCard, withMeta } from './lib/model_edit.mjs';
+import { decodePng, writeBmp } from './lib/png.mjs';
 
 async function waitAlert(page, re, timeout = 15000) {
   await page.waitForFunction((src) => {
@@ -110,6 +111,25 @@ export default async function (t) {
   t.assert(rescored.length === 2 && rescored.every((i, k) => Math.abs(i.score - items[k].score) < 1e-4 * Math.max(1, Math.abs(i.score))),
            'same weights -> same scores after re-scoring');
   t.assert(/second-model/.test(await page.textContent('#model-card')), 'model card shows the new model');
+  t.assert(b.consoleErrors.length === 0, `console errors: ${b.consoleErrors.join(' | ')}`);
+
+  // ---- 4b. a fixed-pixel-scale model (preprocess.pixel_scale): an image smaller than the
+  // network input is scored on a mirror-padded canvas and its heatmap covers only the image.
+  const scaled = withCard(withMeta(modelBytes, 'preprocess', { pixel_scale: 1 }), { name: 'scaled-model' });
+  await page.setInputFiles('#model-input', { name: 'scaled.safetensors', mimeType: 'application/octet-stream', buffer: scaled });
+  await page.waitForFunction(() => /scaled-model/.test(document.getElementById('model-badge').textContent), null, { timeout: 15000 });
+  const src = decodePng(fs.readFileSync(bad[0]));
+  const cw = Math.min(120, src.width), ch = Math.min(90, src.height);
+  const crop = new Uint8Array(cw * ch * 4);
+  for (let y = 0; y < ch; ++y) crop.set(src.rgba.subarray((y * src.width) * 4, (y * src.width + cw) * 4), y * cw * 4);
+  await page.click('#clear-btn');
+  await page.setInputFiles('#image-input', [{ name: 'small.bmp', mimeType: 'image/bmp', buffer: writeBmp(crop, cw, ch) }]);
+  await waitGalleryCount(page, 1);
+  const small = await galleryItems(page);
+  t.assert(small.length === 1 && Number.isFinite(small[0].score), `small image scored by the pixel-scale model (${JSON.stringify(small)})`);
+  t.assert((await alertText(page)) === '', `pixel-scale model: no error (${await alertText(page)})`);
+  t.log(`pixel-scale model: ${cw}x${ch} image score ${small[0].score.toFixed(3)}`);
+  await t.screenshot(page, '03b-pixel-scale-model');
   t.assert(b.consoleErrors.length === 0, `console errors: ${b.consoleErrors.join(' | ')}`);
 
   // ---- 5. wasm failure: a site whose .wasm is broken

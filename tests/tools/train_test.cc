@@ -272,6 +272,8 @@ TEST(TrainEndToEnd, TinyDatasetTrainsExportsAndDetects) {
   fs::path root = MakeTinyDataset();
   train::TrainOptions opt;
   opt.global_weight = global_weight;
+  // Images of one size: --fit auto stretches them like the default.
+  opt.fit = global_weight > 0 ? "auto" : "stretch";
   opt.data = root.string();
   opt.out = (root / "model.flawlens").string();
   opt.minutes = 0.1;
@@ -291,6 +293,8 @@ TEST(TrainEndToEnd, TinyDatasetTrainsExportsAndDetects) {
   EXPECT_TRUE(std::isfinite(m.calibration.threshold));
   EXPECT_TRUE(std::isfinite(m.calibration.f1_threshold));  // val defects exist
   EXPECT_NE(m.postprocess.cell_mean.data, nullptr);
+  EXPECT_EQ(m.preprocess.pixel_scale, 0.0f);
+  EXPECT_EQ(m.postprocess.edge_mean.data, nullptr);
   auto det = Detector::Create(loaded->bytes.data(), loaded->bytes.size());
   ASSERT_TRUE(det.ok()) << det.status().ToString();
   auto bytes = cli::ReadFileBytes((root / "val/spot/d0.png").string());
@@ -354,6 +358,7 @@ TEST(TrainEndToEnd, ImagesOfDifferentSizesKeepTheirPixelScale) {
     val_defective.push_back(defect);
   }
   train::TrainOptions opt;
+  opt.fit = "auto";
   opt.data = root.string();
   opt.out = (root / "model.flawlens").string();
   opt.minutes = 0.1;

@@ -105,10 +105,10 @@ TEST(DetectorPixelScale, ScoresAndReturnsOnlyTheCellsOverTheImage) {
   }
 }
 
-// Edge calibration: the kept 6x6 map of a 24x24 image on a 32x32 canvas; K = 2
-// tables: the ring of edge cells is shifted by -100 (edge_mean 100), the
-// interior divided by 2 (edge_std 2). A uniform image (block means 50): ring
-// -50, interior 25.
+// Edge calibration: the kept 6x6 map of a 24x24 image on a 32x32 canvas, an
+// S = 4 table (K = 2): rows 0/1 = distance 0 / >= 1 from the top, rows 3/2 =
+// distance 0 / >= 1 from the bottom (columns likewise). A uniform image
+// (block means 50) and tables that make each of the four sides distinct.
 TEST(DetectorPixelScale, EdgeCalibrationFollowsTheKeptMap) {
   SpecBuilder b(32, 32, 1);
   b.Pool("map", "input", /*max=*/false, 4);
@@ -117,9 +117,14 @@ TEST(DetectorPixelScale, EdgeCalibrationFollowsTheKeptMap) {
   pre.channels = 1;
   pre.scale = 1.0f;
   pre.pixel_scale = 1.0f;
-  // [dy][dx]: (0,0) (0,1) (1,0) edge; (1,1) interior.
-  b.Tensor("post.edge_mean", {2, 2}, {100, 100, 100, 0})
-      .Tensor("post.edge_std", {2, 2}, {1, 1, 1, 2});
+  // mean[r][c] = 10 * r + c; std 2 for the interior buckets (r, c in {1, 2}), else 1.
+  std::vector<float> mean(16), sd(16);
+  for (int r = 0; r < 4; ++r)
+    for (int c = 0; c < 4; ++c) {
+      mean[r * 4 + c] = float(10 * r + c);
+      sd[r * 4 + c] = (r == 1 || r == 2) && (c == 1 || c == 2) ? 2.0f : 1.0f;
+    }
+  b.Tensor("post.edge_mean", {4, 4}, mean).Tensor("post.edge_std", {4, 4}, sd);
   nlohmann::json post = {{"reduce", "max"}, {"edge_mean", "post.edge_mean"},
                          {"edge_std", "post.edge_std"}};
   const std::vector<uint8_t> bytes =
@@ -132,12 +137,16 @@ TEST(DetectorPixelScale, EdgeCalibrationFollowsTheKeptMap) {
   const Detection& d = **r;
   ASSERT_EQ(d.map_width, 6);
   ASSERT_EQ(d.map_height, 6);
+  auto index = [](int i) { return i == 0 ? 0 : i == 5 ? 3 : i <= 2 ? 1 : 2; };
   for (int y = 0; y < 6; ++y)
     for (int x = 0; x < 6; ++x) {
-      const bool edge = x == 0 || y == 0 || x == 5 || y == 5;
-      EXPECT_FLOAT_EQ(d.map[y * 6 + x], edge ? -50.0f : 25.0f) << x << "," << y;
+      const int e = index(y) * 4 + index(x);
+      EXPECT_FLOAT_EQ(d.map[y * 6 + x], (50.0f - mean[e]) / sd[e]) << x << "," << y;
     }
-  EXPECT_FLOAT_EQ(d.score, 25.0f);
+  // Top-left corner: 50 - 0; interior (1,1): (50 - 11) / 2.
+  EXPECT_FLOAT_EQ(d.map[0], 50.0f);
+  EXPECT_FLOAT_EQ(d.map[7], 19.5f);
+  EXPECT_FLOAT_EQ(d.score, 50.0f);
 }
 
 // A tiny image still gets one cell (the one under its centre), never an

@@ -717,8 +717,8 @@ TEST(ModelFormat, PreprocessNetworkMismatch) {
           .ok());
 }
 
-// Edge calibration tables: square [K, K] with 1 <= K <= 64, the same K for
-// mean and std, std > 0, present in the file.
+// Edge calibration tables: square [S, S], S even, 2 <= S <= 128, the same S
+// for mean and std, std > 0, present in the file.
 TEST(ModelFormat, EdgeCalibrationTables) {
   auto with_tables = [](std::vector<int64_t> mshape, std::vector<int64_t> sshape, float std0) {
     ModelSpec spec = MicroSpec();
@@ -732,13 +732,14 @@ TEST(ModelFormat, EdgeCalibrationTables) {
     spec.postprocess_json = R"({"edge_mean":"e.mean","edge_std":"e.std"})";
     return WriteModel(spec);
   };
-  EXPECT_TRUE(LoadStatus(with_tables({3, 3}, {3, 3}, 1.0f)).ok());
-  EXPECT_LOAD_ERROR(with_tables({3, 2}, {3, 2}, 1.0f), ErrorCode::kBadShape);
-  EXPECT_LOAD_ERROR(with_tables({65, 65}, {65, 65}, 1.0f), ErrorCode::kBadShape);
-  EXPECT_LOAD_ERROR(with_tables({9}, {9}, 1.0f), ErrorCode::kBadShape);
-  EXPECT_LOAD_ERROR(with_tables({3, 3}, {2, 2}, 1.0f), ErrorCode::kBadShape);
-  EXPECT_LOAD_ERROR(with_tables({3, 3}, {3, 3}, 0.0f), ErrorCode::kBadHeader);
-  EXPECT_LOAD_ERROR(with_tables({3, 3}, {3, 3}, -1.0f), ErrorCode::kBadHeader);
+  EXPECT_TRUE(LoadStatus(with_tables({4, 4}, {4, 4}, 1.0f)).ok());
+  EXPECT_LOAD_ERROR(with_tables({3, 3}, {3, 3}, 1.0f), ErrorCode::kBadShape);  // odd
+  EXPECT_LOAD_ERROR(with_tables({4, 2}, {4, 2}, 1.0f), ErrorCode::kBadShape);
+  EXPECT_LOAD_ERROR(with_tables({130, 130}, {130, 130}, 1.0f), ErrorCode::kBadShape);
+  EXPECT_LOAD_ERROR(with_tables({16}, {16}, 1.0f), ErrorCode::kBadShape);
+  EXPECT_LOAD_ERROR(with_tables({4, 4}, {2, 2}, 1.0f), ErrorCode::kBadShape);
+  EXPECT_LOAD_ERROR(with_tables({4, 4}, {4, 4}, 0.0f), ErrorCode::kBadHeader);
+  EXPECT_LOAD_ERROR(with_tables({4, 4}, {4, 4}, -1.0f), ErrorCode::kBadHeader);
   EXPECT_LOAD_ERROR(EditedMeta(MicroSpec(), "postprocess",
                                [](Json& p) { p["edge_mean"] = "no.such"; }),
                     ErrorCode::kBadHeader);

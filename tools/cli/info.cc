@@ -76,7 +76,8 @@ int RunInfo(const InfoOptions& opt) {
                {"blur_sigma", m.postprocess.blur_sigma},
                {"reduce", ReduceName(m.postprocess.reduce)},
                {"topk_fraction", m.postprocess.topk_fraction},
-               {"cell_calibration", m.postprocess.cell_mean.data != nullptr}};
+               {"cell_calibration", m.postprocess.cell_mean.data != nullptr},
+               {"edge_calibration", m.postprocess.edge_mean.data != nullptr}};
 
   if (opt.json) {
     Json j = {{"file", opt.model},
@@ -107,6 +108,11 @@ int RunInfo(const InfoOptions& opt) {
   std::printf("  input                        %d x %d x %d (w x h x c)\n", info.input_width,
               info.input_height, info.input_channels);
   std::printf("  anomaly map                  %d x %d\n", info.map_width, info.map_height);
+  if (m.preprocess.pixel_scale > 0) {
+    std::printf("  fit                          fixed pixel scale %.4g: images keep their aspect "
+                "ratio;\n                               the map covers the image, up to %d x %d\n",
+                m.preprocess.pixel_scale, info.map_width, info.map_height);
+  }
   std::printf("  parameters                   %lld\n", static_cast<long long>(info.parameters));
   std::printf("  compute                      %.4f GFLOPs per frame (%lld MACs), %zu layers\n",
               gflops, static_cast<long long>(info.macs), m.graph.nodes.size());

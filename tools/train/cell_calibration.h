@@ -39,24 +39,31 @@ inline torch::Tensor ApplyCellCalibration(const torch::Tensor& maps, const CellC
   return (maps - cc.mean.view({1, 1, h, w})) / cc.std.view({1, 1, h, w});
 }
 
-// Calibration by distance to the image's edge on the map (fixed pixel scale,
-// where images of different sizes put their borders at different cells;
-// exported as the postprocessing's edge_mean / edge_std, FORMAT.md). Bucket
-// of a cell: min(dy, K-1) * K + min(dx, K-1), dy / dx its distance (cells) to
-// the nearest top/bottom and left/right edge of the cells over the image.
+// Calibration by distance to the image's edges on the map (fixed pixel
+// scale, where images of different sizes put their borders at different
+// cells; exported as the postprocessing's edge_mean / edge_std, FORMAT.md).
+// Bucket of a cell: row * S + column of an S x S table, S = 2K; the row is
+// its distance (cells) to the top edge, 0..K-1, in the upper half of the
+// image, and S-1 minus its distance to the bottom edge in the lower half;
+// the column likewise (left / right).
 struct EdgeCalibration {
-  int k = 0;
-  torch::Tensor mean, std;  // K*K
+  int s = 0;
+  torch::Tensor mean, std;  // S*S
 };
+
+inline int EdgeIndex(int i, int n, int s) {
+  const int k = s / 2;
+  return i <= n - 1 - i ? std::min(i, k - 1) : s - 1 - std::min(n - 1 - i, k - 1);
+}
 
 // Bucket map (1 x h x w, int64; -1 off the image) of the cells rows y0..y0+ch,
 // cols x0..x0+cw of an h x w map.
-inline torch::Tensor EdgeBuckets(int h, int w, int y0, int x0, int ch, int cw, int k) {
+inline torch::Tensor EdgeBuckets(int h, int w, int y0, int x0, int ch, int cw, int s) {
   torch::Tensor b = torch::full({1, h, w}, -1, torch::kInt64);
   auto acc = b.accessor<int64_t, 3>();
   for (int y = 0; y < ch; ++y) {
-    const int dy = std::min(std::min(y, ch - 1 - y), k - 1);
-    for (int x = 0; x < cw; ++x) acc[0][y0 + y][x0 + x] = dy * k + std::min(std::min(x, cw - 1 - x), k - 1);
+    const int r = EdgeIndex(y, ch, s);
+    for (int x = 0; x < cw; ++x) acc[0][y0 + y][x0 + x] = r * s + EdgeIndex(x, cw, s);
   }
   return b;
 }
@@ -66,12 +73,12 @@ inline torch::Tensor EdgeBuckets(int h, int w, int y0, int x0, int ch, int cw, i
 // floored at half its median and shrunk towards the pooled std like the
 // per-cell calibration.
 inline EdgeCalibration FitEdgeCalibration(const torch::Tensor& maps, const torch::Tensor& buckets,
-                                          int k, float shrink) {
+                                          int s, float shrink) {
   torch::Tensor on = buckets >= 0;
   torch::Tensor idx = buckets.masked_select(on), v = maps.masked_select(on).to(torch::kFloat64);
-  torch::Tensor cnt = torch::zeros({k * k}, torch::kFloat64).index_add_(0, idx, torch::ones_like(v));
-  torch::Tensor sum = torch::zeros({k * k}, torch::kFloat64).index_add_(0, idx, v);
-  torch::Tensor sq = torch::zeros({k * k}, torch::kFloat64).index_add_(0, idx, v * v);
+  torch::Tensor cnt = torch::zeros({s * s}, torch::kFloat64).index_add_(0, idx, torch::ones_like(v));
+  torch::Tensor sum = torch::zeros({s * s}, torch::kFloat64).index_add_(0, idx, v);
+  torch::Tensor sq = torch::zeros({s * s}, torch::kFloat64).index_add_(0, idx, v * v);
   const double all_mean = v.mean().item<double>(), all_sd = std::max(1e-6, v.std().item<double>());
   torch::Tensor enough = cnt >= 30;
   torch::Tensor mean = torch::where(enough, sum / cnt.clamp_min(1), torch::full_like(sum, all_mean));
@@ -80,7 +87,7 @@ inline EdgeCalibration FitEdgeCalibration(const torch::Tensor& maps, const torch
   const double floor = std::max(1e-3, 0.5 * sd.median().item<double>());
   sd = sd.clamp_min(floor);
   EdgeCalibration e;
-  e.k = k;
+  e.s = s;
   e.mean = mean.to(torch::kFloat32);
   e.std = torch::sqrt((1 - shrink) * sd * sd + shrink * all_sd * all_sd).to(torch::kFloat32);
   return e;

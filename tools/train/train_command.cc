@@ -26,8 +26,9 @@ void AddTrainCommand(CLI::App& app) {
   cmd->add_option("--input-w", opt->input_w, "Explicit network input width (multiple of 8)");
   cmd->add_option("--input-h", opt->input_h, "Explicit network input height (multiple of 8)");
   cmd->add_option("--fit", opt->fit,
-                  "stretch (resize to the input size), scale (fixed pixel scale, aspect kept, "
-                  "mirror-padded canvas) or auto (scale when training images differ in size)")
+                  "stretch (resize every image to the input size), scale (fixed pixel scale: "
+                  "aspect ratio and texture size kept, image centred on a mirror-padded canvas) "
+                  "or auto (scale when the training images differ in size)")
       ->capture_default_str()->check(CLI::IsMember({"auto", "stretch", "scale"}));
   cmd->add_option("--pixel-scale", opt->pixel_scale,
                   "--fit scale: resize factor (default: the median image area maps to --size^2)")

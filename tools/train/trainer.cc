@@ -233,8 +233,9 @@ torch::Tensor RunSeg(FlawNet& net, const std::vector<torch::Tensor>& inputs) {
   return torch::cat(outs, 0);
 }
 
-// Edge-calibration buckets per side (fixed pixel scale): distances 0..K-1 cells.
-constexpr int kEdgeBuckets = 8;
+// Edge-calibration table side (fixed pixel scale): distances 0..7 cells from
+// each of the four edges (cell_calibration.h).
+constexpr int kEdgeBuckets = 16;
 
 // Maps with the cells off the image (fixed-scale padding) pushed below any
 // score, so that the reductions see only the image. valid: N x 1 x h x w bool.
@@ -1088,7 +1089,7 @@ Status RunTraining(const TrainOptions& opt) {
   if (edge_calibration) {
     post["edge_mean"] = "calib.edge_mean";
     post["edge_std"] = "calib.edge_std";
-    const int64_t k = map_cal.edge.k;
+    const int64_t k = map_cal.edge.s;
     ModelTensor a{"calib.edge_mean", {k, k}, {}}, b{"calib.edge_std", {k, k}, {}};
     torch::Tensor em = map_cal.edge.mean.contiguous(), es = map_cal.edge.std.contiguous();
     a.data.assign(em.data_ptr<float>(), em.data_ptr<float>() + em.numel());

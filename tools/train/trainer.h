@@ -21,10 +21,12 @@ struct TrainOptions {
   int size = 256;
   int input_w = 0, input_h = 0;  // explicit input size (overrides size)
   // How images become the network input: "stretch" (resize to the input
-  // size), "scale" (fixed pixel scale, aspect kept, mirror-padded canvas:
-  // src/image/preprocess.h) or "auto" (scale when the training images differ
-  // in size, else stretch).
-  std::string fit = "auto";
+  // size), "scale" (fixed pixel scale, aspect kept, mirror-padded canvas,
+  // edge calibration: src/image/preprocess.h) or "auto" (scale when the
+  // training images differ in size, else stretch). Stretch is the default:
+  // on magnetic tile (images 103-632 px wide) it measured better than scale
+  // (METHOD.md, session 4).
+  std::string fit = "stretch";
   float pixel_scale = 0;     // fit scale: resize factor (0 = median image area -> size^2)
   std::string norm = "lcn";  // "lcn" (local contrast) or "meanstd"
   float lcn_sigma = 8.0f;    // in network-input pixels

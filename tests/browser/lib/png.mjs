@@ -58,3 +58,28 @@ export function decodePng(buf) {
   }
   return { width, height, rgba };
 }
+
+// 24-bit bottom-up BMP of RGBA pixels (alpha dropped).
+export function writeBmp(rgba, w, h) {
+  const rowBytes = Math.ceil((w * 3) / 4) * 4;
+  const buf = Buffer.alloc(54 + rowBytes * h);
+  buf.write('BM', 0, 'latin1');
+  buf.writeUInt32LE(buf.length, 2);
+  buf.writeUInt32LE(54, 10);
+  buf.writeUInt32LE(40, 14);
+  buf.writeInt32LE(w, 18);
+  buf.writeInt32LE(h, 22);
+  buf.writeUInt16LE(1, 26);
+  buf.writeUInt16LE(24, 28);
+  buf.writeUInt32LE(rowBytes * h, 34);
+  for (let y = 0; y < h; ++y) {
+    const row = 54 + (h - 1 - y) * rowBytes;
+    for (let x = 0; x < w; ++x) {
+      const i = (y * w + x) * 4;
+      buf[row + x * 3] = rgba[i + 2];
+      buf[row + x * 3 + 1] = rgba[i + 1];
+      buf[row + x * 3 + 2] = rgba[i];
+    }
+  }
+  return buf;
+}
