@@ -44,6 +44,7 @@ std::string WebDetector::info() const {
       .Set("threshold", i.threshold)
       .Set("mapLow", i.map_low)
       .Set("mapHigh", i.map_high)
+      .Set("pixelScale", i.pixel_scale)
       .Set("parameters", i.parameters)
       .Set("macs", i.macs)
       .Set("card", std::move(card));

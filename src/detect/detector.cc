@@ -116,6 +116,7 @@ Result<std::unique_ptr<Detector>> Detector::Create(const uint8_t* model_bytes, s
   info.card_json = m.card_json;
   info.map_low = m.calibration.map_low;
   info.map_high = m.calibration.map_high;
+  info.pixel_scale = m.preprocess.pixel_scale;
   info.backend = BackendKindName(kind);
   if (kind == BackendKind::kAuto) info.backend = HaveXnnpack() ? "xnnpack" : "simd";
   det->threshold_ = m.calibration.threshold;

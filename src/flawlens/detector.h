@@ -53,6 +53,7 @@ struct ModelInfo {
   int map_width = 0, map_height = 0;
   float threshold = 0;      // calibrated threshold from the file
   float map_low = 0, map_high = 1;  // heatmap display range (normalised units)
+  float pixel_scale = 0;    // > 0: fixed pixel scale (the map covers only the image)
   int64_t parameters = 0;
   int64_t macs = 0;         // multiply-accumulates per frame
   std::string card_json;    // the full model card

@@ -129,6 +129,7 @@ export default async function (t) {
   t.assert(small.length === 1 && Number.isFinite(small[0].score), `small image scored by the pixel-scale model (${JSON.stringify(small)})`);
   t.assert((await alertText(page)) === '', `pixel-scale model: no error (${await alertText(page)})`);
   t.log(`pixel-scale model: ${cw}x${ch} image score ${small[0].score.toFixed(3)}`);
+  t.assert(/fixed pixel scale 1/.test(await page.textContent('#model-card')), 'model card states the fixed pixel scale');
   await t.screenshot(page, '03b-pixel-scale-model');
   t.assert(b.consoleErrors.length === 0, `console errors: ${b.consoleErrors.join(' | ')}`);
 

@@ -264,6 +264,9 @@ function renderModelCard() {
   addRow(dl, 'File', fileName);
   addRow(dl, 'Input', `${info.inputWidth} × ${info.inputHeight} × ${info.inputChannels}`);
   addRow(dl, 'Heatmap', `${info.mapWidth} × ${info.mapHeight}`);
+  addRow(dl, 'Fit', info.pixelScale > 0
+    ? `fixed pixel scale ${fmt(info.pixelScale, 3)}: aspect ratio kept, heatmap over the image only`
+    : 'stretched to the input');
   addRow(dl, 'Threshold', fmt(info.threshold, 4));
   addRow(dl, 'Parameters', fmtCount(info.parameters));
   addRow(dl, 'Compute', info.macs ? `${fmtCount(info.macs)} MACs / frame` : null);
