@@ -265,15 +265,9 @@ fs::path MakeTinyDataset() {
   return root;
 }
 
-TEST(TrainEndToEnd, TinyDatasetTrainsExportsAndDetects) {
- // Default settings, then with the image-level term (--global-weight 1).
- for (float global_weight : {0.0f, 1.0f}) {
-  SCOPED_TRACE("global_weight " + std::to_string(global_weight));
-  fs::path root = MakeTinyDataset();
+// A few seconds of training on a tiny dataset at `root`, writing root/model.flawlens.
+train::TrainOptions TinyTrainOptions(const fs::path& root) {
   train::TrainOptions opt;
-  opt.global_weight = global_weight;
-  // Images of one size: --fit auto stretches them like the default.
-  opt.fit = global_weight > 0 ? "auto" : "stretch";
   opt.data = root.string();
   opt.out = (root / "model.flawlens").string();
   opt.minutes = 0.1;
@@ -283,6 +277,18 @@ TEST(TrainEndToEnd, TinyDatasetTrainsExportsAndDetects) {
   opt.width = 4;
   opt.val_every = 0;
   opt.quiet = true;
+  return opt;
+}
+
+TEST(TrainEndToEnd, TinyDatasetTrainsExportsAndDetects) {
+ // Default settings, then with the image-level term (--global-weight 1).
+ for (float global_weight : {0.0f, 1.0f}) {
+  SCOPED_TRACE("global_weight " + std::to_string(global_weight));
+  fs::path root = MakeTinyDataset();
+  train::TrainOptions opt = TinyTrainOptions(root);
+  opt.global_weight = global_weight;
+  // Images of one size: --fit auto stretches them like the default.
+  opt.fit = global_weight > 0 ? "auto" : "stretch";
   Status st = train::RunTraining(opt);  // includes the engine-vs-LibTorch self-check
   ASSERT_TRUE(st.ok()) << st.ToString();
 
@@ -357,17 +363,8 @@ TEST(TrainEndToEnd, ImagesOfDifferentSizesKeepTheirPixelScale) {
     val_paths.push_back(p);
     val_defective.push_back(defect);
   }
-  train::TrainOptions opt;
+  train::TrainOptions opt = TinyTrainOptions(root);
   opt.fit = "auto";
-  opt.data = root.string();
-  opt.out = (root / "model.flawlens").string();
-  opt.minutes = 0.1;
-  opt.size = 48;
-  opt.crop = 32;
-  opt.batch = 4;
-  opt.width = 4;
-  opt.val_every = 0;
-  opt.quiet = true;
   Status st = train::RunTraining(opt);  // includes the engine-vs-LibTorch self-check
   ASSERT_TRUE(st.ok()) << st.ToString();
 

@@ -20,18 +20,25 @@ namespace {
 
 using testing::SpecBuilder;
 
-// 16x16 gray canvas at pixel scale 1, raw pixel values (scale 1, mean 0,
-// std 1), a 4x4 average pool: the map is the 4x4 block means. The cell
-// calibration subtracts -1000 on the border ring of cells, so a border cell
-// would win the maximum by ~1000 if the padding were scored.
-ModelSpec PaddedSpec() {
-  SpecBuilder b(16, 16, 1);
+// A side x side gray canvas at pixel scale 1, raw pixel values (scale 1,
+// mean 0, std 1), a 4x4 average pool named "map": the map is the 4x4 block
+// means. Add tensors to the builder, then Build("map", the config, ...).
+SpecBuilder BlockMeans(int side, PreprocessConfig* pre) {
+  SpecBuilder b(side, side, 1);
   b.Pool("map", "input", /*max=*/false, 4);
+  pre->resize_w = pre->resize_h = side;
+  pre->channels = 1;
+  pre->scale = 1.0f;
+  pre->pixel_scale = 1.0f;
+  return b;
+}
+
+// 16x16 canvas. The cell calibration subtracts -1000 on the border ring of
+// cells, so a border cell would win the maximum by ~1000 if the padding were
+// scored.
+ModelSpec PaddedSpec() {
   PreprocessConfig pre;
-  pre.resize_w = pre.resize_h = 16;
-  pre.channels = 1;
-  pre.scale = 1.0f;
-  pre.pixel_scale = 1.0f;
+  SpecBuilder b = BlockMeans(16, &pre);
   std::vector<float> mean(16), sd(16, 1.0f);
   for (int y = 0; y < 4; ++y)
     for (int x = 0; x < 4; ++x) mean[y * 4 + x] = (x == 0 || x == 3 || y == 0 || y == 3) ? -1000 : 0;
@@ -110,13 +117,8 @@ TEST(DetectorPixelScale, ScoresAndReturnsOnlyTheCellsOverTheImage) {
 // distance 0 / >= 1 from the bottom (columns likewise). A uniform image
 // (block means 50) and tables that make each of the four sides distinct.
 TEST(DetectorPixelScale, EdgeCalibrationFollowsTheKeptMap) {
-  SpecBuilder b(32, 32, 1);
-  b.Pool("map", "input", /*max=*/false, 4);
   PreprocessConfig pre;
-  pre.resize_w = pre.resize_h = 32;
-  pre.channels = 1;
-  pre.scale = 1.0f;
-  pre.pixel_scale = 1.0f;
+  SpecBuilder b = BlockMeans(32, &pre);
   // mean[r][c] = 10 * r + c; std 2 for the interior buckets (r, c in {1, 2}), else 1.
   std::vector<float> mean(16), sd(16);
   for (int r = 0; r < 4; ++r)
