@@ -153,16 +153,6 @@ Result<const Detection*> Detector::DetectEncoded(const uint8_t* bytes, size_t si
   return Detect(scratch_->decoded.view(), roi);
 }
 
-namespace {
-// Row / column of the edge tables (FORMAT.md, postprocess): the distance to
-// the nearer edge, counted from the top/left in the first half of the table
-// and from the bottom/right in the second.
-int EdgeIndex(int i, int n, int s) {
-  const int k = s / 2;
-  return i <= n - 1 - i ? std::min(i, k - 1) : s - 1 - std::min(n - 1 - i, k - 1);
-}
-}  // namespace
-
 Result<const Detection*> Detector::Detect(const ImageView& image, const RectF& roi) {
   const Model& m = *model_;
   const PostprocessConfig& post = m.postprocess;
@@ -227,9 +217,9 @@ Result<const Detection*> Detector::Detect(const ImageView& image, const RectF& r
     const TensorRef& ref = post.edge_mean.data ? post.edge_mean : post.edge_std;
     const int s = static_cast<int>(ref.shape[0]);
     for (int y = 0; y < h; ++y) {
-      const int ey = EdgeIndex(y, h, s);
+      const int ey = EdgeTableIndex(y, h, s);
       for (int x = 0; x < w; ++x) {
-        const int e = ey * s + EdgeIndex(x, w, s);
+        const int e = ey * s + EdgeTableIndex(x, w, s);
         float& v = map[static_cast<size_t>(y) * w + x];
         if (post.edge_mean.data) v -= post.edge_mean.data[e];
         if (post.edge_std.data) v /= post.edge_std.data[e];

@@ -144,22 +144,14 @@ RectF CoveredOf(const PreprocessConfig& config, const Geometry& g) {
   return c;
 }
 
-// Half-sample symmetric index of u into [0, n), repeated (period 2n).
-inline int Mirror(int u, int n) {
-  const int period = 2 * n;
-  u %= period;
-  if (u < 0) u += period;
-  return u < n ? u : period - 1 - u;
-}
-
 // Mirror the oh x ow x c image `src` into the W x H canvas `dst` at (px, py).
 void MirrorPad(const float* src, int ow, int oh, int c, int px, int py, int W, int H, float* dst) {
   const size_t row = static_cast<size_t>(ow) * c;
   for (int y = 0; y < H; ++y) {
-    const float* s = src + static_cast<size_t>(Mirror(y - py, oh)) * row;
+    const float* s = src + static_cast<size_t>(MirrorIndex(y - py, oh)) * row;
     float* d = dst + static_cast<size_t>(y) * W * c;
     for (int x = 0; x < W;) {
-      const int u = Mirror(x - px, ow);
+      const int u = MirrorIndex(x - px, ow);
       if (u == x - px) {  // the unmirrored run: one copy
         const int n = std::min(W - x, ow - u);
         std::memcpy(d + static_cast<size_t>(x) * c, s + static_cast<size_t>(u) * c,

@@ -131,4 +131,14 @@ Result<RectI> PreprocessContent(const PreprocessConfig& config, int image_w, int
 // content's centre).
 RectI ContentCells(const RectI& content, int net_w, int net_h, int map_w, int map_h);
 
+// Half-sample symmetric index of u into [0, n), repeated with period 2n
+// (d c b a | a b c d | d c b a): the fixed-scale padding, and the trainer's
+// crops of images smaller than the crop.
+inline int MirrorIndex(int u, int n) {
+  const int period = 2 * n;
+  u %= period;
+  if (u < 0) u += period;
+  return u < n ? u : period - 1 - u;
+}
+
 }  // namespace flawlens

@@ -58,6 +58,16 @@ struct PostprocessConfig {
   TensorRef edge_mean, edge_std;
 };
 
+// Row (or column) of the edge tables for index i of n along one axis of the
+// kept map, table side s = 2K: the distance to the nearer edge, counted from
+// the top / left in the first half of the table, from the bottom / right in
+// the second (FORMAT.md; shared by the detector and the trainer).
+inline int EdgeTableIndex(int i, int n, int s) {
+  const int k = s / 2;
+  const int from_end = n - 1 - i;
+  return i <= from_end ? (i < k - 1 ? i : k - 1) : s - 1 - (from_end < k - 1 ? from_end : k - 1);
+}
+
 // score = (raw_score - offset) / scale. Calibrated on held-out good images so
 // that a score means the same in the CLI and the page.
 struct Calibration {

@@ -7,6 +7,8 @@
 
 #include <algorithm>
 
+#include "model/model.h"
+
 namespace flawlens::train {
 
 struct CellCalibration {
@@ -51,19 +53,14 @@ struct EdgeCalibration {
   torch::Tensor mean, std;  // S*S
 };
 
-inline int EdgeIndex(int i, int n, int s) {
-  const int k = s / 2;
-  return i <= n - 1 - i ? std::min(i, k - 1) : s - 1 - std::min(n - 1 - i, k - 1);
-}
-
 // Bucket map (1 x h x w, int64; -1 off the image) of the cells rows y0..y0+ch,
 // cols x0..x0+cw of an h x w map.
 inline torch::Tensor EdgeBuckets(int h, int w, int y0, int x0, int ch, int cw, int s) {
   torch::Tensor b = torch::full({1, h, w}, -1, torch::kInt64);
   auto acc = b.accessor<int64_t, 3>();
   for (int y = 0; y < ch; ++y) {
-    const int r = EdgeIndex(y, ch, s);
-    for (int x = 0; x < cw; ++x) acc[0][y0 + y][x0 + x] = r * s + EdgeIndex(x, cw, s);
+    const int r = EdgeTableIndex(y, ch, s);
+    for (int x = 0; x < cw; ++x) acc[0][y0 + y][x0 + x] = r * s + EdgeTableIndex(x, cw, s);
   }
   return b;
 }

@@ -157,12 +157,11 @@ class BatchMaker {
     out.c = src.c;
     out.data.assign(size_t(out.h) * out.w * out.c, 0.0f);
     // A source smaller than the crop is mirrored (as the detector pads it).
-    auto mirror = [](int u, int n) { u %= 2 * n; return u < n ? u : 2 * n - 1 - u; };
     for (int y = 0; y < crop_h_; ++y) {
-      int sy = mirror(y, ch);
+      int sy = MirrorIndex(y, ch);
       sy = fy ? y0 + ch - 1 - sy : y0 + sy;
       for (int x = 0; x < crop_w_; ++x) {
-        int sx = mirror(x, cw);
+        int sx = MirrorIndex(x, cw);
         sx = fx ? x0 + cw - 1 - sx : x0 + sx;
         for (int c = 0; c < src.c; ++c)
           out.at(y, x, c) = std::clamp(src.at(sy, sx, c) * gain + bias, 0.0f, 255.0f);
