@@ -238,8 +238,8 @@ constexpr int kEdgeBuckets = 16;
 
 // Maps with the cells off the image (fixed-scale padding) pushed below any
 // score, so that the reductions see only the image. valid: N x 1 x h x w bool.
-torch::Tensor OnImage(const torch::Tensor& maps, const std::vector<torch::Tensor>& valid) {
-  return maps.masked_fill(torch::stack(valid).logical_not(), -1e30f);
+torch::Tensor OnImage(const torch::Tensor& maps, const torch::Tensor& valid) {
+  return maps.masked_fill(valid.logical_not(), -1e30f);
 }
 
 std::vector<float> ReduceScores(const torch::Tensor& maps, const std::string& reduce, float topk) {
@@ -693,6 +693,7 @@ Status RunTraining(const TrainOptions& opt) {
       pval_y.push_back(val.defective[i]);
     }
   }
+  const torch::Tensor pval_on = pval_valid.empty() ? torch::Tensor() : torch::stack(pval_valid);
   double val_cost = per_image * pval_x.size();
 
   // ---- 3. train ----
@@ -741,7 +742,7 @@ Status RunTraining(const TrainOptions& opt) {
       if (val.has_defects && opt.val_every > 0 && t >= next_val && t + val_cost < train_time) {
         ema->eval();
         torch::Tensor seg = RunSeg(ema, pval_x);
-        std::vector<float> s = ReduceScores(OnImage(seg, pval_valid), "max", opt.topk);
+        std::vector<float> s = ReduceScores(OnImage(seg, pval_on), "max", opt.topk);
         double a = Auroc(s, pval_y);
         net->train();
         char buf[64];
@@ -881,7 +882,7 @@ Status RunTraining(const TrainOptions& opt) {
   }
   // Standardise the branch maps on the held-out good images (cells over the image).
   {
-    torch::Tensor on = torch::stack(hold_valid);
+    const torch::Tensor on = torch::stack(hold_valid);
     torch::Tensor s = hold_seg.masked_select(on), d, fi;
     float c[6] = {s.mean().item<float>(), std::max(1e-4f, s.std().item<float>()), 0.0f, 1.0f,
                   0.0f, 1.0f};
@@ -917,8 +918,9 @@ Status RunTraining(const TrainOptions& opt) {
       return CellCalibration{torch::zeros({map_h, map_w}), torch::ones({map_h, map_w})};
     return FitCellCalibration(maps, opt.flips, shrink);
   };
-  const torch::Tensor hold_bucket_t = torch::stack(hold_buckets);
+  const torch::Tensor hold_bucket_t = torch::stack(hold_buckets), hold_on = hold_bucket_t >= 0;
   const torch::Tensor val_bucket_t = val.buckets.empty() ? torch::Tensor() : torch::stack(val.buckets);
+  const torch::Tensor val_on = val.buckets.empty() ? torch::Tensor() : val_bucket_t >= 0;
   struct MapCalibration {
     CellCalibration cells;
     EdgeCalibration edge;
@@ -932,7 +934,7 @@ Status RunTraining(const TrainOptions& opt) {
   auto apply_map_cal = [&](const torch::Tensor& maps, const MapCalibration& c, bool is_val) {
     torch::Tensor m = ApplyCellCalibration(maps, c.cells);
     if (edge_calibration) m = ApplyEdgeCalibration(m, is_val ? val_bucket_t : hold_bucket_t, c.edge);
-    return OnImage(m, is_val ? val.valid : hold_valid);
+    return OnImage(m, is_val ? val_on : hold_on);
   };
   torch::Tensor hold_maps = ema->combine_maps(hold_seg, hold_dens, hold_fine, hold_glob);
   // Choose how much the per-cell std is trusted (positional structure vs the
