@@ -261,6 +261,16 @@ TEST_F(CliTest, EvalWritesJsonAndSelfContainedReport) {
     }
   }
   EXPECT_NEAR(auroc, wins / pairs, 1e-9);
+  // Its 95 % bootstrap interval brackets it (4 good vs 5 defective: wide).
+  ASSERT_TRUE(j["metrics"]["image_auroc_ci95"].is_array());
+  const double lo = j["metrics"]["image_auroc_ci95"][0].get<double>();
+  const double hi = j["metrics"]["image_auroc_ci95"][1].get<double>();
+  EXPECT_LE(lo, auroc);
+  EXPECT_GE(hi, auroc);
+  EXPECT_GE(lo, 0.0);
+  EXPECT_LE(hi, 1.0);
+  EXPECT_TRUE(j["per_type"]["scratch"]["image_auroc_ci95"][0].is_number());
+  EXPECT_NE(r.out.find("95% CI"), std::string::npos) << r.out;
 
   const std::string html = ReadText(report + "/report.html");
   ASSERT_FALSE(html.empty());
@@ -286,6 +296,7 @@ TEST_F(CliTest, EvalSplitsAndErrors) {
   ASSERT_FALSE(j.is_discarded());
   EXPECT_EQ(j["counts"]["good"], 2);
   EXPECT_TRUE(j["metrics"]["image_auroc"].is_null());
+  EXPECT_TRUE(j["metrics"]["image_auroc_ci95"][0].is_null());
 
   const std::string err = dir_ + "/err.txt";
   r = RunCli("eval " + model_ + " " + data_ + " --split nosuch", err);

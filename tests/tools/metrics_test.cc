@@ -5,6 +5,7 @@
 
 #include <cmath>
 #include <random>
+#include <string>
 
 namespace flawlens::cli {
 namespace {
@@ -55,6 +56,76 @@ TEST(Auroc, MatchesBruteForceWithManyTies) {
     l[1] = false;
     EXPECT_NEAR(Auroc(s, l), BruteAuroc(s, l), 1e-12) << "trial " << trial;
   }
+}
+
+// n good ~ N(0,1) and n defective ~ N(1,1) (true AUROC 0.76).
+void Normals(int n, uint32_t seed, std::vector<float>* s, std::vector<bool>* l) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> g(0.0f, 1.0f);
+  for (int i = 0; i < 2 * n; ++i) {
+    l->push_back(i >= n);
+    s->push_back(g(rng) + (i >= n ? 1.0f : 0.0f));
+  }
+}
+
+TEST(AurocBootstrap, IntervalCoversTheEstimateAndNarrowsWithMoreImages) {
+  std::vector<float> s_small, s_large;
+  std::vector<bool> l_small, l_large;
+  Normals(20, 1, &s_small, &l_small);
+  Normals(500, 2, &s_large, &l_large);
+  const Interval small = AurocBootstrap(s_small, l_small, {});
+  const Interval large = AurocBootstrap(s_large, l_large, {});
+  EXPECT_LT(small.lo, Auroc(s_small, l_small));
+  EXPECT_GT(small.hi, Auroc(s_small, l_small));
+  EXPECT_LT(large.lo, 0.76);  // the true value, 1 - Phi(-1/sqrt(2)) = 0.760
+  EXPECT_GT(large.hi, 0.76);
+  // Width ~ 1/sqrt(n): 25x the images, about 1/5 of the width.
+  const double ratio = (large.hi - large.lo) / (small.hi - small.lo);
+  EXPECT_GT(ratio, 0.12);
+  EXPECT_LT(ratio, 0.35);
+  // Deterministic for a seed; another seed moves the ends a little.
+  const Interval again = AurocBootstrap(s_small, l_small, {});
+  EXPECT_EQ(again.lo, small.lo);
+  EXPECT_EQ(again.hi, small.hi);
+  const Interval other = AurocBootstrap(s_small, l_small, {}, 0.95, 2000, 99);
+  EXPECT_NEAR(other.lo, small.lo, 0.03);
+  EXPECT_NEAR(other.hi, small.hi, 0.03);
+  // A wider level gives a wider interval.
+  const Interval wide = AurocBootstrap(s_small, l_small, {}, 0.99);
+  EXPECT_LE(wide.lo, small.lo);
+  EXPECT_GE(wide.hi, small.hi);
+}
+
+TEST(AurocBootstrap, CapturesOfOnePartAreDrawnTogether) {
+  std::vector<float> s, s5;
+  std::vector<bool> l, l5;
+  Normals(30, 3, &s, &l);
+  // Every image captured 5 times (identical scores), named part<i>.
+  std::vector<std::string> parts;
+  for (size_t i = 0; i < s.size(); ++i) {
+    for (int k = 0; k < 5; ++k) {
+      s5.push_back(s[i]);
+      l5.push_back(l[i]);
+      parts.push_back("part" + std::to_string(i));
+    }
+  }
+  const Interval one = AurocBootstrap(s, l, {});
+  const Interval grouped = AurocBootstrap(s5, l5, parts);
+  // Drawing whole parts: the same draws as the single captures, the same AUROCs.
+  EXPECT_NEAR(grouped.lo, one.lo, 1e-12);
+  EXPECT_NEAR(grouped.hi, one.hi, 1e-12);
+  // Treating the copies as independent images would claim a much narrower interval.
+  const Interval naive = AurocBootstrap(s5, l5, {});
+  EXPECT_LT(naive.hi - naive.lo, 0.6 * (one.hi - one.lo));
+}
+
+TEST(AurocBootstrap, PerfectAndUndefined) {
+  const Interval perfect = AurocBootstrap({0.1f, 0.2f, 0.8f, 0.9f}, {false, false, true, true}, {});
+  EXPECT_DOUBLE_EQ(perfect.lo, 1.0);
+  EXPECT_DOUBLE_EQ(perfect.hi, 1.0);
+  EXPECT_TRUE(std::isnan(AurocBootstrap({0.1f, 0.2f}, {true, true}, {}).lo));
+  EXPECT_TRUE(std::isnan(AurocBootstrap({0.1f}, {true, false}, {}).hi));
+  EXPECT_TRUE(std::isnan(AurocBootstrap({0.1f, 0.2f}, {true, false}, {"a"}).lo));
 }
 
 TEST(RocCurve, PointsPerDistinctScore) {

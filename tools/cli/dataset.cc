@@ -96,6 +96,20 @@ std::vector<std::string> Dataset::good_paths() const {
   return out;
 }
 
+std::string GroupKey(const std::string& path) {
+  std::string stem = fs::path(path).filename().string();
+  const size_t dot = stem.find_last_of('.');
+  if (dot != std::string::npos) stem = stem.substr(0, dot);
+  // Leading "<letters><digits>" tag followed by '_' or '-' (exp3_, light2-, cam1_).
+  size_t i = 0;
+  while (i < stem.size() && std::isalpha(static_cast<unsigned char>(stem[i]))) ++i;
+  size_t j = i;
+  while (j < stem.size() && std::isdigit(static_cast<unsigned char>(stem[j]))) ++j;
+  if (i > 0 && j > i && j < stem.size() && (stem[j] == '_' || stem[j] == '-') && j + 1 < stem.size())
+    return stem.substr(j + 1);
+  return stem;
+}
+
 bool IsImageFile(const std::string& path) {
   const std::string ext = Lower(fs::path(path).extension().string());
   return ext == ".png" || ext == ".jpg" || ext == ".jpeg" || ext == ".bmp";

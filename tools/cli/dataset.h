@@ -49,6 +49,11 @@ struct Dataset {
   std::vector<std::string> good_paths() const;
 };
 
+// Key that keeps captures of one part together (the trainer's hold-out, the
+// eval's bootstrap): the file stem without a leading capture tag such as
+// "exp3_" or "light2-".
+std::string GroupKey(const std::string& path);
+
 // True for .png/.jpg/.jpeg/.bmp (any case).
 bool IsImageFile(const std::string& path);
 

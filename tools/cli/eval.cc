@@ -4,6 +4,8 @@
 // inference core as the browser) and prints image AUROC, pixel AUROC and PRO
 // (where masks exist) and F1 at the model's threshold, overall and per defect
 // type. Per type = that type's images against all good images of the split.
+// Image AUROC comes with a 95 % bootstrap interval (AurocBootstrap): a small
+// split says little, and the interval says how little.
 // Pixel metrics: the anomaly map is upsampled bilinearly onto the image
 // (following map_rect) and compared with the mask; good images count as
 // all-negative; defective images without a mask file are left out of them.
@@ -81,6 +83,7 @@ nlohmann::json RowJson(const MetricRow& r) {
           {"defective", r.defective},
           {"masks", r.masks},
           {"image_auroc", Metric(r.image_auroc)},
+          {"image_auroc_ci95", {Metric(r.image_auroc_ci.lo), Metric(r.image_auroc_ci.hi)}},
           {"pixel_auroc", Metric(r.pixel_auroc)},
           {"pixel_auroc_tie_bound", Metric(r.pixel_auroc_tie_bound)},
           {"pro", Metric(r.pro)},
@@ -96,6 +99,13 @@ std::string Cell(double v) {
   if (!std::isfinite(v)) return "-";
   char buf[32];
   std::snprintf(buf, sizeof(buf), "%.4f", v);
+  return buf;
+}
+
+std::string CiCell(const Interval& ci) {
+  if (!std::isfinite(ci.lo) || !std::isfinite(ci.hi)) return "-";
+  char buf[40];
+  std::snprintf(buf, sizeof(buf), "%.3f-%.3f", ci.lo, ci.hi);
   return buf;
 }
 
@@ -176,12 +186,14 @@ int RunEval(const EvalOptions& opt) {
   for (size_t g = 0; g < groups.size(); ++g) {
     std::vector<float> s;
     std::vector<bool> l;
+    std::vector<std::string> parts;
     MetricRow& r = rows[g];
     r.name = groups[g];
     for (int i = 0; i < n; ++i) {
       if (!scored[i].ok || !in_group(i, g)) continue;
       s.push_back(scored[i].score);
       l.push_back(ds.samples[i].defective);
+      parts.push_back(GroupKey(ds.samples[i].path));
       if (ds.samples[i].defective) {
         ++r.defective;
         if (!ds.samples[i].mask_path.empty()) ++r.masks;
@@ -190,6 +202,7 @@ int RunEval(const EvalOptions& opt) {
       }
     }
     r.image_auroc = Auroc(s, l);
+    r.image_auroc_ci = AurocBootstrap(s, l, parts);
     const F1Score f = F1AtThreshold(s, l, threshold);
     if (r.defective > 0) {
       r.f1 = f.f1;
@@ -261,14 +274,17 @@ int RunEval(const EvalOptions& opt) {
               ds.split_dir.c_str(), ds.num_good(), ds.num_defective(), ds.num_masks());
   std::printf("threshold %.4f (score >= threshold = defective); %d workers\n\n", threshold,
               workers);
-  std::printf("%-16s %6s %6s %11s %11s %9s %8s %8s %8s\n", "type", "good", "defect",
-              "image_AUROC", "pixel_AUROC", "PRO@0.3", "F1@thr", "recall", "FPR");
+  std::printf("%-16s %6s %6s %11s %13s %11s %9s %8s %8s %8s\n", "type", "good", "defect",
+              "image_AUROC", "(95% CI)", "pixel_AUROC", "PRO@0.3", "F1@thr", "recall", "FPR");
   for (const MetricRow& r : rows) {
-    std::printf("%-16s %6d %6d %11s %11s %9s %8s %8s %8s\n", r.name.c_str(), r.good, r.defective,
-                Cell(r.image_auroc).c_str(), Cell(r.pixel_auroc).c_str(), Cell(r.pro).c_str(),
-                Cell(r.f1).c_str(), Cell(r.recall).c_str(), Cell(r.fpr).c_str());
+    std::printf("%-16s %6d %6d %11s %13s %11s %9s %8s %8s %8s\n", r.name.c_str(), r.good,
+                r.defective, Cell(r.image_auroc).c_str(), CiCell(r.image_auroc_ci).c_str(),
+                Cell(r.pixel_auroc).c_str(), Cell(r.pro).c_str(), Cell(r.f1).c_str(),
+                Cell(r.recall).c_str(), Cell(r.fpr).c_str());
   }
-  std::printf("\nbest F1 %s at threshold %s", Cell(rows[0].best_f1).c_str(),
+  std::printf("\n95%% CI: bootstrap of the images (2000 resamples; files that differ only by a "
+              "capture tag such as exp3_ are drawn together)\n");
+  std::printf("best F1 %s at threshold %s", Cell(rows[0].best_f1).c_str(),
               Cell(rows[0].best_f1_threshold).c_str());
   if (std::isfinite(rows[0].pixel_auroc_tie_bound)) {
     std::printf("; pixel AUROC binning error <= %.2g", rows[0].pixel_auroc_tie_bound);

@@ -2,7 +2,9 @@
 
 #include <algorithm>
 #include <cmath>
+#include <map>
 #include <numeric>
+#include <random>
 
 namespace flawlens::cli {
 
@@ -58,6 +60,57 @@ double Auroc(const std::vector<float>& scores, const std::vector<bool>& labels) 
   if (pos == 0 || neg == 0) return kNaN;
   const double u = rank_sum - 0.5 * static_cast<double>(pos) * static_cast<double>(pos + 1);
   return u / (static_cast<double>(pos) * static_cast<double>(neg));
+}
+
+Interval AurocBootstrap(const std::vector<float>& scores, const std::vector<bool>& labels,
+                        const std::vector<std::string>& groups, double level, int resamples,
+                        uint32_t seed) {
+  Interval out;
+  const size_t n = scores.size();
+  if (labels.size() != n || (!groups.empty() && groups.size() != n) || resamples < 1) return out;
+  // Units of resampling: the groups of each class (a group that holds both
+  // classes becomes two units).
+  std::vector<std::vector<size_t>> units[2];
+  {
+    std::map<std::string, size_t> index[2];
+    for (size_t i = 0; i < n; ++i) {
+      const int c = labels[i] ? 1 : 0;
+      const std::string key = groups.empty() ? std::to_string(i) : groups[i];
+      auto [it, added] = index[c].emplace(key, units[c].size());
+      if (added) units[c].emplace_back();
+      units[c][it->second].push_back(i);
+    }
+  }
+  if (units[0].empty() || units[1].empty()) return out;
+  std::mt19937 rng(seed);
+  std::vector<double> aucs;
+  aucs.reserve(static_cast<size_t>(resamples));
+  std::vector<float> s;
+  std::vector<bool> l;
+  for (int r = 0; r < resamples; ++r) {
+    s.clear();
+    l.clear();
+    for (int c = 0; c < 2; ++c) {
+      std::uniform_int_distribution<size_t> pick(0, units[c].size() - 1);
+      for (size_t k = 0; k < units[c].size(); ++k) {
+        for (size_t i : units[c][pick(rng)]) {
+          s.push_back(scores[i]);
+          l.push_back(c == 1);
+        }
+      }
+    }
+    aucs.push_back(Auroc(s, l));
+  }
+  std::sort(aucs.begin(), aucs.end());
+  auto quantile = [&](double q) {
+    const double pos = q * static_cast<double>(aucs.size() - 1);
+    const size_t i = static_cast<size_t>(pos);
+    const double f = pos - static_cast<double>(i);
+    return i + 1 < aucs.size() ? aucs[i] * (1 - f) + aucs[i + 1] * f : aucs[i];
+  };
+  out.lo = quantile(0.5 * (1 - level));
+  out.hi = quantile(0.5 * (1 + level));
+  return out;
 }
 
 std::vector<RocPoint> RocCurve(const std::vector<float>& scores, const std::vector<bool>& labels) {

@@ -49,6 +49,19 @@ struct RocPoint {
 double Auroc(const std::vector<float>& scores, const std::vector<bool>& labels);
 std::vector<RocPoint> RocCurve(const std::vector<float>& scores, const std::vector<bool>& labels);
 
+struct Interval {
+  double lo = kNaN, hi = kNaN;
+};
+// Percentile bootstrap interval of Auroc: good and defective images are
+// resampled separately, with replacement, `resamples` times, and the
+// (1-level)/2 and (1+level)/2 quantiles of the resampled AUROCs are returned.
+// Images with the same `groups` entry (e.g. captures of one part) are drawn
+// together; empty `groups` = every image on its own. Deterministic for a
+// seed. NaN when either class is empty or the sizes differ.
+Interval AurocBootstrap(const std::vector<float>& scores, const std::vector<bool>& labels,
+                        const std::vector<std::string>& groups, double level = 0.95,
+                        int resamples = 2000, uint32_t seed = 1);
+
 struct F1Score {
   double f1 = 0, precision = 0, recall = 0;
   double threshold = 0;

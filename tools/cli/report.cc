@@ -187,18 +187,24 @@ std::string RenderReportHtml(const ReportData& d) {
   for (const std::string& n : d.notes) o << "<p class=\"note\">" << HtmlEscape(n) << "</p>\n";
 
   o << "<h2>Metrics</h2><table><tr><th>type</th><th>good</th><th>defective</th><th>masks</th>"
-    << "<th>image AUROC</th><th>pixel AUROC</th><th>PRO (FPR&le;0.3)</th><th>F1 @ threshold</th>"
+    << "<th>image AUROC (95% CI)</th><th>pixel AUROC</th><th>PRO (FPR&le;0.3)</th><th>F1 @ threshold</th>"
     << "<th>precision</th><th>recall</th><th>FPR</th><th>best F1 (threshold)</th></tr>\n";
   for (const MetricRow& r : d.rows) {
     o << "<tr><td>" << HtmlEscape(r.name) << "</td><td>" << r.good << "</td><td>" << r.defective
-      << "</td><td>" << r.masks << "</td><td>" << Num(r.image_auroc) << "</td><td>"
+      << "</td><td>" << r.masks << "</td><td>" << Num(r.image_auroc)
+      << (std::isfinite(r.image_auroc_ci.lo)
+              ? " <small>(" + Num(r.image_auroc_ci.lo) + "&ndash;" + Num(r.image_auroc_ci.hi) + ")</small>"
+              : std::string())
+      << "</td><td>"
       << Num(r.pixel_auroc) << "</td><td>" << Num(r.pro) << "</td><td>" << Num(r.f1)
       << "</td><td>" << Num(r.precision) << "</td><td>" << Num(r.recall) << "</td><td>"
       << Num(r.fpr) << "</td><td>" << Num(r.best_f1) << " (" << Num(r.best_f1_threshold) << ")"
       << "</td></tr>\n";
   }
   o << "</table><p class=\"legend\">Per type: that type's images against all good images. "
-    << "Pixel metrics over images with masks plus all good images; PRO as in MVTec AD.</p>\n";
+    << "Pixel metrics over images with masks plus all good images; PRO as in MVTec AD. "
+    << "95% CI: bootstrap of the images (2000 resamples; files that differ only by a capture "
+    << "tag such as exp3_ are drawn together).</p>\n";
 
   const double image_auc = d.rows.empty() ? kNaN : d.rows[0].image_auroc;
   const double pixel_auc = d.rows.empty() ? kNaN : d.rows[0].pixel_auroc;

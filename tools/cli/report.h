@@ -15,6 +15,7 @@ struct MetricRow {
   std::string name;  // "all" or a defect type
   int good = 0, defective = 0, masks = 0;
   double image_auroc = kNaN, pixel_auroc = kNaN, pixel_auroc_tie_bound = kNaN, pro = kNaN;
+  Interval image_auroc_ci;  // 95 % bootstrap interval (AurocBootstrap, by GroupKey)
   double f1 = kNaN, precision = kNaN, recall = kNaN, fpr = kNaN;
   double best_f1 = kNaN, best_f1_threshold = kNaN;
 };
