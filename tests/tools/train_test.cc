@@ -16,6 +16,7 @@
 #include "model/model.h"
 #include "train/net.h"
 #include "train/synth_anomaly.h"
+#include "train/thread_tuner.h"
 #include "train/trainer.h"
 
 namespace fs = std::filesystem;
@@ -469,10 +470,62 @@ TEST(TrainErrors, EmptyFolderIsAClearError) {
 }
 
 TEST(TrainGroups, CaptureTagsAreIgnoredForHoldout) {
-  EXPECT_EQ(train::GroupKey("/a/exp3_num_123.jpg"), "num_123");
-  EXPECT_EQ(train::GroupKey("/a/exp1_num_123.jpg"), "num_123");
-  EXPECT_EQ(train::GroupKey("/a/000.png"), "000");
-  EXPECT_EQ(train::GroupKey("img_01.png"), "img_01");
+  EXPECT_EQ(cli::GroupKey("/a/exp3_num_123.jpg"), "num_123");
+  EXPECT_EQ(cli::GroupKey("/a/exp1_num_123.jpg"), "num_123");
+  EXPECT_EQ(cli::GroupKey("/a/000.png"), "000");
+  EXPECT_EQ(cli::GroupKey("img_01.png"), "img_01");
+}
+
+// Drives the tuner with step durations that depend on the thread count it
+// set; returns the counts it applied, in order.
+std::vector<int> RunTuner(double t1, double t2, int steps_total, int* final_threads) {
+  std::vector<int> applied;
+  int now = 0;
+  train::ThreadTuner tuner(2, /*every=*/10.0, /*steps=*/5, [&](int n) {
+    applied.push_back(n);
+    now = n;
+  });
+  double t = 0;
+  for (int i = 0; i < steps_total; ++i) {
+    const double dt = now == 1 ? t1 : t2;
+    t += dt;
+    tuner.OnStep(dt, t);
+  }
+  *final_threads = tuner.threads();
+  return applied;
+}
+
+TEST(TrainThreads, AutoKeepsTheFasterCountAndRetimes) {
+  int final_threads = 0;
+  // Two threads faster (idle machine): switches to 2 at the first trial and stays.
+  std::vector<int> a = RunTuner(/*t1=*/0.2, /*t2=*/0.14, 400, &final_threads);
+  EXPECT_EQ(final_threads, 2);
+  ASSERT_GE(a.size(), 3u);
+  EXPECT_EQ(a[0], 1);  // starts with one thread
+  EXPECT_EQ(a[1], 2);  // first trial
+  EXPECT_EQ(a[2], 2);  // kept
+  // Later trials time 1 thread again and go back to 2 each time.
+  EXPECT_GE(a.size(), 7u);
+  for (size_t i = 3; i + 1 < a.size(); i += 2) {
+    EXPECT_EQ(a[i], 1);
+    EXPECT_EQ(a[i + 1], 2);
+  }
+  // Two threads slower (a loaded core): tries 2, returns to 1, never keeps 2.
+  std::vector<int> b = RunTuner(/*t1=*/0.2, /*t2=*/0.7, 400, &final_threads);
+  EXPECT_EQ(final_threads, 1);
+  ASSERT_GE(b.size(), 3u);
+  for (size_t i = 1; i + 1 < b.size(); i += 2) {
+    EXPECT_EQ(b[i], 2);
+    EXPECT_EQ(b[i + 1], 1);
+  }
+  // Within 5 %: not worth switching.
+  RunTuner(/*t1=*/0.2, /*t2=*/0.195, 400, &final_threads);
+  EXPECT_EQ(final_threads, 1);
+  // One core: never changes anything.
+  std::vector<int> c;
+  train::ThreadTuner one(1, 10.0, 5, [&](int n) { c.push_back(n); });
+  for (int i = 0; i < 400; ++i) EXPECT_FALSE(one.OnStep(0.1, 0.1 * i));
+  EXPECT_EQ(c, std::vector<int>{1});
 }
 
 TEST(TrainMetrics, Auroc) {

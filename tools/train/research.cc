@@ -90,6 +90,31 @@ torch::Tensor Mahalanobis(const Gauss& g, const torch::Tensor& feats, int64_t mh
   return torch::cat(out);
 }
 
+// Self-referential nearest neighbour: for each cell, the squared distance
+// (whitened space) to the most similar cell of the same image outside a
+// (2*excl+1)^2 window around it. A defect that is unique within its own
+// image has no match; normal texture repeats across the image.
+torch::Tensor SelfMatch(const Gauss& g, const torch::Tensor& feats, int excl, int64_t mh, int64_t mw) {
+  torch::NoGradGuard ng;
+  const int64_t c = feats.size(1), h = feats.size(2), w = feats.size(3), n = h * w;
+  torch::Tensor rows = torch::arange(h).repeat_interleave(w), cols = torch::arange(w).repeat({h});
+  torch::Tensor near = ((rows.view({-1, 1}) - rows.view({1, -1})).abs() <= excl) &
+                       ((cols.view({-1, 1}) - cols.view({1, -1})).abs() <= excl);
+  std::vector<torch::Tensor> out;
+  for (int64_t i = 0; i < feats.size(0); ++i) {
+    torch::Tensor z = F::conv2d(feats.slice(0, i, i + 1), g.w.view({c, c, 1, 1}),
+                                F::Conv2dFuncOptions().bias(g.b))
+                          .view({c, n})
+                          .t()
+                          .contiguous();
+    torch::Tensor sq = (z * z).sum(1);
+    torch::Tensor d = sq.view({-1, 1}) + sq.view({1, -1}) - 2 * z.mm(z.t());
+    d.masked_fill_(near, 1e30f);
+    out.push_back(ToMapRes(std::get<0>(d.min(1)).clamp_min(0).view({1, 1, h, w}), mh, mw));
+  }
+  return torch::cat(out);
+}
+
 torch::Tensor Blur(const torch::Tensor& m, float sigma) {
   torch::Tensor k = MapBlurKernel(sigma);
   return F::conv2d(m, k, F::Conv2dFuncOptions().padding(k.size(2) / 2));
@@ -169,10 +194,58 @@ torch::Tensor GlobalDistance(const torch::Tensor& fit, const torch::Tensor& x, d
   return ((x - mu) * z).sum(1).to(torch::kFloat32);
 }
 
+// Per-cell descriptor at map resolution whose image mean is the image-level
+// descriptor: stem features 2x2-averaged, 1/4 and decoder features, 1/8
+// features upsampled.
+torch::Tensor CellDesc(const TapSet& t) {
+  torch::Tensor e1 = F::avg_pool2d(t.e1, F::AvgPool2dFuncOptions(2));
+  torch::Tensor f3 = F::interpolate(t.f3, F::InterpolateFuncOptions()
+                                              .scale_factor(std::vector<double>{2.0, 2.0})
+                                              .mode(torch::kBilinear)
+                                              .align_corners(false));
+  return torch::cat({e1, t.f2, t.dec, f3}, 1).to(torch::kFloat64);
+}
+
+// The image-level term decomposed over the cells: with z = L^-1 (x - mu) the
+// whitening of the Gaussian of image means, cell i gets z_i . mean_j(z_j);
+// the mean over the cells is the image's squared distance.
+torch::Tensor LocalGlobal(const torch::Tensor& fit_cells, const torch::Tensor& cells, double reg) {
+  torch::Tensor fit = fit_cells.mean({2, 3});
+  torch::Tensor mu = fit.mean(0);
+  torch::Tensor c = fit - mu;
+  torch::Tensor cov = c.t().mm(c) / double(fit.size(0) - 1);
+  cov = cov + reg * cov.diagonal().mean() * torch::eye(cov.size(0), torch::kFloat64);
+  torch::Tensor linv = torch::linalg::inv(torch::linalg::cholesky(cov));  // z = linv (x - mu)
+  const int64_t n = cells.size(0), ch = cells.size(1), h = cells.size(2), w = cells.size(3);
+  torch::Tensor x = cells.permute({0, 2, 3, 1}).reshape({n, h * w, ch}) - mu;
+  torch::Tensor z = x.matmul(linv.t());            // n, hw, ch
+  torch::Tensor zg = z.mean(1, true);              // n, 1, ch
+  return (z * zg).sum(2).view({n, 1, h, w}).to(torch::kFloat32);
+}
+
 }  // namespace
+
+double DensityCurvePoint(FlawNet& net, const ResearchData& d) {
+  torch::NoGradGuard ng;
+  TapSet fit = ComputeTaps(net, *d.fit_x), hold = ComputeTaps(net, *d.hold_x),
+         val = ComputeTaps(net, *d.val_x);
+  Gauss g = Fit(Feature(fit, "f2dec"));
+  torch::Tensor h = Blur(Mahalanobis(g, Feature(hold, "f2dec"), d.map_h, d.map_w), 1.0f);
+  torch::Tensor v = Blur(Mahalanobis(g, Feature(val, "f2dec"), d.map_h, d.map_w), 1.0f);
+  torch::Tensor cv = CellCalibrate(h, v, 0.5f);
+  torch::Tensor sc = std::get<0>(cv.reshape({cv.size(0), -1}).max(1)).contiguous();
+  return Auroc(std::vector<float>(sc.data_ptr<float>(), sc.data_ptr<float>() + sc.numel()), *d.defective);
+}
 
 void RunResearch(FlawNet& net, const ResearchData& d) {
   torch::NoGradGuard ng;
+  // FLAWLENS_TRAIN_RESEARCH=1: sessions 3-5's lists without the slow ones;
+  // =self adds session 5's self-referential nearest neighbours (every cell
+  // against every cell of its image: ~5 min per variant on one core);
+  // =local adds session 5's image-level term decomposed over the cells.
+  const char* env = std::getenv("FLAWLENS_TRAIN_RESEARCH");
+  const std::string what = env ? env : "";
+  const bool self_nn = what == "self", local = what == "local";
   std::fprintf(stderr, "research: computing taps...\n");
   TapSet fit = ComputeTaps(net, *d.fit_x);
   TapSet hold = ComputeTaps(net, *d.hold_x);
@@ -202,6 +275,21 @@ void RunResearch(FlawNet& net, const ResearchData& d) {
     Gauss g = Fit(Feature(rfit, "f2dec"));
     standardise("r:f2dec", Mahalanobis(g, Feature(rhold, "f2dec"), mh, mw),
                 Mahalanobis(g, Feature(rval, "f2dec"), mh, mw));
+  }
+  for (const char* f : {"f2dec", "e1"}) {
+    if (!self_nn) break;
+    Gauss g = Fit(Feature(fit, f));
+    for (int excl : {2, 6}) {
+      if (std::string(f) == "e1" && excl == 2) continue;
+      std::string name = std::string("self") + std::to_string(excl) + ":" + f;
+      torch::Tensor xh = Feature(hold, f), xv = Feature(val, f);
+      if (std::string(f) == "e1") {  // 1/2 resolution: too many cells; pool to 1/4
+        xh = F::avg_pool2d(xh, F::AvgPool2dFuncOptions(2));
+        xv = F::avg_pool2d(xv, F::AvgPool2dFuncOptions(2));
+      }
+      std::fprintf(stderr, "research: %s...\n", name.c_str());
+      standardise(name, SelfMatch(g, xh, excl, mh, mw), SelfMatch(g, xv, excl, mh, mw));
+    }
   }
   {
     Mixture mx = FitMixture(Feature(fit, "f2dec"), 3);
@@ -280,6 +368,43 @@ void RunResearch(FlawNet& net, const ResearchData& d) {
     evaluate(label, parts);
   }
   evaluate("seg + mixture of 3 (image's nearest)", {{"seg", 0.35f}, {"mix3img:f2dec", 1.0f}});
+  for (const char* extra : {"self2:f2dec", "self6:f2dec", "self6:e1"}) {
+    if (!branch.count(extra)) continue;
+    for (float w : {0.5f, 1.0f}) {
+      auto parts = base;
+      parts.push_back({extra, w});
+      char label[96];
+      std::snprintf(label, sizeof(label), "default + %.1f %s", w, extra);
+      evaluate(label, parts);
+      parts.push_back({"e1", 1.0f});
+      std::snprintf(label, sizeof(label), "default + e1 + %.1f %s", w, extra);
+      evaluate(label, parts);
+    }
+  }
+  if (local) {
+    torch::Tensor cf = CellDesc(fit), ch = CellDesc(hold), cv = CellDesc(val);
+    for (double reg : {0.01, 0.1}) {
+      torch::Tensor lh = LocalGlobal(cf, ch, reg), lv = LocalGlobal(cf, cv, reg);
+      torch::Tensor gh = lh.mean({1, 2, 3}), gv = lv.mean({1, 2, 3});
+      float m = gh.mean().item<float>(), sd = std::max(1e-6f, gh.std().item<float>());
+      lh = (lh - m) / sd;
+      lv = (lv - m) / sd;
+      gh = (gh - m) / sd;
+      gv = (gv - m) / sd;
+      for (float w : {1.0f, 2.0f}) {
+        char label[96];
+        std::snprintf(label, sizeof(label), "default + %.0f x global (cell mean) r%.2f", w, reg);
+        evaluate(label, base, w * gv, w * gh);
+        for (int k : {1, 5, 9, 17}) {
+          branch["local"] = {w * Avg(lh, k), w * Avg(lv, k)};
+          std::snprintf(label, sizeof(label), "default + %.0f x local%d r%.2f", w, k, reg);
+          evaluate(label, {{"seg", 0.35f}, {"f2dec", 1.0f}, {"local", 1.0f}});
+          std::snprintf(label, sizeof(label), "default + e1 + %.0f x local%d r%.2f", w, k, reg);
+          evaluate(label, {{"seg", 0.35f}, {"f2dec", 1.0f}, {"e1", 1.0f}, {"local", 1.0f}});
+        }
+      }
+    }
+  }
   // Image-level term (added to every cell before the cell calibration, as
   // exported): descriptor mode 0 = means of the 1/4 features, 1 = + their
   // stds, 3 = means and stds of all four taps, 4 = means of all four taps

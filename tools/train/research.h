@@ -25,4 +25,8 @@ struct ResearchData {
 
 void RunResearch(FlawNet& net, const ResearchData& data);
 
+// Image AUROC of the density branch alone (Gaussian of the 1/4 features, cell
+// calibration, max) on the current weights: the learning curve of the features.
+double DensityCurvePoint(FlawNet& net, const ResearchData& data);
+
 }  // namespace flawlens::train

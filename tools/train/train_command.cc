@@ -71,8 +71,10 @@ void AddTrainCommand(CLI::App& app) {
   cmd->add_option("--val-every", opt->val_every, "Seconds between validation reports (0 = off)")
       ->capture_default_str();
   cmd->add_option("--val-split", opt->val_split, "Split for validation metrics (default val, else test)");
-  cmd->add_option("--threads", opt->threads, "LibTorch threads (a data thread runs besides)")
-      ->capture_default_str()->check(CLI::Range(1, 64));
+  cmd->add_option("--threads", opt->threads,
+                  "LibTorch threads (a data thread runs besides); 0 = auto: 1 or all cores, "
+                  "whichever steps faster, re-timed every minute")
+      ->capture_default_str()->check(CLI::Range(0, 64));
   cmd->add_option("--name", opt->name, "Model name for the card (default: folder name)");
   cmd->add_option("--synth-patch", opt->synth.patch, "Weight of pasted-patch anomalies")->capture_default_str();
   cmd->add_option("--synth-region", opt->synth.region, "Weight of brightness-region anomalies")->capture_default_str();

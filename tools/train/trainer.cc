@@ -20,6 +20,7 @@
 #include <map>
 #include <mutex>
 #include <numeric>
+#include <optional>
 #include <random>
 #include <thread>
 
@@ -32,6 +33,7 @@
 #include "train/gaussian_fit.h"
 #include "train/net.h"
 #include "train/research.h"
+#include "train/thread_tuner.h"
 
 namespace flawlens::train {
 namespace {
@@ -350,20 +352,6 @@ void EmaUpdate(FlawNet& ema, FlawNet& net, float decay) {
 
 }  // namespace
 
-std::string GroupKey(const std::string& path) {
-  std::string stem = Basename(path);
-  size_t dot = stem.find_last_of('.');
-  if (dot != std::string::npos) stem = stem.substr(0, dot);
-  // Leading "<letters><digits>" tag followed by '_' or '-' (exp3_, light2-, cam1_).
-  size_t i = 0;
-  while (i < stem.size() && std::isalpha(static_cast<unsigned char>(stem[i]))) ++i;
-  size_t j = i;
-  while (j < stem.size() && std::isdigit(static_cast<unsigned char>(stem[j]))) ++j;
-  if (i > 0 && j > i && j < stem.size() && (stem[j] == '_' || stem[j] == '-') && j + 1 < stem.size())
-    return stem.substr(j + 1);
-  return stem;
-}
-
 double Auroc(const std::vector<float>& scores, const std::vector<bool>& labels) {
   std::vector<size_t> idx(scores.size());
   std::iota(idx.begin(), idx.end(), 0);
@@ -385,7 +373,7 @@ double Auroc(const std::vector<float>& scores, const std::vector<bool>& labels) 
 Status RunTraining(const TrainOptions& opt) {
   const Clock::time_point t0 = Clock::now();
   const double budget = opt.minutes * 60.0;
-  torch::set_num_threads(std::max(1, opt.threads));
+  if (opt.threads > 0) torch::set_num_threads(opt.threads);
   torch::manual_seed(opt.seed);
   g_interrupted = false;
   auto old_handler = std::signal(SIGINT, OnSigint);
@@ -493,7 +481,7 @@ Status RunTraining(const TrainOptions& opt) {
   std::vector<Loaded> train_imgs, hold_imgs;
   {
     std::map<std::string, std::vector<size_t>> groups;
-    for (size_t i = 0; i < loaded.size(); ++i) groups[GroupKey(loaded[i].path)].push_back(i);
+    for (size_t i = 0; i < loaded.size(); ++i) groups[cli::GroupKey(loaded[i].path)].push_back(i);
     std::vector<std::vector<size_t>> glist;
     for (auto& g : groups) glist.push_back(g.second);
     std::mt19937 rng(opt.seed * 7919u + 17u);
@@ -715,16 +703,30 @@ Status RunTraining(const TrainOptions& opt) {
     train_time = 0;
     std::fprintf(stderr, "loaded network weights from %s (no training)\n", load);
   }
+  // Research hook: the density branch's val AUROC every N seconds of training.
+  double curve_every = 0, next_curve = 0;
+  std::vector<torch::Tensor> curve_fit;
+  if (const char* c = std::getenv("FLAWLENS_TRAIN_CURVE"); c && val.has_defects) {
+    curve_every = next_curve = std::atof(c);
+    for (size_t i = 0; i < 100 && i < train_x.size(); ++i)
+      curve_fit.push_back(train_x[i * train_x.size() / std::min<size_t>(100, train_x.size())]);
+  }
   int step = 0;
   double loss_avg = 0;
   double next_val = opt.val_every, last_print = -100;
   std::string last_val = "";
   {
     BatchQueue queue(&maker);
+    // Auto: between 1 thread and all cores but the data thread's (at least 2).
+    const int hw = int(std::thread::hardware_concurrency());
+    std::optional<ThreadTuner> tuner;
+    if (opt.threads == 0)
+      tuner.emplace(std::max(2, hw - 1), 60.0, 25, [](int n) { torch::set_num_threads(n); });
     net->train();
     while (!g_interrupted) {
       double t = Seconds(train_start);
       if (t >= train_time) break;
+      const double step_start = t;
       double frac = t / train_time;
       double lr = opt.lr * (frac < 0.03 ? frac / 0.03 : 0.5 * (1 + std::cos(M_PI * frac)));
       for (auto& g : optim.param_groups()) static_cast<torch::optim::AdamOptions&>(g.options()).lr(lr);
@@ -737,6 +739,11 @@ Status RunTraining(const TrainOptions& opt) {
       ++step;
       EmaUpdate(ema, net, step < 100 ? 0.9f : 0.995f);
       float lv = loss.item<float>();
+      if (tuner && tuner->OnStep(Seconds(train_start) - step_start, Seconds(train_start)) && !tty &&
+          !opt.quiet) {
+        std::fprintf(stderr, "  step %d: now %d LibTorch thread%s (faster)\n", step, tuner->threads(),
+                     tuner->threads() == 1 ? "" : "s");
+      }
       loss_avg = step == 1 ? lv : 0.98 * loss_avg + 0.02 * lv;
       t = Seconds(train_start);
       if (val.has_defects && opt.val_every > 0 && t >= next_val && t + val_cost < train_time) {
@@ -750,6 +757,15 @@ Status RunTraining(const TrainOptions& opt) {
         last_val = buf;
         if (!tty || opt.quiet) std::fprintf(stderr, "  step %d (%s): val image AUROC %.3f (seg, max)\n", step, FormatTime(t).c_str(), a);
         next_val = t + opt.val_every;
+      }
+      if (curve_every > 0 && t >= next_curve) {
+        ema->eval();
+        double a = DensityCurvePoint(ema, ResearchData{&curve_fit, &hold_x, &val.inputs, &val.defective,
+                                                       &val.types, &val.masks, map_h, map_w});
+        net->train();
+        std::fprintf(stderr, "  curve step %d (%s): density val image AUROC %.3f\n", step,
+                     FormatTime(t).c_str(), a);
+        next_curve = Seconds(train_start) + curve_every;
       }
       if (!opt.quiet && (tty ? t - last_print >= 0.5 : t - last_print >= 30)) {
         last_print = t;
@@ -830,8 +846,7 @@ Status RunTraining(const TrainOptions& opt) {
         mind = torch::minimum(mind, (z - z[next]).pow(2).sum(1));
       }
       torch::Tensor b = z.index_select(0, torch::tensor(chosen));
-      ema->bank.resize_({b.size(0), f});
-      ema->bank.copy_(b);
+      ema->bank.set_data(b.clone());  // (a loaded buffer's storage cannot be resized)
     }
   }
   // Branch maps of held-out good and validation images: one pass each.

@@ -52,7 +52,8 @@ struct TrainOptions {
   float anomaly_prob = 0.6f; // fraction of training crops with synthetic anomalies
   bool flips = true;         // flip augmentation (and mirror-symmetric calibration)
   double val_every = 180;    // seconds between validation AUROC reports
-  int threads = 1;           // LibTorch threads (plus one data thread)
+  int threads = 0;           // LibTorch threads (plus one data thread); 0 = auto:
+                             // 1 or more, whichever steps faster (re-timed every minute)
   std::string val_split;     // split used for validation metrics ("" = val, else test)
   std::string name;          // model card name (default: folder name)
   bool quiet = false;
@@ -64,9 +65,5 @@ Status RunTraining(const TrainOptions& options);
 
 // Area under the ROC curve of scores (label true = positive); ties count half.
 double Auroc(const std::vector<float>& scores, const std::vector<bool>& labels);
-
-// Key that keeps near-copies together when holding images out: the file stem
-// without a leading capture tag such as "exp3_" or "light2-".
-std::string GroupKey(const std::string& path);
 
 }  // namespace flawlens::train
