@@ -446,22 +446,6 @@ TEST(TrainSynth, EachKindLabelsWhatItChanges) {
       if (n == 0) EXPECT_EQ(img.data, orig.data);
     }
     EXPECT_GE(labelled_images, 10);
-    // With `kinds`: the same image and mask for the same random state, and
-    // every labelled pixel (only those) carries this kind.
-    for (int t = 0; t < 5; ++t) {
-      train::FloatImage a = make(96, 96), b = a;
-      std::vector<float> mask_a, mask_b;
-      std::vector<uint8_t> kinds;
-      std::mt19937 ra(100 + t), rb(100 + t);
-      train::PaintAnomalies(&a, &mask_a, pool, cfg, &ra);
-      train::PaintAnomalies(&b, &mask_b, pool, cfg, &rb, &kinds);
-      EXPECT_EQ(a.data, b.data);
-      EXPECT_EQ(mask_a, mask_b);
-      ASSERT_EQ(kinds.size(), mask_b.size());
-      for (size_t i = 0; i < kinds.size(); ++i) {
-        ASSERT_EQ(kinds[i], mask_b[i] > 0 ? kind + 1 : 0) << "pixel " << i;
-      }
-    }
     if (kind == 6) {  // a band covers 20-50 % of the crop (before the min-change rule)
       EXPECT_GT(max_fraction, 0.15);
       EXPECT_LT(max_fraction, 0.6);

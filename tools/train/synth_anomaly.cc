@@ -304,10 +304,8 @@ std::vector<float> PerlinField(int h, int w, int cells, int octaves, std::mt1993
 }
 
 void PaintAnomalies(FloatImage* img, std::vector<float>* mask, const std::vector<FloatImage>& pool,
-                    const SynthConfig& cfg, std::mt19937* rng, std::vector<uint8_t>* kinds) {
+                    const SynthConfig& cfg, std::mt19937* rng) {
   mask->assign(size_t(img->h) * img->w, 0.0f);
-  if (kinds) kinds->assign(mask->size(), 0);
-  std::vector<float> one;  // this anomaly's own labels (for `kinds`)
   float weights[7] = {cfg.patch, cfg.region, cfg.spot, cfg.crack, cfg.edge, cfg.noise, cfg.band};
   float total = 0;
   for (float v : weights) total += std::max(0.0f, v);
@@ -322,27 +320,14 @@ void PaintAnomalies(FloatImage* img, std::vector<float>* mask, const std::vector
       r -= std::max(0.0f, weights[kind]);
       if (r < 0) break;
     }
-    std::vector<float>* m = mask;
-    if (kinds) {
-      one.assign(mask->size(), 0.0f);
-      m = &one;
-    }
     switch (kind) {
-      case 0: Patch(img, m, pool, cfg, rng); break;
-      case 1: Region(img, m, cfg, rng); break;
-      case 2: Spot(img, m, cfg, rng); break;
-      case 3: Crack(img, m, cfg, rng); break;
-      case 4: Edge(img, m, cfg, rng); break;
-      case 5: Noise(img, m, cfg, rng); break;
-      default: Band(img, m, pool, cfg, rng); break;
-    }
-    if (kinds) {
-      for (size_t j = 0; j < one.size(); ++j) {
-        if (one[j] > 0) {
-          (*mask)[j] = 1.0f;
-          (*kinds)[j] = uint8_t(kind + 1);
-        }
-      }
+      case 0: Patch(img, mask, pool, cfg, rng); break;
+      case 1: Region(img, mask, cfg, rng); break;
+      case 2: Spot(img, mask, cfg, rng); break;
+      case 3: Crack(img, mask, cfg, rng); break;
+      case 4: Edge(img, mask, cfg, rng); break;
+      case 5: Noise(img, mask, cfg, rng); break;
+      default: Band(img, mask, pool, cfg, rng); break;
     }
   }
 }

@@ -42,13 +42,9 @@ struct SynthConfig {
 };
 
 // Paint 1..max_anomalies anomalies; `pool` supplies foreign texture (may be
-// empty). `mask` gets 1 where the image was visibly changed. `kinds` (if
-// given) gets, per pixel, 0 or 1 + the kind that last labelled it (patch,
-// region, spot, crack, edge, noise, band = 1..7).
-inline constexpr int kAnomalyKinds = 7;
+// empty). `mask` gets 1 where the image was visibly changed.
 void PaintAnomalies(FloatImage* img, std::vector<float>* mask, const std::vector<FloatImage>& pool,
-                    const SynthConfig& config, std::mt19937* rng,
-                    std::vector<uint8_t>* kinds = nullptr);
+                    const SynthConfig& config, std::mt19937* rng);
 
 // Smooth random field in [0, 1] (value noise, `octaves` octaves, base grid of
 // `cells` cells along the longer side).

@@ -68,10 +68,6 @@ void AddTrainCommand(CLI::App& app) {
   cmd->add_option("--anomaly-prob", opt->anomaly_prob, "Fraction of crops with synthetic anomalies")
       ->capture_default_str();
   cmd->add_flag("!--no-flips", opt->flips, "Disable flip augmentation");
-  cmd->add_option("--aux-kinds", opt->aux_kinds,
-                  "Weight of a training-only loss that tells the synthetic anomaly kinds apart "
-                  "(richer features for the density; 0 = off)")
-      ->capture_default_str()->check(CLI::Range(0.0, 10.0));
   cmd->add_option("--val-every", opt->val_every, "Seconds between validation reports (0 = off)")
       ->capture_default_str();
   cmd->add_option("--val-split", opt->val_split, "Split for validation metrics (default val, else test)");

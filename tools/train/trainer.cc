@@ -118,7 +118,6 @@ torch::Tensor NormaliseSample(const FloatImage& img, const PreprocessConfig& mod
 
 struct Batch {
   torch::Tensor x, y;
-  torch::Tensor kinds;  // --aux-kinds: fraction of each cell per class (0 = normal, 1 + kind)
 };
 
 class BatchMaker {
@@ -131,29 +130,19 @@ class BatchMaker {
     int n = opt_->batch;
     torch::Tensor x = torch::empty({n, cfg_->channels, crop_h_, crop_w_});
     torch::Tensor y = torch::empty({n, 1, crop_h_ / 4, crop_w_ / 4});
-    const bool aux = opt_->aux_kinds > 0;
-    torch::Tensor k;
-    if (aux) k = torch::empty({n, kAnomalyKinds + 1, crop_h_ / 4, crop_w_ / 4});
-    std::vector<uint8_t> kinds;
     for (int i = 0; i < n; ++i) {
       const FloatImage& src = (*images_)[std::uniform_int_distribution<int>(
           0, int(images_->size()) - 1)(rng_)];
       FloatImage img = RandomCrop(src);
       std::vector<float> mask(size_t(img.h) * img.w, 0.0f);
-      kinds.assign(mask.size(), 0);
       if (std::uniform_real_distribution<float>(0, 1)(rng_) < opt_->anomaly_prob) {
-        PaintAnomalies(&img, &mask, *images_, opt_->synth, &rng_, aux ? &kinds : nullptr);
+        PaintAnomalies(&img, &mask, *images_, opt_->synth, &rng_);
       }
       x[i] = NormaliseSample(img, *cfg_, &scratch_);
       torch::Tensor m = torch::from_blob(mask.data(), {1, 1, img.h, img.w}, torch::kFloat32);
       y[i] = torch::avg_pool2d(m, 4)[0];
-      if (aux) {
-        torch::Tensor kt = torch::from_blob(kinds.data(), {img.h, img.w}, torch::kUInt8).to(torch::kLong);
-        torch::Tensor onehot = torch::one_hot(kt, kAnomalyKinds + 1).permute({2, 0, 1}).to(torch::kFloat32);
-        k[i] = torch::avg_pool2d(onehot.unsqueeze(0), 4)[0];
-      }
     }
-    return {x, y, k};
+    return {x, y};
   }
 
  private:
@@ -699,16 +688,7 @@ Status RunTraining(const TrainOptions& opt) {
   int crop_h = std::min(in_h, std::max(16, opt.crop / 8 * 8));
   int crop_w = std::min(in_w, std::max(16, opt.crop / 8 * 8));
   BatchMaker maker(&pool, &pre, &opt, crop_h, crop_w, uint32_t(opt.seed) * 2654435761u + 1);
-  // --aux-kinds: a training-only 1x1 head on the density features that tells
-  // the synthetic anomaly kinds apart (not exported).
-  torch::nn::Conv2d kind_head{nullptr};
-  std::vector<torch::Tensor> params = net->parameters();
-  if (opt.aux_kinds > 0) {
-    kind_head = torch::nn::Conv2d(
-        torch::nn::Conv2dOptions(net->feature_channels(), kAnomalyKinds + 1, 1));
-    for (const torch::Tensor& p : kind_head->parameters()) params.push_back(p);
-  }
-  torch::optim::Adam optim(params, torch::optim::AdamOptions(opt.lr).weight_decay(1e-5));
+  torch::optim::Adam optim(net->parameters(), torch::optim::AdamOptions(opt.lr).weight_decay(1e-5));
   json metrics;
   const Clock::time_point train_start = Clock::now();
   double train_time = std::max(5.0, budget - Seconds(t0) - tail);
@@ -753,10 +733,6 @@ Status RunTraining(const TrainOptions& opt) {
       Batch b = queue.Pop();
       NetOutputs o = net->forward(b.x);
       torch::Tensor loss = torch::binary_cross_entropy_with_logits(o.seg, b.y);
-      if (kind_head) {
-        torch::Tensor logp = torch::log_softmax(kind_head(o.features), 1);
-        loss = loss - opt.aux_kinds * (b.kinds * logp).sum(1).mean();
-      }
       optim.zero_grad();
       loss.backward();
       optim.step();

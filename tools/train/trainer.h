@@ -50,8 +50,6 @@ struct TrainOptions {
   float sensitivity = 0.5f;  // 0..1: higher flags more images
   float holdout = 0.15f;     // fraction of good training images held out
   float anomaly_prob = 0.6f; // fraction of training crops with synthetic anomalies
-  float aux_kinds = 0;       // > 0: weight of a training-only loss that tells the
-                             // synthetic anomaly kinds apart on the density features
   bool flips = true;         // flip augmentation (and mirror-symmetric calibration)
   double val_every = 180;    // seconds between validation AUROC reports
   int threads = 0;           // LibTorch threads (plus one data thread); 0 = auto:
