@@ -282,8 +282,7 @@ int RunEval(const EvalOptions& opt) {
                 Cell(r.pixel_auroc).c_str(), Cell(r.pro).c_str(), Cell(r.f1).c_str(),
                 Cell(r.recall).c_str(), Cell(r.fpr).c_str());
   }
-  std::printf("\n95%% CI: bootstrap of the images (2000 resamples; files that differ only by a "
-              "capture tag such as exp3_ are drawn together)\n");
+  std::printf("\n%s\n", kAurocIntervalNote);
   std::printf("best F1 %s at threshold %s", Cell(rows[0].best_f1).c_str(),
               Cell(rows[0].best_f1_threshold).c_str());
   if (std::isfinite(rows[0].pixel_auroc_tie_bound)) {

@@ -58,6 +58,10 @@ struct Interval {
 // Images with the same `groups` entry (e.g. captures of one part) are drawn
 // together; empty `groups` = every image on its own. Deterministic for a
 // seed. NaN when either class is empty or the sizes differ.
+// How eval's table and report describe the interval.
+inline constexpr const char* kAurocIntervalNote =
+    "95% CI: bootstrap of the images (2000 resamples; files that differ only by a capture tag "
+    "such as exp3_ are drawn together)";
 Interval AurocBootstrap(const std::vector<float>& scores, const std::vector<bool>& labels,
                         const std::vector<std::string>& groups, double level = 0.95,
                         int resamples = 2000, uint32_t seed = 1);

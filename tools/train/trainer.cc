@@ -352,24 +352,6 @@ void EmaUpdate(FlawNet& ema, FlawNet& net, float decay) {
 
 }  // namespace
 
-double Auroc(const std::vector<float>& scores, const std::vector<bool>& labels) {
-  std::vector<size_t> idx(scores.size());
-  std::iota(idx.begin(), idx.end(), 0);
-  std::sort(idx.begin(), idx.end(), [&](size_t a, size_t b) { return scores[a] < scores[b]; });
-  double pos = 0, neg = 0, rank_sum = 0;
-  for (size_t r = 0; r < idx.size();) {
-    size_t e = r;
-    while (e < idx.size() && scores[idx[e]] == scores[idx[r]]) ++e;
-    double avg_rank = 0.5 * (r + 1 + e);  // 1-based average rank of the tie group
-    for (size_t k = r; k < e; ++k)
-      if (labels[idx[k]]) rank_sum += avg_rank;
-    r = e;
-  }
-  for (bool l : labels) (l ? pos : neg) += 1;
-  if (pos == 0 || neg == 0) return 0.5;
-  return (rank_sum - pos * (pos + 1) / 2) / (pos * neg);
-}
-
 Status RunTraining(const TrainOptions& opt) {
   const Clock::time_point t0 = Clock::now();
   const double budget = opt.minutes * 60.0;

@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "cli/metrics.h"
 #include "core/status.h"
 #include "train/synth_anomaly.h"
 
@@ -63,7 +64,7 @@ struct TrainOptions {
 // Runs everything; prints progress to stderr and a summary to stdout.
 Status RunTraining(const TrainOptions& options);
 
-// Area under the ROC curve of scores (label true = positive); ties count half.
-double Auroc(const std::vector<float>& scores, const std::vector<bool>& labels);
+// Area under the ROC curve (cli/metrics.h: ties count half; NaN with one class).
+using cli::Auroc;
 
 }  // namespace flawlens::train
