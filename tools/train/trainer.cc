@@ -546,13 +546,12 @@ Status RunTraining(const TrainOptions& opt) {
     RectI c = ContentCells(content, in_w, in_h, map_w, map_h);
     return EdgeBuckets(map_h, map_w, c.y, c.x, c.h, c.w, kEdgeBuckets);
   };
-  std::vector<torch::Tensor> hold_x, train_x, hold_valid, train_valid, hold_buckets;
+  std::vector<torch::Tensor> hold_x, train_x, train_valid, hold_buckets;
   for (const auto& l : hold_imgs) {
     FLAWLENS_ASSIGN_OR_RETURN(torch::Tensor t, prep_tensor(l.image));
     hold_x.push_back(t);
     FLAWLENS_ASSIGN_OR_RETURN(torch::Tensor b, edge_buckets(l.image));
     hold_buckets.push_back(b);
-    hold_valid.push_back(b >= 0);
   }
   for (const auto& l : train_imgs) {
     FLAWLENS_ASSIGN_OR_RETURN(torch::Tensor t, prep_tensor(l.image));
@@ -877,9 +876,11 @@ Status RunTraining(const TrainOptions& opt) {
     for (auto& [k, v] : ids) names += std::to_string(v) + "=" + k + " ";
     std::fprintf(stderr, "dumped maps to %s (types %s)\n", dump, names.c_str());
   }
+  // Held-out edge buckets and the cells over the image (bucket >= 0), stacked once.
+  const torch::Tensor hold_bucket_t = torch::stack(hold_buckets), hold_on = hold_bucket_t >= 0;
   // Standardise the branch maps on the held-out good images (cells over the image).
   {
-    const torch::Tensor on = torch::stack(hold_valid);
+    const torch::Tensor& on = hold_on;
     torch::Tensor s = hold_seg.masked_select(on), d, fi;
     float c[6] = {s.mean().item<float>(), std::max(1e-4f, s.std().item<float>()), 0.0f, 1.0f,
                   0.0f, 1.0f};
@@ -915,7 +916,6 @@ Status RunTraining(const TrainOptions& opt) {
       return CellCalibration{torch::zeros({map_h, map_w}), torch::ones({map_h, map_w})};
     return FitCellCalibration(maps, opt.flips, shrink);
   };
-  const torch::Tensor hold_bucket_t = torch::stack(hold_buckets), hold_on = hold_bucket_t >= 0;
   const torch::Tensor val_bucket_t = val.buckets.empty() ? torch::Tensor() : torch::stack(val.buckets);
   const torch::Tensor val_on = val.buckets.empty() ? torch::Tensor() : val_bucket_t >= 0;
   struct MapCalibration {
