@@ -16,12 +16,12 @@ namespace {
 namespace F = torch::nn::functional;
 
 struct TapSet {
-  torch::Tensor e1, f2, dec, f3, seg;
+  torch::Tensor e1, f2, dec, f3, seg, ctx, hs;
 };
 
 TapSet ComputeTaps(FlawNet& net, const std::vector<torch::Tensor>& xs) {
   torch::NoGradGuard ng;
-  std::vector<torch::Tensor> e1, f2, dec, f3, seg;
+  std::vector<torch::Tensor> e1, f2, dec, f3, seg, ctx, hs;
   for (size_t i = 0; i < xs.size(); i += 8) {
     size_t e = std::min(xs.size(), i + 8);
     torch::Tensor x = torch::stack(std::vector<torch::Tensor>(xs.begin() + i, xs.begin() + e));
@@ -31,8 +31,11 @@ TapSet ComputeTaps(FlawNet& net, const std::vector<torch::Tensor>& xs) {
     dec.push_back(t.dec);
     f3.push_back(t.f3);
     seg.push_back(t.seg);
+    if (t.ctx.defined()) ctx.push_back(t.ctx);
+    if (t.hs.defined()) hs.push_back(t.hs);
   }
-  return {torch::cat(e1), torch::cat(f2), torch::cat(dec), torch::cat(f3), torch::cat(seg)};
+  return {torch::cat(e1), torch::cat(f2), torch::cat(dec), torch::cat(f3), torch::cat(seg),
+          ctx.empty() ? torch::Tensor() : torch::cat(ctx), hs.empty() ? torch::Tensor() : torch::cat(hs)};
 }
 
 torch::Tensor Avg(const torch::Tensor& x, int k) {
@@ -223,6 +226,59 @@ torch::Tensor LocalGlobal(const torch::Tensor& fit_cells, const torch::Tensor& c
   return (z * zg).sum(2).view({n, 1, h, w}).to(torch::kFloat32);
 }
 
+
+// PaDiM-style density per map position (session 6): the features are whitened
+// by the shared Gaussian; each position p gets its own mean (and, if `full`,
+// its own covariance) fitted on the k x k neighbourhood of positions of every
+// fit image (and its mirror image if `flip`). Returns the squared distance
+// per cell at map resolution.
+torch::Tensor PositionDensity(const Gauss& g, const torch::Tensor& fit_feats,
+                              const std::vector<torch::Tensor>& score_feats, std::vector<torch::Tensor>* out,
+                              int k, bool full, bool flip, int64_t mh, int64_t mw) {
+  torch::NoGradGuard ng;
+  const int64_t c = fit_feats.size(1);
+  auto whiten = [&](const torch::Tensor& f) {
+    std::vector<torch::Tensor> parts;
+    for (int64_t i = 0; i < f.size(0); i += 16) {
+      torch::Tensor x = f.slice(0, i, std::min(f.size(0), i + 16));
+      parts.push_back(F::conv2d(x, g.w.view({c, c, 1, 1}), F::Conv2dFuncOptions().bias(g.b)));
+    }
+    return torch::cat(parts);
+  };
+  torch::Tensor z = whiten(fit_feats);
+  if (flip) z = torch::cat({z, z.flip({3})});
+  const int64_t n = z.size(0), h = z.size(2), w = z.size(3), p = h * w, kk = int64_t(k) * k;
+  torch::Tensor zp = k > 1 ? F::pad(z, F::PadFuncOptions({k / 2, k / 2, k / 2, k / 2}).mode(torch::kReplicate)) : z;
+  torch::Tensor u = F::unfold(zp, F::UnfoldFuncOptions({k, k})).view({n, c, kk, p});  // n, c, kk, p
+  torch::Tensor mu = torch::empty({p, c}), linv = full ? torch::empty({p, c, c}) : torch::Tensor();
+  const int64_t m = n * kk;
+  for (int64_t p0 = 0; p0 < p; p0 += 256) {
+    const int64_t p1 = std::min(p, p0 + 256);
+    torch::Tensor s = u.slice(3, p0, p1).permute({3, 0, 2, 1}).reshape({p1 - p0, m, c}).to(torch::kFloat64);
+    torch::Tensor mean = s.mean(1);
+    mu.slice(0, p0, p1).copy_(mean);
+    if (!full) continue;
+    torch::Tensor d = s - mean.unsqueeze(1);
+    torch::Tensor cov = d.transpose(1, 2).bmm(d) / double(m - 1);
+    torch::Tensor tr = cov.diagonal(0, 1, 2).mean(1).view({-1, 1, 1});
+    cov = cov + (0.01 * tr + 1e-6) * torch::eye(c, torch::kFloat64).unsqueeze(0);
+    torch::Tensor l = torch::linalg::cholesky(cov);
+    torch::Tensor eye = torch::eye(c, torch::kFloat64).unsqueeze(0).expand({p1 - p0, c, c});
+    linv.slice(0, p0, p1).copy_(torch::linalg::solve_triangular(l, eye, /*upper=*/false, /*left=*/true, /*unitriangular=*/false));
+  }
+  for (const torch::Tensor& f : score_feats) {
+    std::vector<torch::Tensor> maps;
+    for (int64_t i = 0; i < f.size(0); i += 16) {
+      torch::Tensor x = whiten(f.slice(0, i, std::min(f.size(0), i + 16)));
+      const int64_t b = x.size(0);
+      torch::Tensor d = x.view({b, c, p}).permute({0, 2, 1}) - mu.unsqueeze(0);  // b, p, c
+      if (full) d = torch::einsum("pij,bpj->bpi", {linv, d});
+      maps.push_back(ToMapRes((d * d).sum(2).view({b, 1, h, w}), mh, mw));
+    }
+    out->push_back(torch::cat(maps));
+  }
+  return mu;
+}
 }  // namespace
 
 double DensityCurvePoint(FlawNet& net, const ResearchData& d) {
@@ -246,16 +302,31 @@ void RunResearch(FlawNet& net, const ResearchData& d) {
   const char* env = std::getenv("FLAWLENS_TRAIN_RESEARCH");
   const std::string what = env ? env : "";
   const bool self_nn = what == "self", local = what == "local";
+  // =pos: session 6's per-position (PaDiM-style) densities.
   std::fprintf(stderr, "research: computing taps...\n");
-  TapSet fit = ComputeTaps(net, *d.fit_x);
-  TapSet hold = ComputeTaps(net, *d.hold_x);
+  // Session 6: =calib calibrates on the held-out images plus the training
+  // images the densities are not fitted on; =fitall fits on every training image.
+  std::vector<torch::Tensor> fit_x = *d.fit_x, hold_x = *d.hold_x;
+  if ((what == "calib" || what == "fitall") && d.train_x) {
+    const size_t n = d.train_x->size(), n_fit = std::min<size_t>(n, 200);
+    std::vector<bool> in_fit(n, false);
+    for (size_t i = 0; i < n_fit; ++i) in_fit[i * n / n_fit] = true;
+    for (size_t i = 0; i < n; ++i) {
+      if (in_fit[i]) continue;
+      if (what == "calib") hold_x.push_back((*d.train_x)[i]);
+      else fit_x.push_back((*d.train_x)[i]);
+    }
+    std::fprintf(stderr, "research: %zu fit, %zu calibration images\n", fit_x.size(), hold_x.size());
+  }
+  TapSet fit = ComputeTaps(net, fit_x);
+  TapSet hold = ComputeTaps(net, hold_x);
   TapSet val = ComputeTaps(net, *d.val_x);
   // The same architecture, randomly initialised (features without training).
   torch::manual_seed(4242);
   FlawNet rnd(net->config);
   rnd->eval();
-  TapSet rfit = ComputeTaps(rnd, *d.fit_x);
-  TapSet rhold = ComputeTaps(rnd, *d.hold_x);
+  TapSet rfit = ComputeTaps(rnd, fit_x);
+  TapSet rhold = ComputeTaps(rnd, hold_x);
   TapSet rval = ComputeTaps(rnd, *d.val_x);
   const int64_t mh = d.map_h, mw = d.map_w;
   const auto& lab = *d.defective;
@@ -267,6 +338,8 @@ void RunResearch(FlawNet& net, const ResearchData& d) {
     branch[name] = {(h - m) / s, (v - m) / s};
   };
   standardise("seg", hold.seg, val.seg);
+  if (hold.ctx.defined()) standardise("ctx", hold.ctx, val.ctx);
+  if (hold.hs.defined()) standardise("hs", hold.hs, val.hs);
   for (const char* f : {"f2dec", "e1", "avg17:f2dec", "gsr:f2dec"}) {
     Gauss g = Fit(Feature(fit, f));
     standardise(f, Mahalanobis(g, Feature(hold, f), mh, mw), Mahalanobis(g, Feature(val, f), mh, mw));
@@ -359,6 +432,31 @@ void RunResearch(FlawNet& net, const ResearchData& d) {
   // The maps of session 2's default (no image-level term) and single additions to it.
   const std::vector<std::pair<std::string, float>> base = {{"seg", 0.35f}, {"f2dec", 1.0f}};
   evaluate("default (session 2)", base);
+  if (branch.count("ctx")) {  // session 6: the context head
+    for (float w : {0.35f, 1.0f}) {
+      char label[96];
+      std::snprintf(label, sizeof(label), "default + %.2f ctx", w);
+      evaluate(label, {{"seg", 0.35f}, {"f2dec", 1.0f}, {"ctx", w}});
+      std::snprintf(label, sizeof(label), "default + e1 + %.2f ctx", w);
+      evaluate(label, {{"seg", 0.35f}, {"f2dec", 1.0f}, {"e1", 1.0f}, {"ctx", w}});
+      std::snprintf(label, sizeof(label), "f2dec + e1 + %.2f ctx", w);
+      evaluate(label, {{"f2dec", 1.0f}, {"e1", 1.0f}, {"ctx", w}});
+    }
+    evaluate("seg + ctx", {{"seg", 0.35f}, {"ctx", 0.35f}});
+  }
+  if (branch.count("hs")) {  // session 6: the hypersphere head
+    for (float w : {0.35f, 1.0f}) {
+      char label[96];
+      std::snprintf(label, sizeof(label), "default + %.2f hs", w);
+      evaluate(label, {{"seg", 0.35f}, {"f2dec", 1.0f}, {"hs", w}});
+      std::snprintf(label, sizeof(label), "default + e1 + %.2f hs", w);
+      evaluate(label, {{"seg", 0.35f}, {"f2dec", 1.0f}, {"e1", 1.0f}, {"hs", w}});
+      std::snprintf(label, sizeof(label), "f2dec + e1 + %.2f hs", w);
+      evaluate(label, {{"f2dec", 1.0f}, {"e1", 1.0f}, {"hs", w}});
+      std::snprintf(label, sizeof(label), "hs + %.2f e1", w);
+      evaluate(label, {{"hs", 1.0f}, {"e1", w}});
+    }
+  }
   for (const auto& [extra, w] : std::vector<std::pair<std::string, float>>{
            {"e1", 1.0f}, {"avg17:f2dec", 1.0f}, {"gsr:f2dec", 0.5f}, {"r:f2dec", 0.5f}}) {
     auto parts = base;
@@ -380,6 +478,53 @@ void RunResearch(FlawNet& net, const ResearchData& d) {
       std::snprintf(label, sizeof(label), "default + e1 + %.1f %s", w, extra);
       evaluate(label, parts);
     }
+  }
+  if (what == "tta") {
+    // Session 6: flip test-time augmentation: every map is the mean of the
+    // image's and its mirror image's (mirrored back); 2x the compute.
+    auto mirrored = [](const std::vector<torch::Tensor>& xs) {
+      std::vector<torch::Tensor> out;
+      for (const torch::Tensor& x : xs) out.push_back(x.flip({2}));
+      return out;
+    };
+    TapSet holdf = ComputeTaps(net, mirrored(hold_x)), valf = ComputeTaps(net, mirrored(*d.val_x));
+    standardise("tta:seg", 0.5 * (hold.seg + holdf.seg.flip({3})), 0.5 * (val.seg + valf.seg.flip({3})));
+    for (const char* f : {"f2dec", "e1"}) {
+      Gauss g = Fit(Feature(fit, f));
+      torch::Tensor h = 0.5 * (Mahalanobis(g, Feature(hold, f), mh, mw) +
+                               Mahalanobis(g, Feature(holdf, f), mh, mw).flip({3}));
+      torch::Tensor v = 0.5 * (Mahalanobis(g, Feature(val, f), mh, mw) +
+                               Mahalanobis(g, Feature(valf, f), mh, mw).flip({3}));
+      standardise(std::string("tta:") + f, h, v);
+    }
+    evaluate("tta: f2dec", {{"tta:f2dec", 1.0f}});
+    evaluate("tta: default", {{"tta:seg", 0.35f}, {"tta:f2dec", 1.0f}});
+    evaluate("tta: default + e1", {{"tta:seg", 0.35f}, {"tta:f2dec", 1.0f}, {"tta:e1", 1.0f}});
+    evaluate("no tta: default + e1", {{"seg", 0.35f}, {"f2dec", 1.0f}, {"e1", 1.0f}});
+  }
+  if (what == "pos") {
+    // Session 6: PaDiM-style densities per map position.
+    struct V { const char* feat; int k; bool full, flip; };
+    for (V v : std::vector<V>{{"f2dec", 1, false, true}, {"f2dec", 3, false, true}, {"f2dec", 3, true, true},
+                              {"f2dec", 5, true, true}, {"f2dec", 3, true, false}, {"e1", 3, true, true},
+                              {"e1", 5, true, true}}) {
+      std::string name = std::string(v.full ? "pg" : "pm") + std::to_string(v.k) + (v.flip ? "f" : "") + ":" + v.feat;
+      std::fprintf(stderr, "research: %s...\n", name.c_str());
+      Gauss g = Fit(Feature(fit, v.feat));
+      std::vector<torch::Tensor> maps;
+      PositionDensity(g, Feature(fit, v.feat), {Feature(hold, v.feat), Feature(val, v.feat)}, &maps, v.k,
+                      v.full, v.flip, mh, mw);
+      standardise(name, maps[0], maps[1]);
+      evaluate(name, {{name, 1.0f}});
+      evaluate("seg + " + name, {{"seg", 0.35f}, {name, 1.0f}});
+      evaluate("default + " + name, {{"seg", 0.35f}, {"f2dec", 1.0f}, {name, 1.0f}});
+      evaluate("default + e1 + " + name, {{"seg", 0.35f}, {"f2dec", 1.0f}, {"e1", 1.0f}, {name, 1.0f}});
+      evaluate("seg + e1 + " + name, {{"seg", 0.35f}, {"e1", 1.0f}, {name, 1.0f}});
+    }
+    for (const char* a : {"pg3f:f2dec", "pg5f:f2dec"})
+      for (const char* b : {"pg3f:e1", "pg5f:e1"})
+        evaluate(std::string("seg + ") + a + " + " + b, {{"seg", 0.35f}, {a, 1.0f}, {b, 1.0f}});
+    evaluate("default + e1 (reference)", {{"seg", 0.35f}, {"f2dec", 1.0f}, {"e1", 1.0f}});
   }
   if (local) {
     torch::Tensor cf = CellDesc(fit), ch = CellDesc(hold), cv = CellDesc(val);

@@ -622,6 +622,8 @@ Status RunTraining(const TrainOptions& opt) {
   ncfg.bank = opt.bank;
   ncfg.fine_density = opt.fine_density;
   ncfg.global_weight = opt.global_weight;
+  ncfg.context_head = std::getenv("FLAWLENS_TRAIN_CTX") != nullptr;
+  if (const char* hs = std::getenv("FLAWLENS_TRAIN_HS")) ncfg.hs_channels = std::atoi(hs);
   FlawNet net(ncfg), ema(ncfg);
   {
     torch::NoGradGuard ng;
@@ -714,6 +716,12 @@ Status RunTraining(const TrainOptions& opt) {
       Batch b = queue.Pop();
       NetOutputs o = net->forward(b.x);
       torch::Tensor loss = torch::binary_cross_entropy_with_logits(o.seg, b.y);
+      if (o.ctx.defined()) loss = loss + torch::binary_cross_entropy_with_logits(o.ctx, b.y);
+      if (o.hs.defined()) {  // FCDD: pseudo-Huber distance A; normal: A, anomalous: -log(1 - e^-A)
+        torch::Tensor a = (o.hs + 1).sqrt() - 1;
+        torch::Tensor anom = -torch::log(-torch::expm1(-a.clamp_min(1e-4)));
+        loss = loss + ((1 - b.y) * a + b.y * anom).mean();
+      }
       optim.zero_grad();
       loss.backward();
       optim.step();
@@ -776,7 +784,7 @@ Status RunTraining(const TrainOptions& opt) {
   if (const char* save = std::getenv("FLAWLENS_TRAIN_SAVE_NET")) torch::save(ema, save);
   if (std::getenv("FLAWLENS_TRAIN_RESEARCH") && val.has_defects) {
     RunResearch(ema, ResearchData{&fit_x, &hold_x, &val.inputs, &val.defective, &val.types,
-                                  &val.masks, map_h, map_w});
+                                  &val.masks, map_h, map_w, &train_x});
   }
 
   // ---- 4. density branch: Gaussian of the features of the training images ----
