@@ -61,14 +61,6 @@ FlawNetImpl::FlawNetImpl(const NetConfig& c) : config(c) {
   d2b = register_module("d2b", ConvBn(2 * w, 2 * w, 3, 1, 1, true));
   head = register_module("head", torch::nn::Conv2d(torch::nn::Conv2dOptions(2 * w, 1, 1)));
   int f = feature_channels();
-  if (c.context_head) {
-    ctx1 = register_module("ctx1", torch::nn::Conv2d(torch::nn::Conv2dOptions(2 * f, 2 * w, 1)));
-    ctx2 = register_module("ctx2", torch::nn::Conv2d(torch::nn::Conv2dOptions(2 * w, 1, 1)));
-  }
-  if (c.hs_channels > 0) {
-    hs_head = register_module(
-        "hs_head", torch::nn::Conv2d(torch::nn::Conv2dOptions(f, c.hs_channels, 1).bias(true)));
-  }
   dens_w = register_buffer("dens_w", torch::eye(f));
   dens_b = register_buffer("dens_b", torch::zeros({f}));
   combine = register_buffer("combine", torch::tensor({0.0f, 1.0f, 0.0f, 1.0f, 0.0f, 1.0f}));
@@ -97,14 +89,7 @@ NetOutputs FlawNetImpl::forward(const torch::Tensor& x) {
   out.features = torch::cat({f2, dec}, 1);
   out.fine = h;
   out.f3 = f3;
-  if (config.context_head) out.ctx = context_logits(out.features);
-  if (config.hs_channels > 0) out.hs = hs_head(out.features).pow(2).sum(1, true);
   return out;
-}
-
-torch::Tensor FlawNetImpl::context_logits(const torch::Tensor& features) {
-  torch::Tensor g = features.mean({2, 3}, /*keepdim=*/true).expand_as(features);
-  return ctx2(torch::relu(ctx1(torch::cat({features, g}, 1))));
 }
 
 torch::Tensor FlawNetImpl::global_descriptor(const NetOutputs& o) {
@@ -126,8 +111,6 @@ NetTaps FlawNetImpl::forward_taps(const torch::Tensor& x) {
                 .mode(torch::kBilinear).align_corners(false));
   t.dec = d2b(d2(torch::cat({up, t.f2}, 1)));
   t.seg = head(t.dec);
-  if (config.context_head) t.ctx = context_logits(torch::cat({t.f2, t.dec}, 1));
-  if (config.hs_channels > 0) t.hs = hs_head(torch::cat({t.f2, t.dec}, 1)).pow(2).sum(1, true);
   return t;
 }
 

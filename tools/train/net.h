@@ -42,15 +42,6 @@ struct NetConfig {
   // whole map of an image whose texture as a whole is atypical (a band of
   // different grinding, a different surface finish) that no cell shows alone.
   float global_weight = 0.0f;
-  // Research (session 6, FLAWLENS_TRAIN_CTX): a second seg head that sees
-  // each cell's features together with the image's mean features (a learned
-  // comparison of the cell with the rest of its own image), trained on the
-  // same synthetic masks. Not exported.
-  bool context_head = false;
-  // Research (session 6, FLAWLENS_TRAIN_HS=k): an FCDD-style hypersphere head:
-  // k linear maps of the density features whose squared norm per cell is
-  // pushed down on normal cells and up on synthetic anomalies. Not exported.
-  int hs_channels = 0;
 };
 
 // Conv (no bias) + BatchNorm + activation; folded into one conv2d at export.
@@ -69,8 +60,6 @@ struct NetOutputs {
   torch::Tensor features;  // N x F x H/4 x W/4 (density features)
   torch::Tensor fine;      // N x w x H/2 x W/2 (fine density features)
   torch::Tensor f3;        // N x 4w x H/8 x W/8
-  torch::Tensor ctx;       // N x 1 x H/4 x W/4 context-head logits (config.context_head)
-  torch::Tensor hs;        // N x 1 x H/4 x W/4 squared norm of the hypersphere head
 };
 
 // Intermediate feature maps (research: tools/train/research.cc).
@@ -80,8 +69,6 @@ struct NetTaps {
   torch::Tensor dec;  // N x 2w x H/4 x W/4
   torch::Tensor f3;   // N x 4w x H/8 x W/8
   torch::Tensor seg;  // N x 1  x H/4 x W/4
-  torch::Tensor ctx;  // N x 1  x H/4 x W/4 (config.context_head)
-  torch::Tensor hs;   // N x 1  x H/4 x W/4 (config.hs_channels)
 };
 
 struct FlawNetImpl : torch::nn::Module {
@@ -112,9 +99,6 @@ struct FlawNetImpl : torch::nn::Module {
   ConvBn stem{nullptr}, e1{nullptr}, down2{nullptr}, e2{nullptr}, down3{nullptr},
       e3a{nullptr}, e3b{nullptr}, d2{nullptr}, d2b{nullptr};
   torch::nn::Conv2d head{nullptr};
-  torch::nn::Conv2d ctx1{nullptr}, ctx2{nullptr};  // config.context_head
-  torch::nn::Conv2d hs_head{nullptr};              // config.hs_channels
-  torch::Tensor context_logits(const torch::Tensor& features);
   // Density branch (buffers, set by FitDensity): whitening W [F][F], bias [F].
   torch::Tensor dens_w, dens_b;
   torch::Tensor bank;  // [bank][F] whitened feature vectors (config.bank > 0)

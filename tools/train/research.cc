@@ -16,12 +16,12 @@ namespace {
 namespace F = torch::nn::functional;
 
 struct TapSet {
-  torch::Tensor e1, f2, dec, f3, seg, ctx, hs;
+  torch::Tensor e1, f2, dec, f3, seg;
 };
 
 TapSet ComputeTaps(FlawNet& net, const std::vector<torch::Tensor>& xs) {
   torch::NoGradGuard ng;
-  std::vector<torch::Tensor> e1, f2, dec, f3, seg, ctx, hs;
+  std::vector<torch::Tensor> e1, f2, dec, f3, seg;
   for (size_t i = 0; i < xs.size(); i += 8) {
     size_t e = std::min(xs.size(), i + 8);
     torch::Tensor x = torch::stack(std::vector<torch::Tensor>(xs.begin() + i, xs.begin() + e));
@@ -31,11 +31,8 @@ TapSet ComputeTaps(FlawNet& net, const std::vector<torch::Tensor>& xs) {
     dec.push_back(t.dec);
     f3.push_back(t.f3);
     seg.push_back(t.seg);
-    if (t.ctx.defined()) ctx.push_back(t.ctx);
-    if (t.hs.defined()) hs.push_back(t.hs);
   }
-  return {torch::cat(e1), torch::cat(f2), torch::cat(dec), torch::cat(f3), torch::cat(seg),
-          ctx.empty() ? torch::Tensor() : torch::cat(ctx), hs.empty() ? torch::Tensor() : torch::cat(hs)};
+  return {torch::cat(e1), torch::cat(f2), torch::cat(dec), torch::cat(f3), torch::cat(seg)};
 }
 
 torch::Tensor Avg(const torch::Tensor& x, int k) {
@@ -298,11 +295,12 @@ void RunResearch(FlawNet& net, const ResearchData& d) {
   // FLAWLENS_TRAIN_RESEARCH=1: sessions 3-5's lists without the slow ones;
   // =self adds session 5's self-referential nearest neighbours (every cell
   // against every cell of its image: ~5 min per variant on one core);
-  // =local adds session 5's image-level term decomposed over the cells.
+  // =local adds session 5's image-level term decomposed over the cells;
+  // session 6: =pos adds per-position (PaDiM-style) densities, =tta flip
+  // test-time augmentation, =calib / =fitall change the calibration / fit sets.
   const char* env = std::getenv("FLAWLENS_TRAIN_RESEARCH");
   const std::string what = env ? env : "";
   const bool self_nn = what == "self", local = what == "local";
-  // =pos: session 6's per-position (PaDiM-style) densities.
   std::fprintf(stderr, "research: computing taps...\n");
   // Session 6: =calib calibrates on the held-out images plus the training
   // images the densities are not fitted on; =fitall fits on every training image.
@@ -338,8 +336,6 @@ void RunResearch(FlawNet& net, const ResearchData& d) {
     branch[name] = {(h - m) / s, (v - m) / s};
   };
   standardise("seg", hold.seg, val.seg);
-  if (hold.ctx.defined()) standardise("ctx", hold.ctx, val.ctx);
-  if (hold.hs.defined()) standardise("hs", hold.hs, val.hs);
   for (const char* f : {"f2dec", "e1", "avg17:f2dec", "gsr:f2dec"}) {
     Gauss g = Fit(Feature(fit, f));
     standardise(f, Mahalanobis(g, Feature(hold, f), mh, mw), Mahalanobis(g, Feature(val, f), mh, mw));
@@ -432,31 +428,6 @@ void RunResearch(FlawNet& net, const ResearchData& d) {
   // The maps of session 2's default (no image-level term) and single additions to it.
   const std::vector<std::pair<std::string, float>> base = {{"seg", 0.35f}, {"f2dec", 1.0f}};
   evaluate("default (session 2)", base);
-  if (branch.count("ctx")) {  // session 6: the context head
-    for (float w : {0.35f, 1.0f}) {
-      char label[96];
-      std::snprintf(label, sizeof(label), "default + %.2f ctx", w);
-      evaluate(label, {{"seg", 0.35f}, {"f2dec", 1.0f}, {"ctx", w}});
-      std::snprintf(label, sizeof(label), "default + e1 + %.2f ctx", w);
-      evaluate(label, {{"seg", 0.35f}, {"f2dec", 1.0f}, {"e1", 1.0f}, {"ctx", w}});
-      std::snprintf(label, sizeof(label), "f2dec + e1 + %.2f ctx", w);
-      evaluate(label, {{"f2dec", 1.0f}, {"e1", 1.0f}, {"ctx", w}});
-    }
-    evaluate("seg + ctx", {{"seg", 0.35f}, {"ctx", 0.35f}});
-  }
-  if (branch.count("hs")) {  // session 6: the hypersphere head
-    for (float w : {0.35f, 1.0f}) {
-      char label[96];
-      std::snprintf(label, sizeof(label), "default + %.2f hs", w);
-      evaluate(label, {{"seg", 0.35f}, {"f2dec", 1.0f}, {"hs", w}});
-      std::snprintf(label, sizeof(label), "default + e1 + %.2f hs", w);
-      evaluate(label, {{"seg", 0.35f}, {"f2dec", 1.0f}, {"e1", 1.0f}, {"hs", w}});
-      std::snprintf(label, sizeof(label), "f2dec + e1 + %.2f hs", w);
-      evaluate(label, {{"f2dec", 1.0f}, {"e1", 1.0f}, {"hs", w}});
-      std::snprintf(label, sizeof(label), "hs + %.2f e1", w);
-      evaluate(label, {{"hs", 1.0f}, {"e1", w}});
-    }
-  }
   for (const auto& [extra, w] : std::vector<std::pair<std::string, float>>{
            {"e1", 1.0f}, {"avg17:f2dec", 1.0f}, {"gsr:f2dec", 0.5f}, {"r:f2dec", 0.5f}}) {
     auto parts = base;

@@ -622,8 +622,6 @@ Status RunTraining(const TrainOptions& opt) {
   ncfg.bank = opt.bank;
   ncfg.fine_density = opt.fine_density;
   ncfg.global_weight = opt.global_weight;
-  ncfg.context_head = std::getenv("FLAWLENS_TRAIN_CTX") != nullptr;
-  if (const char* hs = std::getenv("FLAWLENS_TRAIN_HS")) ncfg.hs_channels = std::atoi(hs);
   FlawNet net(ncfg), ema(ncfg);
   {
     torch::NoGradGuard ng;
@@ -716,12 +714,6 @@ Status RunTraining(const TrainOptions& opt) {
       Batch b = queue.Pop();
       NetOutputs o = net->forward(b.x);
       torch::Tensor loss = torch::binary_cross_entropy_with_logits(o.seg, b.y);
-      if (o.ctx.defined()) loss = loss + torch::binary_cross_entropy_with_logits(o.ctx, b.y);
-      if (o.hs.defined()) {  // FCDD: pseudo-Huber distance A; normal: A, anomalous: -log(1 - e^-A)
-        torch::Tensor a = (o.hs + 1).sqrt() - 1;
-        torch::Tensor anom = -torch::log(-torch::expm1(-a.clamp_min(1e-4)));
-        loss = loss + ((1 - b.y) * a + b.y * anom).mean();
-      }
       optim.zero_grad();
       loss.backward();
       optim.step();
