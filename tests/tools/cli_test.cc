@@ -307,6 +307,70 @@ TEST_F(CliTest, EvalSplitsAndErrors) {
   EXPECT_NE(ReadText(err).find("does not exist"), std::string::npos);
 }
 
+TEST_F(CliTest, EvalGroupsFileDrawsListedImagesTogether) {
+  // Without --groups every image is its own draw: the interval is wide.
+  const std::string plain = dir_ + "/plain.json", grouped = dir_ + "/grouped.json";
+  ASSERT_EQ(RunCli("eval " + model_ + " " + data_ + " --json " + plain).code, 0);
+  const nlohmann::json p = nlohmann::json::parse(ReadText(plain), nullptr, false);
+  ASSERT_FALSE(p.is_discarded());
+  const double auroc = p["metrics"]["image_auroc"].get<double>();
+  ASSERT_GT(auroc, 0.0);
+  ASSERT_LT(auroc, 1.0);
+  EXPECT_LT(p["metrics"]["image_auroc_ci95"][0].get<double>(),
+            p["metrics"]["image_auroc_ci95"][1].get<double>());
+  // All good images one part, all defective ones another (by relative path
+  // and by unique file name, CRLF line ends, a comment): every resample is the
+  // original set, so the interval is the point itself.
+  const std::string groups = dir_ + "/groups.csv";
+  {
+    std::ofstream f(groups, std::ios::binary);
+    f << "# image,group\r\n"
+      << "good/g0.png,good part\r\ng1.png,good part\r\ngood/g2.png,good part\r\ng3.png,good part\r\n"
+      << "\r\nscratch/s0.png,bad part\ns1.png,bad part\ns2.png,bad part\ndent/d0.PNG,bad part\n"
+      << "d1.PNG,bad part\n";
+  }
+  RunResult r = RunCli("eval " + model_ + " " + data_ + " --groups " + groups + " --json " + grouped);
+  ASSERT_EQ(r.code, 0) << r.out;
+  EXPECT_NE(r.out.find("one group in " + groups), std::string::npos) << r.out;
+  const nlohmann::json g = nlohmann::json::parse(ReadText(grouped), nullptr, false);
+  ASSERT_FALSE(g.is_discarded());
+  EXPECT_EQ(g["metrics"]["image_auroc"].get<double>(), auroc);
+  EXPECT_EQ(g["metrics"]["image_auroc_ci95"][0].get<double>(), auroc);
+  EXPECT_EQ(g["metrics"]["image_auroc_ci95"][1].get<double>(), auroc);
+  EXPECT_NE(g["image_auroc_ci95_note"].get<std::string>().find(groups), std::string::npos);
+
+  // Bad files: a clear error naming the line, exit 1.
+  const std::string err = dir_ + "/groups_err.txt";
+  auto expect_error = [&](const std::string& text, const std::string& expected) {
+    std::ofstream(groups, std::ios::binary | std::ios::trunc) << text;
+    const RunResult e = RunCli("eval " + model_ + " " + data_ + " --groups " + groups, err);
+    EXPECT_EQ(e.code, 1) << text;
+    EXPECT_NE(ReadText(err).find(expected), std::string::npos) << text << "\n" << ReadText(err);
+  };
+  expect_error("g0.png,a\nnosuch.png,a\n", "line 2: 'nosuch.png' is not an image of split 'val'");
+  expect_error("g0.png a\n", "line 1: expected \"image,group\"");
+  expect_error("g0.png,\n", "line 1: expected \"image,group\"");
+  expect_error("g0.png,a\ngood/g0.png,b\n", "line 2: 'good/g0.png' is listed twice");
+  // A partial list is fine (unlisted images keep the capture-tag rule).
+  std::ofstream(groups, std::ios::binary | std::ios::trunc) << "g0.png,a\n";
+  EXPECT_EQ(RunCli("eval " + model_ + " " + data_ + " --groups " + groups).code, 0);
+  // A file name that two folders share must be given with its folder.
+  const std::string twin = dir_ + "/twin";
+  fs::create_directories(twin + "/val/good");
+  fs::create_directories(twin + "/val/crack");
+  WriteImage(twin + "/val/good/a.png", 48, 40, 1, false);
+  WriteImage(twin + "/val/crack/a.png", 48, 40, 2, true, 10, 10, 8);
+  std::ofstream(groups, std::ios::binary | std::ios::trunc) << "a.png,x\n";
+  r = RunCli("eval " + model_ + " " + twin + " --groups " + groups, err);
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(ReadText(err).find("'a.png' names 2 images"), std::string::npos) << ReadText(err);
+  std::ofstream(groups, std::ios::binary | std::ios::trunc) << "crack/a.png,x\ngood/a.png,y\n";
+  EXPECT_EQ(RunCli("eval " + model_ + " " + twin + " --groups " + groups).code, 0);
+  r = RunCli("eval " + model_ + " " + data_ + " --groups " + dir_ + "/missing.csv", err);
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(ReadText(err).find("missing.csv"), std::string::npos);
+}
+
 TEST(Dataset, LayoutsAndErrors) {
   char tmpl[] = "/tmp/flawlens_ds_test_XXXXXX";
   ASSERT_NE(mkdtemp(tmpl), nullptr);

@@ -4,6 +4,8 @@
 #include <cctype>
 #include <filesystem>
 #include <fstream>
+#include <map>
+#include <sstream>
 #include <system_error>
 
 #include "core/limits.h"
@@ -208,6 +210,54 @@ Result<Dataset> LoadDataset(const std::string& root_str, const std::string& spli
                      root_str.c_str(), ds.split.c_str(), ds.split_dir.c_str());
   }
   return ds;
+}
+
+Result<std::vector<std::string>> ReadGroupsFile(const std::string& path, const Dataset& ds) {
+  FLAWLENS_ASSIGN_OR_RETURN(std::vector<uint8_t> bytes, ReadFileBytes(path, 64ull << 20));
+  std::map<std::string, size_t> by_rel;
+  std::map<std::string, std::vector<size_t>> by_name;
+  for (size_t i = 0; i < ds.samples.size(); ++i) {
+    const fs::path p(ds.samples[i].path);
+    by_rel[p.lexically_relative(ds.split_dir).generic_string()] = i;
+    by_name[p.filename().string()].push_back(i);
+  }
+  std::vector<std::string> labels(ds.samples.size());
+  std::istringstream in(std::string(bytes.begin(), bytes.end()));
+  int line_no = 0;
+  for (std::string line; std::getline(in, line);) {
+    ++line_no;
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    if (line.find_first_not_of(" \t") == std::string::npos || line[0] == '#') continue;
+    const size_t comma = line.rfind(',');
+    if (comma == std::string::npos || comma == 0 || comma + 1 == line.size()) {
+      return MakeError(ErrorCode::kInvalidArgument,
+                       "groups file '%s' line %d: expected \"image,group\", got \"%s\"",
+                       path.c_str(), line_no, line.c_str());
+    }
+    const std::string image = line.substr(0, comma), label = line.substr(comma + 1);
+    size_t index;
+    if (auto it = by_rel.find(image); it != by_rel.end()) {
+      index = it->second;
+    } else if (auto nt = by_name.find(image); nt != by_name.end() && nt->second.size() == 1) {
+      index = nt->second[0];
+    } else if (nt != by_name.end()) {
+      return MakeError(ErrorCode::kInvalidArgument,
+                       "groups file '%s' line %d: '%s' names %zu images of split '%s'; give its "
+                       "path relative to '%s'",
+                       path.c_str(), line_no, image.c_str(), nt->second.size(), ds.split.c_str(),
+                       ds.split_dir.c_str());
+    } else {
+      return MakeError(ErrorCode::kInvalidArgument,
+                       "groups file '%s' line %d: '%s' is not an image of split '%s' ('%s')",
+                       path.c_str(), line_no, image.c_str(), ds.split.c_str(), ds.split_dir.c_str());
+    }
+    if (!labels[index].empty()) {
+      return MakeError(ErrorCode::kInvalidArgument, "groups file '%s' line %d: '%s' is listed twice",
+                       path.c_str(), line_no, image.c_str());
+    }
+    labels[index] = label;
+  }
+  return labels;
 }
 
 Result<std::vector<uint8_t>> ReadFileBytes(const std::string& path, uint64_t max_bytes) {

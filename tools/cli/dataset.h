@@ -54,6 +54,17 @@ struct Dataset {
 // "exp3_" or "light2-".
 std::string GroupKey(const std::string& path);
 
+// `flawlens eval --groups FILE`: which images show the same part (drawn
+// together by the AUROC bootstrap, in place of GroupKey). One "image,group"
+// line per listed image; blank lines and lines starting with '#' are
+// skipped. The image is its path relative to the split folder
+// ("crack/exp1_num_85781.jpg") or, when unique in the split, its file name;
+// the group label is everything after the last comma. Returns one label per
+// sample of `ds`, "" where the file does not list it. Errors (naming the
+// line): unreadable file, no comma, an empty name or label, an image that is
+// not in the split, an ambiguous file name, an image listed twice.
+Result<std::vector<std::string>> ReadGroupsFile(const std::string& path, const Dataset& ds);
+
 // True for .png/.jpg/.jpeg/.bmp (any case).
 bool IsImageFile(const std::string& path);
 

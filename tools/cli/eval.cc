@@ -32,7 +32,7 @@ namespace flawlens::cli {
 namespace {
 
 struct EvalOptions {
-  std::string model, data, split, json_path, report_dir;
+  std::string model, data, split, json_path, report_dir, groups_file;
   int threads = 0;
   float threshold = std::nanf("");
   int tiles = 12;
@@ -122,6 +122,17 @@ int RunEval(const EvalOptions& opt) {
   }
   const Dataset& ds = *dataset;
   for (const std::string& w : ds.warnings) std::fprintf(stderr, "warning: %s\n", w.c_str());
+  // Bootstrap groups: --groups labels, else GroupKey (capture tags).
+  std::vector<std::string> part_of(ds.samples.size());
+  if (!opt.groups_file.empty()) {
+    auto labels = ReadGroupsFile(opt.groups_file, ds);
+    if (!labels.ok()) {
+      std::fprintf(stderr, "flawlens eval: %s\n", labels.status().ToString().c_str());
+      return 1;
+    }
+    part_of = std::move(*labels);
+  }
+  const std::string interval_note = AurocIntervalNote(opt.groups_file);
   const int workers = std::min(ResolveThreads(opt.threads), static_cast<int>(ds.samples.size()));
   auto detectors = MakeDetectors(*model, workers);
   if (!detectors.ok()) {
@@ -193,7 +204,8 @@ int RunEval(const EvalOptions& opt) {
       if (!scored[i].ok || !in_group(i, g)) continue;
       s.push_back(scored[i].score);
       l.push_back(ds.samples[i].defective);
-      parts.push_back(GroupKey(ds.samples[i].path));
+      parts.push_back(part_of[i].empty() ? "auto:" + GroupKey(ds.samples[i].path)
+                                         : "file:" + part_of[i]);
       if (ds.samples[i].defective) {
         ++r.defective;
         if (!ds.samples[i].mask_path.empty()) ++r.masks;
@@ -282,7 +294,7 @@ int RunEval(const EvalOptions& opt) {
                 Cell(r.pixel_auroc).c_str(), Cell(r.pro).c_str(), Cell(r.f1).c_str(),
                 Cell(r.recall).c_str(), Cell(r.fpr).c_str());
   }
-  std::printf("\n%s\n", kAurocIntervalNote);
+  std::printf("\n%s\n", interval_note.c_str());
   std::printf("best F1 %s at threshold %s", Cell(rows[0].best_f1).c_str(),
               Cell(rows[0].best_f1_threshold).c_str());
   if (std::isfinite(rows[0].pixel_auroc_tie_bound)) {
@@ -305,6 +317,7 @@ int RunEval(const EvalOptions& opt) {
                    {"masks", ds.num_masks()},
                    {"failed", failed}};
     j["metrics"] = RowJson(rows[0]);
+    j["image_auroc_ci95_note"] = interval_note;
     nlohmann::json per_type = nlohmann::json::object();
     for (size_t g = 1; g < rows.size(); ++g) per_type[rows[g].name] = RowJson(rows[g]);
     j["per_type"] = per_type;
@@ -343,6 +356,7 @@ int RunEval(const EvalOptions& opt) {
     rd.split = ds.split;
     rd.threshold = threshold;
     rd.rows = rows;
+    rd.interval_note = interval_note;
     rd.image_roc = image_roc;
     rd.pixel_roc = pixel_roc;
     rd.notes = notes;
@@ -408,6 +422,10 @@ void AddEvalCommand(CLI::App& app) {
   cmd->add_option("--threads", opt->threads, "worker threads, one Detector each (default: cores)");
   cmd->add_option("--threshold", opt->threshold, "override the model's threshold");
   cmd->add_option("--tiles", opt->tiles, "heatmaps per group in the report (default 12)");
+  cmd->add_option("--groups", opt->groups_file,
+                  "CSV of image,group: images of one group (e.g. one part under several lights) "
+                  "are drawn together by the AUROC interval's bootstrap; unlisted images keep the "
+                  "capture-tag rule");
   cmd->callback([opt] { ExitCode() = RunEval(*opt); });
 }
 

@@ -381,4 +381,12 @@ double PixelAccumulator::Pro(double max_fpr) const {
   return AreaUnderCurve(fpr, pro, max_fpr) / max_fpr;
 }
 
+std::string AurocIntervalNote(const std::string& groups_file) {
+  const std::string how =
+      groups_file.empty()
+          ? "files that differ only by a capture tag such as exp3_ are drawn together"
+          : "images given one group in " + groups_file + " are drawn together";
+  return "95% CI: bootstrap of the images (2000 resamples; " + how + ")";
+}
+
 }  // namespace flawlens::cli

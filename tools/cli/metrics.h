@@ -59,9 +59,9 @@ struct Interval {
 // together; empty `groups` = every image on its own. Deterministic for a
 // seed. NaN when either class is empty or the sizes differ.
 // How eval's table and report describe the interval.
-inline constexpr const char* kAurocIntervalNote =
-    "95% CI: bootstrap of the images (2000 resamples; files that differ only by a capture tag "
-    "such as exp3_ are drawn together)";
+// The legend of the interval (eval table and report); `groups_file` is
+// `flawlens eval --groups` (empty: the capture-tag rule of GroupKey).
+std::string AurocIntervalNote(const std::string& groups_file);
 Interval AurocBootstrap(const std::vector<float>& scores, const std::vector<bool>& labels,
                         const std::vector<std::string>& groups, double level = 0.95,
                         int resamples = 2000, uint32_t seed = 1);

@@ -203,7 +203,7 @@ std::string RenderReportHtml(const ReportData& d) {
   }
   o << "</table><p class=\"legend\">Per type: that type's images against all good images. "
     << "Pixel metrics over images with masks plus all good images; PRO as in MVTec AD. "
-    << kAurocIntervalNote << ".</p>\n";
+    << HtmlEscape(d.interval_note) << ".</p>\n";
 
   const double image_auc = d.rows.empty() ? kNaN : d.rows[0].image_auroc;
   const double pixel_auc = d.rows.empty() ? kNaN : d.rows[0].pixel_auroc;

@@ -15,7 +15,7 @@ struct MetricRow {
   std::string name;  // "all" or a defect type
   int good = 0, defective = 0, masks = 0;
   double image_auroc = kNaN, pixel_auroc = kNaN, pixel_auroc_tie_bound = kNaN, pro = kNaN;
-  Interval image_auroc_ci;  // 95 % bootstrap interval (AurocBootstrap, by GroupKey)
+  Interval image_auroc_ci;  // 95 % bootstrap interval (AurocBootstrap, by GroupKey or --groups)
   double f1 = kNaN, precision = kNaN, recall = kNaN, fpr = kNaN;
   double best_f1 = kNaN, best_f1_threshold = kNaN;
 };
@@ -36,6 +36,7 @@ struct ReportData {
   std::vector<ReportTile> defective_tiles;  // lowest scores first
   std::vector<ReportTile> good_tiles;       // highest scores first
   std::vector<std::string> notes;           // warnings, failed images
+  std::string interval_note;                // AurocIntervalNote(...)
 };
 
 std::string RenderReportHtml(const ReportData& data);
