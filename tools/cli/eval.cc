@@ -5,7 +5,8 @@
 // (where masks exist) and F1 at the model's threshold, overall and per defect
 // type. Per type = that type's images against all good images of the split.
 // Image AUROC comes with a 95 % bootstrap interval (AurocBootstrap): a small
-// split says little, and the interval says how little.
+// split says little, and the interval says how little. Captures of one part
+// are drawn together: by capture tag (GroupKey), or as `--groups FILE` says.
 // Pixel metrics: the anomaly map is upsampled bilinearly onto the image
 // (following map_rect) and compared with the mask; good images count as
 // all-negative; defective images without a mask file are left out of them.

@@ -58,13 +58,12 @@ struct Interval {
 // Images with the same `groups` entry (e.g. captures of one part) are drawn
 // together; empty `groups` = every image on its own. Deterministic for a
 // seed. NaN when either class is empty or the sizes differ.
-// How eval's table and report describe the interval.
-// The legend of the interval (eval table and report); `groups_file` is
-// `flawlens eval --groups` (empty: the capture-tag rule of GroupKey).
-std::string AurocIntervalNote(const std::string& groups_file);
 Interval AurocBootstrap(const std::vector<float>& scores, const std::vector<bool>& labels,
                         const std::vector<std::string>& groups, double level = 0.95,
                         int resamples = 2000, uint32_t seed = 1);
+// The legend of eval's interval (table and report); `groups_file` is
+// `flawlens eval --groups` (empty: the capture-tag rule of GroupKey).
+std::string AurocIntervalNote(const std::string& groups_file);
 
 struct F1Score {
   double f1 = 0, precision = 0, recall = 0;

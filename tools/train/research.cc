@@ -78,13 +78,17 @@ torch::Tensor ToMapRes(torch::Tensor m, int64_t mh, int64_t mw) {
   return m;
 }
 
+// z = W x + b per cell (N x C x H x W).
+torch::Tensor Whiten(const Gauss& g, const torch::Tensor& feats) {
+  const int64_t c = feats.size(1);
+  return F::conv2d(feats, g.w.view({c, c, 1, 1}), F::Conv2dFuncOptions().bias(g.b));
+}
+
 torch::Tensor Mahalanobis(const Gauss& g, const torch::Tensor& feats, int64_t mh, int64_t mw) {
   torch::NoGradGuard ng;
-  int64_t c = feats.size(1);
   std::vector<torch::Tensor> out;
   for (int64_t i = 0; i < feats.size(0); i += 16) {
-    torch::Tensor f = feats.slice(0, i, std::min(feats.size(0), i + 16));
-    torch::Tensor z = F::conv2d(f, g.w.view({c, c, 1, 1}), F::Conv2dFuncOptions().bias(g.b));
+    torch::Tensor z = Whiten(g, feats.slice(0, i, std::min(feats.size(0), i + 16)));
     out.push_back(ToMapRes((z * z).sum(1, true), mh, mw));
   }
   return torch::cat(out);
@@ -102,8 +106,7 @@ torch::Tensor SelfMatch(const Gauss& g, const torch::Tensor& feats, int excl, in
                        ((cols.view({-1, 1}) - cols.view({1, -1})).abs() <= excl);
   std::vector<torch::Tensor> out;
   for (int64_t i = 0; i < feats.size(0); ++i) {
-    torch::Tensor z = F::conv2d(feats.slice(0, i, i + 1), g.w.view({c, c, 1, 1}),
-                                F::Conv2dFuncOptions().bias(g.b))
+    torch::Tensor z = Whiten(g, feats.slice(0, i, i + 1))
                           .view({c, n})
                           .t()
                           .contiguous();
@@ -225,48 +228,41 @@ torch::Tensor LocalGlobal(const torch::Tensor& fit_cells, const torch::Tensor& c
 
 
 // PaDiM-style density per map position (session 6): the features are whitened
-// by the shared Gaussian; each position p gets its own mean (and, if `full`,
-// its own covariance) fitted on the k x k neighbourhood of positions of every
-// fit image (and its mirror image if `flip`). Returns the squared distance
-// per cell at map resolution.
-torch::Tensor PositionDensity(const Gauss& g, const torch::Tensor& fit_feats,
-                              const std::vector<torch::Tensor>& score_feats, std::vector<torch::Tensor>* out,
-                              int k, bool full, bool flip, int64_t mh, int64_t mw) {
+// by the shared Gaussian; each position gets its own mean (and, if `full`, its
+// own covariance) from the k x k neighbourhood of positions of every fit image
+// (and of its mirror image if `flip`). Appends, per entry of `score_feats`, the
+// squared distance per cell at map resolution to `out`.
+void PositionDensity(const Gauss& g, const torch::Tensor& fit_feats,
+                     const std::vector<torch::Tensor>& score_feats, int k, bool full, bool flip,
+                     int64_t mh, int64_t mw, std::vector<torch::Tensor>* out) {
   torch::NoGradGuard ng;
   const int64_t c = fit_feats.size(1);
-  auto whiten = [&](const torch::Tensor& f) {
-    std::vector<torch::Tensor> parts;
-    for (int64_t i = 0; i < f.size(0); i += 16) {
-      torch::Tensor x = f.slice(0, i, std::min(f.size(0), i + 16));
-      parts.push_back(F::conv2d(x, g.w.view({c, c, 1, 1}), F::Conv2dFuncOptions().bias(g.b)));
-    }
-    return torch::cat(parts);
-  };
-  torch::Tensor z = whiten(fit_feats);
+  torch::Tensor z = Whiten(g, fit_feats);
   if (flip) z = torch::cat({z, z.flip({3})});
   const int64_t n = z.size(0), h = z.size(2), w = z.size(3), p = h * w, kk = int64_t(k) * k;
-  torch::Tensor zp = k > 1 ? F::pad(z, F::PadFuncOptions({k / 2, k / 2, k / 2, k / 2}).mode(torch::kReplicate)) : z;
-  torch::Tensor u = F::unfold(zp, F::UnfoldFuncOptions({k, k})).view({n, c, kk, p});  // n, c, kk, p
+  if (k > 1) z = F::pad(z, F::PadFuncOptions({k / 2, k / 2, k / 2, k / 2}).mode(torch::kReplicate));
+  torch::Tensor u = F::unfold(z, F::UnfoldFuncOptions({k, k})).view({n, c, kk, p});
   torch::Tensor mu = torch::empty({p, c}), linv = full ? torch::empty({p, c, c}) : torch::Tensor();
-  const int64_t m = n * kk;
+  const int64_t m = n * kk;  // samples per position
   for (int64_t p0 = 0; p0 < p; p0 += 256) {
     const int64_t p1 = std::min(p, p0 + 256);
-    torch::Tensor s = u.slice(3, p0, p1).permute({3, 0, 2, 1}).reshape({p1 - p0, m, c}).to(torch::kFloat64);
+    torch::Tensor s =
+        u.slice(3, p0, p1).permute({3, 0, 2, 1}).reshape({p1 - p0, m, c}).to(torch::kFloat64);
     torch::Tensor mean = s.mean(1);
     mu.slice(0, p0, p1).copy_(mean);
     if (!full) continue;
     torch::Tensor d = s - mean.unsqueeze(1);
     torch::Tensor cov = d.transpose(1, 2).bmm(d) / double(m - 1);
-    torch::Tensor tr = cov.diagonal(0, 1, 2).mean(1).view({-1, 1, 1});
-    cov = cov + (0.01 * tr + 1e-6) * torch::eye(c, torch::kFloat64).unsqueeze(0);
-    torch::Tensor l = torch::linalg::cholesky(cov);
-    torch::Tensor eye = torch::eye(c, torch::kFloat64).unsqueeze(0).expand({p1 - p0, c, c});
-    linv.slice(0, p0, p1).copy_(torch::linalg::solve_triangular(l, eye, /*upper=*/false, /*left=*/true, /*unitriangular=*/false));
+    torch::Tensor eye = torch::eye(c, torch::kFloat64).unsqueeze(0);
+    cov = cov + (0.01 * cov.diagonal(0, 1, 2).mean(1).view({-1, 1, 1}) + 1e-6) * eye;
+    linv.slice(0, p0, p1).copy_(torch::linalg::solve_triangular(
+        torch::linalg::cholesky(cov), eye.expand({p1 - p0, c, c}), /*upper=*/false,
+        /*left=*/true, /*unitriangular=*/false));
   }
   for (const torch::Tensor& f : score_feats) {
     std::vector<torch::Tensor> maps;
     for (int64_t i = 0; i < f.size(0); i += 16) {
-      torch::Tensor x = whiten(f.slice(0, i, std::min(f.size(0), i + 16)));
+      torch::Tensor x = Whiten(g, f.slice(0, i, std::min(f.size(0), i + 16)));
       const int64_t b = x.size(0);
       torch::Tensor d = x.view({b, c, p}).permute({0, 2, 1}) - mu.unsqueeze(0);  // b, p, c
       if (full) d = torch::einsum("pij,bpj->bpi", {linv, d});
@@ -274,8 +270,8 @@ torch::Tensor PositionDensity(const Gauss& g, const torch::Tensor& fit_feats,
     }
     out->push_back(torch::cat(maps));
   }
-  return mu;
 }
+
 }  // namespace
 
 double DensityCurvePoint(FlawNet& net, const ResearchData& d) {
@@ -305,15 +301,9 @@ void RunResearch(FlawNet& net, const ResearchData& d) {
   // Session 6: =calib calibrates on the held-out images plus the training
   // images the densities are not fitted on; =fitall fits on every training image.
   std::vector<torch::Tensor> fit_x = *d.fit_x, hold_x = *d.hold_x;
-  if ((what == "calib" || what == "fitall") && d.train_x) {
-    const size_t n = d.train_x->size(), n_fit = std::min<size_t>(n, 200);
-    std::vector<bool> in_fit(n, false);
-    for (size_t i = 0; i < n_fit; ++i) in_fit[i * n / n_fit] = true;
-    for (size_t i = 0; i < n; ++i) {
-      if (in_fit[i]) continue;
-      if (what == "calib") hold_x.push_back((*d.train_x)[i]);
-      else fit_x.push_back((*d.train_x)[i]);
-    }
+  if ((what == "calib" || what == "fitall") && d.rest_x) {
+    std::vector<torch::Tensor>& to = what == "calib" ? hold_x : fit_x;
+    to.insert(to.end(), d.rest_x->begin(), d.rest_x->end());
     std::fprintf(stderr, "research: %zu fit, %zu calibration images\n", fit_x.size(), hold_x.size());
   }
   TapSet fit = ComputeTaps(net, fit_x);
@@ -483,8 +473,8 @@ void RunResearch(FlawNet& net, const ResearchData& d) {
       std::fprintf(stderr, "research: %s...\n", name.c_str());
       Gauss g = Fit(Feature(fit, v.feat));
       std::vector<torch::Tensor> maps;
-      PositionDensity(g, Feature(fit, v.feat), {Feature(hold, v.feat), Feature(val, v.feat)}, &maps, v.k,
-                      v.full, v.flip, mh, mw);
+      PositionDensity(g, Feature(fit, v.feat), {Feature(hold, v.feat), Feature(val, v.feat)}, v.k,
+                      v.full, v.flip, mh, mw, &maps);
       standardise(name, maps[0], maps[1]);
       evaluate(name, {{name, 1.0f}});
       evaluate("seg + " + name, {{"seg", 0.35f}, {name, 1.0f}});

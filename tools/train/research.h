@@ -21,10 +21,10 @@ struct ResearchData {
   const std::vector<std::string>* types;
   const std::vector<torch::Tensor>* masks;  // map resolution, undefined if none
   int map_h, map_w;
-  // Every training image (fit_x is an evenly spaced subset of at most 200):
-  // =calib adds the ones not in fit_x to the calibration images, =fitall fits
-  // the densities on all of them.
-  const std::vector<torch::Tensor>* train_x = nullptr;
+  // The training images that are not in fit_x (fit_x is an evenly spaced
+  // subset of at most 200): =calib adds them to the calibration images,
+  // =fitall to the fit images.
+  const std::vector<torch::Tensor>* rest_x = nullptr;
 };
 
 void RunResearch(FlawNet& net, const ResearchData& data);

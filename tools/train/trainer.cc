@@ -764,19 +764,24 @@ Status RunTraining(const TrainOptions& opt) {
   const double trained_s = Seconds(train_start);
   ema->eval();
   // The densities are fitted on at most 200 training images, evenly spaced.
-  std::vector<torch::Tensor> fit_x, fit_valid;
+  std::vector<torch::Tensor> fit_x, fit_valid, rest_x;  // rest_x: research only
   {
     size_t n_fit = std::min<size_t>(train_x.size(), 200);
-    for (size_t i = 0; i < n_fit; ++i) {
-      fit_x.push_back(train_x[i * train_x.size() / n_fit]);
-      fit_valid.push_back(train_valid[i * train_x.size() / n_fit]);
+    for (size_t i = 0, next = 0; i < train_x.size(); ++i) {
+      if (next < n_fit && i == next * train_x.size() / n_fit) {
+        fit_x.push_back(train_x[i]);
+        fit_valid.push_back(train_valid[i]);
+        ++next;
+      } else {
+        rest_x.push_back(train_x[i]);
+      }
     }
   }
   // Research hooks (METHOD.md): save the network; compare density variants.
   if (const char* save = std::getenv("FLAWLENS_TRAIN_SAVE_NET")) torch::save(ema, save);
   if (std::getenv("FLAWLENS_TRAIN_RESEARCH") && val.has_defects) {
     RunResearch(ema, ResearchData{&fit_x, &hold_x, &val.inputs, &val.defective, &val.types,
-                                  &val.masks, map_h, map_w, &train_x});
+                                  &val.masks, map_h, map_w, &rest_x});
   }
 
   // ---- 4. density branch: Gaussian of the features of the training images ----
