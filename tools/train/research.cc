@@ -226,7 +226,6 @@ torch::Tensor LocalGlobal(const torch::Tensor& fit_cells, const torch::Tensor& c
   return (z * zg).sum(2).view({n, 1, h, w}).to(torch::kFloat32);
 }
 
-
 // PaDiM-style density per map position (session 6): the features are whitened
 // by the shared Gaussian; each position gets its own mean (and, if `full`, its
 // own covariance) from the k x k neighbourhood of positions of every fit image
@@ -325,9 +324,16 @@ void RunResearch(FlawNet& net, const ResearchData& d) {
     float m = h.mean().item<float>(), s = std::max(1e-6f, h.std().item<float>());
     branch[name] = {(h - m) / s, (v - m) / s};
   };
+  // The Gaussian of each feature map of the fit images, fitted once.
+  std::map<std::string, Gauss> fitted;
+  auto gauss = [&](const std::string& f) -> const Gauss& {
+    auto it = fitted.find(f);
+    if (it == fitted.end()) it = fitted.emplace(f, Fit(Feature(fit, f))).first;
+    return it->second;
+  };
   standardise("seg", hold.seg, val.seg);
   for (const char* f : {"f2dec", "e1", "avg17:f2dec", "gsr:f2dec"}) {
-    Gauss g = Fit(Feature(fit, f));
+    const Gauss& g = gauss(f);
     standardise(f, Mahalanobis(g, Feature(hold, f), mh, mw), Mahalanobis(g, Feature(val, f), mh, mw));
   }
   {
@@ -337,7 +343,7 @@ void RunResearch(FlawNet& net, const ResearchData& d) {
   }
   for (const char* f : {"f2dec", "e1"}) {
     if (!self_nn) break;
-    Gauss g = Fit(Feature(fit, f));
+    const Gauss& g = gauss(f);
     for (int excl : {2, 6}) {
       if (std::string(f) == "e1" && excl == 2) continue;
       std::string name = std::string("self") + std::to_string(excl) + ":" + f;
@@ -451,7 +457,7 @@ void RunResearch(FlawNet& net, const ResearchData& d) {
     TapSet holdf = ComputeTaps(net, mirrored(hold_x)), valf = ComputeTaps(net, mirrored(*d.val_x));
     standardise("tta:seg", 0.5 * (hold.seg + holdf.seg.flip({3})), 0.5 * (val.seg + valf.seg.flip({3})));
     for (const char* f : {"f2dec", "e1"}) {
-      Gauss g = Fit(Feature(fit, f));
+      const Gauss& g = gauss(f);
       torch::Tensor h = 0.5 * (Mahalanobis(g, Feature(hold, f), mh, mw) +
                                Mahalanobis(g, Feature(holdf, f), mh, mw).flip({3}));
       torch::Tensor v = 0.5 * (Mahalanobis(g, Feature(val, f), mh, mw) +
@@ -471,9 +477,8 @@ void RunResearch(FlawNet& net, const ResearchData& d) {
                               {"e1", 5, true, true}}) {
       std::string name = std::string(v.full ? "pg" : "pm") + std::to_string(v.k) + (v.flip ? "f" : "") + ":" + v.feat;
       std::fprintf(stderr, "research: %s...\n", name.c_str());
-      Gauss g = Fit(Feature(fit, v.feat));
       std::vector<torch::Tensor> maps;
-      PositionDensity(g, Feature(fit, v.feat), {Feature(hold, v.feat), Feature(val, v.feat)}, v.k,
+      PositionDensity(gauss(v.feat), Feature(fit, v.feat), {Feature(hold, v.feat), Feature(val, v.feat)}, v.k,
                       v.full, v.flip, mh, mw, &maps);
       standardise(name, maps[0], maps[1]);
       evaluate(name, {{name, 1.0f}});
