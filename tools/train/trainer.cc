@@ -116,29 +116,6 @@ torch::Tensor NormaliseSample(const FloatImage& img, const PreprocessConfig& mod
 
 // ---- training batches (produced on a separate thread) -----------------------
 
-// Research (session 7): the batch's normal cells define a Gaussian of the
-// density features; synthetic-anomaly cells should lie beyond its 99th
-// percentile of squared Mahalanobis distance by a margin (log scale).
-torch::Tensor DensityMarginLoss(const torch::Tensor& features, const torch::Tensor& y, double* avg) {
-  const int64_t f = features.size(1);
-  torch::Tensor x = features.permute({0, 2, 3, 1}).reshape({-1, f});
-  torch::Tensor yy = y.reshape({-1});
-  torch::Tensor xn = x.index({yy < 0.05f}), xa = x.index({yy > 0.5f});
-  if (xn.size(0) < 4 * f || xa.size(0) < 8) return torch::zeros({}, features.options());
-  torch::Tensor mu = xn.mean(0, true);
-  torch::Tensor cn = xn - mu;
-  torch::Tensor cov = cn.t().mm(cn) / double(xn.size(0) - 1);
-  cov = cov + torch::eye(f) * (0.01 * cov.diagonal().mean() + 1e-4);
-  torch::Tensor inv = torch::linalg::inv(cov);
-  torch::Tensor dn = (cn.mm(inv) * cn).sum(1);
-  torch::Tensor ca = xa - mu;
-  torch::Tensor da = (ca.mm(inv) * ca).sum(1);
-  torch::Tensor q = std::get<0>(dn.detach().kthvalue(std::max<int64_t>(1, int64_t(0.99 * dn.size(0)))));
-  torch::Tensor l = torch::softplus(torch::log(q + 1e-6) + 1.0 - torch::log(da + 1e-6)).mean();
-  *avg = 0.98 * *avg + 0.02 * l.item<double>();
-  return l;
-}
-
 struct Batch {
   torch::Tensor x, y;
 };
@@ -153,12 +130,9 @@ class BatchMaker {
     int n = opt_->batch;
     torch::Tensor x = torch::empty({n, cfg_->channels, crop_h_, crop_w_});
     torch::Tensor y = torch::empty({n, 1, crop_h_ / 4, crop_w_ / 4});
-    static const bool pairs = std::getenv("FLAWLENS_TRAIN_PAIRS") != nullptr;  // research
-    int pick = 0;
     for (int i = 0; i < n; ++i) {
-      if (!pairs || i % 2 == 0)
-        pick = std::uniform_int_distribution<int>(0, int(images_->size()) - 1)(rng_);
-      const FloatImage& src = (*images_)[pick];
+      const FloatImage& src = (*images_)[std::uniform_int_distribution<int>(
+          0, int(images_->size()) - 1)(rng_)];
       FloatImage img = RandomCrop(src);
       std::vector<float> mask(size_t(img.h) * img.w, 0.0f);
       if (std::uniform_real_distribution<float>(0, 1)(rng_) < opt_->anomaly_prob) {
@@ -718,14 +692,6 @@ Status RunTraining(const TrainOptions& opt) {
     for (size_t i = 0; i < 100 && i < train_x.size(); ++i)
       curve_fit.push_back(train_x[i * train_x.size() / std::min<size_t>(100, train_x.size())]);
   }
-  // Research hook: a differentiable density loss beside the seg BCE (METHOD.md, session 7).
-  const double dloss_w = std::getenv("FLAWLENS_TRAIN_DLOSS") ? std::atof(std::getenv("FLAWLENS_TRAIN_DLOSS")) : 0.0;
-  double dloss_avg = 0;
-  const double pair_w = std::getenv("FLAWLENS_TRAIN_PAIRS") ? std::atof(std::getenv("FLAWLENS_TRAIN_PAIRS")) : 0.0;
-  double pair_avg = 0;
-  torch::nn::Sequential proj(torch::nn::Linear(net->feature_channels(), 64), torch::nn::ReLU(),
-                             torch::nn::Linear(64, 32));
-  torch::optim::Adam proj_optim(proj->parameters(), torch::optim::AdamOptions(opt.lr));
   int step = 0;
   double loss_avg = 0;
   double next_val = opt.val_every, last_print = -100;
@@ -748,25 +714,9 @@ Status RunTraining(const TrainOptions& opt) {
       Batch b = queue.Pop();
       NetOutputs o = net->forward(b.x);
       torch::Tensor loss = torch::binary_cross_entropy_with_logits(o.seg, b.y);
-      if (dloss_w > 0) loss = loss + dloss_w * DensityMarginLoss(o.features, b.y, &dloss_avg);
-      if (pair_w > 0) {
-        // Research: InfoNCE between the two crops of one image (crops 2k, 2k+1).
-        torch::Tensor e = torch::nn::functional::normalize(
-            proj->forward(o.features.mean({2, 3})), torch::nn::functional::NormalizeFuncOptions().dim(1));
-        const int64_t nb = e.size(0) / 2 * 2;
-        e = e.slice(0, 0, nb);
-        torch::Tensor sim = e.mm(e.t()) / 0.2;
-        sim = sim - torch::eye(nb) * 1e4;
-        torch::Tensor target = torch::arange(nb) ^ 1;
-        torch::Tensor pl = torch::nn::functional::cross_entropy(sim, target);
-        pair_avg = 0.98 * pair_avg + 0.02 * pl.item<double>();
-        loss = loss + pair_w * pl;
-      }
       optim.zero_grad();
-      if (pair_w > 0) proj_optim.zero_grad();
       loss.backward();
       optim.step();
-      if (pair_w > 0) proj_optim.step();
       ++step;
       EmaUpdate(ema, net, step < 100 ? 0.9f : 0.995f);
       float lv = loss.item<float>();
@@ -787,8 +737,6 @@ Status RunTraining(const TrainOptions& opt) {
         std::snprintf(buf, sizeof(buf), " | val AUROC %.3f", a);
         last_val = buf;
         if (!tty || opt.quiet) std::fprintf(stderr, "  step %d (%s): val image AUROC %.3f (seg, max)\n", step, FormatTime(t).c_str(), a);
-        if (dloss_w > 0) std::fprintf(stderr, "  density margin loss %.4f\n", dloss_avg);
-        if (pair_w > 0) std::fprintf(stderr, "  pair loss %.4f (chance %.3f)\n", pair_avg, std::log(double(opt.batch - 1)));
         next_val = t + opt.val_every;
       }
       if (curve_every > 0 && t >= next_curve) {
