@@ -628,6 +628,17 @@ Status RunTraining(const TrainOptions& opt) {
     auto ep = ema->parameters(), np = net->parameters();
     for (size_t i = 0; i < ep.size(); ++i) ep[i].copy_(np[i]);
   }
+  // Research hook: start training from saved weights (e.g. pretrained on generated images).
+  if (const char* init = std::getenv("FLAWLENS_TRAIN_INIT_NET")) {
+    try {
+      torch::load(net, init);
+      torch::load(ema, init);
+    } catch (const c10::Error& e) {
+      return MakeError(ErrorCode::kInvalidArgument, "FLAWLENS_TRAIN_INIT_NET=%s: %s", init,
+                       e.what_without_backtrace());
+    }
+    std::fprintf(stderr, "initialised the network from %s\n", init);
+  }
   const double gflops = 2.0 * CountMacs(net, in_h, in_w) / 1e9;
   std::fprintf(stderr,
                "flawlens train: %zu training + %zu held-out good images (%zu skipped), "
