@@ -4,6 +4,7 @@
 #include <torch/torch.h>
 
 #include <cmath>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <random>
@@ -320,6 +321,62 @@ TEST(TrainEndToEnd, TinyDatasetTrainsExportsAndDetects) {
   }
   fs::remove_all(root);
  }
+}
+
+// `--steps N --seed S` is a repeatable run: exactly N steps, and a second run
+// with the same options writes the same model (the card's creation time and
+// timings aside): the same calibration and, bit for bit, the same map of a
+// val image. Another seed gives another model. Auto threads mean one thread
+// here (LibTorch's float sums depend on the thread count).
+TEST(TrainEndToEnd, StepsAndSeedRepeatTheRun) {
+  fs::path root = MakeTinyDataset();
+  auto bytes = cli::ReadFileBytes((root / "val/spot/d0.png").string());
+  ASSERT_TRUE(bytes.ok());
+  struct Run {
+    Calibration cal;
+    std::vector<float> map;
+    nlohmann::json card;
+  };
+  auto train = [&](int seed, const std::string& name) -> Run {
+    train::TrainOptions opt = TinyTrainOptions(root);
+    opt.out = (root / name).string();
+    opt.steps = 25;
+    opt.seed = seed;
+    opt.minutes = 0.05;  // the step count, not the budget, decides
+    Status st = train::RunTraining(opt);
+    EXPECT_TRUE(st.ok()) << st.ToString();
+    auto loaded = cli::LoadModelFile(opt.out);
+    if (!loaded.ok()) {
+      ADD_FAILURE() << loaded.status().ToString();
+      return {};
+    }
+    auto det = Detector::Create(loaded->bytes.data(), loaded->bytes.size());
+    if (!det.ok()) {
+      ADD_FAILURE() << det.status().ToString();
+      return {};
+    }
+    auto r = (*det)->DetectEncoded(bytes->data(), bytes->size());
+    if (!r.ok()) {
+      ADD_FAILURE() << r.status().ToString();
+      return {};
+    }
+    return {loaded->model->calibration, (*r)->map, nlohmann::json::parse(loaded->model->card_json)};
+  };
+  Run a = train(5, "a.flawlens"), b = train(5, "b.flawlens"), c = train(6, "c.flawlens");
+  ASSERT_FALSE(a.map.empty());
+  ASSERT_EQ(a.map.size(), b.map.size());
+  ASSERT_EQ(a.map.size(), c.map.size());
+  EXPECT_EQ(a.card["metrics"]["steps"], 25);
+  EXPECT_EQ(c.card["metrics"]["steps"], 25);
+  EXPECT_EQ(a.cal.offset, b.cal.offset);
+  EXPECT_EQ(a.cal.scale, b.cal.scale);
+  EXPECT_EQ(a.cal.threshold, b.cal.threshold);
+  EXPECT_EQ(0, std::memcmp(a.map.data(), b.map.data(), a.map.size() * sizeof(float)));
+  size_t differ = 0;
+  for (size_t i = 0; i < a.map.size(); ++i) differ += a.map[i] != c.map[i];
+  EXPECT_GT(differ, a.map.size() / 2);
+  EXPECT_NE(a.cal.offset, c.cal.offset);
+  fs::remove_all(root);
 }
 
 // Training images of different sizes: `--fit auto` keeps one pixel scale

@@ -17,7 +17,11 @@ void AddTrainCommand(CLI::App& app) {
   cmd->add_option("--out,-o", opt->out, "Model file to write")->required();
   cmd->add_option("--minutes", opt->minutes, "Total time budget in minutes")
       ->capture_default_str()->check(CLI::Range(0.05, 1440.0));
-  cmd->add_option("--seed", opt->seed, "Random seed")->capture_default_str();
+  cmd->add_option("--steps", opt->steps,
+                  "Train exactly N steps instead of for --minutes: the same --seed, --steps and "
+                  "--threads give the same model, bit for bit (auto threads = 1 here)")
+      ->check(CLI::Range(1, 100000000));
+  cmd->add_option("--seed", opt->seed, "Random seed (a repeatable run also needs --steps)")->capture_default_str();
   cmd->add_option("--sensitivity", opt->sensitivity,
                   "0..1; higher flags more images (threshold = 6*(1-s) std above held-out good)")
       ->capture_default_str()->check(CLI::Range(0.0, 1.0));
@@ -73,7 +77,7 @@ void AddTrainCommand(CLI::App& app) {
   cmd->add_option("--val-split", opt->val_split, "Split for validation metrics (default val, else test)");
   cmd->add_option("--threads", opt->threads,
                   "LibTorch threads (a data thread runs besides); 0 = auto: 1 or all cores, "
-                  "whichever steps faster, re-timed every minute")
+                  "whichever steps faster, re-timed every minute (1 with --steps)")
       ->capture_default_str()->check(CLI::Range(0, 64));
   cmd->add_option("--name", opt->name, "Model name for the card (default: folder name)");
   cmd->add_option("--synth-patch", opt->synth.patch, "Weight of pasted-patch anomalies")->capture_default_str();

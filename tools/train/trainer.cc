@@ -355,7 +355,10 @@ void EmaUpdate(FlawNet& ema, FlawNet& net, float decay) {
 Status RunTraining(const TrainOptions& opt) {
   const Clock::time_point t0 = Clock::now();
   const double budget = opt.minutes * 60.0;
-  if (opt.threads > 0) torch::set_num_threads(opt.threads);
+  // A step-counted run is meant to be repeatable, and LibTorch's float sums
+  // depend on the thread count: auto then means one thread, not the tuner.
+  const int fixed_threads = opt.threads > 0 ? opt.threads : opt.steps > 0 ? 1 : 0;
+  if (fixed_threads > 0) torch::set_num_threads(fixed_threads);
   torch::manual_seed(opt.seed);
   g_interrupted = false;
   auto old_handler = std::signal(SIGINT, OnSigint);
@@ -640,15 +643,20 @@ Status RunTraining(const TrainOptions& opt) {
     std::fprintf(stderr, "initialised the network from %s\n", init);
   }
   const double gflops = 2.0 * CountMacs(net, in_h, in_w) / 1e9;
+  char length[48];
+  if (opt.steps > 0)
+    std::snprintf(length, sizeof(length), "%d steps", opt.steps);
+  else
+    std::snprintf(length, sizeof(length), "budget %.1f min", opt.minutes);
   std::fprintf(stderr,
                "flawlens train: %zu training + %zu held-out good images (%zu skipped), "
-               "input %dx%dx%d (%s, %s), map %dx%d, ~%.2f GFLOP/frame, budget %.1f min\n",
+               "input %dx%dx%d (%s, %s), map %dx%d, ~%.2f GFLOP/frame, %s\n",
                train_imgs.size(), hold_imgs.size(), skipped.size(), in_w, in_h, channels,
                opt.norm.c_str(),
                scale_mode ? ("fixed pixel scale " + std::to_string(pixel_scale).substr(0, 5) +
                              ", mirror-padded").c_str()
                           : "stretched",
-               map_w, map_h, gflops, opt.minutes);
+               map_w, map_h, gflops, length);
   if (val.has_defects)
     std::fprintf(stderr, "validation: %zu images from the dataset's held-out split\n",
                  val.inputs.size());
@@ -684,6 +692,7 @@ Status RunTraining(const TrainOptions& opt) {
   json metrics;
   const Clock::time_point train_start = Clock::now();
   double train_time = std::max(5.0, budget - Seconds(t0) - tail);
+  bool load_only = false;
   // Research hook: reuse a saved network instead of training.
   if (const char* load = std::getenv("FLAWLENS_TRAIN_LOAD_NET")) {
     try {
@@ -693,6 +702,7 @@ Status RunTraining(const TrainOptions& opt) {
                        e.what_without_backtrace());
     }
     train_time = 0;
+    load_only = true;
     std::fprintf(stderr, "loaded network weights from %s (no training)\n", load);
   }
   // Research hook: the density branch's val AUROC every N seconds of training.
@@ -712,14 +722,14 @@ Status RunTraining(const TrainOptions& opt) {
     // Auto: between 1 thread and all cores but the data thread's (at least 2).
     const int hw = int(std::thread::hardware_concurrency());
     std::optional<ThreadTuner> tuner;
-    if (opt.threads == 0)
+    if (fixed_threads == 0)
       tuner.emplace(std::max(2, hw - 1), 60.0, 25, [](int n) { torch::set_num_threads(n); });
     net->train();
     while (!g_interrupted) {
       double t = Seconds(train_start);
-      if (t >= train_time) break;
+      if (load_only || (opt.steps > 0 ? step >= opt.steps : t >= train_time)) break;
       const double step_start = t;
-      double frac = t / train_time;
+      double frac = opt.steps > 0 ? double(step) / opt.steps : t / train_time;
       double lr = opt.lr * (frac < 0.03 ? frac / 0.03 : 0.5 * (1 + std::cos(M_PI * frac)));
       for (auto& g : optim.param_groups()) static_cast<torch::optim::AdamOptions&>(g.options()).lr(lr);
       Batch b = queue.Pop();
@@ -738,7 +748,8 @@ Status RunTraining(const TrainOptions& opt) {
       }
       loss_avg = step == 1 ? lv : 0.98 * loss_avg + 0.02 * lv;
       t = Seconds(train_start);
-      if (val.has_defects && opt.val_every > 0 && t >= next_val && t + val_cost < train_time) {
+      if (val.has_defects && opt.val_every > 0 && t >= next_val &&
+          (opt.steps > 0 || t + val_cost < train_time)) {
         ema->eval();
         torch::Tensor seg = RunSeg(ema, pval_x);
         std::vector<float> s = ReduceScores(OnImage(seg, pval_on), "max", opt.topk);
@@ -761,10 +772,12 @@ Status RunTraining(const TrainOptions& opt) {
       }
       if (!opt.quiet && (tty ? t - last_print >= 0.5 : t - last_print >= 30)) {
         last_print = t;
-        int bar = int(30 * std::min(1.0, t / train_time));
+        const double done = opt.steps > 0 ? double(step) / opt.steps : t / train_time;
+        const double left = opt.steps > 0 ? t / step * (opt.steps - step) : train_time - t;
+        int bar = int(30 * std::min(1.0, done));
         std::fprintf(stderr, "%s[%s%s] %3d%% ETA %s | step %d | loss %.4f%s%s", tty ? "\r" : "",
                      std::string(bar, '#').c_str(), std::string(30 - bar, '.').c_str(),
-                     int(100 * t / train_time), FormatTime(train_time - t + tail).c_str(), step,
+                     int(100 * done), FormatTime(left + tail).c_str(), step,
                      loss_avg, last_val.c_str(), tty ? "   " : "\n");
         std::fflush(stderr);
       }

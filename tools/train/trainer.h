@@ -16,6 +16,9 @@ struct TrainOptions {
   std::string data;          // folder dataset or flat folder of good images
   std::string out;           // model file to write
   double minutes = 10;       // total wall-time budget (load + train + calibrate)
+  int steps = 0;             // > 0: train exactly this many steps instead of for a time
+                             // budget: the same seed, steps and threads give the same model
+                             // bit for bit (threads 0 then means 1: float sums depend on it)
   int seed = 1;
   // Network input: `size` is the side of a square of the same area; the
   // aspect ratio follows the median of the training images (multiples of 8).
@@ -54,7 +57,8 @@ struct TrainOptions {
   bool flips = true;         // flip augmentation (and mirror-symmetric calibration)
   double val_every = 180;    // seconds between validation AUROC reports
   int threads = 0;           // LibTorch threads (plus one data thread); 0 = auto:
-                             // 1 or more, whichever steps faster (re-timed every minute)
+                             // 1 or more, whichever steps faster (re-timed every minute);
+                             // 1 when steps > 0
   std::string val_split;     // split used for validation metrics ("" = val, else test)
   std::string name;          // model card name (default: folder name)
   bool quiet = false;
