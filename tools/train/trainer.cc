@@ -1147,9 +1147,13 @@ Status RunTraining(const TrainOptions& opt) {
                {"holdout_images", hold_imgs.size()},
                {"gflops_per_frame", gflops},
                {"seed", opt.seed},
-               {"minutes", opt.minutes},
                {"interrupted", g_interrupted.load()},
                {"metrics", metrics}};
+  // What decided the training length: a step count (repeatable) or a time budget.
+  if (opt.steps > 0)
+    card["steps"] = opt.steps;
+  else
+    card["minutes"] = opt.minutes;
   spec.card_json = card.dump();
   std::vector<uint8_t> bytes = WriteModel(spec);
   {
