@@ -701,7 +701,6 @@ Status RunTraining(const TrainOptions& opt) {
       return MakeError(ErrorCode::kInvalidArgument, "FLAWLENS_TRAIN_LOAD_NET=%s: %s", load,
                        e.what_without_backtrace());
     }
-    train_time = 0;
     load_only = true;
     std::fprintf(stderr, "loaded network weights from %s (no training)\n", load);
   }
@@ -724,12 +723,14 @@ Status RunTraining(const TrainOptions& opt) {
     std::optional<ThreadTuner> tuner;
     if (fixed_threads == 0)
       tuner.emplace(std::max(2, hw - 1), 60.0, 25, [](int n) { torch::set_num_threads(n); });
+    // The fraction of training done: of the steps, or of the time budget.
+    auto progress = [&](double t) { return opt.steps > 0 ? double(step) / opt.steps : t / train_time; };
     net->train();
     while (!g_interrupted) {
       double t = Seconds(train_start);
-      if (load_only || (opt.steps > 0 ? step >= opt.steps : t >= train_time)) break;
+      if (load_only || progress(t) >= 1) break;
       const double step_start = t;
-      double frac = opt.steps > 0 ? double(step) / opt.steps : t / train_time;
+      double frac = progress(t);
       double lr = opt.lr * (frac < 0.03 ? frac / 0.03 : 0.5 * (1 + std::cos(M_PI * frac)));
       for (auto& g : optim.param_groups()) static_cast<torch::optim::AdamOptions&>(g.options()).lr(lr);
       Batch b = queue.Pop();
@@ -772,7 +773,7 @@ Status RunTraining(const TrainOptions& opt) {
       }
       if (!opt.quiet && (tty ? t - last_print >= 0.5 : t - last_print >= 30)) {
         last_print = t;
-        const double done = opt.steps > 0 ? double(step) / opt.steps : t / train_time;
+        const double done = progress(t);
         const double left = opt.steps > 0 ? t / step * (opt.steps - step) : train_time - t;
         int bar = int(30 * std::min(1.0, done));
         std::fprintf(stderr, "%s[%s%s] %3d%% ETA %s | step %d | loss %.4f%s%s", tty ? "\r" : "",
