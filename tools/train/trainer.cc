@@ -342,6 +342,17 @@ float F1Threshold(const std::vector<float>& scores, const std::vector<bool>& lab
 }
 
 // EMA of parameters and buffers.
+// Research hooks: weights saved by FLAWLENS_TRAIN_SAVE_NET, named by the
+// environment variable `var`, into each of `nets`.
+Status LoadSavedWeights(const char* var, const char* path, std::initializer_list<FlawNet*> nets) {
+  try {
+    for (FlawNet* n : nets) torch::load(*n, path);
+  } catch (const c10::Error& e) {
+    return MakeError(ErrorCode::kInvalidArgument, "%s=%s: %s", var, path, e.what_without_backtrace());
+  }
+  return Status::Ok();
+}
+
 void EmaUpdate(FlawNet& ema, FlawNet& net, float decay) {
   torch::NoGradGuard ng;
   auto ep = ema->parameters(), np = net->parameters();
@@ -633,13 +644,7 @@ Status RunTraining(const TrainOptions& opt) {
   }
   // Research hook: start training from saved weights (e.g. pretrained on generated images).
   if (const char* init = std::getenv("FLAWLENS_TRAIN_INIT_NET")) {
-    try {
-      torch::load(net, init);
-      torch::load(ema, init);
-    } catch (const c10::Error& e) {
-      return MakeError(ErrorCode::kInvalidArgument, "FLAWLENS_TRAIN_INIT_NET=%s: %s", init,
-                       e.what_without_backtrace());
-    }
+    if (Status st = LoadSavedWeights("FLAWLENS_TRAIN_INIT_NET", init, {&net, &ema}); !st.ok()) return st;
     std::fprintf(stderr, "initialised the network from %s\n", init);
   }
   const double gflops = 2.0 * CountMacs(net, in_h, in_w) / 1e9;
@@ -695,12 +700,7 @@ Status RunTraining(const TrainOptions& opt) {
   bool load_only = false;
   // Research hook: reuse a saved network instead of training.
   if (const char* load = std::getenv("FLAWLENS_TRAIN_LOAD_NET")) {
-    try {
-      torch::load(ema, load);
-    } catch (const c10::Error& e) {
-      return MakeError(ErrorCode::kInvalidArgument, "FLAWLENS_TRAIN_LOAD_NET=%s: %s", load,
-                       e.what_without_backtrace());
-    }
+    if (Status st = LoadSavedWeights("FLAWLENS_TRAIN_LOAD_NET", load, {&ema}); !st.ok()) return st;
     load_only = true;
     std::fprintf(stderr, "loaded network weights from %s (no training)\n", load);
   }
