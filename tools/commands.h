@@ -11,6 +11,7 @@ namespace flawlens::cli {
 void AddTrainCommand(CLI::App& app);  // tools/train/
 void AddEvalCommand(CLI::App& app);   // tools/cli/eval.cc
 void AddScoreCommand(CLI::App& app);  // tools/cli/score.cc
+void AddCalibrateCommand(CLI::App& app);  // tools/cli/calibrate.cc
 void AddInfoCommand(CLI::App& app);   // tools/cli/info.cc
 void AddSynthCommand(CLI::App& app);  // tools/synth/
 void AddBenchCommand(CLI::App& app);  // tools/cli/bench.cc

@@ -18,6 +18,7 @@ int main(int argc, char** argv) {
   flawlens::cli::AddTrainCommand(app);
   flawlens::cli::AddEvalCommand(app);
   flawlens::cli::AddScoreCommand(app);
+  flawlens::cli::AddCalibrateCommand(app);
   flawlens::cli::AddInfoCommand(app);
   flawlens::cli::AddSynthCommand(app);
   flawlens::cli::AddBenchCommand(app);

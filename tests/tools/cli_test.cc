@@ -371,6 +371,155 @@ TEST_F(CliTest, EvalGroupsFileDrawsListedImagesTogether) {
   EXPECT_NE(ReadText(err).find("missing.csv"), std::string::npos);
 }
 
+// The header length of a safetensors file and the bytes after the header.
+uint64_t HeaderLength(const std::vector<uint8_t>& file) {
+  uint64_t n = 0;
+  for (int i = 7; i >= 0; --i) n = (n << 8) | file[size_t(i)];
+  return n;
+}
+std::vector<uint8_t> DataRegion(const std::vector<uint8_t>& file) {
+  return std::vector<uint8_t>(file.begin() + 8 + static_cast<std::ptrdiff_t>(HeaderLength(file)),
+                              file.end());
+}
+
+TEST_F(CliTest, CalibrateRefitsTheScoreOnGoodImagesAndKeepsTheNetwork) {
+  const std::string site = dir_ + "/site_good", out = dir_ + "/recal.flawlens";
+  fs::create_directories(site);
+  // Good images from "another site": other sizes and textures than the ones
+  // the model's calibration came from.
+  for (int i = 0; i < 8; ++i) WriteImage(site + "/n" + std::to_string(i) + ".png", 56, 44, 100 + i, false);
+  RunResult r = RunCli("calibrate " + model_ + " " + site + " --out " + out + " --threads 2");
+  ASSERT_EQ(r.code, 0) << r.out;
+  EXPECT_NE(r.out.find("scored 8 good images"), std::string::npos) << r.out;
+  auto bytes = ReadFileBytes(out);
+  ASSERT_TRUE(bytes.ok());
+  // Tensors byte for byte; the header stays 8-byte aligned.
+  EXPECT_EQ(DataRegion(*bytes), DataRegion(model_bytes_));
+  EXPECT_EQ((8 + HeaderLength(*bytes)) % 8, 0u);
+  auto old_det = Detector::Create(model_bytes_.data(), model_bytes_.size());
+  auto new_det = Detector::Create(bytes->data(), bytes->size());
+  ASSERT_TRUE(old_det.ok() && new_det.ok());
+  auto model = LoadModel(bytes->data(), bytes->size());
+  ASSERT_TRUE(model.ok()) << model.status().ToString();
+  const Calibration& cal = (*model)->calibration;
+  // The same raw scores; in the new units these images have mean 0, std 1.
+  double sum = 0, sq = 0;
+  for (int i = 0; i < 8; ++i) {
+    auto img = ReadFileBytes(site + "/n" + std::to_string(i) + ".png");
+    ASSERT_TRUE(img.ok());
+    auto a = (*old_det)->DetectEncoded(img->data(), img->size());
+    ASSERT_TRUE(a.ok());
+    const float raw = (*a)->raw_score;
+    auto b = (*new_det)->DetectEncoded(img->data(), img->size());
+    ASSERT_TRUE(b.ok());
+    EXPECT_EQ((*b)->raw_score, raw);
+    EXPECT_NEAR((*b)->score, (raw - cal.offset) / cal.scale, 1e-5);
+    sum += (*b)->score;
+    sq += double((*b)->score) * (*b)->score;
+  }
+  const double mean = sum / 8, sd = std::sqrt((sq - 8 * mean * mean) / 7);
+  EXPECT_NEAR(mean, 0.0, 1e-4);
+  EXPECT_NEAR(sd, 1.0, 1e-3);
+  // These images are not the model's held-out ones: the calibration moved.
+  EXPECT_GT(std::fabs(cal.offset - 0.1f) + std::fabs(cal.scale - 0.5f), 1e-3);
+  // The threshold keeps its value in standard deviations; the F1 threshold
+  // keeps its raw score (1.5 in the old units: offset 0.1, scale 0.5).
+  EXPECT_EQ(cal.threshold, 2.0f);
+  EXPECT_NEAR(cal.offset + cal.scale * cal.f1_threshold, 0.1 + 0.5 * 1.5, 1e-5);
+  EXPECT_EQ(cal.map_high, 4.0f);
+  const nlohmann::json card = nlohmann::json::parse((*model)->card_json, nullptr, false);
+  ASSERT_TRUE(card.is_object());
+  EXPECT_EQ(card["name"], "tiny-unet");
+  ASSERT_EQ(card["recalibrations"].size(), 1u);
+  EXPECT_EQ(card["recalibrations"][0]["images"], 8);
+  EXPECT_FLOAT_EQ(card["recalibrations"][0]["previous"]["scale"].get<float>(), 0.5f);
+
+  // --sensitivity sets a new threshold; in place, a second entry on the card.
+  r = RunCli("calibrate " + out + " " + site + " --out " + out + " --sensitivity 0.75");
+  ASSERT_EQ(r.code, 0) << r.out;
+  auto again = ReadFileBytes(out);
+  ASSERT_TRUE(again.ok());
+  auto m2 = LoadModel(again->data(), again->size());
+  ASSERT_TRUE(m2.ok());
+  EXPECT_FLOAT_EQ((*m2)->calibration.threshold, 1.5f);
+  EXPECT_NEAR((*m2)->calibration.offset, cal.offset, 1e-5);
+  EXPECT_EQ(nlohmann::json::parse((*m2)->card_json)["recalibrations"].size(), 2u);
+  EXPECT_EQ(DataRegion(*again), DataRegion(model_bytes_));
+  for (const auto& e : fs::directory_iterator(dir_)) {  // no temporary file left behind
+    EXPECT_EQ(e.path().filename().string().find(".tmp-"), std::string::npos) << e.path();
+  }
+}
+
+TEST_F(CliTest, CalibrateErrorsWriteNothingAndSkipUnreadableImages) {
+  const std::string few = dir_ + "/few", out = dir_ + "/never.flawlens", err = dir_ + "/cal_err.txt";
+  fs::create_directories(few);
+  for (int i = 0; i < 4; ++i) WriteImage(few + "/f" + std::to_string(i) + ".png", 48, 40, 200 + i, false);
+  {
+    std::ofstream f(few + "/broken.png", std::ios::binary);
+    f << "\x89PNG\r\n\x1a\n truncated";
+  }
+  // 4 readable images: too few, nothing written; the broken file is named.
+  RunResult r = RunCli("calibrate " + model_ + " " + few + " --out " + out, err);
+  EXPECT_EQ(r.code, 1);
+  EXPECT_FALSE(fs::exists(out));
+  EXPECT_NE(ReadText(err).find("at least 5 good images"), std::string::npos) << ReadText(err);
+  EXPECT_NE(ReadText(err).find("broken.png"), std::string::npos) << ReadText(err);
+  // A fifth image: written, the broken one skipped and listed, exit 3.
+  WriteImage(few + "/f4.png", 48, 40, 204, false);
+  r = RunCli("calibrate " + model_ + " " + few + " --out " + out, err);
+  EXPECT_EQ(r.code, 3) << r.out;
+  EXPECT_NE(r.out.find("scored 5 good images (1 unreadable, skipped)"), std::string::npos) << r.out;
+  EXPECT_NE(ReadText(err).find("skipped " + few + "/broken.png"), std::string::npos);
+  auto written = ReadFileBytes(out);
+  ASSERT_TRUE(written.ok());
+  EXPECT_TRUE(LoadModel(written->data(), written->size()).ok());
+  // Bad arguments and models: exit 1, the existing output untouched.
+  const std::vector<uint8_t> before = *written;
+  EXPECT_EQ(RunCli("calibrate " + model_ + " " + few + " --out " + out + " --sensitivity 2", err).code, 1);
+  EXPECT_NE(ReadText(err).find("--sensitivity must be in [0, 1]"), std::string::npos);
+  const std::string garbage = dir_ + "/garbage.flawlens";
+  std::ofstream(garbage, std::ios::binary) << "not a model at all";
+  EXPECT_EQ(RunCli("calibrate " + garbage + " " + few + " --out " + out, err).code, 1);
+  EXPECT_EQ(RunCli("calibrate " + model_ + " " + dir_ + "/empty_nothing --out " + out, err).code, 1);
+  EXPECT_EQ(*ReadFileBytes(out), before);
+  // An output folder that does not exist: a clear error, no file.
+  r = RunCli("calibrate " + model_ + " " + few + " --out " + dir_ + "/no/such/dir/m.flawlens", err);
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(ReadText(err).find("cannot write"), std::string::npos) << ReadText(err);
+}
+
+TEST(CliUtil, ReplaceModelMetadataKeepsTensorsAndRejectsGarbage) {
+  const std::vector<uint8_t> file = WriteModel(testing::TinyUnetSpec());
+  auto out = ReplaceModelMetadata(file, {{"card", R"({"name":"renamed"})"}});
+  ASSERT_TRUE(out.ok()) << out.status().ToString();
+  auto m = LoadModel(out->data(), out->size());
+  ASSERT_TRUE(m.ok()) << m.status().ToString();
+  EXPECT_EQ((*m)->name, "renamed");
+  EXPECT_EQ(DataRegion(*out), DataRegion(file));
+  EXPECT_FALSE(ReplaceModelMetadata({1, 2, 3}, {}).ok());
+  std::vector<uint8_t> huge = file;
+  huge[7] = 0x7f;  // header length beyond the file
+  EXPECT_FALSE(ReplaceModelMetadata(huge, {}).ok());
+  std::vector<uint8_t> no_meta = {2, 0, 0, 0, 0, 0, 0, 0, '{', '}'};
+  EXPECT_FALSE(ReplaceModelMetadata(no_meta, {}).ok());
+}
+
+TEST(CliUtil, WriteFileBytesReplacesWholeFilesOnly) {
+  char tmpl[] = "/tmp/flawlens_write_test_XXXXXX";
+  ASSERT_NE(mkdtemp(tmpl), nullptr);
+  const std::string dir = tmpl, path = dir + "/f.bin";
+  ASSERT_TRUE(WriteFileBytes(path, {1, 2, 3}).ok());
+  ASSERT_TRUE(WriteFileBytes(path, {4, 5}).ok());
+  EXPECT_EQ(*ReadFileBytes(path), (std::vector<uint8_t>{4, 5}));
+  EXPECT_FALSE(WriteFileBytes(dir + "/missing/f.bin", {1}).ok());
+  // Replacing a folder fails and leaves it (and no temporary file) behind.
+  fs::create_directories(dir + "/sub/inner");
+  EXPECT_FALSE(WriteFileBytes(dir + "/sub", {1}).ok());
+  EXPECT_TRUE(fs::is_directory(dir + "/sub/inner"));
+  EXPECT_EQ(std::distance(fs::directory_iterator(dir), fs::directory_iterator()), 2);  // f.bin, sub
+  fs::remove_all(dir);
+}
+
 TEST(Dataset, LayoutsAndErrors) {
   char tmpl[] = "/tmp/flawlens_ds_test_XXXXXX";
   ASSERT_NE(mkdtemp(tmpl), nullptr);

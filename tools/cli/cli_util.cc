@@ -4,8 +4,12 @@
 #include <atomic>
 #include <cmath>
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
+#include <nlohmann/json.hpp>
 #include <thread>
+
+#include <unistd.h>
 
 #include "cli/dataset.h"
 #include "cli/metrics.h"
@@ -96,11 +100,79 @@ std::vector<uint8_t> EncodePng(const uint8_t* pixels, int width, int height, int
 }
 
 Status WriteFileBytes(const std::string& path, const std::vector<uint8_t>& bytes) {
-  std::ofstream f(path, std::ios::binary | std::ios::trunc);
-  if (!f) return MakeError(ErrorCode::kInvalidArgument, "cannot write '%s'", path.c_str());
-  f.write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
-  if (!f) return MakeError(ErrorCode::kInvalidArgument, "cannot write '%s'", path.c_str());
+  const std::string tmp = path + ".tmp-" + std::to_string(::getpid());
+  {
+    std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
+    if (!f) return MakeError(ErrorCode::kInvalidArgument, "cannot write '%s'", path.c_str());
+    f.write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
+    f.close();
+    if (!f) {
+      std::remove(tmp.c_str());
+      return MakeError(ErrorCode::kInvalidArgument, "cannot write '%s'", path.c_str());
+    }
+  }
+  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
+    std::remove(tmp.c_str());
+    return MakeError(ErrorCode::kInvalidArgument, "cannot write '%s'", path.c_str());
+  }
   return Status::Ok();
+}
+
+Status CollectImageInputs(const std::vector<std::string>& inputs, std::vector<std::string>* files,
+                          std::vector<std::string>* rel) {
+  namespace fs = std::filesystem;
+  for (const std::string& in : inputs) {
+    std::error_code ec;
+    if (fs::is_directory(in, ec)) {
+      std::vector<std::string> found;
+      fs::recursive_directory_iterator it(in, fs::directory_options::skip_permission_denied, ec),
+          end;
+      for (; !ec && it != end; it.increment(ec)) {
+        std::error_code ec2;
+        if (it->is_regular_file(ec2) && IsImageFile(it->path().string())) {
+          found.push_back(it->path().string());
+        }
+      }
+      std::sort(found.begin(), found.end());
+      for (const std::string& f : found) {
+        files->push_back(f);
+        std::string r = fs::path(f).lexically_relative(in).replace_extension().string();
+        for (size_t p = r.find('/'); p != std::string::npos; p = r.find('/')) r.replace(p, 1, "__");
+        rel->push_back(r);
+      }
+    } else {
+      // A file, or a missing one: still listed, so the caller reports it.
+      files->push_back(in);
+      rel->push_back(fs::path(in).stem().string());
+    }
+  }
+  if (files->empty()) {
+    return MakeError(ErrorCode::kInvalidArgument, "no images (png/jpg/jpeg/bmp) in the inputs");
+  }
+  return Status::Ok();
+}
+
+Result<std::vector<uint8_t>> ReplaceModelMetadata(
+    const std::vector<uint8_t>& file, const std::vector<std::pair<std::string, std::string>>& entries) {
+  const ErrorCode kHdr = ErrorCode::kInvalidArgument;
+  if (file.size() < 8) return MakeError(kHdr, "model file too short");
+  uint64_t n = 0;
+  for (int i = 7; i >= 0; --i) n = (n << 8) | file[size_t(i)];
+  if (n > file.size() - 8) return MakeError(kHdr, "model header length out of range");
+  nlohmann::ordered_json header = nlohmann::ordered_json::parse(
+      file.begin() + 8, file.begin() + 8 + static_cast<std::ptrdiff_t>(n), nullptr, false);
+  if (!header.is_object() || !header.contains("__metadata__") ||
+      !header["__metadata__"].is_object()) {
+    return MakeError(kHdr, "model header has no __metadata__ object");
+  }
+  for (const auto& [key, value] : entries) header["__metadata__"][key] = value;
+  std::string text = header.dump();
+  text.append((8 - (8 + text.size()) % 8) % 8, ' ');
+  std::vector<uint8_t> out(8);
+  for (int i = 0; i < 8; ++i) out[size_t(i)] = uint8_t(uint64_t(text.size()) >> (8 * i));
+  out.insert(out.end(), text.begin(), text.end());
+  out.insert(out.end(), file.begin() + 8 + static_cast<std::ptrdiff_t>(n), file.end());
+  return out;
 }
 
 std::string Base64(const std::vector<uint8_t>& bytes) {

@@ -6,6 +6,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "core/status.h"
@@ -37,6 +38,9 @@ void ParallelFor(int n, int workers, const std::function<void(int worker, int in
 
 // 8-bit RGB image -> PNG bytes (stb_image_write to memory). Empty on failure.
 std::vector<uint8_t> EncodePng(const uint8_t* pixels, int width, int height, int channels);
+// Writes through a temporary file in the same folder and renames it over
+// `path`, so a failed or interrupted write never leaves a truncated file or
+// destroys the one that was there.
 Status WriteFileBytes(const std::string& path, const std::vector<uint8_t>& bytes);
 std::string Base64(const std::vector<uint8_t>& bytes);
 
@@ -54,6 +58,20 @@ Image RenderOverlay(const Image& image, const std::vector<float>& map, int map_w
 
 // Display range of the anomaly map stored in the model's calibration.
 void MapDisplayRange(const Model& model, float* low, float* high);
+
+// Image files named on a command line: a file as given (also a missing one,
+// so the caller can report it), a folder recursively (png/jpg/jpeg/bmp,
+// sorted). `rel` receives a flat name per file for derived outputs (path
+// relative to its folder argument, separators -> "__"). Error if none.
+Status CollectImageInputs(const std::vector<std::string>& inputs, std::vector<std::string>* files,
+                          std::vector<std::string>* rel);
+
+// A copy of a valid model file (LoadModel accepted it) with some of its
+// `__metadata__` strings replaced (e.g. "calibration", "card"); tensors and
+// their bytes are unchanged, the header keeps its key order and is padded
+// so the data region stays 8-byte aligned.
+Result<std::vector<uint8_t>> ReplaceModelMetadata(
+    const std::vector<uint8_t>& file, const std::vector<std::pair<std::string, std::string>>& entries);
 
 // "1.2345" or "null" (NaN / inf) for JSON, "-" for tables.
 std::string FormatMetric(double v, int decimals = 4);

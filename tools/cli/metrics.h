@@ -35,6 +35,7 @@
 #include <vector>
 
 #include "flawlens/detector.h"
+#include "model/model.h"
 
 namespace flawlens::cli {
 
@@ -77,6 +78,14 @@ F1Score F1AtThreshold(const std::vector<float>& scores, const std::vector<bool>&
 // The threshold (one of the scores) with the highest F1; among equal F1 the
 // highest threshold.
 F1Score BestF1(const std::vector<float>& scores, const std::vector<bool>& labels);
+
+// The score calibration (model/FORMAT.md section 7) from the raw scores of
+// good images, shared by `flawlens train` (held-out images) and `flawlens
+// calibrate`: offset = mean, scale = standard deviation (n - 1; a spread of
+// at most 1e-6 falls back to max(1e-3, 0.1 |mean|)), threshold = 6 (1 -
+// sensitivity) standard deviations (sensitivity clamped to [0, 1]; 0.5 -> 3),
+// heatmap range [0, max(1, 2 threshold)]. At least one score.
+Calibration ScoreCalibration(const std::vector<float>& good_raw_scores, float sensitivity);
 
 // Trapezoid area under y(x) for x in [0, x_max] (points sorted by x, linear
 // interpolation at x_max), not normalised.

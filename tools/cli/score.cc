@@ -43,44 +43,6 @@ struct Row {
   std::string error;
 };
 
-// Files to score: a file as given; a folder recursively (image extensions only).
-// `rel` receives a name for the heatmap (relative path, separators -> "__").
-Status CollectInputs(const std::vector<std::string>& inputs, std::vector<std::string>* files,
-                     std::vector<std::string>* rel) {
-  for (const std::string& in : inputs) {
-    std::error_code ec;
-    if (fs::is_directory(in, ec)) {
-      std::vector<std::string> found;
-      fs::recursive_directory_iterator it(in, fs::directory_options::skip_permission_denied, ec),
-          end;
-      for (; !ec && it != end; it.increment(ec)) {
-        std::error_code ec2;
-        if (it->is_regular_file(ec2) && IsImageFile(it->path().string())) {
-          found.push_back(it->path().string());
-        }
-      }
-      std::sort(found.begin(), found.end());
-      for (const std::string& f : found) {
-        files->push_back(f);
-        std::string r = fs::path(f).lexically_relative(in).replace_extension().string();
-        for (size_t p = r.find('/'); p != std::string::npos; p = r.find('/')) r.replace(p, 1, "__");
-        rel->push_back(r);
-      }
-    } else if (fs::exists(in, ec)) {
-      files->push_back(in);
-      rel->push_back(fs::path(in).stem().string());
-    } else {
-      // Still one row (an error row) so the output lists every input.
-      files->push_back(in);
-      rel->push_back(fs::path(in).stem().string());
-    }
-  }
-  if (files->empty()) {
-    return MakeError(ErrorCode::kInvalidArgument, "no images (png/jpg/jpeg/bmp) in the inputs");
-  }
-  return Status::Ok();
-}
-
 int RunScore(const ScoreOptions& opt) {
   if (opt.format != "csv" && opt.format != "jsonl") {
     std::fprintf(stderr, "flawlens score: --format must be csv or jsonl, not '%s'\n",
@@ -93,7 +55,7 @@ int RunScore(const ScoreOptions& opt) {
     return 1;
   }
   std::vector<std::string> files, rel;
-  const Status cs = CollectInputs(opt.inputs, &files, &rel);
+  const Status cs = CollectImageInputs(opt.inputs, &files, &rel);
   if (!cs.ok()) {
     std::fprintf(stderr, "flawlens score: %s\n", cs.ToString().c_str());
     return 1;

@@ -24,6 +24,7 @@
 #include <random>
 #include <thread>
 
+#include "cli/cli_util.h"
 #include "cli/dataset.h"
 #include "core/limits.h"
 #include "flawlens/detector.h"
@@ -1027,18 +1028,10 @@ Status RunTraining(const TrainOptions& opt) {
   MapCalibration map_cal = fit_map_cal(hold_maps, shrink);
   torch::Tensor cell_mean = map_cal.cells.mean, cell_std = map_cal.cells.std;
   std::vector<float> hold_scores = ReduceScores(apply_map_cal(hold_maps, map_cal, false), opt.reduce, opt.topk);
-  double hmean = 0, hsd = 0;
-  for (float v : hold_scores) hmean += v;
-  hmean /= hold_scores.size();
-  for (float v : hold_scores) hsd += (v - hmean) * (v - hmean);
-  hsd = std::sqrt(hsd / std::max<size_t>(1, hold_scores.size() - 1));
-  if (!(hsd > 1e-6)) hsd = std::max(1e-3, std::fabs(hmean) * 0.1);
-  Calibration cal;
-  cal.offset = float(hmean);
-  cal.scale = float(hsd);
   // Threshold in standard deviations of held-out good scores above their mean:
   // sensitivity 0.5 -> 3, 1 -> 0, 0 -> 6.
-  cal.threshold = float(6.0 * (1.0 - std::clamp(opt.sensitivity, 0.0f, 1.0f)));
+  Calibration cal = ScoreCalibration(hold_scores, opt.sensitivity);
+  const double hmean = cal.offset, hsd = cal.scale;
   {
     float mx = -1e30f;
     for (float v : hold_scores) mx = std::max(mx, float((v - hmean) / hsd));
@@ -1094,10 +1087,6 @@ Status RunTraining(const TrainOptions& opt) {
                 "F1-optimal threshold %.2f (F1 %.3f)\n",
                 cal.threshold, tp, pos, fp, neg, cal.f1_threshold, f1);
   }
-  // Heatmap display range (normalised map units).
-  cal.map_low = 0.0f;
-  cal.map_high = std::max(1.0f, cal.threshold * 2.0f);
-
   // ---- 7. export ----
   ModelSpec spec;
   ExportNetwork(ema, in_h, in_w, &spec);
@@ -1157,12 +1146,8 @@ Status RunTraining(const TrainOptions& opt) {
     card["minutes"] = opt.minutes;
   spec.card_json = card.dump();
   std::vector<uint8_t> bytes = WriteModel(spec);
-  {
-    std::ofstream f(opt.out, std::ios::binary);
-    if (!f) return MakeError(ErrorCode::kInvalidArgument, "cannot write '%s'", opt.out.c_str());
-    f.write(reinterpret_cast<const char*>(bytes.data()), std::streamsize(bytes.size()));
-    if (!f) return MakeError(ErrorCode::kInvalidArgument, "write to '%s' failed", opt.out.c_str());
-  }
+  // Through a temporary file: a failed write keeps the file that was there.
+  if (Status st = cli::WriteFileBytes(opt.out, bytes); !st.ok()) return st;
   // Self-check: the engine loads the file and reproduces LibTorch's map.
   {
     auto det = Detector::Create(bytes.data(), bytes.size());

@@ -70,5 +70,6 @@ Status RunTraining(const TrainOptions& options);
 
 // Area under the ROC curve (cli/metrics.h: ties count half; NaN with one class).
 using cli::Auroc;
+using cli::ScoreCalibration;
 
 }  // namespace flawlens::train
