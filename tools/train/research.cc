@@ -271,98 +271,6 @@ void PositionDensity(const Gauss& g, const torch::Tensor& fit_feats,
   }
 }
 
-
-// Session 9: a fixed, not learned, oriented filter bank (first-order
-// scattering): complex Morlet-like Gabor filters at `scales` scales
-// (sigma 0.8 * 2^j px) and `orients` orientations, modulus, Gaussian
-// low-pass, log, average-pooled by `pool`. Input: the network's input
-// (N x 1 x H x W, after the local contrast normalisation).
-torch::Tensor FilterBank(const torch::Tensor& x, int scales, int orients, int pool) {
-  torch::NoGradGuard ng;
-  const float smax = 0.8f * float(1 << (scales - 1));
-  const int r = int(std::ceil(3 * smax)), k = 2 * r + 1;
-  torch::Tensor ker = torch::zeros({2 * scales * orients, 1, k, k});
-  auto acc = ker.accessor<float, 4>();
-  for (int j = 0; j < scales; ++j) {
-    const float sigma = 0.8f * float(1 << j), xi = 3.0f * float(M_PI) / 4.0f / float(1 << j);
-    for (int o = 0; o < orients; ++o) {
-      const float th = float(M_PI) * float(o) / float(orients), c = std::cos(th), s = std::sin(th);
-      double sum_re = 0, sum_env = 0;
-      for (int pass = 0; pass < 2; ++pass)
-        for (int yy = -r; yy <= r; ++yy)
-          for (int xx = -r; xx <= r; ++xx) {
-            const float env = std::exp(-(xx * xx + yy * yy) / (2 * sigma * sigma));
-            const float ph = xi * (c * xx + s * yy);
-            const int ch = 2 * (j * orients + o);
-            if (pass == 0) {
-              sum_re += env * std::cos(ph);
-              sum_env += env;
-            } else {  // zero-mean real part (Morlet), L1-normalised envelope
-              acc[ch][0][yy + r][xx + r] = float((env * std::cos(ph) - env * sum_re / sum_env) / sum_env);
-              acc[ch + 1][0][yy + r][xx + r] = float(env * std::sin(ph) / sum_env);
-            }
-          }
-    }
-  }
-  std::vector<torch::Tensor> out;
-  for (int64_t i = 0; i < x.size(0); i += 16) {
-    torch::Tensor xb = x.slice(0, i, std::min(x.size(0), i + 16));
-    xb = F::pad(xb, F::PadFuncOptions({r, r, r, r}).mode(torch::kReflect));
-    torch::Tensor y = F::conv2d(xb, ker);
-    const int64_t n = y.size(0), h = y.size(2), w = y.size(3);
-    y = y.view({n, scales * orients, 2, h, w});
-    torch::Tensor mod = (y * y).sum(2).add(1e-8).sqrt();
-    mod = Blur(mod.view({n * scales * orients, 1, h, w}), 2.0f).view({n, scales * orients, h, w});
-    mod = F::avg_pool2d(mod, F::AvgPool2dFuncOptions(pool));
-    out.push_back(torch::log(mod + 0.02f));
-  }
-  return torch::cat(out);
-}
-
-torch::Tensor Stack(const std::vector<torch::Tensor>& xs) { return torch::stack(xs); }
-
-
-// Session 9: change-point ("seam") statistic. For every row position y, the
-// difference between the mean feature vector of the k rows above and the k
-// rows below (over the full width); `rows` false: columns instead.
-// N x C x H x W -> N x C x P, P = H - 2k + 1.
-torch::Tensor SeamDiffs(const torch::Tensor& f, int k, bool rows) {
-  torch::Tensor m = rows ? f.mean(3) : f.mean(2);  // N x C x L
-  const int64_t l = m.size(2);
-  torch::Tensor cs = torch::cat({torch::zeros({m.size(0), m.size(1), 1}), m.cumsum(2)}, 2);  // L + 1
-  torch::Tensor a = (cs.slice(2, k, l - k + 1) - cs.slice(2, 0, l - 2 * k + 1)) / k;
-  torch::Tensor b = (cs.slice(2, 2 * k, l + 1) - cs.slice(2, k, l - k + 1)) / k;
-  return (a - b).to(torch::kFloat64);
-}
-
-// Whitening of the seam differences of the fit images (all positions pooled);
-// per position, the squared distance standardised on the held-out images;
-// the image's score is the max over positions.
-struct SeamScores { torch::Tensor hold, val; };
-SeamScores SeamScore(const torch::Tensor& fit, const torch::Tensor& hold, const torch::Tensor& val,
-                     int k, bool rows) {
-  torch::Tensor df = SeamDiffs(fit, k, rows);  // N x C x P
-  const int64_t c = df.size(1);
-  torch::Tensor x = df.permute({0, 2, 1}).reshape({-1, c});
-  torch::Tensor mu = x.mean(0);
-  torch::Tensor xc = x - mu;
-  torch::Tensor cov = xc.t().mm(xc) / double(x.size(0) - 1);
-  cov = cov + 0.01 * cov.diagonal().mean() * torch::eye(c, torch::kFloat64);
-  torch::Tensor linv = torch::linalg::inv(torch::linalg::cholesky(cov));
-  auto dist = [&](const torch::Tensor& f) {
-    torch::Tensor d = SeamDiffs(f, k, rows).permute({0, 2, 1}) - mu;  // N x P x C
-    torch::Tensor z = d.matmul(linv.t());
-    return (z * z).sum(2);  // N x P
-  };
-  torch::Tensor h = dist(hold), v = dist(val);
-  torch::Tensor pm = h.mean(0), ps = h.std(0).clamp_min(1e-6);
-  h = (h - pm) / ps;
-  v = (v - pm) / ps;
-  torch::Tensor hs = std::get<0>(h.max(1)), vs = std::get<0>(v.max(1));
-  const double m = hs.mean().item<double>(), sd = std::max(1e-6, hs.std().item<double>());
-  return {((hs - m) / sd).to(torch::kFloat32), ((vs - m) / sd).to(torch::kFloat32)};
-}
-
 }  // namespace
 
 double DensityCurvePoint(FlawNet& net, const ResearchData& d) {
@@ -453,8 +361,6 @@ void RunResearch(FlawNet& net, const ResearchData& d) {
     standardise("mix3img:f2dec", MixtureMap(mx, Feature(hold, "f2dec"), mh, mw),
                 MixtureMap(mx, Feature(val, "f2dec"), mh, mw));
   }
-  int eval_margin = 0;
-  bool eval_split = false;
   auto evaluate = [&](const std::string& label,
                       const std::vector<std::pair<std::string, float>>& parts,
                       const torch::Tensor& img_add = {}, const torch::Tensor& hold_add = {}) {
@@ -471,28 +377,8 @@ void RunResearch(FlawNet& net, const ResearchData& d) {
       v = v + img_add.view({-1, 1, 1, 1});
     }
     torch::Tensor cv = CellCalibrate(h, v, 0.5f);
-    torch::Tensor sc;
-    if (eval_margin > 0) {  // session 9: the max over the interior only, or split
-      const int64_t m = eval_margin, H = cv.size(2), W = cv.size(3);
-      torch::Tensor in = cv.slice(2, m, H - m).slice(3, m, W - m).reshape({cv.size(0), -1});
-      torch::Tensor imax = std::get<0>(in.max(1));
-      if (!eval_split) {
-        sc = imax;
-      } else {  // interior max and border max, each standardised on held-out good
-        torch::Tensor mask = torch::ones({H, W});
-        mask.slice(0, m, H - m).slice(1, m, W - m).zero_();
-        torch::Tensor bmax = std::get<0>((cv - 1e9f * (1 - mask)).reshape({cv.size(0), -1}).max(1));
-        torch::Tensor hin = std::get<0>(h.slice(2, m, H - m).slice(3, m, W - m).reshape({h.size(0), -1}).max(1));
-        (void)hin;
-        torch::Tensor hc = ApplyCellCalibration(h, FitCellCalibration(h, true, 0.5f));
-        torch::Tensor hi = std::get<0>(hc.slice(2, m, H - m).slice(3, m, W - m).reshape({h.size(0), -1}).max(1));
-        torch::Tensor hb = std::get<0>((hc - 1e9f * (1 - mask)).reshape({h.size(0), -1}).max(1));
-        sc = torch::max((imax - hi.mean()) / hi.std(), (bmax - hb.mean()) / hb.std());
-      }
-    } else {
-      sc = std::get<0>(cv.reshape({cv.size(0), -1}).max(1));
-    }
-    sc = sc.contiguous();
+    torch::Tensor flat = cv.reshape({cv.size(0), -1});
+    torch::Tensor sc = std::get<0>(flat.max(1));
     std::vector<float> s(sc.data_ptr<float>(), sc.data_ptr<float>() + sc.numel());
     double auc = Auroc(s, lab);
     std::string line;
@@ -534,121 +420,6 @@ void RunResearch(FlawNet& net, const ResearchData& d) {
     std::fflush(stdout);
   };
 
-
-
-
-  if (what == "seam") {
-    // Session 9: a change-point statistic for "uneven" (a band of the tile
-    // whose texture differs from the rest): the largest difference between
-    // the features on the two sides of a horizontal or vertical line.
-    torch::Tensor df = GlobalDesc(net, fit, 4);
-    torch::Tensor gh = GlobalDistance(df, GlobalDesc(net, hold, 4), 0.01);
-    torch::Tensor gv = GlobalDistance(df, GlobalDesc(net, val, 4), 0.01);
-    {
-      float m = gh.mean().item<float>(), sd = std::max(1e-6f, gh.std().item<float>());
-      gv = (gv - m) / sd;
-      gh = (gh - m) / sd;
-    }
-    const std::vector<std::pair<std::string, float>> best = {{"seg", 0.35f}, {"f2dec", 1.0f}, {"e1", 1.0f}};
-    evaluate("best: default + e1 + image-level", best, gv, gh);
-    auto alone = [&](const std::string& label, const torch::Tensor& v) {
-      torch::Tensor c = v.contiguous();
-      std::vector<float> sc(c.data_ptr<float>(), c.data_ptr<float>() + c.numel());
-      std::string line;
-      for (const char* t : {"blowhole", "break", "crack", "fray", "uneven"}) {
-        std::vector<float> ss;
-        std::vector<bool> ll;
-        for (size_t j = 0; j < sc.size(); ++j)
-          if (!lab[j] || (*d.types)[j] == t) { ss.push_back(sc[j]); ll.push_back(lab[j]); }
-        char buf[32];
-        std::snprintf(buf, sizeof(buf), " %.2s %.2f", t, Auroc(ss, ll));
-        line += buf;
-      }
-      std::printf("research %-44s img %.3f |%s\n", label.c_str(), Auroc(sc, lab), line.c_str());
-      std::fflush(stdout);
-    };
-    torch::Tensor f2h = Feature(hold, "f2dec").to(torch::kFloat64), f2f = Feature(fit, "f2dec").to(torch::kFloat64),
-                  f2v = Feature(val, "f2dec").to(torch::kFloat64);
-    for (int k : {4, 8, 12}) {
-      SeamScores r = SeamScore(f2f, f2h, f2v, k, true), c = SeamScore(f2f, f2h, f2v, k, false);
-      char label[96];
-      std::snprintf(label, sizeof(label), "seam k%d rows alone", k);
-      alone(label, r.val);
-      std::snprintf(label, sizeof(label), "seam k%d cols alone", k);
-      alone(label, c.val);
-      torch::Tensor bh = torch::max(r.hold, c.hold), bv = torch::max(r.val, c.val);
-      {
-        const float m = bh.mean().item<float>(), sd = std::max(1e-6f, bh.std().item<float>());
-        bh = (bh - m) / sd;
-        bv = (bv - m) / sd;
-      }
-      std::snprintf(label, sizeof(label), "seam k%d max(rows, cols) alone", k);
-      alone(label, bv);
-      for (float w : {0.5f, 1.0f, 2.0f}) {
-        std::snprintf(label, sizeof(label), "best + %.1f seam k%d", w, k);
-        evaluate(label, best, gv + w * bv, gh + w * bh);
-      }
-    }
-    return;
-  }
-  if (what == "margin") {
-    // Session 9: do border cells of good images decide the max?
-    torch::Tensor df = GlobalDesc(net, fit, 4);
-    torch::Tensor gh = GlobalDistance(df, GlobalDesc(net, hold, 4), 0.01);
-    torch::Tensor gv = GlobalDistance(df, GlobalDesc(net, val, 4), 0.01);
-    {
-      float m = gh.mean().item<float>(), sd = std::max(1e-6f, gh.std().item<float>());
-      gv = (gv - m) / sd;
-      gh = (gh - m) / sd;
-    }
-    const std::vector<std::pair<std::string, float>> best = {{"seg", 0.35f}, {"f2dec", 1.0f}, {"e1", 1.0f}};
-    for (int m : {0, 1, 2, 3, 4, 6}) {
-      for (bool split : {false, true}) {
-        if (m == 0 && split) continue;
-        eval_margin = m;
-        eval_split = split;
-        char label[96];
-        std::snprintf(label, sizeof(label), "best, margin %d%s", m, split ? " split" : "");
-        evaluate(label, best, gv, gh);
-      }
-    }
-    return;
-  }
-  if (what == "fbank") {
-    // Session 9: the fixed filter bank's Gaussian density, alone and added to
-    // the best measured map (seg + 1/4 + stem densities + image-level term).
-    torch::Tensor df = GlobalDesc(net, fit, 4);
-    torch::Tensor gh = GlobalDistance(df, GlobalDesc(net, hold, 4), 0.01);
-    torch::Tensor gv = GlobalDistance(df, GlobalDesc(net, val, 4), 0.01);
-    {
-      float m = gh.mean().item<float>(), sd = std::max(1e-6f, gh.std().item<float>());
-      gv = (gv - m) / sd;
-      gh = (gh - m) / sd;
-    }
-    const std::vector<std::pair<std::string, float>> best = {{"seg", 0.35f}, {"f2dec", 1.0f}, {"e1", 1.0f}};
-    evaluate("best: default + e1 + image-level", best, gv, gh);
-    struct V { int scales, orients, pool; };
-    for (V v : std::vector<V>{{3, 8, 4}, {3, 8, 2}, {4, 8, 4}, {2, 8, 2}, {3, 4, 4}}) {
-      char name[64];
-      std::snprintf(name, sizeof(name), "fb%d.%d/%d", v.scales, v.orients, v.pool);
-      std::fprintf(stderr, "research: %s...\n", name);
-      torch::Tensor ff = FilterBank(Stack(fit_x), v.scales, v.orients, v.pool);
-      Gauss g = Fit(ff);
-      torch::Tensor mh_ = Mahalanobis(g, FilterBank(Stack(hold_x), v.scales, v.orients, v.pool), mh, mw);
-      torch::Tensor mv_ = Mahalanobis(g, FilterBank(Stack(*d.val_x), v.scales, v.orients, v.pool), mh, mw);
-      standardise(name, mh_, mv_);
-      evaluate(name, {{name, 1.0f}});
-      evaluate(std::string(name) + " + image-level", {{name, 1.0f}}, gv, gh);
-      for (float w : {0.5f, 1.0f, 2.0f}) {
-        auto parts = best;
-        parts.push_back({name, w});
-        char label[96];
-        std::snprintf(label, sizeof(label), "best + %.1f %s", w, name);
-        evaluate(label, parts, gv, gh);
-      }
-    }
-    return;
-  }
   for (const auto& [name, unused] : branch) evaluate(name, {{name, 1.0f}});
   // The maps of session 2's default (no image-level term) and single additions to it.
   const std::vector<std::pair<std::string, float>> base = {{"seg", 0.35f}, {"f2dec", 1.0f}};
