@@ -102,7 +102,11 @@ export default async function (t) {
            'dropped image scored like the uploaded one');
 
   // ---- 4. switching to another valid model (same weights, other card): gallery re-scored
-  const second = withCard(modelBytes, { name: 'second-model' });
+  // (its card says it was recalibrated twice by `flawlens calibrate`: the latest is shown)
+  const second = withCard(modelBytes, {
+    name: 'second-model',
+    recalibrations: [{ at: '2026-01-02T03:04:05Z', images: 12 }, { at: '2026-11-29T10:11:12Z', images: 42 }],
+  });
   await page.setInputFiles('#model-input', { name: 'second.safetensors', mimeType: 'application/octet-stream', buffer: second });
   await page.waitForFunction(() => /second-model/.test(document.getElementById('model-badge').textContent), null, { timeout: 15000 });
   await page.waitForFunction(() => /Re-scored/.test(document.getElementById('status').textContent), null, { timeout: 15000 });
@@ -111,6 +115,8 @@ export default async function (t) {
   t.assert(rescored.length === 2 && rescored.every((i, k) => Math.abs(i.score - items[k].score) < 1e-4 * Math.max(1, Math.abs(i.score))),
            'same weights -> same scores after re-scoring');
   t.assert(/second-model/.test(await page.textContent('#model-card')), 'model card shows the new model');
+  t.assert(/Recalibrated\s*2026-11-29T10:11:12Z on 42 good images \(2 times\)/.test(await page.textContent('#model-card')),
+           'model card shows the latest recalibration');
   t.assert(b.consoleErrors.length === 0, `console errors: ${b.consoleErrors.join(' | ')}`);
 
   // ---- 4b. a fixed-pixel-scale model (preprocess.pixel_scale): an image smaller than the

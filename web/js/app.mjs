@@ -255,6 +255,17 @@ function scalarText(v) {
   return null;
 }
 
+// The card's `recalibrations` list (written by `flawlens calibrate`): the
+// latest entry, e.g. "2026-11-29T23:27:24Z on 30 good images (2 times)".
+function recalibrationText(list) {
+  if (!Array.isArray(list) || list.length === 0) return null;
+  const last = list[list.length - 1];
+  if (!last || typeof last !== 'object') return null;
+  const images = scalarText(last.images);
+  const text = `${scalarText(last.at) ?? 'yes'}${images !== null ? ` on ${images} good images` : ''}`;
+  return list.length > 1 ? `${text} (${list.length} times)` : text;
+}
+
 function renderModelCard() {
   const { info, name, hash, fileName } = state.model;
   const card = (info.card && typeof info.card === 'object') ? info.card : {};
@@ -268,6 +279,7 @@ function renderModelCard() {
     ? `fixed pixel scale ${fmt(info.pixelScale, 3)}: aspect ratio kept, heatmap over the image only`
     : 'stretched to the input');
   addRow(dl, 'Threshold', fmt(info.threshold, 4));
+  addRow(dl, 'Recalibrated', recalibrationText(card.recalibrations));
   addRow(dl, 'Parameters', fmtCount(info.parameters));
   addRow(dl, 'Compute', info.macs ? `${fmtCount(info.macs)} MACs / frame` : null);
   addRow(dl, 'Backend', info.backend);
