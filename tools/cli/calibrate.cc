@@ -161,8 +161,9 @@ int RunCalibrate(const CalibrateOptions& opt) {
     std::fprintf(stderr, "flawlens calibrate: %s\n", st.ToString().c_str());
     return 1;
   }
+  const std::string skipped = failed ? " (" + std::to_string(failed) + " unreadable, skipped)" : "";
   std::printf("scored %zu good image%s%s\n", good.size(), good.size() == 1 ? "" : "s",
-              failed ? (" (" + std::to_string(failed) + " unreadable, skipped)").c_str() : "");
+              skipped.c_str());
   std::printf("%-8s %12s %12s %10s %26s\n", "", "offset", "scale", "threshold",
               "these images flagged / max");
   std::printf("%-8s %12.6g %12.6g %10.3f %16d (%4.1f %%) %6.2f\n", "before", before.offset,
