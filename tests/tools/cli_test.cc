@@ -444,6 +444,9 @@ TEST_F(CliTest, CalibrateRefitsTheScoreOnGoodImagesAndKeepsTheNetwork) {
   EXPECT_FLOAT_EQ((*m2)->calibration.threshold, 1.5f);
   EXPECT_NEAR((*m2)->calibration.offset, cal.offset, 1e-5);
   EXPECT_EQ(nlohmann::json::parse((*m2)->card_json)["recalibrations"].size(), 2u);
+  r = RunCli("info " + out);
+  ASSERT_EQ(r.code, 0);
+  EXPECT_NE(r.out.find("on 8 good images (2 times)"), std::string::npos) << r.out;
   EXPECT_EQ(DataRegion(*again), DataRegion(model_bytes_));
   for (const auto& e : fs::directory_iterator(dir_)) {  // no temporary file left behind
     EXPECT_EQ(e.path().filename().string().find(".tmp-"), std::string::npos) << e.path();

@@ -118,6 +118,17 @@ int RunInfo(const InfoOptions& opt) {
               gflops, static_cast<long long>(info.macs), m.graph.nodes.size());
   std::printf("  threshold                    %.4f (score >= threshold = anomaly)\n",
               info.threshold);
+  // `flawlens calibrate` appends to the card's "recalibrations": the latest.
+  if (card.is_object() && card.contains("recalibrations") && card["recalibrations"].is_array() &&
+      !card["recalibrations"].empty() && card["recalibrations"].back().is_object()) {
+    const Json& r = card["recalibrations"];
+    const Json& last = r.back();
+    const std::string at = last.contains("at") ? Scalar(last["at"]) : "?",
+                      images = last.contains("images") ? Scalar(last["images"]) : "?",
+                      times = r.size() > 1 ? " (" + std::to_string(r.size()) + " times)" : "";
+    std::printf("  recalibrated                 %s on %s good images%s\n", at.c_str(), images.c_str(),
+                times.c_str());
+  }
   std::printf("  backend (auto)               %s\n", info.backend.c_str());
   std::printf("preprocessing\n");
   if (pre.is_object()) PrintTree(pre, "", 2);
