@@ -342,7 +342,6 @@ float F1Threshold(const std::vector<float>& scores, const std::vector<bool>& lab
   return thr;
 }
 
-// EMA of parameters and buffers.
 // Research hooks: weights saved by FLAWLENS_TRAIN_SAVE_NET, named by the
 // environment variable `var`, into each of `nets`.
 Status LoadSavedWeights(const char* var, const char* path, std::initializer_list<FlawNet*> nets) {
@@ -354,6 +353,7 @@ Status LoadSavedWeights(const char* var, const char* path, std::initializer_list
   return Status::Ok();
 }
 
+// EMA of parameters and buffers.
 void EmaUpdate(FlawNet& ema, FlawNet& net, float decay) {
   torch::NoGradGuard ng;
   auto ep = ema->parameters(), np = net->parameters();
