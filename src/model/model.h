@@ -40,6 +40,18 @@ namespace flawlens {
 
 inline constexpr int kFormatVersion = 1;
 
+// The safetensors framing: the file's first 8 bytes are the JSON header's
+// length, little-endian (`bytes` has at least 8). Shared by the loader, the
+// writer and tools that rewrite a header.
+inline uint64_t ReadHeaderLength(const uint8_t* bytes) {
+  uint64_t n = 0;
+  for (int i = 7; i >= 0; --i) n = (n << 8) | bytes[i];
+  return n;
+}
+inline void WriteHeaderLength(uint64_t n, uint8_t* bytes) {
+  for (int i = 0; i < 8; ++i) bytes[i] = static_cast<uint8_t>(n >> (8 * i));
+}
+
 enum class ScoreReduce { kMax, kTopKMean, kMean };
 
 struct PostprocessConfig {

@@ -549,8 +549,7 @@ Status LoadInto(const uint8_t* bytes, size_t size, Model* model) {
                      "header length",
                      size);
   }
-  uint64_t header_len = 0;
-  for (int i = 7; i >= 0; --i) header_len = (header_len << 8) | bytes[i];
+  const uint64_t header_len = ReadHeaderLength(bytes);
   if (size > 8 && bytes[8] != '{') {
     return MakeError(ErrorCode::kBadMagic,
                      "not a safetensors file: the JSON header must start with '{' at byte 8");

@@ -47,8 +47,7 @@ std::vector<uint8_t> WriteModel(const ModelSpec& spec) {
   header.append((8 - header.size() % 8) % 8, ' ');
 
   std::vector<uint8_t> out(8 + header.size() + offset);
-  const uint64_t n = header.size();
-  for (int i = 0; i < 8; ++i) out[i] = static_cast<uint8_t>(n >> (8 * i));
+  WriteHeaderLength(header.size(), out.data());
   std::memcpy(out.data() + 8, header.data(), header.size());
   uint8_t* p = out.data() + 8 + header.size();
   for (size_t i : order) {

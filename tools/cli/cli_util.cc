@@ -156,8 +156,7 @@ Result<std::vector<uint8_t>> ReplaceModelMetadata(
     const std::vector<uint8_t>& file, const std::vector<std::pair<std::string, std::string>>& entries) {
   const ErrorCode kHdr = ErrorCode::kInvalidArgument;
   if (file.size() < 8) return MakeError(kHdr, "model file too short");
-  uint64_t n = 0;
-  for (int i = 7; i >= 0; --i) n = (n << 8) | file[size_t(i)];
+  const uint64_t n = ReadHeaderLength(file.data());
   if (n > file.size() - 8) return MakeError(kHdr, "model header length out of range");
   nlohmann::ordered_json header = nlohmann::ordered_json::parse(
       file.begin() + 8, file.begin() + 8 + static_cast<std::ptrdiff_t>(n), nullptr, false);
@@ -169,7 +168,7 @@ Result<std::vector<uint8_t>> ReplaceModelMetadata(
   std::string text = header.dump();
   text.append((8 - (8 + text.size()) % 8) % 8, ' ');
   std::vector<uint8_t> out(8);
-  for (int i = 0; i < 8; ++i) out[size_t(i)] = uint8_t(uint64_t(text.size()) >> (8 * i));
+  WriteHeaderLength(text.size(), out.data());
   out.insert(out.end(), text.begin(), text.end());
   out.insert(out.end(), file.begin() + 8 + static_cast<std::ptrdiff_t>(n), file.end());
   return out;
