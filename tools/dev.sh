@@ -2,7 +2,8 @@
 # The two commands of the README:
 #   tools/dev.sh serve   build the wasm module + site with the default model, serve on 127.0.0.1
 #   tools/dev.sh test    every test: native, ASan+UBSan, wasm under node, Embind JS, browser, fuzz smoke
-# Both install what is missing first (tools/setup.sh).
+# Each installs what is missing first: `serve` only what building and serving
+# the site needs (tools/setup.sh serve), `test` everything (tools/setup.sh test).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -11,9 +12,13 @@ jobs=${FLAWLENS_JOBS:-$(nproc)}
 
 step() { printf '\n\033[1m== %s\033[0m (%s)\n' "$*" "$(date +%H:%M:%S)"; }
 
+# build_wasm ON|OFF [cmake --build args]: the tests need GoogleTest's sources
+# (googletest package), which serving does not install, so the flag is always
+# passed explicitly (a cached OFF from `serve` must not leak into `test`).
 build_wasm() {
+  local tests=$1; shift
   step "wasm build (Emscripten $(emcc --version | head -1 | grep -oE '[0-9]+\.[0-9]+\.[0-9]+' | head -1))"
-  cmake --preset wasm-release >/dev/null
+  cmake --preset wasm-release -DFLAWLENS_TESTS="$tests" >/dev/null
   cmake --build --preset wasm-release -j "$jobs" "$@"
 }
 
@@ -24,8 +29,8 @@ build_site() {
 
 case "${1:-}" in
   serve)
-    bash tools/setup.sh
-    build_wasm --target flawlens_wasm
+    bash tools/setup.sh serve
+    build_wasm OFF --target flawlens_wasm
     build_site
     port=${PORT:-8080}
     step "serving"
@@ -33,7 +38,7 @@ case "${1:-}" in
     exec python3 -m http.server --bind 127.0.0.1 --directory build/site "$port"
     ;;
   test)
-    bash tools/setup.sh
+    bash tools/setup.sh test
     start=$(date +%s)
     step "native release: build"
     cmake --preset native-release >/dev/null
@@ -48,7 +53,7 @@ case "${1:-}" in
     ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1 \
       ctest --preset native-asan -j "$jobs"
 
-    build_wasm
+    build_wasm ON
     step "wasm: ctest under node (same gtest binaries + Embind API test)"
     ctest --preset wasm-release -j "$jobs"
 

@@ -1,24 +1,49 @@
 #!/usr/bin/env bash
-# Installs everything flawlens needs to build, train, test and serve on a
-# fresh Debian 12 machine: Debian packages (apt) and npm packages from the
-# committed lock file. Idempotent and quiet when everything is present.
+# Installs what flawlens needs on a fresh Debian 12 machine: Debian packages
+# (apt) and npm packages from the committed lock files. Idempotent, and quiet
+# when everything is present.
+#
+#   tools/setup.sh serve   build the wasm module and the static site, and serve it
+#   tools/setup.sh test    everything: serve + LibTorch (training CLI), GoogleTest,
+#                          Chromium (browser tests), clang's libFuzzer runtime
+#   (no argument = test)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
+what=${1:-test}
 
-packages=(
-  build-essential cmake ninja-build pkg-config python3   # node + npm: the machine's own (Node 20)
-  clang libclang-rt-14-dev             # libFuzzer + sanitizers
+# Building and serving the site. node + npm come with emscripten (Debian's Node).
+serve_packages=(
+  cmake ninja-build g++ python3
   emscripten binaryen                  # wasm build (Emscripten 3.1.6)
-  libxnnpack-dev libpthreadpool-dev    # native inference
-  libtorch-dev                         # training (tools/ only)
   libstb-dev nlohmann-json3-dev libcli11-dev
+  libxnnpack-dev libpthreadpool-dev    # native CLI without LibTorch (model preparation at build time)
+)
+# Everything else the tests need.
+test_packages=(
+  build-essential pkg-config
+  libtorch-dev                         # training (tools/ only)
   libgtest-dev libgmock-dev libbenchmark-dev googletest
+  clang libclang-rt-14-dev             # libFuzzer + sanitizers
   chromium                             # browser tests (driven by playwright-core)
 )
+# npm folders installed with `npm ci` when they hold a package-lock.json.
+serve_npm=(tools/backbones)
+test_npm=(tests)
 
+case "$what" in
+  serve) packages=("${serve_packages[@]}"); npm_dirs=("${serve_npm[@]}") ;;
+  test)  packages=("${serve_packages[@]}" "${test_packages[@]}")
+         npm_dirs=("${serve_npm[@]}" "${test_npm[@]}") ;;
+  *) echo "usage: tools/setup.sh serve | test" >&2; exit 2 ;;
+esac
+
+# One dpkg-query for the whole list: missing packages print nothing or a
+# status other than "install ok installed".
 missing=()
+installed=$(dpkg-query -W -f='${Package} ${Status}\n' "${packages[@]}" 2>/dev/null \
+            | awk '$2 == "install" && $3 == "ok" && $4 == "installed" {print $1}' || true)
 for p in "${packages[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+  grep -qxF "$p" <<<"$installed" || missing+=("$p")
 done
 if [ ${#missing[@]} -gt 0 ]; then
   echo "[setup] apt-get install ${missing[*]}"
@@ -29,8 +54,14 @@ if [ ${#missing[@]} -gt 0 ]; then
   $sudo_cmd apt-get install -y -qq -o DPkg::Lock::Timeout=300 --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
-# npm packages (playwright-core for the browser tests), exact versions from the lock file.
-if [ ! -d "$root/tests/node_modules/playwright-core" ]; then
-  echo "[setup] npm ci (tests/)"
-  (cd "$root/tests" && npm ci --no-audit --no-fund --loglevel=error)
-fi
+# npm packages, exact versions from each folder's lock file. Re-run `npm ci`
+# only when the lock file is newer than the installed tree.
+for d in "${npm_dirs[@]}"; do
+  lock="$root/$d/package-lock.json"
+  [ -f "$lock" ] || continue
+  stamp="$root/$d/node_modules/.package-lock.json"
+  if [ ! -f "$stamp" ] || [ "$lock" -nt "$stamp" ]; then
+    echo "[setup] npm ci ($d/)"
+    (cd "$root/$d" && npm ci --no-audit --no-fund --loglevel=error)
+  fi
+done
