@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # Groups file for `flawlens eval --groups` on the magnetic-tile data set
-# (METHOD.md, session 6): the six lightings of one physical tile are files
+# (docs/METHOD.md, "Evaluation"): the six lightings of one physical tile are files
 # expN_num_M with different, but close, numbers M and increasing N
 # (exp1_num_85781, exp2_num_85846, ..., exp6_num_86064). Sorted by M, a capture
 # joins the previous group of its folder (good, crack, ...) while the gap is
 # under 500 and its N is larger than every N already in the group.
 #
-#   tools/train/magnetic_tile_groups.sh ../shared/data/magnetic-tile/val > tiles.csv
-#   flawlens eval MODEL ../shared/data/magnetic-tile --groups tiles.csv
+# DATA is the Magnetic Tile research data set (not included) laid out as
+# DATA/train/good, DATA/val/<type>:
+#   tools/train/magnetic_tile_groups.sh DATA/val > tiles.csv
+#   flawlens eval MODEL DATA --groups tiles.csv
 set -euo pipefail
 split=${1:?usage: $0 SPLIT_FOLDER (e.g. .../magnetic-tile/val)}
 cd "$split"
