@@ -45,6 +45,13 @@ installed=$(dpkg-query -W -f='${Package} ${Status}\n' "${packages[@]}" 2>/dev/nu
 for p in "${packages[@]}"; do
   grep -qxF "$p" <<<"$installed" || missing+=("$p")
 done
+# npm: Debian's nodejs (pulled in by emscripten) comes without it; a Node.js
+# from elsewhere usually brings its own, so install Debian's only when absent.
+for d in "${npm_dirs[@]}"; do
+  if [ -f "$root/$d/package-lock.json" ] && ! command -v npm >/dev/null; then
+    missing+=(npm); break
+  fi
+done
 if [ ${#missing[@]} -gt 0 ]; then
   echo "[setup] apt-get install ${missing[*]}"
   sudo_cmd=""
