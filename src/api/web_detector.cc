@@ -2,6 +2,8 @@
 
 #include <cmath>
 
+// The implementation is part of the core library and uses two of its
+// internals: the documented size limits and the JSON writer (info()).
 #include "core/limits.h"
 #include "model/json_value.h"
 
@@ -13,13 +15,13 @@ uint8_t* WebDetector::buffer(double bytes) {
   return bytes_.data();
 }
 
-void WebDetector::release_bytes() { std::vector<uint8_t>().swap(bytes_); }
+void WebDetector::releaseBytes() { std::vector<uint8_t>().swap(bytes_); }
 
 std::string WebDetector::load(const std::string& backend) {
   DetectorOptions opts;
   opts.backend = backend;
   auto det = Detector::Create(bytes_.data(), bytes_.size(), opts);
-  release_bytes();
+  releaseBytes();
   if (!det.ok()) return det.status().ToString();
   det_ = std::move(det).value();
   last_ = nullptr;
@@ -88,11 +90,11 @@ std::string WebDetector::detectEncoded() {
   return Finish(det_->DetectEncoded(bytes_.data(), bytes_.size()));
 }
 
-void WebDetector::set_threshold(double t) {
+void WebDetector::setThreshold(double t) {
   if (det_ && std::isfinite(t)) det_->set_threshold(static_cast<float>(t));
 }
 
-void WebDetector::reset_threshold() {
+void WebDetector::resetThreshold() {
   if (det_) det_->reset_threshold();
 }
 
@@ -102,7 +104,7 @@ float* WebDetector::floats(double count) {
   return floats_.data();
 }
 
-std::string WebDetector::run_network() {
+std::string WebDetector::runNetwork() {
   if (!det_) return "invalid_argument: no model loaded";
   output_.resize(det_->network_output_count());
   Status s = det_->RunNetwork(floats_.data(), floats_.size(), output_.data(), output_.size());

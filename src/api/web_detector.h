@@ -1,5 +1,8 @@
 // The web API's C++ side, free of Embind so it can be fuzzed and tested
-// natively: src/wasm/bindings.cc binds this class 1:1 for JavaScript.
+// natively: src/wasm/bindings.cc binds this class 1:1 for JavaScript. Its
+// methods are named as JavaScript sees them (camelCase, the module's
+// `Detector` class), not in this repository's C++ style, so one name
+// means one thing from C++ through engine.mjs.
 //
 // Every fallible method returns "" on success or "code: message"
 // (web/js/engine.mjs turns that into a FlawlensError in one place). Bytes
@@ -28,8 +31,8 @@ class WebDetector {
   // Resize the byte buffer to `bytes` (model file, pixels or encoded image).
   // Returns nullptr when the size is unreasonable.
   uint8_t* buffer(double bytes);
-  size_t buffer_size() const { return bytes_.size(); }
-  void release_bytes();
+  size_t bufferSize() const { return bytes_.size(); }
+  void releaseBytes();
 
   // Load the model in buffer(). On failure the previous model stays.
   std::string load(const std::string& backend);
@@ -44,18 +47,18 @@ class WebDetector {
 
   const double* stats() const { return stats_; }
   const float* map() const { return last_ ? last_->map.data() : nullptr; }
-  size_t map_size() const { return last_ ? last_->map.size() : 0; }
+  size_t mapSize() const { return last_ ? last_->map.size() : 0; }
 
   double threshold() const { return det_ ? det_->threshold() : 0.0; }
-  void set_threshold(double t);
-  void reset_threshold();
+  void setThreshold(double t);
+  void resetThreshold();
 
   // Raw network for benchmarks: input floats are written into floats(n).
   float* floats(double count);
-  size_t floats_size() const { return floats_.size(); }
-  std::string run_network();
+  size_t floatsSize() const { return floats_.size(); }
+  std::string runNetwork();
   const float* output() const { return output_.data(); }
-  size_t output_size() const { return output_.size(); }
+  size_t outputSize() const { return output_.size(); }
 
  private:
   std::string Finish(const Result<const Detection*>& r);

@@ -11,6 +11,7 @@
 
 #include "core/limits.h"
 #include "image/gaussian_blur.h"
+#include "image/preprocess.h"
 #include "model/model.h"
 #include "nn/executor.h"
 

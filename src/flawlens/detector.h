@@ -6,17 +6,25 @@
 //   if (r.ok()) printf("%.2f %s\n", (*r)->score, (*r)->anomalous ? "ANOMALY" : "ok");
 //
 // Everything is exception-free; errors come back as Status with a message.
-// tools/ and the wasm bindings include only this header (and status.h /
-// preprocess.h, which it pulls in).
+// The public API is src/flawlens/: this header, flawlens/image.h (ImageView,
+// RectF, PixelFormat, DecodeImage) and flawlens/status.h (Status, Result).
+// The web API's header (src/api/web_detector.h) and the Embind bindings
+// (src/wasm) include only these. tools/ goes further where it must: the CLI's calibrate and info
+// rewrite and print a model file's calibration, card and preprocessing, which
+// ModelInfo does not carry, so tools/cli includes model/model.h; the trainer
+// writes model files and feeds the network through the same preprocessing as
+// the page, so tools/train also includes model/ and image/preprocess.h, and
+// the benchmarks time internals (image/preprocess.h, nn/).
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <string>
 #include <vector>
 
-#include "core/status.h"
-#include "image/preprocess.h"
+#include "flawlens/image.h"
+#include "flawlens/status.h"
 
 namespace flawlens {
 

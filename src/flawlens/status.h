@@ -1,4 +1,5 @@
-// Status and Result<T>: the only error mechanism of src/.
+// Status and Result<T>: the only error mechanism of src/ (public API; internal
+// code includes it as core/status.h).
 //
 // src/ is exception-free (Emscripten disables exception catching by default and
 // a throw would abort the page). Every fallible function returns a

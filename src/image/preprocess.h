@@ -29,37 +29,11 @@
 #include <vector>
 
 #include "core/status.h"
+#include "flawlens/image.h"  // ImageView, Image, RectF, PixelFormat, DecodeImage
 
 namespace flawlens {
 
-enum class PixelFormat { kGray8 = 1, kRGB8 = 3, kRGBA8 = 4 };
-inline int BytesPerPixel(PixelFormat f) { return static_cast<int>(f); }
-const char* PixelFormatName(PixelFormat f);  // "gray", "rgb", "rgba"
-
-struct ImageView {
-  const uint8_t* data = nullptr;
-  int width = 0, height = 0;
-  PixelFormat format = PixelFormat::kRGBA8;
-  int stride = 0;  // bytes per row; 0 = width * BytesPerPixel(format)
-};
-
-// An owned 8-bit image (decoded file).
-struct Image {
-  std::vector<uint8_t> pixels;
-  int width = 0, height = 0;
-  PixelFormat format = PixelFormat::kRGB8;
-  ImageView view() const { return {pixels.data(), width, height, format, 0}; }
-};
-
-// Decode PNG / JPEG / BMP (and whatever else stb_image reads) from bytes.
-// Checks the header's dimensions against core/limits.h before decoding.
-// Gray and gray+alpha decode to kGray8, RGB to kRGB8, RGBA to kRGBA8.
-Result<Image> DecodeImage(const uint8_t* bytes, size_t size);
-
-struct RectF {  // in pixels of some image, x/y top-left
-  float x = 0, y = 0, w = 0, h = 0;
-};
-struct RectI {
+struct RectI {  // integer rectangle (crop, content on the network input)
   int x = 0, y = 0, w = 0, h = 0;
 };
 
@@ -107,11 +81,8 @@ struct PreprocessScratch {
 Status Preprocess(const ImageView& image, const PreprocessConfig& config, const RectF& roi,
                   float* out, PreprocessScratch* scratch, RectF* covered);
 
-// ---- helpers (same checks and geometry as Preprocess) ----------------------
-
-// Non-null data, 1 <= width/height <= kMaxImageSide, pixels <= kMaxImagePixels,
-// known format, stride 0 or >= width * bytes-per-pixel.
-Status ValidateImageView(const ImageView& image);
+// ---- helpers (same checks and geometry as Preprocess; ValidateImageView is in
+// flawlens/image.h) ----------------------------------------------------------
 
 // `roi` (w == 0: whole image) clipped to the image; kInvalidArgument if it is
 // not finite or empty after clipping.

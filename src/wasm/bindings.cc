@@ -20,17 +20,19 @@ using flawlens::WebDetector;
 
 val Buffer(WebDetector& d, double bytes) {
   uint8_t* p = d.buffer(bytes);
-  return p == nullptr && bytes != 0 ? val::null() : val(typed_memory_view(d.buffer_size(), p));
+  return p == nullptr && bytes != 0 ? val::null() : val(typed_memory_view(d.bufferSize(), p));
 }
 val Floats(WebDetector& d, double count) {
   float* p = d.floats(count);
-  return p == nullptr && count != 0 ? val::null() : val(typed_memory_view(d.floats_size(), p));
+  return p == nullptr && count != 0 ? val::null() : val(typed_memory_view(d.floatsSize(), p));
 }
 val Stats(const WebDetector& d) { return val(typed_memory_view(WebDetector::kNumStats, d.stats())); }
-val Map(const WebDetector& d) { return val(typed_memory_view(d.map_size(), d.map())); }
-val Output(const WebDetector& d) { return val(typed_memory_view(d.output_size(), d.output())); }
+val Map(const WebDetector& d) { return val(typed_memory_view(d.mapSize(), d.map())); }
+val Output(const WebDetector& d) { return val(typed_memory_view(d.outputSize(), d.output())); }
 
-// Bytes malloc'd and not freed (dlmalloc's mallinfo): for leak tests.
+// Bytes in allocated heap blocks (headers included), for leak tests: the
+// module links emmalloc, whose mallinfo() walks the whole heap, so this is
+// not for per-frame use.
 double HeapInUse() { return static_cast<double>(mallinfo().uordblks); }
 
 }  // namespace
@@ -40,7 +42,7 @@ EMSCRIPTEN_BINDINGS(flawlens) {
   emscripten::class_<WebDetector>("Detector")
       .constructor<>()
       .function("buffer", &Buffer)
-      .function("releaseBytes", &WebDetector::release_bytes)
+      .function("releaseBytes", &WebDetector::releaseBytes)
       .function("load", &WebDetector::load)
       .function("loaded", &WebDetector::loaded)
       .function("info", &WebDetector::info)
@@ -49,9 +51,9 @@ EMSCRIPTEN_BINDINGS(flawlens) {
       .function("stats", &Stats)
       .function("map", &Map)
       .function("threshold", &WebDetector::threshold)
-      .function("setThreshold", &WebDetector::set_threshold)
-      .function("resetThreshold", &WebDetector::reset_threshold)
+      .function("setThreshold", &WebDetector::setThreshold)
+      .function("resetThreshold", &WebDetector::resetThreshold)
       .function("floats", &Floats)
-      .function("runNetwork", &WebDetector::run_network)
+      .function("runNetwork", &WebDetector::runNetwork)
       .function("output", &Output);
 }
