@@ -4,7 +4,8 @@
 // {id, ok: false, error: {name, message, code}}. Big buffers are transferred.
 //
 // Types:
-//   init        {moduleUrl}                 -> {simd}
+//   init        {moduleUrl}                 -> {} (fails with code 'unsupported'
+//               where WebAssembly SIMD is missing)
 //   loadModel   {bytes: ArrayBuffer, backend, threshold?} -> info
 //               (the previous detector stays in use if loading fails)
 //   detect      {bitmap: ImageBitmap} | {pixels: ArrayBuffer, width, height, format}
@@ -12,7 +13,6 @@
 //   setThreshold {value} / resetThreshold    -> {threshold}
 //   stats       {}                            -> {wasmBytes, detections}
 
-let engineModule = null;
 let engine = null;
 let det = null;
 let detections = 0;
@@ -44,8 +44,8 @@ function bitmapToRgba(bitmap) {
 }
 
 function packResult(r, width, height, extra = {}) {
-  // Copy the map: the engine may hand out a view into wasm memory.
-  const map = new Float32Array(r.map);
+  // The engine's map is already a copy out of wasm memory: transfer it.
+  const map = r.map;
   return {
     result: {
       score: r.score, rawScore: r.rawScore, threshold: r.threshold, anomalous: r.anomalous,
@@ -65,16 +65,16 @@ function cleanInfo(info) {
 
 const handlers = {
   async init({ moduleUrl }) {
-    if (engine) return { simd: true };
+    if (engine) return {};
+    let engineModule;
     try {
       engineModule = await import('./engine.mjs');
     } catch (e) {
       throw fail(`Could not load the engine script (engine.mjs): ${e && e.message ? e.message : e}`, 'engine_load');
     }
-    const simdSupported = engineModule.simdSupported;
-    const simd = typeof simdSupported === 'function' ? await simdSupported() : simdSupported;
+    // Throws FlawlensError 'unsupported' without WebAssembly SIMD.
     engine = await engineModule.createEngine({ moduleUrl });
-    return { simd: simd !== false };
+    return {};
   },
 
   loadModel({ bytes, backend = 'auto', threshold = null }) {
@@ -146,16 +146,7 @@ const handlers = {
   },
 
   stats() {
-    let wasmBytes = null;
-    try {
-      if (engine) {
-        if (typeof engine.memoryBytes === 'function') wasmBytes = engine.memoryBytes();
-        else if (typeof engine.memoryBytes === 'number') wasmBytes = engine.memoryBytes;
-        else if (engine.module && engine.module.HEAPU8) wasmBytes = engine.module.HEAPU8.buffer.byteLength;
-        else if (engine.memory && engine.memory.buffer) wasmBytes = engine.memory.buffer.byteLength;
-      }
-    } catch { wasmBytes = null; }
-    return { result: { wasmBytes, detections } };
+    return { result: { wasmBytes: engine ? engine.memoryBytes : null, detections } };
   },
 };
 
