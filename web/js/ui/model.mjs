@@ -1,0 +1,168 @@
+// Model loading (default model, "Open model…", dropped files, or bytes from
+// code) and the model card. The worker keeps its previous detector when a
+// load fails, so a bad file never leaves the page without a model.
+
+import { hashBytes, modelKey } from '../storage.mjs';
+import { setBadge, textEl, errText, fmt, fmtCount } from './dom.mjs';
+
+function addRow(dl, label, value) {
+  if (value === undefined || value === null || value === '') return;
+  dl.append(textEl('dt', label), textEl('dd', String(value)));
+}
+
+function scalarText(v) {
+  if (typeof v === 'number') return Number.isInteger(v) ? String(v) : fmt(v, 4);
+  if (typeof v === 'string' || typeof v === 'boolean') return String(v);
+  return null;
+}
+
+// The card's `recalibrations` list (written by `flawlens calibrate`): the
+// latest entry, e.g. "2026-11-29T23:27:24Z on 30 good images (2 times)".
+function recalibrationText(list) {
+  if (!Array.isArray(list) || list.length === 0) return null;
+  const last = list[list.length - 1];
+  if (!last || typeof last !== 'object') return null;
+  const images = scalarText(last.images);
+  const text = `${scalarText(last.at) ?? 'yes'}${images !== null ? ` on ${images} good images` : ''}`;
+  return list.length > 1 ? `${text} (${list.length} times)` : text;
+}
+
+function renderCard(model) {
+  const { info, name, hash, fileName } = model;
+  const card = (info.card && typeof info.card === 'object') ? info.card : {};
+  const root = document.createDocumentFragment();
+  root.append(textEl('h3', name));
+  const dl = document.createElement('dl');
+  addRow(dl, 'File', fileName);
+  addRow(dl, 'Input', `${info.inputWidth} × ${info.inputHeight} × ${info.inputChannels}`);
+  addRow(dl, 'Heatmap', `${info.mapWidth} × ${info.mapHeight}`);
+  addRow(dl, 'Fit', info.pixelScale > 0
+    ? `fixed pixel scale ${fmt(info.pixelScale, 3)}: aspect ratio kept, heatmap over the image only`
+    : 'stretched to the input');
+  addRow(dl, 'Threshold', fmt(info.threshold, 4));
+  addRow(dl, 'Recalibrated', recalibrationText(card.recalibrations));
+  addRow(dl, 'Parameters', fmtCount(info.parameters));
+  addRow(dl, 'Compute', info.macs ? `${fmtCount(info.macs)} MACs / frame` : null);
+  addRow(dl, 'Backend', info.backend);
+  const skip = new Set(['name', 'metrics', 'training']);
+  for (const [k, v] of Object.entries(card)) {
+    if (skip.has(k)) continue;
+    const s = scalarText(v);
+    if (s !== null) addRow(dl, k.replace(/_/g, ' '), s);
+  }
+  for (const section of ['training', 'metrics']) {
+    const obj = card[section];
+    if (!obj || typeof obj !== 'object') continue;
+    for (const [k, v] of Object.entries(obj)) {
+      const s = scalarText(v);
+      if (s !== null) addRow(dl, `${section === 'metrics' ? '' : 'training '}${k.replace(/_/g, ' ')}`.trim(), s);
+      else if (v && typeof v === 'object' && !Array.isArray(v)) {
+        const parts = Object.entries(v).map(([k2, v2]) => {
+          const s2 = scalarText(v2);
+          return s2 === null ? null : `${k2.replace(/_/g, ' ')} ${s2}`;
+        }).filter(Boolean);
+        if (parts.length) addRow(dl, k.replace(/_/g, ' '), parts.join(' · '));
+      }
+    }
+  }
+  addRow(dl, 'Fingerprint', hash);
+  root.append(dl);
+  const details = document.createElement('details');
+  details.append(textEl('summary', 'Full model card'), textEl('pre', JSON.stringify(card, null, 2)));
+  root.append(details);
+  return root;
+}
+
+export class ModelPanel {
+  // els: {badge, card, input}. `onLoaded(model, previous)` is awaited after
+  // every successful load; `debug.modelLoadedAt` is set for the test hook.
+  constructor({ els, session, messages, debug, onLoaded }) {
+    this.els = els;
+    this.session = session;
+    this.messages = messages;
+    this.debug = debug;
+    this.onLoaded = onLoaded;
+    this.model = null;  // {info, name, hash, key, fileName, isDefault, generation}
+    this.generation = 0;
+    els.input.addEventListener('change', () => {
+      const file = els.input.files[0];
+      els.input.value = '';
+      this.openFile(file);
+    });
+  }
+
+  // bytes: an ArrayBuffer (transferred to the worker, so detached afterwards)
+  // or a typed array (copied first, so the caller keeps it).
+  async loadBytes(bytes, fileName, { isDefault = false } = {}) {
+    const { messages, els } = this;
+    if (!this.session.ready) {
+      messages.showError(`Cannot load "${fileName}": the engine is not available.`);
+      return false;
+    }
+    const buffer = bytes instanceof ArrayBuffer ? bytes
+      : new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength).slice().buffer;
+    const hash = hashBytes(new Uint8Array(buffer));
+    const previous = this.model;
+    messages.setStatus(`Loading model “${fileName}”…`, { sticky: true });
+    let info;
+    try {
+      info = await this.session.call('loadModel', { bytes: buffer, backend: 'auto' }, [buffer]);
+    } catch (e) {
+      const keep = previous ? ` Still using “${previous.name}”.` : '';
+      messages.showError(`Could not load model “${fileName}”: ${errText(e)}.${keep}`.replace('..', '.'));
+      messages.setStatus('');
+      if (!previous) this.markNone();
+      return false;
+    }
+    const name = info.name || fileName;
+    this.generation += 1;
+    this.model = { info, name, hash, key: modelKey(name, hash), fileName, isDefault, generation: this.generation };
+    this.debug.modelLoadedAt = performance.now();
+    performance.mark('flawlens:model-ready');
+    setBadge(els.badge, 'ok', `Model: ${name}`);
+    els.card.replaceChildren(renderCard(this.model));
+    if (this.onLoaded) await this.onLoaded(this.model, previous);
+    return true;
+  }
+
+  async loadDefault() {
+    const url = new URL('../../model/default.safetensors', import.meta.url);
+    let buffer;
+    try {
+      const res = await fetch(url);
+      if (!res.ok) throw new Error(`HTTP ${res.status}`);
+      buffer = await res.arrayBuffer();
+    } catch (e) {
+      this.markNone();
+      this.messages.showError(`The default model (model/default.safetensors) could not be downloaded: ${errText(e)}. ` +
+                              'Open a model file with “Open model…”.');
+      this.showCardHint('No model loaded.');
+      return false;
+    }
+    return this.loadBytes(buffer, 'default.safetensors', { isDefault: true });
+  }
+
+  async openFile(file) {
+    if (!file) return;
+    if (file.size === 0) {
+      this.messages.showError(`“${file.name}” is empty; it is not a model file.${this.model ? ` Still using “${this.model.name}”.` : ''}`);
+      return;
+    }
+    let buffer;
+    try {
+      buffer = await file.arrayBuffer();
+    } catch (e) {
+      this.messages.showError(`Could not read “${file.name}”: ${errText(e)}`);
+      return;
+    }
+    await this.loadBytes(buffer, file.name);
+  }
+
+  markNone() {
+    setBadge(this.els.badge, 'error', 'Model: none');
+  }
+
+  showCardHint(text) {
+    this.els.card.replaceChildren(textEl('p', text, 'hint'));
+  }
+}
