@@ -8,12 +8,21 @@
 // Offsets are assigned greedily, largest value first, at the lowest offset
 // that does not collide with an already placed value whose lifetime overlaps
 // (TFLite's "greedy by size" planner). All offsets are 16-byte aligned.
+//
+// Row bands (see executor.h): band [y0, y1) of a window op reads input rows
+// [y0*s - pad_top, (y1-1)*s - pad_top + (k-1)*d]; the part of that range
+// outside the input becomes the band's own pad_top / pad_bottom. NHWC rows are
+// contiguous, so a band's input and output are the full buffers at a row
+// offset. Each band has its own slot of the workspace (bands run at once).
 #include "nn/executor.h"
 
 #include <algorithm>
+#include <atomic>
 #include <new>
+#include <string>
 
 #include "core/limits.h"
+#include "core/thread_pool.h"
 
 namespace flawlens {
 
@@ -35,6 +44,47 @@ void FreeFloats(float* p) {
   if (p != nullptr) ::operator delete[](p, std::align_val_t(kAlignBytes));
 }
 
+// Band boundaries are multiples of this many output rows: the Winograd
+// kernel computes 4x4 output tiles from the tile's 6x6 inputs, so a band that
+// starts on a tile boundary reproduces the unsplit op bit for bit.
+constexpr int kBandRowGranularity = 4;
+
+std::atomic<int> g_threads_override{0};
+
+bool IsBandableOp(OpType op) {
+  switch (op) {
+    case OpType::kConv2d:
+    case OpType::kMaxPool2d:
+    case OpType::kAvgPool2d:
+    case OpType::kActivation:
+    case OpType::kAdd:
+    case OpType::kConcat:
+    case OpType::kReduceChannels:
+      return true;
+    default:
+      return false;
+  }
+}
+
+bool IsWindowOp(OpType op) {
+  return op == OpType::kConv2d || op == OpType::kMaxPool2d || op == OpType::kAvgPool2d;
+}
+
+// Rough work of one node, in multiply-accumulates or element visits.
+int64_t NodeWork(const Node& node, const Shape& in, const Shape& out) {
+  switch (node.op) {
+    case OpType::kConv2d:
+      return out.elements() * node.kernel_h * node.kernel_w * (in.c / std::max(1, node.groups));
+    case OpType::kMaxPool2d:
+    case OpType::kAvgPool2d:
+      return out.elements() * node.kernel_h * node.kernel_w;
+    case OpType::kReduceChannels:
+      return in.elements();
+    default:
+      return out.elements();
+  }
+}
+
 struct Interval {
   int value;
   size_t floats;
@@ -43,6 +93,33 @@ struct Interval {
 };
 
 }  // namespace
+
+void SetThreadsOverride(int threads) {
+  g_threads_override.store(std::min(std::max(threads, 0), ThreadPool::kMaxThreads));
+}
+int ThreadsOverride() { return g_threads_override.load(); }
+
+struct Executor::Band {
+  std::unique_ptr<OpImpl> op;
+  std::vector<int64_t> input_offsets;  // floats into each input value
+  int64_t output_offset = 0;           // floats into the output value
+  size_t workspace_offset = 0;         // floats into the workspace
+  // Bound once buffers are planned.
+  std::vector<const float*> inputs;
+  float* output = nullptr;
+  float* workspace = nullptr;
+};
+
+struct Executor::Step {
+  std::unique_ptr<OpImpl> op;  // the whole op; null when split into bands
+  std::vector<const float*> inputs;
+  std::vector<Band> bands;
+  const char* kernel_name() const {
+    return op != nullptr ? op->kernel_name() : bands.front().op->kernel_name();
+  }
+};
+
+Executor::Executor(const Graph& graph) : graph_(graph) {}
 
 Result<std::unique_ptr<Executor>> Executor::Create(const Graph& graph,
                                                    const ExecutorOptions& options) {
@@ -55,7 +132,7 @@ Result<std::unique_ptr<Executor>> Executor::Create(const Graph& graph,
 }
 
 Executor::~Executor() {
-  ops_.clear();  // ops may reference backend state (e.g. a threadpool)
+  steps_.clear();  // ops may reference backend state (e.g. a threadpool)
   backends_.clear();
   FreeFloats(arena_);
   FreeFloats(workspace_);
@@ -99,20 +176,28 @@ Status Executor::Plan(const ExecutorOptions& options) {
     backends_.push_back(std::move(backend));
   }
 
-  // 2. One operator per node: first backend that supports it.
+  // 2. One operator per node: first backend that supports it; split into
+  // row bands where that pays.
+  const int override_threads = ThreadsOverride();
+  band_threads_ = std::min(std::max(override_threads > 0 ? override_threads : options.threads, 1),
+                           ThreadPool::kMaxThreads);
   const int n = static_cast<int>(graph_.nodes.size());
-  ops_.reserve(n);
+  steps_.resize(n);
   size_t workspace_floats = 0;
+  size_t band_slot_floats = 0;  // largest workspace of one band
+  int max_bands = 0;
   for (int i = 0; i < n; ++i) {
     const Node& node = graph_.nodes[i];
     std::vector<Shape> input_shapes;
     for (int id : node.inputs) input_shapes.push_back(graph_.shapes[id]);
     OpSpec spec{node, input_shapes, graph_.shapes[i + 1]};
     std::unique_ptr<OpImpl> op;
+    Backend* chosen = nullptr;
     for (auto& backend : backends_) {
       auto created = backend->Create(spec);
       if (created.ok()) {
         op = std::move(created.value());
+        chosen = backend.get();
         break;
       }
       if (created.status().code() != ErrorCode::kUnsupported) return created.status();
@@ -121,9 +206,29 @@ Status Executor::Plan(const ExecutorOptions& options) {
       return MakeError(ErrorCode::kUnsupported,
                        "node '%s' (%s): no backend supports this configuration",
                        node.name.c_str(), OpTypeName(node.op));
-    workspace_floats = std::max(workspace_floats, op->workspace_floats());
-    ops_.push_back(std::move(op));
+    Step& step = steps_[i];
+    // XNNPACK ops are threaded by XNNPACK itself.
+    const bool xnnpack_op = std::string(chosen->name()) == "xnnpack";
+    if (band_threads_ > 1 && IsBandableOp(node.op) && !xnnpack_op) {
+      FLAWLENS_RETURN_IF_ERROR(
+          CreateBands(i, *chosen, *op, band_threads_, options.min_band_work, &step));
+    }
+    if (step.bands.empty()) {
+      workspace_floats = std::max(workspace_floats, op->workspace_floats());
+      step.op = std::move(op);
+    } else {
+      for (const Band& band : step.bands)
+        band_slot_floats = std::max(band_slot_floats, band.op->workspace_floats());
+      max_bands = std::max(max_bands, static_cast<int>(step.bands.size()));
+    }
   }
+  // Band b of every split op uses workspace slot b.
+  const size_t slot_stride =
+      band_slot_floats > 0 ? RoundUp(band_slot_floats + kTailFloats, kAlignBytes / sizeof(float))
+                           : 0;
+  for (Step& step : steps_)
+    for (size_t b = 0; b < step.bands.size(); ++b) step.bands[b].workspace_offset = b * slot_stride;
+  workspace_floats = std::max(workspace_floats, slot_stride * max_bands);
 
   // 3. Lifetimes.
   const int num_values = n + 1;
@@ -195,29 +300,122 @@ Status Executor::Plan(const ExecutorOptions& options) {
 
   values_.resize(num_values);
   for (int v = 0; v < num_values; ++v) values_[v] = arena_ + intervals[v].offset;
-  op_inputs_.resize(n);
-  for (int i = 0; i < n; ++i)
-    for (int id : graph_.nodes[i].inputs) op_inputs_[i].push_back(values_[id]);
   for (int i = 0; i < n; ++i) {
-    Status st = ops_[i]->Prepare(op_inputs_[i].data(), values_[i + 1], workspace_);
+    Step& step = steps_[i];
+    for (int id : graph_.nodes[i].inputs) step.inputs.push_back(values_[id]);
+    Status st = Status::Ok();
+    if (step.op != nullptr) {
+      st = step.op->Prepare(step.inputs.data(), values_[i + 1], workspace_);
+    }
+    for (size_t b = 0; b < step.bands.size() && st.ok(); ++b) {
+      Band& band = step.bands[b];
+      for (size_t k = 0; k < step.inputs.size(); ++k)
+        band.inputs.push_back(step.inputs[k] + band.input_offsets[k]);
+      band.output = values_[i + 1] + band.output_offset;
+      band.workspace = workspace_ != nullptr ? workspace_ + band.workspace_offset : nullptr;
+      st = band.op->Prepare(band.inputs.data(), band.output, band.workspace);
+    }
     if (!st.ok())
       return MakeError(st.code(), "node '%s' (%s), kernel %s: %s", graph_.nodes[i].name.c_str(),
-                       OpTypeName(graph_.nodes[i].op), ops_[i]->kernel_name(),
-                       st.message().c_str());
+                       OpTypeName(graph_.nodes[i].op), step.kernel_name(), st.message().c_str());
+  }
+  if (max_bands > 1) {
+    // Without threads (a build or a host that has none) the bands run one
+    // after the other: same results, no speed-up.
+    auto pool = SharedThreadPool(band_threads_);
+    if (pool.ok()) pool_ = std::move(pool.value());
   }
   return Status::Ok();
 }
 
+Status Executor::CreateBands(int node_index, Backend& backend, const OpImpl& whole, int bands,
+                             int64_t min_band_work, Step* step) {
+  const Node& node = graph_.nodes[node_index];
+  const Shape& out = graph_.shapes[node_index + 1];
+  const Shape& in0 = graph_.shapes[node.inputs[0]];
+  const int units = out.h / kBandRowGranularity;
+  bands = std::min(bands, units);
+  if (bands < 2) return Status::Ok();
+  if (NodeWork(node, in0, out) / bands < min_band_work) return Status::Ok();
+
+  std::vector<Band> result(bands);
+  for (int b = 0; b < bands; ++b) {
+    const int y0 = kBandRowGranularity * static_cast<int>(int64_t{units} * b / bands);
+    const int y1 =
+        b + 1 == bands ? out.h : kBandRowGranularity * static_cast<int>(int64_t{units} * (b + 1) / bands);
+    Node sub = node;
+    std::vector<Shape> sub_inputs;
+    Band& band = result[b];
+    if (IsWindowOp(node.op)) {
+      const int lo = y0 * node.stride_h - node.pad_top;
+      const int hi = (y1 - 1) * node.stride_h - node.pad_top + (node.kernel_h - 1) * node.dilation_h;
+      const int a = std::max(lo, 0), z = std::min(hi, in0.h - 1);
+      if (a > z) return Status::Ok();  // the band reads only padding: run whole
+      sub.pad_top = a - lo;
+      sub.pad_bottom = hi - z;
+      const Shape sub_in{z - a + 1, in0.w, in0.c};
+      if (WindowOutputSize(sub_in.h, sub.kernel_h, sub.stride_h, sub.dilation_h, sub.pad_top,
+                           sub.pad_bottom) != y1 - y0)
+        return Status::Ok();
+      sub_inputs.push_back(sub_in);
+      band.input_offsets.push_back(int64_t{a} * in0.w * in0.c);
+    } else {
+      // Same rows in every input (all have the output's height).
+      for (int id : node.inputs) {
+        const Shape& s = graph_.shapes[id];
+        if (s.h != out.h) return Status::Ok();
+        sub_inputs.push_back(Shape{y1 - y0, s.w, s.c});
+        band.input_offsets.push_back(int64_t{y0} * s.w * s.c);
+      }
+    }
+    const Shape sub_out{y1 - y0, out.w, out.c};
+    band.output_offset = int64_t{y0} * out.w * out.c;
+    OpSpec spec{sub, sub_inputs, sub_out};
+    auto created = backend.Create(spec);
+    // A band the backend would run with a different kernel could differ in
+    // rounding from the whole op: then the op runs whole.
+    if (!created.ok() || std::string(created.value()->kernel_name()) != whole.kernel_name())
+      return Status::Ok();
+    band.op = std::move(created.value());
+  }
+  step->bands = std::move(result);
+  return Status::Ok();
+}
+
+void Executor::RunBand(void* step, int band) {
+  Band& b = static_cast<Step*>(step)->bands[band];
+  b.op->Run(b.inputs.data(), b.output, b.workspace);
+}
+
 void Executor::Run() {
-  const size_t n = ops_.size();
-  for (size_t i = 0; i < n; ++i) ops_[i]->Run(op_inputs_[i].data(), values_[i + 1], workspace_);
+  const size_t n = steps_.size();
+  for (size_t i = 0; i < n; ++i) {
+    Step& step = steps_[i];
+    if (step.op != nullptr) {
+      step.op->Run(step.inputs.data(), values_[i + 1], workspace_);
+    } else if (pool_ != nullptr) {
+      pool_->Run(static_cast<int>(step.bands.size()), &Executor::RunBand, &step);
+    } else {
+      for (size_t b = 0; b < step.bands.size(); ++b) RunBand(&step, static_cast<int>(b));
+    }
+  }
 }
 
 std::vector<std::string> Executor::KernelNames() const {
   std::vector<std::string> names;
-  names.reserve(ops_.size());
-  for (const auto& op : ops_) names.emplace_back(op->kernel_name());
+  names.reserve(steps_.size());
+  for (const Step& step : steps_) names.emplace_back(step.kernel_name());
   return names;
+}
+
+int Executor::banded_nodes() const {
+  int count = 0;
+  for (const Step& step : steps_) count += step.bands.empty() ? 0 : 1;
+  return count;
+}
+
+int Executor::pool_threads() const {
+  return pool_ != nullptr ? std::min(pool_->threads(), band_threads_) : 1;
 }
 
 }  // namespace flawlens

@@ -1,6 +1,8 @@
 // Executor: same results on ref / simd / auto for a chain and a DAG with skip
 // connections, planned buffers match an unplanned evaluation exactly, buffers
-// are shared, the input survives Run(), and Run() allocates nothing.
+// are shared, the input survives Run(), and Run() allocates nothing. With
+// threads, ops split into row bands give bit-equal results, and the thread
+// pool runs every task exactly once.
 #include "nn/executor.h"
 
 #include <gtest/gtest.h>
@@ -9,10 +11,12 @@
 #include <cmath>
 #include <cstdint>
 #include <cstdlib>
+#include <functional>
 #include <new>
 #include <string>
 #include <vector>
 
+#include "core/thread_pool.h"
 #include "nn/backend.h"
 #include "nn/graph.h"
 #include "test_models.h"
@@ -265,9 +269,14 @@ TEST(Executor, RunAllocatesNothing) {
   Builder b = MakeUNet();
   std::vector<float> x = b.Input(3);
   for (BackendKind kind : {BackendKind::kReference, BackendKind::kSimd, BackendKind::kAuto}) {
-    for (int threads : {1, 2}) {
-      auto ex = Executor::Create(b.graph, {kind, threads});
+    for (int threads : {1, 2, 3}) {
+      ExecutorOptions options{kind, threads};
+      options.min_band_work = 0;  // split every op that can be
+      auto ex = Executor::Create(b.graph, options);
       ASSERT_TRUE(ex.ok()) << ex.status().ToString();
+      if (threads > 1 && kind != BackendKind::kAuto) {
+        EXPECT_GT((*ex)->banded_nodes(), 0);
+      }
       std::copy(x.begin(), x.end(), (*ex)->input());
       g_allocations = 0;
       g_counting = true;
@@ -311,6 +320,231 @@ TEST(Executor, OutputMayBeAnIntermediateValue) {
   std::vector<float> ref = RunExecutor(b.graph, BackendKind::kReference, x);
   EXPECT_EQ(ref, RunUnplanned(b.graph, x));
   ExpectClose(RunExecutor(b.graph, BackendKind::kAuto, x), ref, kAtol, kRtol, "auto");
+}
+
+// ---- threads -------------------------------------------------------------------
+
+// Output of `g` on `kind` with `threads` bands (every splittable op split),
+// and how many nodes were split.
+std::vector<float> RunThreaded(const Graph& g, BackendKind kind, int threads,
+                               const std::vector<float>& input, int* banded = nullptr) {
+  ExecutorOptions options{kind, threads};
+  options.min_band_work = 0;
+  auto ex = Executor::Create(g, options);
+  EXPECT_TRUE(ex.ok()) << ex.status().ToString();
+  if (!ex.ok()) return {};
+  EXPECT_EQ((*ex)->band_threads(), threads);
+  if (banded != nullptr) *banded = (*ex)->banded_nodes();
+  std::copy(input.begin(), input.end(), (*ex)->input());
+  (*ex)->Run();
+  std::vector<float> out((*ex)->output(), (*ex)->output() + g.output_shape().elements());
+  (*ex)->Run();  // again: bands carry no state between runs
+  EXPECT_TRUE(std::equal(out.begin(), out.end(), (*ex)->output()));
+  return out;
+}
+
+// One node of every splittable kind and geometry, on inputs of several
+// heights (band edges fall on and off the Winograd tile grid; odd widths put
+// band offsets off 16-byte boundaries): bands must reproduce one thread bit
+// for bit, on the SIMD kernels and the reference kernels.
+TEST(ExecutorThreads, EverySplittableOpIsBitEqual) {
+  struct Case {
+    const char* name;
+    int in_c;
+    std::function<int(Builder&)> add;
+  };
+  auto conv = [](int in_c, int out_c, int k, int stride, int pad, int groups, int dilation,
+                 Activation act) {
+    return [=](Builder& b) {
+      int v = b.Conv("op", 0, in_c, out_c, k, stride, pad, groups, act);
+      Node& n = b.graph.nodes.back();
+      n.dilation_h = n.dilation_w = dilation;
+      return v;
+    };
+  };
+  std::vector<Case> cases = {
+      {"conv3x3 winograd", 16, conv(16, 16, 3, 1, 1, 1, 1, Activation::kSilu)},
+      {"conv3x3 s1 direct (3 in)", 3, conv(3, 8, 3, 1, 1, 1, 1, Activation::kRelu)},
+      {"conv3x3 s2", 5, conv(5, 12, 3, 2, 1, 1, 1, Activation::kLeakyRelu)},
+      {"conv3x3 valid", 8, conv(8, 8, 3, 1, 0, 1, 1, Activation::kNone)},
+      {"conv3x3 dilation 2", 8, conv(8, 8, 3, 1, 2, 1, 2, Activation::kRelu)},
+      {"conv5x5 pad 4", 4, conv(4, 8, 5, 1, 4, 1, 1, Activation::kNone)},
+      {"conv1x1", 12, conv(12, 9, 1, 1, 0, 1, 1, Activation::kSigmoid)},
+      {"depthwise s1", 12, conv(12, 12, 3, 1, 1, 12, 1, Activation::kRelu)},
+      {"depthwise s2", 12, conv(12, 12, 3, 2, 1, 12, 1, Activation::kNone)},
+      {"grouped (reference kernel)", 8, conv(8, 8, 3, 1, 1, 4, 1, Activation::kNone)},
+      {"conv asymmetric pad", 6,
+       [](Builder& b) {
+         int v = b.Conv("op", 0, 6, 8, 3, 2, 0);
+         b.graph.nodes.back().pad_bottom = 1;
+         b.graph.nodes.back().pad_top = 2;
+         return v;
+       }},
+      {"maxpool 3 s2 p1", 8, [](Builder& b) { return b.Pool("op", OpType::kMaxPool2d, 0, 3, 2, 1); }},
+      {"maxpool 2 s2", 5, [](Builder& b) { return b.Pool("op", OpType::kMaxPool2d, 0, 2, 2, 0); }},
+      {"maxpool dilated", 4,
+       [](Builder& b) {
+         int v = b.Pool("op", OpType::kMaxPool2d, 0, 3, 1, 2);
+         b.graph.nodes.back().dilation_h = b.graph.nodes.back().dilation_w = 2;
+         return v;
+       }},
+      {"avgpool incl pad", 7,
+       [](Builder& b) { return b.Pool("op", OpType::kAvgPool2d, 0, 3, 1, 1, true); }},
+      {"avgpool excl pad s2", 7,
+       [](Builder& b) { return b.Pool("op", OpType::kAvgPool2d, 0, 3, 2, 1, false); }},
+      {"activation", 5,
+       [](Builder& b) { return b.Op("op", OpType::kActivation, {0}, Activation::kSilu); }},
+      {"add", 6,
+       [](Builder& b) {
+         int c = b.Conv("c", 0, 6, 6, 1, 1, 0);
+         return b.Op("op", OpType::kAdd, {0, c}, Activation::kLeakyRelu);
+       }},
+      {"concat", 3,
+       [](Builder& b) {
+         int c = b.Conv("c", 0, 3, 5, 1, 1, 0);
+         return b.Op("op", OpType::kConcat, {c, 0, c});
+       }},
+      {"reduce_channels", 9,
+       [](Builder& b) { return b.Op("op", OpType::kReduceChannels, {0}); }},
+  };
+  for (const Case& c : cases) {
+    for (int h : {16, 19, 37}) {
+      Builder b({h, 11, c.in_c}, 5);
+      c.add(b);
+      ASSERT_TRUE(b.graph.Finalize().ok()) << c.name << ": " << b.graph.Finalize().ToString();
+      const int out_h = b.graph.output_shape().h;
+      const std::vector<float> x = b.Input(static_cast<uint64_t>(h));
+      for (BackendKind kind : {BackendKind::kSimd, BackendKind::kReference}) {
+        const std::vector<float> one = RunThreaded(b.graph, kind, 1, x);
+        for (int threads : {2, 3}) {
+          int banded = -1;
+          const std::vector<float> many = RunThreaded(b.graph, kind, threads, x, &banded);
+          SCOPED_TRACE(std::string(c.name) + " h=" + std::to_string(h) + " " +
+                       BackendKindName(kind) + " threads=" + std::to_string(threads));
+          // The op is split whenever it has two bands of 4 rows.
+          EXPECT_EQ(banded > 0, out_h >= 8) << "out_h " << out_h;
+          EXPECT_GE(banded, out_h >= 8 ? 1 : 0);
+          ASSERT_EQ(many.size(), one.size());
+          EXPECT_TRUE(many == one) << "not bit-equal";
+        }
+      }
+    }
+  }
+}
+
+// Whole networks: the chain and the U-Net (upsample, global pool and dense
+// run whole between split ops) give the one-thread output bit for bit.
+TEST(ExecutorThreads, NetworksAreBitEqual) {
+  for (Builder b : {MakeChain(), MakeUNet()}) {
+    const std::vector<float> x = b.Input(21);
+    for (BackendKind kind : {BackendKind::kSimd, BackendKind::kReference}) {
+      const std::vector<float> one = RunThreaded(b.graph, kind, 1, x);
+      for (int threads : {2, 4}) {
+        int banded = 0;
+        EXPECT_TRUE(RunThreaded(b.graph, kind, threads, x, &banded) == one)
+            << BackendKindName(kind) << " threads " << threads;
+        EXPECT_GT(banded, 0);
+      }
+    }
+    // auto: XNNPACK (native) threads its own ops; the rest are split.
+    ExpectClose(RunThreaded(b.graph, BackendKind::kAuto, 2, x),
+                RunExecutor(b.graph, BackendKind::kReference, x), kAtol, kRtol, "auto x2");
+  }
+}
+
+TEST(ExecutorThreads, SplitsOnlyWhereWorthIt) {
+  Builder b = MakeUNet();
+  ExecutorOptions options{BackendKind::kSimd, 2};
+  options.min_band_work = int64_t{1} << 40;
+  auto none = Executor::Create(b.graph, options);
+  ASSERT_TRUE(none.ok()) << none.status().ToString();
+  EXPECT_EQ((*none)->banded_nodes(), 0);
+  EXPECT_EQ((*none)->pool_threads(), 1);  // nothing to split: no pool
+  options.min_band_work = 0;
+  auto all = Executor::Create(b.graph, options);
+  ASSERT_TRUE(all.ok());
+  // Upsample, global_avgpool and dense are never split; 8x6 values are too
+  // short for two 4-row bands.
+  const std::vector<std::string> kernels = (*all)->KernelNames();
+  EXPECT_GT((*all)->banded_nodes(), 4);
+  EXPECT_LT((*all)->banded_nodes(), static_cast<int>(b.graph.nodes.size()) - 3);
+  EXPECT_EQ((*all)->pool_threads(), ThreadPool::ThreadsAvailable() ? 2 : 1);
+  // One thread never splits.
+  options.threads = 1;
+  auto one = Executor::Create(b.graph, options);
+  ASSERT_TRUE(one.ok());
+  EXPECT_EQ((*one)->banded_nodes(), 0);
+}
+
+TEST(ExecutorThreads, ProcessWideOverride) {
+  Builder b = MakeChain();
+  EXPECT_EQ(ThreadsOverride(), 0);
+  SetThreadsOverride(3);
+  EXPECT_EQ(ThreadsOverride(), 3);
+  ExecutorOptions options{BackendKind::kSimd, 1};
+  options.min_band_work = 0;
+  auto ex = Executor::Create(b.graph, options);
+  SetThreadsOverride(0);
+  ASSERT_TRUE(ex.ok());
+  EXPECT_EQ((*ex)->band_threads(), 3);
+  EXPECT_GT((*ex)->banded_nodes(), 0);
+  SetThreadsOverride(-5);
+  EXPECT_EQ(ThreadsOverride(), 0);
+  SetThreadsOverride(1000);
+  EXPECT_EQ(ThreadsOverride(), ThreadPool::kMaxThreads);
+  SetThreadsOverride(0);
+  auto plain = Executor::Create(b.graph, options);
+  ASSERT_TRUE(plain.ok());
+  EXPECT_EQ((*plain)->band_threads(), 1);
+}
+
+struct CountTasks {
+  std::vector<std::atomic<int>>* hits;
+  static void Fn(void* self, int task) {
+    (*static_cast<CountTasks*>(self)->hits)[task].fetch_add(1);
+  }
+};
+
+TEST(ThreadPool, RunsEveryTaskOnce) {
+  EXPECT_FALSE(ThreadPool::Create(0).ok());
+  EXPECT_FALSE(ThreadPool::Create(ThreadPool::kMaxThreads + 1).ok());
+  auto two = ThreadPool::Create(2);
+  if (!ThreadPool::ThreadsAvailable()) {
+    ASSERT_FALSE(two.ok());
+    EXPECT_EQ(two.status().code(), ErrorCode::kUnsupported);
+  }
+  for (int threads : {1, 2, 3}) {
+    auto pool = ThreadPool::Create(threads);
+    if (threads > 1 && !ThreadPool::ThreadsAvailable()) continue;
+    ASSERT_TRUE(pool.ok()) << pool.status().ToString();
+    EXPECT_EQ((*pool)->threads(), threads);
+    // Many short jobs back to back: a worker late for one job must never run
+    // a task of the next one twice or skip it.
+    for (int round = 0; round < 300; ++round) {
+      const int tasks = round % 7;
+      std::vector<std::atomic<int>> hits(tasks);
+      CountTasks ctx{&hits};
+      (*pool)->Run(tasks, &CountTasks::Fn, &ctx);
+      for (int t = 0; t < tasks; ++t) ASSERT_EQ(hits[t].load(), 1) << "round " << round;
+    }
+  }
+}
+
+TEST(ThreadPool, SharedPoolGrowsAndIsReused) {
+  auto none = SharedThreadPool(1);
+  ASSERT_TRUE(none.ok());
+  EXPECT_EQ(none.value(), nullptr);
+  if (!ThreadPool::ThreadsAvailable()) return;
+  auto a = SharedThreadPool(2);
+  ASSERT_TRUE(a.ok());
+  ASSERT_NE(a.value(), nullptr);
+  EXPECT_GE(a.value()->threads(), 2);
+  auto b = SharedThreadPool(2);
+  EXPECT_EQ(a.value(), b.value());  // created once
+  auto c = SharedThreadPool(a.value()->threads() + 1);
+  ASSERT_TRUE(c.ok());
+  EXPECT_EQ(c.value()->threads(), a.value()->threads() + 1);
+  EXPECT_EQ(SharedThreadPool(2).value(), c.value());
 }
 
 TEST(BackendKind, Names) {

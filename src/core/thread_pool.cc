@@ -1,0 +1,167 @@
+#include "core/thread_pool.h"
+
+#include <cstring>
+
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
+namespace flawlens {
+
+namespace {
+
+// Emscripten without -pthread links pthread stubs whose pthread_create fails;
+// never try it there.
+#if defined(__EMSCRIPTEN__) && !defined(__EMSCRIPTEN_PTHREADS__)
+constexpr bool kHaveThreads = false;
+#else
+constexpr bool kHaveThreads = true;
+#endif
+
+// Spin iterations before sleeping: a few tens of microseconds, long enough to
+// catch the next op of the same Run(), short enough not to burn a shared core
+// between frames.
+constexpr int kSpinIterations = 20000;
+
+inline void CpuRelax() {
+#if defined(__SSE2__)
+  _mm_pause();
+#endif
+}
+
+}  // namespace
+
+bool ThreadPool::ThreadsAvailable() { return kHaveThreads; }
+
+Result<std::unique_ptr<ThreadPool>> ThreadPool::Create(int threads) {
+  if (threads < 1 || threads > kMaxThreads)
+    return MakeError(ErrorCode::kInvalidArgument, "thread pool: %d threads (allowed 1..%d)",
+                     threads, kMaxThreads);
+  if (threads > 1 && !kHaveThreads)
+    return MakeError(ErrorCode::kUnsupported,
+                     "thread pool: this build has no threads (the -pthread wasm module has)");
+  std::unique_ptr<ThreadPool> pool(new ThreadPool());
+  pool->workers_.reserve(threads - 1);
+  pool->worker_args_.reserve(threads - 1);
+  for (int i = 1; i < threads; ++i) {
+    pool->worker_args_.push_back(WorkerArg{pool.get(), i - 1});
+    pthread_t thread;
+    const int err =
+        pthread_create(&thread, nullptr, &ThreadPool::WorkerMain, &pool->worker_args_.back());
+    if (err != 0)
+      return MakeError(ErrorCode::kInternal, "thread pool: cannot start thread %d of %d: %s", i,
+                       threads - 1, std::strerror(err));
+    pool->workers_.push_back(thread);
+  }
+  return pool;
+}
+
+ThreadPool::~ThreadPool() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stop_ = true;
+    ++generation_;
+    published_generation_.store(generation_, std::memory_order_release);
+  }
+  wake_cv_.notify_all();
+  for (pthread_t t : workers_) pthread_join(t, nullptr);
+}
+
+void* ThreadPool::WorkerMain(void* arg) {
+  const WorkerArg* a = static_cast<const WorkerArg*>(arg);
+  a->pool->WorkerLoop(a->index);
+  return nullptr;
+}
+
+void ThreadPool::RunTasks(TaskFn fn, void* context, int tasks) {
+  for (;;) {
+    const int t = next_task_.fetch_add(1, std::memory_order_relaxed);
+    if (t >= tasks) return;
+    fn(context, t);
+    remaining_.fetch_sub(1, std::memory_order_acq_rel);
+  }
+}
+
+void ThreadPool::WorkerLoop(int index) {
+  uint64_t seen = 0;
+  for (;;) {
+    for (int i = 0; i < kSpinIterations &&
+                    published_generation_.load(std::memory_order_acquire) == seen;
+         ++i)
+      CpuRelax();
+    TaskFn fn;
+    void* context;
+    int tasks;
+    {
+      std::unique_lock<std::mutex> lock(mu_);
+      wake_cv_.wait(lock, [&] { return stop_ || generation_ != seen; });
+      if (stop_) return;
+      seen = generation_;
+      // Joined under the lock, so the job cannot change until this worker
+      // leaves it; a job already drained, or too small to need this worker,
+      // is not joined at all.
+      if (index + 1 >= tasks_ || next_task_.load(std::memory_order_relaxed) >= tasks_) continue;
+      ++active_;
+      active_atomic_.store(active_, std::memory_order_relaxed);
+      fn = fn_;
+      context = context_;
+      tasks = tasks_;
+    }
+    RunTasks(fn, context, tasks);
+    bool last;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      --active_;
+      active_atomic_.store(active_, std::memory_order_release);
+      last = active_ == 0;
+    }
+    if (last) done_cv_.notify_one();
+  }
+}
+
+void ThreadPool::Run(int tasks, TaskFn fn, void* context) {
+  if (tasks <= 0) return;
+  std::unique_lock<std::mutex> run_lock(run_mu_, std::try_to_lock);
+  if (workers_.empty() || tasks == 1 || !run_lock.owns_lock()) {
+    for (int t = 0; t < tasks; ++t) fn(context, t);
+    return;
+  }
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    fn_ = fn;
+    context_ = context;
+    tasks_ = tasks;
+    next_task_.store(0, std::memory_order_relaxed);
+    remaining_.store(tasks, std::memory_order_relaxed);
+    ++generation_;
+    published_generation_.store(generation_, std::memory_order_release);
+  }
+  wake_cv_.notify_all();
+  RunTasks(fn, context, tasks);
+  // Every task claimed; wait until they are finished and every worker that
+  // joined has left (so the next job may overwrite fn_/context_).
+  for (int i = 0; i < kSpinIterations; ++i) {
+    if (remaining_.load(std::memory_order_acquire) == 0 &&
+        active_atomic_.load(std::memory_order_acquire) == 0)
+      break;
+    CpuRelax();
+  }
+  std::unique_lock<std::mutex> lock(mu_);
+  done_cv_.wait(lock, [&] {
+    return active_ == 0 && remaining_.load(std::memory_order_acquire) == 0;
+  });
+}
+
+Result<std::shared_ptr<ThreadPool>> SharedThreadPool(int threads) {
+  if (threads <= 1 || !kHaveThreads) return std::shared_ptr<ThreadPool>();
+  static std::mutex mu;
+  static std::shared_ptr<ThreadPool>* current = new std::shared_ptr<ThreadPool>();  // never freed:
+  // workers must not be joined during static destruction.
+  std::lock_guard<std::mutex> lock(mu);
+  if (*current != nullptr && (*current)->threads() >= threads) return *current;
+  FLAWLENS_ASSIGN_OR_RETURN(std::unique_ptr<ThreadPool> pool, ThreadPool::Create(threads));
+  *current = std::shared_ptr<ThreadPool>(std::move(pool));
+  return *current;
+}
+
+}  // namespace flawlens
