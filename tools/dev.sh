@@ -17,7 +17,8 @@ step() { printf '\n\033[1m== %s\033[0m (%s)\n' "$*" "$(date +%H:%M:%S)"; }
 # passed explicitly (a cached OFF from `serve` must not leak into `test`).
 build_wasm() {
   local tests=$1; shift
-  step "wasm build (Emscripten $(emcc --version | head -1 | grep -oE '[0-9]+\.[0-9]+\.[0-9]+' | head -1))"
+  # sed reads all of emcc's output: `head` would close the pipe and emcc prints a traceback.
+  step "wasm build (Emscripten $(emcc --version 2>/dev/null | sed -n '1s/.* \([0-9]*\.[0-9]*\.[0-9]*\).*/\1/p'))"
   cmake --preset wasm-release -DFLAWLENS_TESTS="$tests" >/dev/null
   cmake --build --preset wasm-release -j "$jobs" "$@"
 }
