@@ -6,7 +6,7 @@
 #     OUT_DIR         default build/site (replaced)
 #
 # Layout produced:
-#   OUT/index.html, css/, js/           web/* as is
+#   OUT/index.html, css/, js/ ...        web/* as is, nested folders included (cp -R)
 #   OUT/flawlens-core.mjs, .wasm        the Emscripten ES module
 #   OUT/model/default.safetensors       the default model (required)
 #   OUT/model/demo/*.png + index.json   demo images (optional; index.json lists them)
