@@ -1,0 +1,145 @@
+#include "fit/calibration.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "image/gaussian_blur.h"
+
+namespace flawlens::fit {
+namespace {
+
+// 3x3 box mean with replicated borders.
+std::vector<double> Smooth3x3(const std::vector<double>& v, int h, int w) {
+  std::vector<double> out(v.size());
+  for (int y = 0; y < h; ++y) {
+    for (int x = 0; x < w; ++x) {
+      double s = 0;
+      for (int dy = -1; dy <= 1; ++dy) {
+        const int yy = std::clamp(y + dy, 0, h - 1);
+        for (int dx = -1; dx <= 1; ++dx) s += v[size_t(yy) * w + std::clamp(x + dx, 0, w - 1)];
+      }
+      out[size_t(y) * w + x] = s / 9.0;
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
+Result<CellCalibration> FitCellCalibration(const float* maps, int n, int h, int w, bool mirror,
+                                           float shrink) {
+  if (n < 2 || h < 1 || w < 1) {
+    return MakeError(ErrorCode::kInvalidArgument,
+                     "cell calibration needs at least 2 maps of at least 1x1 cells (got %d of %dx%d)",
+                     n, w, h);
+  }
+  const size_t cells = size_t(h) * w;
+  std::vector<double> sum(cells, 0.0), sq(cells, 0.0);
+  int count = 0;
+  const int flips = mirror ? 4 : 1;
+  for (int f = 0; f < flips; ++f) {
+    const bool fx = f & 1, fy = f & 2;
+    for (int k = 0; k < n; ++k) {
+      const float* m = maps + size_t(k) * cells;
+      for (int y = 0; y < h; ++y) {
+        for (int x = 0; x < w; ++x) {
+          const double v = m[size_t(fy ? h - 1 - y : y) * w + (fx ? w - 1 - x : x)];
+          sum[size_t(y) * w + x] += v;
+        }
+      }
+      ++count;
+    }
+  }
+  std::vector<double> mean(cells), sd(cells);
+  for (size_t i = 0; i < cells; ++i) mean[i] = sum[i] / count;
+  for (int f = 0; f < flips; ++f) {
+    const bool fx = f & 1, fy = f & 2;
+    for (int k = 0; k < n; ++k) {
+      const float* m = maps + size_t(k) * cells;
+      for (int y = 0; y < h; ++y) {
+        for (int x = 0; x < w; ++x) {
+          const size_t i = size_t(y) * w + x;
+          const double d = m[size_t(fy ? h - 1 - y : y) * w + (fx ? w - 1 - x : x)] - mean[i];
+          sq[i] += d * d;
+        }
+      }
+    }
+  }
+  for (size_t i = 0; i < cells; ++i) sd[i] = std::sqrt(sq[i] / (count - 1));
+  mean = Smooth3x3(mean, h, w);
+  sd = Smooth3x3(sd, h, w);
+  std::vector<double> sorted = sd;
+  const size_t mid = (cells - 1) / 2;  // the lower median, as torch::median
+  std::nth_element(sorted.begin(), sorted.begin() + long(mid), sorted.end());
+  const double floor = std::max(1e-3, 0.5 * sorted[mid]);
+  double mean_var = 0;
+  for (double& s : sd) {
+    s = std::max(s, floor);
+    mean_var += s * s;
+  }
+  mean_var /= double(cells);
+  const double k = std::clamp(double(shrink), 0.0, 1.0);
+  CellCalibration cc;
+  cc.h = h;
+  cc.w = w;
+  cc.mean.resize(cells);
+  cc.std.resize(cells);
+  for (size_t i = 0; i < cells; ++i) {
+    cc.mean[i] = float(mean[i]);
+    cc.std[i] = float(std::sqrt((1 - k) * sd[i] * sd[i] + k * mean_var));
+  }
+  for (size_t i = 0; i < cells; ++i) {
+    if (!std::isfinite(cc.mean[i]) || !(cc.std[i] > 0) || !std::isfinite(cc.std[i])) {
+      return MakeError(ErrorCode::kNonFinite,
+                       "cell calibration: cell %zu has mean %g and std %g (non-finite maps?)", i,
+                       double(cc.mean[i]), double(cc.std[i]));
+    }
+  }
+  return cc;
+}
+
+void ApplyCellCalibration(const CellCalibration& cc, float* map) {
+  const size_t cells = size_t(cc.h) * cc.w;
+  for (size_t i = 0; i < cells; ++i) map[i] = (map[i] - cc.mean[i]) / cc.std[i];
+}
+
+Calibration ScoreCalibration(const std::vector<float>& good_raw_scores, float sensitivity) {
+  const size_t n = good_raw_scores.size();
+  double mean = 0, var = 0;
+  for (float v : good_raw_scores) mean += v;
+  mean /= double(std::max<size_t>(n, 1));
+  for (float v : good_raw_scores) var += (v - mean) * (v - mean);
+  double sd = std::sqrt(var / double(std::max<size_t>(1, n - 1)));
+  if (!(sd > 1e-6)) sd = std::max(1e-3, std::fabs(mean) * 0.1);
+  Calibration cal;
+  cal.offset = float(mean);
+  cal.scale = float(sd);
+  cal.threshold = float(6.0 * (1.0 - std::clamp(double(sensitivity), 0.0, 1.0)));
+  cal.map_low = 0.0f;
+  cal.map_high = std::max(1.0f, cal.threshold * 2.0f);
+  return cal;
+}
+
+std::vector<float> MapBlurKernel(float sigma) {
+  const int radius = std::max(1, static_cast<int>(std::ceil(3.0f * sigma)));
+  std::vector<float> k(size_t(2 * radius + 1));
+  float sum = 0;
+  for (int i = -radius; i <= radius; ++i) {
+    k[size_t(i + radius)] = std::exp(-0.5f * float(i * i) / (sigma * sigma));
+    sum += k[size_t(i + radius)];
+  }
+  for (float& v : k) v /= sum;
+  return k;
+}
+
+void BlurMap(float* map, int w, int h, float sigma) {
+  if (!(sigma > 0) || w * h <= 1) return;
+  const std::vector<float> k = MapBlurKernel(sigma);
+  const int r = int(k.size() / 2);
+  std::vector<float> scratch(BlurScratchFloats(w, h, 1, r));
+  std::vector<int> rows(k.size());
+  GaussianBlurPlane(map, map, w, h, 1, k.data(), r, BlurBorder::kReflect101, scratch.data(),
+                    rows.data());
+}
+
+}  // namespace flawlens::fit

@@ -1,0 +1,45 @@
+// Map and score calibration on held-out good images: the rules of `flawlens
+// train` (tools/train/cell_calibration.h, cli::ScoreCalibration), in plain
+// C++ so that the page can calibrate a model it teaches with the same code.
+#pragma once
+
+#include <vector>
+
+#include "core/status.h"
+#include "model/model.h"
+
+namespace flawlens::fit {
+
+struct CellCalibration {
+  int h = 0, w = 0;
+  std::vector<float> mean, std;  // h x w, row-major
+};
+
+// Per-cell mean and standard deviation (n - 1) of `n` maps of h x w (stored
+// one after the other), optionally mirror-symmetrised (the maps and their
+// three flips), smoothed by a replicate-padded 3x3 box against the noise of
+// few images; the std is floored at half its (lower) median, at least 1e-3,
+// and shrunk towards one global std: sqrt((1 - shrink) sd^2 + shrink
+// mean(sd^2)) (0 = per cell, 1 = global). Needs n >= 2 maps.
+Result<CellCalibration> FitCellCalibration(const float* maps, int n, int h, int w, bool mirror,
+                                           float shrink);
+
+// map = (map - mean) / std, in place (one h x w map).
+void ApplyCellCalibration(const CellCalibration& cc, float* map);
+
+// The score calibration (model/FORMAT.md section 7) from raw scores of good
+// images: offset = mean, scale = standard deviation (n - 1; a spread of at
+// most 1e-6 falls back to max(1e-3, 0.1 |mean|)), threshold = 6 (1 -
+// sensitivity) standard deviations (sensitivity clamped to [0, 1]; 0.5 -> 3),
+// heatmap range [0, max(1, 2 threshold)]. At least one score.
+Calibration ScoreCalibration(const std::vector<float>& good_raw_scores, float sensitivity);
+
+// Normalised Gaussian kernel of radius max(1, ceil(3 sigma)): the detector's
+// map blur (model/FORMAT.md section 6).
+std::vector<float> MapBlurKernel(float sigma);
+
+// The detector's map blur, in place (reflect-101 borders); sigma <= 0 or a
+// 1-cell map: unchanged.
+void BlurMap(float* map, int w, int h, float sigma);
+
+}  // namespace flawlens::fit

@@ -1,0 +1,452 @@
+// src/fit/: the linear algebra against known answers, the calibration rules,
+// and a Teacher on a small synthetic backbone (built here with WriteModel)
+// whose fitted model loads in the Detector, flags an injected defect where it
+// is and keeps good images under the threshold.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "fit/calibration.h"
+#include "fit/linalg.h"
+#include "fit/teacher.h"
+#include "flawlens/detector.h"
+#include "model/model.h"
+#include "test_models.h"
+
+namespace flawlens {
+namespace {
+
+using fit::DensityKind;
+using fit::FitOptions;
+using fit::Teacher;
+using fit::TeacherOptions;
+using testing::Rng;
+using testing::SpecBuilder;
+
+// ---- linear algebra ----------------------------------------------------------
+
+TEST(FitLinalg, CholeskyOfAKnownMatrix) {
+  // The textbook example: A = L L^T with L = [[2,0,0],[6,1,0],[-8,5,3]].
+  std::vector<double> a = {4, 12, -16, 12, 37, -43, -16, -43, 98};
+  ASSERT_TRUE(fit::CholeskyInPlace(a.data(), 3).ok());
+  const std::vector<double> l = {2, 0, 0, 6, 1, 0, -8, 5, 3};
+  for (int i = 0; i < 9; ++i) EXPECT_NEAR(a[size_t(i)], l[size_t(i)], 1e-12) << i;
+}
+
+TEST(FitLinalg, CholeskyRejectsAMatrixThatIsNotPositiveDefinite) {
+  std::vector<double> a = {1, 2, 2, 1};  // eigenvalues 3 and -1
+  Status st = fit::CholeskyInPlace(a.data(), 2);
+  EXPECT_EQ(st.code(), ErrorCode::kInvalidArgument);
+  EXPECT_NE(st.message().find("not positive definite"), std::string::npos) << st.message();
+  std::vector<double> nan = {std::nan(""), 0, 0, 1};
+  EXPECT_FALSE(fit::CholeskyInPlace(nan.data(), 2).ok());
+}
+
+TEST(FitLinalg, InverseOfALowerTriangularMatrix) {
+  const std::vector<double> l = {2, 0, 0, 6, 1, 0, -8, 5, 3};
+  std::vector<double> inv(9);
+  fit::InvertLowerTriangular(l.data(), 3, inv.data());
+  // Known answer: [[1/2,0,0],[-3,1,0],[19/3,-5/3,1/3]].
+  const std::vector<double> expect = {0.5, 0, 0, -3, 1, 0, 19.0 / 3, -5.0 / 3, 1.0 / 3};
+  for (int i = 0; i < 9; ++i) EXPECT_NEAR(inv[size_t(i)], expect[size_t(i)], 1e-12) << i;
+}
+
+TEST(FitLinalg, ShrunkWhiteningWhitensTheShrunkCovariance) {
+  // W (shrunk cov) W^T = I for a random SPD matrix, shrinkage 0.3, floor 0.01.
+  const int d = 5;
+  Rng rng(11);
+  std::vector<double> b(size_t(d) * d), cov(size_t(d) * d, 0.0);
+  for (double& v : b) v = rng.Uniform();
+  for (int i = 0; i < d; ++i)
+    for (int j = 0; j < d; ++j)
+      for (int k = 0; k < d; ++k) cov[size_t(i) * d + j] += b[size_t(i) * d + k] * b[size_t(j) * d + k];
+  double trace = 0;
+  for (int i = 0; i < d; ++i) trace += cov[size_t(i) * d + i];
+  std::vector<double> shrunk = cov;
+  for (double& v : shrunk) v *= 0.7;
+  for (int i = 0; i < d; ++i) shrunk[size_t(i) * d + i] += 0.3 * trace / d + 0.01;
+  std::vector<double> work = cov, w;
+  ASSERT_TRUE(fit::ShrunkWhitening(&work, d, 0.3, 0.01, &w).ok());
+  for (int i = 0; i < d; ++i) {
+    for (int j = 0; j < d; ++j) {
+      double s = 0;
+      for (int k = 0; k < d; ++k)
+        for (int l = 0; l < d; ++l) s += w[size_t(i) * d + k] * shrunk[size_t(k) * d + l] * w[size_t(j) * d + l];
+      EXPECT_NEAR(s, i == j ? 1.0 : 0.0, 1e-9) << i << "," << j;
+    }
+  }
+  // Singular covariance (rank 1) without a floor: a clear error.
+  std::vector<double> rank1 = {1, 1, 1, 1}, w2;
+  EXPECT_FALSE(fit::ShrunkWhitening(&rank1, 2, 0.0, 0.0, &w2).ok());
+}
+
+// Ledoit-Wolf on the centred data, written out as scikit-learn's
+// ledoit_wolf_shrinkage does it (the accumulator uses moments instead).
+double LedoitWolfDirect(const std::vector<std::vector<double>>& x) {
+  const size_t n = x.size(), p = x[0].size();
+  std::vector<double> mean(p, 0.0);
+  for (const auto& r : x)
+    for (size_t j = 0; j < p; ++j) mean[j] += r[j] / double(n);
+  std::vector<std::vector<double>> c = x;
+  for (auto& r : c)
+    for (size_t j = 0; j < p; ++j) r[j] -= mean[j];
+  std::vector<double> emp(p * p, 0.0);
+  double beta_ = 0, trace = 0;
+  for (const auto& r : c) {
+    double n2 = 0;
+    for (size_t i = 0; i < p; ++i) {
+      n2 += r[i] * r[i];
+      for (size_t j = 0; j < p; ++j) emp[i * p + j] += r[i] * r[j] / double(n);
+    }
+    beta_ += n2 * n2;
+  }
+  double delta_ = 0;
+  for (size_t i = 0; i < p; ++i) trace += emp[i * p + i];
+  for (double v : emp) delta_ += v * v;
+  const double mu = trace / double(p);
+  double beta = (beta_ / double(n) - delta_) / (double(p) * double(n));
+  const double delta = (delta_ - 2 * mu * trace + double(p) * mu * mu) / double(p);
+  beta = std::min(beta, delta);
+  return beta == 0 ? 0 : beta / delta;
+}
+
+TEST(FitLinalg, MomentsGiveTheMeanCovarianceAndLedoitWolfOfTheData) {
+  const int d = 4, n = 30;
+  Rng rng(5);
+  std::vector<std::vector<double>> rows;
+  fit::MomentAccumulator acc(d);
+  for (int k = 0; k < n; ++k) {
+    // Correlated, far from the origin (the accumulator shifts by its first vector).
+    const float a = rng.Uniform(), b = rng.Uniform();
+    const float x[4] = {100 + a, 100 + a + 0.1f * b, -50 + b, 7 + 0.5f * rng.Uniform()};
+    acc.Add(x);
+    rows.push_back({x[0], x[1], x[2], x[3]});
+  }
+  std::vector<double> mean, cov;
+  acc.MeanCovariance(&mean, &cov);
+  for (int j = 0; j < d; ++j) {
+    double m = 0;
+    for (const auto& r : rows) m += r[size_t(j)] / n;
+    EXPECT_NEAR(mean[size_t(j)], m, 1e-9);
+  }
+  for (int i = 0; i < d; ++i) {
+    for (int j = 0; j < d; ++j) {
+      double s = 0;
+      for (const auto& r : rows) s += (r[size_t(i)] - mean[size_t(i)]) * (r[size_t(j)] - mean[size_t(j)]);
+      EXPECT_NEAR(cov[size_t(i) * d + j], s / n, 1e-9) << i << "," << j;
+    }
+  }
+  const double lw = acc.LedoitWolfShrinkage();
+  EXPECT_NEAR(lw, LedoitWolfDirect(rows), 1e-9);
+  EXPECT_GT(lw, 0.0);
+  EXPECT_LT(lw, 1.0);
+}
+
+// ---- calibration -------------------------------------------------------------
+
+TEST(FitCalibration, ScoreCalibrationIsTheTrainersRule) {
+  Calibration c = fit::ScoreCalibration({1, 2, 3, 4}, 0.5f);
+  EXPECT_FLOAT_EQ(c.offset, 2.5f);
+  EXPECT_NEAR(c.scale, std::sqrt(5.0 / 3.0), 1e-6);  // sample std
+  EXPECT_FLOAT_EQ(c.threshold, 3.0f);
+  EXPECT_FLOAT_EQ(c.map_high, 6.0f);
+  EXPECT_FLOAT_EQ(fit::ScoreCalibration({1, 2}, 1.0f).threshold, 0.0f);
+  EXPECT_FLOAT_EQ(fit::ScoreCalibration({5, 5, 5}, 0.5f).scale, 0.5f);  // 0.1 |mean|
+}
+
+TEST(FitCalibration, CellCalibrationMeanStdSmoothingFloorAndShrink) {
+  // Two 3x3 maps: cell values a and a + 2 (std sqrt(2)), a = the cell index;
+  // the 3x3 replicate box smooths the means.
+  std::vector<float> maps(18);
+  for (int i = 0; i < 9; ++i) {
+    maps[size_t(i)] = float(i);
+    maps[size_t(9 + i)] = float(i + 2);
+  }
+  auto cc = fit::FitCellCalibration(maps.data(), 2, 3, 3, false, 0.0f);
+  ASSERT_TRUE(cc.ok()) << cc.status().ToString();
+  // Centre cell: mean of all cells' means (1..9) = 5; corner (0,0): mean of
+  // replicated 3x3 around it: cells {0,0,1,0,0,1,3,3,4} + 1 = 13/9 + 1.
+  EXPECT_NEAR(cc->mean[4], 5.0, 1e-6);
+  EXPECT_NEAR(cc->mean[0], 12.0 / 9.0 + 1.0, 1e-6);
+  for (float s : cc->std) EXPECT_NEAR(s, std::sqrt(2.0), 1e-6);
+  // Shrink 1: one global std; a cell with no spread gets the floor first.
+  maps[9 + 4] = 4;  // centre cell identical in both maps
+  auto g = fit::FitCellCalibration(maps.data(), 2, 3, 3, false, 1.0f);
+  ASSERT_TRUE(g.ok());
+  for (float s : g->std) EXPECT_FLOAT_EQ(s, g->std[0]);
+  EXPECT_EQ(fit::FitCellCalibration(maps.data(), 1, 3, 3, false, 0.5f).status().code(),
+            ErrorCode::kInvalidArgument);
+}
+
+// ---- Teacher on a synthetic backbone ----------------------------------------
+
+constexpr int kSide = 64;
+
+// 64x64 gray -> conv 3x3/2 (8, relu) -> conv 3x3/2 (16, relu) = the 16x16x16
+// feature map, and one node after it that is not part of the backbone output.
+std::vector<uint8_t> TinyBackbone(const std::string& card = R"({"kind":"backbone","name":"tiny",
+    "licence":"test","origin":"tests/unit/fit_test.cc"})") {
+  SpecBuilder b(kSide, kSide, 1, 21);
+  b.Conv("c1", "input", 8, 3, 2, 1, "relu").Conv("c2", "c1", 16, 3, 2, 1, "relu");
+  b.Conv("unused", "c2", 4, 1);
+  PreprocessConfig pre;
+  pre.resize_w = pre.resize_h = kSide;
+  pre.channels = 1;
+  return WriteModel(b.Build("c2", pre, "{}", "{}", card));
+}
+
+struct Gray {
+  std::vector<uint8_t> px;
+  ImageView view() const { return {px.data(), kSide, kSide, PixelFormat::kGray8, 0}; }
+};
+
+// A striped texture with a random phase, contrast and noise: the normal
+// variation of "good" images.
+Gray GoodImage(uint64_t seed) {
+  Rng rng(seed);
+  const float phase = 3.14159f * rng.Uniform(), amp = 30 + 5 * rng.Uniform();
+  Gray g;
+  g.px.resize(kSide * kSide);
+  for (int y = 0; y < kSide; ++y) {
+    for (int x = 0; x < kSide; ++x) {
+      const float v = 128 + amp * std::sin(0.35f * x + 0.2f * y + phase) + 8 * rng.Uniform();
+      g.px[size_t(y) * kSide + x] = uint8_t(std::clamp(v, 0.0f, 255.0f));
+    }
+  }
+  return g;
+}
+
+// A bright 10x10 square at (40, 16) (x, y).
+Gray WithDefect(Gray g) {
+  for (int y = 16; y < 26; ++y)
+    for (int x = 40; x < 50; ++x) g.px[size_t(y) * kSide + x] = 250;
+  return g;
+}
+
+std::unique_ptr<Teacher> TaughtTeacher(const std::vector<uint8_t>& backbone, int images,
+                                       uint32_t seed = 1) {
+  TeacherOptions to;
+  to.dims = 8;
+  to.seed = seed;
+  auto t = Teacher::Create(backbone.data(), backbone.size(), to);
+  EXPECT_TRUE(t.ok()) << t.status().ToString();
+  if (!t.ok()) return nullptr;
+  for (int i = 0; i < images; ++i) {
+    auto added = (*t)->AddImage(GoodImage(1000 + uint64_t(i)).view());
+    EXPECT_TRUE(added.ok()) << added.status().ToString();
+  }
+  return std::move(t).value();
+}
+
+void ExpectDetects(const std::vector<uint8_t>& model, const std::string& what) {
+  auto det = Detector::Create(model.data(), model.size());
+  ASSERT_TRUE(det.ok()) << what << ": " << det.status().ToString();
+  EXPECT_EQ((*det)->info().map_width, 16);
+  // Unseen good images stay under the threshold (3 std of the held-out
+  // images' scores: a rare false alarm is allowed), every defect above them.
+  float max_good = -1e9f;
+  int false_alarms = 0;
+  for (int i = 0; i < 10; ++i) {
+    auto r = (*det)->Detect(GoodImage(5000 + uint64_t(i)).view());
+    ASSERT_TRUE(r.ok()) << r.status().ToString();
+    max_good = std::max(max_good, (*r)->score);
+    false_alarms += (*r)->anomalous;
+  }
+  EXPECT_LE(false_alarms, 1) << what << ": good images over the threshold (max " << max_good << ")";
+  for (int i = 0; i < 4; ++i) {
+    auto r = (*det)->Detect(WithDefect(GoodImage(6000 + uint64_t(i))).view());
+    ASSERT_TRUE(r.ok()) << r.status().ToString();
+    const Detection& d = **r;
+    EXPECT_TRUE(d.anomalous) << what << ": defect image " << i << " scored " << d.score
+                             << " (threshold " << d.threshold << ", good max " << max_good << ")";
+    EXPECT_GT(d.score, max_good) << what << ": defect image " << i;
+    // The hottest cell is on the defect: pixels 40..50 x 16..26 -> cells 10..12 x 4..6.
+    const int arg = int(std::max_element(d.map.begin(), d.map.end()) - d.map.begin());
+    const int cx = arg % d.map_width, cy = arg / d.map_width;
+    EXPECT_GE(cx, 9) << what;
+    EXPECT_LE(cx, 13) << what;
+    EXPECT_GE(cy, 3) << what;
+    EXPECT_LE(cy, 7) << what;
+  }
+}
+
+TEST(FitTeacher, SharedGaussianModelFlagsTheDefectAndPassesGoodImages) {
+  const std::vector<uint8_t> backbone = TinyBackbone();
+  auto t = TaughtTeacher(backbone, 40);
+  ASSERT_TRUE(t);
+  EXPECT_EQ(t->map_width(), 16);
+  EXPECT_EQ(t->feature_channels(), 16);
+  EXPECT_EQ(t->feature_node(), "c2");
+  EXPECT_EQ(t->images(), 40);
+  EXPECT_GE(t->holdout_images(), 5);
+  EXPECT_LE(t->holdout_images(), 7);  // 15 % of 40
+  FitOptions fo;
+  fo.density = DensityKind::kShared;
+  std::vector<float> progress;
+  auto r = t->Fit(fo, [&](float f) { progress.push_back(f); });
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  ASSERT_FALSE(progress.empty());
+  EXPECT_FLOAT_EQ(progress.back(), 1.0f);
+  EXPECT_TRUE(std::is_sorted(progress.begin(), progress.end()));
+  ExpectDetects(r->model, "shared");
+  // The card records the backbone and the fit.
+  auto det = Detector::Create(r->model.data(), r->model.size());
+  ASSERT_TRUE(det.ok());
+  auto card = nlohmann::json::parse((*det)->info().card_json);
+  EXPECT_EQ(card["backbone"]["name"], "tiny");
+  EXPECT_EQ(card["backbone"]["licence"], "test");
+  EXPECT_EQ(card["fit"]["feature_node"], "c2");
+  EXPECT_EQ(card["fit"]["density"], "shared");
+  EXPECT_EQ(card["fit"]["images"], 40);
+  EXPECT_EQ(card["taught_by"], "flawlens fit");
+}
+
+TEST(FitTeacher, PerPositionModelFlagsTheDefectAndPassesGoodImages) {
+  const std::vector<uint8_t> backbone = TinyBackbone();
+  auto t = TaughtTeacher(backbone, 40);
+  ASSERT_TRUE(t);
+  FitOptions fo;
+  fo.density = DensityKind::kPerPosition;
+  auto r = t->Fit(fo);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  ExpectDetects(r->model, "per position");
+  fo.global_weight = 1.0f;
+  auto g = t->Fit(fo);
+  ASSERT_TRUE(g.ok()) << g.status().ToString();
+  ExpectDetects(g->model, "per position + image-level term");
+}
+
+TEST(FitTeacher, HeldOutScoresMatchTheEngine) {
+  // The calibration is computed from the fit's own maps of the held-out
+  // images; the engine must give the same raw scores for those images.
+  const std::vector<uint8_t> backbone = TinyBackbone();
+  for (DensityKind kind : {DensityKind::kShared, DensityKind::kPerPosition}) {
+    auto t = TaughtTeacher(backbone, 30);
+    ASSERT_TRUE(t);
+    FitOptions fo;
+    fo.density = kind;
+    fo.global_weight = 0.5f;
+    auto r = t->Fit(fo);
+    ASSERT_TRUE(r.ok()) << r.status().ToString();
+    auto det = Detector::Create(r->model.data(), r->model.size());
+    ASSERT_TRUE(det.ok()) << det.status().ToString();
+    ASSERT_EQ(r->holdout_indices.size(), r->holdout_raw.size());
+    for (size_t k = 0; k < r->holdout_indices.size(); ++k) {
+      auto d = (*det)->Detect(GoodImage(1000 + uint64_t(r->holdout_indices[k])).view());
+      ASSERT_TRUE(d.ok());
+      EXPECT_NEAR((*d)->raw_score, r->holdout_raw[k], 1e-3f * (1 + std::fabs(r->holdout_raw[k])))
+          << fit::DensityKindName(kind) << " held-out image " << r->holdout_indices[k];
+    }
+  }
+}
+
+TEST(FitTeacher, SameSeedSameModelOtherSeedOtherModel) {
+  const std::vector<uint8_t> backbone = TinyBackbone();
+  FitOptions fo;
+  auto a = TaughtTeacher(backbone, 25, 7)->Fit(fo);
+  auto b = TaughtTeacher(backbone, 25, 7)->Fit(fo);
+  auto c = TaughtTeacher(backbone, 25, 8)->Fit(fo);
+  ASSERT_TRUE(a.ok() && b.ok() && c.ok());
+  EXPECT_EQ(a->model, b->model);
+  EXPECT_NE(a->model, c->model);
+}
+
+TEST(FitTeacher, ATaughtModelCanBeTaughtAgain) {
+  // Its graph is cut at the recorded feature node: the same images give the
+  // same model again.
+  const std::vector<uint8_t> backbone = TinyBackbone();
+  FitOptions fo;
+  fo.density = DensityKind::kShared;
+  auto first = TaughtTeacher(backbone, 25)->Fit(fo);
+  ASSERT_TRUE(first.ok());
+  auto again = TaughtTeacher(first->model, 25);
+  ASSERT_TRUE(again);
+  EXPECT_EQ(again->feature_node(), "c2");
+  auto second = again->Fit(fo);
+  ASSERT_TRUE(second.ok()) << second.status().ToString();
+  EXPECT_EQ(first->model, second->model);
+}
+
+TEST(FitTeacher, BadInputGivesClearErrors) {
+  const std::vector<uint8_t> backbone = TinyBackbone();
+  // Not a backbone (no kind, no feature node).
+  const std::vector<uint8_t> plain = TinyBackbone(R"({"name":"a detector"})");
+  auto np = Teacher::Create(plain.data(), plain.size());
+  EXPECT_EQ(np.status().code(), ErrorCode::kInvalidArgument);
+  EXPECT_NE(np.status().message().find("not a backbone"), std::string::npos)
+      << np.status().message();
+  // Not a model at all.
+  const std::vector<uint8_t> junk = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10};
+  EXPECT_FALSE(Teacher::Create(junk.data(), junk.size()).ok());
+  // Bad options.
+  TeacherOptions bad;
+  bad.holdout = 0;
+  EXPECT_EQ(Teacher::Create(backbone.data(), backbone.size(), bad).status().code(),
+            ErrorCode::kInvalidArgument);
+  bad = {};
+  bad.channel_begin = 10;
+  bad.channel_end = 40;
+  EXPECT_EQ(Teacher::Create(backbone.data(), backbone.size(), bad).status().code(),
+            ErrorCode::kInvalidArgument);
+
+  // Too few images.
+  auto few = TaughtTeacher(backbone, 6);
+  ASSERT_TRUE(few);
+  auto r = few->Fit({});
+  EXPECT_EQ(r.status().code(), ErrorCode::kInvalidArgument);
+  EXPECT_NE(r.status().message().find("too few images"), std::string::npos) << r.status().message();
+
+  // A blur wider than the map.
+  auto t = TaughtTeacher(backbone, 25);
+  ASSERT_TRUE(t);
+  FitOptions wide;
+  wide.blur_sigma = 6;
+  EXPECT_EQ(t->Fit(wide).status().code(), ErrorCode::kInvalidArgument);
+
+  // Every image the same: no variation to learn.
+  auto same = Teacher::Create(backbone.data(), backbone.size());
+  ASSERT_TRUE(same.ok());
+  const Gray g = GoodImage(3);
+  for (int i = 0; i < 25; ++i) ASSERT_TRUE((*same)->AddImage(g.view()).ok());
+  for (DensityKind kind : {DensityKind::kShared, DensityKind::kPerPosition}) {
+    FitOptions fo;
+    fo.density = kind;
+    auto s = (*same)->Fit(fo);
+    EXPECT_EQ(s.status().code(), ErrorCode::kInvalidArgument);
+    EXPECT_NE(s.status().message().find("same features"), std::string::npos) << s.status().message();
+  }
+
+  // A bad image.
+  ImageView empty;
+  EXPECT_FALSE((*same)->AddImage(empty).ok());
+}
+
+TEST(FitTeacher, NonFiniteFeaturesAreRejected) {
+  // Weights of 1e38 overflow to inf (and inf - inf = NaN) on any bright pixel.
+  SpecBuilder b(kSide, kSide, 1, 3);
+  b.Conv("c1", "input", 4, 3, 2, 1, "none");
+  PreprocessConfig pre;
+  pre.resize_w = pre.resize_h = kSide;
+  pre.channels = 1;
+  ModelSpec spec = b.Build("c1", pre, "{}", "{}", R"({"kind":"backbone"})");
+  for (ModelTensor& t : spec.tensors) {
+    if (t.name == "c1.weight") {
+      for (size_t i = 0; i < t.data.size(); ++i) t.data[i] = (i % 2) ? 3e38f : -3e38f;
+    }
+  }
+  const std::vector<uint8_t> bytes = WriteModel(spec);
+  auto t = Teacher::Create(bytes.data(), bytes.size());
+  ASSERT_TRUE(t.ok()) << t.status().ToString();
+  auto r = (*t)->AddImage(GoodImage(1).view());
+  EXPECT_EQ(r.status().code(), ErrorCode::kNonFinite);
+  EXPECT_EQ((*t)->images(), 0);
+}
+
+}  // namespace
+}  // namespace flawlens
