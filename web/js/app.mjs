@@ -1,6 +1,18 @@
 // flawlens page: creates the UI modules (js/ui/) and wires them together.
 // Each module owns its part of the DOM and its state; this file only passes
 // callbacks between them. All inference runs in js/worker.mjs.
+//
+//   ui/session.mjs      the worker, its start-up options and the engine badge
+//   ui/model.mjs        model loading (files, drops, bytes from code) + card
+//   ui/threshold.mjs    threshold slider/number and its stored per-model value
+//   ui/calibration.mjs  "Calibrate here" (consumes live scores)
+//   ui/camera.mjs       stream, devices, freeze, snapshot, region of interest;
+//                       hands every frame to its frame consumers
+//   ui/live.mjs         live detection: one of the camera's frame consumers
+//   ui/gallery.mjs      uploads, demo images, scoring queue, CSV
+//   ui/detail.mjs       the detail dialog of one gallery image
+// A panel that records camera frames or produces a model plugs in the same
+// way: camera.addFrameConsumer() / camera.captureFrame(), models.loadBytes().
 
 import { byId } from './ui/dom.mjs';
 import { Messages } from './ui/messages.mjs';
