@@ -15,6 +15,7 @@ void AddCalibrateCommand(CLI::App& app);  // tools/cli/calibrate.cc
 void AddInfoCommand(CLI::App& app);   // tools/cli/info.cc
 void AddSynthCommand(CLI::App& app);  // tools/synth/
 void AddBenchCommand(CLI::App& app);  // tools/cli/bench.cc
+void AddImportTfjsCommand(CLI::App& app);  // tools/import/
 
 // Exit code a subcommand callback sets (CLI11 callbacks return void).
 int& ExitCode();

@@ -22,6 +22,7 @@ int main(int argc, char** argv) {
   flawlens::cli::AddInfoCommand(app);
   flawlens::cli::AddSynthCommand(app);
   flawlens::cli::AddBenchCommand(app);
+  flawlens::cli::AddImportTfjsCommand(app);
   CLI11_PARSE(app, argc, argv);
   return flawlens::cli::ExitCode();
 }
