@@ -14,7 +14,6 @@
 #include <vector>
 
 #include "core/limits.h"
-#include "image/colormap.h"
 
 // ---- allocation counter (whole binary) ------------------------------------
 static std::atomic<long> g_allocs{0};
@@ -704,106 +703,6 @@ TEST(Preprocess, PixelFormatNames) {
   EXPECT_STREQ(PixelFormatName(PixelFormat::kGray8), "gray");
   EXPECT_STREQ(PixelFormatName(PixelFormat::kRGB8), "rgb");
   EXPECT_STREQ(PixelFormatName(PixelFormat::kRGBA8), "rgba");
-}
-
-// ---- colormap / heatmap overlay -------------------------------------------------------
-
-TEST(Colormap, TurboLutShape) {
-  const uint8_t* lut = TurboLut();
-  // Low end dark blue-ish, middle green-dominant, high end red-dominant.
-  EXPECT_LT(lut[0] + lut[1] + lut[2], 150);
-  const uint8_t* mid = lut + 3 * 128;
-  EXPECT_GT(mid[1], mid[0]);
-  EXPECT_GT(mid[1], mid[2]);
-  const uint8_t* hi = lut + 3 * 255;
-  EXPECT_GT(hi[0], 100);
-  EXPECT_GT(hi[0], hi[1]);
-  EXPECT_GT(hi[0], hi[2]);
-  // Index 40 (blue part) is blue-dominant.
-  EXPECT_GT(lut[3 * 40 + 2], lut[3 * 40]);
-  uint8_t c[3];
-  TurboColor(-5.0f, c);
-  EXPECT_EQ(c[0], lut[0]);
-  TurboColor(NAN, c);
-  EXPECT_EQ(c[0], lut[0]);
-  TurboColor(2.0f, c);
-  EXPECT_EQ(c[0], hi[0]);
-  TurboColor(0.5f, c);
-  EXPECT_EQ(c[1], lut[3 * 128 + 1]);
-}
-
-TEST(Colormap, ColorizeMap) {
-  const float map[6] = {1.0f, 3.0f, 2.0f, -7.0f, NAN, INFINITY};
-  uint8_t rgba[24];
-  ColorizeMap(map, 3, 2, 1.0f, 3.0f, rgba);
-  const uint8_t* lut = TurboLut();
-  auto expect_idx = [&](int px, int idx) {
-    for (int c = 0; c < 3; ++c) EXPECT_EQ(rgba[4 * px + c], lut[3 * idx + c]) << px;
-    EXPECT_EQ(rgba[4 * px + 3], 255) << px;
-  };
-  expect_idx(0, 0);
-  expect_idx(1, 255);
-  expect_idx(2, 128);  // 0.5 * 255 + 0.5 = 128
-  expect_idx(3, 0);    // clamped
-  for (int px : {4, 5})
-    for (int c = 0; c < 4; ++c) EXPECT_EQ(rgba[4 * px + c], 0);  // non-finite: transparent
-  // Degenerate range: threshold at hi.
-  ColorizeMap(map, 3, 1, 2.0f, 2.0f, rgba);
-  expect_idx(0, 0);
-  expect_idx(1, 255);
-  expect_idx(2, 255);
-}
-
-TEST(Colormap, OverlayHeatmap) {
-  TestImage img = Make(4, 2, PixelFormat::kGray8);
-  for (size_t i = 0; i < img.px.size(); ++i) img.px[i] = static_cast<uint8_t>(30 * i);
-  const float map[2] = {0.0f, 1.0f};  // 2x1 map over the whole image
-  const RectF rect{0, 0, 4, 2};
-  Image out;
-  // Opacity 0: the image (gray replicated).
-  ASSERT_TRUE(OverlayHeatmap(img.view(), map, 2, 1, rect, 0.0f, 1.0f, 0.0f, &out).ok());
-  ASSERT_EQ(out.format, PixelFormat::kRGB8);
-  ASSERT_EQ(out.pixels.size(), 4u * 2 * 3);
-  for (int p = 0; p < 8; ++p)
-    for (int c = 0; c < 3; ++c) EXPECT_EQ(out.pixels[3 * p + c], img.px[p]);
-  // Opacity 1: bilinear map values 0, .25, .75, 1 at pixel centres.
-  ASSERT_TRUE(OverlayHeatmap(img.view(), map, 2, 1, rect, 0.0f, 1.0f, 1.0f, &out).ok());
-  const int idx[4] = {0, 64, 191, 255};
-  const uint8_t* lut = TurboLut();
-  for (int y = 0; y < 2; ++y)
-    for (int x = 0; x < 4; ++x)
-      for (int c = 0; c < 3; ++c)
-        EXPECT_EQ(out.pixels[(y * 4 + x) * 3 + c], lut[3 * idx[x] + c]) << x << "," << y;
-  // Map over the right half only: left half untouched; 50% blend on the right.
-  TestImage rgba = Make(4, 1, PixelFormat::kRGBA8);
-  for (int x = 0; x < 4; ++x) {
-    rgba.at(x, 0, 0) = 200;
-    rgba.at(x, 0, 1) = 100;
-    rgba.at(x, 0, 2) = 0;
-    rgba.at(x, 0, 3) = 7;
-  }
-  const float one = 5.0f;
-  ASSERT_TRUE(OverlayHeatmap(rgba.view(), &one, 1, 1, {2, 0, 2, 1}, 0.0f, 1.0f, 0.5f, &out).ok());
-  for (int x = 0; x < 2; ++x) {
-    EXPECT_EQ(out.pixels[3 * x], 200);
-    EXPECT_EQ(out.pixels[3 * x + 1], 100);
-    EXPECT_EQ(out.pixels[3 * x + 2], 0);
-  }
-  for (int x = 2; x < 4; ++x) {
-    EXPECT_NEAR(out.pixels[3 * x], (200 + lut[3 * 255]) / 2.0, 1.0);
-    EXPECT_NEAR(out.pixels[3 * x + 1], (100 + lut[3 * 255 + 1]) / 2.0, 1.0);
-    EXPECT_NEAR(out.pixels[3 * x + 2], (0 + lut[3 * 255 + 2]) / 2.0, 1.0);
-  }
-  // Bad arguments.
-  EXPECT_FALSE(OverlayHeatmap(img.view(), nullptr, 2, 1, rect, 0, 1, 1, &out).ok());
-  EXPECT_FALSE(OverlayHeatmap(img.view(), map, 0, 1, rect, 0, 1, 1, &out).ok());
-  EXPECT_FALSE(OverlayHeatmap(img.view(), map, 2, 1, {0, 0, 0, 2}, 0, 1, 1, &out).ok());
-  EXPECT_FALSE(OverlayHeatmap(img.view(), map, 2, 1, {NAN, 0, 4, 2}, 0, 1, 1, &out).ok());
-  EXPECT_FALSE(OverlayHeatmap(img.view(), map, 2, 1, rect, 0, 1, NAN, &out).ok());
-  EXPECT_FALSE(OverlayHeatmap(img.view(), map, 2, 1, rect, 0, 1, 1, static_cast<Image*>(nullptr)).ok());
-  ImageView bad = img.view();
-  bad.data = nullptr;
-  EXPECT_FALSE(OverlayHeatmap(bad, map, 2, 1, rect, 0, 1, 1, &out).ok());
 }
 
 }  // namespace

@@ -9,9 +9,11 @@
 #include <utility>
 #include <vector>
 
-#include "core/status.h"
 #include "flawlens/detector.h"
-#include "image/preprocess.h"
+#include "flawlens/image.h"
+#include "flawlens/status.h"
+// Model: calibrate and info rewrite and print what ModelInfo does not carry
+// (calibration, card, preprocessing); see flawlens/detector.h.
 #include "model/model.h"
 
 namespace flawlens::cli {
@@ -46,13 +48,13 @@ std::string Base64(const std::vector<uint8_t>& bytes);
 
 // Any decoded image -> RGB8.
 Image ToRgb(const Image& image);
-// Bilinear resize of an RGB8 image so that the longer side is <= max_side
-// (never enlarges).
+// Shrinks an RGB8 image so that the longer side is <= max_side (never
+// enlarges), averaging the source pixels under each output pixel (box filter).
 Image ShrinkRgb(const Image& rgb, int max_side);
 
 // The image with its anomaly map (normalised units; map_rect as in
 // Detection) blended on top: map values in [low, high] go through the
-// heatmap colour map (src/image/colormap.h). Returns RGB8 at image size.
+// heatmap colour map the page uses (cli/colormap.h). Returns RGB8 at image size.
 Image RenderOverlay(const Image& image, const std::vector<float>& map, int map_width,
                     int map_height, const RectF& map_rect, float low, float high);
 

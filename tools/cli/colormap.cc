@@ -1,36 +1,42 @@
-#include "image/colormap.h"
+#include "cli/colormap.h"
 
 #include <algorithm>
 #include <cmath>
 #include <cstddef>
+#include <cstdio>
 
 #include "core/limits.h"
 
-namespace flawlens {
+namespace flawlens::cli {
 namespace {
 
 struct Lut {
-  uint8_t rgb[256 * 3];
+  uint8_t rgba[kHeatmapLutSize * 4];
   Lut() {
-    // Turbo polynomial approximation (Mikhailov 2019), public coefficients.
-    const double r4[4] = {0.13572138, 4.61539260, -42.66032258, 132.13108234};
-    const double g4[4] = {0.09140261, 2.19418839, 4.84296658, -14.18503333};
-    const double b4[4] = {0.10667330, 12.64194608, -60.58204836, 110.36276771};
-    const double r2[2] = {-152.94239396, 59.28637943};
-    const double g2[2] = {4.27729857, 2.82956604};
-    const double b2[2] = {-89.90310912, 27.34824973};
-    for (int i = 0; i < 256; ++i) {
-      const double x = i / 255.0;
-      const double v4[4] = {1.0, x, x * x, x * x * x};
-      const double v2[2] = {x * x * x * x, x * x * x * x * x};
-      const double* c4[3] = {r4, g4, b4};
-      const double* c2[3] = {r2, g2, b2};
+    // Colour stops sampled from matplotlib's inferno (position, r, g, b),
+    // linearly interpolated in doubles and rounded half to even (what a
+    // store into a JavaScript Uint8ClampedArray does).
+    static constexpr double kStops[][4] = {
+        {0.00, 0, 0, 4},      {0.13, 31, 12, 72},   {0.25, 85, 15, 109},
+        {0.38, 136, 34, 106}, {0.50, 186, 54, 85},  {0.63, 227, 89, 51},
+        {0.75, 249, 140, 10}, {0.88, 249, 201, 50}, {1.00, 252, 255, 164},
+    };
+    constexpr int kNumStops = sizeof(kStops) / sizeof(kStops[0]);
+    for (int i = 0; i < kHeatmapLutSize; ++i) {
+      const double t = i / 255.0;
+      int k = 0;
+      while (k < kNumStops - 2 && t > kStops[k + 1][0]) ++k;
+      const double* a = kStops[k];
+      const double* b = kStops[k + 1];
+      const double u = std::min(1.0, std::max(0.0, (t - a[0]) / (b[0] - a[0])));
       for (int c = 0; c < 3; ++c) {
-        double v = c2[c][0] * v2[0] + c2[c][1] * v2[1];
-        for (int k = 0; k < 4; ++k) v += c4[c][k] * v4[k];
-        v = std::clamp(v, 0.0, 1.0);
-        rgb[i * 3 + c] = static_cast<uint8_t>(std::lround(v * 255.0));
+        const double v = a[c + 1] + (b[c + 1] - a[c + 1]) * u;
+        rgba[i * 4 + c] = static_cast<uint8_t>(std::nearbyint(std::clamp(v, 0.0, 255.0)));
       }
+      // Alpha rises with the value and stops at 0.8: normal regions stay
+      // clear and the defect itself stays visible under the hottest colour.
+      const double alpha = 255.0 * std::min(0.8, std::max(0.0, (t - 0.04) * 1.4));
+      rgba[i * 4 + 3] = static_cast<uint8_t>(std::floor(alpha + 0.5));
     }
   }
 };
@@ -40,47 +46,46 @@ const Lut& GetLut() {
   return lut;
 }
 
-// Map value -> LUT index, or -1 for non-finite.
-inline int Index(float v, float lo, float hi, bool ranged, float inv) {
-  if (!std::isfinite(v)) return -1;
-  if (!ranged) return v >= hi ? 255 : 0;
-  const float t = (v - lo) * inv;
-  if (!(t > 0.0f)) return 0;
-  if (t >= 1.0f) return 255;
-  return static_cast<int>(t * 255.0f + 0.5f);
-}
-
 }  // namespace
 
-const uint8_t* TurboLut() { return GetLut().rgb; }
+const uint8_t* HeatmapLut() { return GetLut().rgba; }
 
-void TurboColor(float t, uint8_t rgb[3]) {
-  int i = 0;
-  if (t >= 1.0f) i = 255;
-  else if (t > 0.0f) i = static_cast<int>(t * 255.0f + 0.5f);
-  const uint8_t* c = GetLut().rgb + 3 * i;
-  rgb[0] = c[0];
-  rgb[1] = c[1];
-  rgb[2] = c[2];
+std::string HeatmapLutHex() {
+  std::string s;
+  s.reserve(kHeatmapLutSize * 8);
+  char buf[3];
+  for (int i = 0; i < kHeatmapLutSize * 4; ++i) {
+    std::snprintf(buf, sizeof buf, "%02x", GetLut().rgba[i]);
+    s += buf;
+  }
+  return s;
+}
+
+int HeatmapIndex(float v, float lo, float hi) {
+  // Doubles, like JavaScript numbers: the same index as lutIndex() for the
+  // same float map value and range.
+  if (!(hi > lo)) return v >= hi ? 255 : 0;
+  const double t = (static_cast<double>(v) - lo) / (static_cast<double>(hi) - lo);
+  if (!(t > 0.0)) return 0;
+  if (t >= 1.0) return 255;
+  return static_cast<int>(t * 255.0 + 0.5);
 }
 
 void ColorizeMap(const float* map, int w, int h, float lo, float hi, uint8_t* rgba_out) {
   if (map == nullptr || rgba_out == nullptr || w <= 0 || h <= 0) return;
-  const bool ranged = std::isfinite(lo) && std::isfinite(hi) && hi > lo;
-  const float inv = ranged ? 1.0f / (hi - lo) : 0.0f;
-  const uint8_t* lut = GetLut().rgb;
+  const uint8_t* lut = GetLut().rgba;
   const size_t n = static_cast<size_t>(w) * static_cast<size_t>(h);
   for (size_t i = 0; i < n; ++i) {
-    const int k = Index(map[i], lo, hi, ranged, inv);
     uint8_t* o = rgba_out + 4 * i;
-    if (k < 0) {
+    if (!std::isfinite(map[i])) {
       o[0] = o[1] = o[2] = o[3] = 0;
       continue;
     }
-    o[0] = lut[3 * k];
-    o[1] = lut[3 * k + 1];
-    o[2] = lut[3 * k + 2];
-    o[3] = 255;
+    const uint8_t* c = lut + 4 * HeatmapIndex(map[i], lo, hi);
+    o[0] = c[0];
+    o[1] = c[1];
+    o[2] = c[2];
+    o[3] = c[3];
   }
 }
 
@@ -102,10 +107,8 @@ Status OverlayHeatmap(const ImageView& image, const float* map, int map_w, int m
   if (!std::isfinite(opacity)) {
     return MakeError(ErrorCode::kInvalidArgument, "overlay: opacity is not finite");
   }
-  const float a = std::clamp(opacity, 0.0f, 1.0f);
-  const bool ranged = std::isfinite(lo) && std::isfinite(hi) && hi > lo;
-  const float inv = ranged ? 1.0f / (hi - lo) : 0.0f;
-  const uint8_t* lut = GetLut().rgb;
+  const float weight = std::clamp(opacity, 0.0f, 1.0f) / 255.0f;  // times the entry's alpha
+  const uint8_t* lut = GetLut().rgba;
   const int bpp = BytesPerPixel(image.format);
   const size_t stride =
       image.stride ? static_cast<size_t>(image.stride) : static_cast<size_t>(image.width) * bpp;
@@ -137,11 +140,13 @@ Status OverlayHeatmap(const ImageView& image, const float* map, int map_w, int m
         const float fx = static_cast<float>(u - x0);
         const float top = m0[x0] + fx * (m0[x1] - m0[x0]);
         const float bot = m1[x0] + fx * (m1[x1] - m1[x0]);
-        const int k = Index(top + fy * (bot - top), lo, hi, ranged, inv);
-        if (k >= 0) {
-          r += a * (lut[3 * k] - r);
-          g += a * (lut[3 * k + 1] - g);
-          b += a * (lut[3 * k + 2] - b);
+        const float value = top + fy * (bot - top);
+        if (std::isfinite(value)) {
+          const uint8_t* c = lut + 4 * HeatmapIndex(value, lo, hi);
+          const float a = weight * c[3];
+          r += a * (c[0] - r);
+          g += a * (c[1] - g);
+          b += a * (c[2] - b);
         }
       }
       dst[3 * x] = static_cast<uint8_t>(std::clamp(r + 0.5f, 0.0f, 255.0f));
@@ -163,4 +168,4 @@ Status OverlayHeatmap(const ImageView& image, const float* map, int map_w, int m
   return OverlayHeatmap(image, map, map_w, map_h, map_rect, lo, hi, opacity, out->pixels.data());
 }
 
-}  // namespace flawlens
+}  // namespace flawlens::cli
