@@ -9,12 +9,13 @@
 // The public API is src/flawlens/: this header, flawlens/image.h (ImageView,
 // RectF, PixelFormat, DecodeImage) and flawlens/status.h (Status, Result).
 // The web API's header (src/api/web_detector.h) and the Embind bindings
-// (src/wasm) include only these. tools/ goes further where it must: the CLI's calibrate and info
-// rewrite and print a model file's calibration, card and preprocessing, which
-// ModelInfo does not carry, so tools/cli includes model/model.h; the trainer
-// writes model files and feeds the network through the same preprocessing as
-// the page, so tools/train also includes model/ and image/preprocess.h, and
-// the benchmarks time internals (image/preprocess.h, nn/).
+// (src/wasm) include only these. tools/ goes further where it must: the
+// CLI's calibrate and info rewrite and print a model file's calibration, card
+// and preprocessing, which ModelInfo does not carry, so tools/cli includes
+// model/model.h (and core/limits.h, to refuse oversized files the way the
+// core does); the trainer writes model files and feeds the network through
+// the same preprocessing as the page, so tools/train also includes model/
+// and image/preprocess.h; the benchmarks time internals (image/, nn/).
 #pragma once
 
 #include <cstddef>

@@ -134,6 +134,18 @@ test('SIMD is detected in node', () => {
   assert.equal(simdSupported(), true);
 });
 
+test('the Embind Detector class names its methods in camelCase, as engine.mjs calls them', async () => {
+  const module = await (await import(pathToFileURL(modulePath).href)).default({ wasmBinary });
+  const own = Object.getOwnPropertyNames(module.Detector.prototype)
+    .filter((k) => k !== 'constructor' && typeof module.Detector.prototype[k] === 'function');
+  const bound = ['buffer', 'releaseBytes', 'load', 'loaded', 'info', 'detect', 'detectEncoded', 'stats',
+                 'map', 'threshold', 'setThreshold', 'resetThreshold', 'floats', 'runNetwork', 'output'];
+  for (const name of bound) assert.ok(own.includes(name), `Detector.${name} is bound`);
+  // Embind adds its own helpers (delete, clone, isAliasOf, ...): camelCase too.
+  const notCamel = own.filter((k) => !/^[a-z][A-Za-z0-9]*$/.test(k));
+  assert.deepEqual(notCamel, [], 'every method name is camelCase');
+});
+
 test('seed CNN: info, runNetwork matches an independent JS forward pass', () => {
   const det = engine.loadModel(seed.bytes);
   try {

@@ -1,6 +1,7 @@
 // Tests of DecodeImage: formats and channel layouts round-trip, corrupt and
 // truncated files fail cleanly, oversized headers are rejected up front, and
-// the real photos in /work/shared/data decode.
+// the real photos in the shared data folder (../shared/data next to the
+// repository, or $FLAWLENS_DATA) decode.
 #include <gtest/gtest.h>
 
 #include <chrono>
@@ -412,7 +413,7 @@ TEST(Decode, SmallValidHeaderWithMissingDataIsBadImage) {
 
 std::string DataDir() {
   if (const char* e = std::getenv("FLAWLENS_DATA")) return e;
-  return "/work/shared/data";
+  return std::string(FLAWLENS_SOURCE_DIR) + "/../shared/data";
 }
 
 Bytes ReadFile(const std::filesystem::path& p) {

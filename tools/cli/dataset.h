@@ -22,7 +22,7 @@
 #include <string>
 #include <vector>
 
-#include "core/status.h"
+#include "flawlens/status.h"
 
 namespace flawlens::cli {
 

@@ -110,6 +110,303 @@ std::string CiCell(const Interval& ci) {
   return buf;
 }
 
+// One evaluation: the inputs, every image's result and the metrics, filled
+// in stage by stage (score, image metrics, pixel metrics) and then written
+// out (table, JSON, report).
+struct EvalRun {
+  EvalRun(const EvalOptions& o, const LoadedModel& m, const Dataset& d) : opt(o), model(m), ds(d) {}
+
+  const EvalOptions& opt;
+  const LoadedModel& model;
+  const Dataset& ds;
+  std::vector<std::string> part_of;  // --groups label per sample ("" = capture tag)
+  std::string interval_note;
+  int workers = 1;
+  float threshold = 0;
+  float map_low = 0, map_high = 1;
+  int n = 0;
+  std::vector<Scored> scored;
+  std::vector<std::string> notes;
+  int failed = 0;
+  std::vector<std::string> groups;  // "all", then each defect type
+  std::vector<MetricRow> rows;      // one per group
+  std::vector<RocPoint> image_roc, pixel_roc;
+
+  // Sample i counts in group g: every sample for "all", else the good ones
+  // and that type's defective ones.
+  bool InGroup(int i, size_t g) const {
+    return g == 0 || !ds.samples[i].defective || ds.samples[i].defect_type == groups[g];
+  }
+};
+
+// Pass 1: score every image; failures are counted and listed in notes.
+void ScoreImages(const std::vector<std::unique_ptr<Detector>>& detectors, EvalRun* run) {
+  const Dataset& ds = run->ds;
+  run->scored.assign(run->n, Scored{});
+  ParallelFor(run->n, run->workers, [&](int w, int i) {
+    Scored& s = run->scored[i];
+    auto bytes = ReadFileBytes(ds.samples[i].path);
+    if (!bytes.ok()) {
+      s.error = bytes.status().ToString();
+      return;
+    }
+    auto image = DecodeImage(bytes->data(), bytes->size());
+    if (!image.ok()) {
+      s.error = image.status().ToString();
+      return;
+    }
+    auto det = detectors[w]->Detect(image->view());
+    if (!det.ok()) {
+      s.error = det.status().ToString();
+      return;
+    }
+    const Detection& d = **det;
+    s.ok = true;
+    s.score = d.score;
+    s.raw_score = d.raw_score;
+    s.anomalous = d.score >= run->threshold;
+    s.width = image->width;
+    s.height = image->height;
+    s.map = d.map;
+    s.map_w = d.map_width;
+    s.map_h = d.map_height;
+    s.map_rect = d.map_rect;
+  });
+  for (int i = 0; i < run->n; ++i) {
+    if (!run->scored[i].ok) {
+      ++run->failed;
+      run->notes.push_back("not scored: " + ds.samples[i].path + ": " + run->scored[i].error);
+    }
+  }
+  for (const std::string& note : run->notes) std::fprintf(stderr, "error: %s\n", note.c_str());
+}
+
+void ImageMetrics(EvalRun* run) {
+  const Dataset& ds = run->ds;
+  run->groups = {"all"};
+  run->groups.insert(run->groups.end(), ds.defect_types.begin(), ds.defect_types.end());
+  run->rows.assign(run->groups.size(), MetricRow{});
+  for (size_t g = 0; g < run->groups.size(); ++g) {
+    std::vector<float> s;
+    std::vector<bool> l;
+    std::vector<std::string> parts;
+    MetricRow& r = run->rows[g];
+    r.name = run->groups[g];
+    for (int i = 0; i < run->n; ++i) {
+      if (!run->scored[i].ok || !run->InGroup(i, g)) continue;
+      s.push_back(run->scored[i].score);
+      l.push_back(ds.samples[i].defective);
+      parts.push_back(run->part_of[i].empty() ? "auto:" + GroupKey(ds.samples[i].path)
+                                              : "file:" + run->part_of[i]);
+      if (ds.samples[i].defective) {
+        ++r.defective;
+        if (!ds.samples[i].mask_path.empty()) ++r.masks;
+      } else {
+        ++r.good;
+      }
+    }
+    r.image_auroc = Auroc(s, l);
+    r.image_auroc_ci = AurocBootstrap(s, l, parts);
+    const F1Score f = F1AtThreshold(s, l, run->threshold);
+    if (r.defective > 0) {
+      r.f1 = f.f1;
+      r.precision = f.tp + f.fp > 0 ? f.precision : kNaN;
+      r.recall = f.recall;
+      const F1Score best = BestF1(s, l);
+      r.best_f1 = best.f1;
+      r.best_f1_threshold = best.threshold;
+    }
+    if (r.good > 0) r.fpr = static_cast<double>(f.fp) / static_cast<double>(r.good);
+    if (g == 0) run->image_roc = RocCurve(s, l);
+  }
+}
+
+// Pixel metrics over images with masks + good images.
+void PixelMetrics(EvalRun* run) {
+  const Dataset& ds = run->ds;
+  if (ds.num_masks() == 0) return;
+  std::vector<int> pixel_set;
+  std::vector<float> sample;
+  for (int i = 0; i < run->n; ++i) {
+    if (!run->scored[i].ok) continue;
+    if (ds.samples[i].defective && ds.samples[i].mask_path.empty()) continue;
+    pixel_set.push_back(i);
+    sample.insert(sample.end(), run->scored[i].map.begin(), run->scored[i].map.end());
+  }
+  const std::vector<float> edges = PixelAccumulator::EdgesFromSample(std::move(sample));
+  // Per worker: one accumulator per group, merged at the end.
+  const size_t num_groups = run->groups.size();
+  std::vector<std::vector<PixelAccumulator>> acc(
+      run->workers, std::vector<PixelAccumulator>(num_groups, PixelAccumulator(edges)));
+  std::mutex mu;
+  int resized_masks = 0;
+  ParallelFor(static_cast<int>(pixel_set.size()), run->workers, [&](int w, int k) {
+    const int i = pixel_set[k];
+    const Scored& s = run->scored[i];
+    std::vector<float> up;
+    UpsampleMap(s.map.data(), s.map_w, s.map_h, s.map_rect, s.width, s.height, &up);
+    std::vector<uint8_t> mask;
+    if (ds.samples[i].defective) {
+      bool resized = false;
+      auto m = LoadMask(ds.samples[i].mask_path, s.width, s.height, &resized);
+      std::lock_guard<std::mutex> lock(mu);
+      if (!m.ok()) {
+        run->notes.push_back("mask skipped: " + m.status().ToString());
+        return;
+      }
+      if (resized) ++resized_masks;
+      mask = std::move(m).value();
+    }
+    for (size_t g = 0; g < num_groups; ++g) {
+      if (run->InGroup(i, g)) {
+        acc[w][g].Add(up.data(), mask.empty() ? nullptr : mask.data(), s.width, s.height);
+      }
+    }
+  });
+  for (size_t g = 0; g < num_groups; ++g) {
+    for (int w = 1; w < run->workers; ++w) acc[0][g].Merge(acc[w][g]);
+    const PixelAccumulator& a = acc[0][g];
+    run->rows[g].pixel_auroc = a.Auroc();
+    run->rows[g].pixel_auroc_tie_bound = a.AurocTieBound();
+    run->rows[g].pro = a.Pro(0.3);
+  }
+  run->pixel_roc = acc[0][0].Roc();
+  if (resized_masks > 0) {
+    run->notes.push_back(std::to_string(resized_masks) +
+                         " masks differ in size from their image and were resized (nearest)");
+  }
+}
+
+void PrintTable(const EvalRun& run) {
+  const Dataset& ds = run.ds;
+  const std::vector<MetricRow>& rows = run.rows;
+  std::printf("model %s (%s)\ndataset %s, split %s (%s): %d good, %d defective, %d masks\n",
+              run.model.model->name.c_str(), run.opt.model.c_str(), ds.root.c_str(),
+              ds.split.c_str(), ds.split_dir.c_str(), ds.num_good(), ds.num_defective(),
+              ds.num_masks());
+  std::printf("threshold %.4f (score >= threshold = defective); %d workers\n\n", run.threshold,
+              run.workers);
+  std::printf("%-16s %6s %6s %11s %13s %11s %9s %8s %8s %8s\n", "type", "good", "defect",
+              "image_AUROC", "(95% CI)", "pixel_AUROC", "PRO@0.3", "F1@thr", "recall", "FPR");
+  for (const MetricRow& r : rows) {
+    std::printf("%-16s %6d %6d %11s %13s %11s %9s %8s %8s %8s\n", r.name.c_str(), r.good,
+                r.defective, Cell(r.image_auroc).c_str(), CiCell(r.image_auroc_ci).c_str(),
+                Cell(r.pixel_auroc).c_str(), Cell(r.pro).c_str(), Cell(r.f1).c_str(),
+                Cell(r.recall).c_str(), Cell(r.fpr).c_str());
+  }
+  std::printf("\n%s\n", run.interval_note.c_str());
+  std::printf("best F1 %s at threshold %s", Cell(rows[0].best_f1).c_str(),
+              Cell(rows[0].best_f1_threshold).c_str());
+  if (std::isfinite(rows[0].pixel_auroc_tie_bound)) {
+    std::printf("; pixel AUROC binning error <= %.2g", rows[0].pixel_auroc_tie_bound);
+  }
+  std::printf("\n");
+  for (const std::string& note : run.notes) {
+    if (note.rfind("not scored", 0) != 0) std::fprintf(stderr, "note: %s\n", note.c_str());
+  }
+}
+
+Status WriteJson(const EvalRun& run) {
+  const Dataset& ds = run.ds;
+  nlohmann::json j;
+  j["model"] = {{"path", run.opt.model}, {"name", run.model.model->name}};
+  j["dataset"] = {{"root", ds.root}, {"split", ds.split}, {"split_dir", ds.split_dir}};
+  j["threshold"] = run.threshold;
+  j["counts"] = {{"images", run.n},
+                 {"good", ds.num_good()},
+                 {"defective", ds.num_defective()},
+                 {"masks", ds.num_masks()},
+                 {"failed", run.failed}};
+  j["metrics"] = RowJson(run.rows[0]);
+  j["image_auroc_ci95_note"] = run.interval_note;
+  nlohmann::json per_type = nlohmann::json::object();
+  for (size_t g = 1; g < run.rows.size(); ++g) per_type[run.rows[g].name] = RowJson(run.rows[g]);
+  j["per_type"] = per_type;
+  nlohmann::json images = nlohmann::json::array();
+  for (int i = 0; i < run.n; ++i) {
+    nlohmann::json im = {{"path", ds.samples[i].path}, {"type", ds.samples[i].defect_type}};
+    const Scored& s = run.scored[i];
+    if (s.ok) {
+      im["score"] = Metric(s.score);
+      im["raw_score"] = Metric(s.raw_score);
+      im["anomalous"] = s.anomalous;
+    } else {
+      im["error"] = s.error;
+    }
+    images.push_back(im);
+  }
+  j["images"] = images;
+  j["notes"] = run.notes;
+  const std::string text = j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
+  FLAWLENS_RETURN_IF_ERROR(
+      WriteFileBytes(run.opt.json_path, std::vector<uint8_t>(text.begin(), text.end())));
+  std::printf("wrote %s\n", run.opt.json_path.c_str());
+  return Status::Ok();
+}
+
+// Report tiles for samples `idx`: the image with its heatmap, as a thumbnail.
+std::vector<ReportTile> MakeTiles(const EvalRun& run, const std::vector<int>& idx) {
+  std::vector<ReportTile> out(idx.size());
+  ParallelFor(static_cast<int>(idx.size()), run.workers, [&](int, int k) {
+    const int i = idx[k];
+    const Sample& sample = run.ds.samples[i];
+    const Scored& s = run.scored[i];
+    ReportTile& t = out[k];
+    t.title = std::filesystem::path(sample.path).filename().string();
+    t.miss = s.anomalous != sample.defective;
+    char buf[160];
+    std::snprintf(buf, sizeof(buf), "%s, score %.3f, %s%s", sample.defect_type.c_str(), s.score,
+                  s.anomalous ? "defective" : "ok",
+                  t.miss ? (sample.defective ? " (missed)" : " (false alarm)") : "");
+    t.subtitle = buf;
+    auto bytes = ReadFileBytes(sample.path);
+    if (!bytes.ok()) return;
+    auto image = DecodeImage(bytes->data(), bytes->size());
+    if (!image.ok()) return;
+    const Image overlay =
+        RenderOverlay(*image, s.map, s.map_w, s.map_h, s.map_rect, run.map_low, run.map_high);
+    const Image thumb = ShrinkRgb(overlay, 320);
+    t.png_base64 = Base64(EncodePng(thumb.pixels.data(), thumb.width, thumb.height, 3));
+  });
+  return out;
+}
+
+Status WriteReport(const EvalRun& run) {
+  std::error_code ec;
+  std::filesystem::create_directories(run.opt.report_dir, ec);
+  ReportData rd;
+  rd.model_name = run.model.model->name;
+  rd.model_path = run.opt.model;
+  rd.dataset = run.ds.root;
+  rd.split = run.ds.split;
+  rd.threshold = run.threshold;
+  rd.rows = run.rows;
+  rd.interval_note = run.interval_note;
+  rd.image_roc = run.image_roc;
+  rd.pixel_roc = run.pixel_roc;
+  rd.notes = run.notes;
+  // The worst-scored defective and the best-scored good images first.
+  std::vector<int> bad, good;
+  for (int i = 0; i < run.n; ++i) {
+    if (!run.scored[i].ok) continue;
+    const bool defective = run.ds.samples[i].defective;
+    (defective ? rd.defective_scores : rd.good_scores).push_back(run.scored[i].score);
+    (defective ? bad : good).push_back(i);
+  }
+  const auto& scored = run.scored;
+  std::sort(bad.begin(), bad.end(), [&](int a, int b) { return scored[a].score < scored[b].score; });
+  std::sort(good.begin(), good.end(), [&](int a, int b) { return scored[a].score > scored[b].score; });
+  if (static_cast<int>(bad.size()) > run.opt.tiles) bad.resize(run.opt.tiles);
+  if (static_cast<int>(good.size()) > run.opt.tiles) good.resize(run.opt.tiles);
+  rd.defective_tiles = MakeTiles(run, bad);
+  rd.good_tiles = MakeTiles(run, good);
+  const std::string html = RenderReportHtml(rd);
+  const std::string path = (std::filesystem::path(run.opt.report_dir) / "report.html").string();
+  FLAWLENS_RETURN_IF_ERROR(WriteFileBytes(path, std::vector<uint8_t>(html.begin(), html.end())));
+  std::printf("wrote %s\n", path.c_str());
+  return Status::Ok();
+}
+
 int RunEval(const EvalOptions& opt) {
   auto model = LoadModelFile(opt.model);
   if (!model.ok()) {
@@ -123,289 +420,39 @@ int RunEval(const EvalOptions& opt) {
   }
   const Dataset& ds = *dataset;
   for (const std::string& w : ds.warnings) std::fprintf(stderr, "warning: %s\n", w.c_str());
+  EvalRun run(opt, *model, ds);
+  run.n = static_cast<int>(ds.samples.size());
   // Bootstrap groups: --groups labels, else GroupKey (capture tags).
-  std::vector<std::string> part_of(ds.samples.size());
+  run.part_of.assign(ds.samples.size(), std::string());
   if (!opt.groups_file.empty()) {
     auto labels = ReadGroupsFile(opt.groups_file, ds);
     if (!labels.ok()) {
       std::fprintf(stderr, "flawlens eval: %s\n", labels.status().ToString().c_str());
       return 1;
     }
-    part_of = std::move(*labels);
+    run.part_of = std::move(*labels);
   }
-  const std::string interval_note = AurocIntervalNote(opt.groups_file);
-  const int workers = std::min(ResolveThreads(opt.threads), static_cast<int>(ds.samples.size()));
-  auto detectors = MakeDetectors(*model, workers);
+  run.interval_note = AurocIntervalNote(opt.groups_file);
+  run.workers = std::min(ResolveThreads(opt.threads), run.n);
+  auto detectors = MakeDetectors(*model, run.workers);
   if (!detectors.ok()) {
     std::fprintf(stderr, "flawlens eval: %s\n", detectors.status().ToString().c_str());
     return 1;
   }
-  const float threshold =
-      std::isfinite(opt.threshold) ? opt.threshold : (*detectors)[0]->threshold();
-  float map_low = 0, map_high = 1;
-  MapDisplayRange(*model->model, &map_low, &map_high);
+  run.threshold = std::isfinite(opt.threshold) ? opt.threshold : (*detectors)[0]->threshold();
+  MapDisplayRange(*model->model, &run.map_low, &run.map_high);
 
-  // ---- pass 1: score every image ------------------------------------------
-  const int n = static_cast<int>(ds.samples.size());
-  std::vector<Scored> scored(n);
-  ParallelFor(n, workers, [&](int w, int i) {
-    Scored& s = scored[i];
-    auto bytes = ReadFileBytes(ds.samples[i].path);
-    if (!bytes.ok()) {
-      s.error = bytes.status().ToString();
-      return;
-    }
-    auto image = DecodeImage(bytes->data(), bytes->size());
-    if (!image.ok()) {
-      s.error = image.status().ToString();
-      return;
-    }
-    auto det = (*detectors)[w]->Detect(image->view());
-    if (!det.ok()) {
-      s.error = det.status().ToString();
-      return;
-    }
-    const Detection& d = **det;
-    s.ok = true;
-    s.score = d.score;
-    s.raw_score = d.raw_score;
-    s.anomalous = d.score >= threshold;
-    s.width = image->width;
-    s.height = image->height;
-    s.map = d.map;
-    s.map_w = d.map_width;
-    s.map_h = d.map_height;
-    s.map_rect = d.map_rect;
-  });
-  std::vector<std::string> notes;
-  int failed = 0;
-  for (int i = 0; i < n; ++i) {
-    if (!scored[i].ok) {
-      ++failed;
-      notes.push_back("not scored: " + ds.samples[i].path + ": " + scored[i].error);
-    }
+  ScoreImages(*detectors, &run);
+  ImageMetrics(&run);
+  PixelMetrics(&run);
+  PrintTable(run);
+  Status st = opt.json_path.empty() ? Status::Ok() : WriteJson(run);
+  if (st.ok() && !opt.report_dir.empty()) st = WriteReport(run);
+  if (!st.ok()) {
+    std::fprintf(stderr, "flawlens eval: %s\n", st.ToString().c_str());
+    return 1;
   }
-  for (const std::string& note : notes) std::fprintf(stderr, "error: %s\n", note.c_str());
-
-  // ---- image metrics ---------------------------------------------------------
-  std::vector<std::string> groups = {"all"};
-  groups.insert(groups.end(), ds.defect_types.begin(), ds.defect_types.end());
-  auto in_group = [&](int i, size_t g) {
-    return g == 0 || !ds.samples[i].defective || ds.samples[i].defect_type == groups[g];
-  };
-  std::vector<MetricRow> rows(groups.size());
-  std::vector<RocPoint> image_roc;
-  for (size_t g = 0; g < groups.size(); ++g) {
-    std::vector<float> s;
-    std::vector<bool> l;
-    std::vector<std::string> parts;
-    MetricRow& r = rows[g];
-    r.name = groups[g];
-    for (int i = 0; i < n; ++i) {
-      if (!scored[i].ok || !in_group(i, g)) continue;
-      s.push_back(scored[i].score);
-      l.push_back(ds.samples[i].defective);
-      parts.push_back(part_of[i].empty() ? "auto:" + GroupKey(ds.samples[i].path)
-                                         : "file:" + part_of[i]);
-      if (ds.samples[i].defective) {
-        ++r.defective;
-        if (!ds.samples[i].mask_path.empty()) ++r.masks;
-      } else {
-        ++r.good;
-      }
-    }
-    r.image_auroc = Auroc(s, l);
-    r.image_auroc_ci = AurocBootstrap(s, l, parts);
-    const F1Score f = F1AtThreshold(s, l, threshold);
-    if (r.defective > 0) {
-      r.f1 = f.f1;
-      r.precision = f.tp + f.fp > 0 ? f.precision : kNaN;
-      r.recall = f.recall;
-      const F1Score best = BestF1(s, l);
-      r.best_f1 = best.f1;
-      r.best_f1_threshold = best.threshold;
-    }
-    if (r.good > 0) r.fpr = static_cast<double>(f.fp) / static_cast<double>(r.good);
-    if (g == 0) image_roc = RocCurve(s, l);
-  }
-
-  // ---- pixel metrics (images with masks + good images) ----------------------
-  std::vector<RocPoint> pixel_roc;
-  int resized_masks = 0;
-  if (ds.num_masks() > 0) {
-    std::vector<int> pixel_set;
-    std::vector<float> sample;
-    for (int i = 0; i < n; ++i) {
-      if (!scored[i].ok) continue;
-      if (ds.samples[i].defective && ds.samples[i].mask_path.empty()) continue;
-      pixel_set.push_back(i);
-      sample.insert(sample.end(), scored[i].map.begin(), scored[i].map.end());
-    }
-    const std::vector<float> edges = PixelAccumulator::EdgesFromSample(std::move(sample));
-    // Per worker: one accumulator per group, merged at the end.
-    std::vector<std::vector<PixelAccumulator>> acc(
-        workers, std::vector<PixelAccumulator>(groups.size(), PixelAccumulator(edges)));
-    std::mutex mu;
-    ParallelFor(static_cast<int>(pixel_set.size()), workers, [&](int w, int k) {
-      const int i = pixel_set[k];
-      const Scored& s = scored[i];
-      std::vector<float> up;
-      UpsampleMap(s.map.data(), s.map_w, s.map_h, s.map_rect, s.width, s.height, &up);
-      std::vector<uint8_t> mask;
-      if (ds.samples[i].defective) {
-        bool resized = false;
-        auto m = LoadMask(ds.samples[i].mask_path, s.width, s.height, &resized);
-        std::lock_guard<std::mutex> lock(mu);
-        if (!m.ok()) {
-          notes.push_back("mask skipped: " + m.status().ToString());
-          return;
-        }
-        if (resized) ++resized_masks;
-        mask = std::move(m).value();
-      }
-      for (size_t g = 0; g < groups.size(); ++g) {
-        if (in_group(i, g)) acc[w][g].Add(up.data(), mask.empty() ? nullptr : mask.data(), s.width, s.height);
-      }
-    });
-    for (size_t g = 0; g < groups.size(); ++g) {
-      for (int w = 1; w < workers; ++w) acc[0][g].Merge(acc[w][g]);
-      const PixelAccumulator& a = acc[0][g];
-      rows[g].pixel_auroc = a.Auroc();
-      rows[g].pixel_auroc_tie_bound = a.AurocTieBound();
-      rows[g].pro = a.Pro(0.3);
-    }
-    pixel_roc = acc[0][0].Roc();
-    if (resized_masks > 0) {
-      notes.push_back(std::to_string(resized_masks) +
-                      " masks differ in size from their image and were resized (nearest)");
-    }
-  }
-
-  // ---- table -----------------------------------------------------------------
-  std::printf("model %s (%s)\ndataset %s, split %s (%s): %d good, %d defective, %d masks\n",
-              model->model->name.c_str(), opt.model.c_str(), ds.root.c_str(), ds.split.c_str(),
-              ds.split_dir.c_str(), ds.num_good(), ds.num_defective(), ds.num_masks());
-  std::printf("threshold %.4f (score >= threshold = defective); %d workers\n\n", threshold,
-              workers);
-  std::printf("%-16s %6s %6s %11s %13s %11s %9s %8s %8s %8s\n", "type", "good", "defect",
-              "image_AUROC", "(95% CI)", "pixel_AUROC", "PRO@0.3", "F1@thr", "recall", "FPR");
-  for (const MetricRow& r : rows) {
-    std::printf("%-16s %6d %6d %11s %13s %11s %9s %8s %8s %8s\n", r.name.c_str(), r.good,
-                r.defective, Cell(r.image_auroc).c_str(), CiCell(r.image_auroc_ci).c_str(),
-                Cell(r.pixel_auroc).c_str(), Cell(r.pro).c_str(), Cell(r.f1).c_str(),
-                Cell(r.recall).c_str(), Cell(r.fpr).c_str());
-  }
-  std::printf("\n%s\n", interval_note.c_str());
-  std::printf("best F1 %s at threshold %s", Cell(rows[0].best_f1).c_str(),
-              Cell(rows[0].best_f1_threshold).c_str());
-  if (std::isfinite(rows[0].pixel_auroc_tie_bound)) {
-    std::printf("; pixel AUROC binning error <= %.2g", rows[0].pixel_auroc_tie_bound);
-  }
-  std::printf("\n");
-  for (const std::string& note : notes) {
-    if (note.rfind("not scored", 0) != 0) std::fprintf(stderr, "note: %s\n", note.c_str());
-  }
-
-  // ---- JSON ------------------------------------------------------------------
-  if (!opt.json_path.empty()) {
-    nlohmann::json j;
-    j["model"] = {{"path", opt.model}, {"name", model->model->name}};
-    j["dataset"] = {{"root", ds.root}, {"split", ds.split}, {"split_dir", ds.split_dir}};
-    j["threshold"] = threshold;
-    j["counts"] = {{"images", n},
-                   {"good", ds.num_good()},
-                   {"defective", ds.num_defective()},
-                   {"masks", ds.num_masks()},
-                   {"failed", failed}};
-    j["metrics"] = RowJson(rows[0]);
-    j["image_auroc_ci95_note"] = interval_note;
-    nlohmann::json per_type = nlohmann::json::object();
-    for (size_t g = 1; g < rows.size(); ++g) per_type[rows[g].name] = RowJson(rows[g]);
-    j["per_type"] = per_type;
-    nlohmann::json images = nlohmann::json::array();
-    for (int i = 0; i < n; ++i) {
-      nlohmann::json im = {{"path", ds.samples[i].path}, {"type", ds.samples[i].defect_type}};
-      if (scored[i].ok) {
-        im["score"] = Metric(scored[i].score);
-        im["raw_score"] = Metric(scored[i].raw_score);
-        im["anomalous"] = scored[i].anomalous;
-      } else {
-        im["error"] = scored[i].error;
-      }
-      images.push_back(im);
-    }
-    j["images"] = images;
-    j["notes"] = notes;
-    const std::string text =
-        j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
-    const Status st = WriteFileBytes(opt.json_path, std::vector<uint8_t>(text.begin(), text.end()));
-    if (!st.ok()) {
-      std::fprintf(stderr, "flawlens eval: %s\n", st.ToString().c_str());
-      return 1;
-    }
-    std::printf("wrote %s\n", opt.json_path.c_str());
-  }
-
-  // ---- HTML report -------------------------------------------------------------
-  if (!opt.report_dir.empty()) {
-    std::error_code ec;
-    std::filesystem::create_directories(opt.report_dir, ec);
-    ReportData rd;
-    rd.model_name = model->model->name;
-    rd.model_path = opt.model;
-    rd.dataset = ds.root;
-    rd.split = ds.split;
-    rd.threshold = threshold;
-    rd.rows = rows;
-    rd.interval_note = interval_note;
-    rd.image_roc = image_roc;
-    rd.pixel_roc = pixel_roc;
-    rd.notes = notes;
-    std::vector<int> bad, good;
-    for (int i = 0; i < n; ++i) {
-      if (!scored[i].ok) continue;
-      (ds.samples[i].defective ? rd.defective_scores : rd.good_scores).push_back(scored[i].score);
-      (ds.samples[i].defective ? bad : good).push_back(i);
-    }
-    std::sort(bad.begin(), bad.end(), [&](int a, int b) { return scored[a].score < scored[b].score; });
-    std::sort(good.begin(), good.end(), [&](int a, int b) { return scored[a].score > scored[b].score; });
-    if (static_cast<int>(bad.size()) > opt.tiles) bad.resize(opt.tiles);
-    if (static_cast<int>(good.size()) > opt.tiles) good.resize(opt.tiles);
-    auto make_tiles = [&](const std::vector<int>& idx, std::vector<ReportTile>* out) {
-      out->resize(idx.size());
-      ParallelFor(static_cast<int>(idx.size()), workers, [&](int, int k) {
-        const int i = idx[k];
-        const Scored& s = scored[i];
-        ReportTile& t = (*out)[k];
-        t.title = std::filesystem::path(ds.samples[i].path).filename().string();
-        t.miss = s.anomalous != ds.samples[i].defective;
-        char buf[160];
-        std::snprintf(buf, sizeof(buf), "%s, score %.3f, %s%s", ds.samples[i].defect_type.c_str(),
-                      s.score, s.anomalous ? "defective" : "ok",
-                      t.miss ? (ds.samples[i].defective ? " (missed)" : " (false alarm)") : "");
-        t.subtitle = buf;
-        auto bytes = ReadFileBytes(ds.samples[i].path);
-        if (!bytes.ok()) return;
-        auto image = DecodeImage(bytes->data(), bytes->size());
-        if (!image.ok()) return;
-        const Image overlay =
-            RenderOverlay(*image, s.map, s.map_w, s.map_h, s.map_rect, map_low, map_high);
-        const Image thumb = ShrinkRgb(overlay, 320);
-        t.png_base64 = Base64(EncodePng(thumb.pixels.data(), thumb.width, thumb.height, 3));
-      });
-    };
-    make_tiles(bad, &rd.defective_tiles);
-    make_tiles(good, &rd.good_tiles);
-    const std::string html = RenderReportHtml(rd);
-    const std::string path = (std::filesystem::path(opt.report_dir) / "report.html").string();
-    const Status st = WriteFileBytes(path, std::vector<uint8_t>(html.begin(), html.end()));
-    if (!st.ok()) {
-      std::fprintf(stderr, "flawlens eval: %s\n", st.ToString().c_str());
-      return 1;
-    }
-    std::printf("wrote %s\n", path.c_str());
-  }
-  return failed > 0 ? 3 : 0;
+  return run.failed > 0 ? 3 : 0;
 }
 
 }  // namespace

@@ -1,5 +1,5 @@
 // Procedural inspection-image generator: the training data of flawlens's
-// default model (the real photos in /work/shared/data are research-only).
+// default model (the real photos in ../shared/data are research-only).
 //
 // A "kind" is a material (brushed metal, woven fabric, ceramic tile). Every
 // good sample of a kind is drawn from one distribution with realistic normal
@@ -19,7 +19,7 @@
 #include <string>
 #include <vector>
 
-#include "core/status.h"
+#include "flawlens/status.h"
 
 namespace flawlens::synth {
 
@@ -77,7 +77,7 @@ struct SynthSummary {
 // Writes the folder dataset
 //   OUT/train/good/NNN.png, OUT/val/good/NNN.png, OUT/val/<defect>/NNN.png,
 //   OUT/val/masks/<defect>/NNN.png (255 = defect)
-// the same layout as /work/shared/data/*. Refuses to write into an existing
+// the same layout as the datasets in ../shared/data. Refuses to write into an existing
 // OUT/train or OUT/val unless options.overwrite (which removes those two).
 Result<SynthSummary> WriteSynthDataset(const std::string& out_dir, const SynthOptions& options);
 
