@@ -10,6 +10,9 @@
 #   OUT/flawlens-core.mjs, .wasm        the Emscripten ES module
 #   OUT/model/default.safetensors       the default model (required)
 #   OUT/model/demo/*.png + index.json   demo images (optional; index.json lists them)
+#   OUT/js/vendor/fflate.mjs + LICENSE  the zip writer of "Download photos", from the npm
+#                                       package pinned in tools/web-deps (npm ci there first:
+#                                       tools/setup.sh serve does)
 # Environment (development): FLAWLENS_MODEL=path overrides the default model,
 # FLAWLENS_DEMO_DIR=dir the demo images folder.
 # Serve with: python3 -m http.server --bind 127.0.0.1 --directory OUT 8000
@@ -31,6 +34,8 @@ core_wasm="$(dirname "$core_mjs")/flawlens-core.wasm"
 model="${FLAWLENS_MODEL:-$root/model/default.safetensors}"
 demo_dir="${FLAWLENS_DEMO_DIR:-$root/model/demo}"
 [[ -f "$model" ]] || die "the default model '$model' is missing (train it with the CLI, or put a development model there)"
+fflate="$root/tools/web-deps/node_modules/fflate"
+[[ -f "$fflate/esm/browser.js" ]] || die "$fflate/esm/browser.js is missing (run: tools/setup.sh serve, or npm ci in tools/web-deps)"
 
 case "$(cd "$(dirname "$out")" 2>/dev/null && pwd)/$(basename "$out")" in
   /|"$root"|"$root/web"|"$root/model"|"$root/src") die "refusing to replace '$out'";;
@@ -41,6 +46,9 @@ trap 'rm -rf "$tmp"' EXIT
 cp -R "$root/web/." "$tmp/"
 rm -f "$tmp/README.md"
 cp "$core_mjs" "$core_wasm" "$tmp/"
+mkdir -p "$tmp/js/vendor"
+cp "$fflate/esm/browser.js" "$tmp/js/vendor/fflate.mjs"
+cp "$fflate/LICENSE" "$tmp/js/vendor/fflate.LICENSE"
 mkdir -p "$tmp/model/demo"
 cp "$model" "$tmp/model/default.safetensors"
 

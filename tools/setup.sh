@@ -27,7 +27,7 @@ test_packages=(
   chromium                             # browser tests (driven by playwright-core)
 )
 # npm folders installed with `npm ci` when they hold a package-lock.json.
-serve_npm=(tools/backbones)
+serve_npm=(tools/backbones tools/web-deps)
 test_npm=(tests)
 
 case "$what" in

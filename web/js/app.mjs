@@ -11,6 +11,8 @@
 //   ui/live.mjs         live detection: one of the camera's frame consumers
 //   ui/gallery.mjs      uploads, demo images, scoring queue, CSV
 //   ui/detail.mjs       the detail dialog of one gallery image
+//   ui/teach.mjs        "Teach": good frames / photos -> a taught model (kept
+//                       in IndexedDB, downloadable), the start model
 // A panel that records camera frames or produces a model plugs in the same
 // way: camera.addFrameConsumer() / camera.captureFrame(), models.loadBytes().
 
@@ -24,6 +26,7 @@ import { Camera } from './ui/camera.mjs';
 import { LiveDetection } from './ui/live.mjs';
 import { Gallery } from './ui/gallery.mjs';
 import { DetailView } from './ui/detail.mjs';
+import { TeachPanel } from './ui/teach.mjs';
 
 // Test / benchmark hook (read-only view; the page does not depend on it).
 const debug = {
@@ -34,6 +37,7 @@ const debug = {
     return gallery.sorted().map((it) => ({ name: it.name, score: it.score, anomalous: gallery.isAnomalous(it), source: it.source }));
   },
   stats: () => session.stats(),
+  get teach() { return teach.state; },
 };
 window.__flawlens = debug;
 
@@ -66,7 +70,7 @@ const camera = new Camera({
   messages,
   hooks: {
     onStart: () => { live.onStart(); updateControls(); },
-    onStop: () => { calibration.cancel(); live.onStop(); updateControls(); },
+    onStop: (reason) => { calibration.cancel(); teach.onCameraStop(reason); live.onStop(); updateControls(); },
     onRoi: () => { live.clearHistory(); updateControls(); },
     onFreeze: (frozen) => live.onFreeze(frozen),
     onSnapshot: (file) => gallery.addFiles([file], 'snapshot'),
@@ -87,7 +91,8 @@ const live = new LiveDetection({
   camera, session, messages, debug, getModel, getThreshold,
   onScore: (score, now) => calibration.onScore(score, now),
 });
-camera.addFrameConsumer(() => live.onFrame());
+// While good frames are recorded for teaching, they get the worker to themselves.
+camera.addFrameConsumer(() => { if (!teach.recording) live.onFrame(); });
 
 const gallery = new Gallery({
   els: {
@@ -100,6 +105,18 @@ const gallery = new Gallery({
   onOpen: (id) => detail.open(id),
   onRendered: refreshVerdicts,
 });
+
+const teach = new TeachPanel({
+  els: {
+    seconds: byId('teach-seconds'), recordBtn: byId('teach-record-btn'), photosInput: byId('teach-photos-input'),
+    folderInput: byId('teach-folder-input'), progress: byId('teach-progress'), count: byId('teach-count'),
+    strip: byId('teach-strip'), name: byId('teach-name'), teachBtn: byId('teach-btn'), clearBtn: byId('teach-clear-btn'),
+    downloadModelBtn: byId('teach-download-model-btn'), downloadPhotosBtn: byId('teach-download-photos-btn'),
+    note: byId('teach-note'), list: byId('teach-list'), startDefault: byId('teach-start-default'),
+  },
+  camera, session, models, messages, getModel,
+});
+camera.addFrameConsumer(() => teach.onFrame());
 
 const detail = new DetailView({
   els: {
@@ -121,6 +138,7 @@ function updateControls() {
   const hasModel = Boolean(models.model);
   camera.updateControls(hasModel);
   calibration.setEnabled(camera.running && hasModel);
+  teach.updateControls();
 }
 
 function requireEngine() {
@@ -133,6 +151,7 @@ function requireEngine() {
 }
 
 async function onModelLoaded(model, previous) {
+  camera.setModelRoi(model.info.card ? model.info.card.roi : null);
   await threshold.setModel(model);
   live.clearHistory();
   updateControls();
@@ -156,7 +175,9 @@ async function main() {
     models.showCardHint('No model: the detection engine is not available.');
     return;
   }
-  await models.loadDefault();
+  teach.refreshList();
+  // A taught model chosen as the start model, else the site's default model.
+  if (!(await teach.loadStartModel())) await models.loadDefault();
   messages.setStatus(models.model ? `Ready. Model “${models.model.name}”. Add images or start the camera.` : '');
 }
 

@@ -48,3 +48,26 @@ export function clearThreshold(key) {
     globalThis.localStorage?.removeItem(key);
   } catch { /* nothing stored */ }
 }
+
+// The model the page loads at start instead of the default one: the id of a
+// taught model (js/taught-models.mjs), or null for the default model.
+const kStartModel = 'flawlens.startModel.v1';
+
+export function loadStartModel() {
+  try {
+    const v = globalThis.localStorage?.getItem(kStartModel);
+    return v || null;
+  } catch {
+    return null;
+  }
+}
+
+export function saveStartModel(id) {
+  try {
+    if (id) globalThis.localStorage?.setItem(kStartModel, String(id));
+    else globalThis.localStorage?.removeItem(kStartModel);
+    return true;
+  } catch {
+    return false;
+  }
+}

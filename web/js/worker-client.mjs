@@ -1,4 +1,6 @@
-// Promise wrapper around the inference worker.
+// Promise wrapper around the inference worker. Besides its one answer
+// ({id, ok, result|error}) a request may get any number of progress messages
+// ({id, progress}) before it: they go to the call's `onProgress`.
 
 export class WorkerError extends Error {
   constructor(message, code, name) {
@@ -15,9 +17,14 @@ export class EngineClient {
     this.pending = new Map();
     this.onFatal = null;
     this.worker.onmessage = (e) => {
-      const { id, ok, result, error } = e.data || {};
+      const { id, ok, result, error, progress } = e.data || {};
       const p = this.pending.get(id);
       if (!p) return;
+      if (ok === undefined && progress !== undefined) {
+        // A late or throwing progress callback must not lose the answer.
+        try { p.onProgress?.(progress); } catch (err) { console.warn('[flawlens] progress callback failed', err); }
+        return;
+      }
       this.pending.delete(id);
       if (ok) p.resolve(result);
       else p.reject(new WorkerError(error.message, error.code, error.name));
@@ -31,10 +38,11 @@ export class EngineClient {
     };
   }
 
-  call(type, payload = {}, transfer = []) {
+  // options.onProgress(progress): the request's progress messages, if any.
+  call(type, payload = {}, transfer = [], { onProgress = null } = {}) {
     const id = this.nextId++;
     return new Promise((resolve, reject) => {
-      this.pending.set(id, { resolve, reject });
+      this.pending.set(id, { resolve, reject, onProgress });
       try {
         this.worker.postMessage({ id, type, ...payload }, transfer);
       } catch (e) {

@@ -2,6 +2,8 @@
 // and the region of interest drawn on the overlay. What happens with each
 // frame is up to the frame consumers (live detection is one); the overlay's
 // content under the region outline comes from `hooks.paintOverlay`.
+// A model can bring its own region (a taught model's card.roi, as fractions
+// of the picture): `setModelRoi` applies it now or when the camera starts.
 
 import { errText } from './dom.mjs';
 
@@ -24,11 +26,22 @@ function cameraErrorMessage(e) {
   return `The camera could not be started: ${errText(e)}. Image uploads keep working.`;
 }
 
+// {x, y, w, h} fractions inside the picture, or null.
+function validFraction(f) {
+  if (!f || typeof f !== 'object') return null;
+  const { x, y, w, h } = f;
+  if (![x, y, w, h].every((v) => typeof v === 'number' && Number.isFinite(v))) return null;
+  if (x < 0 || y < 0 || w <= 0 || h <= 0 || x + w > 1.000001 || y + h > 1.000001) return null;
+  if (x === 0 && y === 0 && w >= 1 && h >= 1) return null;  // the whole picture
+  return { x, y, w, h };
+}
+
 export class Camera {
   // els: {select, toggle, stage, video, overlay, freezeBtn, snapshotBtn,
   //       roiCenterBtn, roiClearBtn}
-  // hooks (all optional): onStart(), onStop(), onRoi(), onFreeze(frozen),
-  //       onSnapshot(file), paintOverlay(ctx)
+  // hooks (all optional): onStart(), onStop(reason), onRoi(), onFreeze(frozen),
+  //       onSnapshot(file), paintOverlay(ctx). onStop's reason is 'ended' when
+  //       the track ended by itself (unplugged, taken by another app), else 'user'.
   constructor({ els, messages, hooks = {} }) {
     this.els = els;
     this.messages = messages;
@@ -39,6 +52,8 @@ export class Camera {
     this.captureW = 0;
     this.captureH = 0;
     this.roi = null;
+    this.modelRoi = null;     // fractions {x, y, w, h} from the loaded model's card
+    this.roiFromModel = false;
     this.roiGen = 0;  // bumped on every region change, so late results can be told apart
     this.drag = null;
     this.consumers = new Set();
@@ -82,6 +97,48 @@ export class Camera {
     return createImageBitmap(this.els.video, {
       resizeWidth: this.captureW, resizeHeight: this.captureH, resizeQuality: 'medium',
     });
+  }
+
+  // The current frame inside the region of interest (the whole frame without
+  // one), at capture size: what a recording of good frames keeps.
+  async captureRegion() {
+    const roi = this.roi;
+    const frame = await this.captureFrame();
+    if (!roi) return frame;
+    try {
+      return await createImageBitmap(frame, roi.x, roi.y, roi.w, roi.h);
+    } finally {
+      frame.close();
+    }
+  }
+
+  // The region of interest as fractions of the picture (null: whole picture).
+  get roiFraction() {
+    const r = this.roi;
+    if (!r || !this.captureW || !this.captureH) return null;
+    const q = (v) => Math.round(v * 1e6) / 1e6;
+    return { x: q(r.x / this.captureW), y: q(r.y / this.captureH), w: q(r.w / this.captureW), h: q(r.h / this.captureH) };
+  }
+
+  // The loaded model's region (fractions, or null). A region set from an
+  // earlier model is cleared when the new one has none; a region drawn by
+  // hand is kept.
+  setModelRoi(frac) {
+    this.modelRoi = validFraction(frac);
+    if (!this.running) return;
+    if (this.modelRoi) this.applyModelRoi();
+    else if (this.roiFromModel) this.setRoi(null);
+  }
+
+  applyModelRoi() {
+    this.setRoi(this.modelRoiPixels(), { fromModel: true });
+  }
+
+  modelRoiPixels() {
+    const f = this.modelRoi;
+    const w = this.captureW, h = this.captureH;
+    const x = Math.min(w - 2, Math.round(f.x * w)), y = Math.min(h - 2, Math.round(f.y * h));
+    return { x, y, w: Math.max(2, Math.min(w - x, Math.round(f.w * w))), h: Math.max(2, Math.min(h - y, Math.round(f.h * h))) };
   }
 
   async refreshList() {
@@ -143,8 +200,9 @@ export class Camera {
     for (const track of stream.getVideoTracks()) {
       track.addEventListener('ended', () => {
         if (this.stream === stream) {
-          this.stop();
+          // The message first: a stop hook may replace it with a more specific one.
           messages.showError('The camera stopped (unplugged or taken by another app). Press “Start camera” to try again.');
+          this.stop('ended');
         }
       });
     }
@@ -158,6 +216,12 @@ export class Camera {
     this.running = true;
     this.frozen = false;
     this.roi = null;  // the picture size may have changed
+    this.roiFromModel = false;
+    if (this.modelRoi) {
+      this.roi = this.modelRoiPixels();
+      this.roiFromModel = true;
+      this.roiGen += 1;
+    }
     this.hooks.onStart?.();
     els.stage.dataset.state = 'on';
     els.stage.dataset.frozen = 'false';
@@ -172,7 +236,7 @@ export class Camera {
     this.scheduleFrame();
   }
 
-  stop() {
+  stop(reason = 'user') {
     const { els } = this;
     if (this.stream) for (const t of this.stream.getTracks()) t.stop();
     this.stream = null;
@@ -185,7 +249,7 @@ export class Camera {
     els.toggle.setAttribute('aria-pressed', 'false');
     const ctx = els.overlay.getContext('2d');
     ctx.clearRect(0, 0, els.overlay.width, els.overlay.height);
-    this.hooks.onStop?.();
+    this.hooks.onStop?.(reason);
   }
 
   scheduleFrame() {
@@ -227,12 +291,13 @@ export class Camera {
     await this.hooks.onSnapshot?.(new File([blob], `snapshot-${stamp}.png`, { type: 'image/png' }));
   }
 
-  setRoi(roi) {
+  setRoi(roi, { fromModel = false } = {}) {
     this.roi = roi;
+    this.roiFromModel = Boolean(roi) && fromModel;
     this.roiGen += 1;
     this.hooks.onRoi?.();
     this.drawOverlay();
-    this.messages.setStatus(roi ? `Region of interest: ${roi.w}×${roi.h} px at (${roi.x}, ${roi.y}).`
+    this.messages.setStatus(roi ? `Region of interest${fromModel ? ' (from the model)' : ''}: ${roi.w}×${roi.h} px at (${roi.x}, ${roi.y}).`
                                 : 'Region of interest cleared: whole picture.');
   }
 

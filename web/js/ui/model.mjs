@@ -27,6 +27,22 @@ function recalibrationText(list) {
   return list.length > 1 ? `${text} (${list.length} times)` : text;
 }
 
+// A taught model's card: {"taught": {where, source, frames, created}}.
+function taughtText(t) {
+  if (!t || typeof t !== 'object') return null;
+  const where = t.where === 'browser' ? 'in the browser' : scalarText(t.where) ? `with ${scalarText(t.where)}` : '';
+  const frames = scalarText(t.frames);
+  const source = { camera: 'camera frames', photos: 'photos', both: 'camera frames and photos' }[t.source] || 'images';
+  return [where, frames !== null ? `from ${frames} ${source}` : null, scalarText(t.created)].filter(Boolean).join(', ');
+}
+
+// card.roi: {x, y, w, h} as fractions of the picture.
+function roiText(r) {
+  if (!r || typeof r !== 'object' || ![r.x, r.y, r.w, r.h].every((v) => typeof v === 'number')) return null;
+  const pc = (v) => `${Math.round(v * 1000) / 10} %`;
+  return `${pc(r.w)} × ${pc(r.h)} of the picture at (${pc(r.x)}, ${pc(r.y)}); set on the camera when it runs`;
+}
+
 function renderCard(model) {
   const { info, name, hash, fileName } = model;
   const card = (info.card && typeof info.card === 'object') ? info.card : {};
@@ -41,10 +57,12 @@ function renderCard(model) {
     : 'stretched to the input');
   addRow(dl, 'Threshold', fmt(info.threshold, 4));
   addRow(dl, 'Recalibrated', recalibrationText(card.recalibrations));
+  addRow(dl, 'Taught', taughtText(card.taught));
+  addRow(dl, 'Region', roiText(card.roi));
   addRow(dl, 'Parameters', fmtCount(info.parameters));
   addRow(dl, 'Compute', info.macs ? `${fmtCount(info.macs)} MACs / frame` : null);
   addRow(dl, 'Backend', info.backend);
-  const skip = new Set(['name', 'metrics', 'training']);
+  const skip = new Set(['name', 'metrics', 'training', 'taught', 'roi']);
   for (const [k, v] of Object.entries(card)) {
     if (skip.has(k)) continue;
     const s = scalarText(v);
@@ -92,8 +110,9 @@ export class ModelPanel {
   }
 
   // bytes: an ArrayBuffer (transferred to the worker, so detached afterwards)
-  // or a typed array (copied first, so the caller keeps it).
-  async loadBytes(bytes, fileName, { isDefault = false } = {}) {
+  // or a typed array (copied first, so the caller keeps it). `name` replaces
+  // the card's name on the page (a taught model renamed in this browser).
+  async loadBytes(bytes, fileName, { isDefault = false, name: nameOverride = '' } = {}) {
     const { messages, els } = this;
     if (!this.session.ready) {
       messages.showError(`Cannot load "${fileName}": the engine is not available.`);
@@ -114,9 +133,11 @@ export class ModelPanel {
       if (!previous) this.markNone();
       return false;
     }
-    const name = info.name || fileName;
+    const name = nameOverride || info.name || fileName;
     this.generation += 1;
-    this.model = { info, name, hash, key: modelKey(name, hash), fileName, isDefault, generation: this.generation };
+    // The stored threshold follows the file, not a name given on this page.
+    this.model = { info, name, hash, key: modelKey(info.name || fileName, hash), fileName, isDefault,
+                   generation: this.generation };
     this.debug.modelLoadedAt = performance.now();
     performance.mark('flawlens:model-ready');
     setBadge(els.badge, 'ok', `Model: ${name}`);
