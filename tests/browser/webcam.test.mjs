@@ -105,16 +105,24 @@ export default async function (t) {
     // Allow the one-frame lag at picture changes.
     t.assert(okOnGood >= 0.75, `good pictures are mostly OK (${okOnGood.toFixed(2)})`);
     t.assert(badOnBad >= 0.6, `defective pictures are mostly flagged (${badOnBad.toFixed(2)})`);
-    // Sparkline and overlay have been drawn.
-    const drawn = await page.evaluate(() => {
+    // Sparkline and overlay have been drawn. The colour map is transparent at
+    // low values, so a good frame's heatmap may leave the overlay clear: poll
+    // the painted overlay over a whole loop of the clip (every frame, good or
+    // defective, is repainted) until a frame with visible heat is on it.
+    // `want`: null until both are drawn (for polling); else the counts as they are.
+    const countDrawn = (want) => {
       const count = (c) => {
         const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
         let n = 0;
         for (let i = 3; i < d.length; i += 4) if (d[i] > 0) ++n;
         return n;
       };
-      return { spark: count(document.getElementById('sparkline')), overlay: count(document.getElementById('overlay')) };
-    });
+      const r = { spark: count(document.getElementById('sparkline')), overlay: count(document.getElementById('overlay')) };
+      return !want || (r.spark > 0 && r.overlay > 0) ? r : null;
+    };
+    const drawnHandle = await page.waitForFunction(countDrawn, true, { timeout: clip.seconds * 1000 * 2 + 5000, polling: 50 })
+      .catch(() => null);
+    const drawn = drawnHandle ? await drawnHandle.jsonValue() : await page.evaluate(countDrawn, false);
     t.assert(drawn.spark > 0 && drawn.overlay > 0, `sparkline and heatmap overlay drawn (${JSON.stringify(drawn)})`);
     // Wait for an anomalous frame for the screenshot.
     await page.waitForFunction(() => document.getElementById('live-verdict').dataset.verdict === 'anomaly', null, { timeout: 20000 });
