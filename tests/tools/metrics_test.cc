@@ -179,6 +179,48 @@ TEST(F1, AtThresholdAndBest) {
   EXPECT_DOUBLE_EQ(none.f1, 0.0);
 }
 
+// Against brute force over every distinct score as threshold: the best F1,
+// and the highest threshold reaching it, with many ties.
+TEST(F1, BestMatchesEveryThresholdTried) {
+  std::mt19937 rng(3);
+  for (int trial = 0; trial < 50; ++trial) {
+    std::vector<float> s(40);
+    std::vector<bool> l(40);
+    for (size_t i = 0; i < s.size(); ++i) {
+      s[i] = float(rng() % 9) * 0.25f;  // few distinct values: many ties
+      l[i] = rng() % 3 == 0;
+    }
+    l[trial % 40] = true;  // at least one defective image
+    double best_f1 = -1, best_t = 0;
+    for (float t : s) {
+      const F1Score f = F1AtThreshold(s, l, t);
+      if (f.f1 > best_f1 || (f.f1 == best_f1 && t > best_t)) {
+        best_f1 = f.f1;
+        best_t = t;
+      }
+    }
+    const F1Score b = BestF1(s, l);
+    EXPECT_DOUBLE_EQ(b.f1, best_f1) << trial;
+    EXPECT_EQ(b.threshold, best_t) << trial;
+    const F1Score at = F1AtThreshold(s, l, b.threshold);
+    EXPECT_EQ(b.tp, at.tp);
+    EXPECT_EQ(b.fp, at.fp);
+  }
+}
+
+TEST(F1, BestWithoutDefectsHasNoThreshold) {
+  const F1Score b = BestF1({0.2f, 0.7f, 0.7f}, {false, false, false});
+  EXPECT_DOUBLE_EQ(b.f1, 0.0);
+  EXPECT_TRUE(std::isinf(b.threshold));
+  EXPECT_EQ(b.fp, 0);
+  EXPECT_EQ(b.tn, 3);
+  // Tied scores: one threshold for both (F1 2/3 at 0.7 flags both).
+  const F1Score t = BestF1({0.2f, 0.7f, 0.7f}, {false, true, false});
+  EXPECT_NEAR(t.f1, 2.0 / 3.0, 1e-12);
+  EXPECT_EQ(t.fp, 1);
+  EXPECT_FLOAT_EQ(static_cast<float>(t.threshold), 0.7f);
+}
+
 TEST(AreaUnderCurve, InterpolatesAtEnd) {
   EXPECT_DOUBLE_EQ(AreaUnderCurve({0, 1}, {0, 1}, 1.0), 0.5);
   EXPECT_DOUBLE_EQ(AreaUnderCurve({0, 1}, {0, 1}, 0.3), 0.045);

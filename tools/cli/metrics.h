@@ -76,7 +76,10 @@ struct F1Score {
 F1Score F1AtThreshold(const std::vector<float>& scores, const std::vector<bool>& labels,
                       double threshold);
 // The threshold (one of the scores) with the highest F1; among equal F1 the
-// highest threshold.
+// highest threshold. Tied scores are one threshold (all of them flagged or
+// none). Without defective images no threshold has F1 > 0: threshold +inf,
+// f1 0. Used by `flawlens eval` and stored by `flawlens train` as the
+// model's f1_threshold.
 F1Score BestF1(const std::vector<float>& scores, const std::vector<bool>& labels);
 
 // The score calibration (model/FORMAT.md section 7) from the raw scores of
