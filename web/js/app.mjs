@@ -38,6 +38,7 @@ const debug = {
   },
   stats: () => session.stats(),
   get teach() { return teach.state; },
+  get roi() { return camera.roi ? { ...camera.roi, fromModel: camera.roiFromModel } : null; },
 };
 window.__flawlens = debug;
 

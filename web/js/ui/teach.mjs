@@ -19,7 +19,7 @@ import { listTaught, saveTaught, loadTaughtBytes, getTaught, renameTaught, delet
 import { textEl, errText } from './dom.mjs';
 
 const kMaxInFlight = 2;      // frames captured or in the worker at once
-const kMinGapMs = 50;        // at most 20 frames a second
+const kMinGapMs = 25;        // at most 40 frames a second
 const kMaxFrames = 600;      // kept bitmaps: 640x480 RGBA is 1.2 MB each
 const kThumbs = 24;          // thumbnails shown in the strip (the newest)
 const kThumbHeight = 48;
@@ -326,7 +326,7 @@ export class TeachPanel {
     this.recording = null;
     const { els } = this;
     els.progress.hidden = true;
-    els.recordBtn.textContent = 'Record good frames';
+    els.recordBtn.textContent = 'Record good parts';
     els.recordBtn.setAttribute('aria-pressed', 'false');
     this.updateControls();
     if (why === 'done' || why === 'stopped') {
@@ -665,11 +665,12 @@ export class TeachPanel {
       if (atStart && e.code === 'not_found') saveStartModel(null);
       return false;
     }
-    const ok = await this.models.loadBytes(bytes, `${fileSafe(row.name)}.safetensors`, { name: row.name });
+    const u8 = new Uint8Array(bytes);  // loadBytes copies a typed array: ours stays for "Download model"
+    const ok = await this.models.loadBytes(u8, `${fileSafe(row.name)}.safetensors`, { name: row.name });
     if (ok) {
       const m = this.getModel();
       if (m) m.storedId = id;
-      this.taught = { name: row.name, bytes: new Uint8Array(bytes), storedId: id, record: row };
+      this.taught = { name: row.name, bytes: u8, storedId: id, record: row };
       this.updateControls();
     } else if (atStart) {
       this.fail(`The start model “${row.name}” could not be loaded; the default model is used instead.`);
