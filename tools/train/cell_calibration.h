@@ -1,6 +1,5 @@
 // Per-cell calibration of anomaly maps on held-out good images, shared by the
-// trainer (trainer.cc, exported as the postprocessing's cell_mean / cell_std)
-// and its research hook (research.cc).
+// trainer (trainer.cc, exported as the postprocessing's cell_mean / cell_std).
 #pragma once
 
 #include <torch/torch.h>
@@ -19,7 +18,7 @@ struct CellCalibration {
 // symmetrised (the four flips, when training used flips), smoothed by a
 // replicate-padded 3x3 box against the noise of few images, the std floored
 // at half its median and shrunk towards one global std (0 = per cell,
-// 1 = global; METHOD.md).
+// 1 = global; docs/METHOD.md, "The method", calibration).
 inline CellCalibration FitCellCalibration(const torch::Tensor& maps_in, bool mirror, float shrink) {
   torch::Tensor maps = maps_in;
   if (mirror) maps = torch::cat({maps, maps.flip({3}), maps.flip({2}), maps.flip({2, 3})});

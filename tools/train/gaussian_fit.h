@@ -1,5 +1,5 @@
 // Gaussian density of feature vectors for the density branches of
-// `flawlens train` (trainer.cc) and its research hook (research.cc).
+// `flawlens train` (trainer.cc).
 #pragma once
 
 #include <torch/torch.h>

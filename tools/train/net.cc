@@ -101,19 +101,6 @@ torch::Tensor FlawNetImpl::global_distance(const torch::Tensor& descriptor) {
   return (z * z).sum(1);
 }
 
-NetTaps FlawNetImpl::forward_taps(const torch::Tensor& x) {
-  NetTaps t;
-  t.e1 = e1(stem(x));
-  t.f2 = e2(down2(t.e1));
-  t.f3 = e3b(e3a(down3(t.f2)));
-  torch::Tensor up = F::interpolate(
-      t.f3, F::InterpolateFuncOptions().scale_factor(std::vector<double>{2.0, 2.0})
-                .mode(torch::kBilinear).align_corners(false));
-  t.dec = d2b(d2(torch::cat({up, t.f2}, 1)));
-  t.seg = head(t.dec);
-  return t;
-}
-
 torch::Tensor FlawNetImpl::density_map(const torch::Tensor& features) {
   int f = feature_channels();
   torch::Tensor z = F::conv2d(features, dens_w.view({f, f, 1, 1}),

@@ -1,7 +1,7 @@
 // The flawlens detection network (LibTorch side) and its export to the core
 // engine's graph (src/nn/graph.h op set).
 //
-// Two branches share one small encoder (see tools/train/METHOD.md):
+// Two branches share one small encoder (docs/METHOD.md, "The method"):
 //   seg:     a light U-Net decoder trained to segment synthetic anomalies;
 //            one logit per map cell (1/4 of the input resolution).
 //   density: a Gaussian model of the encoder/decoder features of good
@@ -62,21 +62,11 @@ struct NetOutputs {
   torch::Tensor f3;        // N x 4w x H/8 x W/8
 };
 
-// Intermediate feature maps (research: tools/train/research.cc).
-struct NetTaps {
-  torch::Tensor e1;   // N x w  x H/2 x W/2
-  torch::Tensor f2;   // N x 2w x H/4 x W/4
-  torch::Tensor dec;  // N x 2w x H/4 x W/4
-  torch::Tensor f3;   // N x 4w x H/8 x W/8
-  torch::Tensor seg;  // N x 1  x H/4 x W/4
-};
-
 struct FlawNetImpl : torch::nn::Module {
   explicit FlawNetImpl(const NetConfig& config);
 
   // Training forward: seg logits + density features.
   NetOutputs forward(const torch::Tensor& x);
-  NetTaps forward_taps(const torch::Tensor& x);
   // Exactly what the exported graph computes (eval mode): N x 1 x H/4 x W/4.
   torch::Tensor forward_map(const torch::Tensor& x);
   // Standardised branch maps before summing (for analysis / weighting).

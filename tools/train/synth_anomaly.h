@@ -3,7 +3,7 @@
 //
 // Images are float HWC in pixel units (0..255) at the network resolution.
 // Every generator writes into `img` and ORs its footprint into `mask` (H x W,
-// 0/1). Kinds (see METHOD.md for which helped):
+// 0/1). Kinds (docs/METHOD.md, "Training objectives", for which helped):
 //   patch   - a Perlin-shaped piece of another good image (or of this one at
 //             another place), optionally rescaled/rotated/gain-changed, with a
 //             feathered edge (NSA / CutPaste-like)

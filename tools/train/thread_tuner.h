@@ -2,9 +2,10 @@
 //
 // On an idle 2-core machine a second LibTorch thread makes a training step
 // ~1.5x faster; when another process loads a core, OpenMP's barriers make it
-// 3-4x slower (METHOD.md). So every `every` seconds the tuner times `steps`
-// steps with the current count, then `steps` with the other one (1 or
-// `max_threads`), and keeps the other one only if it was faster by 5 %.
+// 3-4x slower (docs/METHOD.md, "Reference runs of the default"). So every
+// `every` seconds the tuner times `steps` steps with the current count, then
+// `steps` with the other one (1 or `max_threads`), and keeps the other one
+// only if it was faster by 5 %.
 #pragma once
 
 #include <functional>

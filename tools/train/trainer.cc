@@ -1,3 +1,9 @@
+// `flawlens train` from scratch. RunTraining, at the end of this file, runs
+// the phases in order: training images and the network input, validation
+// set, network, training loop, densities, branch standardisation,
+// calibration, validation report, export. Each phase is a function over
+// TrainRun, the state of the run; the helpers above them (preprocessing,
+// batches, reductions) are shared by several phases.
 #include "train/trainer.h"
 
 #include <torch/torch.h>
@@ -16,10 +22,8 @@
 #include <ctime>
 #include <cstdlib>
 #include <deque>
-#include <fstream>
 #include <map>
 #include <mutex>
-#include <numeric>
 #include <optional>
 #include <random>
 #include <thread>
@@ -33,7 +37,6 @@
 #include "train/cell_calibration.h"
 #include "train/gaussian_fit.h"
 #include "train/net.h"
-#include "train/research.h"
 #include "train/thread_tuner.h"
 
 namespace flawlens::train {
@@ -320,39 +323,6 @@ void PrintAurocs(const ValSet& val, const std::vector<float>& scores, const torc
   std::printf("%s\n", line.c_str());
 }
 
-// F1-optimal threshold over scores.
-float F1Threshold(const std::vector<float>& scores, const std::vector<bool>& labels, float* best_f1) {
-  std::vector<size_t> idx(scores.size());
-  std::iota(idx.begin(), idx.end(), 0);
-  std::sort(idx.begin(), idx.end(), [&](size_t a, size_t b) { return scores[a] > scores[b]; });
-  int pos = 0;
-  for (bool l : labels) pos += l;
-  int tp = 0, fp = 0;
-  float best = -1, thr = scores.empty() ? 0 : scores[idx[0]];
-  for (size_t r = 0; r < idx.size(); ++r) {
-    if (labels[idx[r]]) ++tp; else ++fp;
-    if (r + 1 < idx.size() && scores[idx[r + 1]] == scores[idx[r]]) continue;
-    float f1 = pos > 0 ? 2.0f * tp / (tp + fp + pos) : 0;
-    if (f1 > best) {
-      best = f1;
-      thr = scores[idx[r]];
-    }
-  }
-  *best_f1 = best;
-  return thr;
-}
-
-// Research hooks: weights saved by FLAWLENS_TRAIN_SAVE_NET, named by the
-// environment variable `var`, into each of `nets`.
-Status LoadSavedWeights(const char* var, const char* path, std::initializer_list<FlawNet*> nets) {
-  try {
-    for (FlawNet* n : nets) torch::load(*n, path);
-  } catch (const c10::Error& e) {
-    return MakeError(ErrorCode::kInvalidArgument, "%s=%s: %s", var, path, e.what_without_backtrace());
-  }
-  return Status::Ok();
-}
-
 // EMA of parameters and buffers.
 void EmaUpdate(FlawNet& ema, FlawNet& net, float decay) {
   torch::NoGradGuard ng;
@@ -362,25 +332,77 @@ void EmaUpdate(FlawNet& ema, FlawNet& net, float decay) {
   for (size_t i = 0; i < eb.size(); ++i) eb[i].copy_(nb[i]);
 }
 
-}  // namespace
 
-Status RunTraining(const TrainOptions& opt) {
-  const Clock::time_point t0 = Clock::now();
-  const double budget = opt.minutes * 60.0;
-  // A step-counted run is meant to be repeatable, and LibTorch's float sums
-  // depend on the thread count: auto then means one thread, not the tuner.
-  const int fixed_threads = opt.threads > 0 ? opt.threads : opt.steps > 0 ? 1 : 0;
-  if (fixed_threads > 0) torch::set_num_threads(fixed_threads);
-  torch::manual_seed(opt.seed);
-  g_interrupted = false;
-  auto old_handler = std::signal(SIGINT, OnSigint);
-  struct Restore {
-    decltype(old_handler) h;
-    ~Restore() { std::signal(SIGINT, h); }
-  } restore{old_handler};
-  const bool tty = isatty(2);
+// ---- the run's state ----------------------------------------------------------
 
-  // ---- 1. training images ----
+// Everything one `flawlens train` run builds, filled in by the phases of
+// RunTraining in order; each phase reads what the earlier ones left here.
+struct TrainRun {
+  explicit TrainRun(const TrainOptions& o) : opt(o) {}
+
+  const TrainOptions& opt;
+  Clock::time_point t0 = Clock::now();
+  int fixed_threads = 0;  // 0: the thread tuner decides
+  bool tty = false;
+
+  // Images and the network input (LoadTrainingImages .. PrepareInputs).
+  std::vector<Loaded> train_imgs, hold_imgs;
+  size_t skipped = 0;
+  int channels = 0;
+  bool scale_mode = false;
+  float pixel_scale = 0;
+  int in_w = 0, in_h = 0, map_w = 0, map_h = 0;
+  std::vector<FloatImage> pool;  // raw resized training images (synthetic anomalies)
+  PreprocessConfig pre;          // the model's preprocessing
+  std::vector<torch::Tensor> hold_x, train_x, train_valid, hold_buckets;
+  ValSet val;
+
+  // The networks (BuildNetwork); `ema` is the one exported.
+  FlawNet net{nullptr}, ema{nullptr};
+  double gflops = 0;
+
+  // Training (TrainNetwork).
+  int step = 0;
+  double trained_s = 0;
+  json metrics;
+
+  // Branch maps of the held-out good and validation images (RunBranches).
+  bool global = false;  // the image-level term is on
+  torch::Tensor hold_seg, hold_dens, hold_fine, hold_glob;
+  torch::Tensor val_seg, val_dens, val_fine, val_glob;
+  torch::Tensor hold_bucket_t, hold_on;  // held-out edge buckets; cells over the image
+
+  // Calibration (Calibrate).
+  bool cell_calibration = false, edge_calibration = false;
+  float shrink = 1.0f;
+  Calibration cal;
+};
+
+// Scales a length by the fixed pixel scale (at least 1).
+int Scaled(const TrainRun& r, int len) {
+  return std::max(1, int(std::lround(len * double(r.pixel_scale))));
+}
+
+// The model's preprocessing of one image as a C x H x W tensor.
+Result<torch::Tensor> PrepTensor(const TrainRun& r, const Image& im) {
+  FLAWLENS_ASSIGN_OR_RETURN(std::vector<float> v, Prep(im.view(), r.pre));
+  return HwcToTensor(v, r.in_h, r.in_w, r.channels);
+}
+
+// The map cells over the image (all of them unless fixed-scale padding), as
+// edge-calibration buckets (1 x h x w, -1 off the image).
+Result<torch::Tensor> ImageEdgeBuckets(const TrainRun& r, const Image& im) {
+  FLAWLENS_ASSIGN_OR_RETURN(RectI content, PreprocessContent(r.pre, im.width, im.height, RectF{}));
+  RectI c = ContentCells(content, r.in_w, r.in_h, r.map_w, r.map_h);
+  return EdgeBuckets(r.map_h, r.map_w, c.y, c.x, c.h, c.w, kEdgeBuckets);
+}
+
+// ---- 1. training images -------------------------------------------------------
+
+// The good images of the train split (or of a flat folder), decoded; the
+// unreadable ones are listed on stderr and counted in r->skipped.
+Status LoadTrainingImages(TrainRun* r, std::vector<Loaded>* loaded) {
+  const TrainOptions& opt = r->opt;
   std::vector<std::string> paths;
   {
     auto splits = cli::ListSplits(opt.data);
@@ -398,35 +420,38 @@ Status RunTraining(const TrainOptions& opt) {
   if (paths.empty())
     return MakeError(ErrorCode::kInvalidArgument, "%s: no good training images found",
                      opt.data.c_str());
-  std::vector<Loaded> loaded;
   std::vector<std::string> skipped;
   for (const auto& p : paths) {
     auto bytes = cli::ReadFileBytes(p);
     if (!bytes.ok()) { skipped.push_back(p + " (" + bytes.status().message() + ")"); continue; }
     auto img = DecodeImage(bytes->data(), bytes->size());
     if (!img.ok()) { skipped.push_back(p + " (" + img.status().message() + ")"); continue; }
-    loaded.push_back({p, std::move(*img)});
+    loaded->push_back({p, std::move(*img)});
   }
   if (!skipped.empty()) {
     std::fprintf(stderr, "skipped %zu unreadable image(s):\n", skipped.size());
     for (const auto& s : skipped) std::fprintf(stderr, "  %s\n", s.c_str());
   }
-  if (loaded.size() < 2)
+  r->skipped = skipped.size();
+  if (loaded->size() < 2)
     return MakeError(ErrorCode::kInvalidArgument,
                      "%s: need at least 2 readable good images, found %zu", opt.data.c_str(),
-                     loaded.size());
+                     loaded->size());
+  return Status::Ok();
+}
 
-  // Channels and input size.
-  int channels = opt.channels;
-  if (channels == 0) {
-    channels = 1;
+// Channels and network input size. Fit: stretch every image to the input, or
+// keep one pixel scale (aspect and texture size kept; images of varying size
+// sit on a mirror-padded canvas and only the cells over the image are scored).
+Status ChooseInput(TrainRun* r, const std::vector<Loaded>& loaded) {
+  const TrainOptions& opt = r->opt;
+  r->channels = opt.channels;
+  if (r->channels == 0) {
+    r->channels = 1;
     for (const auto& l : loaded)
-      if (l.image.format != PixelFormat::kGray8) channels = 3;
+      if (l.image.format != PixelFormat::kGray8) r->channels = 3;
   }
-  // Fit: stretch every image to the input, or keep one pixel scale (aspect
-  // and texture size kept; images of varying size sit on a mirror-padded
-  // canvas and only the cells over the image are scored).
-  bool scale_mode = opt.fit == "scale";
+  r->scale_mode = opt.fit == "scale";
   if (opt.fit == "auto") {
     int min_w = INT_MAX, max_w = 0, min_h = INT_MAX, max_h = 0;
     for (const auto& l : loaded) {
@@ -435,28 +460,26 @@ Status RunTraining(const TrainOptions& opt) {
       min_h = std::min(min_h, l.image.height);
       max_h = std::max(max_h, l.image.height);
     }
-    scale_mode = max_w > 1.2 * min_w || max_h > 1.2 * min_h;
-  } else if (!scale_mode && opt.fit != "stretch") {
+    r->scale_mode = max_w > 1.2 * min_w || max_h > 1.2 * min_h;
+  } else if (!r->scale_mode && opt.fit != "stretch") {
     return MakeError(ErrorCode::kInvalidArgument, "--fit must be auto, stretch or scale (got '%s')",
                      opt.fit.c_str());
   }
-  float pixel_scale = 0;
-  auto scaled = [&](int len) { return std::max(1, int(std::lround(len * double(pixel_scale)))); };
   int in_w = opt.input_w, in_h = opt.input_h;
-  if (scale_mode) {
+  if (r->scale_mode) {
     std::vector<double> areas;
     for (const auto& l : loaded) areas.push_back(double(l.image.width) * l.image.height);
     std::nth_element(areas.begin(), areas.begin() + areas.size() / 2, areas.end());
-    pixel_scale = opt.pixel_scale > 0
-                      ? opt.pixel_scale
-                      : float(std::sqrt(double(opt.size) * opt.size / areas[areas.size() / 2]));
+    r->pixel_scale = opt.pixel_scale > 0
+                         ? opt.pixel_scale
+                         : float(std::sqrt(double(opt.size) * opt.size / areas[areas.size() / 2]));
     if (in_w <= 0 || in_h <= 0) {
       // The canvas holds the largest scaled image, up to 3x the area of
       // --size^2 (beyond that the centre is used).
       int max_w = 16, max_h = 16;
       for (const auto& l : loaded) {
-        max_w = std::max(max_w, scaled(l.image.width));
-        max_h = std::max(max_h, scaled(l.image.height));
+        max_w = std::max(max_w, Scaled(*r, l.image.width));
+        max_h = std::max(max_h, Scaled(*r, l.image.height));
       }
       double f = std::min(1.0, std::sqrt(3.0 * opt.size * opt.size / (double(max_w) * max_h)));
       in_w = std::min(kMaxModelInputSide / 8 * 8, (int(std::ceil(max_w * f)) + 7) / 8 * 8);
@@ -470,57 +493,48 @@ Status RunTraining(const TrainOptions& opt) {
     in_w = std::max(16, int(std::lround(opt.size * std::sqrt(a) / 8.0)) * 8);
     in_h = std::max(16, int(std::lround(opt.size / std::sqrt(a) / 8.0)) * 8);
   }
-  in_w = std::max(16, in_w / 8 * 8);
-  in_h = std::max(16, in_h / 8 * 8);
-  const int map_h = in_h / 4, map_w = in_w / 4;
+  r->in_w = std::max(16, in_w / 8 * 8);
+  r->in_h = std::max(16, in_h / 8 * 8);
+  r->map_h = r->in_h / 4;
+  r->map_w = r->in_w / 4;
+  return Status::Ok();
+}
 
-  // Hold out whole groups (near-copies stay together) for calibration.
-  std::vector<Loaded> train_imgs, hold_imgs;
-  {
-    std::map<std::string, std::vector<size_t>> groups;
-    for (size_t i = 0; i < loaded.size(); ++i) groups[cli::GroupKey(loaded[i].path)].push_back(i);
-    std::vector<std::vector<size_t>> glist;
-    for (auto& g : groups) glist.push_back(g.second);
-    std::mt19937 rng(opt.seed * 7919u + 17u);
-    std::shuffle(glist.begin(), glist.end(), rng);
-    size_t want = std::max<size_t>(1, size_t(std::lround(opt.holdout * loaded.size())));
-    std::vector<bool> hold(loaded.size(), false);
-    size_t n = 0;
-    for (auto& g : glist) {
-      if (n >= want || glist.size() < 2) break;
-      if (n + g.size() > loaded.size() - 1) continue;
-      for (size_t i : g) hold[i] = true;
-      n += g.size();
-    }
-    for (size_t i = 0; i < loaded.size(); ++i)
-      (hold[i] ? hold_imgs : train_imgs).push_back(std::move(loaded[i]));
+// Holds out whole groups (near-copies stay together) for calibration.
+void SplitHoldout(TrainRun* r, std::vector<Loaded> loaded) {
+  std::map<std::string, std::vector<size_t>> groups;
+  for (size_t i = 0; i < loaded.size(); ++i) groups[cli::GroupKey(loaded[i].path)].push_back(i);
+  std::vector<std::vector<size_t>> glist;
+  for (auto& g : groups) glist.push_back(g.second);
+  std::mt19937 rng(r->opt.seed * 7919u + 17u);
+  std::shuffle(glist.begin(), glist.end(), rng);
+  size_t want = std::max<size_t>(1, size_t(std::lround(r->opt.holdout * loaded.size())));
+  std::vector<bool> hold(loaded.size(), false);
+  size_t n = 0;
+  for (auto& g : glist) {
+    if (n >= want || glist.size() < 2) break;
+    if (n + g.size() > loaded.size() - 1) continue;
+    for (size_t i : g) hold[i] = true;
+    n += g.size();
   }
-  if (hold_imgs.empty()) {  // tiny set: calibrate on a training image
-    hold_imgs.push_back(train_imgs.back());
+  for (size_t i = 0; i < loaded.size(); ++i)
+    (hold[i] ? r->hold_imgs : r->train_imgs).push_back(std::move(loaded[i]));
+  if (r->hold_imgs.empty()) {  // tiny set: calibrate on a training image
+    r->hold_imgs.push_back(r->train_imgs.back());
   }
+}
 
-  // Resized raw training images (fixed scale: each at its own scaled size).
-  std::vector<FloatImage> pool;
-  for (const auto& l : train_imgs) {
-    PreprocessConfig raw = RawConfig(in_w, in_h, channels);
-    if (scale_mode) raw = RawConfig(scaled(l.image.width), scaled(l.image.height), channels);
-    auto r = Prep(l.image.view(), raw);
-    if (!r.ok()) return r.status();
-    FloatImage f;
-    f.h = raw.resize_h;
-    f.w = raw.resize_w;
-    f.c = channels;
-    f.data = std::move(*r);
-    pool.push_back(std::move(f));
-  }
-
-  // Model preprocessing: normalisation statistics from the training images.
-  PreprocessConfig pre;
-  pre.resize_w = in_w;
-  pre.resize_h = in_h;
+// The model's preprocessing, with normalisation statistics from the
+// training images.
+Status ChoosePreprocess(TrainRun* r) {
+  const TrainOptions& opt = r->opt;
+  const int channels = r->channels;
+  PreprocessConfig& pre = r->pre;
+  pre.resize_w = r->in_w;
+  pre.resize_h = r->in_h;
   pre.channels = channels;
   pre.scale = 1.0f / 255.0f;
-  pre.pixel_scale = pixel_scale;
+  pre.pixel_scale = r->pixel_scale;
   if (opt.norm == "lcn") {
     pre.norm = NormMode::kLocalContrast;
     pre.lcn_sigma = opt.lcn_sigma;
@@ -529,106 +543,124 @@ Status RunTraining(const TrainOptions& opt) {
     return MakeError(ErrorCode::kInvalidArgument, "--norm must be lcn or meanstd (got '%s')",
                      opt.norm.c_str());
   }
-  {
-    double sum[3] = {0, 0, 0}, sq[3] = {0, 0, 0}, cnt = 0;
-    for (size_t i = 0; i < std::min<size_t>(train_imgs.size(), 64); ++i) {
-      auto r = Prep(train_imgs[i].image.view(), pre);
-      if (!r.ok()) return r.status();
-      for (size_t p = 0; p < r->size(); p += channels) {
-        for (int c = 0; c < channels; ++c) {
-          sum[c] += (*r)[p + c];
-          sq[c] += double((*r)[p + c]) * (*r)[p + c];
-        }
-        cnt += 1;
+  double sum[3] = {0, 0, 0}, sq[3] = {0, 0, 0}, cnt = 0;
+  for (size_t i = 0; i < std::min<size_t>(r->train_imgs.size(), 64); ++i) {
+    auto p = Prep(r->train_imgs[i].image.view(), pre);
+    if (!p.ok()) return p.status();
+    for (size_t k = 0; k < p->size(); k += channels) {
+      for (int c = 0; c < channels; ++c) {
+        sum[c] += (*p)[k + c];
+        sq[c] += double((*p)[k + c]) * (*p)[k + c];
       }
-    }
-    for (int c = 0; c < channels; ++c) {
-      double m = sum[c] / cnt, v = std::max(1e-8, sq[c] / cnt - m * m);
-      pre.mean[c] = float(m);
-      pre.std[c] = float(std::sqrt(v));
+      cnt += 1;
     }
   }
-  FLAWLENS_RETURN_IF_ERROR(pre.Validate());
+  for (int c = 0; c < channels; ++c) {
+    double m = sum[c] / cnt, v = std::max(1e-8, sq[c] / cnt - m * m);
+    pre.mean[c] = float(m);
+    pre.std[c] = float(std::sqrt(v));
+  }
+  return pre.Validate();
+}
 
-  auto prep_tensor = [&](const Image& im) -> Result<torch::Tensor> {
-    FLAWLENS_ASSIGN_OR_RETURN(std::vector<float> v, Prep(im.view(), pre));
-    return HwcToTensor(v, in_h, in_w, channels);
-  };
-  // The map cells over the image (all of them unless fixed-scale padding),
-  // as edge-calibration buckets (1 x h x w, -1 off the image).
-  auto edge_buckets = [&](const Image& im) -> Result<torch::Tensor> {
-    FLAWLENS_ASSIGN_OR_RETURN(RectI content, PreprocessContent(pre, im.width, im.height, RectF{}));
-    RectI c = ContentCells(content, in_w, in_h, map_w, map_h);
-    return EdgeBuckets(map_h, map_w, c.y, c.x, c.h, c.w, kEdgeBuckets);
-  };
-  std::vector<torch::Tensor> hold_x, train_x, train_valid, hold_buckets;
-  for (const auto& l : hold_imgs) {
-    FLAWLENS_ASSIGN_OR_RETURN(torch::Tensor t, prep_tensor(l.image));
-    hold_x.push_back(t);
-    FLAWLENS_ASSIGN_OR_RETURN(torch::Tensor b, edge_buckets(l.image));
-    hold_buckets.push_back(b);
+// The raw resized training images (the synthetic anomalies' pool; fixed
+// scale: each at its own scaled size), the preprocessing, and the network
+// inputs of the training and held-out images.
+Status PrepareInputs(TrainRun* r) {
+  for (const auto& l : r->train_imgs) {
+    PreprocessConfig raw = RawConfig(r->in_w, r->in_h, r->channels);
+    if (r->scale_mode)
+      raw = RawConfig(Scaled(*r, l.image.width), Scaled(*r, l.image.height), r->channels);
+    auto p = Prep(l.image.view(), raw);
+    if (!p.ok()) return p.status();
+    FloatImage f;
+    f.h = raw.resize_h;
+    f.w = raw.resize_w;
+    f.c = r->channels;
+    f.data = std::move(*p);
+    r->pool.push_back(std::move(f));
   }
-  for (const auto& l : train_imgs) {
-    FLAWLENS_ASSIGN_OR_RETURN(torch::Tensor t, prep_tensor(l.image));
-    train_x.push_back(t);
-    FLAWLENS_ASSIGN_OR_RETURN(torch::Tensor b, edge_buckets(l.image));
-    train_valid.push_back(b >= 0);
+  FLAWLENS_RETURN_IF_ERROR(ChoosePreprocess(r));
+  for (const auto& l : r->hold_imgs) {
+    FLAWLENS_ASSIGN_OR_RETURN(torch::Tensor t, PrepTensor(*r, l.image));
+    r->hold_x.push_back(t);
+    FLAWLENS_ASSIGN_OR_RETURN(torch::Tensor b, ImageEdgeBuckets(*r, l.image));
+    r->hold_buckets.push_back(b);
   }
+  for (const auto& l : r->train_imgs) {
+    FLAWLENS_ASSIGN_OR_RETURN(torch::Tensor t, PrepTensor(*r, l.image));
+    r->train_x.push_back(t);
+    FLAWLENS_ASSIGN_OR_RETURN(torch::Tensor b, ImageEdgeBuckets(*r, l.image));
+    r->train_valid.push_back(b >= 0);
+  }
+  return Status::Ok();
+}
 
-  // ---- 2. validation set (optional) ----
-  ValSet val;
-  {
-    auto splits = cli::ListSplits(opt.data);
-    std::string vs = opt.val_split;
-    if (vs.empty()) {
-      if (std::find(splits.begin(), splits.end(), "val") != splits.end()) vs = "val";
-      else if (std::find(splits.begin(), splits.end(), "test") != splits.end()) vs = "test";
-    }
-    if (!vs.empty()) {
-      auto ds = cli::LoadDataset(opt.data, vs);
-      if (ds.ok() && ds->num_defective() > 0 && ds->num_good() > 0) {
-        PreprocessConfig mask_cfg = RawConfig(in_w, in_h, 1);
-        mask_cfg.pixel_scale = pixel_scale;
-        for (const auto& s : ds->samples) {
-          auto bytes = cli::ReadFileBytes(s.path);
-          if (!bytes.ok()) continue;
-          auto img = DecodeImage(bytes->data(), bytes->size());
-          if (!img.ok()) continue;
-          auto t = prep_tensor(*img);
-          if (!t.ok()) continue;
-          auto buckets = edge_buckets(*img);
-          if (!buckets.ok()) continue;
-          torch::Tensor m;
-          if (s.defective && !s.mask_path.empty()) {
-            auto mb = cli::ReadFileBytes(s.mask_path);
-            if (mb.ok()) {
-              auto mi = DecodeImage(mb->data(), mb->size());
-              if (mi.ok()) {
-                auto mv = Prep(mi->view(), mask_cfg);
-                if (mv.ok()) {
-                  torch::Tensor full = HwcToTensor(*mv, in_h, in_w, 1).unsqueeze(0);
-                  m = (torch::avg_pool2d(full, 4)[0][0] > 127.5f).to(torch::kFloat32);
-                  val.has_masks = true;
-                }
-              }
-            }
-          }
-          val.inputs.push_back(*t);
-          val.valid.push_back(*buckets >= 0);
-          val.buckets.push_back(*buckets);
-          val.defective.push_back(s.defective);
-          val.types.push_back(s.defect_type);
-          val.masks.push_back(m);
-          val.orig_w.push_back(float(img->width));
-          val.orig_h.push_back(float(img->height));
-        }
-        val.has_defects = true;
-      }
-    }
-  }
+// ---- 2. validation set (optional) -------------------------------------------
 
+// A defect mask at map resolution (1 where more than half of the cell's
+// pixels are defect), undefined when it cannot be read.
+torch::Tensor LoadMapMask(const TrainRun& r, const std::string& path) {
+  PreprocessConfig mask_cfg = RawConfig(r.in_w, r.in_h, 1);
+  mask_cfg.pixel_scale = r.pixel_scale;
+  auto mb = cli::ReadFileBytes(path);
+  if (!mb.ok()) return {};
+  auto mi = DecodeImage(mb->data(), mb->size());
+  if (!mi.ok()) return {};
+  auto mv = Prep(mi->view(), mask_cfg);
+  if (!mv.ok()) return {};
+  torch::Tensor full = HwcToTensor(*mv, r.in_h, r.in_w, 1).unsqueeze(0);
+  return (torch::avg_pool2d(full, 4)[0][0] > 127.5f).to(torch::kFloat32);
+}
+
+// The dataset's val split (else test, or --val-split) when it has good and
+// defective images; unreadable images are left out.
+void LoadValidation(TrainRun* r) {
+  const TrainOptions& opt = r->opt;
+  ValSet& val = r->val;
+  auto splits = cli::ListSplits(opt.data);
+  std::string vs = opt.val_split;
+  if (vs.empty()) {
+    if (std::find(splits.begin(), splits.end(), "val") != splits.end()) vs = "val";
+    else if (std::find(splits.begin(), splits.end(), "test") != splits.end()) vs = "test";
+  }
+  if (vs.empty()) return;
+  auto ds = cli::LoadDataset(opt.data, vs);
+  if (!ds.ok() || ds->num_defective() == 0 || ds->num_good() == 0) return;
+  for (const auto& s : ds->samples) {
+    auto bytes = cli::ReadFileBytes(s.path);
+    if (!bytes.ok()) continue;
+    auto img = DecodeImage(bytes->data(), bytes->size());
+    if (!img.ok()) continue;
+    auto t = PrepTensor(*r, *img);
+    if (!t.ok()) continue;
+    auto buckets = ImageEdgeBuckets(*r, *img);
+    if (!buckets.ok()) continue;
+    torch::Tensor m;
+    if (s.defective && !s.mask_path.empty()) {
+      m = LoadMapMask(*r, s.mask_path);
+      if (m.defined()) val.has_masks = true;
+    }
+    val.inputs.push_back(*t);
+    val.valid.push_back(*buckets >= 0);
+    val.buckets.push_back(*buckets);
+    val.defective.push_back(s.defective);
+    val.types.push_back(s.defect_type);
+    val.masks.push_back(m);
+    val.orig_w.push_back(float(img->width));
+    val.orig_h.push_back(float(img->height));
+  }
+  val.has_defects = true;
+}
+
+// ---- network ---------------------------------------------------------------
+
+// The trained network and its exponential moving average (which starts equal
+// to it and is what gets exported); prints the run's summary line.
+void BuildNetwork(TrainRun* r) {
+  const TrainOptions& opt = r->opt;
   NetConfig ncfg;
-  ncfg.in_channels = channels;
+  ncfg.in_channels = r->channels;
   ncfg.width = opt.width;
   ncfg.density = opt.density;
   ncfg.seg_weight = opt.seg_weight;
@@ -637,18 +669,14 @@ Status RunTraining(const TrainOptions& opt) {
   ncfg.bank = opt.bank;
   ncfg.fine_density = opt.fine_density;
   ncfg.global_weight = opt.global_weight;
-  FlawNet net(ncfg), ema(ncfg);
+  r->net = FlawNet(ncfg);
+  r->ema = FlawNet(ncfg);
   {
     torch::NoGradGuard ng;
-    auto ep = ema->parameters(), np = net->parameters();
+    auto ep = r->ema->parameters(), np = r->net->parameters();
     for (size_t i = 0; i < ep.size(); ++i) ep[i].copy_(np[i]);
   }
-  // Research hook: start training from saved weights (e.g. pretrained on generated images).
-  if (const char* init = std::getenv("FLAWLENS_TRAIN_INIT_NET")) {
-    if (Status st = LoadSavedWeights("FLAWLENS_TRAIN_INIT_NET", init, {&net, &ema}); !st.ok()) return st;
-    std::fprintf(stderr, "initialised the network from %s\n", init);
-  }
-  const double gflops = 2.0 * CountMacs(net, in_h, in_w) / 1e9;
+  r->gflops = 2.0 * CountMacs(r->net, r->in_h, r->in_w) / 1e9;
   char length[48];
   if (opt.steps > 0)
     std::snprintf(length, sizeof(length), "%d steps", opt.steps);
@@ -657,465 +685,487 @@ Status RunTraining(const TrainOptions& opt) {
   std::fprintf(stderr,
                "flawlens train: %zu training + %zu held-out good images (%zu skipped), "
                "input %dx%dx%d (%s, %s), map %dx%d, ~%.2f GFLOP/frame, %s\n",
-               train_imgs.size(), hold_imgs.size(), skipped.size(), in_w, in_h, channels,
-               opt.norm.c_str(),
-               scale_mode ? ("fixed pixel scale " + std::to_string(pixel_scale).substr(0, 5) +
-                             ", mirror-padded").c_str()
-                          : "stretched",
-               map_w, map_h, gflops, length);
-  if (val.has_defects)
+               r->train_imgs.size(), r->hold_imgs.size(), r->skipped, r->in_w, r->in_h,
+               r->channels, opt.norm.c_str(),
+               r->scale_mode ? ("fixed pixel scale " + std::to_string(r->pixel_scale).substr(0, 5) +
+                                ", mirror-padded").c_str()
+                             : "stretched",
+               r->map_w, r->map_h, r->gflops, length);
+  if (r->val.has_defects)
     std::fprintf(stderr, "validation: %zu images from the dataset's held-out split\n",
-                 val.inputs.size());
+                 r->val.inputs.size());
+}
 
-  // Time for what follows training: forward passes over everything, measured.
+// ---- 3. train ----------------------------------------------------------------
+
+// The training loop's clock and progress.
+struct LoopState {
+  Clock::time_point start;
+  double train_time = 0;  // seconds of training under a time budget
+  double tail = 0;        // estimated seconds of what follows training
+  double val_cost = 0;    // estimated seconds of one periodic validation
+  double loss_avg = 0;
+  double next_val = 0, last_print = -100;
+  std::string last_val;
+  // Periodic validation on a subset (every k-th image) to keep it cheap.
+  std::vector<torch::Tensor> pval_x;
+  std::vector<bool> pval_y;
+  torch::Tensor pval_on;
+};
+
+// The fraction of training done: of the steps, or of the time budget.
+double Progress(const TrainRun& r, const LoopState& s, double t) {
+  return r.opt.steps > 0 ? double(r.step) / r.opt.steps : t / s.train_time;
+}
+
+// Times forward passes to estimate what follows training (the densities,
+// calibration and validation) and picks the periodic validation subset.
+void PlanTraining(TrainRun* r, LoopState* s) {
   double per_image = 0;
   {
     Clock::time_point ts = Clock::now();
-    ema->eval();
-    RunSeg(ema, std::vector<torch::Tensor>(hold_x.begin(), hold_x.begin() + std::min<size_t>(4, hold_x.size())));
-    per_image = Seconds(ts) / std::min<size_t>(4, hold_x.size());
+    r->ema->eval();
+    const size_t n = std::min<size_t>(4, r->hold_x.size());
+    RunSeg(r->ema, std::vector<torch::Tensor>(r->hold_x.begin(), r->hold_x.begin() + n));
+    per_image = Seconds(ts) / n;
   }
-  double tail = per_image * (std::min<size_t>(train_x.size(), 200) + hold_x.size() + val.inputs.size()) * 2.0 + 10;
-  // Periodic validation on a subset (every k-th image) to keep it cheap.
-  std::vector<torch::Tensor> pval_x, pval_valid;
-  std::vector<bool> pval_y;
-  {
-    size_t k = std::max<size_t>(1, val.inputs.size() / 120);
-    for (size_t i = 0; i < val.inputs.size(); i += k) {
-      pval_x.push_back(val.inputs[i]);
-      pval_valid.push_back(val.valid[i]);
-      pval_y.push_back(val.defective[i]);
-    }
+  s->tail = per_image *
+                (std::min<size_t>(r->train_x.size(), 200) + r->hold_x.size() + r->val.inputs.size()) *
+                2.0 +
+            10;
+  std::vector<torch::Tensor> pval_valid;
+  size_t k = std::max<size_t>(1, r->val.inputs.size() / 120);
+  for (size_t i = 0; i < r->val.inputs.size(); i += k) {
+    s->pval_x.push_back(r->val.inputs[i]);
+    pval_valid.push_back(r->val.valid[i]);
+    s->pval_y.push_back(r->val.defective[i]);
   }
-  const torch::Tensor pval_on = pval_valid.empty() ? torch::Tensor() : torch::stack(pval_valid);
-  double val_cost = per_image * pval_x.size();
+  s->pval_on = pval_valid.empty() ? torch::Tensor() : torch::stack(pval_valid);
+  s->val_cost = per_image * s->pval_x.size();
+}
 
-  // ---- 3. train ----
-  int crop_h = std::min(in_h, std::max(16, opt.crop / 8 * 8));
-  int crop_w = std::min(in_w, std::max(16, opt.crop / 8 * 8));
-  BatchMaker maker(&pool, &pre, &opt, crop_h, crop_w, uint32_t(opt.seed) * 2654435761u + 1);
-  torch::optim::Adam optim(net->parameters(), torch::optim::AdamOptions(opt.lr).weight_decay(1e-5));
-  json metrics;
-  const Clock::time_point train_start = Clock::now();
-  double train_time = std::max(5.0, budget - Seconds(t0) - tail);
-  bool load_only = false;
-  // Research hook: reuse a saved network instead of training.
-  if (const char* load = std::getenv("FLAWLENS_TRAIN_LOAD_NET")) {
-    if (Status st = LoadSavedWeights("FLAWLENS_TRAIN_LOAD_NET", load, {&ema}); !st.ok()) return st;
-    load_only = true;
-    std::fprintf(stderr, "loaded network weights from %s (no training)\n", load);
-  }
-  // Research hook: the density branch's val AUROC every N seconds of training.
-  double curve_every = 0, next_curve = 0;
-  std::vector<torch::Tensor> curve_fit;
-  if (const char* c = std::getenv("FLAWLENS_TRAIN_CURVE"); c && val.has_defects) {
-    curve_every = next_curve = std::atof(c);
-    for (size_t i = 0; i < 100 && i < train_x.size(); ++i)
-      curve_fit.push_back(train_x[i * train_x.size() / std::min<size_t>(100, train_x.size())]);
-  }
-  int step = 0;
-  double loss_avg = 0;
-  double next_val = opt.val_every, last_print = -100;
-  std::string last_val = "";
+// Seg-branch image AUROC of the EMA network on the validation subset, every
+// --val-every seconds (while there is time for it before the budget ends).
+void PeriodicValidation(TrainRun* r, LoopState* s, double t) {
+  const TrainOptions& opt = r->opt;
+  if (!r->val.has_defects || opt.val_every <= 0 || t < s->next_val ||
+      !(opt.steps > 0 || t + s->val_cost < s->train_time))
+    return;
+  r->ema->eval();
+  torch::Tensor seg = RunSeg(r->ema, s->pval_x);
+  std::vector<float> sc = ReduceScores(OnImage(seg, s->pval_on), "max", opt.topk);
+  double a = Auroc(sc, s->pval_y);
+  r->net->train();
+  char buf[64];
+  std::snprintf(buf, sizeof(buf), " | val AUROC %.3f", a);
+  s->last_val = buf;
+  if (!r->tty || opt.quiet)
+    std::fprintf(stderr, "  step %d (%s): val image AUROC %.3f (seg, max)\n", r->step,
+                 FormatTime(t).c_str(), a);
+  s->next_val = t + opt.val_every;
+}
+
+// A progress bar on a terminal (twice a second), else a line every 30 s.
+void PrintProgress(const TrainRun& r, LoopState* s, double t) {
+  if (r.opt.quiet || (r.tty ? t - s->last_print < 0.5 : t - s->last_print < 30)) return;
+  s->last_print = t;
+  const double done = Progress(r, *s, t);
+  const double left = r.opt.steps > 0 ? t / r.step * (r.opt.steps - r.step) : s->train_time - t;
+  int bar = int(30 * std::min(1.0, done));
+  std::fprintf(stderr, "%s[%s%s] %3d%% ETA %s | step %d | loss %.4f%s%s", r.tty ? "\r" : "",
+               std::string(bar, '#').c_str(), std::string(30 - bar, '.').c_str(), int(100 * done),
+               FormatTime(left + s->tail).c_str(), r.step, s->loss_avg, s->last_val.c_str(),
+               r.tty ? "   " : "\n");
+  std::fflush(stderr);
+}
+
+// Trains the seg branch on synthetic anomalies (batches made on a separate
+// thread) for --steps steps or the time budget, with warm-up + cosine
+// learning rate and an EMA of the weights; Ctrl-C ends it early.
+void TrainNetwork(TrainRun* r) {
+  const TrainOptions& opt = r->opt;
+  LoopState s;
+  PlanTraining(r, &s);
+  int crop_h = std::min(r->in_h, std::max(16, opt.crop / 8 * 8));
+  int crop_w = std::min(r->in_w, std::max(16, opt.crop / 8 * 8));
+  BatchMaker maker(&r->pool, &r->pre, &opt, crop_h, crop_w, uint32_t(opt.seed) * 2654435761u + 1);
+  torch::optim::Adam optim(r->net->parameters(),
+                           torch::optim::AdamOptions(opt.lr).weight_decay(1e-5));
+  s.start = Clock::now();
+  s.train_time = std::max(5.0, opt.minutes * 60.0 - Seconds(r->t0) - s.tail);
+  s.next_val = opt.val_every;
   {
     BatchQueue queue(&maker);
     // Auto: between 1 thread and all cores but the data thread's (at least 2).
     const int hw = int(std::thread::hardware_concurrency());
     std::optional<ThreadTuner> tuner;
-    if (fixed_threads == 0)
+    if (r->fixed_threads == 0)
       tuner.emplace(std::max(2, hw - 1), 60.0, 25, [](int n) { torch::set_num_threads(n); });
-    // The fraction of training done: of the steps, or of the time budget.
-    auto progress = [&](double t) { return opt.steps > 0 ? double(step) / opt.steps : t / train_time; };
-    net->train();
+    r->net->train();
     while (!g_interrupted) {
-      double t = Seconds(train_start);
-      if (load_only || progress(t) >= 1) break;
+      double t = Seconds(s.start);
+      if (Progress(*r, s, t) >= 1) break;
       const double step_start = t;
-      double frac = progress(t);
+      double frac = Progress(*r, s, t);
       double lr = opt.lr * (frac < 0.03 ? frac / 0.03 : 0.5 * (1 + std::cos(M_PI * frac)));
-      for (auto& g : optim.param_groups()) static_cast<torch::optim::AdamOptions&>(g.options()).lr(lr);
+      for (auto& g : optim.param_groups())
+        static_cast<torch::optim::AdamOptions&>(g.options()).lr(lr);
       Batch b = queue.Pop();
-      NetOutputs o = net->forward(b.x);
+      NetOutputs o = r->net->forward(b.x);
       torch::Tensor loss = torch::binary_cross_entropy_with_logits(o.seg, b.y);
       optim.zero_grad();
       loss.backward();
       optim.step();
-      ++step;
-      EmaUpdate(ema, net, step < 100 ? 0.9f : 0.995f);
+      ++r->step;
+      EmaUpdate(r->ema, r->net, r->step < 100 ? 0.9f : 0.995f);
       float lv = loss.item<float>();
-      if (tuner && tuner->OnStep(Seconds(train_start) - step_start, Seconds(train_start)) && !tty &&
+      if (tuner && tuner->OnStep(Seconds(s.start) - step_start, Seconds(s.start)) && !r->tty &&
           !opt.quiet) {
-        std::fprintf(stderr, "  step %d: now %d LibTorch thread%s (faster)\n", step, tuner->threads(),
-                     tuner->threads() == 1 ? "" : "s");
+        std::fprintf(stderr, "  step %d: now %d LibTorch thread%s (faster)\n", r->step,
+                     tuner->threads(), tuner->threads() == 1 ? "" : "s");
       }
-      loss_avg = step == 1 ? lv : 0.98 * loss_avg + 0.02 * lv;
-      t = Seconds(train_start);
-      if (val.has_defects && opt.val_every > 0 && t >= next_val &&
-          (opt.steps > 0 || t + val_cost < train_time)) {
-        ema->eval();
-        torch::Tensor seg = RunSeg(ema, pval_x);
-        std::vector<float> s = ReduceScores(OnImage(seg, pval_on), "max", opt.topk);
-        double a = Auroc(s, pval_y);
-        net->train();
-        char buf[64];
-        std::snprintf(buf, sizeof(buf), " | val AUROC %.3f", a);
-        last_val = buf;
-        if (!tty || opt.quiet) std::fprintf(stderr, "  step %d (%s): val image AUROC %.3f (seg, max)\n", step, FormatTime(t).c_str(), a);
-        next_val = t + opt.val_every;
-      }
-      if (curve_every > 0 && t >= next_curve) {
-        ema->eval();
-        double a = DensityCurvePoint(ema, ResearchData{&curve_fit, &hold_x, &val.inputs, &val.defective,
-                                                       &val.types, &val.masks, map_h, map_w});
-        net->train();
-        std::fprintf(stderr, "  curve step %d (%s): density val image AUROC %.3f\n", step,
-                     FormatTime(t).c_str(), a);
-        next_curve = Seconds(train_start) + curve_every;
-      }
-      if (!opt.quiet && (tty ? t - last_print >= 0.5 : t - last_print >= 30)) {
-        last_print = t;
-        const double done = progress(t);
-        const double left = opt.steps > 0 ? t / step * (opt.steps - step) : train_time - t;
-        int bar = int(30 * std::min(1.0, done));
-        std::fprintf(stderr, "%s[%s%s] %3d%% ETA %s | step %d | loss %.4f%s%s", tty ? "\r" : "",
-                     std::string(bar, '#').c_str(), std::string(30 - bar, '.').c_str(),
-                     int(100 * done), FormatTime(left + tail).c_str(), step,
-                     loss_avg, last_val.c_str(), tty ? "   " : "\n");
-        std::fflush(stderr);
-      }
+      s.loss_avg = r->step == 1 ? lv : 0.98 * s.loss_avg + 0.02 * lv;
+      t = Seconds(s.start);
+      PeriodicValidation(r, &s, t);
+      PrintProgress(*r, &s, t);
     }
   }
-  if (tty && !opt.quiet) std::fprintf(stderr, "\n");
+  if (r->tty && !opt.quiet) std::fprintf(stderr, "\n");
   if (g_interrupted) std::fprintf(stderr, "interrupted: finishing with the weights so far\n");
-  const double trained_s = Seconds(train_start);
-  ema->eval();
-  // The densities are fitted on at most 200 training images, evenly spaced.
-  std::vector<torch::Tensor> fit_x, fit_valid, rest_x;  // rest_x: research only
-  {
-    size_t n_fit = std::min<size_t>(train_x.size(), 200);
-    for (size_t i = 0, next = 0; i < train_x.size(); ++i) {
-      if (next < n_fit && i == next * train_x.size() / n_fit) {
-        fit_x.push_back(train_x[i]);
-        fit_valid.push_back(train_valid[i]);
-        ++next;
-      } else {
-        rest_x.push_back(train_x[i]);
-      }
-    }
-  }
-  // Research hooks (METHOD.md): save the network; compare density variants.
-  if (const char* save = std::getenv("FLAWLENS_TRAIN_SAVE_NET")) torch::save(ema, save);
-  if (std::getenv("FLAWLENS_TRAIN_RESEARCH") && val.has_defects) {
-    RunResearch(ema, ResearchData{&fit_x, &hold_x, &val.inputs, &val.defective, &val.types,
-                                  &val.masks, map_h, map_w, &rest_x});
-  }
+  r->trained_s = Seconds(s.start);
+  r->ema->eval();
+}
 
-  // ---- 4. density branch: Gaussian of the features of the training images ----
-  // (and 4b. the fine density on the stem features, --fine-density)
-  // (4c. the image-level term: a Gaussian of the images' mean feature vectors)
-  const bool global = opt.global_weight > 0;
-  if (opt.density || opt.fine_density || global) {
-    torch::NoGradGuard ng;
-    int f = ema->feature_channels();
-    const int64_t g = ema->global_channels();
-    GaussianFit dens_fit(f), fine_fit(ema->fine_w.size(0)), glob_fit(g);
-    for (size_t i = 0; i < fit_x.size(); i += 8) {
-      size_t e = std::min(fit_x.size(), i + 8);
-      torch::Tensor x = torch::stack(std::vector<torch::Tensor>(fit_x.begin() + i, fit_x.begin() + e));
-      NetOutputs o = ema->forward(x);
-      torch::Tensor valid = torch::stack(std::vector<torch::Tensor>(fit_valid.begin() + i, fit_valid.begin() + e));
-      if (opt.density) dens_fit.Add(o.features, valid);
-      if (opt.fine_density) {
-        fine_fit.Add(o.fine, valid.repeat_interleave(2, 2).repeat_interleave(2, 3));
-      }
-      if (global) glob_fit.Add(ema->global_descriptor(o).view({-1, g, 1, 1}));
-    }
-    if (opt.density) dens_fit.Whiten(&ema->dens_w, &ema->dens_b);
-    if (opt.fine_density) fine_fit.Whiten(&ema->fine_w, &ema->fine_b);
-    if (global) glob_fit.Whiten(&ema->glob_w, &ema->glob_b);
-    if (opt.density && opt.bank > 0) {
-      // k-centre greedy coreset of whitened features (random subset of cells).
-      torch::Tensor feats;
-      {
-        std::vector<torch::Tensor> fs;
-        torch::Generator gen = at::detail::createCPUGenerator(opt.seed + 5);
-        for (size_t i = 0; i < fit_x.size(); i += 8) {
-          size_t e = std::min(fit_x.size(), i + 8);
-          torch::Tensor x = torch::stack(std::vector<torch::Tensor>(fit_x.begin() + i, fit_x.begin() + e));
-          torch::Tensor ft = ema->forward(x).features.permute({0, 2, 3, 1}).reshape({-1, f});
-          int64_t take = std::min<int64_t>(ft.size(0), 40000 / int64_t((fit_x.size() + 7) / 8) + 1);
-          fs.push_back(ft.index_select(0, torch::randperm(ft.size(0), gen).slice(0, 0, take)));
-        }
-        feats = torch::cat(fs);
-      }
-      torch::Tensor z = feats.mm(ema->dens_w.t()) + ema->dens_b;  // whitened
-      int k = std::min<int>(opt.bank, int(z.size(0)));
-      std::vector<int64_t> chosen = {0};
-      torch::Tensor mind = (z - z[0]).pow(2).sum(1);
-      for (int j = 1; j < k; ++j) {
-        int64_t next = mind.argmax().item<int64_t>();
-        chosen.push_back(next);
-        mind = torch::minimum(mind, (z - z[next]).pow(2).sum(1));
-      }
-      torch::Tensor b = z.index_select(0, torch::tensor(chosen));
-      ema->bank.set_data(b.clone());  // (a loaded buffer's storage cannot be resized)
-    }
+// ---- 4. densities: Gaussians of the features of good training images ----------
+
+// Runs `fn(outputs, first, end)` on the EMA network over `xs` in batches of 8.
+template <typename Fn>
+void ForBatches(FlawNet& net, const std::vector<torch::Tensor>& xs, Fn fn) {
+  for (size_t i = 0; i < xs.size(); i += 8) {
+    size_t e = std::min(xs.size(), i + 8);
+    torch::Tensor x = torch::stack(std::vector<torch::Tensor>(xs.begin() + i, xs.begin() + e));
+    fn(net->forward(x), i, e);
   }
-  // Branch maps of held-out good and validation images: one pass each.
-  auto run_branches = [&](const std::vector<torch::Tensor>& xs, torch::Tensor* seg, torch::Tensor* dens,
-                          torch::Tensor* fine, torch::Tensor* glob) {
-    torch::NoGradGuard ng;
-    std::vector<torch::Tensor> segs, ds, fs, gs;
-    for (size_t i = 0; i < xs.size(); i += 8) {
-      size_t e = std::min(xs.size(), i + 8);
-      torch::Tensor x = torch::stack(std::vector<torch::Tensor>(xs.begin() + i, xs.begin() + e));
-      NetOutputs o = ema->forward(x);
-      segs.push_back(o.seg);
-      if (opt.density) ds.push_back(ema->density_map(o.features));
-      if (opt.fine_density) fs.push_back(ema->fine_map(o.fine));
-      if (global) gs.push_back(ema->global_distance(ema->global_descriptor(o)));
-    }
-    *seg = torch::cat(segs);
-    if (opt.density) *dens = torch::cat(ds);
-    if (opt.fine_density) *fine = torch::cat(fs);
-    if (global) *glob = torch::cat(gs);
-  };
-  torch::Tensor hold_seg, hold_dens, hold_fine, hold_glob, val_seg, val_dens, val_fine, val_glob;
-  run_branches(hold_x, &hold_seg, &hold_dens, &hold_fine, &hold_glob);
-  if (val.has_defects) run_branches(val.inputs, &val_seg, &val_dens, &val_fine, &val_glob);
-  // Research hook: dump the branch maps for offline analysis of postprocessing.
-  if (const char* dump = std::getenv("FLAWLENS_TRAIN_DUMP"); dump && val.has_defects) {
-    std::vector<float> lab, tid, has_mask, vw, vh;
-    std::map<std::string, int> ids;
-    for (size_t i = 0; i < val.inputs.size(); ++i) {
-      lab.push_back(val.defective[i]);
-      if (!ids.count(val.types[i])) ids[val.types[i]] = int(ids.size());
-      tid.push_back(float(ids[val.types[i]]));
-      has_mask.push_back(val.masks[i].defined());
-      vw.push_back(val.orig_w[i]);
-      vh.push_back(val.orig_h[i]);
-    }
-    std::vector<torch::Tensor> masks;
-    for (size_t i = 0; i < val.inputs.size(); ++i)
-      masks.push_back(val.masks[i].defined() ? val.masks[i] : torch::zeros({map_h, map_w}));
-    std::vector<torch::Tensor> out = {hold_seg, opt.density ? hold_dens : torch::zeros({1}),
-                                      val_seg, opt.density ? val_dens : torch::zeros({1}),
-                                      torch::tensor(lab), torch::tensor(tid), torch::tensor(has_mask),
-                                      torch::stack(masks), torch::tensor(vw), torch::tensor(vh)};
-    torch::save(out, dump);
-    std::string names;
-    for (auto& [k, v] : ids) names += std::to_string(v) + "=" + k + " ";
-    std::fprintf(stderr, "dumped maps to %s (types %s)\n", dump, names.c_str());
-  }
-  // Held-out edge buckets and the cells over the image (bucket >= 0), stacked once.
-  const torch::Tensor hold_bucket_t = torch::stack(hold_buckets), hold_on = hold_bucket_t >= 0;
-  // Standardise the branch maps on the held-out good images (cells over the image).
+}
+
+// Nearest-neighbour bank (--bank): a k-centre greedy coreset of whitened
+// features of a random subset of cells.
+void FitBank(TrainRun* r, const std::vector<torch::Tensor>& fit_x) {
+  const int f = r->ema->feature_channels();
+  torch::Tensor feats;
   {
-    const torch::Tensor& on = hold_on;
-    torch::Tensor s = hold_seg.masked_select(on), d, fi;
-    float c[6] = {s.mean().item<float>(), std::max(1e-4f, s.std().item<float>()), 0.0f, 1.0f,
-                  0.0f, 1.0f};
-    if (opt.density) {
-      d = hold_dens.masked_select(on);
-      c[2] = d.mean().item<float>();
-      c[3] = std::max(1e-4f, d.std().item<float>());
-      ema->density_fitted = true;
+    std::vector<torch::Tensor> fs;
+    torch::Generator gen = at::detail::createCPUGenerator(r->opt.seed + 5);
+    ForBatches(r->ema, fit_x, [&](const NetOutputs& o, size_t, size_t) {
+      torch::Tensor ft = o.features.permute({0, 2, 3, 1}).reshape({-1, f});
+      int64_t take = std::min<int64_t>(ft.size(0), 40000 / int64_t((fit_x.size() + 7) / 8) + 1);
+      fs.push_back(ft.index_select(0, torch::randperm(ft.size(0), gen).slice(0, 0, take)));
+    });
+    feats = torch::cat(fs);
+  }
+  torch::Tensor z = feats.mm(r->ema->dens_w.t()) + r->ema->dens_b;  // whitened
+  int k = std::min<int>(r->opt.bank, int(z.size(0)));
+  std::vector<int64_t> chosen = {0};
+  torch::Tensor mind = (z - z[0]).pow(2).sum(1);
+  for (int j = 1; j < k; ++j) {
+    int64_t next = mind.argmax().item<int64_t>();
+    chosen.push_back(next);
+    mind = torch::minimum(mind, (z - z[next]).pow(2).sum(1));
+  }
+  torch::Tensor b = z.index_select(0, torch::tensor(chosen));
+  r->ema->bank.set_data(b.clone());  // (a loaded buffer's storage cannot be resized)
+}
+
+// The density branch (Gaussian of the 1/4 features), the fine density on the
+// stem features (--fine-density) and the image-level term (a Gaussian of the
+// images' mean feature vectors, --global-weight), fitted on at most 200
+// training images, evenly spaced.
+void FitDensities(TrainRun* r) {
+  const TrainOptions& opt = r->opt;
+  r->global = opt.global_weight > 0;
+  if (!opt.density && !opt.fine_density && !r->global) return;
+  std::vector<torch::Tensor> fit_x, fit_valid;
+  const size_t n_fit = std::min<size_t>(r->train_x.size(), 200);
+  for (size_t i = 0, next = 0; i < r->train_x.size(); ++i) {
+    if (next < n_fit && i == next * r->train_x.size() / n_fit) {
+      fit_x.push_back(r->train_x[i]);
+      fit_valid.push_back(r->train_valid[i]);
+      ++next;
     }
+  }
+  torch::NoGradGuard ng;
+  FlawNet& ema = r->ema;
+  const int64_t g = ema->global_channels();
+  GaussianFit dens_fit(ema->feature_channels()), fine_fit(ema->fine_w.size(0)), glob_fit(g);
+  ForBatches(ema, fit_x, [&](const NetOutputs& o, size_t i, size_t e) {
+    torch::Tensor valid =
+        torch::stack(std::vector<torch::Tensor>(fit_valid.begin() + i, fit_valid.begin() + e));
+    if (opt.density) dens_fit.Add(o.features, valid);
     if (opt.fine_density) {
-      fi = hold_fine.masked_select(on);
-      c[4] = fi.mean().item<float>();
-      c[5] = std::max(1e-4f, fi.std().item<float>());
-      ema->fine_fitted = true;
+      fine_fit.Add(o.fine, valid.repeat_interleave(2, 2).repeat_interleave(2, 3));
     }
-    ema->combine.copy_(torch::tensor({c[0], c[1], c[2], c[3], c[4], c[5]}));
-    if (global) {
-      float gm = hold_glob.mean().item<float>();
-      float gsd = hold_glob.numel() > 1 ? hold_glob.std().item<float>() : 1.0f;
-      ema->glob_stats.copy_(torch::tensor({gm, std::max(1e-4f, gsd)}));
-      ema->global_fitted = true;
-    }
-  }
+    if (r->global) glob_fit.Add(ema->global_descriptor(o).view({-1, g, 1, 1}));
+  });
+  if (opt.density) dens_fit.Whiten(&ema->dens_w, &ema->dens_b);
+  if (opt.fine_density) fine_fit.Whiten(&ema->fine_w, &ema->fine_b);
+  if (r->global) glob_fit.Whiten(&ema->glob_w, &ema->glob_b);
+  if (opt.density && opt.bank > 0) FitBank(r, fit_x);
+}
 
-  // ---- 5. per-cell calibration on held-out good images ----
-  // shrink: 0 = per-cell std, 1 = one global std (per-cell mean either way).
-  // Fixed scale: cell positions do not line up with image positions, so the
-  // calibration is by distance to the image's edge instead of per cell.
-  const bool cell_calibration = opt.cell_calibration && !scale_mode;
-  const bool edge_calibration = opt.cell_calibration && scale_mode;
-  auto fit_cells = [&](const torch::Tensor& maps, float shrink) {
-    if (!cell_calibration)
-      return CellCalibration{torch::zeros({map_h, map_w}), torch::ones({map_h, map_w})};
-    return FitCellCalibration(maps, opt.flips, shrink);
-  };
-  const torch::Tensor val_bucket_t = val.buckets.empty() ? torch::Tensor() : torch::stack(val.buckets);
-  const torch::Tensor val_on = val.buckets.empty() ? torch::Tensor() : val_bucket_t >= 0;
-  struct MapCalibration {
-    CellCalibration cells;
-    EdgeCalibration edge;
-  };
-  // Fit on held-out maps; apply to held-out (val = false) or validation maps.
-  auto fit_map_cal = [&](const torch::Tensor& hold, float shrink) {
-    MapCalibration c{fit_cells(hold, shrink), {}};
-    if (edge_calibration) c.edge = FitEdgeCalibration(hold, hold_bucket_t, kEdgeBuckets, shrink);
+// Branch maps of `xs`: one pass each (branches that are off stay undefined).
+void RunBranches(TrainRun* r, const std::vector<torch::Tensor>& xs, torch::Tensor* seg,
+                 torch::Tensor* dens, torch::Tensor* fine, torch::Tensor* glob) {
+  const TrainOptions& opt = r->opt;
+  FlawNet& ema = r->ema;
+  torch::NoGradGuard ng;
+  std::vector<torch::Tensor> segs, ds, fs, gs;
+  ForBatches(ema, xs, [&](const NetOutputs& o, size_t, size_t) {
+    segs.push_back(o.seg);
+    if (opt.density) ds.push_back(ema->density_map(o.features));
+    if (opt.fine_density) fs.push_back(ema->fine_map(o.fine));
+    if (r->global) gs.push_back(ema->global_distance(ema->global_descriptor(o)));
+  });
+  *seg = torch::cat(segs);
+  if (opt.density) *dens = torch::cat(ds);
+  if (opt.fine_density) *fine = torch::cat(fs);
+  if (r->global) *glob = torch::cat(gs);
+}
+
+// Standardises the branch maps on the held-out good images (cells over the
+// image): the mean and std of each branch go into the network's combine
+// weights, the image-level term's into its statistics.
+void StandardiseBranches(TrainRun* r) {
+  const TrainOptions& opt = r->opt;
+  FlawNet& ema = r->ema;
+  r->hold_bucket_t = torch::stack(r->hold_buckets);
+  r->hold_on = r->hold_bucket_t >= 0;
+  const torch::Tensor& on = r->hold_on;
+  torch::Tensor s = r->hold_seg.masked_select(on), d, fi;
+  float c[6] = {s.mean().item<float>(), std::max(1e-4f, s.std().item<float>()), 0.0f, 1.0f,
+                0.0f, 1.0f};
+  if (opt.density) {
+    d = r->hold_dens.masked_select(on);
+    c[2] = d.mean().item<float>();
+    c[3] = std::max(1e-4f, d.std().item<float>());
+    ema->density_fitted = true;
+  }
+  if (opt.fine_density) {
+    fi = r->hold_fine.masked_select(on);
+    c[4] = fi.mean().item<float>();
+    c[5] = std::max(1e-4f, fi.std().item<float>());
+    ema->fine_fitted = true;
+  }
+  ema->combine.copy_(torch::tensor({c[0], c[1], c[2], c[3], c[4], c[5]}));
+  if (r->global) {
+    float gm = r->hold_glob.mean().item<float>();
+    float gsd = r->hold_glob.numel() > 1 ? r->hold_glob.std().item<float>() : 1.0f;
+    ema->glob_stats.copy_(torch::tensor({gm, std::max(1e-4f, gsd)}));
+    ema->global_fitted = true;
+  }
+}
+
+// ---- 5. calibration on held-out good images ----------------------------------
+
+struct MapCalibration {
+  CellCalibration cells;
+  EdgeCalibration edge;
+};
+
+// Per-cell calibration of the maps (shrink: 0 = per-cell std, 1 = one global
+// std; per-cell mean either way). Fixed scale: cell positions do not line up
+// with image positions, so the calibration is by distance to the image's
+// edge instead of per cell.
+class MapCalibrator {
+ public:
+  explicit MapCalibrator(const TrainRun& r)
+      : r_(r),
+        val_buckets_(r.val.buckets.empty() ? torch::Tensor() : torch::stack(r.val.buckets)),
+        val_on_(r.val.buckets.empty() ? torch::Tensor() : val_buckets_ >= 0) {}
+
+  CellCalibration FitCells(const torch::Tensor& maps, float shrink) const {
+    if (!r_.cell_calibration)
+      return CellCalibration{torch::zeros({r_.map_h, r_.map_w}), torch::ones({r_.map_h, r_.map_w})};
+    return FitCellCalibration(maps, r_.opt.flips, shrink);
+  }
+  // Fitted on held-out maps.
+  MapCalibration Fit(const torch::Tensor& hold, float shrink) const {
+    MapCalibration c{FitCells(hold, shrink), {}};
+    if (r_.edge_calibration)
+      c.edge = FitEdgeCalibration(hold, r_.hold_bucket_t, kEdgeBuckets, shrink);
     return c;
-  };
-  auto apply_map_cal = [&](const torch::Tensor& maps, const MapCalibration& c, bool is_val) {
-    torch::Tensor m = ApplyCellCalibration(maps, c.cells);
-    if (edge_calibration) m = ApplyEdgeCalibration(m, is_val ? val_bucket_t : hold_bucket_t, c.edge);
-    return OnImage(m, is_val ? val_on : hold_on);
-  };
-  torch::Tensor hold_maps = ema->combine_maps(hold_seg, hold_dens, hold_fine, hold_glob);
-  // Choose how much the per-cell std is trusted (positional structure vs the
-  // noise of few held-out images) by a map-level simulation: the held-out set
-  // is split in halves; one half fits the calibration, the other gets
-  // Gaussian bumps of a few heights added to its raw maps at random places;
-  // the shrink with the best mean AUROC (bumped vs clean) wins.
-  float shrink = opt.cell_std_shrink;
-  if (cell_calibration && shrink < 0) {
-    int64_t n = hold_maps.size(0);
-    if (n < 8) {
-      shrink = 1.0f;
-    } else {
-      torch::Tensor even = hold_maps.slice(0, 0, n, 2), odd = hold_maps.slice(0, 1, n, 2);
-      float gsd = hold_maps.std().item<float>();
-      std::mt19937 rng(opt.seed + 99);
-      // Bumped copies of each test map (same bumps for every candidate).
-      auto bumped = [&](const torch::Tensor& maps, float height) {
-        torch::Tensor out = maps.clone();
-        torch::Tensor yy = torch::arange(map_h).view({map_h, 1}).to(torch::kFloat32);
-        torch::Tensor xx = torch::arange(map_w).view({1, map_w}).to(torch::kFloat32);
-        for (int64_t i = 0; i < out.size(0); ++i) {
-          float cy = std::uniform_real_distribution<float>(0, map_h - 1)(rng);
-          float cx = std::uniform_real_distribution<float>(0, map_w - 1)(rng);
-          torch::Tensor g = torch::exp(-((yy - cy).pow(2) + (xx - cx).pow(2)) / (2 * 1.5f * 1.5f));
-          out[i][0] += height * gsd * g;
-        }
-        return out;
-      };
-      std::vector<std::pair<torch::Tensor, torch::Tensor>> folds = {{even, odd}, {odd, even}};
-      std::vector<std::vector<torch::Tensor>> bumps(2);
-      for (int f = 0; f < 2; ++f)
-        for (float hgt : {2.0f, 4.0f, 8.0f}) bumps[f].push_back(bumped(folds[f].second, hgt));
-      double best = -1;
-      std::string line;
-      for (float cand : {0.0f, 0.5f, 0.8f, 1.0f}) {
-        double sum = 0;
-        int cnt = 0;
-        for (int f = 0; f < 2; ++f) {
-          CellCalibration cc = fit_cells(folds[f].first, cand);
-          std::vector<float> good = ReduceScores(ApplyCellCalibration(folds[f].second, cc), opt.reduce, opt.topk);
-          for (const torch::Tensor& b : bumps[f]) {
-            std::vector<float> bad = ReduceScores(ApplyCellCalibration(b, cc), opt.reduce, opt.topk);
-            std::vector<float> sc = good;
-            sc.insert(sc.end(), bad.begin(), bad.end());
-            std::vector<bool> lab(good.size(), false);
-            lab.insert(lab.end(), bad.size(), true);
-            sum += Auroc(sc, lab);
-            ++cnt;
-          }
-        }
-        double auc = sum / cnt;
-        char buf[48];
-        std::snprintf(buf, sizeof(buf), " %.1f:%.3f", cand, auc);
-        line += buf;
-        if (auc > best + 1e-9) { best = auc; shrink = cand; }
-      }
-      if (!opt.quiet) std::fprintf(stderr, "cell std shrink (simulated bump AUROC)%s -> %.1f\n", line.c_str(), shrink);
-    }
   }
-  if (shrink < 0) shrink = 1.0f;
-  metrics["cell_std_shrink"] = shrink;
-  MapCalibration map_cal = fit_map_cal(hold_maps, shrink);
-  torch::Tensor cell_mean = map_cal.cells.mean, cell_std = map_cal.cells.std;
-  std::vector<float> hold_scores = ReduceScores(apply_map_cal(hold_maps, map_cal, false), opt.reduce, opt.topk);
-  // Threshold in standard deviations of held-out good scores above their mean:
-  // sensitivity 0.5 -> 3, 1 -> 0, 0 -> 6.
-  Calibration cal = ScoreCalibration(hold_scores, opt.sensitivity);
-  const double hmean = cal.offset, hsd = cal.scale;
-  {
-    float mx = -1e30f;
-    for (float v : hold_scores) mx = std::max(mx, float((v - hmean) / hsd));
-    metrics["holdout_good_max_score"] = mx;
+  // Applied to held-out (is_val = false) or validation maps; the cells off
+  // the image are pushed below any score.
+  torch::Tensor Apply(const torch::Tensor& maps, const MapCalibration& c, bool is_val) const {
+    torch::Tensor m = ApplyCellCalibration(maps, c.cells);
+    if (r_.edge_calibration)
+      m = ApplyEdgeCalibration(m, is_val ? val_buckets_ : r_.hold_bucket_t, c.edge);
+    return OnImage(m, is_val ? val_on_ : r_.hold_on);
   }
 
-  // ---- 6. validation metrics with the full pipeline ----
-  metrics["train_seconds"] = trained_s;
-  metrics["steps"] = step;
-  if (val.has_defects) {
-    // Analysis: each branch alone and the sum, each cell-calibrated on held-out good.
-    if (!opt.quiet) {
-      auto report = [&](const char* what, const torch::Tensor& hm, const torch::Tensor& vm) {
-        torch::Tensor cal_v = apply_map_cal(vm, fit_map_cal(hm, shrink), true);
-        for (const char* red : {"max", "topk_mean"}) {
-          std::vector<float> sc = ReduceScores(cal_v, red, opt.topk);
-          std::fprintf(stderr, "  [%s, %s] val image AUROC %.3f\n", what, red, Auroc(sc, val.defective));
-        }
-      };
-      report("seg", ema->combine_maps(hold_seg, {}), ema->combine_maps(val_seg, {}));
-      if (opt.density) {
-        NetConfig saved = ema->config;
-        ema->config.seg_weight = 0;
-        report("density", ema->combine_maps(hold_seg, hold_dens), ema->combine_maps(val_seg, val_dens));
-        ema->config = saved;
+ private:
+  const TrainRun& r_;
+  const torch::Tensor val_buckets_, val_on_;
+};
+
+// How much the per-cell std is trusted (positional structure vs the noise of
+// few held-out images), chosen by a map-level simulation: the held-out set is
+// split in halves; one half fits the calibration, the other gets Gaussian
+// bumps of a few heights added to its raw maps at random places; the shrink
+// with the best mean AUROC (bumped vs clean) wins.
+float ChooseShrink(const TrainRun& r, const MapCalibrator& calibrator,
+                   const torch::Tensor& hold_maps) {
+  const TrainOptions& opt = r.opt;
+  const int map_h = r.map_h, map_w = r.map_w;
+  int64_t n = hold_maps.size(0);
+  if (n < 8) return 1.0f;
+  torch::Tensor even = hold_maps.slice(0, 0, n, 2), odd = hold_maps.slice(0, 1, n, 2);
+  float gsd = hold_maps.std().item<float>();
+  std::mt19937 rng(opt.seed + 99);
+  // Bumped copies of each test map (same bumps for every candidate).
+  auto bumped = [&](const torch::Tensor& maps, float height) {
+    torch::Tensor out = maps.clone();
+    torch::Tensor yy = torch::arange(map_h).view({map_h, 1}).to(torch::kFloat32);
+    torch::Tensor xx = torch::arange(map_w).view({1, map_w}).to(torch::kFloat32);
+    for (int64_t i = 0; i < out.size(0); ++i) {
+      float cy = std::uniform_real_distribution<float>(0, map_h - 1)(rng);
+      float cx = std::uniform_real_distribution<float>(0, map_w - 1)(rng);
+      torch::Tensor g = torch::exp(-((yy - cy).pow(2) + (xx - cx).pow(2)) / (2 * 1.5f * 1.5f));
+      out[i][0] += height * gsd * g;
+    }
+    return out;
+  };
+  std::vector<std::pair<torch::Tensor, torch::Tensor>> folds = {{even, odd}, {odd, even}};
+  std::vector<std::vector<torch::Tensor>> bumps(2);
+  for (int f = 0; f < 2; ++f)
+    for (float hgt : {2.0f, 4.0f, 8.0f}) bumps[f].push_back(bumped(folds[f].second, hgt));
+  double best = -1;
+  float shrink = opt.cell_std_shrink;
+  std::string line;
+  for (float cand : {0.0f, 0.5f, 0.8f, 1.0f}) {
+    double sum = 0;
+    int cnt = 0;
+    for (int f = 0; f < 2; ++f) {
+      CellCalibration cc = calibrator.FitCells(folds[f].first, cand);
+      std::vector<float> good =
+          ReduceScores(ApplyCellCalibration(folds[f].second, cc), opt.reduce, opt.topk);
+      for (const torch::Tensor& b : bumps[f]) {
+        std::vector<float> bad = ReduceScores(ApplyCellCalibration(b, cc), opt.reduce, opt.topk);
+        std::vector<float> sc = good;
+        sc.insert(sc.end(), bad.begin(), bad.end());
+        std::vector<bool> lab(good.size(), false);
+        lab.insert(lab.end(), bad.size(), true);
+        sum += Auroc(sc, lab);
+        ++cnt;
       }
-      if (opt.fine_density) {
-        NetConfig saved = ema->config;
-        ema->config.seg_weight = 0;
-        report("fine density", ema->combine_maps(hold_seg, {}, hold_fine),
-               ema->combine_maps(val_seg, {}, val_fine));
-        ema->config = saved;
-      }
     }
-    if (global && !opt.quiet) {
-      std::vector<float> g(val_glob.data_ptr<float>(), val_glob.data_ptr<float>() + val_glob.numel());
-      std::fprintf(stderr, "  [image-level term alone] val image AUROC %.3f\n", Auroc(g, val.defective));
+    double auc = sum / cnt;
+    char buf[48];
+    std::snprintf(buf, sizeof(buf), " %.1f:%.3f", cand, auc);
+    line += buf;
+    if (auc > best + 1e-9) { best = auc; shrink = cand; }
+  }
+  if (!opt.quiet)
+    std::fprintf(stderr, "cell std shrink (simulated bump AUROC)%s -> %.1f\n", line.c_str(), shrink);
+  return shrink;
+}
+
+// The map calibration and the score calibration (threshold in standard
+// deviations of held-out good scores above their mean: sensitivity 0.5 -> 3,
+// 1 -> 0, 0 -> 6).
+MapCalibration Calibrate(TrainRun* r, const MapCalibrator& calibrator) {
+  const TrainOptions& opt = r->opt;
+  torch::Tensor hold_maps =
+      r->ema->combine_maps(r->hold_seg, r->hold_dens, r->hold_fine, r->hold_glob);
+  float shrink = opt.cell_std_shrink;
+  if (r->cell_calibration && shrink < 0) shrink = ChooseShrink(*r, calibrator, hold_maps);
+  if (shrink < 0) shrink = 1.0f;
+  r->shrink = shrink;
+  r->metrics["cell_std_shrink"] = shrink;
+  MapCalibration map_cal = calibrator.Fit(hold_maps, shrink);
+  std::vector<float> hold_scores =
+      ReduceScores(calibrator.Apply(hold_maps, map_cal, false), opt.reduce, opt.topk);
+  r->cal = ScoreCalibration(hold_scores, opt.sensitivity);
+  const double hmean = r->cal.offset, hsd = r->cal.scale;
+  float mx = -1e30f;
+  for (float v : hold_scores) mx = std::max(mx, float((v - hmean) / hsd));
+  r->metrics["holdout_good_max_score"] = mx;
+  return map_cal;
+}
+
+// ---- 6. validation metrics with the full pipeline -----------------------------
+
+// Analysis: each branch alone, cell-calibrated on held-out good images.
+void ReportBranches(TrainRun* r, const MapCalibrator& calibrator) {
+  const TrainOptions& opt = r->opt;
+  FlawNet& ema = r->ema;
+  auto report = [&](const char* what, const torch::Tensor& hm, const torch::Tensor& vm) {
+    torch::Tensor cal_v = calibrator.Apply(vm, calibrator.Fit(hm, r->shrink), true);
+    for (const char* red : {"max", "topk_mean"}) {
+      std::vector<float> sc = ReduceScores(cal_v, red, opt.topk);
+      std::fprintf(stderr, "  [%s, %s] val image AUROC %.3f\n", what, red,
+                   Auroc(sc, r->val.defective));
     }
-    torch::Tensor vmaps =
-        apply_map_cal(ema->combine_maps(val_seg, val_dens, val_fine, val_glob), map_cal, true);
-    std::vector<float> vs = ReduceScores(vmaps, opt.reduce, opt.topk);
-    for (float& v : vs) v = float((v - hmean) / hsd);
-    PrintAurocs(val, vs, vmaps, &metrics, opt.quiet);
-    float f1 = 0;
-    cal.f1_threshold = F1Threshold(vs, val.defective, &f1);
-    metrics["val_best_f1"] = f1;
-    int tp = 0, fp = 0, pos = 0, neg = 0;
-    for (size_t i = 0; i < vs.size(); ++i) {
-      bool flag = vs[i] >= cal.threshold;
-      if (val.defective[i]) { ++pos; tp += flag; } else { ++neg; fp += flag; }
-    }
-    std::printf("at the calibrated threshold %.2f: %d/%d defective flagged, %d/%d good flagged; "
-                "F1-optimal threshold %.2f (F1 %.3f)\n",
-                cal.threshold, tp, pos, fp, neg, cal.f1_threshold, f1);
+  };
+  report("seg", ema->combine_maps(r->hold_seg, {}), ema->combine_maps(r->val_seg, {}));
+  if (opt.density) {
+    NetConfig saved = ema->config;
+    ema->config.seg_weight = 0;
+    report("density", ema->combine_maps(r->hold_seg, r->hold_dens),
+           ema->combine_maps(r->val_seg, r->val_dens));
+    ema->config = saved;
   }
-  // ---- 7. export ----
-  ModelSpec spec;
-  ExportNetwork(ema, in_h, in_w, &spec);
-  spec.preprocess_json = PreprocessToJson(pre);
-  json post = {{"sigmoid", false}, {"blur_sigma", 0.0}, {"reduce", opt.reduce},
-               {"topk_fraction", opt.topk}};
-  if (cell_calibration) {
-    post["cell_mean"] = "calib.cell_mean";
-    post["cell_std"] = "calib.cell_std";
-    ModelTensor a{"calib.cell_mean", {map_h, map_w}, {}}, b{"calib.cell_std", {map_h, map_w}, {}};
-    torch::Tensor cm = cell_mean.contiguous(), cs = cell_std.contiguous();
-    a.data.assign(cm.data_ptr<float>(), cm.data_ptr<float>() + cm.numel());
-    b.data.assign(cs.data_ptr<float>(), cs.data_ptr<float>() + cs.numel());
-    spec.tensors.push_back(std::move(a));
-    spec.tensors.push_back(std::move(b));
+  if (opt.fine_density) {
+    NetConfig saved = ema->config;
+    ema->config.seg_weight = 0;
+    report("fine density", ema->combine_maps(r->hold_seg, {}, r->hold_fine),
+           ema->combine_maps(r->val_seg, {}, r->val_fine));
+    ema->config = saved;
   }
-  if (edge_calibration) {
-    post["edge_mean"] = "calib.edge_mean";
-    post["edge_std"] = "calib.edge_std";
-    const int64_t k = map_cal.edge.s;
-    ModelTensor a{"calib.edge_mean", {k, k}, {}}, b{"calib.edge_std", {k, k}, {}};
-    torch::Tensor em = map_cal.edge.mean.contiguous(), es = map_cal.edge.std.contiguous();
-    a.data.assign(em.data_ptr<float>(), em.data_ptr<float>() + em.numel());
-    b.data.assign(es.data_ptr<float>(), es.data_ptr<float>() + es.numel());
-    spec.tensors.push_back(std::move(a));
-    spec.tensors.push_back(std::move(b));
+}
+
+// Validation AUROCs of the exported pipeline, and the F1-optimal threshold
+// (stored in the calibration) against the calibrated one.
+void Validate(TrainRun* r, const MapCalibrator& calibrator, const MapCalibration& map_cal) {
+  const TrainOptions& opt = r->opt;
+  const ValSet& val = r->val;
+  if (!opt.quiet) ReportBranches(r, calibrator);
+  if (r->global && !opt.quiet) {
+    const torch::Tensor& vg = r->val_glob;
+    std::vector<float> g(vg.data_ptr<float>(), vg.data_ptr<float>() + vg.numel());
+    std::fprintf(stderr, "  [image-level term alone] val image AUROC %.3f\n",
+                 Auroc(g, val.defective));
   }
-  spec.postprocess_json = post.dump();
-  spec.calibration_json = CalibrationToJson(cal);
+  torch::Tensor vmaps = calibrator.Apply(
+      r->ema->combine_maps(r->val_seg, r->val_dens, r->val_fine, r->val_glob), map_cal, true);
+  std::vector<float> vs = ReduceScores(vmaps, opt.reduce, opt.topk);
+  const double hmean = r->cal.offset, hsd = r->cal.scale;
+  for (float& v : vs) v = float((v - hmean) / hsd);
+  PrintAurocs(val, vs, vmaps, &r->metrics, opt.quiet);
+  const cli::F1Score best = cli::BestF1(vs, val.defective);
+  if (std::isfinite(best.threshold)) r->cal.f1_threshold = float(best.threshold);
+  r->metrics["val_best_f1"] = best.f1;
+  const cli::F1Score at = cli::F1AtThreshold(vs, val.defective, r->cal.threshold);
+  std::printf("at the calibrated threshold %.2f: %d/%d defective flagged, %d/%d good flagged; "
+              "F1-optimal threshold %.2f (F1 %.3f)\n",
+              r->cal.threshold, int(at.tp), int(at.tp + at.fn), int(at.fp), int(at.fp + at.tn),
+              r->cal.f1_threshold, best.f1);
+}
+
+// ---- 7. export -----------------------------------------------------------------
+
+// A [rows x cols] float tensor of the model file.
+ModelTensor ToModelTensor(const std::string& name, int64_t rows, int64_t cols,
+                          const torch::Tensor& t) {
+  ModelTensor m{name, {rows, cols}, {}};
+  torch::Tensor c = t.contiguous();
+  m.data.assign(c.data_ptr<float>(), c.data_ptr<float>() + c.numel());
+  return m;
+}
+
+// The model card (FORMAT.md): what was trained on what, how, and its metrics.
+std::string ModelCard(const TrainRun& r) {
+  const TrainOptions& opt = r.opt;
   std::string name = opt.name;
   if (name.empty()) {
     std::string d = opt.data;
@@ -1128,58 +1178,139 @@ Status RunTraining(const TrainOptions& opt) {
   json card = {{"name", name},
                {"created", created},
                {"method", std::string("seg+gaussian-density") + (opt.fine_density ? "+fine-density" : "") +
-                              (global ? "+image-level-density" : "") +
-                              (scale_mode ? ", fixed pixel scale, edge-calibrated"
-                                          : ", per-cell calibrated") +
-                              " (tools/train/METHOD.md)"},
+                              (r.global ? "+image-level-density" : "") +
+                              (r.scale_mode ? ", fixed pixel scale, edge-calibrated"
+                                            : ", per-cell calibrated") +
+                              " (docs/METHOD.md)"},
                {"trained_on", opt.data},
-               {"train_images", train_imgs.size()},
-               {"holdout_images", hold_imgs.size()},
-               {"gflops_per_frame", gflops},
+               {"train_images", r.train_imgs.size()},
+               {"holdout_images", r.hold_imgs.size()},
+               {"gflops_per_frame", r.gflops},
                {"seed", opt.seed},
                {"interrupted", g_interrupted.load()},
-               {"metrics", metrics}};
+               {"metrics", r.metrics}};
   // What decided the training length: a step count (repeatable) or a time budget.
   if (opt.steps > 0)
     card["steps"] = opt.steps;
   else
     card["minutes"] = opt.minutes;
-  spec.card_json = card.dump();
-  std::vector<uint8_t> bytes = WriteModel(spec);
-  // Through a temporary file: a failed write keeps the file that was there.
-  if (Status st = cli::WriteFileBytes(opt.out, bytes); !st.ok()) return st;
-  // Self-check: the engine loads the file and reproduces LibTorch's map.
-  {
-    auto det = Detector::Create(bytes.data(), bytes.size());
-    if (!det.ok()) return MakeError(ErrorCode::kInternal, "written model does not load: %s",
-                                    det.status().ToString().c_str());
-    torch::Tensor x = hold_x[0];
-    torch::Tensor hwc = x.permute({1, 2, 0}).contiguous();
-    std::vector<float> in(hwc.data_ptr<float>(), hwc.data_ptr<float>() + hwc.numel());
-    std::vector<float> out((*det)->network_output_count());
-    Status st = (*det)->RunNetwork(in.data(), in.size(), out.data(), out.size());
-    if (!st.ok()) return st;
-    torch::Tensor ref;
-    {
-      torch::NoGradGuard ng;
-      ref = ema->forward_map(x.unsqueeze(0)).contiguous();
-    }
-    float maxdiff = 0, maxref = 0;
-    for (int64_t i = 0; i < ref.numel(); ++i) {
-      maxdiff = std::max(maxdiff, std::fabs(out[i] - ref.data_ptr<float>()[i]));
-      maxref = std::max(maxref, std::fabs(ref.data_ptr<float>()[i]));
-    }
-    std::fprintf(stderr, "engine vs LibTorch map: max |diff| %.2g (max |map| %.3g)\n", maxdiff, maxref);
-    if (!(maxdiff <= 1e-3f * std::max(1.0f, maxref)))
-      return MakeError(ErrorCode::kInternal,
-                       "exported network disagrees with LibTorch: max |diff| %g (max |map| %g)",
-                       maxdiff, maxref);
+  return card.dump();
+}
+
+// The model file: network graph, preprocessing, postprocessing with the map
+// calibration tensors, score calibration and card.
+std::vector<uint8_t> BuildModelFile(TrainRun* r, const MapCalibration& map_cal) {
+  const TrainOptions& opt = r->opt;
+  ModelSpec spec;
+  ExportNetwork(r->ema, r->in_h, r->in_w, &spec);
+  spec.preprocess_json = PreprocessToJson(r->pre);
+  json post = {{"sigmoid", false}, {"blur_sigma", 0.0}, {"reduce", opt.reduce},
+               {"topk_fraction", opt.topk}};
+  if (r->cell_calibration) {
+    post["cell_mean"] = "calib.cell_mean";
+    post["cell_std"] = "calib.cell_std";
+    spec.tensors.push_back(ToModelTensor("calib.cell_mean", r->map_h, r->map_w, map_cal.cells.mean));
+    spec.tensors.push_back(ToModelTensor("calib.cell_std", r->map_h, r->map_w, map_cal.cells.std));
   }
+  if (r->edge_calibration) {
+    post["edge_mean"] = "calib.edge_mean";
+    post["edge_std"] = "calib.edge_std";
+    const int64_t k = map_cal.edge.s;
+    spec.tensors.push_back(ToModelTensor("calib.edge_mean", k, k, map_cal.edge.mean));
+    spec.tensors.push_back(ToModelTensor("calib.edge_std", k, k, map_cal.edge.std));
+  }
+  spec.postprocess_json = post.dump();
+  spec.calibration_json = CalibrationToJson(r->cal);
+  spec.card_json = ModelCard(*r);
+  return WriteModel(spec);
+}
+
+// Self-check of a written model: the engine loads the file and reproduces
+// LibTorch's map of a held-out image.
+Status CheckExport(TrainRun* r, const std::vector<uint8_t>& bytes) {
+  auto det = Detector::Create(bytes.data(), bytes.size());
+  if (!det.ok()) return MakeError(ErrorCode::kInternal, "written model does not load: %s",
+                                  det.status().ToString().c_str());
+  torch::Tensor x = r->hold_x[0];
+  torch::Tensor hwc = x.permute({1, 2, 0}).contiguous();
+  std::vector<float> in(hwc.data_ptr<float>(), hwc.data_ptr<float>() + hwc.numel());
+  std::vector<float> out((*det)->network_output_count());
+  FLAWLENS_RETURN_IF_ERROR((*det)->RunNetwork(in.data(), in.size(), out.data(), out.size()));
+  torch::Tensor ref;
+  {
+    torch::NoGradGuard ng;
+    ref = r->ema->forward_map(x.unsqueeze(0)).contiguous();
+  }
+  float maxdiff = 0, maxref = 0;
+  for (int64_t i = 0; i < ref.numel(); ++i) {
+    maxdiff = std::max(maxdiff, std::fabs(out[i] - ref.data_ptr<float>()[i]));
+    maxref = std::max(maxref, std::fabs(ref.data_ptr<float>()[i]));
+  }
+  std::fprintf(stderr, "engine vs LibTorch map: max |diff| %.2g (max |map| %.3g)\n", maxdiff, maxref);
+  if (!(maxdiff <= 1e-3f * std::max(1.0f, maxref)))
+    return MakeError(ErrorCode::kInternal,
+                     "exported network disagrees with LibTorch: max |diff| %g (max |map| %g)",
+                     maxdiff, maxref);
+  return Status::Ok();
+}
+
+// Writes the model file (through a temporary file: a failed write keeps the
+// file that was there), checks it on the engine and prints the summary.
+Status Export(TrainRun* r, const MapCalibration& map_cal) {
+  std::vector<uint8_t> bytes = BuildModelFile(r, map_cal);
+  FLAWLENS_RETURN_IF_ERROR(cli::WriteFileBytes(r->opt.out, bytes));
+  FLAWLENS_RETURN_IF_ERROR(CheckExport(r, bytes));
   std::printf("wrote %s (%zu bytes): %d steps in %s, %.2f GFLOP/frame, threshold %.2f; "
               "total %s wall, %.0f CPU s\n",
-              opt.out.c_str(), bytes.size(), step, FormatTime(trained_s).c_str(), gflops,
-              cal.threshold, FormatTime(Seconds(t0)).c_str(), double(std::clock()) / CLOCKS_PER_SEC);
+              r->opt.out.c_str(), bytes.size(), r->step, FormatTime(r->trained_s).c_str(),
+              r->gflops, r->cal.threshold, FormatTime(Seconds(r->t0)).c_str(),
+              double(std::clock()) / CLOCKS_PER_SEC);
   return Status::Ok();
+}
+
+}  // namespace
+
+Status RunTraining(const TrainOptions& opt) {
+  TrainRun run(opt);
+  TrainRun* r = &run;
+  // A step-counted run is meant to be repeatable, and LibTorch's float sums
+  // depend on the thread count: auto then means one thread, not the tuner.
+  r->fixed_threads = opt.threads > 0 ? opt.threads : opt.steps > 0 ? 1 : 0;
+  if (r->fixed_threads > 0) torch::set_num_threads(r->fixed_threads);
+  torch::manual_seed(opt.seed);
+  g_interrupted = false;
+  auto old_handler = std::signal(SIGINT, OnSigint);
+  struct Restore {
+    decltype(old_handler) h;
+    ~Restore() { std::signal(SIGINT, h); }
+  } restore{old_handler};
+  r->tty = isatty(2);
+
+  {
+    std::vector<Loaded> loaded;
+    FLAWLENS_RETURN_IF_ERROR(LoadTrainingImages(r, &loaded));
+    FLAWLENS_RETURN_IF_ERROR(ChooseInput(r, loaded));
+    SplitHoldout(r, std::move(loaded));
+  }
+  FLAWLENS_RETURN_IF_ERROR(PrepareInputs(r));
+  LoadValidation(r);
+  BuildNetwork(r);
+  TrainNetwork(r);
+
+  FitDensities(r);
+  RunBranches(r, r->hold_x, &r->hold_seg, &r->hold_dens, &r->hold_fine, &r->hold_glob);
+  if (r->val.has_defects)
+    RunBranches(r, r->val.inputs, &r->val_seg, &r->val_dens, &r->val_fine, &r->val_glob);
+  StandardiseBranches(r);
+
+  r->cell_calibration = opt.cell_calibration && !r->scale_mode;
+  r->edge_calibration = opt.cell_calibration && r->scale_mode;
+  const MapCalibrator calibrator(*r);
+  const MapCalibration map_cal = Calibrate(r, calibrator);
+  r->metrics["train_seconds"] = r->trained_s;
+  r->metrics["steps"] = r->step;
+  if (r->val.has_defects) Validate(r, calibrator, map_cal);
+  return Export(r, map_cal);
 }
 
 }  // namespace flawlens::train

@@ -1,6 +1,7 @@
 // `flawlens train`: learn an anomaly detector from good images only
 // (LibTorch, CPU, from scratch), calibrate it on held-out good images and
-// write a flawlens model file. The method is described in METHOD.md.
+// write a flawlens model file. The method and the evidence for its defaults
+// are in docs/METHOD.md.
 #pragma once
 
 #include <string>
@@ -29,7 +30,7 @@ struct TrainOptions {
   // edge calibration: src/image/preprocess.h) or "auto" (scale when the
   // training images differ in size, else stretch). Stretch is the default:
   // on magnetic tile (images 103-632 px wide) it measured better than scale
-  // (METHOD.md, session 4).
+  // (docs/METHOD.md, "Input geometry").
   std::string fit = "stretch";
   float pixel_scale = 0;     // fit scale: resize factor (0 = median image area -> size^2)
   std::string norm = "lcn";  // "lcn" (local contrast) or "meanstd"
@@ -43,7 +44,7 @@ struct TrainOptions {
   bool density = true;
   int bank = 0;              // > 0: nearest-neighbour bank of this size
   bool fine_density = false; // add a Gaussian density of the 1/2-resolution stem features
-  float global_weight = 0.0f; // > 0: image-level term added to the map (net.h, METHOD.md)
+  float global_weight = 0.0f; // > 0: image-level term added to the map (net.h)
   float seg_weight = 0.35f;
   float density_weight = 1.0f;
   float map_blur = 1.0f;     // Gaussian smoothing of the output map (cells)
@@ -65,7 +66,8 @@ struct TrainOptions {
   SynthConfig synth;
 };
 
-// Runs everything; prints progress to stderr and a summary to stdout.
+// Runs everything (the phases are in trainer.cc, in order, at the end of the
+// file); prints progress to stderr and a summary to stdout.
 Status RunTraining(const TrainOptions& options);
 
 // Area under the ROC curve (cli/metrics.h: ties count half; NaN with one class).
