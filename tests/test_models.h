@@ -8,6 +8,7 @@
 //   auto model = flawlens::LoadModel(bytes.data(), bytes.size());
 #pragma once
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <deque>
@@ -135,6 +136,15 @@ class GraphBuilder {
     return Add(std::move(n));
   }
 
+  // position_mahalanobis on an input of shape `in`: weight [h, w, c, c]
+  // (whitening matrices, scaled 1 / sqrt(c)), bias [h, w, c] (means).
+  int PositionMahalanobis(const std::string& name, int input, Shape in) {
+    Node n = Named(name, OpType::kPositionMahalanobis, {input});
+    n.weight = Random({in.h, in.w, in.c, in.c}, 1.0f / std::sqrt(static_cast<float>(in.c)));
+    n.bias = Random({in.h, in.w, in.c}, 0.5f);
+    return Add(std::move(n));
+  }
+
   // A network input in [-1, 1) from its own generator.
   std::vector<float> Input(uint64_t seed) const {
     XorShiftRng r(seed);
@@ -206,6 +216,32 @@ class SpecBuilder {
     return *this;
   }
 
+  // conv2d with TensorFlow's "SAME" padding: out = ceil(in / stride), the odd
+  // padding row / column at the bottom / right. `alpha` < 0: no "alpha" key.
+  SpecBuilder& ConvSame(const std::string& name, const std::string& in, int out_c, int k,
+                        int stride, const std::string& act, int groups = 1, float alpha = -1.0f) {
+    const Shape s = shapes_.at(in);
+    const int in_per_group = s.c / groups;
+    auto same = [k, stride](int n, int* before, int* after) {
+      const int out = (n + stride - 1) / stride;
+      const int total = std::max((out - 1) * stride + k - n, 0);
+      *before = total / 2;
+      *after = total - total / 2;
+      return out;
+    };
+    int pt, pb, pl, pr;
+    const int oh = same(s.h, &pt, &pb), ow = same(s.w, &pl, &pr);
+    Json n = {{"name", name},        {"op", "conv2d"},           {"inputs", {in}},
+              {"out_channels", out_c}, {"kernel", {k, k}},         {"stride", {stride, stride}},
+              {"pad", {pt, pl, pb, pr}}, {"groups", groups},       {"activation", act},
+              {"weight", name + ".weight"}, {"bias", name + ".bias"}};
+    if (alpha >= 0.0f) n["alpha"] = alpha;
+    AddWeight(name + ".weight", {out_c, k, k, in_per_group}, in_per_group * k * k);
+    AddBias(name + ".bias", out_c);
+    Push(n, name, {oh, ow, out_c});
+    return *this;
+  }
+
   SpecBuilder& Dense(const std::string& name, const std::string& in, int out,
                      const std::string& act = "none") {
     const int64_t in_flat = shapes_.at(in).elements();
@@ -268,6 +304,31 @@ class SpecBuilder {
                    const std::string& act = "none") {
     Push({{"name", name}, {"op", "add"}, {"inputs", {a, b}}, {"activation", act}}, name,
          shapes_.at(a));
+    return *this;
+  }
+
+  // in0 * in1, in1 of in0's shape or 1 x 1 x C.
+  SpecBuilder& Mul(const std::string& name, const std::string& a, const std::string& b,
+                   const std::string& act = "none") {
+    Push({{"name", name}, {"op", "mul"}, {"inputs", {a, b}}, {"activation", act}}, name,
+         shapes_.at(a));
+    return *this;
+  }
+
+  // Per-position Gaussian: weight [h, w, c, c] (whitening, about 1 / sqrt(c)),
+  // bias [h, w, c] (means).
+  SpecBuilder& PositionMahalanobis(const std::string& name, const std::string& in) {
+    const Shape s = shapes_.at(in);
+    Push({{"name", name},
+          {"op", "position_mahalanobis"},
+          {"inputs", {in}},
+          {"weight", name + ".weight"},
+          {"bias", name + ".bias"}},
+         name, {s.h, s.w, 1});
+    AddWeight(name + ".weight", {s.h, s.w, s.c, s.c}, s.c * 6);
+    std::vector<float> mean(static_cast<size_t>(s.elements()));
+    for (float& v : mean) v = 0.5f * rng_.Uniform();
+    tensors_.push_back({name + ".bias", {s.h, s.w, s.c}, std::move(mean)});
     return *this;
   }
 
@@ -412,6 +473,31 @@ inline ModelSpec TinyUnetSpec(uint64_t seed = 7) {
                           {"cell_mean", "post.cell_mean"}, {"cell_std", "post.cell_std"}};
   return b.Build("head", pre, postj.dump(), CalibrationToJson(cal),
                  R"({"name":"tiny-unet","notes":"test model using every op"})");
+}
+
+// A MobileNetV3 block as the TF.js importer writes it, with the density head
+// on top: stem 3x3 s2 "SAME" + hard_swish (default alpha), 1x1 expand +
+// relu6, depthwise 5x5 s2 + hard_swish (TF's float16-rounded 1/6),
+// squeeze-excitation (global pool, 1x1 + relu, 1x1 + hard_sigmoid, mul), 1x1
+// project, a standalone relu6, position_mahalanobis. 32x32x3 -> 8x8x1.
+inline ModelSpec MobileNetV3BlockSpec(uint64_t seed = 11) {
+  SpecBuilder b(32, 32, 3, seed);
+  b.ConvSame("stem", "input", 16, 3, 2, "hard_swish")                     // 16x16x16
+      .ConvSame("expand", "stem", 72, 1, 1, "relu6")                      // 16x16x72
+      .ConvSame("dw", "expand", 72, 5, 2, "hard_swish", 72, 0.1666259765625f)  // 8x8x72
+      .GlobalAvgPool("se_pool", "dw")                                     // 1x1x72
+      .ConvSame("se_squeeze", "se_pool", 24, 1, 1, "relu")                // 1x1x24
+      .ConvSame("se_excite", "se_squeeze", 72, 1, 1, "hard_sigmoid")      // 1x1x72
+      .Mul("se_mul", "dw", "se_excite")                                   // 8x8x72
+      .ConvSame("project", "se_mul", 24, 1, 1, "none")                    // 8x8x24
+      .Activation("clip", "project", "relu6")
+      .PositionMahalanobis("density", "clip");                            // 8x8x1
+  PreprocessConfig pre;
+  pre.resize_w = pre.resize_h = 32;
+  pre.channels = 3;
+  pre.scale = 1.0f / 255.0f;
+  return b.Build("density", pre, R"({"reduce":"max"})", "{}",
+                 R"({"name":"mobilenet-v3-block"})");
 }
 
 // A very small valid model (one 3x3 conv on 4x4x1, 2 channels, + reduce),

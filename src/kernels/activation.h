@@ -2,6 +2,7 @@
 // SIMD kernels use them for channel tails).
 #pragma once
 
+#include <algorithm>
 #include <cmath>
 
 #include "nn/graph.h"
@@ -20,6 +21,13 @@ inline float ApplyActivation(float x, Activation act, float alpha) {
       return x / (1.0f + std::exp(-x));
     case Activation::kSigmoid:
       return 1.0f / (1.0f + std::exp(-x));
+    case Activation::kRelu6:
+      return std::min(std::max(x, 0.0f), 6.0f);
+    // The SIMD kernels evaluate these in the same order (bit-identical).
+    case Activation::kHardSwish:
+      return x * std::min(std::max(x + 3.0f, 0.0f), 6.0f) * alpha;
+    case Activation::kHardSigmoid:
+      return std::min(std::max(x + 3.0f, 0.0f), 6.0f) * alpha;
   }
   return x;
 }

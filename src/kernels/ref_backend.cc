@@ -47,6 +47,12 @@ class RefOp : public OpImpl {
       case OpType::kReduceChannels:
         ref::ReduceChannels(n.reduce_mode, ins_[0], inputs[0], output);
         break;
+      case OpType::kMul:
+        ref::Mul(n, ins_[0], ins_[1], inputs[0], inputs[1], output);
+        break;
+      case OpType::kPositionMahalanobis:
+        ref::PositionMahalanobis(ins_[0], inputs[0], n.weight.data, n.bias.data, output);
+        break;
     }
   }
 
@@ -69,6 +75,8 @@ const char* RefKernelName(OpType op) {
     case OpType::kConcat: return "concat_f32__ref";
     case OpType::kAdd: return "add_f32__ref";
     case OpType::kReduceChannels: return "reduce_channels_f32__ref";
+    case OpType::kMul: return "mul_f32__ref";
+    case OpType::kPositionMahalanobis: return "position_mahalanobis_f32__ref";
   }
   return "unknown__ref";
 }
@@ -78,13 +86,21 @@ class RefBackend : public Backend {
   const char* name() const override { return "ref"; }
   Result<std::unique_ptr<OpImpl>> Create(const OpSpec& spec) override {
     const Node& n = spec.node;
-    const size_t want_inputs = n.op == OpType::kAdd ? 2 : n.op == OpType::kConcat ? 0 : 1;
+    const size_t want_inputs = n.op == OpType::kAdd || n.op == OpType::kMul ? 2
+                               : n.op == OpType::kConcat                   ? 0
+                                                                           : 1;
     if (want_inputs != 0 && spec.input_shapes.size() != want_inputs) {
       return MakeError(ErrorCode::kInternal, "ref %s '%s': expected %zu inputs, got %zu",
                        OpTypeName(n.op), n.name.c_str(), want_inputs, spec.input_shapes.size());
     }
-    if ((n.op == OpType::kConv2d || n.op == OpType::kDense) && n.weight.data == nullptr) {
+    if ((n.op == OpType::kConv2d || n.op == OpType::kDense ||
+         n.op == OpType::kPositionMahalanobis) &&
+        n.weight.data == nullptr) {
       return MakeError(ErrorCode::kInternal, "ref %s '%s': no weight data", OpTypeName(n.op),
+                       n.name.c_str());
+    }
+    if (n.op == OpType::kPositionMahalanobis && n.bias.data == nullptr) {
+      return MakeError(ErrorCode::kInternal, "ref position_mahalanobis '%s': no bias data",
                        n.name.c_str());
     }
     if (n.op == OpType::kConv2d && (n.groups <= 0 || spec.input_shapes[0].c % n.groups != 0 ||

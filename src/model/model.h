@@ -22,8 +22,16 @@
 // ops: conv2d, activation, maxpool2d, avgpool2d (+ "count_include_pad"),
 //      global_avgpool, dense (out_channels, weight, bias), upsample
 //      ("mode": "nearest"|"bilinear", "scale": [sh, sw]), concat, add,
-//      reduce_channels ("mode": "sum_squares"|"min"|"max"|"mean").
-// activation: "none", "relu", "leaky_relu" (alpha), "silu", "sigmoid".
+//      reduce_channels ("mode": "sum_squares"|"min"|"max"|"mean"),
+//      mul (2 inputs: in1 of in0's shape or 1x1xC, broadcast over h, w),
+//      position_mahalanobis (weight [H, W, D, D] whitening matrices A_p,
+//      bias [H, W, D] means mu_p, both required; HxWxD -> HxWx1,
+//      out[p] = sum_k (sum_j A_p[k][j] (x_p[j] - mu_p[j]))^2).
+// activation (fused into conv2d, dense, add, mul; or an activation node):
+//      "none", "relu", "leaky_relu" (x < 0 ? alpha x : x, alpha 0.01),
+//      "silu", "sigmoid", "relu6" (min(max(x, 0), 6)),
+//      "hard_swish" (x * relu6(x + 3) * alpha, alpha 1/6),
+//      "hard_sigmoid" (relu6(x + 3) * alpha, alpha 1/6).
 // "input" names the network input; any other input names an earlier node.
 #pragma once
 

@@ -196,6 +196,7 @@ bool ParseOp(const std::string& s, OpType* op) {
       {"global_avgpool", OpType::kGlobalAvgPool}, {"dense", OpType::kDense},
       {"upsample", OpType::kUpsample},      {"concat", OpType::kConcat},
       {"add", OpType::kAdd},                {"reduce_channels", OpType::kReduceChannels},
+      {"mul", OpType::kMul},                {"position_mahalanobis", OpType::kPositionMahalanobis},
   };
   for (const auto& e : kOps) {
     if (s == e.name) {
@@ -212,6 +213,9 @@ bool ParseActivation(const std::string& s, Activation* act) {
   else if (s == "leaky_relu") *act = Activation::kLeakyRelu;
   else if (s == "silu") *act = Activation::kSilu;
   else if (s == "sigmoid") *act = Activation::kSigmoid;
+  else if (s == "relu6") *act = Activation::kRelu6;
+  else if (s == "hard_swish") *act = Activation::kHardSwish;
+  else if (s == "hard_sigmoid") *act = Activation::kHardSigmoid;
   else return false;
   return true;
 }
@@ -248,9 +252,11 @@ Status ParseActivationAttr(const JsonValue& node, const std::string& ctx, bool r
   }
   if (!a->is_string() || !ParseActivation(a->str(), &out->activation)) {
     return MakeError(ErrorCode::kBadGraph,
-                     "%s: unknown activation %s (expected none, relu, leaky_relu, silu, sigmoid)",
+                     "%s: unknown activation %s (expected none, relu, leaky_relu, silu, "
+                     "sigmoid, relu6, hard_swish, hard_sigmoid)",
                      ctx.c_str(), DumpJson(*a).substr(0, 40).c_str());
   }
+  out->alpha = DefaultAlpha(out->activation);
   return GetFloat(node, "alpha", -1e6, 1e6, ErrorCode::kBadGraph, ctx, &out->alpha);
 }
 
@@ -294,15 +300,17 @@ Status ParseNode(const JsonValue& j, size_t index, const std::map<std::string, i
     node->inputs.push_back(it->second);
   }
   const size_t n_in = node->inputs.size();
-  if (node->op == OpType::kConcat ? n_in < 2 : node->op == OpType::kAdd ? n_in != 2 : n_in != 1) {
+  const bool binary = node->op == OpType::kAdd || node->op == OpType::kMul;
+  if (node->op == OpType::kConcat ? n_in < 2 : binary ? n_in != 2 : n_in != 1) {
     return MakeError(kG, "%s: op %s takes %s, got %zu", ctx.c_str(), op_name.c_str(),
                      node->op == OpType::kConcat ? "2 or more inputs"
-                     : node->op == OpType::kAdd  ? "2 inputs"
+                     : binary                    ? "2 inputs"
                                                  : "1 input",
                      n_in);
   }
 
-  const bool has_weights = node->op == OpType::kConv2d || node->op == OpType::kDense;
+  const bool has_weights = node->op == OpType::kConv2d || node->op == OpType::kDense ||
+                           node->op == OpType::kPositionMahalanobis;
   if (!has_weights && (FindMember(j, "weight") || FindMember(j, "bias"))) {
     return MakeError(kG, "%s: op %s takes no weight/bias", ctx.c_str(), op_name.c_str());
   }
@@ -311,6 +319,8 @@ Status ParseNode(const JsonValue& j, size_t index, const std::map<std::string, i
     FLAWLENS_RETURN_IF_ERROR(ResolveTensor(j, "weight", ctx, tensors, &node->weight, &has_weight));
     if (!has_weight) return MakeError(kG, "%s: needs \"weight\"", ctx.c_str());
     FLAWLENS_RETURN_IF_ERROR(ResolveTensor(j, "bias", ctx, tensors, &node->bias, &has_bias));
+    if (node->op == OpType::kPositionMahalanobis && !has_bias)
+      return MakeError(kG, "%s: needs \"bias\" (the per-position means [h, w, c])", ctx.c_str());
   }
   const std::vector<int64_t>& ws = node->weight.shape;
 
@@ -412,10 +422,22 @@ Status ParseNode(const JsonValue& j, size_t index, const std::map<std::string, i
       }
       break;
     }
+    case OpType::kPositionMahalanobis:
+      // Tensor shapes against the input: Graph::Finalize (kBadShape).
+      if (ws.size() != 4) {
+        return MakeError(ErrorCode::kBadShape, "%s: weight has shape %s, expected [h, w, c, c]",
+                         ctx.c_str(), ShapeString(ws).c_str());
+      }
+      if (node->bias.shape.size() != 3) {
+        return MakeError(ErrorCode::kBadShape, "%s: bias has shape %s, expected [h, w, c]",
+                         ctx.c_str(), ShapeString(node->bias.shape).c_str());
+      }
+      break;
     case OpType::kActivation:
     case OpType::kGlobalAvgPool:
     case OpType::kConcat:
     case OpType::kAdd:
+    case OpType::kMul:
       break;
   }
   if (node->op == OpType::kConv2d || node->op == OpType::kMaxPool2d ||
@@ -446,12 +468,13 @@ Status ParseNode(const JsonValue& j, size_t index, const std::map<std::string, i
       node->pad_right = static_cast<int>(p[3]);
     }
   }
-  if (node->op == OpType::kConv2d || node->op == OpType::kDense || node->op == OpType::kAdd) {
+  if (node->op == OpType::kConv2d || node->op == OpType::kDense || node->op == OpType::kAdd ||
+      node->op == OpType::kMul) {
     FLAWLENS_RETURN_IF_ERROR(ParseActivationAttr(j, ctx, false, node));
   } else if (node->op == OpType::kActivation) {
     FLAWLENS_RETURN_IF_ERROR(ParseActivationAttr(j, ctx, true, node));
   }
-  if (has_bias) {
+  if (has_bias && node->op != OpType::kPositionMahalanobis) {
     if (node->bias.shape.size() != 1 || node->bias.shape[0] != node->out_channels) {
       return MakeError(ErrorCode::kBadShape, "%s: bias has shape %s, expected [%d]", ctx.c_str(),
                        ShapeString(node->bias.shape).c_str(), node->out_channels);

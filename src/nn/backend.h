@@ -28,7 +28,7 @@ class OpImpl {
   // Called once by the executor after buffer planning, with the pointers every
   // later Run() receives. Backends may bind them here (e.g. XNNPACK setup,
   // which validates and allocates) so that Run() neither fails nor allocates.
-  // Optional: the default does nothing. (Added by H2, backwards compatible.)
+  // Optional: the default does nothing.
   virtual Status Prepare(const float* const* inputs, float* output, float* workspace) {
     return Status::Ok();
   }

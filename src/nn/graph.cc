@@ -25,6 +25,8 @@ const char* OpTypeName(OpType op) {
     case OpType::kConcat: return "concat";
     case OpType::kAdd: return "add";
     case OpType::kReduceChannels: return "reduce_channels";
+    case OpType::kMul: return "mul";
+    case OpType::kPositionMahalanobis: return "position_mahalanobis";
   }
   return "unknown";
 }
@@ -36,8 +38,15 @@ const char* ActivationName(Activation act) {
     case Activation::kLeakyRelu: return "leaky_relu";
     case Activation::kSilu: return "silu";
     case Activation::kSigmoid: return "sigmoid";
+    case Activation::kRelu6: return "relu6";
+    case Activation::kHardSwish: return "hard_swish";
+    case Activation::kHardSigmoid: return "hard_sigmoid";
   }
   return "unknown";
+}
+
+float DefaultAlpha(Activation act) {
+  return act == Activation::kHardSwish || act == Activation::kHardSigmoid ? 1.0f / 6.0f : 0.01f;
 }
 
 int64_t TensorRef::elements() const {
@@ -65,11 +74,11 @@ namespace {
 
 bool ValidOp(OpType op) {
   return static_cast<int>(op) >= static_cast<int>(OpType::kConv2d) &&
-         static_cast<int>(op) <= static_cast<int>(OpType::kReduceChannels);
+         static_cast<int>(op) <= static_cast<int>(OpType::kPositionMahalanobis);
 }
 bool ValidActivation(Activation a) {
   return static_cast<int>(a) >= static_cast<int>(Activation::kNone) &&
-         static_cast<int>(a) <= static_cast<int>(Activation::kSigmoid);
+         static_cast<int>(a) <= static_cast<int>(Activation::kHardSigmoid);
 }
 
 std::string ShapeString(const std::vector<int64_t>& s) {
@@ -153,6 +162,21 @@ class NodeChecker {
         out = Shape{in.h, in.w, 1};
         break;
       }
+      case OpType::kMul: {
+        const Shape& b = shapes_[node_.inputs[1]];
+        const Shape row{1, 1, in.c};
+        if (b != in && b != row)
+          return Error(ErrorCode::kBadShape,
+                       "input 1 is " + ShapeString(b) + "; it must be " + ShapeString(in) +
+                           " (input 0's shape)" +
+                           (in == row ? std::string() : " or " + ShapeString(row)));
+        out = in;
+        break;
+      }
+      case OpType::kPositionMahalanobis: {
+        FLAWLENS_ASSIGN_OR_RETURN(out, CheckPositionMahalanobis(in));
+        break;
+      }
     }
     FLAWLENS_RETURN_IF_ERROR(CheckOutput(out));
     return out;
@@ -165,7 +189,8 @@ class NodeChecker {
     const char* expected = "";
     switch (node_.op) {
       case OpType::kConcat: count_ok = n >= 2; expected = "at least 2"; break;
-      case OpType::kAdd: count_ok = n == 2; expected = "exactly 2"; break;
+      case OpType::kAdd:
+      case OpType::kMul: count_ok = n == 2; expected = "exactly 2"; break;
       default: count_ok = n == 1; expected = "exactly 1"; break;
     }
     if (!count_ok)
@@ -187,15 +212,20 @@ class NodeChecker {
       return Error(ErrorCode::kBadGraph,
                    "unknown activation " + std::to_string(static_cast<int>(node_.activation)));
     bool fused_allowed = node_.op == OpType::kConv2d || node_.op == OpType::kDense ||
-                         node_.op == OpType::kAdd || node_.op == OpType::kActivation;
+                         node_.op == OpType::kAdd || node_.op == OpType::kMul ||
+                         node_.op == OpType::kActivation;
     if (!fused_allowed && node_.activation != Activation::kNone)
       return Error(ErrorCode::kBadGraph, std::string("activation '") +
                                              ActivationName(node_.activation) +
                                              "' cannot be fused into this op");
     if (node_.op == OpType::kActivation && node_.activation == Activation::kNone)
       return Error(ErrorCode::kBadGraph, "activation node with activation 'none'");
-    if (node_.activation == Activation::kLeakyRelu && !std::isfinite(node_.alpha))
-      return Error(ErrorCode::kBadGraph, "leaky_relu alpha is not finite");
+    const bool uses_alpha = node_.activation == Activation::kLeakyRelu ||
+                            node_.activation == Activation::kHardSwish ||
+                            node_.activation == Activation::kHardSigmoid;
+    if (uses_alpha && !std::isfinite(node_.alpha))
+      return Error(ErrorCode::kBadGraph, std::string(ActivationName(node_.activation)) +
+                                             " alpha is not finite");
     return Status::Ok();
   }
 
@@ -314,6 +344,19 @@ class NodeChecker {
     return Shape{1, 1, node_.out_channels};
   }
 
+  // weight [h, w, c, c], bias [h, w, c], both required: one Gaussian per
+  // position of this exact input.
+  Result<Shape> CheckPositionMahalanobis(const Shape& in) const {
+    if (node_.weight.data == nullptr && node_.weight.shape.empty())
+      return Error(ErrorCode::kBadGraph, "needs a weight (whitening matrices [h, w, c, c])");
+    if (node_.bias.data == nullptr && node_.bias.shape.empty())
+      return Error(ErrorCode::kBadGraph, "needs a bias (means [h, w, c])");
+    const int64_t h = in.h, w = in.w, c = in.c;
+    FLAWLENS_RETURN_IF_ERROR(CheckTensor(node_.weight, "weight", {h, w, c, c}));
+    FLAWLENS_RETURN_IF_ERROR(CheckTensor(node_.bias, "bias", {h, w, c}));
+    return Shape{in.h, in.w, 1};
+  }
+
   Result<Shape> CheckUpsample(const Shape& in) const {
     int m = static_cast<int>(node_.upsample_mode);
     if (m != static_cast<int>(UpsampleMode::kNearest) &&
@@ -427,6 +470,9 @@ int64_t Graph::Macs() const {
       total += out.elements() * node.kernel_h * node.kernel_w * (in.c / node.groups);
     } else if (node.op == OpType::kDense) {
       total += int64_t{node.out_channels} * in.elements();
+    } else if (node.op == OpType::kPositionMahalanobis) {
+      // Per position: the c x c whitening product plus c squares.
+      total += int64_t{in.h} * in.w * in.c * (int64_t{in.c} + 1);
     }
   }
   return total;

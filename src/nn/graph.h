@@ -8,6 +8,8 @@
 //   conv2d  weight [out_c][kernel_h][kernel_w][in_c / groups]  (OHWI, per group
 //           consecutive output channels), bias [out_c] (optional)
 //   dense   weight [out][in] with `in` in NHWC-flatten order, bias [out]
+//   position_mahalanobis  weight [h][w][c][c] (per position a whitening
+//           matrix A_p, row-major), bias [h][w][c] (per position mean mu_p)
 #pragma once
 
 #include <cstdint>
@@ -38,14 +40,25 @@ enum class OpType {
   kReduceChannels, // per pixel over channels -> h x w x 1: sum of squares,
                    // min, max or mean (density heads: Mahalanobis after a
                    // whitening 1x1 conv; nearest-neighbour distance to a bank)
+  kMul,            // elementwise in0 * in1; in1 is in0's shape or 1x1xC
+                   // (broadcast over h, w: squeeze-excitation)
+  kPositionMahalanobis,  // per-position Gaussian density -> h x w x 1:
+                   // out[p] = |A_p (x_p - mu_p)|^2 (PaDiM-style head)
 };
 
-enum class Activation { kNone, kRelu, kLeakyRelu, kSilu, kSigmoid };
+// relu6 = min(max(x, 0), 6); hard_swish = x * relu6(x + 3) * alpha;
+// hard_sigmoid = relu6(x + 3) * alpha (alpha: DefaultAlpha() unless given).
+enum class Activation {
+  kNone, kRelu, kLeakyRelu, kSilu, kSigmoid, kRelu6, kHardSwish, kHardSigmoid
+};
 enum class UpsampleMode { kNearest, kBilinear };
 enum class ReduceMode { kSumSquares, kMin, kMax, kMean };
 
 const char* OpTypeName(OpType op);          // "conv2d", ...
 const char* ActivationName(Activation act);  // "relu", ...
+// The `alpha` an activation gets when the model does not give one: 1/6 for
+// hard_swish and hard_sigmoid, 0.01 (the LeakyReLU slope) otherwise.
+float DefaultAlpha(Activation act);
 
 struct TensorRef {
   const float* data = nullptr;     // owned by the Model (aligned storage)
@@ -67,9 +80,10 @@ struct Node {
   int out_channels = 0;            // conv2d / dense
   bool count_include_pad = true;   // avgpool
 
-  // fused (conv2d, dense, add) or standalone (activation) activation
+  // fused (conv2d, dense, add, mul) or standalone (activation) activation
   Activation activation = Activation::kNone;
-  float alpha = 0.01f;             // LeakyReLU negative slope
+  float alpha = 0.01f;             // leaky_relu slope / hard_* scale; code that
+                                   // sets `activation` sets DefaultAlpha() too
 
   // upsample: output size is in * scale
   UpsampleMode upsample_mode = UpsampleMode::kBilinear;
@@ -78,9 +92,10 @@ struct Node {
   // reduce_channels
   ReduceMode reduce_mode = ReduceMode::kSumSquares;
 
-  // conv2d / dense parameters
+  // conv2d / dense / position_mahalanobis parameters
   TensorRef weight;
-  TensorRef bias;                  // data == nullptr -> no bias
+  TensorRef bias;                  // data == nullptr -> no bias (required for
+                                   // position_mahalanobis)
 };
 
 struct Graph {
@@ -98,7 +113,8 @@ struct Graph {
   Status Finalize();
 
   const Shape& output_shape() const { return shapes[output]; }
-  int64_t Macs() const;            // multiply-accumulates of conv2d + dense
+  int64_t Macs() const;            // multiply-accumulates of conv2d, dense and
+                                   // position_mahalanobis
 };
 
 // Output size of a conv/pool window along one axis; <= 0 means invalid.

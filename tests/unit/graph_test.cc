@@ -48,6 +48,47 @@ TEST(Names, OpsAndActivations) {
   EXPECT_STREQ(ActivationName(Activation::kLeakyRelu), "leaky_relu");
   EXPECT_STREQ(ActivationName(Activation::kSilu), "silu");
   EXPECT_STREQ(ActivationName(Activation::kNone), "none");
+  EXPECT_STREQ(OpTypeName(OpType::kMul), "mul");
+  EXPECT_STREQ(OpTypeName(OpType::kPositionMahalanobis), "position_mahalanobis");
+  EXPECT_STREQ(ActivationName(Activation::kRelu6), "relu6");
+  EXPECT_STREQ(ActivationName(Activation::kHardSwish), "hard_swish");
+  EXPECT_STREQ(ActivationName(Activation::kHardSigmoid), "hard_sigmoid");
+}
+
+// A MobileNetV3 block as the TF.js importer lays it out: stem conv 3x3 s2
+// with TF "SAME" padding (bottom / right only) + hard_swish, 1x1 expand +
+// relu6, depthwise 5x5 s2, squeeze-excitation (global pool, 1x1 relu, 1x1
+// hard_sigmoid, mul broadcast over the map), 1x1 project, then the
+// per-position Gaussian head.
+TEST(GraphFinalize, MobileNetV3BlockShapesAndMacs) {
+  Builder b({32, 32, 3});
+  int stem = b.Conv("stem", 0, 3, 16, 3, 2, 0, 1, Activation::kHardSwish);
+  b.graph.nodes.back().pad_bottom = b.graph.nodes.back().pad_right = 1;    // 16x16x16
+  b.graph.nodes.back().alpha = DefaultAlpha(Activation::kHardSwish);
+  int expand = b.Conv("expand", stem, 16, 72, 1, 1, 0, 1, Activation::kRelu6);  // 16x16x72
+  int dw = b.Conv("dw", expand, 72, 72, 5, 2, 0, /*groups=*/72);            // 8x8x72
+  Node& dwn = b.graph.nodes.back();
+  dwn.pad_top = dwn.pad_left = 1;
+  dwn.pad_bottom = dwn.pad_right = 2;
+  int gap = b.Op("se_pool", OpType::kGlobalAvgPool, {dw});                   // 1x1x72
+  int squeeze = b.Conv("se_squeeze", gap, 72, 24, 1, 1, 0, 1, Activation::kRelu);
+  int excite = b.Conv("se_excite", squeeze, 24, 72, 1, 1, 0, 1, Activation::kHardSigmoid);
+  int gated = b.Op("se_mul", OpType::kMul, {dw, excite});                    // 8x8x72
+  int project = b.Conv("project", gated, 72, 24, 1);                         // 8x8x24
+  int head = b.PositionMahalanobis("density", project, {8, 8, 24});          // 8x8x1
+  Graph& g = b.graph;
+  ASSERT_TRUE(g.Finalize().ok()) << g.Finalize().ToString();
+  EXPECT_EQ(g.shapes[stem], (Shape{16, 16, 16}));
+  EXPECT_EQ(g.shapes[expand], (Shape{16, 16, 72}));
+  EXPECT_EQ(g.shapes[dw], (Shape{8, 8, 72}));
+  EXPECT_EQ(g.shapes[excite], (Shape{1, 1, 72}));
+  EXPECT_EQ(g.shapes[gated], (Shape{8, 8, 72}));
+  EXPECT_EQ(g.shapes[project], (Shape{8, 8, 24}));
+  EXPECT_EQ(g.shapes[head], (Shape{8, 8, 1}));
+  EXPECT_EQ(g.output, head);
+  const int64_t macs = 16 * 16 * 16 * 9 * 3 + 16 * 16 * 72 * 16 + 8 * 8 * 72 * 25 + 24 * 72 +
+                       72 * 24 + 8 * 8 * 24 * 72 + 8 * 8 * 24 * (24 + 1);
+  EXPECT_EQ(g.Macs(), macs);
 }
 
 TEST(GraphFinalize, UNetShapesDepthMacs) {
@@ -471,6 +512,103 @@ TEST(GraphErrors, ConcatAndAddShapes) {
     Builder b({8, 8, kMaxChannels / 2 + 1});
     b.Op("cat", OpType::kConcat, {0, 0});
     ExpectError(b.graph, ErrorCode::kLimitExceeded, "cat", "channels");
+  }
+}
+
+TEST(GraphErrors, MulShapes) {
+  {
+    Builder b({8, 8, 3});
+    int c = b.Conv("c", 0, 3, 4, 1);
+    b.Op("m", OpType::kMul, {0, c});
+    ExpectError(b.graph, ErrorCode::kBadShape, "m", "input 1 is 8x8x4");
+  }
+  {  // broadcast operand with the wrong channel count
+    Builder b({8, 8, 3});
+    int c = b.Conv("c", 0, 3, 4, 1);
+    int gap = b.Op("gap", OpType::kGlobalAvgPool, {c});
+    b.Op("m", OpType::kMul, {0, gap});
+    ExpectError(b.graph, ErrorCode::kBadShape, "m", "1x1x3");
+  }
+  {  // only input 1 broadcasts: the output has input 0's shape
+    Builder b({8, 8, 3});
+    int gap = b.Op("gap", OpType::kGlobalAvgPool, {0});
+    b.Op("m", OpType::kMul, {gap, 0});
+    ExpectError(b.graph, ErrorCode::kBadShape, "m", "input 1 is 8x8x3");
+  }
+  {  // a row is not a broadcast shape
+    Builder b({8, 8, 3});
+    int row = b.Pool("row", OpType::kMaxPool2d, 0, 8, 8);  // 1x1x3 ...
+    b.graph.nodes.back().kernel_w = 1;                      // ... now 1x8x3
+    b.graph.nodes.back().stride_w = 1;
+    b.Op("m", OpType::kMul, {0, row});
+    ExpectError(b.graph, ErrorCode::kBadShape, "m", "1x8x3");
+  }
+  {
+    Builder b({8, 8, 3});
+    b.Op("m", OpType::kMul, {0});
+    ExpectError(b.graph, ErrorCode::kBadGraph, "m", "exactly 2");
+  }
+  {
+    Builder b({8, 8, 3});
+    b.Op("m", OpType::kMul, {0, 0}, Activation::kHardSwish);
+    b.graph.nodes.back().alpha = __builtin_inff();
+    ExpectError(b.graph, ErrorCode::kBadGraph, "m", "hard_swish alpha is not finite");
+  }
+  {  // fused activations are allowed, the output is input 0's shape
+    Builder b({8, 8, 3});
+    int gap = b.Op("gap", OpType::kGlobalAvgPool, {0});
+    b.Op("m", OpType::kMul, {0, gap}, Activation::kRelu6);
+    ASSERT_TRUE(b.graph.Finalize().ok()) << b.graph.Finalize().ToString();
+    EXPECT_EQ(b.graph.output_shape(), (Shape{8, 8, 3}));
+  }
+}
+
+TEST(GraphErrors, PositionMahalanobisTensors) {
+  {
+    Builder b({8, 6, 3});
+    b.PositionMahalanobis("pm", 0, {8, 6, 3});
+    ASSERT_TRUE(b.graph.Finalize().ok()) << b.graph.Finalize().ToString();
+    EXPECT_EQ(b.graph.output_shape(), (Shape{8, 6, 1}));
+  }
+  {
+    Builder b({8, 6, 3});
+    b.PositionMahalanobis("pm", 0, {8, 6, 3});
+    b.graph.nodes.back().weight = TensorRef{};
+    ExpectError(b.graph, ErrorCode::kBadGraph, "pm", "needs a weight");
+  }
+  {
+    Builder b({8, 6, 3});
+    b.PositionMahalanobis("pm", 0, {8, 6, 3});
+    b.graph.nodes.back().bias = TensorRef{};
+    ExpectError(b.graph, ErrorCode::kBadGraph, "pm", "needs a bias");
+  }
+  {  // tensors for another map size
+    Builder b({8, 6, 3});
+    b.PositionMahalanobis("pm", 0, {6, 8, 3});
+    ExpectError(b.graph, ErrorCode::kBadShape, "pm", "weight has shape [6, 8, 3, 3], expected [8, 6, 3, 3]");
+  }
+  {  // tensors for another depth
+    Builder b({8, 6, 3});
+    b.PositionMahalanobis("pm", 0, {8, 6, 4});
+    ExpectError(b.graph, ErrorCode::kBadShape, "pm", "expected [8, 6, 3, 3]");
+  }
+  {  // bias alone wrong
+    Builder b({8, 6, 3});
+    b.PositionMahalanobis("pm", 0, {8, 6, 3});
+    b.graph.nodes.back().bias = b.Tensor({8, 6, 1});
+    ExpectError(b.graph, ErrorCode::kBadShape, "pm", "bias has shape [8, 6, 1], expected [8, 6, 3]");
+  }
+  {  // the right shape without data
+    Builder b({8, 6, 3});
+    b.PositionMahalanobis("pm", 0, {8, 6, 3});
+    b.graph.nodes.back().weight.data = nullptr;
+    ExpectError(b.graph, ErrorCode::kBadGraph, "pm", "weight has no data");
+  }
+  {
+    Builder b({8, 6, 3});
+    b.PositionMahalanobis("pm", 0, {8, 6, 3});
+    b.graph.nodes.back().activation = Activation::kRelu;
+    ExpectError(b.graph, ErrorCode::kBadGraph, "pm", "cannot be fused");
   }
 }
 

@@ -55,12 +55,19 @@ void BindWeights(TestCase* tc) {
   n.bias.data = tc->bias.empty() ? nullptr : tc->bias.data();
   n.weight.shape.clear();
   n.bias.shape.clear();
+  const Shape& in = tc->ins[0];
   if (n.op == OpType::kConv2d) {
-    n.weight.shape = {n.out_channels, n.kernel_h, n.kernel_w, tc->ins[0].c / n.groups};
+    n.weight.shape = {n.out_channels, n.kernel_h, n.kernel_w, in.c / n.groups};
   } else if (n.op == OpType::kDense) {
-    n.weight.shape = {n.out_channels, tc->ins[0].elements()};
+    n.weight.shape = {n.out_channels, in.elements()};
+  } else if (n.op == OpType::kPositionMahalanobis) {
+    n.weight.shape = {in.h, in.w, in.c, in.c};
   }
-  if (!tc->bias.empty()) n.bias.shape = {static_cast<int64_t>(tc->bias.size())};
+  if (n.op == OpType::kPositionMahalanobis) {
+    n.bias.shape = {in.h, in.w, in.c};
+  } else if (!tc->bias.empty()) {
+    n.bias.shape = {static_cast<int64_t>(tc->bias.size())};
+  }
 }
 
 struct ConvCfg {
@@ -127,6 +134,24 @@ std::vector<TestCase> ConvCases() {
       // grouped (simd: unsupported -> ref fallback; still checked vs XNNPACK)
       {7, 11, 12, 6, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 3, true, A::kRelu},
       {7, 11, 13, 26, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 13, true, A::kNone},
+      // MobileNetV3 shapes: TF "SAME" padding (stride 2: the extra row and
+      // column at the bottom / right), relu6 / hard_swish / hard_sigmoid.
+      {17, 15, 3, 16, 3, 3, 2, 2, 1, 1, 0, 0, 1, 1, 1, true, A::kHardSwish},    // stem
+      {9, 9, 16, 16, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 16, true, A::kRelu6},       // dw 3x3 s1
+      {10, 9, 72, 72, 3, 3, 2, 2, 1, 1, 0, 0, 1, 1, 72, true, A::kRelu6},      // dw 3x3 s2 even
+      {9, 10, 17, 17, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 17, true, A::kHardSwish},  // dw 3x3 s2 odd
+      {10, 10, 72, 72, 5, 5, 2, 2, 1, 1, 1, 1, 2, 2, 72, true, A::kRelu6},     // dw 5x5 s2
+      {7, 9, 120, 120, 5, 5, 1, 1, 1, 1, 2, 2, 2, 2, 120, true, A::kHardSwish},  // dw 5x5 s1
+      {5, 6, 13, 13, 5, 5, 2, 2, 1, 1, 1, 2, 2, 2, 13, false, A::kNone},       // dw 5x5 s2 odd
+      {3, 4, 200, 200, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 200, true, A::kHardSwish},  // dw c200
+      {2, 3, 184, 184, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 184, true, A::kHardSigmoid},
+      {9, 9, 16, 72, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 1, true, A::kRelu6},        // expand
+      {5, 7, 240, 40, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 1, true, A::kNone},        // project
+      {5, 3, 40, 240, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 1, true, A::kHardSwish},   // expand
+      {1, 1, 72, 24, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 1, true, A::kRelu},         // SE squeeze
+      {1, 1, 24, 72, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 1, true, A::kHardSigmoid},  // SE excite
+      {8, 8, 13, 13, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1, true, A::kRelu6},        // winograd relu6
+      {8, 8, 13, 17, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1, true, A::kHardSwish},    // winograd
   };
   std::vector<TestCase> cases;
   uint32_t seed = 100;
@@ -145,6 +170,7 @@ TestCase MakeSimple(OpType op, std::vector<Shape> ins, Shape out, const std::str
 
 std::vector<TestCase> OtherCases() {
   std::vector<TestCase> cases;
+  uint32_t seed = 0;
   const Activation acts[] = {Activation::kNone, Activation::kRelu, Activation::kLeakyRelu, Activation::kSilu,
                              Activation::kSigmoid};
   const int channels[] = {1, 3, 13, 127};
@@ -158,6 +184,53 @@ std::vector<TestCase> OtherCases() {
       tc.input_range = 30.0f;
       cases.push_back(tc);
     }
+  }
+  // The MobileNetV3 activations: with the float16-rounded 1/6 TF stores, with
+  // exactly 1/6 (XNNPACK's own hardswish) and with an arbitrary alpha.
+  const Activation mobile_acts[] = {Activation::kRelu6, Activation::kHardSwish,
+                                    Activation::kHardSigmoid};
+  for (Activation a : mobile_acts) {
+    for (float alpha : {0.1666259765625f, 1.0f / 6.0f, 0.3f}) {
+      if (a == Activation::kRelu6 && alpha != 0.3f) continue;  // relu6 has no alpha
+      for (Shape s : {Shape{1, 1, 1}, Shape{1, 1, 3}, Shape{7, 11, 13}, Shape{3, 5, 127}}) {
+        TestCase tc = MakeSimple(OpType::kActivation, {s}, s, std::string("activation ") +
+                                                                  ActivationName(a) + " alpha " +
+                                                                  std::to_string(alpha));
+        tc.node.activation = a;
+        tc.node.alpha = alpha;
+        tc.input_range = 8.0f;  // both clamps and the linear part
+        cases.push_back(tc);
+      }
+    }
+  }
+  // mul: same shape, and 1 x 1 x C broadcast over the map (squeeze-excitation)
+  for (Activation a : {Activation::kNone, Activation::kRelu, Activation::kRelu6,
+                       Activation::kHardSwish, Activation::kHardSigmoid, Activation::kSigmoid}) {
+    for (int c : channels) {
+      for (bool broadcast : {false, true}) {
+        const Shape s{5, 7, c};
+        const Shape b = broadcast ? Shape{1, 1, c} : s;
+        TestCase tc = MakeSimple(OpType::kMul, {s, b}, s,
+                                 std::string(broadcast ? "mul bcast " : "mul ") +
+                                     ActivationName(a) + " c" + std::to_string(c));
+        tc.node.activation = a;
+        tc.node.alpha = DefaultAlpha(a);
+        tc.input_range = 3.0f;
+        cases.push_back(tc);
+      }
+    }
+  }
+  // position_mahalanobis: d = 1, 3 (< one vector), 4, 13, 17 (row and
+  // column tails)
+  seed = 700;
+  for (Shape s : {Shape{1, 1, 1}, Shape{3, 5, 3}, Shape{2, 2, 4}, Shape{4, 3, 13}, Shape{2, 3, 17}}) {
+    TestCase tc = MakeSimple(OpType::kPositionMahalanobis, {s}, {s.h, s.w, 1},
+                             "position_mahalanobis " + std::to_string(s.h) + "x" +
+                                 std::to_string(s.w) + "x" + std::to_string(s.c));
+    tc.weight = Random(static_cast<size_t>(s.elements()) * s.c, seed += 3,
+                       1.0f / std::sqrt(static_cast<float>(s.c)));
+    tc.bias = Random(static_cast<size_t>(s.elements()), seed + 1, 0.5f);
+    cases.push_back(tc);
   }
   // add
   for (Activation a : acts) {
@@ -200,7 +273,7 @@ std::vector<TestCase> OtherCases() {
     cases.push_back(MakeSimple(OpType::kGlobalAvgPool, {{7, 11, c}}, {1, 1, c}, "global_avgpool c" + std::to_string(c)));
   }
   // dense
-  uint32_t seed = 900;
+  seed = 900;
   for (Shape in : {Shape{1, 1, 1}, Shape{3, 3, 13}, Shape{7, 11, 3}, Shape{1, 1, 127}}) {
     for (int out_n : channels) {
       for (bool bias : {true, false}) {
@@ -470,6 +543,54 @@ TEST(KernelsTest, ReferenceDenseAndReduce) {
     r.node.reduce_mode = m;
     EXPECT_FLOAT_EQ(RunRef(r, {px})[0], want[i++]);
   }
+}
+
+TEST(KernelsTest, ReferenceMobileActivations) {
+  const std::vector<float> x = {-4.0f, -3.0f, -1.0f, 0.0f, 1.0f, 2.5f, 3.0f, 4.0f, 7.0f};
+  struct Want {
+    Activation act;
+    float alpha;
+    std::vector<float> y;
+  };
+  const float s = 1.0f / 6.0f;
+  const Want wants[] = {
+      {Activation::kRelu6, 0.01f, {0, 0, 0, 0, 1, 2.5f, 3, 4, 6}},
+      // x * min(max(x + 3, 0), 6) * alpha
+      {Activation::kHardSwish, s, {0, 0, -2 * s, 0, 4 * s, 2.5f * 5.5f * s, 3, 4, 7}},
+      {Activation::kHardSwish, 0.5f, {0, 0, -1, 0, 2, 2.5f * 5.5f * 0.5f, 9, 12, 21}},
+      // min(max(x + 3, 0), 6) * alpha
+      {Activation::kHardSigmoid, s, {0, 0, 2 * s, 0.5f, 4 * s, 5.5f * s, 1, 1, 1}},
+  };
+  for (const Want& w : wants) {
+    SCOPED_TRACE(ActivationName(w.act));
+    TestCase tc = MakeSimple(OpType::kActivation, {{1, 1, 9}}, {1, 1, 9}, "act");
+    tc.node.activation = w.act;
+    tc.node.alpha = w.alpha;
+    const auto out = RunRef(tc, {x});
+    ASSERT_EQ(out.size(), w.y.size());
+    for (size_t i = 0; i < out.size(); ++i) EXPECT_FLOAT_EQ(out[i], w.y[i]) << "x = " << x[i];
+  }
+  EXPECT_FLOAT_EQ(DefaultAlpha(Activation::kHardSwish), 1.0f / 6.0f);
+  EXPECT_FLOAT_EQ(DefaultAlpha(Activation::kHardSigmoid), 1.0f / 6.0f);
+  EXPECT_FLOAT_EQ(DefaultAlpha(Activation::kLeakyRelu), 0.01f);
+}
+
+TEST(KernelsTest, ReferenceMulBroadcastsOverPixels) {
+  TestCase tc = MakeSimple(OpType::kMul, {{2, 1, 2}, {1, 1, 2}}, {2, 1, 2}, "mul");
+  EXPECT_EQ(RunRef(tc, {{1, 2, 3, 4}, {10, -1}}), (std::vector<float>{10, -2, 30, -4}));
+  tc = MakeSimple(OpType::kMul, {{2, 1, 2}, {2, 1, 2}}, {2, 1, 2}, "mul");
+  tc.node.activation = Activation::kRelu6;
+  EXPECT_EQ(RunRef(tc, {{1, 2, 3, 4}, {10, -1, 1, 0.5f}}), (std::vector<float>{6, 0, 3, 2}));
+}
+
+TEST(KernelsTest, ReferencePositionMahalanobis) {
+  // Position 0: A = [[2, 0], [0, 1]], mu = (1, 1), x = (2, 3): A (x - mu) =
+  // (2, 2) -> 8. Position 1: A = [[1, 1], [0, 1]], mu = 0, x = (1, -1):
+  // (0, -1) -> 1.
+  TestCase tc = MakeSimple(OpType::kPositionMahalanobis, {{1, 2, 2}}, {1, 2, 1}, "pm");
+  tc.weight = {2, 0, 0, 1, 1, 1, 0, 1};
+  tc.bias = {1, 1, 0, 0};
+  EXPECT_EQ(RunRef(tc, {{2, 3, 1, -1}}), (std::vector<float>{8, 1}));
 }
 
 }  // namespace

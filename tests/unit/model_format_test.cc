@@ -22,6 +22,7 @@
 namespace flawlens {
 namespace {
 
+using testing::MobileNetV3BlockSpec;
 using testing::MicroSpec;
 using testing::SeedCnnSpec;
 using testing::TinyUnetSpec;
@@ -317,6 +318,104 @@ TEST(ModelFormat, DefaultsAndForwardCompatibility) {
   EXPECT_EQ((*r)->graph.nodes[0].out_channels, 2);
 }
 
+// The spellings of the MobileNetV3 path: relu6 / hard_swish / hard_sigmoid
+// (alpha defaults to 1/6 for the hard_* ones), mul with a 1x1xC operand,
+// position_mahalanobis, TF "SAME" padding.
+TEST(ModelFormat, RoundTripMobileNetV3Block) {
+  const ModelSpec spec = MobileNetV3BlockSpec();
+  const std::vector<uint8_t> bytes = WriteModel(spec);
+  auto r = LoadModel(bytes.data(), bytes.size());
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  const Graph& g = (*r)->graph;
+  ASSERT_EQ(g.nodes.size(), 10u);
+  auto node = [&g](const std::string& name) -> const Node& {
+    for (const Node& n : g.nodes) {
+      if (n.name == name) return n;
+    }
+    ADD_FAILURE() << "no node " << name;
+    return g.nodes.front();
+  };
+  const Node& stem = node("stem");
+  EXPECT_EQ(stem.activation, Activation::kHardSwish);
+  EXPECT_EQ(stem.alpha, 1.0f / 6.0f);  // not given: the hard_swish default
+  EXPECT_EQ(stem.pad_top, 0);
+  EXPECT_EQ(stem.pad_left, 0);
+  EXPECT_EQ(stem.pad_bottom, 1);
+  EXPECT_EQ(stem.pad_right, 1);
+  EXPECT_EQ(node("expand").activation, Activation::kRelu6);
+  const Node& dw = node("dw");
+  EXPECT_EQ(dw.groups, 72);
+  EXPECT_EQ(dw.alpha, 0.1666259765625f);  // given: kept bit for bit
+  EXPECT_EQ(dw.pad_top, 1);
+  EXPECT_EQ(dw.pad_bottom, 2);
+  EXPECT_EQ(node("se_squeeze").alpha, 0.01f);  // the leaky_relu default for the others
+  EXPECT_EQ(node("se_excite").activation, Activation::kHardSigmoid);
+  EXPECT_EQ(node("se_excite").alpha, 1.0f / 6.0f);
+  const Node& mul = node("se_mul");
+  EXPECT_EQ(mul.op, OpType::kMul);
+  ASSERT_EQ(mul.inputs.size(), 2u);
+  EXPECT_EQ(g.shapes[mul.inputs[1]], (Shape{1, 1, 72}));
+  EXPECT_EQ(node("clip").op, OpType::kActivation);
+  EXPECT_EQ(node("clip").activation, Activation::kRelu6);
+  const Node& pm = node("density");
+  EXPECT_EQ(pm.op, OpType::kPositionMahalanobis);
+  ExpectTensorEq(pm.weight, SpecTensor(spec, "density.weight"));
+  ExpectTensorEq(pm.bias, SpecTensor(spec, "density.bias"));
+  EXPECT_EQ(g.output_shape(), (Shape{8, 8, 1}));
+  EXPECT_EQ(g.shapes[g.nodes.size() - 1], (Shape{8, 8, 24}));
+}
+
+TEST(ModelFormat, MobileNetV3OpErrors) {
+  const ModelSpec spec = MobileNetV3BlockSpec();
+  ASSERT_TRUE(LoadStatus(WriteModel(spec)).ok());
+  auto graph_error = [&spec](const std::function<void(Json&)>& edit, ErrorCode code,
+                             const std::string& fragment) {
+    const Status st = LoadStatus(EditedMeta(spec, "graph", edit));
+    EXPECT_EQ(st.code(), code) << st.ToString();
+    EXPECT_NE(st.message().find(fragment), std::string::npos) << st.ToString();
+    std::printf("  [%s] %s\n", ErrorCodeName(code), st.ToString().c_str());
+  };
+  // Unknown spellings stay errors.
+  graph_error([](Json& g) { NodeNamed(g, "stem")["activation"] = "hardswish"; },
+              ErrorCode::kBadGraph, "unknown activation");
+  graph_error([](Json& g) { NodeNamed(g, "se_mul")["op"] = "multiply"; }, ErrorCode::kBadGraph,
+              "unknown op 'multiply'");
+  graph_error([](Json& g) { NodeNamed(g, "stem")["alpha"] = "1/6"; }, ErrorCode::kBadGraph,
+              "'alpha' must be a number");
+  // mul: arity, shapes, no weights.
+  graph_error([](Json& g) { NodeNamed(g, "se_mul")["inputs"] = {"dw"}; }, ErrorCode::kBadGraph,
+              "takes 2 inputs");
+  graph_error([](Json& g) { NodeNamed(g, "se_mul")["inputs"] = {"dw", "expand"}; },
+              ErrorCode::kBadShape, "input 1 is 16x16x72; it must be 8x8x72");
+  graph_error([](Json& g) { NodeNamed(g, "se_mul")["inputs"] = {"se_excite", "dw"}; },
+              ErrorCode::kBadShape, "input 1 is 8x8x72");
+  graph_error([](Json& g) { NodeNamed(g, "se_mul")["weight"] = "dw.weight"; },
+              ErrorCode::kBadGraph, "takes no weight");
+  graph_error([](Json& g) { NodeNamed(g, "se_mul")["activation"] = "tanh"; },
+              ErrorCode::kBadGraph, "unknown activation");
+  // position_mahalanobis: both tensors, shapes of this input exactly.
+  graph_error([](Json& g) { NodeNamed(g, "density").erase("bias"); }, ErrorCode::kBadGraph,
+              "needs \"bias\"");
+  graph_error([](Json& g) { NodeNamed(g, "density").erase("weight"); }, ErrorCode::kBadGraph,
+              "needs \"weight\"");
+  graph_error([](Json& g) { NodeNamed(g, "density")["bias"] = "project.bias"; },
+              ErrorCode::kBadShape, "bias has shape [24], expected [h, w, c]");
+  graph_error([](Json& g) { NodeNamed(g, "density")["weight"] = "dw.weight"; },
+              ErrorCode::kBadShape, "'density' (position_mahalanobis): weight has shape [72, 5, 5, 1]");
+  graph_error([](Json& g) { NodeNamed(g, "density")["inputs"] = {"se_mul"}; },
+              ErrorCode::kBadShape, "expected [8, 8, 72, 72]");
+  graph_error([](Json& g) { NodeNamed(g, "density")["inputs"] = {"stem"}; },
+              ErrorCode::kBadShape, "'density'");
+  ModelSpec wrong = spec;
+  for (ModelTensor& t : wrong.tensors) {
+    if (t.name == "density.bias") t.shape = {8, 24, 8};
+  }
+  Status st = LoadStatus(WriteModel(wrong));
+  EXPECT_EQ(st.code(), ErrorCode::kBadShape) << st.ToString();
+  EXPECT_NE(st.message().find("bias has shape [8, 24, 8], expected [8, 8, 24]"), std::string::npos)
+      << st.ToString();
+}
+
 // With FLAWLENS_MODEL_DUMP_DIR set (native), writes the test models there so
 // that they can be inspected with the python3 snippet of model/FORMAT.md.
 TEST(ModelFormat, DumpModelsIfAsked) {
@@ -325,7 +424,8 @@ TEST(ModelFormat, DumpModelsIfAsked) {
   const std::pair<const char*, ModelSpec> models[] = {{"tiny_unet", TinyUnetSpec()},
                                                       {"seed_cnn", SeedCnnSpec(true)},
                                                       {"anchor_a", SeedCnnSpec(false)},
-                                                      {"micro", MicroSpec()}};
+                                                      {"micro", MicroSpec()},
+                                                      {"mobilenet_v3_block", MobileNetV3BlockSpec()}};
   for (const auto& m : models) {
     const std::vector<uint8_t> bytes = WriteModel(m.second);
     const std::string path = std::string(dir) + "/" + m.first + ".safetensors";

@@ -189,5 +189,38 @@ void ReduceChannels(ReduceMode mode, const Shape& in, const float* input, float*
   }
 }
 
+void Mul(const Node& node, const Shape& in, const Shape& in_b, const float* a, const float* b,
+         float* output) {
+  const int64_t pixels = int64_t{in.h} * in.w;
+  const bool broadcast = in_b != in;
+  for (int64_t p = 0; p < pixels; ++p) {
+    const float* bp = broadcast ? b : b + p * in.c;
+    for (int c = 0; c < in.c; ++c) {
+      const int64_t i = p * in.c + c;
+      output[i] = ApplyActivation(a[i] * bp[c], node.activation, node.alpha);
+    }
+  }
+}
+
+void PositionMahalanobis(const Shape& in, const float* input, const float* weight,
+                         const float* bias, float* output) {
+  const int d = in.c;
+  const int64_t pixels = int64_t{in.h} * in.w;
+  std::vector<double> diff(d);
+  for (int64_t p = 0; p < pixels; ++p) {
+    const float* x = input + p * d;
+    const float* mu = bias + p * d;
+    const float* a = weight + p * d * d;
+    for (int j = 0; j < d; ++j) diff[j] = double{x[j]} - double{mu[j]};
+    double sum = 0.0;
+    for (int k = 0; k < d; ++k) {
+      double y = 0.0;
+      for (int j = 0; j < d; ++j) y += double{a[int64_t{k} * d + j]} * diff[j];
+      sum += y * y;
+    }
+    output[p] = static_cast<float>(sum);
+  }
+}
+
 }  // namespace ref
 }  // namespace flawlens

@@ -29,6 +29,13 @@ void Concat(const std::vector<Shape>& ins, const float* const* inputs, const Sha
             float* output);
 void Add(const Node& node, int64_t n, const float* a, const float* b, float* output);
 void ReduceChannels(ReduceMode mode, const Shape& in, const float* input, float* output);
+// a: `in`; b: `in` or 1 x 1 x in.c (broadcast over h, w). Applies node.activation.
+void Mul(const Node& node, const Shape& in, const Shape& in_b, const float* a, const float* b,
+         float* output);
+// out[p] = sum_k (sum_j A_p[k][j] (x_p[j] - mu_p[j]))^2, A = weight [h][w][c][c],
+// mu = bias [h][w][c]. Accumulates in double.
+void PositionMahalanobis(const Shape& in, const float* input, const float* weight,
+                         const float* bias, float* output);
 
 }  // namespace ref
 }  // namespace flawlens

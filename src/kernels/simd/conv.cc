@@ -125,11 +125,12 @@ inline void TileRow(int count, const float* a, int a_step, int pix_stride, int n
 // Clamp bounds fused into the micro-kernel; other activations run as a pass
 // over the freshly written (cache-hot) output row.
 void ClampFor(Activation act, f32x4* vmin, f32x4* vmax) {
-  *vmin = Splat(act == Activation::kRelu ? 0.0f : -std::numeric_limits<float>::infinity());
-  *vmax = Splat(std::numeric_limits<float>::infinity());
+  const bool clamped = act == Activation::kRelu || act == Activation::kRelu6;
+  *vmin = Splat(clamped ? 0.0f : -std::numeric_limits<float>::infinity());
+  *vmax = Splat(act == Activation::kRelu6 ? 6.0f : std::numeric_limits<float>::infinity());
 }
 bool NeedsPostPass(Activation act) {
-  return act != Activation::kNone && act != Activation::kRelu;
+  return act != Activation::kNone && act != Activation::kRelu && act != Activation::kRelu6;
 }
 
 class DirectConv : public OpImpl {

@@ -1,5 +1,6 @@
 // SIMD128 operators other than conv2d: dense (GEMV, 4 rows at a time),
-// activation, pools, upsample, concat, add, reduce_channels. All vectorise
+// activation, pools, upsample, concat, add, mul, reduce_channels,
+// position_mahalanobis. All vectorise
 // over channels (NHWC) with a scalar tail.
 #include <algorithm>
 #include <cstring>
@@ -111,6 +112,45 @@ class AddOp : public OpImpl {
   Activation act_;
   float alpha_;
   int64_t n_;
+};
+
+// in1 has in0's shape, or is 1 x 1 x C and multiplies every pixel (SE gating).
+class MulOp : public OpImpl {
+ public:
+  MulOp(const OpSpec& spec)
+      : act_(spec.node.activation),
+        alpha_(spec.node.alpha),
+        in_(spec.input_shapes[0]),
+        broadcast_(spec.input_shapes[1] != spec.input_shapes[0]) {}
+  const char* kernel_name() const override {
+    return broadcast_ ? "mul_bcast_f32__simd128" : "mul_f32__simd128";
+  }
+  void Run(const float* const* inputs, float* output, float* /*workspace*/) override {
+    const float* a = inputs[0];
+    const float* b = inputs[1];
+    if (!broadcast_) {
+      const int64_t n = in_.elements();
+      int64_t i = 0;
+      for (; i + 4 <= n; i += 4) Store(output + i, ApplyActivation(Load(a + i) * Load(b + i), act_, alpha_));
+      for (; i < n; ++i) output[i] = flawlens::ApplyActivation(a[i] * b[i], act_, alpha_);
+      return;
+    }
+    const int c = in_.c;
+    const int64_t pixels = int64_t{in_.h} * in_.w;
+    for (int64_t p = 0; p < pixels; ++p) {
+      const float* ap = a + p * c;
+      float* op = output + p * c;
+      int ch = 0;
+      for (; ch + 4 <= c; ch += 4) Store(op + ch, ApplyActivation(Load(ap + ch) * Load(b + ch), act_, alpha_));
+      for (; ch < c; ++ch) op[ch] = flawlens::ApplyActivation(ap[ch] * b[ch], act_, alpha_);
+    }
+  }
+
+ private:
+  Activation act_;
+  float alpha_;
+  Shape in_;
+  bool broadcast_;
 };
 
 // ---- pools ------------------------------------------------------------------
@@ -340,6 +380,68 @@ class ReduceChannels : public OpImpl {
   Shape in_;
 };
 
+// Per position p: d = x_p - mu_p (into the workspace), y = A_p d four rows
+// at a time, out = sum y_k^2. Streams A once per frame (h*w*c*c floats).
+class PositionMahalanobis : public OpImpl {
+ public:
+  PositionMahalanobis(const OpSpec& spec)
+      : in_(spec.input_shapes[0]), a_(spec.node.weight.data), mu_(spec.node.bias.data) {}
+  size_t workspace_floats() const override { return static_cast<size_t>(in_.c); }
+  const char* kernel_name() const override { return "position_mahalanobis_f32__simd128_4"; }
+  void Run(const float* const* inputs, float* output, float* workspace) override {
+    const int d = in_.c;
+    const int64_t pixels = int64_t{in_.h} * in_.w;
+    float* diff = workspace;
+    for (int64_t p = 0; p < pixels; ++p) {
+      const float* x = inputs[0] + p * d;
+      const float* mu = mu_ + p * d;
+      const float* a = a_ + p * d * d;
+      int j = 0;
+      for (; j + 4 <= d; j += 4) Store(diff + j, Load(x + j) - Load(mu + j));
+      for (; j < d; ++j) diff[j] = x[j] - mu[j];
+      f32x4 sum = Splat(0.0f);
+      int k = 0;
+      for (; k + 4 <= d; k += 4) {
+        const float* r0 = a + int64_t{k} * d;
+        const float* r1 = r0 + d;
+        const float* r2 = r1 + d;
+        const float* r3 = r2 + d;
+        f32x4 y0 = Splat(0.0f), y1 = y0, y2 = y0, y3 = y0;
+        j = 0;
+        for (; j + 4 <= d; j += 4) {
+          const f32x4 v = Load(diff + j);
+          y0 = y0 + Load(r0 + j) * v;
+          y1 = y1 + Load(r1 + j) * v;
+          y2 = y2 + Load(r2 + j) * v;
+          y3 = y3 + Load(r3 + j) * v;
+        }
+        f32x4 y = {HorizontalSum(y0), HorizontalSum(y1), HorizontalSum(y2), HorizontalSum(y3)};
+        for (; j < d; ++j) {
+          const f32x4 r = {r0[j], r1[j], r2[j], r3[j]};
+          y = y + r * Splat(diff[j]);
+        }
+        sum = sum + y * y;
+      }
+      float total = HorizontalSum(sum);
+      for (; k < d; ++k) {
+        const float* r = a + int64_t{k} * d;
+        f32x4 acc = Splat(0.0f);
+        j = 0;
+        for (; j + 4 <= d; j += 4) acc = acc + Load(r + j) * Load(diff + j);
+        float y = HorizontalSum(acc);
+        for (; j < d; ++j) y += r[j] * diff[j];
+        total += y * y;
+      }
+      output[p] = total;
+    }
+  }
+
+ private:
+  Shape in_;
+  const float* a_;
+  const float* mu_;
+};
+
 }  // namespace
 
 Result<std::unique_ptr<OpImpl>> CreateDense(const OpSpec& spec) {
@@ -352,7 +454,7 @@ Result<std::unique_ptr<OpImpl>> CreateDense(const OpSpec& spec) {
 
 Result<std::unique_ptr<OpImpl>> CreateElementwiseOp(const OpSpec& spec) {
   const Node& n = spec.node;
-  const size_t want = n.op == OpType::kAdd ? 2 : 1;
+  const size_t want = n.op == OpType::kAdd || n.op == OpType::kMul ? 2 : 1;
   if (n.op != OpType::kConcat && spec.input_shapes.size() != want) {
     return MakeError(ErrorCode::kInternal, "simd %s '%s': expected %zu inputs", OpTypeName(n.op), n.name.c_str(), want);
   }
@@ -366,6 +468,14 @@ Result<std::unique_ptr<OpImpl>> CreateElementwiseOp(const OpSpec& spec) {
     case OpType::kUpsample: op = std::make_unique<Upsample>(spec); break;
     case OpType::kConcat: op = std::make_unique<Concat>(spec); break;
     case OpType::kReduceChannels: op = std::make_unique<ReduceChannels>(spec); break;
+    case OpType::kMul: op = std::make_unique<MulOp>(spec); break;
+    case OpType::kPositionMahalanobis:
+      if (n.weight.data == nullptr || n.bias.data == nullptr) {
+        return MakeError(ErrorCode::kInternal, "simd position_mahalanobis '%s': no weight/bias",
+                         n.name.c_str());
+      }
+      op = std::make_unique<PositionMahalanobis>(spec);
+      break;
     default:
       return MakeError(ErrorCode::kUnsupported, "simd: op %s not handled here", OpTypeName(n.op));
   }

@@ -11,7 +11,8 @@
 namespace flawlens {
 namespace simd {
 
-// Applies an activation to one vector (none/relu/leaky/silu/sigmoid).
+// Applies an activation to one vector, in the operation order of the scalar
+// flawlens::ApplyActivation (kernels/activation.h).
 inline f32x4 ApplyActivation(f32x4 v, Activation act, float alpha) {
   switch (act) {
     case Activation::kNone: return v;
@@ -22,6 +23,11 @@ inline f32x4 ApplyActivation(f32x4 v, Activation act, float alpha) {
     }
     case Activation::kSilu: return v * Sigmoid(v);
     case Activation::kSigmoid: return Sigmoid(v);
+    case Activation::kRelu6: return Min(Max(v, Splat(0.0f)), Splat(6.0f));
+    case Activation::kHardSwish:
+      return v * Min(Max(v + Splat(3.0f), Splat(0.0f)), Splat(6.0f)) * Splat(alpha);
+    case Activation::kHardSigmoid:
+      return Min(Max(v + Splat(3.0f), Splat(0.0f)), Splat(6.0f)) * Splat(alpha);
   }
   return v;
 }

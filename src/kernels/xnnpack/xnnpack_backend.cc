@@ -7,16 +7,21 @@
 // Prepare() and only re-set up if Run() sees different pointers.
 //
 // Coverage (anything else returns kUnsupported and the executor falls back):
-//   conv2d (groups, dilation, asymmetric padding), dense, add: relu folded
-//     into output min/max; leaky_relu / sigmoid as an in-place second
-//     operator; silu = x * sigmoid(x) with a workspace.
-//   activation: relu (clamp), leaky_relu, sigmoid, silu.
+//   conv2d (groups, dilation, asymmetric padding), dense, add, mul (in1 of
+//     in0's shape or 1x1xC, broadcast): relu and relu6 folded into output
+//     min/max; leaky_relu / sigmoid / hard_swish as in-place operators after
+//     it; silu = x * sigmoid(x) with a workspace.
+//   activation: relu, relu6 (clamp), leaky_relu, sigmoid, silu, hard_swish
+//     (XNNPACK's x * relu6(x + 3) / 6, then a scalar multiply by 6 * alpha
+//     unless alpha is 1/6), hard_sigmoid (add 3 with output range [0, 6],
+//     then multiply by alpha: the reference's operation order).
 //   maxpool2d (XNNPACK ignores padded cells = PyTorch's -inf padding).
 //   avgpool2d without padding, or with padding and count_include_pad=false
 //     (XNNPACK divides by the number of valid cells at the borders); with
 //     padding and count_include_pad=true it is kUnsupported.
 //   global_avgpool, upsample bilinear (half-pixel centres), concat (strided
-//     copies). Not covered: upsample nearest, reduce_channels.
+//     copies). Not covered: upsample nearest, reduce_channels,
+//     position_mahalanobis.
 //
 // Without FLAWLENS_HAVE_XNNPACK (wasm) this file compiles to a stub.
 #include "nn/backend.h"
@@ -149,8 +154,30 @@ class XnnpackOp : public OpImpl {
 
 // Output clamp range of an operator with a fused activation.
 void FusedRange(Activation act, float* lo, float* hi) {
-  *lo = act == Activation::kRelu ? 0.0f : -kInf;
-  *hi = kInf;
+  const bool clamped = act == Activation::kRelu || act == Activation::kRelu6;
+  *lo = clamped ? 0.0f : -kInf;
+  *hi = act == Activation::kRelu6 ? 6.0f : kInf;
+}
+
+bool FoldsIntoRange(Activation act) {
+  return act == Activation::kNone || act == Activation::kRelu || act == Activation::kRelu6;
+}
+
+// out = src * k elementwise (k a scalar broadcast by XNNPACK), in place when
+// src is the output.
+template <class SourceFn>
+Status AddScalarMultiply(XnnpackOp* op, float k, size_t n, SourceFn source) {
+  auto scalar = std::make_shared<const float>(k);
+  xnn_operator_t x = nullptr;
+  const xnn_status st = xnn_create_multiply_nd_f32(-kInf, kInf, 0, &x);
+  return op->Add("xnn_create_multiply_nd_f32", st, x,
+                 [n, scalar, source](xnn_operator_t o, const float* const* in, float* out, float*,
+                                     pthreadpool_t p) {
+                   const size_t dims[1] = {n};
+                   const size_t one[1] = {1};
+                   return xnn_setup_multiply_nd_f32(o, 1, dims, 1, one, source(in, out),
+                                                    scalar.get(), out, p);
+                 });
 }
 
 // Appends the in-place operators for activations that cannot be folded into
@@ -166,12 +193,16 @@ Status AddActivationSteps(XnnpackOp* op, Activation act, float alpha, const Shap
     return standalone ? inputs[0] : output;
   };
   xnn_operator_t x = nullptr;
+  auto in_place = [](const float* const*, float* output) -> const float* { return output; };
   switch (act) {
     case Activation::kNone:
       return Status::Ok();
-    case Activation::kRelu: {
+    case Activation::kRelu:
+    case Activation::kRelu6: {
       // Only reached for standalone activations (else folded).
-      xnn_status st = xnn_create_clamp_nc_f32(c, c, c, 0.0f, kInf, 0, &x);
+      float lo, hi;
+      FusedRange(act, &lo, &hi);
+      xnn_status st = xnn_create_clamp_nc_f32(c, c, c, lo, hi, 0, &x);
       return op->Add("xnn_create_clamp_nc_f32", st, x,
                      [pixels, source](xnn_operator_t o, const float* const* in, float* out,
                                       float*, pthreadpool_t p) {
@@ -193,6 +224,31 @@ Status AddActivationSteps(XnnpackOp* op, Activation act, float alpha, const Shap
                                       float*, pthreadpool_t p) {
                        return xnn_setup_sigmoid_nc_f32(o, pixels, source(in, out), out, p);
                      });
+    }
+    case Activation::kHardSwish: {
+      xnn_status st = xnn_create_hardswish_nc_f32(c, c, c, 0, &x);
+      FLAWLENS_RETURN_IF_ERROR(op->Add(
+          "xnn_create_hardswish_nc_f32", st, x,
+          [pixels, source](xnn_operator_t o, const float* const* in, float* out, float*,
+                           pthreadpool_t p) {
+            return xnn_setup_hardswish_nc_f32(o, pixels, source(in, out), out, p);
+          }));
+      if (alpha == 1.0f / 6.0f) return Status::Ok();
+      return AddScalarMultiply(op, alpha * 6.0f, pixels * c, in_place);
+    }
+    case Activation::kHardSigmoid: {
+      auto three = std::make_shared<const float>(3.0f);
+      xnn_status st = xnn_create_add_nd_f32(0.0f, 6.0f, 0, &x);
+      const size_t n = pixels * c;
+      FLAWLENS_RETURN_IF_ERROR(op->Add(
+          "xnn_create_add_nd_f32", st, x,
+          [n, three, source](xnn_operator_t o, const float* const* in, float* out, float*,
+                             pthreadpool_t p) {
+            const size_t dims[1] = {n};
+            const size_t one[1] = {1};
+            return xnn_setup_add_nd_f32(o, 1, dims, 1, one, source(in, out), three.get(), out, p);
+          }));
+      return AddScalarMultiply(op, alpha, n, in_place);
     }
     case Activation::kSilu: {
       xnn_status st = xnn_create_sigmoid_nc_f32(c, c, c, 0, &x);
@@ -342,6 +398,27 @@ class XnnpackBackend : public Backend {
         FLAWLENS_RETURN_IF_ERROR(FoldedOrSteps(op.get(), node, out));
         break;
       }
+      case OpType::kMul: {
+        const Shape& in_b = spec.input_shapes[1];
+        const bool broadcast = in_b != in;
+        op = MakeOp(spec, broadcast ? "mul_bcast_f32__xnnpack" : "mul_f32__xnnpack");
+        float lo, hi;
+        FusedRange(node.activation, &lo, &hi);
+        xnn_operator_t x = nullptr;
+        xnn_status st = xnn_create_multiply_nd_f32(lo, hi, 0, &x);
+        const size_t pixels = static_cast<size_t>(in.h) * static_cast<size_t>(in.w);
+        const size_t c = static_cast<size_t>(in.c);
+        FLAWLENS_RETURN_IF_ERROR(op->Add(
+            "xnn_create_multiply_nd_f32", st, x,
+            [pixels, c, broadcast](xnn_operator_t o, const float* const* i, float* y, float*,
+                                   pthreadpool_t p) {
+              const size_t a_dims[2] = {pixels, c};
+              const size_t b_dims[2] = {broadcast ? 1 : pixels, c};
+              return xnn_setup_multiply_nd_f32(o, 2, a_dims, 2, b_dims, i[0], i[1], y, p);
+            }));
+        FLAWLENS_RETURN_IF_ERROR(FoldedOrSteps(op.get(), node, out));
+        break;
+      }
       case OpType::kActivation: {
         op = MakeOp(spec, std::string(ActivationName(node.activation)) + "_f32__xnnpack");
         FLAWLENS_RETURN_IF_ERROR(
@@ -428,11 +505,10 @@ class XnnpackBackend : public Backend {
                                        std::move(name));
   }
 
-  // relu/none are folded into the main operator's output range; the others
-  // run in place on the output.
+  // none/relu/relu6 are folded into the main operator's output range; the
+  // others run in place on the output.
   static Status FoldedOrSteps(XnnpackOp* op, const Node& node, const Shape& out) {
-    if (node.activation == Activation::kNone || node.activation == Activation::kRelu)
-      return Status::Ok();
+    if (FoldsIntoRange(node.activation)) return Status::Ok();
     return AddActivationSteps(op, node.activation, node.alpha, out, /*standalone=*/false);
   }
 
