@@ -24,6 +24,7 @@ for bin in build/fuzz/tests/fuzz/fuzz_*; do
   # JSON-aware targets get the dictionary of model-format keys and op names.
   case "$name" in
     fuzz_model_loader|fuzz_model_json|fuzz_web_api) extra+=(-dict=tests/fuzz/model.dict) ;;
+    fuzz_tfjs_import) extra+=(-dict=tests/fuzz/tfjs.dict) ;;
   esac
   echo "[fuzz] $name for ${secs}s"
   if "$bin" "$work/corpus" "${extra[@]}" -max_total_time="$secs" -timeout=10 \
