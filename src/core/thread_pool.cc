@@ -37,23 +37,37 @@ Result<std::unique_ptr<ThreadPool>> ThreadPool::Create(int threads) {
   if (threads < 1 || threads > kMaxThreads)
     return MakeError(ErrorCode::kInvalidArgument, "thread pool: %d threads (allowed 1..%d)",
                      threads, kMaxThreads);
+  std::unique_ptr<ThreadPool> pool(new ThreadPool());
+  pool->workers_.reserve(kMaxThreads - 1);
+  pool->worker_args_.reserve(kMaxThreads - 1);
+  FLAWLENS_RETURN_IF_ERROR(pool->Grow(threads));
+  return pool;
+}
+
+int ThreadPool::threads() const { return num_workers_.load(std::memory_order_acquire) + 1; }
+
+Status ThreadPool::Grow(int threads) {
+  if (threads < 1 || threads > kMaxThreads)
+    return MakeError(ErrorCode::kInvalidArgument, "thread pool: %d threads (allowed 1..%d)",
+                     threads, kMaxThreads);
   if (threads > 1 && !kHaveThreads)
     return MakeError(ErrorCode::kUnsupported,
                      "thread pool: this build has no threads (the -pthread wasm module has)");
-  std::unique_ptr<ThreadPool> pool(new ThreadPool());
-  pool->workers_.reserve(threads - 1);
-  pool->worker_args_.reserve(threads - 1);
-  for (int i = 1; i < threads; ++i) {
-    pool->worker_args_.push_back(WorkerArg{pool.get(), i - 1});
+  std::lock_guard<std::mutex> run_lock(run_mu_);
+  while (static_cast<int>(workers_.size()) + 1 < threads) {
+    const int index = static_cast<int>(workers_.size());
+    worker_args_.push_back(WorkerArg{this, index});  // capacity reserved: no reallocation
     pthread_t thread;
-    const int err =
-        pthread_create(&thread, nullptr, &ThreadPool::WorkerMain, &pool->worker_args_.back());
-    if (err != 0)
-      return MakeError(ErrorCode::kInternal, "thread pool: cannot start thread %d of %d: %s", i,
-                       threads - 1, std::strerror(err));
-    pool->workers_.push_back(thread);
+    const int err = pthread_create(&thread, nullptr, &ThreadPool::WorkerMain, &worker_args_.back());
+    if (err != 0) {
+      worker_args_.pop_back();
+      return MakeError(ErrorCode::kInternal, "thread pool: cannot start thread %d of %d: %s",
+                       index + 1, threads - 1, std::strerror(err));
+    }
+    workers_.push_back(thread);
+    num_workers_.store(static_cast<int>(workers_.size()), std::memory_order_release);
   }
-  return pool;
+  return Status::Ok();
 }
 
 ThreadPool::~ThreadPool() {
@@ -122,7 +136,7 @@ void ThreadPool::WorkerLoop(int index) {
 void ThreadPool::Run(int tasks, TaskFn fn, void* context) {
   if (tasks <= 0) return;
   std::unique_lock<std::mutex> run_lock(run_mu_, std::try_to_lock);
-  if (workers_.empty() || tasks == 1 || !run_lock.owns_lock()) {
+  if (num_workers_.load(std::memory_order_acquire) == 0 || tasks == 1 || !run_lock.owns_lock()) {
     for (int t = 0; t < tasks; ++t) fn(context, t);
     return;
   }
@@ -155,13 +169,19 @@ void ThreadPool::Run(int tasks, TaskFn fn, void* context) {
 Result<std::shared_ptr<ThreadPool>> SharedThreadPool(int threads) {
   if (threads <= 1 || !kHaveThreads) return std::shared_ptr<ThreadPool>();
   static std::mutex mu;
-  static std::shared_ptr<ThreadPool>* current = new std::shared_ptr<ThreadPool>();  // never freed:
-  // workers must not be joined during static destruction.
+  // Never freed: workers are not joined during static destruction either.
+  static std::shared_ptr<ThreadPool>* shared = new std::shared_ptr<ThreadPool>();
   std::lock_guard<std::mutex> lock(mu);
-  if (*current != nullptr && (*current)->threads() >= threads) return *current;
-  FLAWLENS_ASSIGN_OR_RETURN(std::unique_ptr<ThreadPool> pool, ThreadPool::Create(threads));
-  *current = std::shared_ptr<ThreadPool>(std::move(pool));
-  return *current;
+  if (*shared == nullptr) {
+    FLAWLENS_ASSIGN_OR_RETURN(std::unique_ptr<ThreadPool> pool, ThreadPool::Create(threads));
+    *shared = std::shared_ptr<ThreadPool>(std::move(pool));
+    return *shared;
+  }
+  // A pool that could not grow all the way still runs every task (the
+  // caller takes what no worker does).
+  Status grown = (*shared)->Grow(threads);
+  if (!grown.ok() && (*shared)->threads() < 2) return grown;
+  return *shared;
 }
 
 }  // namespace flawlens

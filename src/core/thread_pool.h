@@ -39,7 +39,12 @@ class ThreadPool {
   ThreadPool(const ThreadPool&) = delete;
   ThreadPool& operator=(const ThreadPool&) = delete;
 
-  int threads() const { return static_cast<int>(workers_.size()) + 1; }
+  int threads() const;
+
+  // Starts more workers so that threads() >= `threads` (waits for a running
+  // job to finish first). Workers are never stopped before the pool is
+  // destroyed, so a pool shared by executors only ever grows.
+  Status Grow(int threads);
 
   // Calls fn(context, t) for every t in [0, tasks) and returns when all are
   // done; at most tasks - 1 workers help. One job at a time: a second caller while a job runs (another
@@ -76,14 +81,16 @@ class ThreadPool {
   std::atomic<int> remaining_{0};
   std::atomic<int> active_atomic_{0};
 
-  std::mutex run_mu_;  // one job at a time
-  std::vector<pthread_t> workers_;
+  std::mutex run_mu_;  // one job at a time; held while growing
+  std::vector<pthread_t> workers_;      // guarded by run_mu_ once running
   std::vector<WorkerArg> worker_args_;  // reserved up front: addresses stay put
+  std::atomic<int> num_workers_{0};
 };
 
 // One pool per process, shared by every executor: created on first use with
-// `threads` threads and replaced by a larger one when an executor asks for
-// more (executors keep the pool they got alive). nullptr when threads <= 1 or
+// `threads` threads and grown in place when an executor asks for more; never
+// destroyed (in the threaded wasm module a worker that has not started yet
+// cannot be joined from a blocked main thread). nullptr when threads <= 1 or
 // the build has no threads. Threads are created here, never per frame.
 Result<std::shared_ptr<ThreadPool>> SharedThreadPool(int threads);
 

@@ -530,7 +530,28 @@ TEST(ThreadPool, RunsEveryTaskOnce) {
   }
 }
 
-TEST(ThreadPool, SharedPoolGrowsAndIsReused) {
+TEST(ThreadPool, GrowsInPlace) {
+  auto pool = ThreadPool::Create(1);
+  ASSERT_TRUE(pool.ok());
+  EXPECT_EQ((*pool)->threads(), 1);
+  EXPECT_FALSE((*pool)->Grow(0).ok());
+  EXPECT_FALSE((*pool)->Grow(ThreadPool::kMaxThreads + 1).ok());
+  const Status grown = (*pool)->Grow(3);
+  if (!ThreadPool::ThreadsAvailable()) {
+    EXPECT_EQ(grown.code(), ErrorCode::kUnsupported);
+    return;
+  }
+  ASSERT_TRUE(grown.ok()) << grown.ToString();
+  EXPECT_EQ((*pool)->threads(), 3);
+  EXPECT_TRUE((*pool)->Grow(2).ok());  // never shrinks
+  EXPECT_EQ((*pool)->threads(), 3);
+  std::vector<std::atomic<int>> hits(9);
+  CountTasks ctx{&hits};
+  (*pool)->Run(9, &CountTasks::Fn, &ctx);
+  for (auto& h : hits) EXPECT_EQ(h.load(), 1);
+}
+
+TEST(ThreadPool, SharedPoolIsCreatedOnceAndGrows) {
   auto none = SharedThreadPool(1);
   ASSERT_TRUE(none.ok());
   EXPECT_EQ(none.value(), nullptr);
@@ -539,12 +560,12 @@ TEST(ThreadPool, SharedPoolGrowsAndIsReused) {
   ASSERT_TRUE(a.ok());
   ASSERT_NE(a.value(), nullptr);
   EXPECT_GE(a.value()->threads(), 2);
-  auto b = SharedThreadPool(2);
-  EXPECT_EQ(a.value(), b.value());  // created once
-  auto c = SharedThreadPool(a.value()->threads() + 1);
-  ASSERT_TRUE(c.ok());
-  EXPECT_EQ(c.value()->threads(), a.value()->threads() + 1);
-  EXPECT_EQ(SharedThreadPool(2).value(), c.value());
+  const int before = a.value()->threads();
+  auto b = SharedThreadPool(before + 1);
+  ASSERT_TRUE(b.ok());
+  EXPECT_EQ(a.value(), b.value());  // the same pool, grown
+  EXPECT_EQ(b.value()->threads(), before + 1);
+  EXPECT_EQ(SharedThreadPool(2).value(), a.value());
 }
 
 TEST(BackendKind, Names) {
