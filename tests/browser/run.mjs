@@ -1,5 +1,7 @@
 #!/usr/bin/env node
 // Browser test runner: node tests/browser/run.mjs --site build/site [--only NAME]
+//   [--flawlens PATH]  the native CLI for the tests that compare with it
+//                      (default build/native-release/tools/flawlens)
 // Starts its own static server on a free 127.0.0.1 port, runs every
 // tests/browser/*.test.mjs (each exports `default async function (t)`),
 // saves screenshots to build/test-artifacts/browser/, exits 1 on failure.
@@ -19,6 +21,7 @@ const arg = (name, def) => {
 const site = path.resolve(arg('--site', path.join(repo, 'build', 'site')));
 const only = arg('--only', '');
 const artifacts = path.resolve(arg('--artifacts', path.join(repo, 'build', 'test-artifacts', 'browser')));
+const flawlens = path.resolve(arg('--flawlens', path.join(repo, 'build', 'native-release', 'tools', 'flawlens')));
 
 if (!fs.existsSync(path.join(site, 'index.html'))) {
   console.error(`run.mjs: no site at ${site} (build it: tools/build_site.sh build/wasm-release build/site)`);
@@ -45,7 +48,7 @@ for (const file of files) {
   const name = file.replace(/\.test\.mjs$/, '');
   const launched = [];
   const t = {
-    name, site, server, artifacts, repo, assert,
+    name, site, server, artifacts, repo, assert, flawlens,
     log: (...a) => console.log(`  [${name}]`, ...a),
     // Launch a browser; its requests are checked for foreign origins at the end.
     async launch(opts = {}) {
