@@ -1,9 +1,12 @@
 // kernel_bench: the anchor nets of the shared benchmark (A: seed CNN 64x64x3,
-// B: FCN-256) built directly from the OpImpls of one backend (no model file,
-// no executor), deterministic weights; prints per-layer and total median ms
-// and GFLOP/s. Builds natively and with em++ (see tools/bench/README.md).
+// B: FCN-256) and M, the MobileNetV3 backbone of the centernet TF.js model
+// (its 1x1 / depthwise 3x3 and 5x5 convs with TF "SAME" padding, relu /
+// hard_swish, on a 256x256 input; squeeze-excitation and residual adds left
+// out), built directly from the OpImpls of one backend (no model file, no
+// executor), deterministic weights; prints per-layer and total median ms and
+// GFLOP/s. Builds natively and with em++ (see tools/bench/README.md).
 //
-//   kernel_bench [--backend simd|ref|xnnpack] [--net A|B|AB] [--runs N]
+//   kernel_bench [--backend simd|ref|xnnpack] [--net A|B|M|ABM] [--runs N]
 //                [--warmup N] [--check] [--cpu] [--engine NAME]
 // --cpu times with the thread CPU clock (native; useful on a loaded machine).
 // --check also runs the reference backend once and prints the max abs diff.
@@ -64,7 +67,8 @@ void TfPad(int in, int k, int s, bool same, int* out, int* before, int* after) {
   *after = total - *before;
 }
 
-void AddConv(Net* net, int k, int s, int oc, bool same, Activation act) {
+// groups == in_c == oc: depthwise.
+void AddConv(Net* net, int k, int s, int oc, bool same, Activation act, int groups = 1) {
   Layer l;
   l.in = net->layers.empty() ? net->input : net->layers.back().out;
   Node& n = l.node;
@@ -73,12 +77,14 @@ void AddConv(Net* net, int k, int s, int oc, bool same, Activation act) {
   n.kernel_h = n.kernel_w = k;
   n.stride_h = n.stride_w = s;
   n.out_channels = oc;
+  n.groups = groups;
   n.activation = act;
+  n.alpha = act == Activation::kHardSwish ? 0.1666259765625f : 0.01f;  // TF's float16 1/6
   int oh, ow;
   TfPad(l.in.h, k, s, same, &oh, &n.pad_top, &n.pad_bottom);
   TfPad(l.in.w, k, s, same, &ow, &n.pad_left, &n.pad_right);
   l.out = {oh, ow, oc};
-  const int fan_in = k * k * l.in.c;
+  const int fan_in = k * k * (l.in.c / groups);
   l.weight.resize(static_cast<size_t>(oc) * fan_in);
   for (auto& w : l.weight) w = Rand() * 1.7f / std::sqrt(static_cast<float>(fan_in));
   l.bias.resize(oc);
@@ -128,6 +134,24 @@ Net MakeNet(char which) {
     AddMaxPool(&net);
     AddDense(&net, 128, Activation::kRelu);  // flattens 14x14x64 = 12544
     AddDense(&net, 1, Activation::kSigmoid);
+  } else if (which == 'M') {
+    net.name = "M";
+    net.input = {256, 256, 3};
+    const Activation kRelu = Activation::kRelu, kHs = Activation::kHardSwish;
+    AddConv(&net, 3, 2, 16, true, kHs);
+    // expanded_conv .. expanded_conv_14: expand channels, depthwise kernel
+    // and stride, project channels, activation.
+    const struct { int expand, k, s, project; Activation act; } blocks[] = {
+        {16, 3, 1, 16, kRelu},  {64, 3, 2, 24, kRelu},  {72, 3, 1, 24, kRelu},
+        {72, 5, 2, 32, kRelu},  {96, 5, 1, 32, kRelu},  {96, 5, 1, 32, kRelu},
+        {192, 3, 2, 64, kHs},   {160, 3, 1, 64, kHs},   {144, 3, 1, 64, kHs},
+        {144, 3, 1, 64, kHs},   {384, 3, 1, 88, kHs},   {528, 3, 1, 88, kHs},
+        {528, 5, 2, 120, kHs},  {720, 5, 1, 120, kHs},  {720, 5, 1, 120, kHs}};
+    for (const auto& b : blocks) {
+      if (net.layers.back().out.c != b.expand) AddConv(&net, 1, 1, b.expand, true, b.act);
+      AddConv(&net, b.k, b.s, b.expand, true, b.act, /*groups=*/b.expand);
+      AddConv(&net, 1, 1, b.project, true, Activation::kNone);
+    }
   } else {
     net.name = "B";
     net.input = {256, 256, 3};
@@ -292,13 +316,13 @@ int main(int argc, char** argv) {
     else if (a == "--cpu") g_cpu_clock = true;
     else if (a == "--engine" && i + 1 < argc) g_engine = argv[++i];
     else {
-      fprintf(stderr, "usage: kernel_bench [--backend simd|ref|xnnpack] [--net A|B|AB] [--runs N] [--warmup N] [--check] [--cpu] [--engine NAME]\n");
+      fprintf(stderr, "usage: kernel_bench [--backend simd|ref|xnnpack] [--net A|B|M|ABM] [--runs N] [--warmup N] [--check] [--cpu] [--engine NAME]\n");
       return 2;
     }
   }
   for (char c : nets) {
-    if (c != 'A' && c != 'B') continue;
-    const int n_runs = runs > 0 ? runs : (c == 'A' ? 200 : 50);
+    if (c != 'A' && c != 'B' && c != 'M') continue;
+    const int n_runs = runs > 0 ? runs : (c == 'A' ? 200 : c == 'M' ? 30 : 50);
     const int n_warm = warmup >= 0 ? warmup : (c == 'A' ? 20 : 5);
     if (BenchNet(c, backend, n_runs, n_warm, warmup >= 0, check) != 0) return 1;
   }

@@ -4,13 +4,15 @@
 //                                     splat of the input, packed OHWI->[ocb][k][8]
 //   conv2d_f32_3x3s1__winograd_simd128 Winograd F(4x4, 3x3) for 3x3 stride 1
 //                                     dilation 1 with >= 8 input channels
-//   dwconv2d_f32__simd128             depthwise (groups == in_c == out_c)
+//   dwconv2d_f32_{3x3,5x5,}__simd128_8ch  depthwise (groups == in_c == out_c),
+//                                     8 channels per step, no padded copy
 // Grouped convs (1 < groups, not depthwise) are left to the reference backend.
 #include <algorithm>
 #include <cstring>
 #include <limits>
 #include <vector>
 
+#include "core/limits.h"
 #include "kernels/activation.h"
 #include "kernels/simd/simd_ops.h"
 
@@ -408,62 +410,164 @@ class WinogradConv : public OpImpl {
 };
 
 // ---- depthwise --------------------------------------------------------------
+// Weights packed per block of 8 channels: [block][tap][8] (the last block
+// zero-padded), bias padded to a multiple of 8. No padded copy of the input:
+// output pixels whose window lies inside the input (all but a border of about
+// kernel / 2) read fixed tap offsets, unrolled for 3x3 and 5x5; border pixels
+// visit only their taps inside the input (TF "SAME" asymmetric padding
+// included). Two vectors (8 channels) per step keep two independent add
+// chains in flight.
+constexpr int kDwBlock = 8;
+
+// One output pixel over all channels: `base` is the input at the window's
+// top-left tap, taps at base + offs[t] (floats). T > 0: compile-time tap count.
+template <int T>
+inline void DwInteriorPixel(const float* base, const int64_t* offs, int taps, int c,
+                            const float* w, const float* bias, f32x4 vmin, f32x4 vmax,
+                            float* out) {
+  const int n = T > 0 ? T : taps;
+  int ch = 0;
+  for (; ch + kDwBlock <= c; ch += kDwBlock) {
+    const float* wb = w + static_cast<size_t>(ch) * n;
+    f32x4 a0 = Load(bias + ch), a1 = Load(bias + ch + 4);
+    for (int t = 0; t < n; ++t) {
+      const float* p = base + offs[t] + ch;
+      a0 = a0 + Load(p) * Load(wb + t * kDwBlock);
+      a1 = a1 + Load(p + 4) * Load(wb + t * kDwBlock + 4);
+    }
+    Store(out + ch, Min(Max(a0, vmin), vmax));
+    Store(out + ch + 4, Min(Max(a1, vmin), vmax));
+  }
+  if (ch + 4 <= c) {
+    const float* wb = w + static_cast<size_t>(ch) * n;
+    f32x4 a0 = Load(bias + ch);
+    for (int t = 0; t < n; ++t) a0 = a0 + Load(base + offs[t] + ch) * Load(wb + t * kDwBlock);
+    Store(out + ch, Min(Max(a0, vmin), vmax));
+    ch += 4;
+  }
+  for (; ch < c; ++ch) {
+    const float* wb = w + static_cast<size_t>(ch / kDwBlock) * kDwBlock * n + ch % kDwBlock;
+    float acc = bias[ch];
+    for (int t = 0; t < n; ++t) acc += base[offs[t] + ch] * wb[t * kDwBlock];
+    out[ch] = std::min(std::max(acc, vmin[0]), vmax[0]);
+  }
+}
+
 class DepthwiseConv : public OpImpl {
  public:
   DepthwiseConv(const OpSpec& spec) : node_(spec.node), in_(spec.input_shapes[0]), out_(spec.output_shape) {
     const Node& n = node_;
     const int c = in_.c;
     taps_ = n.kernel_h * n.kernel_w;
-    w_.resize(static_cast<size_t>(taps_) * c);
-    for (int ch = 0; ch < c; ++ch)
-      for (int t = 0; t < taps_; ++t) w_[static_cast<size_t>(t) * c + ch] = n.weight.data[static_cast<size_t>(ch) * taps_ + t];
-    bias_.assign(c, 0.0f);
+    const int cp = RoundUp(c, kDwBlock);
+    w_.assign(static_cast<size_t>(taps_) * cp, 0.0f);
+    for (int ch = 0; ch < c; ++ch) {
+      float* dst = w_.data() + static_cast<size_t>(ch / kDwBlock) * kDwBlock * taps_ + ch % kDwBlock;
+      for (int t = 0; t < taps_; ++t) dst[t * kDwBlock] = n.weight.data[static_cast<size_t>(ch) * taps_ + t];
+    }
+    bias_.assign(cp, 0.0f);
     if (n.bias.data != nullptr) std::copy(n.bias.data, n.bias.data + c, bias_.begin());
-    geo_.top = n.pad_top;
-    geo_.left = n.pad_left;
-    geo_.h = (out_.h - 1) * n.stride_h + (n.kernel_h - 1) * n.dilation_h + 1;
-    geo_.w = (out_.w - 1) * n.stride_w + (n.kernel_w - 1) * n.dilation_w + 1;
+    for (int ky = 0; ky < n.kernel_h; ++ky)
+      for (int kx = 0; kx < n.kernel_w; ++kx)
+        offs_.push_back((static_cast<int64_t>(ky) * n.dilation_h * in_.w + static_cast<int64_t>(kx) * n.dilation_w) * c);
+    // Output columns [x_lo_, x_hi_) have every tap inside the input width.
+    x_lo_ = 0;
+    while (x_lo_ < out_.w && x_lo_ * n.stride_w - n.pad_left < 0) ++x_lo_;
+    x_hi_ = out_.w;
+    while (x_hi_ > x_lo_ && (x_hi_ - 1) * n.stride_w - n.pad_left + (n.kernel_w - 1) * n.dilation_w >= in_.w) --x_hi_;
   }
-  size_t workspace_floats() const override { return static_cast<size_t>(geo_.h) * geo_.w * in_.c; }
-  const char* kernel_name() const override { return "dwconv2d_f32__simd128"; }
+  const char* kernel_name() const override {
+    const Node& n = node_;
+    if (n.kernel_h == 3 && n.kernel_w == 3) return "dwconv2d_f32_3x3__simd128_8ch";
+    if (n.kernel_h == 5 && n.kernel_w == 5) return "dwconv2d_f32_5x5__simd128_8ch";
+    return "dwconv2d_f32__simd128_8ch";
+  }
 
-  void Run(const float* const* inputs, float* output, float* workspace) override {
+  void Run(const float* const* inputs, float* output, float* /*workspace*/) override {
     const Node& n = node_;
     const int c = in_.c;
-    PadInput(inputs[0], in_.h, in_.w, c, geo_, workspace);
-    const size_t row = static_cast<size_t>(geo_.w) * c;
+    const float* x = inputs[0];
+    f32x4 vmin, vmax;
+    ClampFor(n.activation, &vmin, &vmax);
     for (int oy = 0; oy < out_.h; ++oy) {
-      for (int ox = 0; ox < out_.w; ++ox) {
-        const float* base = workspace + static_cast<size_t>(oy) * n.stride_h * row + static_cast<size_t>(ox) * n.stride_w * c;
-        float* o = output + (static_cast<size_t>(oy) * out_.w + ox) * c;
-        int ch = 0;
-        for (; ch + 4 <= c; ch += 4) {
-          f32x4 acc = Load(bias_.data() + ch);
-          const float* w = w_.data() + ch;
-          for (int ky = 0; ky < n.kernel_h; ++ky) {
-            const float* r = base + static_cast<size_t>(ky) * n.dilation_h * row + ch;
-            for (int kx = 0; kx < n.kernel_w; ++kx, w += c) acc = acc + Load(r + kx * n.dilation_w * c) * Load(w);
+      const int iy0 = oy * n.stride_h - n.pad_top;
+      const bool rows_inside = iy0 >= 0 && iy0 + (n.kernel_h - 1) * n.dilation_h < in_.h;
+      float* orow = output + static_cast<size_t>(oy) * out_.w * c;
+      int ox = 0;
+      if (rows_inside) {
+        for (; ox < x_lo_; ++ox) BorderPixel(x, oy, ox, vmin, vmax, orow + static_cast<size_t>(ox) * c);
+        const float* row = x + static_cast<int64_t>(iy0) * in_.w * c;
+        for (; ox < x_hi_; ++ox) {
+          const float* base = row + static_cast<int64_t>(ox * n.stride_w - n.pad_left) * c;
+          float* o = orow + static_cast<size_t>(ox) * c;
+          if (taps_ == 9) {
+            DwInteriorPixel<9>(base, offs_.data(), taps_, c, w_.data(), bias_.data(), vmin, vmax, o);
+          } else if (taps_ == 25) {
+            DwInteriorPixel<25>(base, offs_.data(), taps_, c, w_.data(), bias_.data(), vmin, vmax, o);
+          } else {
+            DwInteriorPixel<0>(base, offs_.data(), taps_, c, w_.data(), bias_.data(), vmin, vmax, o);
           }
-          Store(o + ch, ApplyActivation(acc, n.activation, n.alpha));
         }
-        for (; ch < c; ++ch) {
-          float acc = bias_[ch];
-          const float* w = w_.data() + ch;
-          for (int ky = 0; ky < n.kernel_h; ++ky) {
-            const float* r = base + static_cast<size_t>(ky) * n.dilation_h * row + ch;
-            for (int kx = 0; kx < n.kernel_w; ++kx, w += c) acc += r[kx * n.dilation_w * c] * *w;
-          }
-          o[ch] = flawlens::ApplyActivation(acc, n.activation, n.alpha);
-        }
+      }
+      for (; ox < out_.w; ++ox) BorderPixel(x, oy, ox, vmin, vmax, orow + static_cast<size_t>(ox) * c);
+      if (NeedsPostPass(n.activation)) {
+        ActivateInPlace(orow, int64_t{out_.w} * c, n.activation, n.alpha);
       }
     }
   }
 
  private:
+  // A pixel whose window crosses the input border: the same 8-channel steps
+  // over only the taps inside the input (padding contributes zeros).
+  void BorderPixel(const float* x, int oy, int ox, f32x4 vmin, f32x4 vmax, float* out) const {
+    const Node& n = node_;
+    const int c = in_.c;
+    const int iy0 = oy * n.stride_h - n.pad_top, ix0 = ox * n.stride_w - n.pad_left;
+    int64_t offs[kMaxKernel * kMaxKernel];
+    int widx[kMaxKernel * kMaxKernel];
+    int nt = 0;
+    for (int ky = 0; ky < n.kernel_h; ++ky) {
+      const int iy = iy0 + ky * n.dilation_h;
+      if (iy < 0 || iy >= in_.h) continue;
+      for (int kx = 0; kx < n.kernel_w; ++kx) {
+        const int ix = ix0 + kx * n.dilation_w;
+        if (ix < 0 || ix >= in_.w) continue;
+        offs[nt] = (static_cast<int64_t>(iy) * in_.w + ix) * c;
+        widx[nt++] = (ky * n.kernel_w + kx) * kDwBlock;
+      }
+    }
+    const float* bias = bias_.data();
+    int ch = 0;
+    for (; ch + kDwBlock <= c; ch += kDwBlock) {
+      const float* wb = w_.data() + static_cast<size_t>(ch) * taps_;
+      f32x4 a0 = Load(bias + ch), a1 = Load(bias + ch + 4);
+      for (int t = 0; t < nt; ++t) {
+        const float* p = x + offs[t] + ch;
+        a0 = a0 + Load(p) * Load(wb + widx[t]);
+        a1 = a1 + Load(p + 4) * Load(wb + widx[t] + 4);
+      }
+      Store(out + ch, Min(Max(a0, vmin), vmax));
+      Store(out + ch + 4, Min(Max(a1, vmin), vmax));
+    }
+    if (ch + 4 <= c) {
+      const float* wb = w_.data() + static_cast<size_t>(ch) * taps_;
+      f32x4 a0 = Load(bias + ch);
+      for (int t = 0; t < nt; ++t) a0 = a0 + Load(x + offs[t] + ch) * Load(wb + widx[t]);
+      Store(out + ch, Min(Max(a0, vmin), vmax));
+      ch += 4;
+    }
+    for (; ch < c; ++ch) {
+      const float* wb = w_.data() + static_cast<size_t>(ch / kDwBlock) * kDwBlock * taps_ + ch % kDwBlock;
+      float acc = bias[ch];
+      for (int t = 0; t < nt; ++t) acc += x[offs[t] + ch] * wb[widx[t]];
+      out[ch] = std::min(std::max(acc, vmin[0]), vmax[0]);
+    }
+  }
+
   Node node_;
   Shape in_, out_;
-  int taps_ = 0;
-  Padded geo_;
+  int taps_ = 0, x_lo_ = 0, x_hi_ = 0;
+  std::vector<int64_t> offs_;
   std::vector<float> w_, bias_;
 };
 
