@@ -209,6 +209,91 @@ TEST_F(Xnnpack, ConvFusedActivations) {
   }
 }
 
+// The MobileNetV3 activations: relu6 folds into the output range;
+// hard_swish is XNNPACK's hardswish (times 6 * alpha unless alpha is 1/6);
+// hard_sigmoid is an add with range [0, 6] and a multiply.
+TEST_F(Xnnpack, MobileNetV3Activations) {
+  const struct {
+    Activation act;
+    float alpha;
+  } acts[] = {{Activation::kRelu6, 0.01f},
+              {Activation::kHardSwish, 1.0f / 6.0f},
+              {Activation::kHardSwish, 0.1666259765625f},  // TF's float16 1/6
+              {Activation::kHardSigmoid, 1.0f / 6.0f},
+              {Activation::kHardSigmoid, 0.2f}};
+  for (const auto& a : acts) {
+    const std::string name = std::string(ActivationName(a.act)) + " alpha " + std::to_string(a.alpha);
+    for (int groups : {1, 16}) {
+      Case c({9, 8, 16}, 5 + groups);
+      ConvCfg k{16, 16, 3, 3, 2, 2};
+      k.pb = k.pr = 1;  // TF "SAME", stride 2
+      k.groups = groups;
+      k.act = a.act;
+      Node n = ConvNode(c, 0, k);
+      n.alpha = a.alpha;
+      c.Add(n);
+      Check(c, (groups == 1 ? "conv + " : "dwconv + ") + name);
+    }
+    for (int ch : {1, 3, 13, 127}) {
+      Case c({7, 9, ch}, ch);
+      int x = c.Op("scale", OpType::kActivation, {0}, Activation::kLeakyRelu);  // x5 spread
+      c.graph.nodes.back().alpha = 5.0f;
+      Node n;
+      n.name = "act";
+      n.op = OpType::kActivation;
+      n.inputs = {x};
+      n.activation = a.act;
+      n.alpha = a.alpha;
+      c.Add(n);
+      Check(c, "activation " + name + " c" + std::to_string(ch));
+    }
+  }
+}
+
+TEST_F(Xnnpack, MulSameShapeAndBroadcast) {
+  for (Activation act : {Activation::kNone, Activation::kRelu6, Activation::kHardSigmoid,
+                         Activation::kHardSwish, Activation::kSigmoid}) {
+    for (int ch : {1, 3, 13, 72}) {
+      for (bool broadcast : {false, true}) {
+        Case c({7, 5, ch}, ch + (broadcast ? 1000 : 0));
+        ConvCfg k{ch, ch, 1, 1};
+        int conv = c.Add(ConvNode(c, 0, k));
+        int other = broadcast ? c.Op("gap", OpType::kGlobalAvgPool, {0}) : conv;
+        Node n;
+        n.name = "mul";
+        n.op = OpType::kMul;
+        n.inputs = {0, other};
+        n.activation = act;
+        n.alpha = DefaultAlpha(act);
+        c.Add(n);
+        Check(c, std::string(broadcast ? "mul bcast " : "mul ") + ActivationName(act) + " c" +
+                     std::to_string(ch));
+      }
+    }
+  }
+}
+
+// A whole MobileNetV3 block through the executor: every conv, pool and mul on
+// XNNPACK, the position_mahalanobis head (not in XNNPACK) falls back.
+TEST_F(Xnnpack, MobileNetV3BlockWithDensityHead) {
+  Case c({32, 32, 3}, 21);
+  int stem = c.Conv("stem", 0, 3, 16, 3, 2, 0, 1, Activation::kHardSwish);
+  c.graph.nodes.back().pad_bottom = c.graph.nodes.back().pad_right = 1;
+  c.graph.nodes.back().alpha = 0.1666259765625f;
+  int expand = c.Conv("expand", stem, 16, 72, 1, 1, 0, 1, Activation::kRelu6);
+  int dw = c.Conv("dw", expand, 72, 72, 5, 2, 0, 72, Activation::kRelu6);
+  c.graph.nodes.back().pad_top = c.graph.nodes.back().pad_left = 1;
+  c.graph.nodes.back().pad_bottom = c.graph.nodes.back().pad_right = 2;
+  int gap = c.Op("se_pool", OpType::kGlobalAvgPool, {dw});
+  int squeeze = c.Conv("se_squeeze", gap, 72, 24, 1, 1, 0, 1, Activation::kRelu);
+  int excite = c.Conv("se_excite", squeeze, 24, 72, 1, 1, 0, 1, Activation::kHardSigmoid);
+  c.graph.nodes.back().alpha = 1.0f / 6.0f;
+  int gated = c.Op("se_mul", OpType::kMul, {dw, excite});
+  int project = c.Conv("project", gated, 72, 24, 1);
+  c.PositionMahalanobis("density", project, {8, 8, 24});
+  Check(c, "mobilenet v3 block + position_mahalanobis", /*expect_xnnpack=*/false);
+}
+
 TEST_F(Xnnpack, Threads) {
   Case c({31, 29, 13}, 8);
   ConvCfg k{13, 32, 3, 3};
