@@ -4,9 +4,12 @@
 // calibration are fitted by src/fit/ (the same code the page runs to teach).
 #pragma once
 
+#include <memory>
 #include <string>
+#include <vector>
 
 #include "core/status.h"
+#include "fit/teacher.h"
 
 namespace flawlens::cli {
 
@@ -21,9 +24,46 @@ struct BackboneTrainOptions {
   std::string val_split;     // split used for the closing metrics ("" = val, else test)
   std::string name;          // model card name (default: folder name)
   bool quiet = false;
+  // The density and its calibration (src/fit/teacher.h FitOptions; the
+  // defaults are the measured best, docs/METHOD-backbone.md).
+  std::string density = "per_position";  // or "shared"
+  int dims = 64;                         // random projection of the features
+  float blur_sigma = 1.0f;               // map blur, in map cells
+  float cell_std_shrink = 1.0f;          // per-cell std -> one global std
+  float shrinkage = -1.0f;               // < 0: Ledoit-Wolf
+  float eps = 0.01f;                     // diagonal floor, times the mean variance
+  float global_weight = 0.0f;            // image-level term (0 = none)
+  int channel_begin = 0, channel_end = 0;  // backbone channels used (0, 0 = all)
+  std::string taught_by = "flawlens train --backbone";
 };
 
 // Runs everything; progress to stderr, a summary to stdout.
 Status RunBackboneTraining(const BackboneTrainOptions& options);
+
+// ---- parts, for tests and measurement drivers ------------------------------
+
+// Folders `--backbone NAME` looks in, in order: $FLAWLENS_BACKBONES, the
+// folder of the flawlens binary + "/backbones", "build/backbones" (relative
+// to the current folder).
+std::vector<std::string> BackboneSearchDirs();
+
+// A file path (an existing file, or anything ending in .safetensors) as is;
+// a name -> NAME.safetensors in the first search folder that has it. The
+// error lists where it looked and the command that converts the backbone.
+Result<std::string> ResolveBackbone(const std::string& name_or_file);
+
+// The dataset's good training images (train split, or a flat folder) fed to
+// a Teacher (images of one part, by cli::GroupKey, are held out together).
+struct TaughtDataset {
+  std::unique_ptr<fit::Teacher> teacher;
+  std::string backbone_path;
+  std::vector<std::string> added;  // paths in AddImage order
+  int skipped = 0;        // unreadable images
+  double seconds = 0;     // reading, decoding and feature extraction
+};
+Result<TaughtDataset> TeachDataset(const BackboneTrainOptions& options);
+
+// FitOptions from the command-line options (card name, created time, ...).
+Result<fit::FitOptions> MakeFitOptions(const BackboneTrainOptions& options);
 
 }  // namespace flawlens::cli

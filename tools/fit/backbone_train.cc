@@ -1,0 +1,310 @@
+// flawlens train --backbone: read the good training images, teach src/fit's
+// Teacher on the backbone's features, fit, write, check the file against the
+// fit, and report the validation AUROC when the dataset has defects.
+#include "fit/backbone_train.h"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <ctime>
+#include <filesystem>
+#include <map>
+
+#include "cli/cli_util.h"
+#include "cli/dataset.h"
+#include "cli/metrics.h"
+#include "flawlens/detector.h"
+
+namespace flawlens::cli {
+namespace {
+
+namespace fs = std::filesystem;
+
+double Seconds() {
+  using Clock = std::chrono::steady_clock;
+  return std::chrono::duration<double>(Clock::now().time_since_epoch()).count();
+}
+
+// Images decoded per batch (in parallel) before they go through the Teacher.
+constexpr int kDecodeBatch = 16;
+
+std::string UtcNow() {
+  char now[32];
+  const std::time_t t = std::time(nullptr);
+  std::strftime(now, sizeof(now), "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&t));
+  return now;
+}
+
+// The split for the closing metrics: --val-split, else val, else test; "" if none.
+std::string MetricsSplit(const BackboneTrainOptions& o) {
+  if (!o.val_split.empty()) return o.val_split;
+  const std::vector<std::string> splits = ListSplits(o.data);
+  for (const char* s : {"val", "test"}) {
+    if (std::find(splits.begin(), splits.end(), s) != splits.end()) return s;
+  }
+  return "";
+}
+
+// Image AUROC of the written model on the metrics split, overall and per
+// defect type (each type against all good images); nothing when the split
+// has no defects.
+void ReportValidation(const BackboneTrainOptions& o, const std::string& model_path) {
+  const std::string split = MetricsSplit(o);
+  if (split.empty()) return;
+  auto ds = LoadDataset(o.data, split);
+  if (!ds.ok() || ds->num_good() == 0 || ds->num_defective() == 0) return;
+  auto model = LoadModelFile(model_path);
+  if (!model.ok()) return;
+  const int n = static_cast<int>(ds->samples.size());
+  const int workers = std::max(1, std::min(ResolveThreads(o.threads), n));
+  auto detectors = MakeDetectors(*model, workers);
+  if (!detectors.ok()) return;
+  std::vector<float> scores(size_t(n), std::nanf(""));
+  ParallelFor(n, workers, [&](int w, int i) {
+    auto bytes = ReadFileBytes(ds->samples[size_t(i)].path);
+    if (!bytes.ok()) return;
+    auto det = (*detectors)[size_t(w)]->DetectEncoded(bytes->data(), bytes->size());
+    if (det.ok()) scores[size_t(i)] = (*det)->score;
+  });
+  std::vector<float> s;
+  std::vector<bool> l;
+  std::map<std::string, std::pair<std::vector<float>, std::vector<bool>>> per_type;
+  std::vector<float> good;
+  int flagged_good = 0, flagged_bad = 0, bad = 0;
+  const float thr = model->model->calibration.threshold;
+  for (int i = 0; i < n; ++i) {
+    const Sample& smp = ds->samples[size_t(i)];
+    if (!std::isfinite(scores[size_t(i)])) continue;
+    s.push_back(scores[size_t(i)]);
+    l.push_back(smp.defective);
+    if (!smp.defective) {
+      good.push_back(scores[size_t(i)]);
+      flagged_good += scores[size_t(i)] >= thr;
+    } else {
+      ++bad;
+      flagged_bad += scores[size_t(i)] >= thr;
+    }
+  }
+  std::printf("validation (%s split, %d good, %d defective): image AUROC %s\n", split.c_str(),
+              int(good.size()), bad, FormatMetric(Auroc(s, l), 3).c_str());
+  for (const std::string& type : ds->defect_types) {
+    std::vector<float> ts = good;
+    std::vector<bool> tl(good.size(), false);
+    for (int i = 0; i < n; ++i) {
+      const Sample& smp = ds->samples[size_t(i)];
+      if (smp.defect_type != type || !std::isfinite(scores[size_t(i)])) continue;
+      ts.push_back(scores[size_t(i)]);
+      tl.push_back(true);
+    }
+    std::printf("  %-20s %s\n", type.c_str(), FormatMetric(Auroc(ts, tl), 3).c_str());
+  }
+  std::printf("at the threshold %.2f: %d of %d good and %d of %d defective images flagged\n",
+              double(thr), flagged_good, int(good.size()), flagged_bad, bad);
+}
+
+}  // namespace
+
+std::vector<std::string> BackboneSearchDirs() {
+  std::vector<std::string> dirs;
+  if (const char* env = std::getenv("FLAWLENS_BACKBONES"); env && *env) dirs.push_back(env);
+  char exe[4096];
+  const ssize_t len = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+  if (len > 0) {
+    exe[len] = 0;
+    dirs.push_back((fs::path(exe).parent_path() / "backbones").string());
+  }
+  dirs.push_back("build/backbones");
+  return dirs;
+}
+
+Result<std::string> ResolveBackbone(const std::string& name_or_file) {
+  if (name_or_file.empty()) {
+    return MakeError(ErrorCode::kInvalidArgument, "--backbone: empty name");
+  }
+  std::error_code ec;
+  const bool is_path = name_or_file.find('/') != std::string::npos ||
+                       (name_or_file.size() > 12 &&
+                        name_or_file.compare(name_or_file.size() - 12, 12, ".safetensors") == 0);
+  if (fs::is_regular_file(name_or_file, ec) || is_path) {
+    if (!fs::is_regular_file(name_or_file, ec)) {
+      return MakeError(ErrorCode::kInvalidArgument, "--backbone: no such file: %s",
+                       name_or_file.c_str());
+    }
+    return name_or_file;
+  }
+  std::string looked;
+  for (const std::string& dir : BackboneSearchDirs()) {
+    const fs::path p = fs::path(dir) / (name_or_file + ".safetensors");
+    if (fs::is_regular_file(p, ec)) return p.string();
+    looked += "\n  " + p.string();
+  }
+  return MakeError(ErrorCode::kInvalidArgument,
+                   "--backbone %s: no converted backbone found; looked in:%s\n"
+                   "convert it with: tools/backbones/convert.sh build/backbones "
+                   "(or set FLAWLENS_BACKBONES to the folder that holds %s.safetensors)",
+                   name_or_file.c_str(), looked.c_str(), name_or_file.c_str());
+}
+
+Result<fit::FitOptions> MakeFitOptions(const BackboneTrainOptions& o) {
+  fit::FitOptions f;
+  FLAWLENS_ASSIGN_OR_RETURN(f.density, fit::ParseDensityKind(o.density));
+  f.shrinkage = o.shrinkage;
+  f.eps = o.eps;
+  f.blur_sigma = o.blur_sigma;
+  f.cell_std_shrink = o.cell_std_shrink;
+  f.sensitivity = o.sensitivity;
+  f.global_weight = o.global_weight;
+  f.name = o.name;
+  if (f.name.empty()) {
+    fs::path p = fs::path(o.data);
+    if (p.filename().empty()) p = p.parent_path();
+    f.name = p.filename().string();
+    if (f.name.empty()) f.name = "taught model";
+  }
+  f.created = UtcNow();
+  f.taught_by = o.taught_by;
+  return f;
+}
+
+Result<TaughtDataset> TeachDataset(const BackboneTrainOptions& o) {
+  const double t0 = Seconds();
+  TaughtDataset out;
+  FLAWLENS_ASSIGN_OR_RETURN(out.backbone_path, ResolveBackbone(o.backbone));
+  FLAWLENS_ASSIGN_OR_RETURN(std::vector<uint8_t> bytes, ReadFileBytes(out.backbone_path, 1ull << 30));
+
+  std::vector<std::string> paths;
+  {
+    const std::vector<std::string> splits = ListSplits(o.data);
+    const bool has_train = std::find(splits.begin(), splits.end(), "train") != splits.end();
+    FLAWLENS_ASSIGN_OR_RETURN(Dataset ds, LoadDataset(o.data, has_train ? "train" : ""));
+    if (!has_train && ds.split != "flat" && !splits.empty()) {
+      return MakeError(ErrorCode::kInvalidArgument,
+                       "%s: no train/ split and not a flat folder of images", o.data.c_str());
+    }
+    for (const auto& w : ds.warnings) std::fprintf(stderr, "warning: %s\n", w.c_str());
+    paths = ds.good_paths();
+  }
+  if (paths.empty()) {
+    return MakeError(ErrorCode::kInvalidArgument, "%s: no good training images", o.data.c_str());
+  }
+
+  fit::TeacherOptions to;
+  to.dims = o.dims;
+  to.seed = static_cast<uint32_t>(o.seed);
+  to.holdout = o.holdout;
+  to.channel_begin = o.channel_begin;
+  to.channel_end = o.channel_end;
+  to.threads = ResolveThreads(o.threads);
+  auto teacher = fit::Teacher::Create(bytes.data(), bytes.size(), to);
+  if (!teacher.ok()) {
+    return MakeError(teacher.status().code(), "backbone %s: %s", out.backbone_path.c_str(),
+                     teacher.status().message().c_str());
+  }
+  out.teacher = std::move(teacher).value();
+  bytes = {};
+  if (!o.quiet) {
+    std::fprintf(stderr,
+                 "flawlens train --backbone: %s (feature node '%s', %dx%dx%d -> %d dims), %zu good "
+                 "images\n",
+                 out.backbone_path.c_str(), out.teacher->feature_node().c_str(),
+                 out.teacher->map_height(), out.teacher->map_width(),
+                 out.teacher->feature_channels(), out.teacher->dims(), paths.size());
+  }
+
+  const int n = static_cast<int>(paths.size());
+  const int workers = ResolveThreads(o.threads);
+  for (int begin = 0; begin < n; begin += kDecodeBatch) {
+    const int count = std::min(kDecodeBatch, n - begin);
+    std::vector<Result<Image>> images(size_t(count), Status(ErrorCode::kInternal, "not read"));
+    ParallelFor(count, std::min(workers, count), [&](int, int i) {
+      auto file = ReadFileBytes(paths[size_t(begin + i)]);
+      images[size_t(i)] = file.ok() ? DecodeImage(file->data(), file->size())
+                                    : Result<Image>(file.status());
+    });
+    for (int i = 0; i < count; ++i) {
+      const std::string& path = paths[size_t(begin + i)];
+      if (!images[size_t(i)].ok()) {
+        std::fprintf(stderr, "skipped %s: %s\n", path.c_str(),
+                     images[size_t(i)].status().ToString().c_str());
+        ++out.skipped;
+        continue;
+      }
+      auto added = out.teacher->AddImage(images[size_t(i)]->view(), {}, GroupKey(path));
+      if (!added.ok()) {
+        std::fprintf(stderr, "skipped %s: %s\n", path.c_str(), added.status().ToString().c_str());
+        ++out.skipped;
+        continue;
+      }
+      out.added.push_back(path);
+    }
+    if (!o.quiet) {
+      std::fprintf(stderr, "\rfeatures: %d / %d images", begin + count, n);
+      std::fflush(stderr);
+    }
+  }
+  if (!o.quiet) std::fprintf(stderr, "\n");
+  out.seconds = Seconds() - t0;
+  return out;
+}
+
+Status RunBackboneTraining(const BackboneTrainOptions& o) {
+  const double t0 = Seconds();
+  if (o.out.empty()) return MakeError(ErrorCode::kInvalidArgument, "--out: no model file given");
+  if (!(o.sensitivity >= 0 && o.sensitivity <= 1)) {
+    return MakeError(ErrorCode::kInvalidArgument, "--sensitivity must be in [0, 1] (got %g)",
+                     double(o.sensitivity));
+  }
+  FLAWLENS_ASSIGN_OR_RETURN(fit::FitOptions fo, MakeFitOptions(o));
+  FLAWLENS_ASSIGN_OR_RETURN(TaughtDataset taught, TeachDataset(o));
+  const fit::Teacher& t = *taught.teacher;
+  const double t1 = Seconds();
+  auto fitted = t.Fit(fo);
+  if (!fitted.ok()) return fitted.status();
+  const double fit_s = Seconds() - t1;
+  FLAWLENS_RETURN_IF_ERROR(WriteFileBytes(o.out, fitted->model));
+  const double total_s = Seconds() - t0;
+
+  // The engine must score a held-out image as the fit did (the calibration
+  // rests on the fit's own maps).
+  auto det = Detector::Create(fitted->model.data(), fitted->model.size());
+  if (!det.ok()) {
+    return MakeError(ErrorCode::kInternal, "the written model does not load: %s",
+                     det.status().ToString().c_str());
+  }
+  double engine_diff = 0;
+  if (!fitted->holdout_indices.empty()) {
+    const std::string& path = taught.added[size_t(fitted->holdout_indices[0])];
+    auto file = ReadFileBytes(path);
+    if (!file.ok()) return file.status();
+    auto d = (*det)->DetectEncoded(file->data(), file->size());
+    if (!d.ok()) return d.status();
+    const float want = fitted->holdout_raw[0];
+    engine_diff = std::fabs(double((*d)->raw_score) - want) / std::max(1.0, std::fabs(double(want)));
+    if (!(engine_diff < 1e-3)) {
+      return MakeError(ErrorCode::kInternal,
+                       "the engine scores held-out image %s %g, the fit %g (relative difference "
+                       "%.2g > 1e-3)",
+                       path.c_str(), double((*d)->raw_score), double(want), engine_diff);
+    }
+  }
+
+  std::printf("wrote %s (%.1f MB): %s density, %d dims, backbone %s\n", o.out.c_str(),
+              double(fitted->model.size()) / 1e6, o.density.c_str(), t.dims(),
+              taught.backbone_path.c_str());
+  std::printf("images: %d fitted + %d held out for calibration (%d unreadable, skipped)\n",
+              fitted->fit_images, fitted->holdout_images, taught.skipped);
+  std::printf("calibration: offset %.4g, scale %.4g, threshold %.2f; shrinkage %.3f (mean)\n",
+              double(fitted->calibration.offset), double(fitted->calibration.scale),
+              double(fitted->calibration.threshold), fitted->mean_shrinkage);
+  std::printf("time: %.1f s (features %.1f s, fit %.1f s); engine vs fit on a held-out image: "
+              "%.1e relative\n",
+              total_s, taught.seconds, fit_s, engine_diff);
+  ReportValidation(o, o.out);
+  return Status::Ok();
+}
+
+}  // namespace flawlens::cli
