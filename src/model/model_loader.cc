@@ -260,68 +260,9 @@ Status ParseActivationAttr(const JsonValue& node, const std::string& ctx, bool r
   return GetFloat(node, "alpha", -1e6, 1e6, ErrorCode::kBadGraph, ctx, &out->alpha);
 }
 
-Status ParseNode(const JsonValue& j, size_t index, const std::map<std::string, int>& values,
-                 const TensorMap& tensors, Node* node) {
+// The attributes of one op (everything but inputs, weights and activation).
+Status ParseOpAttributes(const JsonValue& j, const std::string& ctx, Node* node) {
   constexpr ErrorCode kG = ErrorCode::kBadGraph;
-  if (!j.is_object()) return MakeError(kG, "node %zu: must be a JSON object", index);
-  const JsonValue* name = FindMember(j, "name");
-  if (name == nullptr || !name->is_string() || name->str().empty()) {
-    return MakeError(kG, "node %zu: needs a non-empty string \"name\"", index);
-  }
-  node->name = name->str();
-  const std::string ctx = "node '" + Q(node->name) + "'";
-  if (node->name == "input" || values.count(node->name)) {
-    return MakeError(kG, "%s: duplicate name (names must be unique and not \"input\")", ctx.c_str());
-  }
-  const JsonValue* op = FindMember(j, "op");
-  if (op == nullptr || !op->is_string()) {
-    return MakeError(kG, "%s: needs a string \"op\"", ctx.c_str());
-  }
-  if (!ParseOp(op->str(), &node->op)) {
-    return MakeError(kG, "%s: unknown op '%s'", ctx.c_str(), Q(op->str()).c_str());
-  }
-  const std::string op_name = op->str();
-
-  const JsonValue* inputs = FindMember(j, "inputs");
-  if (inputs == nullptr || !inputs->is_array() || inputs->empty()) {
-    return MakeError(kG, "%s: needs \"inputs\", a non-empty array of names", ctx.c_str());
-  }
-  if (inputs->size() > static_cast<size_t>(kMaxNodes)) {
-    return MakeError(ErrorCode::kLimitExceeded, "%s: %zu inputs", ctx.c_str(), inputs->size());
-  }
-  for (const JsonValue& in : inputs->items()) {
-    if (!in.is_string()) return MakeError(kG, "%s: inputs must be strings", ctx.c_str());
-    const std::string& in_name = in.str();
-    auto it = values.find(in_name);
-    if (it == values.end()) {
-      return MakeError(kG, "node '%s' reads '%s' which is not defined before it",
-                       Q(node->name).c_str(), Q(in_name).c_str());
-    }
-    node->inputs.push_back(it->second);
-  }
-  const size_t n_in = node->inputs.size();
-  const bool binary = node->op == OpType::kAdd || node->op == OpType::kMul;
-  if (node->op == OpType::kConcat ? n_in < 2 : binary ? n_in != 2 : n_in != 1) {
-    return MakeError(kG, "%s: op %s takes %s, got %zu", ctx.c_str(), op_name.c_str(),
-                     node->op == OpType::kConcat ? "2 or more inputs"
-                     : binary                    ? "2 inputs"
-                                                 : "1 input",
-                     n_in);
-  }
-
-  const bool has_weights = node->op == OpType::kConv2d || node->op == OpType::kDense ||
-                           node->op == OpType::kPositionMahalanobis;
-  if (!has_weights && (FindMember(j, "weight") || FindMember(j, "bias"))) {
-    return MakeError(kG, "%s: op %s takes no weight/bias", ctx.c_str(), op_name.c_str());
-  }
-  bool has_weight = false, has_bias = false;
-  if (has_weights) {
-    FLAWLENS_RETURN_IF_ERROR(ResolveTensor(j, "weight", ctx, tensors, &node->weight, &has_weight));
-    if (!has_weight) return MakeError(kG, "%s: needs \"weight\"", ctx.c_str());
-    FLAWLENS_RETURN_IF_ERROR(ResolveTensor(j, "bias", ctx, tensors, &node->bias, &has_bias));
-    if (node->op == OpType::kPositionMahalanobis && !has_bias)
-      return MakeError(kG, "%s: needs \"bias\" (the per-position means [h, w, c])", ctx.c_str());
-  }
   const std::vector<int64_t>& ws = node->weight.shape;
 
   switch (node->op) {
@@ -440,6 +381,12 @@ Status ParseNode(const JsonValue& j, size_t index, const std::map<std::string, i
     case OpType::kMul:
       break;
   }
+  return Status::Ok();
+}
+
+// "pad" of conv2d and the pools: p, [ph, pw] or [top, left, bottom, right].
+Status ParsePad(const JsonValue& j, const std::string& ctx, Node* node) {
+  constexpr ErrorCode kG = ErrorCode::kBadGraph;
   if (node->op == OpType::kConv2d || node->op == OpType::kMaxPool2d ||
       node->op == OpType::kAvgPool2d) {
     if (const JsonValue* pad = FindMember(j, "pad")) {
@@ -468,6 +415,73 @@ Status ParseNode(const JsonValue& j, size_t index, const std::map<std::string, i
       node->pad_right = static_cast<int>(p[3]);
     }
   }
+  return Status::Ok();
+}
+
+Status ParseNode(const JsonValue& j, size_t index, const std::map<std::string, int>& values,
+                 const TensorMap& tensors, Node* node) {
+  constexpr ErrorCode kG = ErrorCode::kBadGraph;
+  if (!j.is_object()) return MakeError(kG, "node %zu: must be a JSON object", index);
+  const JsonValue* name = FindMember(j, "name");
+  if (name == nullptr || !name->is_string() || name->str().empty()) {
+    return MakeError(kG, "node %zu: needs a non-empty string \"name\"", index);
+  }
+  node->name = name->str();
+  const std::string ctx = "node '" + Q(node->name) + "'";
+  if (node->name == "input" || values.count(node->name)) {
+    return MakeError(kG, "%s: duplicate name (names must be unique and not \"input\")", ctx.c_str());
+  }
+  const JsonValue* op = FindMember(j, "op");
+  if (op == nullptr || !op->is_string()) {
+    return MakeError(kG, "%s: needs a string \"op\"", ctx.c_str());
+  }
+  if (!ParseOp(op->str(), &node->op)) {
+    return MakeError(kG, "%s: unknown op '%s'", ctx.c_str(), Q(op->str()).c_str());
+  }
+  const std::string op_name = op->str();
+
+  const JsonValue* inputs = FindMember(j, "inputs");
+  if (inputs == nullptr || !inputs->is_array() || inputs->empty()) {
+    return MakeError(kG, "%s: needs \"inputs\", a non-empty array of names", ctx.c_str());
+  }
+  if (inputs->size() > static_cast<size_t>(kMaxNodes)) {
+    return MakeError(ErrorCode::kLimitExceeded, "%s: %zu inputs", ctx.c_str(), inputs->size());
+  }
+  for (const JsonValue& in : inputs->items()) {
+    if (!in.is_string()) return MakeError(kG, "%s: inputs must be strings", ctx.c_str());
+    const std::string& in_name = in.str();
+    auto it = values.find(in_name);
+    if (it == values.end()) {
+      return MakeError(kG, "node '%s' reads '%s' which is not defined before it",
+                       Q(node->name).c_str(), Q(in_name).c_str());
+    }
+    node->inputs.push_back(it->second);
+  }
+  const size_t n_in = node->inputs.size();
+  const bool binary = node->op == OpType::kAdd || node->op == OpType::kMul;
+  if (node->op == OpType::kConcat ? n_in < 2 : binary ? n_in != 2 : n_in != 1) {
+    return MakeError(kG, "%s: op %s takes %s, got %zu", ctx.c_str(), op_name.c_str(),
+                     node->op == OpType::kConcat ? "2 or more inputs"
+                     : binary                    ? "2 inputs"
+                                                 : "1 input",
+                     n_in);
+  }
+
+  const bool has_weights = node->op == OpType::kConv2d || node->op == OpType::kDense ||
+                           node->op == OpType::kPositionMahalanobis;
+  if (!has_weights && (FindMember(j, "weight") || FindMember(j, "bias"))) {
+    return MakeError(kG, "%s: op %s takes no weight/bias", ctx.c_str(), op_name.c_str());
+  }
+  bool has_weight = false, has_bias = false;
+  if (has_weights) {
+    FLAWLENS_RETURN_IF_ERROR(ResolveTensor(j, "weight", ctx, tensors, &node->weight, &has_weight));
+    if (!has_weight) return MakeError(kG, "%s: needs \"weight\"", ctx.c_str());
+    FLAWLENS_RETURN_IF_ERROR(ResolveTensor(j, "bias", ctx, tensors, &node->bias, &has_bias));
+    if (node->op == OpType::kPositionMahalanobis && !has_bias)
+      return MakeError(kG, "%s: needs \"bias\" (the per-position means [h, w, c])", ctx.c_str());
+  }
+  FLAWLENS_RETURN_IF_ERROR(ParseOpAttributes(j, ctx, node));
+  FLAWLENS_RETURN_IF_ERROR(ParsePad(j, ctx, node));
   if (node->op == OpType::kConv2d || node->op == OpType::kDense || node->op == OpType::kAdd ||
       node->op == OpType::kMul) {
     FLAWLENS_RETURN_IF_ERROR(ParseActivationAttr(j, ctx, false, node));
@@ -557,7 +571,62 @@ Status MetaJson(const std::map<std::string, std::string>& meta, const char* key,
   return ParseJson(it->second.data(), it->second.size(), std::string("__metadata__.") + key, out);
 }
 
-Status LoadInto(const uint8_t* bytes, size_t size, Model* model) {
+// The postprocess calibration tensors named in the header (cell_* of the
+// output map's shape, edge_* [S, S]; the *_std ones > 0).
+Status ResolvePostprocessTensors(const std::string* cell_names, const TensorMap& by_name,
+                                 const Shape& out, PostprocessConfig* post) {
+  PostprocessConfig& pp = *post;
+  TensorRef* cell_refs[4] = {&pp.cell_mean, &pp.cell_std, &pp.edge_mean, &pp.edge_std};
+  const char* cell_keys[4] = {"cell_mean", "cell_std", "edge_mean", "edge_std"};
+  for (int k = 0; k < 4; ++k) {
+    if (cell_names[k].empty()) continue;
+    auto it = by_name.find(cell_names[k]);
+    if (it == by_name.end()) {
+      return MakeError(ErrorCode::kBadHeader, "postprocess: %s tensor '%s' is not in the file",
+                       cell_keys[k], Q(cell_names[k]).c_str());
+    }
+    const RawTensor& t = *it->second;
+    if (k >= 2) {  // edge tables: [S, S], S even, 2 <= S <= 128, the same S for both
+      const int64_t s = t.shape.size() == 2 ? t.shape[0] : 0;
+      if (out.c != 1 || t.shape.size() != 2 || t.shape[1] != s || s < 2 || s > 128 || s % 2) {
+        return MakeError(ErrorCode::kBadShape,
+                         "postprocess: %s '%s' has shape %s; expected [S, S] with S even, "
+                         "2 <= S <= 128, and a 1-channel network output",
+                         cell_keys[k], Q(t.name).c_str(), ShapeString(t.shape).c_str());
+      }
+    } else if (out.c != 1 || t.shape.size() != 2 || t.shape[0] != out.h || t.shape[1] != out.w) {
+      return MakeError(ErrorCode::kBadShape,
+                       "postprocess: %s '%s' has shape %s; the network output is %dx%dx%d, "
+                       "expected [%d, %d] and 1 channel",
+                       cell_keys[k], Q(t.name).c_str(), ShapeString(t.shape).c_str(), out.h,
+                       out.w, out.c, out.h, out.w);
+    }
+    if (k == 1 || k == 3) {
+      for (int64_t i = 0; i < t.elements; ++i) {
+        if (!(t.data[i] > 0.0f)) {
+          return MakeError(ErrorCode::kBadHeader,
+                           "postprocess: %s '%s' element %lld is %g; must be > 0", cell_keys[k],
+                           Q(t.name).c_str(), static_cast<long long>(i), t.data[i]);
+        }
+      }
+    }
+    cell_refs[k]->data = t.data;
+    cell_refs[k]->shape = t.shape;
+  }
+  if (pp.edge_mean.data && pp.edge_std.data && pp.edge_mean.shape[0] != pp.edge_std.shape[0]) {
+    return MakeError(ErrorCode::kBadShape, "postprocess: edge_mean is %lldx%lld but edge_std %lldx%lld",
+                     static_cast<long long>(pp.edge_mean.shape[0]),
+                     static_cast<long long>(pp.edge_mean.shape[0]),
+                     static_cast<long long>(pp.edge_std.shape[0]),
+                     static_cast<long long>(pp.edge_std.shape[0]));
+  }
+  return Status::Ok();
+}
+
+// The safetensors framing, the header JSON and the flawlens metadata strings
+// (format and version checked).
+Status ReadHeader(const uint8_t* bytes, size_t size, JsonValue* header_out,
+                  uint64_t* header_len_out, std::map<std::string, std::string>* meta_out) {
   if (bytes == nullptr || size == 0) {
     return MakeError(ErrorCode::kInvalidArgument, "empty model buffer");
   }
@@ -634,6 +703,17 @@ Status LoadInto(const uint8_t* bytes, size_t size, Model* model) {
                      version == meta.end() ? "missing" : ("'" + Q(version->second) + "'").c_str(),
                      expected_version.c_str());
   }
+  *header_len_out = header_len;
+  *header_out = std::move(header);
+  *meta_out = std::move(meta);
+  return Status::Ok();
+}
+
+Status LoadInto(const uint8_t* bytes, size_t size, Model* model) {
+  JsonValue header;
+  uint64_t header_len = 0;
+  std::map<std::string, std::string> meta;
+  FLAWLENS_RETURN_IF_ERROR(ReadHeader(bytes, size, &header, &header_len, &meta));
 
   // Tensors.
   const size_t n_tensors = header.size() - 1;
@@ -697,51 +777,8 @@ Status LoadInto(const uint8_t* bytes, size_t size, Model* model) {
                        sigma, radius, out.h, out.w);
     }
   }
-  PostprocessConfig& pp = model->postprocess;
-  TensorRef* cell_refs[4] = {&pp.cell_mean, &pp.cell_std, &pp.edge_mean, &pp.edge_std};
-  const char* cell_keys[4] = {"cell_mean", "cell_std", "edge_mean", "edge_std"};
-  for (int k = 0; k < 4; ++k) {
-    if (cell_names[k].empty()) continue;
-    auto it = by_name.find(cell_names[k]);
-    if (it == by_name.end()) {
-      return MakeError(ErrorCode::kBadHeader, "postprocess: %s tensor '%s' is not in the file",
-                       cell_keys[k], Q(cell_names[k]).c_str());
-    }
-    const RawTensor& t = *it->second;
-    if (k >= 2) {  // edge tables: [S, S], S even, 2 <= S <= 128, the same S for both
-      const int64_t s = t.shape.size() == 2 ? t.shape[0] : 0;
-      if (out.c != 1 || t.shape.size() != 2 || t.shape[1] != s || s < 2 || s > 128 || s % 2) {
-        return MakeError(ErrorCode::kBadShape,
-                         "postprocess: %s '%s' has shape %s; expected [S, S] with S even, "
-                         "2 <= S <= 128, and a 1-channel network output",
-                         cell_keys[k], Q(t.name).c_str(), ShapeString(t.shape).c_str());
-      }
-    } else if (out.c != 1 || t.shape.size() != 2 || t.shape[0] != out.h || t.shape[1] != out.w) {
-      return MakeError(ErrorCode::kBadShape,
-                       "postprocess: %s '%s' has shape %s; the network output is %dx%dx%d, "
-                       "expected [%d, %d] and 1 channel",
-                       cell_keys[k], Q(t.name).c_str(), ShapeString(t.shape).c_str(), out.h,
-                       out.w, out.c, out.h, out.w);
-    }
-    if (k == 1 || k == 3) {
-      for (int64_t i = 0; i < t.elements; ++i) {
-        if (!(t.data[i] > 0.0f)) {
-          return MakeError(ErrorCode::kBadHeader,
-                           "postprocess: %s '%s' element %lld is %g; must be > 0", cell_keys[k],
-                           Q(t.name).c_str(), static_cast<long long>(i), t.data[i]);
-        }
-      }
-    }
-    cell_refs[k]->data = t.data;
-    cell_refs[k]->shape = t.shape;
-  }
-  if (pp.edge_mean.data && pp.edge_std.data && pp.edge_mean.shape[0] != pp.edge_std.shape[0]) {
-    return MakeError(ErrorCode::kBadShape, "postprocess: edge_mean is %lldx%lld but edge_std %lldx%lld",
-                     static_cast<long long>(pp.edge_mean.shape[0]),
-                     static_cast<long long>(pp.edge_mean.shape[0]),
-                     static_cast<long long>(pp.edge_std.shape[0]),
-                     static_cast<long long>(pp.edge_std.shape[0]));
-  }
+  FLAWLENS_RETURN_IF_ERROR(
+      ResolvePostprocessTensors(cell_names, by_name, out, &model->postprocess));
 
   // Calibration and card.
   FLAWLENS_RETURN_IF_ERROR(MetaJson(meta, "calibration", false, &calib_json));

@@ -168,23 +168,12 @@ TestCase MakeSimple(OpType op, std::vector<Shape> ins, Shape out, const std::str
   return tc;
 }
 
-std::vector<TestCase> OtherCases() {
+// The MobileNetV3 path: relu6 / hard_swish / hard_sigmoid, mul,
+// position_mahalanobis.
+std::vector<TestCase> MobileCases() {
   std::vector<TestCase> cases;
   uint32_t seed = 0;
-  const Activation acts[] = {Activation::kNone, Activation::kRelu, Activation::kLeakyRelu, Activation::kSilu,
-                             Activation::kSigmoid};
   const int channels[] = {1, 3, 13, 127};
-  // activation: includes large magnitudes (exp clamp).
-  for (Activation a : acts) {
-    if (a == Activation::kNone) continue;  // the graph rejects a standalone 'none'
-    for (Shape s : {Shape{1, 1, 1}, Shape{1, 1, 3}, Shape{7, 11, 13}, Shape{3, 5, 127}}) {
-      TestCase tc = MakeSimple(OpType::kActivation, {s}, s, std::string("activation ") + ActivationName(a));
-      tc.node.activation = a;
-      tc.node.alpha = 0.2f;
-      tc.input_range = 30.0f;
-      cases.push_back(tc);
-    }
-  }
   // The MobileNetV3 activations: with the float16-rounded 1/6 TF stores, with
   // exactly 1/6 (XNNPACK's own hardswish) and with an arbitrary alpha.
   const Activation mobile_acts[] = {Activation::kRelu6, Activation::kHardSwish,
@@ -232,6 +221,25 @@ std::vector<TestCase> OtherCases() {
     tc.bias = Random(static_cast<size_t>(s.elements()), seed + 1, 0.5f);
     cases.push_back(tc);
   }
+  return cases;
+}
+
+std::vector<TestCase> OtherCases() {
+  std::vector<TestCase> cases;
+  const Activation acts[] = {Activation::kNone, Activation::kRelu, Activation::kLeakyRelu, Activation::kSilu,
+                             Activation::kSigmoid};
+  const int channels[] = {1, 3, 13, 127};
+  // activation: includes large magnitudes (exp clamp).
+  for (Activation a : acts) {
+    if (a == Activation::kNone) continue;  // the graph rejects a standalone 'none'
+    for (Shape s : {Shape{1, 1, 1}, Shape{1, 1, 3}, Shape{7, 11, 13}, Shape{3, 5, 127}}) {
+      TestCase tc = MakeSimple(OpType::kActivation, {s}, s, std::string("activation ") + ActivationName(a));
+      tc.node.activation = a;
+      tc.node.alpha = 0.2f;
+      tc.input_range = 30.0f;
+      cases.push_back(tc);
+    }
+  }
   // add
   for (Activation a : acts) {
     for (Shape s : {Shape{1, 1, 3}, Shape{7, 11, 13}}) {
@@ -273,7 +281,7 @@ std::vector<TestCase> OtherCases() {
     cases.push_back(MakeSimple(OpType::kGlobalAvgPool, {{7, 11, c}}, {1, 1, c}, "global_avgpool c" + std::to_string(c)));
   }
   // dense
-  seed = 900;
+  uint32_t seed = 900;
   for (Shape in : {Shape{1, 1, 1}, Shape{3, 3, 13}, Shape{7, 11, 3}, Shape{1, 1, 127}}) {
     for (int out_n : channels) {
       for (bool bias : {true, false}) {
@@ -328,6 +336,7 @@ std::vector<TestCase> OtherCases() {
 std::vector<TestCase> AllCases() {
   std::vector<TestCase> cases = ConvCases();
   for (auto& tc : OtherCases()) cases.push_back(std::move(tc));
+  for (auto& tc : MobileCases()) cases.push_back(std::move(tc));
   return cases;
 }
 

@@ -399,24 +399,7 @@ class XnnpackBackend : public Backend {
         break;
       }
       case OpType::kMul: {
-        const Shape& in_b = spec.input_shapes[1];
-        const bool broadcast = in_b != in;
-        op = MakeOp(spec, broadcast ? "mul_bcast_f32__xnnpack" : "mul_f32__xnnpack");
-        float lo, hi;
-        FusedRange(node.activation, &lo, &hi);
-        xnn_operator_t x = nullptr;
-        xnn_status st = xnn_create_multiply_nd_f32(lo, hi, 0, &x);
-        const size_t pixels = static_cast<size_t>(in.h) * static_cast<size_t>(in.w);
-        const size_t c = static_cast<size_t>(in.c);
-        FLAWLENS_RETURN_IF_ERROR(op->Add(
-            "xnn_create_multiply_nd_f32", st, x,
-            [pixels, c, broadcast](xnn_operator_t o, const float* const* i, float* y, float*,
-                                   pthreadpool_t p) {
-              const size_t a_dims[2] = {pixels, c};
-              const size_t b_dims[2] = {broadcast ? 1 : pixels, c};
-              return xnn_setup_multiply_nd_f32(o, 2, a_dims, 2, b_dims, i[0], i[1], y, p);
-            }));
-        FLAWLENS_RETURN_IF_ERROR(FoldedOrSteps(op.get(), node, out));
+        FLAWLENS_ASSIGN_OR_RETURN(op, CreateMul(spec));
         break;
       }
       case OpType::kActivation: {
@@ -499,6 +482,33 @@ class XnnpackBackend : public Backend {
   }
 
  private:
+  // in1 of in0's shape, or 1 x 1 x C broadcast over the pixels.
+  Result<std::unique_ptr<XnnpackOp>> CreateMul(const OpSpec& spec) {
+    const Node& node = spec.node;
+    const Shape& in = spec.input_shapes[0];
+    const Shape& out = spec.output_shape;
+    std::unique_ptr<XnnpackOp> op;
+    const Shape& in_b = spec.input_shapes[1];
+    const bool broadcast = in_b != in;
+    op = MakeOp(spec, broadcast ? "mul_bcast_f32__xnnpack" : "mul_f32__xnnpack");
+    float lo, hi;
+    FusedRange(node.activation, &lo, &hi);
+    xnn_operator_t x = nullptr;
+    xnn_status st = xnn_create_multiply_nd_f32(lo, hi, 0, &x);
+    const size_t pixels = static_cast<size_t>(in.h) * static_cast<size_t>(in.w);
+    const size_t c = static_cast<size_t>(in.c);
+    FLAWLENS_RETURN_IF_ERROR(op->Add(
+        "xnn_create_multiply_nd_f32", st, x,
+        [pixels, c, broadcast](xnn_operator_t o, const float* const* i, float* y, float*,
+                               pthreadpool_t p) {
+          const size_t a_dims[2] = {pixels, c};
+          const size_t b_dims[2] = {broadcast ? 1 : pixels, c};
+          return xnn_setup_multiply_nd_f32(o, 2, a_dims, 2, b_dims, i[0], i[1], y, p);
+        }));
+    FLAWLENS_RETURN_IF_ERROR(FoldedOrSteps(op.get(), node, out));
+    return op;
+  }
+
   std::unique_ptr<XnnpackOp> MakeOp(const OpSpec& spec, std::string name) {
     return std::make_unique<XnnpackOp>(pool_, static_cast<int>(spec.input_shapes.size()),
                                        static_cast<size_t>(spec.output_shape.elements()),
