@@ -8,7 +8,7 @@ export default async function (t) {
   const { thresholdFromGoodScores, quantile } = await import(web('calibrate.mjs'));
   const { toCsv } = await import(web('csv.mjs'));
   const { lutIndex, kLut } = await import(web('colormap.mjs'));
-  const { hashBytes, modelKey } = await import(web('storage.mjs'));
+  const { hashBytes, hashBytesAsync, modelKey } = await import(web('storage.mjs'));
 
   t.assert(quantile([1, 2, 3, 4, 5], 0.5) === 3 && quantile([1, 2], 0.5) === 1.5, 'quantile interpolates');
   const few = thresholdFromGoodScores([1, 2, 3]);
@@ -35,4 +35,16 @@ export default async function (t) {
   const h1 = hashBytes(new Uint8Array([1, 2, 3])), h2 = hashBytes(new Uint8Array([1, 2, 4]));
   t.assert(/^[0-9a-f]{16}$/.test(h1) && h1 !== h2 && h1 === hashBytes(new Uint8Array([1, 2, 3])), 'fingerprint');
   t.assert(modelKey('a b', h1) !== modelKey('a b', h2) && modelKey('a/b', h1).includes('a%2Fb'), 'storage key');
+  // The sliced hash is the same hash, whatever the slice size.
+  const big = new Uint8Array(300007).map((_, i) => (i * 2654435761) >>> 13);
+  const whole = hashBytes(big);
+  for (const chunk of [1, 4093, 65536, 1 << 20]) {
+    if (chunk === 1) {
+      const small = big.subarray(0, 999);
+      t.assert((await hashBytesAsync(small, 1)) === hashBytes(small), 'sliced hash, 1-byte slices');
+      continue;
+    }
+    t.assert((await hashBytesAsync(big, chunk)) === whole, `sliced hash equals the hash (slices of ${chunk})`);
+  }
+  t.assert(whole !== hashBytes(big.subarray(1)), 'the hash depends on every byte');
 }

@@ -6,14 +6,36 @@
 // only tells models with the same name apart. Works without crypto.subtle
 // (which plain-http hosts other than localhost do not have).
 export function hashBytes(bytes) {
-  let h1 = 0x811c9dc5, h2 = 0x01000193 ^ bytes.length;
-  for (let i = 0; i < bytes.length; ++i) {
+  const st = { h1: 0x811c9dc5, h2: 0x01000193 ^ bytes.length };
+  hashRange(st, bytes, 0, bytes.length);
+  return hashHex(st);
+}
+
+function hashRange(st, bytes, begin, end) {
+  let { h1, h2 } = st;
+  for (let i = begin; i < end; ++i) {
     const b = bytes[i];
     h1 = Math.imul(h1 ^ b, 0x01000193);
     h2 = Math.imul(h2 ^ b ^ (i & 0xff), 0x5bd1e995);
     h2 ^= h2 >>> 15;
   }
+  st.h1 = h1;
+  st.h2 = h2;
+}
+
+function hashHex({ h1, h2 }) {
   return (h1 >>> 0).toString(16).padStart(8, '0') + (h2 >>> 0).toString(16).padStart(8, '0');
+}
+
+// The same hash in slices of `chunk` bytes, yielding to the page between
+// them: a model of tens of megabytes would otherwise block it for a long task.
+export async function hashBytesAsync(bytes, chunk = 1 << 20) {
+  const st = { h1: 0x811c9dc5, h2: 0x01000193 ^ bytes.length };
+  for (let i = 0; i < bytes.length; i += chunk) {
+    if (i > 0) await new Promise((resolve) => setTimeout(resolve, 0));
+    hashRange(st, bytes, i, Math.min(bytes.length, i + chunk));
+  }
+  return hashHex(st);
 }
 
 const kPrefix = 'flawlens.threshold.v1.';

@@ -1,7 +1,7 @@
 // Models taught in this browser, kept in IndexedDB so they survive a reload.
 // Two object stores: `models` holds the small records the list shows
 // ({id, name, created, frames, source, roi, size, backbone}); `bytes` holds
-// each model file under the same id, read only when the model is loaded, so
+// each model file (a Blob) under the same id, read only when the model is loaded, so
 // listing never pulls megabytes of weights out of the database.
 //
 // Every function rejects with a StoreError whose `code` tells why:
@@ -110,7 +110,9 @@ export async function saveTaught(record, bytes) {
   const u8 = bytes instanceof Uint8Array ? bytes : new Uint8Array(bytes);
   const row = { ...record, id: newId(), size: u8.byteLength };
   await transact('readwrite', ['models', 'bytes'], `saving “${record.name}”`, ({ models, bytes: store }) => {
-    store.put(u8.slice().buffer, row.id);
+    // A Blob: the browser writes it to disk without serialising megabytes
+    // on the page's thread (an ArrayBuffer is cloned there).
+    store.put(new Blob([u8], { type: 'application/octet-stream' }), row.id);
     models.put(row);
   });
   return row;
@@ -122,7 +124,11 @@ export async function loadTaughtBytes(id) {
     req.onsuccess = () => set(req.result);
   });
   if (!buf) throw new StoreError('that taught model is no longer stored in this browser', 'not_found');
-  return buf;
+  try {
+    return buf instanceof Blob ? await buf.arrayBuffer() : buf;
+  } catch (e) {
+    throw wrap(e, 'reading a taught model');
+  }
 }
 
 export async function getTaught(id) {

@@ -2,7 +2,7 @@
 // code) and the model card. The worker keeps its previous detector when a
 // load fails, so a bad file never leaves the page without a model.
 
-import { hashBytes, modelKey } from '../storage.mjs';
+import { hashBytesAsync, modelKey } from '../storage.mjs';
 import { setBadge, textEl, errText, fmt, fmtCount } from './dom.mjs';
 
 function addRow(dl, label, value) {
@@ -120,9 +120,10 @@ export class ModelPanel {
     }
     const buffer = bytes instanceof ArrayBuffer ? bytes
       : new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength).slice().buffer;
-    const hash = hashBytes(new Uint8Array(buffer));
     const previous = this.model;
     messages.setStatus(`Loading model “${fileName}”…`, { sticky: true });
+    // Before the buffer is transferred; in slices, so a big model does not block the page.
+    const hash = await hashBytesAsync(new Uint8Array(buffer));
     let info;
     try {
       info = await this.session.call('loadModel', { bytes: buffer, backend: 'auto' }, [buffer]);
