@@ -14,7 +14,7 @@
 // more, or download them), the loaded model stays until a fit succeeded, and
 // a taught model that cannot be stored stays in use and downloadable.
 
-import { saveStartModel, loadStartModel } from '../storage.mjs';
+import { saveStartModel, loadStartModel as storedStartModel } from '../storage.mjs';
 import { listTaught, saveTaught, loadTaughtBytes, getTaught, renameTaught, deleteTaught } from '../taught-models.mjs';
 import { textEl, errText } from './dom.mjs';
 
@@ -115,7 +115,7 @@ export class TeachPanel {
       recording: Boolean(this.recording), fitting: this.fitting, busy: this.busy, inFlight: this.inFlight,
       taught: this.taught ? { name: this.taught.name, size: this.taught.bytes.byteLength, storedId: this.taught.storedId } : null,
       stored: this.stored.map((r) => ({ id: r.id, name: r.name, frames: r.frames })),
-      startModel: loadStartModel(),
+      startModel: storedStartModel(),
       note: this.lastNote,
     };
   }
@@ -155,8 +155,8 @@ export class TeachPanel {
     } catch (e) {
       if (e.code === 'no_backbone') {
         this.fail(`The loaded model ${this.modelName()} has no pretrained backbone, so it cannot be taught. ` +
-                  'Load a backbone model first: the page\'s default model (reload the page, or pick “Default model” under ' +
-                  '“Start with”), a model taught here, or a file from “flawlens train --backbone centernet”.');
+                  'Load a model with one first: the page\'s default model (choose “Start with the default model” and reload), ' +
+                  'a model taught here (“Use”), or a file made with “flawlens train --backbone centernet” (“Open model…”).');
       } else {
         this.fail(`Teaching could not start: ${errText(e)}`);
       }
@@ -450,6 +450,7 @@ export class TeachPanel {
     els.progress.hidden = false;
     els.progress.value = 0;
     this.note(`Teaching “${name}” on ${this.images} good frames…`);
+    els.teachBtn.textContent = 'Teaching…';
     this.updateControls();
     let r;
     try {
@@ -464,6 +465,7 @@ export class TeachPanel {
     } catch (e) {
       this.busy = false;
       this.fitting = false;
+      els.teachBtn.textContent = 'Teach';
       els.progress.hidden = true;
       this.updateControls();
       this.fail(this.fitErrorText(e, previous));
@@ -478,6 +480,7 @@ export class TeachPanel {
     const loaded = await this.models.loadBytes(bytes, `${fileSafe(name)}.safetensors`, { name });
     this.busy = false;
     this.fitting = false;
+    els.teachBtn.textContent = 'Teach';
     els.progress.hidden = true;
     this.updateControls();
     if (!loaded) {
@@ -538,7 +541,7 @@ export class TeachPanel {
 
   renderList() {
     const { els } = this;
-    const start = loadStartModel();
+    const start = storedStartModel();
     els.startDefault.checked = !start || !this.stored.some((r) => r.id === start);
     if (!this.stored.length) {
       els.list.replaceChildren(textEl('li', 'No taught models in this browser yet.', 'hint'));
@@ -632,7 +635,7 @@ export class TeachPanel {
     const row = this.stored.find((r) => r.id === id);
     try {
       await deleteTaught(id);
-      if (loadStartModel() === id) saveStartModel(null);
+      if (storedStartModel() === id) saveStartModel(null);
       if (this.taught && this.taught.storedId === id) this.taught.storedId = null;
       this.note(`Deleted “${row ? row.name : id}” from this browser${this.getModel()?.storedId === id ? ' (it stays loaded until another model is)' : ''}.`);
     } catch (e) {
@@ -680,7 +683,7 @@ export class TeachPanel {
 
   // At page start: the stored start model if there is one. False: load the default.
   async loadStartModel() {
-    const id = loadStartModel();
+    const id = storedStartModel();
     if (!id) return false;
     return this.useStored(id, { atStart: true });
   }
