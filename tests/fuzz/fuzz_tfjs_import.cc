@@ -46,7 +46,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   flawlens::tfjs::ShardReader reader =
       [&](const std::string& path) -> flawlens::Result<std::vector<uint8_t>> {
     if (reads++ > 0) {
-      return flawlens::Status(flawlens::ErrorCode::kInvalidArgument, "shard '" + path + "' not found");
+      return flawlens::Status(flawlens::ErrorCode::kInvalidArgument,
+                              "shard '" + path + "' not found");
     }
     return shard;
   };

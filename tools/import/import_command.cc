@@ -2,7 +2,6 @@
 // a TensorFlow.js graph model's feature layers become a flawlens backbone
 // (the library is tfjs_import.{h,cc}; this file is only the CLI11 wiring).
 #include <CLI/CLI.hpp>
-
 #include <cstdio>
 #include <sstream>
 
@@ -45,9 +44,10 @@ int RunImportTfjs(const ImportCliOptions& opt) {
     std::fprintf(stderr, "flawlens import-tfjs: %s\n", st.ToString().c_str());
     return 1;
   }
-  std::printf("%s: %d TF nodes -> %d engine nodes, input %dx%dx3, output %dx%dx%d, %zu bytes\n",
+  std::printf("%s: %d TF nodes -> %d engine nodes, input %dx%dx%d, output %dx%dx%d, %zu bytes\n",
               opt.out.c_str(), result->tf_nodes_used, result->engine_nodes, options.input_w,
-              options.input_h, result->out_w, result->out_h, result->out_c, result->bytes.size());
+              options.input_h, result->in_c, result->out_w, result->out_h, result->out_c,
+              result->bytes.size());
   for (const tfjs::FeatureLayer& f : result->features) {
     std::printf("  %s: stride %d, %d channels (%dx%d), output channels %d..%d\n", f.node.c_str(),
                 f.stride_h, f.channels, f.w, f.h, f.offset, f.offset + f.channels - 1);

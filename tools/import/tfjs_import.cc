@@ -14,11 +14,10 @@
 #include <cstring>
 #include <fstream>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <set>
 #include <sstream>
 #include <utility>
-
-#include <nlohmann/json.hpp>
 
 #include "core/limits.h"
 #include "image/preprocess.h"
@@ -40,9 +39,12 @@ bool JsonDepthAtMost(const std::string& text, int max_depth) {
   int depth = 0;
   for (char c : text) {
     if (in_string) {
-      if (escaped) escaped = false;
-      else if (c == '\\') escaped = true;
-      else if (c == '"') in_string = false;
+      if (escaped)
+        escaped = false;
+      else if (c == '\\')
+        escaped = true;
+      else if (c == '"')
+        in_string = false;
     } else if (c == '"') {
       in_string = true;
     } else if (c == '[' || c == '{') {
@@ -192,15 +194,16 @@ struct WeightSpec {
   std::string name;
   std::vector<int64_t> shape;
   int64_t elements = 1;
-  std::string dtype;          // float32 | int32
-  std::string quant;          // "", float16, uint8, uint16
+  std::string dtype;  // float32 | int32
+  std::string quant;  // "", float16, uint8, uint16
   double qmin = 0, qscale = 1;
   uint64_t bytes = 0;
 };
 
 Status ParseWeightSpec(const json& w, size_t group, WeightSpec* out) {
   const std::string where = "weights manifest group " + std::to_string(group);
-  if (!w.is_object()) return Error(ErrorCode::kBadHeader, where + ": a weight entry is not an object");
+  if (!w.is_object())
+    return Error(ErrorCode::kBadHeader, where + ": a weight entry is not an object");
   auto name = w.find("name");
   auto shape = w.find("shape");
   auto dtype = w.find("dtype");
@@ -210,31 +213,39 @@ Status ParseWeightSpec(const json& w, size_t group, WeightSpec* out) {
   }
   out->name = name->get<std::string>();
   const std::string wn = "weight '" + out->name + "'";
-  if (shape->size() > 8) return Error(ErrorCode::kBadShape, wn + ": rank " + std::to_string(shape->size()) + " is above 8");
+  if (shape->size() > 8)
+    return Error(ErrorCode::kBadShape,
+                 wn + ": rank " + std::to_string(shape->size()) + " is above 8");
   for (const json& d : *shape) {
     if (!d.is_number_integer() || d.get<int64_t>() < 0 || d.get<int64_t>() > kMaxTensorElements) {
-      return Error(ErrorCode::kLimitExceeded, wn + ": dimension " + d.dump(-1, ' ', false, json::error_handler_t::replace) +
-                   " is not an integer in [0, " + std::to_string(kMaxTensorElements) + "]");
+      return Error(ErrorCode::kLimitExceeded,
+                   wn + ": dimension " + d.dump(-1, ' ', false, json::error_handler_t::replace) +
+                       " is not an integer in [0, " + std::to_string(kMaxTensorElements) + "]");
     }
     out->shape.push_back(d.get<int64_t>());
     if (!CheckedMul(out->elements, out->shape.back(), &out->elements) ||
         out->elements > kMaxTensorElements) {
-      return Error(ErrorCode::kLimitExceeded, wn + ": more than " + std::to_string(kMaxTensorElements) + " elements");
+      return Error(ErrorCode::kLimitExceeded,
+                   wn + ": more than " + std::to_string(kMaxTensorElements) + " elements");
     }
   }
   out->dtype = dtype->get<std::string>();
   if (out->dtype != "float32" && out->dtype != "int32") {
-    return Error(ErrorCode::kUnsupported, wn + ": dtype '" + out->dtype + "' is not supported (float32, int32)");
+    return Error(ErrorCode::kUnsupported,
+                 wn + ": dtype '" + out->dtype + "' is not supported (float32, int32)");
   }
   int bytes_per = 4;
   auto q = w.find("quantization");
   if (q != w.end() && !q->is_null()) {
-    if (!q->is_object()) return Error(ErrorCode::kBadHeader, wn + ": quantization is not an object");
+    if (!q->is_object())
+      return Error(ErrorCode::kBadHeader, wn + ": quantization is not an object");
     auto qd = q->find("dtype");
-    if (qd == q->end() || !qd->is_string()) return Error(ErrorCode::kBadHeader, wn + ": quantization has no dtype");
+    if (qd == q->end() || !qd->is_string())
+      return Error(ErrorCode::kBadHeader, wn + ": quantization has no dtype");
     out->quant = qd->get<std::string>();
     if (out->dtype != "float32") {
-      return Error(ErrorCode::kUnsupported, wn + ": quantized " + out->dtype + " weights are not supported");
+      return Error(ErrorCode::kUnsupported,
+                   wn + ": quantized " + out->dtype + " weights are not supported");
     }
     if (out->quant == "float16") {
       bytes_per = 2;
@@ -244,13 +255,14 @@ Status ParseWeightSpec(const json& w, size_t group, WeightSpec* out) {
       auto sc = q->find("scale");
       if (mn == q->end() || sc == q->end() || !mn->is_number() || !sc->is_number() ||
           !std::isfinite(mn->get<double>()) || !std::isfinite(sc->get<double>())) {
-        return Error(ErrorCode::kBadHeader, wn + ": " + out->quant + " quantization needs finite 'min' and 'scale'");
+        return Error(ErrorCode::kBadHeader,
+                     wn + ": " + out->quant + " quantization needs finite 'min' and 'scale'");
       }
       out->qmin = mn->get<double>();
       out->qscale = sc->get<double>();
     } else {
       return Error(ErrorCode::kUnsupported, wn + ": quantization dtype '" + out->quant +
-                   "' is not supported (float16, uint8, uint16)");
+                                                "' is not supported (float16, uint8, uint16)");
     }
   }
   out->bytes = static_cast<uint64_t>(out->elements) * bytes_per;
@@ -281,7 +293,7 @@ Status DecodeWeight(const WeightSpec& s, const uint8_t* p, Constant* c) {
     }
     if (!std::isfinite(v)) {
       return Error(ErrorCode::kNonFinite, "weight '" + s.name + "': element " + std::to_string(k) +
-                   " is " + (std::isnan(v) ? "NaN" : "infinite"));
+                                              " is " + (std::isnan(v) ? "NaN" : "infinite"));
     }
     c->f[k] = v;
   }
@@ -307,9 +319,11 @@ Status LoadWeights(const json& manifest, const ShardReader& read_shard,
     }
     paths.emplace_back();
     for (const json& path : *p) {
-      if (!path.is_string()) return Error(ErrorCode::kBadHeader, where + ": a path is not a string");
+      if (!path.is_string())
+        return Error(ErrorCode::kBadHeader, where + ": a path is not a string");
       if (++shard_count > static_cast<size_t>(kMaxShards)) {
-        return Error(ErrorCode::kLimitExceeded, "more than " + std::to_string(kMaxShards) + " weight shards");
+        return Error(ErrorCode::kLimitExceeded,
+                     "more than " + std::to_string(kMaxShards) + " weight shards");
       }
       paths.back().push_back(path.get<std::string>());
     }
@@ -320,8 +334,8 @@ Status LoadWeights(const json& manifest, const ShardReader& read_shard,
       if (!st.ok()) return st;
       total += spec.bytes;
       if (total > kMaxWeightBytes) {
-        return Error(ErrorCode::kLimitExceeded, "the weights need more than " +
-                     std::to_string(kMaxWeightBytes) + " bytes");
+        return Error(ErrorCode::kLimitExceeded,
+                     "the weights need more than " + std::to_string(kMaxWeightBytes) + " bytes");
       }
       groups.back().push_back(std::move(spec));
     }
@@ -333,8 +347,8 @@ Status LoadWeights(const json& manifest, const ShardReader& read_shard,
       Result<std::vector<uint8_t>> shard = read_shard(path);
       if (!shard.ok()) return shard.status();
       if (data.size() + shard->size() > kMaxWeightBytes) {
-        return Error(ErrorCode::kLimitExceeded, "weight shards hold more than " +
-                     std::to_string(kMaxWeightBytes) + " bytes");
+        return Error(ErrorCode::kLimitExceeded,
+                     "weight shards hold more than " + std::to_string(kMaxWeightBytes) + " bytes");
       }
       data.insert(data.end(), shard->begin(), shard->end());
       shard_list += (shard_list.empty() ? "'" : ", '") + path + "'";
@@ -342,19 +356,24 @@ Status LoadWeights(const json& manifest, const ShardReader& read_shard,
     uint64_t need = 0;
     for (const WeightSpec& s : groups[g]) need += s.bytes;
     if (data.size() < need) {
-      return Error(ErrorCode::kTruncated, "weights manifest group " + std::to_string(g) + ": shard(s) " +
-                   (shard_list.empty() ? "(none)" : shard_list) + " hold " + std::to_string(data.size()) +
-                   " bytes, the manifest's weights need " + std::to_string(need));
+      return Error(ErrorCode::kTruncated,
+                   "weights manifest group " + std::to_string(g) + ": shard(s) " +
+                       (shard_list.empty() ? "(none)" : shard_list) + " hold " +
+                       std::to_string(data.size()) + " bytes, the manifest's weights need " +
+                       std::to_string(need));
     }
     if (data.size() > need) {
-      return Error(ErrorCode::kBadShape, "weights manifest group " + std::to_string(g) + ": shard(s) " +
-                   shard_list + " hold " + std::to_string(data.size()) + " bytes, more than the " +
-                   std::to_string(need) + " the manifest's weights describe (shapes disagree with the data)");
+      return Error(ErrorCode::kBadShape,
+                   "weights manifest group " + std::to_string(g) + ": shard(s) " + shard_list +
+                       " hold " + std::to_string(data.size()) + " bytes, more than the " +
+                       std::to_string(need) +
+                       " the manifest's weights describe (shapes disagree with the data)");
     }
     uint64_t offset = 0;
     for (const WeightSpec& s : groups[g]) {
       if (consts->count(s.name)) {
-        return Error(ErrorCode::kBadHeader, "weight '" + s.name + "' appears twice in the manifest");
+        return Error(ErrorCode::kBadHeader,
+                     "weight '" + s.name + "' appears twice in the manifest");
       }
       Constant c;
       Status st = DecodeWeight(s, data.data() + offset, &c);
@@ -376,7 +395,7 @@ Status ParseNodes(const json& topology, std::vector<TfNode>* nodes,
   }
   if (list->size() > static_cast<size_t>(kMaxTfNodes)) {
     return Error(ErrorCode::kLimitExceeded, "the graph has " + std::to_string(list->size()) +
-                 " nodes, more than " + std::to_string(kMaxTfNodes));
+                                                " nodes, more than " + std::to_string(kMaxTfNodes));
   }
   for (const json& j : *list) {
     if (!j.is_object()) return Error(ErrorCode::kBadHeader, "a graph node is not an object");
@@ -393,15 +412,18 @@ Status ParseNodes(const json& topology, std::vector<TfNode>* nodes,
     if (attr != j.end() && attr->is_object()) n.attr = &*attr;
     auto inputs = j.find("input");
     if (inputs != j.end()) {
-      if (!inputs->is_array()) return Error(ErrorCode::kBadHeader, "node '" + n.name + "': 'input' is not an array");
+      if (!inputs->is_array())
+        return Error(ErrorCode::kBadHeader, "node '" + n.name + "': 'input' is not an array");
       for (const json& in : *inputs) {
-        if (!in.is_string()) return Error(ErrorCode::kBadHeader, "node '" + n.name + "': an input is not a string");
+        if (!in.is_string())
+          return Error(ErrorCode::kBadHeader, "node '" + n.name + "': an input is not a string");
         std::string s = in.get<std::string>();
         if (!s.empty() && s[0] == '^') continue;  // control dependency: no data
         TfInput input;
         const size_t colon = s.rfind(':');
         if (colon != std::string::npos && colon + 1 < s.size() && s.size() - colon <= 6 &&
-            std::all_of(s.begin() + colon + 1, s.end(), [](char c) { return c >= '0' && c <= '9'; })) {
+            std::all_of(s.begin() + colon + 1, s.end(),
+                        [](char c) { return c >= '0' && c <= '9'; })) {
           input.index = std::atoi(s.c_str() + colon + 1);
           s.resize(colon);
         }
@@ -434,7 +456,7 @@ struct EngineNode {
   std::string activation = "none";
   float alpha = 0.0f;
   int scale_h = 1, scale_w = 1;  // upsample
-  std::string owner;  // TF node whose value this node currently produces
+  std::string owner;             // TF node whose value this node currently produces
 };
 
 enum class PatternKind { kHardSwish, kHardSigmoid };
@@ -477,11 +499,11 @@ class Importer {
   std::map<std::string, std::string> reached_;  // node -> output it leads to
   std::map<std::string, Pattern> patterns_;     // pattern root -> pattern
   std::set<std::string> absorbed_;
-  std::map<std::string, int> consumers_;        // effective consumers
-  std::set<std::string> outputs_;               // resolved outputs
-  std::map<std::string, int> values_;           // TF node -> engine value id
+  std::map<std::string, int> consumers_;  // effective consumers
+  std::set<std::string> outputs_;         // resolved outputs
+  std::map<std::string, int> values_;     // TF node -> engine value id
   std::vector<EngineNode> engine_;
-  std::vector<ValueInfo> infos_;                // per value id
+  std::vector<ValueInfo> infos_;  // per value id
   std::set<std::string> used_names_;
   bool have_input_ = false;
 };
@@ -496,7 +518,7 @@ Status Importer::Unsupported(const TfNode& n, const std::string& why) const {
   auto it = reached_.find(n.name);
   const std::string target = it == reached_.end() ? "" : " on the path to '" + it->second + "'";
   return Error(ErrorCode::kUnsupported, "node '" + n.name + "' (op '" + n.op + "')" + target +
-               " is not supported" + (why.empty() ? "" : ": " + why));
+                                            " is not supported" + (why.empty() ? "" : ": " + why));
 }
 
 std::string Importer::Resolve(const std::string& name) const {
@@ -545,13 +567,13 @@ Status Importer::Walk() {
         const TfInput& in = n.inputs[next++];
         auto found = index_.find(in.node);
         if (found == index_.end()) {
-          return Error(ErrorCode::kBadGraph, "node '" + n.name + "' reads '" + in.node +
-                       "', which is not in the graph");
+          return Error(ErrorCode::kBadGraph,
+                       "node '" + n.name + "' reads '" + in.node + "', which is not in the graph");
         }
         const int child = found->second;
         if (state[child] == 1) {
           return Error(ErrorCode::kBadGraph, "the graph has a cycle through node '" + in.node +
-                       "' (on the path to '" + out + "')");
+                                                 "' (on the path to '" + out + "')");
         }
         if (state[child] == 0) {
           state[child] = 1;
@@ -582,9 +604,13 @@ void Importer::FindPatterns() {
     auto it = index_.find(resolved);
     return it == index_.end() ? nullptr : &nodes_[it->second];
   };
-  auto is_add = [](const TfNode* n) { return n && (n->op == "Add" || n->op == "AddV2") && n->inputs.size() == 2; };
+  auto is_add = [](const TfNode* n) {
+    return n && (n->op == "Add" || n->op == "AddV2") && n->inputs.size() == 2;
+  };
   auto is_mul = [](const TfNode* n) { return n && n->op == "Mul" && n->inputs.size() == 2; };
-  auto private_to = [&](const std::string& name) { return raw[name] == 1 && !outputs_.count(name); };
+  auto private_to = [&](const std::string& name) {
+    return raw[name] == 1 && !outputs_.count(name);
+  };
   // relu6(x + 3): returns x, or "" when `name` is not that.
   auto relu6_plus3 = [&](const std::string& name) -> std::string {
     const TfNode* r = node_of(name);
@@ -693,11 +719,13 @@ int Importer::ApplyActivation(const TfNode& n, int v, const std::string& x, cons
 Status Importer::EmitAffine(const TfNode& n, int v, const std::string& x, const Constant& c,
                             bool multiply, bool negate) {
   const int ch = infos_[v].c;
-  const bool per_channel = c.elements == ch && !c.shape.empty() && c.shape.back() == ch &&
-                           std::all_of(c.shape.begin(), c.shape.end() - 1, [](int64_t d) { return d == 1; });
+  const bool per_channel =
+      c.elements == ch && !c.shape.empty() && c.shape.back() == ch &&
+      std::all_of(c.shape.begin(), c.shape.end() - 1, [](int64_t d) { return d == 1; });
   if (c.is_int || !(c.elements == 1 || per_channel)) {
-    return Unsupported(n, "the constant operand must be a float scalar or have one value per channel (" +
-                       std::to_string(ch) + ")");
+    return Unsupported(
+        n, "the constant operand must be a float scalar or have one value per channel (" +
+               std::to_string(ch) + ")");
   }
   auto k = [&](int o) {
     const float value = c.f[c.elements == 1 ? 0 : o];
@@ -759,7 +787,8 @@ bool Window(int in, int k, int s, int d, const std::string& padding, int explici
 Status Importer::EmitConv(const TfNode& n, bool depthwise, bool fused) {
   const size_t want = fused ? 3 : 2;
   if (n.inputs.size() != want) {
-    return Unsupported(n, "expected " + std::to_string(want) + " inputs, found " + std::to_string(n.inputs.size()));
+    return Unsupported(n, "expected " + std::to_string(want) + " inputs, found " +
+                              std::to_string(n.inputs.size()));
   }
   const std::string x = Resolve(n.inputs[0].node);
   const int v = ValueOf(x);
@@ -783,16 +812,20 @@ Status Importer::EmitConv(const TfNode& n, bool depthwise, bool fused) {
     return Unsupported(n, "strides / dilations over batch or channels");
   }
   for (int a = 1; a <= 2; ++a) {
-    if (strides[a] < 1 || strides[a] > kMaxStride || dilations[a] < 1 || dilations[a] > kMaxDilation) {
-      return Fail(n, ErrorCode::kLimitExceeded, "stride / dilation out of [1, " + std::to_string(kMaxStride) + "]");
+    if (strides[a] < 1 || strides[a] > kMaxStride || dilations[a] < 1 ||
+        dilations[a] > kMaxDilation) {
+      return Fail(n, ErrorCode::kLimitExceeded,
+                  "stride / dilation out of [1, " + std::to_string(kMaxStride) + "]");
     }
   }
   std::string padding;
   if (!AttrString(n, "padding", &padding)) padding = "VALID";
   if (padding == "EXPLICIT") {
     if (!AttrInts(n, "explicit_paddings", &explicit_pads) || explicit_pads.size() != 8 ||
-        std::any_of(explicit_pads.begin(), explicit_pads.end(), [](int64_t p) { return p < 0 || p > kMaxPad; })) {
-      return Fail(n, ErrorCode::kBadGraph, "'explicit_paddings' is not 8 integers in [0, " + std::to_string(kMaxPad) + "]");
+        std::any_of(explicit_pads.begin(), explicit_pads.end(),
+                    [](int64_t p) { return p < 0 || p > kMaxPad; })) {
+      return Fail(n, ErrorCode::kBadGraph,
+                  "'explicit_paddings' is not 8 integers in [0, " + std::to_string(kMaxPad) + "]");
     }
   } else if (padding != "SAME" && padding != "VALID") {
     return Unsupported(n, "padding '" + padding + "'");
@@ -815,11 +848,14 @@ Status Importer::EmitConv(const TfNode& n, bool depthwise, bool fused) {
   e.dw = static_cast<int>(dilations[2]);
   if (depthwise) {
     if (wi != in.c) {
-      return Fail(n, ErrorCode::kBadShape, "the filter has " + std::to_string(wi) + " input channels, the input " +
-                  std::to_string(in.c));
+      return Fail(n, ErrorCode::kBadShape,
+                  "the filter has " + std::to_string(wi) + " input channels, the input " +
+                      std::to_string(in.c));
     }
     const int64_t out_c = wi * wo;
-    if (out_c > kMaxChannels) return Fail(n, ErrorCode::kLimitExceeded, "more than " + std::to_string(kMaxChannels) + " channels");
+    if (out_c > kMaxChannels)
+      return Fail(n, ErrorCode::kLimitExceeded,
+                  "more than " + std::to_string(kMaxChannels) + " channels");
     e.groups = in.c;
     e.out_c = static_cast<int>(out_c);
     e.weight.resize(static_cast<size_t>(out_c) * kh * kw);
@@ -831,10 +867,13 @@ Status Importer::EmitConv(const TfNode& n, bool depthwise, bool fused) {
             e.weight[((c * wo + m) * kh + y) * kw + xx] = w->f[((y * kw + xx) * wi + c) * wo + m];
   } else {
     if (in.c % wi != 0 || wo % (in.c / wi) != 0) {
-      return Fail(n, ErrorCode::kBadShape, "the filter has " + std::to_string(wi) + " input channels, the input " +
-                  std::to_string(in.c));
+      return Fail(n, ErrorCode::kBadShape,
+                  "the filter has " + std::to_string(wi) + " input channels, the input " +
+                      std::to_string(in.c));
     }
-    if (wo > kMaxChannels) return Fail(n, ErrorCode::kLimitExceeded, "more than " + std::to_string(kMaxChannels) + " channels");
+    if (wo > kMaxChannels)
+      return Fail(n, ErrorCode::kLimitExceeded,
+                  "more than " + std::to_string(kMaxChannels) + " channels");
     e.groups = static_cast<int>(in.c / wi);
     e.out_c = static_cast<int>(wo);
     e.weight.resize(static_cast<size_t>(wo) * kh * kw * wi);
@@ -853,25 +892,30 @@ Status Importer::EmitConv(const TfNode& n, bool depthwise, bool fused) {
   const int epr = explicit_pads.size() == 8 ? static_cast<int>(explicit_pads[5]) : 0;
   if (!Window(in.h, kh, e.sh, e.dh, padding, eph, epb, &out.h, &e.pt, &e.pb) ||
       !Window(in.w, kw, e.sw, e.dw, padding, epl, epr, &out.w, &e.pl, &e.pr)) {
-    return Fail(n, ErrorCode::kBadShape, "the input " + std::to_string(in.w) + "x" + std::to_string(in.h) +
-                " is too small for its window; choose a larger --input");
+    return Fail(n, ErrorCode::kBadShape,
+                "the input " + std::to_string(in.w) + "x" + std::to_string(in.h) +
+                    " is too small for its window; choose a larger --input");
   }
   out.stride_h = in.stride_h * e.sh;
   out.stride_w = in.stride_w * e.sw;
   if (fused) {
     std::vector<std::string> ops = AttrStrings(n, "fused_ops");
     if (ops.empty() || ops[0] != "BiasAdd") {
-      return Unsupported(n, "fused_ops must start with BiasAdd (found '" + (ops.empty() ? std::string() : ops[0]) + "')");
+      return Unsupported(n, "fused_ops must start with BiasAdd (found '" +
+                                (ops.empty() ? std::string() : ops[0]) + "')");
     }
     const Constant* b = ConstOf(Resolve(n.inputs[2].node));
     if (!b || b->is_int || b->elements != e.out_c) {
-      return Fail(n, ErrorCode::kBadShape, "the bias must be a float constant of " + std::to_string(e.out_c) + " values");
+      return Fail(n, ErrorCode::kBadShape,
+                  "the bias must be a float constant of " + std::to_string(e.out_c) + " values");
     }
     e.bias = b->f;
     if (ops.size() > 2) return Unsupported(n, "more than one fused op after BiasAdd");
     if (ops.size() == 2) {
-      static const std::map<std::string, std::string> kActs = {
-          {"Relu", "relu"}, {"Relu6", "relu6"}, {"LeakyRelu", "leaky_relu"}, {"Sigmoid", "sigmoid"}};
+      static const std::map<std::string, std::string> kActs = {{"Relu", "relu"},
+                                                               {"Relu6", "relu6"},
+                                                               {"LeakyRelu", "leaky_relu"},
+                                                               {"Sigmoid", "sigmoid"}};
       auto act = kActs.find(ops[1]);
       if (act == kActs.end()) return Unsupported(n, "fused op '" + ops[1] + "'");
       e.activation = act->second;
@@ -887,7 +931,9 @@ Status Importer::Emit(const TfNode& n) {
   const std::string& op = n.op;
   if (op == "Identity" || op == "StopGradient" || absorbed_.count(n.name)) return Status::Ok();
   for (const TfInput& in : n.inputs) {
-    if (in.index != 0) return Unsupported(n, "it reads output " + std::to_string(in.index) + " of '" + in.node + "'");
+    if (in.index != 0)
+      return Unsupported(n,
+                         "it reads output " + std::to_string(in.index) + " of '" + in.node + "'");
   }
   if (op == "Placeholder") {
     if (have_input_) return Unsupported(n, "a second input placeholder");
@@ -900,15 +946,18 @@ Status Importer::Emit(const TfNode& n) {
         const json& d = s["dim"][3];
         if (d.is_object() && d.contains("size")) {
           const json& size = d["size"];
-          if (size.is_string()) c = std::atoi(size.get<std::string>().c_str());
-          else if (size.is_number_integer()) c = size.get<int>();
+          if (size.is_string())
+            c = std::atoi(size.get<std::string>().c_str());
+          else if (size.is_number_integer())
+            c = size.get<int>();
         }
       } else if (s.is_object() && s.contains("dim")) {
         return Unsupported(n, "the input must be a 4-D NHWC tensor");
       }
     }
     if (c == -1) c = 3;
-    if (c != 1 && c != 3) return Unsupported(n, "the input has " + std::to_string(c) + " channels (1 or 3)");
+    if (c != 1 && c != 3)
+      return Unsupported(n, "the input has " + std::to_string(c) + " channels (1 or 3)");
     ValueInfo& info = infos_[0];
     info.h = options_.input_h;
     info.w = options_.input_w;
@@ -925,8 +974,11 @@ Status Importer::Emit(const TfNode& n) {
   auto pattern = patterns_.find(n.name);
   if (pattern != patterns_.end()) {
     const int v = ValueOf(pattern->second.x);
-    if (v < 0) return Unsupported(n, "its input '" + pattern->second.x + "' is not a tensor this importer computes");
-    const char* act = pattern->second.kind == PatternKind::kHardSwish ? "hard_swish" : "hard_sigmoid";
+    if (v < 0)
+      return Unsupported(
+          n, "its input '" + pattern->second.x + "' is not a tensor this importer computes");
+    const char* act =
+        pattern->second.kind == PatternKind::kHardSwish ? "hard_swish" : "hard_sigmoid";
     values_[n.name] = ApplyActivation(n, v, pattern->second.x, act, pattern->second.alpha);
     return Status::Ok();
   }
@@ -940,12 +992,16 @@ Status Importer::Emit(const TfNode& n) {
     cs.push_back(ConstOf(names.back()));
     vals.push_back(cs.back() ? -1 : ValueOf(names.back()));
     if (!cs.back() && vals.back() < 0) {
-      return Unsupported(n, "its input '" + names.back() + "' is not a tensor this importer computes");
+      return Unsupported(n,
+                         "its input '" + names.back() + "' is not a tensor this importer computes");
     }
   }
   if (op == "Relu" || op == "Relu6" || op == "Sigmoid" || op == "LeakyRelu") {
     if (vals.size() != 1 || vals[0] < 0) return Unsupported(n, "expected one tensor input");
-    const std::string act = op == "Relu" ? "relu" : op == "Relu6" ? "relu6" : op == "Sigmoid" ? "sigmoid" : "leaky_relu";
+    const std::string act = op == "Relu"      ? "relu"
+                            : op == "Relu6"   ? "relu6"
+                            : op == "Sigmoid" ? "sigmoid"
+                                              : "leaky_relu";
     const float alpha = op == "LeakyRelu" ? AttrFloat(n, "alpha", 0.2f) : 0.0f;
     values_[n.name] = ApplyActivation(n, vals[0], names[0], act, alpha);
     return Status::Ok();
@@ -964,10 +1020,11 @@ Status Importer::Emit(const TfNode& n) {
         const bool a_gate = multiply && a.h == 1 && a.w == 1 && a.c == b.c;
         if (a_gate) std::swap(first, second);
         if (!a_gate && !b_gate) {
-          return Unsupported(n, "operand shapes " + std::to_string(a.h) + "x" + std::to_string(a.w) + "x" +
-                             std::to_string(a.c) + " and " + std::to_string(b.h) + "x" + std::to_string(b.w) + "x" +
-                             std::to_string(b.c) + " (h x w x c) do not match" +
-                             (multiply ? " and neither is a 1x1xC gate" : ""));
+          return Unsupported(n, "operand shapes " + std::to_string(a.h) + "x" +
+                                    std::to_string(a.w) + "x" + std::to_string(a.c) + " and " +
+                                    std::to_string(b.h) + "x" + std::to_string(b.w) + "x" +
+                                    std::to_string(b.c) + " (h x w x c) do not match" +
+                                    (multiply ? " and neither is a 1x1xC gate" : ""));
         }
       }
       EngineNode e;
@@ -983,7 +1040,8 @@ Status Importer::Emit(const TfNode& n) {
     }
     const int t = vals[0] >= 0 ? 0 : vals[1] >= 0 ? 1 : -1;
     if (t < 0) return Unsupported(n, "both operands are constants");
-    if ((op == "Sub" || op == "BiasAdd") && t != 0) return Unsupported(n, "a constant first operand");
+    if ((op == "Sub" || op == "BiasAdd") && t != 0)
+      return Unsupported(n, "a constant first operand");
     return EmitAffine(n, vals[t], names[t], *cs[1 - t], multiply, op == "Sub");
   }
   if (op == "Mean") {
@@ -1017,7 +1075,9 @@ Result<ImportResult> Importer::Finish() {
     const int v = ValueOf(Resolve(o));
     if (v < 0) return Error(ErrorCode::kInternal, "output '" + o + "' was not computed");
     outs.push_back(v);
-    if (finest < 0 || int64_t{infos_[v].h} * infos_[v].w > int64_t{infos_[finest].h} * infos_[finest].w) finest = v;
+    if (finest < 0 ||
+        int64_t{infos_[v].h} * infos_[v].w > int64_t{infos_[finest].h} * infos_[finest].w)
+      finest = v;
   }
   const ValueInfo target = infos_[finest];
   std::vector<int> parts;
@@ -1036,12 +1096,14 @@ Result<ImportResult> Importer::Finish() {
     result.features.push_back(layer);
     int v = outs[k];
     if (info.h != target.h || info.w != target.w) {
-      if (target.h % info.h != 0 || target.w % info.w != 0 || target.h / info.h != target.w / info.w ||
-          target.h / info.h > 64) {
-        return Error(ErrorCode::kBadShape, "output '" + layer.node + "' is " + std::to_string(info.w) + "x" +
-                     std::to_string(info.h) + ", not an integer fraction of the finest output " +
-                     std::to_string(target.w) + "x" + std::to_string(target.h) +
-                     "; choose an --input divisible by the largest stride");
+      if (target.h % info.h != 0 || target.w % info.w != 0 ||
+          target.h / info.h != target.w / info.w || target.h / info.h > 64) {
+        return Error(ErrorCode::kBadShape,
+                     "output '" + layer.node + "' is " + std::to_string(info.w) + "x" +
+                         std::to_string(info.h) +
+                         ", not an integer fraction of the finest output " +
+                         std::to_string(target.w) + "x" + std::to_string(target.h) +
+                         "; choose an --input divisible by the largest stride");
       }
       EngineNode up;
       up.name = options_.outputs[k] + "/upsample";
@@ -1066,6 +1128,7 @@ Result<ImportResult> Importer::Finish() {
     info.c = offset;
     output = AddNode(std::move(cat), info);
   }
+  result.in_c = infos_[0].c;
   result.out_h = infos_[output].h;
   result.out_w = infos_[output].w;
   result.out_c = infos_[output].c;
@@ -1093,7 +1156,8 @@ Result<ImportResult> Importer::Finish() {
       if (!e.bias.empty()) j["bias"] = e.name + ".bias";
       ModelTensor wt;
       wt.name = e.name + ".weight";
-      wt.shape = {e.out_c, e.kh, e.kw, static_cast<int64_t>(e.weight.size() / (int64_t{e.out_c} * e.kh * e.kw))};
+      wt.shape = {e.out_c, e.kh, e.kw,
+                  static_cast<int64_t>(e.weight.size() / (int64_t{e.out_c} * e.kh * e.kw))};
       wt.data = e.weight;
       result.spec.tensors.push_back(std::move(wt));
       if (!e.bias.empty()) {
@@ -1106,7 +1170,8 @@ Result<ImportResult> Importer::Finish() {
     }
     if (e.op == "conv2d" || e.op == "activation") {
       j["activation"] = e.activation;
-      if (e.activation == "leaky_relu" || e.activation == "hard_swish" || e.activation == "hard_sigmoid") {
+      if (e.activation == "leaky_relu" || e.activation == "hard_swish" ||
+          e.activation == "hard_sigmoid") {
         j["alpha"] = static_cast<double>(e.alpha);
       }
     }
@@ -1118,7 +1183,9 @@ Result<ImportResult> Importer::Finish() {
   }
   graph["nodes"] = std::move(nodes);
   graph["output"] = value_name(output);
-  const auto dump = [](const ojson& j) { return j.dump(-1, ' ', false, ojson::error_handler_t::replace); };
+  const auto dump = [](const ojson& j) {
+    return j.dump(-1, ' ', false, ojson::error_handler_t::replace);
+  };
   result.spec.graph_json = dump(graph);
 
   PreprocessConfig pre;
@@ -1170,29 +1237,34 @@ Result<ImportResult> Importer::Finish() {
 }
 
 Result<ImportResult> Importer::Run(const std::string& text, const ShardReader& read_shard) {
-  if (options_.outputs.empty()) return Error(ErrorCode::kInvalidArgument, "no output node given (--outputs)");
+  if (options_.outputs.empty())
+    return Error(ErrorCode::kInvalidArgument, "no output node given (--outputs)");
   for (size_t i = 0; i < options_.outputs.size(); ++i) {
     for (size_t j = 0; j < i; ++j) {
       if (options_.outputs[i] == options_.outputs[j]) {
-        return Error(ErrorCode::kInvalidArgument, "output '" + options_.outputs[i] + "' is listed twice");
+        return Error(ErrorCode::kInvalidArgument,
+                     "output '" + options_.outputs[i] + "' is listed twice");
       }
     }
   }
   if (options_.input_w < 1 || options_.input_h < 1 || options_.input_w > kMaxModelInputSide ||
       options_.input_h > kMaxModelInputSide) {
-    return Error(ErrorCode::kInvalidArgument, "input size must be in [1, " + std::to_string(kMaxModelInputSide) + "]");
+    return Error(ErrorCode::kInvalidArgument,
+                 "input size must be in [1, " + std::to_string(kMaxModelInputSide) + "]");
   }
   if (text.size() > kMaxModelJsonBytes) {
-    return Error(ErrorCode::kLimitExceeded, "model.json is larger than " + std::to_string(kMaxModelJsonBytes) + " bytes");
+    return Error(ErrorCode::kLimitExceeded,
+                 "model.json is larger than " + std::to_string(kMaxModelJsonBytes) + " bytes");
   }
-  if (!JsonDepthAtMost(text, 64)) return Error(ErrorCode::kBadHeader, "model.json nests deeper than 64 levels");
+  if (!JsonDepthAtMost(text, 64))
+    return Error(ErrorCode::kBadHeader, "model.json nests deeper than 64 levels");
   doc_ = json::parse(text, nullptr, /*allow_exceptions=*/false);
   if (doc_.is_discarded()) return Error(ErrorCode::kBadHeader, "model.json is not valid JSON");
   if (!doc_.is_object()) return Error(ErrorCode::kBadHeader, "model.json is not a JSON object");
   auto format = doc_.find("format");
   if (format != doc_.end() && format->is_string() && format->get<std::string>() != "graph-model") {
     return Error(ErrorCode::kUnsupported, "format '" + format->get<std::string>() +
-                 "' is not supported (only TF.js graph models)");
+                                              "' is not supported (only TF.js graph models)");
   }
   auto topology = doc_.find("modelTopology");
   auto manifest = doc_.find("weightsManifest");
@@ -1220,8 +1292,10 @@ Result<ImportResult> Importer::Run(const std::string& text, const ShardReader& r
         int64_t size = 0;  // protobuf JSON omits a zero size
         if (d.is_object() && d.contains("size")) {
           const json& s = d["size"];
-          if (s.is_string()) size = std::atoll(s.get<std::string>().c_str());
-          else if (s.is_number_integer()) size = s.get<int64_t>();
+          if (s.is_string())
+            size = std::atoll(s.get<std::string>().c_str());
+          else if (s.is_number_integer())
+            size = s.get<int64_t>();
         }
         declared.push_back(size);
       }
@@ -1233,7 +1307,8 @@ Result<ImportResult> Importer::Run(const std::string& text, const ShardReader& r
         return out + "]";
       };
       return Error(ErrorCode::kBadShape, "const '" + n.name + "' declares shape " + fmt(declared) +
-                   " but the weights manifest has " + fmt(c->second.shape));
+                                             " but the weights manifest has " +
+                                             fmt(c->second.shape));
     }
   }
   st = Walk();
@@ -1258,14 +1333,17 @@ Result<ImportResult> Importer::Run(const std::string& text, const ShardReader& r
     st = Emit(nodes_[id]);
     if (!st.ok()) return st;
     if (engine_.size() > static_cast<size_t>(kMaxNodes)) {
-      return Error(ErrorCode::kLimitExceeded, "the imported graph has more than " + std::to_string(kMaxNodes) + " nodes");
+      return Error(ErrorCode::kLimitExceeded,
+                   "the imported graph has more than " + std::to_string(kMaxNodes) + " nodes");
     }
   }
-  if (!have_input_) return Error(ErrorCode::kBadGraph, "no input placeholder on the path to the outputs");
+  if (!have_input_)
+    return Error(ErrorCode::kBadGraph, "no input placeholder on the path to the outputs");
   for (const std::string& o : options_.outputs) {
     const std::string r = Resolve(o);
     if (ValueOf(r) <= 0) {
-      return Error(ErrorCode::kUnsupported, "output '" + o + "' is the network input itself, not a feature map");
+      return Error(ErrorCode::kUnsupported,
+                   "output '" + o + "' is the network input itself, not a feature map");
     }
   }
   return Finish();
@@ -1289,24 +1367,29 @@ Result<ImportResult> ImportTfjs(const std::string& model_json, const ShardReader
   result->bytes = WriteModel(result->spec);
   Result<std::unique_ptr<Model>> loaded = LoadModel(result->bytes.data(), result->bytes.size());
   if (!loaded.ok()) {
-    return Error(loaded.status().code(), "the imported graph does not load: " + loaded.status().message());
+    return Error(loaded.status().code(),
+                 "the imported graph does not load: " + loaded.status().message());
   }
   const Shape& out = (*loaded)->graph.output_shape();
   if (out.h != result->out_h || out.w != result->out_w || out.c != result->out_c) {
-    return Error(ErrorCode::kInternal, "the engine computes a different output shape than the importer");
+    return Error(ErrorCode::kInternal,
+                 "the engine computes a different output shape than the importer");
   }
   return result;
 }
 
-Result<ImportResult> ImportTfjsFile(const std::string& model_json_path, const ImportOptions& options) {
-  auto read_file = [](const std::string& path, uint64_t limit, const std::string& what)
-      -> Result<std::vector<uint8_t>> {
+Result<ImportResult> ImportTfjsFile(const std::string& model_json_path,
+                                    const ImportOptions& options) {
+  auto read_file = [](const std::string& path, uint64_t limit,
+                      const std::string& what) -> Result<std::vector<uint8_t>> {
     std::ifstream f(path, std::ios::binary | std::ios::ate);
     if (!f) return Error(ErrorCode::kInvalidArgument, what + " '" + path + "' cannot be opened");
     const std::streamoff size = f.tellg();
-    if (size < 0) return Error(ErrorCode::kInvalidArgument, what + " '" + path + "' cannot be read");
+    if (size < 0)
+      return Error(ErrorCode::kInvalidArgument, what + " '" + path + "' cannot be read");
     if (static_cast<uint64_t>(size) > limit) {
-      return Error(ErrorCode::kLimitExceeded, what + " '" + path + "' is larger than " + std::to_string(limit) + " bytes");
+      return Error(ErrorCode::kLimitExceeded,
+                   what + " '" + path + "' is larger than " + std::to_string(limit) + " bytes");
     }
     std::vector<uint8_t> data(static_cast<size_t>(size));
     f.seekg(0);
@@ -1327,15 +1410,17 @@ Result<ImportResult> ImportTfjsFile(const std::string& model_json_path, const Im
     opts.name = stem;
   }
   ShardReader reader = [&](const std::string& path) -> Result<std::vector<uint8_t>> {
-    if (path.empty() || path[0] == '/' || path.find('\0') != std::string::npos ||
-        path == ".." || path.rfind("../", 0) == 0 || path.find("/../") != std::string::npos) {
-      return Error(ErrorCode::kInvalidArgument, "weight shard path '" + path +
-                   "' must be relative to model.json and stay in its folder");
+    if (path.empty() || path[0] == '/' || path.find('\0') != std::string::npos || path == ".." ||
+        path.rfind("../", 0) == 0 || path.find("/../") != std::string::npos) {
+      return Error(
+          ErrorCode::kInvalidArgument,
+          "weight shard path '" + path + "' must be relative to model.json and stay in its folder");
     }
     Result<std::vector<uint8_t>> data = read_file(dir + path, kMaxWeightBytes, "weight shard");
     if (!data.ok()) {
-      return Error(data.status().code(), "weight shard '" + path + "' (next to model.json): " +
-                   data.status().message().substr(std::string("import-tfjs: ").size()));
+      return Error(data.status().code(),
+                   "weight shard '" + path + "' (next to model.json): " +
+                       data.status().message().substr(std::string("import-tfjs: ").size()));
     }
     return data;
   };
@@ -1347,8 +1432,9 @@ Status ParseInputSize(const std::string& text, int* w, int* h) {
   char x = 0, extra = 0;
   if (std::sscanf(text.c_str(), "%d%c%d%c", &a, &x, &b, &extra) != 3 || (x != 'x' && x != 'X') ||
       a < 1 || b < 1 || a > kMaxModelInputSide || b > kMaxModelInputSide) {
-    return Error(ErrorCode::kInvalidArgument, "--input '" + text + "' must be WxH with sides in [1, " +
-                 std::to_string(kMaxModelInputSide) + "], e.g. 256x256");
+    return Error(ErrorCode::kInvalidArgument,
+                 "--input '" + text + "' must be WxH with sides in [1, " +
+                     std::to_string(kMaxModelInputSide) + "], e.g. 256x256");
   }
   *w = a;
   *h = b;

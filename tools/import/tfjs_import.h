@@ -19,9 +19,9 @@
 namespace flawlens::tfjs {
 
 // Limits on the TF.js input, checked before anything is allocated for it.
-inline constexpr size_t kMaxModelJsonBytes = 64u << 20;   // model.json text
-inline constexpr int kMaxTfNodes = 100000;                // nodes in the GraphDef
-inline constexpr int kMaxShards = 4096;                   // shard files, all groups
+inline constexpr size_t kMaxModelJsonBytes = 64u << 20;    // model.json text
+inline constexpr int kMaxTfNodes = 100000;                 // nodes in the GraphDef
+inline constexpr int kMaxShards = 4096;                    // shard files, all groups
 inline constexpr uint64_t kMaxWeightBytes = 512ull << 20;  // all shards together
 
 struct ImportOptions {
@@ -43,12 +43,13 @@ struct FeatureLayer {
 };
 
 struct ImportResult {
-  ModelSpec spec;                     // what was written
-  std::vector<uint8_t> bytes;         // WriteModel(spec), checked to load with LoadModel
+  ModelSpec spec;              // what was written
+  std::vector<uint8_t> bytes;  // WriteModel(spec), checked to load with LoadModel
   std::vector<FeatureLayer> features;
+  int in_c = 3;                         // network input channels (1 or 3)
   int out_h = 0, out_w = 0, out_c = 0;  // the graph output
-  int tf_nodes_used = 0;              // TF nodes on the path (without consts)
-  int engine_nodes = 0;               // nodes in the written graph
+  int tf_nodes_used = 0;                // TF nodes on the path (without consts)
+  int engine_nodes = 0;                 // nodes in the written graph
 };
 
 // Reads one weight shard; `path` is as written in the manifest (relative to
