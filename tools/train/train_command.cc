@@ -1,97 +1,193 @@
-// `flawlens train DATA --out MODEL`: CLI wiring of tools/train/trainer.h.
+// `flawlens train DATA --out MODEL`: CLI wiring of tools/train/trainer.h
+// (from scratch, LibTorch) and, with --backbone, of tools/fit/backbone_train.h
+// (frozen pretrained features, no LibTorch). This file compiles with and
+// without LibTorch (FLAWLENS_TORCH = 1 / 0, tools/CMakeLists.txt).
 #include <CLI/CLI.hpp>
 
 #include <cstdio>
+#include <memory>
+#include <string>
+#include <vector>
 
 #include "commands.h"
+#include "fit/backbone_train.h"
 #include "train/trainer.h"
 
+#if !defined(FLAWLENS_TORCH)
+#error "FLAWLENS_TORCH must be defined to 0 or 1 (tools/CMakeLists.txt)"
+#endif
+
 namespace flawlens::cli {
+namespace {
+
+struct TrainArgs {
+  train::TrainOptions options;
+  std::string backbone;
+  // Options that only mean something when training from scratch: given
+  // together with --backbone they are an error, not silently ignored.
+  std::vector<CLI::Option*> scratch_only;
+};
+
+Status TrainFromScratch(const train::TrainOptions& options) {
+#if FLAWLENS_TORCH
+  return train::RunTraining(options);
+#else
+  (void)options;
+  return MakeError(ErrorCode::kUnsupported,
+                   "this flawlens was built without LibTorch: train from scratch needs it; "
+                   "use --backbone NAME|FILE");
+#endif
+}
+
+Status TrainOnBackbone(const TrainArgs& args) {
+  std::string given;
+  for (const CLI::Option* o : args.scratch_only) {
+    if (o->count() > 0) given += (given.empty() ? "" : ", ") + o->get_name();
+  }
+  if (!given.empty()) {
+    return MakeError(ErrorCode::kInvalidArgument,
+                     "%s: only for training from scratch, not with --backbone (which takes "
+                     "--seed, --sensitivity, --holdout, --threads, --val-split, --name, --quiet)",
+                     given.c_str());
+  }
+  const train::TrainOptions& t = args.options;
+  BackboneTrainOptions b;
+  b.data = t.data;
+  b.out = t.out;
+  b.backbone = args.backbone;
+  b.seed = t.seed;
+  b.sensitivity = t.sensitivity;
+  b.holdout = t.holdout;
+  b.threads = t.threads;
+  b.val_split = t.val_split;
+  b.name = t.name;
+  b.quiet = t.quiet;
+  return RunBackboneTraining(b);
+}
+
+}  // namespace
 
 void AddTrainCommand(CLI::App& app) {
-  auto opt = std::make_shared<train::TrainOptions>();
+  auto args = std::make_shared<TrainArgs>();
+  train::TrainOptions* opt = &args->options;
+  auto scratch = [args](CLI::Option* o) {
+    args->scratch_only.push_back(o);
+    return o;
+  };
   CLI::App* cmd = app.add_subcommand(
       "train", "Train a detector on good images (folder dataset or flat folder)");
   cmd->add_option("data", opt->data, "Dataset folder (train/good[, val/...]) or folder of good images")
       ->required();
   cmd->add_option("--out,-o", opt->out, "Model file to write")->required();
-  cmd->add_option("--minutes", opt->minutes, "Total time budget in minutes")
+  cmd->add_option("--backbone", args->backbone,
+                  "Train on the frozen features of a pretrained backbone (a name or a "
+                  ".safetensors file from flawlens import-tfjs) instead of from scratch; "
+                  "no LibTorch needed. Takes --seed, --sensitivity, --holdout, --threads, "
+                  "--val-split, --name, --quiet");
+  scratch(cmd->add_option("--minutes", opt->minutes, "Total time budget in minutes"))
       ->capture_default_str()->check(CLI::Range(0.05, 1440.0));
-  cmd->add_option("--steps", opt->steps,
-                  "Train exactly N steps instead of for --minutes: the same --seed, --steps and "
-                  "--threads give the same model, bit for bit (auto threads = 1 here)")
+  scratch(cmd->add_option("--steps", opt->steps,
+                          "Train exactly N steps instead of for --minutes: the same --seed, "
+                          "--steps and --threads give the same model, bit for bit (auto threads "
+                          "= 1 here)"))
       ->check(CLI::Range(1, 100000000));
   cmd->add_option("--seed", opt->seed, "Random seed (a repeatable run also needs --steps)")->capture_default_str();
   cmd->add_option("--sensitivity", opt->sensitivity,
                   "0..1; higher flags more images (threshold = 6*(1-s) std above held-out good)")
       ->capture_default_str()->check(CLI::Range(0.0, 1.0));
-  cmd->add_option("--size", opt->size, "Network input: side of the square of equal area")
+  scratch(cmd->add_option("--size", opt->size, "Network input: side of the square of equal area"))
       ->capture_default_str()->check(CLI::Range(32, 1024));
-  cmd->add_option("--input-w", opt->input_w, "Explicit network input width (multiple of 8)");
-  cmd->add_option("--input-h", opt->input_h, "Explicit network input height (multiple of 8)");
-  cmd->add_option("--fit", opt->fit,
-                  "stretch (resize every image to the input size), scale (fixed pixel scale: "
-                  "aspect ratio and texture size kept, image centred on a mirror-padded canvas) "
-                  "or auto (scale when the training images differ in size)")
+  scratch(cmd->add_option("--input-w", opt->input_w, "Explicit network input width (multiple of 8)"));
+  scratch(cmd->add_option("--input-h", opt->input_h, "Explicit network input height (multiple of 8)"));
+  scratch(cmd->add_option("--fit", opt->fit,
+                          "stretch (resize every image to the input size), scale (fixed pixel "
+                          "scale: aspect ratio and texture size kept, image centred on a "
+                          "mirror-padded canvas) or auto (scale when the training images differ "
+                          "in size)"))
       ->capture_default_str()->check(CLI::IsMember({"auto", "stretch", "scale"}));
-  cmd->add_option("--pixel-scale", opt->pixel_scale,
-                  "--fit scale: resize factor (default: the median image area maps to --size^2)")
+  scratch(cmd->add_option("--pixel-scale", opt->pixel_scale,
+                          "--fit scale: resize factor (default: the median image area maps to "
+                          "--size^2)"))
       ->check(CLI::Range(0.0, 16.0));
-  cmd->add_option("--norm", opt->norm, "lcn (local contrast, lighting-robust) or meanstd")
+  scratch(cmd->add_option("--norm", opt->norm, "lcn (local contrast, lighting-robust) or meanstd"))
       ->capture_default_str()->check(CLI::IsMember({"lcn", "meanstd"}));
-  cmd->add_option("--lcn-sigma", opt->lcn_sigma, "LCN window sigma (input pixels)")->capture_default_str();
-  cmd->add_option("--lcn-eps", opt->lcn_eps, "LCN variance floor")->capture_default_str();
-  cmd->add_option("--channels", opt->channels, "1 or 3 (default: from the images)");
-  cmd->add_option("--crop", opt->crop, "Training crop side")->capture_default_str();
-  cmd->add_option("--batch", opt->batch, "Batch size")->capture_default_str()->check(CLI::Range(1, 256));
-  cmd->add_option("--lr", opt->lr, "Peak learning rate (Adam, cosine)")->capture_default_str();
-  cmd->add_option("--width", opt->width, "First-stage channels")->capture_default_str()->check(CLI::Range(4, 128));
-  cmd->add_flag("!--no-density", opt->density, "Disable the Gaussian density branch");
-  cmd->add_option("--bank", opt->bank, "Density = distance to a bank of N good feature vectors (0 = Gaussian)")
+  scratch(cmd->add_option("--lcn-sigma", opt->lcn_sigma, "LCN window sigma (input pixels)"))
+      ->capture_default_str();
+  scratch(cmd->add_option("--lcn-eps", opt->lcn_eps, "LCN variance floor"))->capture_default_str();
+  scratch(cmd->add_option("--channels", opt->channels, "1 or 3 (default: from the images)"));
+  scratch(cmd->add_option("--crop", opt->crop, "Training crop side"))->capture_default_str();
+  scratch(cmd->add_option("--batch", opt->batch, "Batch size"))
+      ->capture_default_str()->check(CLI::Range(1, 256));
+  scratch(cmd->add_option("--lr", opt->lr, "Peak learning rate (Adam, cosine)"))
+      ->capture_default_str();
+  scratch(cmd->add_option("--width", opt->width, "First-stage channels"))
+      ->capture_default_str()->check(CLI::Range(4, 128));
+  scratch(cmd->add_flag("!--no-density", opt->density, "Disable the Gaussian density branch"));
+  scratch(cmd->add_option("--bank", opt->bank,
+                          "Density = distance to a bank of N good feature vectors (0 = Gaussian)"))
       ->capture_default_str()->check(CLI::Range(0, 4096));
-  cmd->add_flag("--fine-density", opt->fine_density,
-                "Add a Gaussian density of the 1/2-resolution stem features (finer map for small defects)");
-  cmd->add_option("--global-weight", opt->global_weight,
-                  "Add an image-level term with this weight to every map cell: the distance of the image's "
-                  "mean features to good images (raises pixel AUROC on textures with large regional "
-                  "defects, lowers PRO; METHOD.md; 0 = off)")
+  scratch(cmd->add_flag("--fine-density", opt->fine_density,
+                        "Add a Gaussian density of the 1/2-resolution stem features (finer map "
+                        "for small defects)"));
+  scratch(cmd->add_option("--global-weight", opt->global_weight,
+                          "Add an image-level term with this weight to every map cell: the "
+                          "distance of the image's mean features to good images (raises pixel "
+                          "AUROC on textures with large regional defects, lowers PRO; "
+                          "docs/METHOD.md, \"The image-level term\"; 0 = off)"))
       ->capture_default_str()
       ->check(CLI::Range(0.0, 100.0));
-  cmd->add_option("--seg-weight", opt->seg_weight, "Weight of the segmentation map")->capture_default_str();
-  cmd->add_option("--density-weight", opt->density_weight, "Weight of the density map")->capture_default_str();
-  cmd->add_option("--map-blur", opt->map_blur, "Gaussian smoothing of the map (cells, 0 = off)")->capture_default_str();
-  cmd->add_option("--reduce", opt->reduce, "Image score: max, topk_mean or mean")
+  scratch(cmd->add_option("--seg-weight", opt->seg_weight, "Weight of the segmentation map"))
+      ->capture_default_str();
+  scratch(cmd->add_option("--density-weight", opt->density_weight, "Weight of the density map"))
+      ->capture_default_str();
+  scratch(cmd->add_option("--map-blur", opt->map_blur,
+                          "Gaussian smoothing of the map (cells, 0 = off)"))
+      ->capture_default_str();
+  scratch(cmd->add_option("--reduce", opt->reduce, "Image score: max, topk_mean or mean"))
       ->capture_default_str()->check(CLI::IsMember({"max", "topk_mean", "mean"}));
-  cmd->add_option("--topk", opt->topk, "Fraction of cells for topk_mean")->capture_default_str();
-  cmd->add_flag("!--no-cell-calibration", opt->cell_calibration, "Disable per-cell calibration");
-  cmd->add_option("--cell-std-shrink", opt->cell_std_shrink,
-                  "0 = per-cell std, 1 = global std; < 0 = chosen on held-out good images")
+  scratch(cmd->add_option("--topk", opt->topk, "Fraction of cells for topk_mean"))
+      ->capture_default_str();
+  scratch(cmd->add_flag("!--no-cell-calibration", opt->cell_calibration,
+                        "Disable per-cell calibration"));
+  scratch(cmd->add_option("--cell-std-shrink", opt->cell_std_shrink,
+                          "0 = per-cell std, 1 = global std; < 0 = chosen on held-out good images"))
       ->capture_default_str();
   cmd->add_option("--holdout", opt->holdout, "Fraction of good images held out for calibration")
       ->capture_default_str()->check(CLI::Range(0.02, 0.5));
-  cmd->add_option("--anomaly-prob", opt->anomaly_prob, "Fraction of crops with synthetic anomalies")
+  scratch(cmd->add_option("--anomaly-prob", opt->anomaly_prob,
+                          "Fraction of crops with synthetic anomalies"))
       ->capture_default_str();
-  cmd->add_flag("!--no-flips", opt->flips, "Disable flip augmentation");
-  cmd->add_option("--val-every", opt->val_every, "Seconds between validation reports (0 = off)")
+  scratch(cmd->add_flag("!--no-flips", opt->flips, "Disable flip augmentation"));
+  scratch(cmd->add_option("--val-every", opt->val_every,
+                          "Seconds between validation reports (0 = off)"))
       ->capture_default_str();
   cmd->add_option("--val-split", opt->val_split, "Split for validation metrics (default val, else test)");
   cmd->add_option("--threads", opt->threads,
                   "LibTorch threads (a data thread runs besides); 0 = auto: 1 or all cores, "
-                  "whichever steps faster, re-timed every minute (1 with --steps)")
+                  "whichever steps faster, re-timed every minute (1 with --steps). "
+                  "With --backbone: inference threads (0 = all cores)")
       ->capture_default_str()->check(CLI::Range(0, 64));
   cmd->add_option("--name", opt->name, "Model name for the card (default: folder name)");
-  cmd->add_option("--synth-patch", opt->synth.patch, "Weight of pasted-patch anomalies")->capture_default_str();
-  cmd->add_option("--synth-region", opt->synth.region, "Weight of brightness-region anomalies")->capture_default_str();
-  cmd->add_option("--synth-spot", opt->synth.spot, "Weight of spot anomalies")->capture_default_str();
-  cmd->add_option("--synth-crack", opt->synth.crack, "Weight of crack anomalies")->capture_default_str();
-  cmd->add_option("--synth-edge", opt->synth.edge, "Weight of broken-edge anomalies")->capture_default_str();
-  cmd->add_option("--synth-noise", opt->synth.noise, "Weight of grain anomalies")->capture_default_str();
-  cmd->add_option("--synth-band", opt->synth.band,
-                  "Weight of band anomalies (one side of the crop re-textured from another good image)")
+  scratch(cmd->add_option("--synth-patch", opt->synth.patch, "Weight of pasted-patch anomalies"))
+      ->capture_default_str();
+  scratch(cmd->add_option("--synth-region", opt->synth.region,
+                          "Weight of brightness-region anomalies"))
+      ->capture_default_str();
+  scratch(cmd->add_option("--synth-spot", opt->synth.spot, "Weight of spot anomalies"))
+      ->capture_default_str();
+  scratch(cmd->add_option("--synth-crack", opt->synth.crack, "Weight of crack anomalies"))
+      ->capture_default_str();
+  scratch(cmd->add_option("--synth-edge", opt->synth.edge, "Weight of broken-edge anomalies"))
+      ->capture_default_str();
+  scratch(cmd->add_option("--synth-noise", opt->synth.noise, "Weight of grain anomalies"))
+      ->capture_default_str();
+  scratch(cmd->add_option("--synth-band", opt->synth.band,
+                          "Weight of band anomalies (one side of the crop re-textured from "
+                          "another good image)"))
       ->capture_default_str();
   cmd->add_flag("--quiet,-q", opt->quiet, "No progress bar");
-  cmd->callback([opt] {
-    Status st = train::RunTraining(*opt);
+  cmd->callback([args] {
+    Status st = args->backbone.empty() ? TrainFromScratch(args->options) : TrainOnBackbone(*args);
     if (!st.ok()) {
       std::fprintf(stderr, "flawlens train: %s\n", st.ToString().c_str());
       ExitCode() = 1;
