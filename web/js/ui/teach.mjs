@@ -312,7 +312,7 @@ export class TeachPanel {
     if (rec.consecutive >= kRejectStop && this.recording === rec) {
       this.stopRecording('rejected');
       const why = code === 'black_frame'
-        ? 'The camera picture is black (lens covered, lights off, or a camera that sends no picture)'
+        ? 'The camera picture is blank (black or one flat colour: lens covered, lights off, or a camera that sends no picture)'
         : 'The camera picture does not change at all (a frozen camera, or a still image instead of video)';
       this.fail(`${why}: ${rec.consecutive} frames in a row were not usable, so recording stopped. ` +
                 `The ${this.images} good frames so far are kept.`);
