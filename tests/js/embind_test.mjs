@@ -3,7 +3,9 @@
 // Checks: the seed CNN's output against an independent JS forward pass, the
 // preprocessing path end to end, every error becoming a FlawlensError with its
 // code (the previous model staying usable), dispose(), and 10,000 frames with
-// the wasm heap flat.
+// the wasm heap flat. The Teacher: teach on generated frames, the bytes load as
+// a detector that flags a defect and passes good frames, its frame / fit
+// errors, and the heap flat over repeated teach cycles.
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -144,6 +146,13 @@ test('the Embind Detector class names its methods in camelCase, as engine.mjs ca
   // Embind adds its own helpers (delete, clone, isAliasOf, ...): camelCase too.
   const notCamel = own.filter((k) => !/^[a-z][A-Za-z0-9]*$/.test(k));
   assert.deepEqual(notCamel, [], 'every method name is camelCase');
+  const teacherOwn = Object.getOwnPropertyNames(module.Teacher.prototype)
+    .filter((k) => k !== 'constructor' && typeof module.Teacher.prototype[k] === 'function');
+  for (const name of ['buffer', 'releaseBytes', 'begin', 'ready', 'info', 'addFrame', 'lastHeldOut', 'images',
+                      'heldOut', 'fit', 'model', 'releaseModel', 'result']) {
+    assert.ok(teacherOwn.includes(name), `Teacher.${name} is bound`);
+  }
+  assert.deepEqual(teacherOwn.filter((k) => !/^[a-z][A-Za-z0-9]*$/.test(k)), [], 'every Teacher method is camelCase');
 });
 
 test('seed CNN: info, runNetwork matches an independent JS forward pass', () => {
@@ -276,4 +285,185 @@ test('10,000 frames: the wasm heap stays flat', () => {
   } finally {
     det.dispose();
   }
+});
+
+// ---- Teacher ------------------------------------------------------------------
+
+// A tiny backbone (like tests/unit/fit_test.cc's): 64x64 gray -> conv 3x3/2 (8,
+// relu) -> conv 3x3/2 (16, relu) = a 16x16x16 feature map.
+function tinyBackbone(card = { kind: 'backbone', name: 'tiny', licence: 'test' }) {
+  const conv = (name, input, cin, cout, seed) => ({
+    node: { name, op: 'conv2d', inputs: [input], out_channels: cout, kernel: [3, 3], stride: [2, 2], pad: [1, 1, 1, 1],
+            activation: 'relu', weight: `${name}.weight`, bias: `${name}.bias` },
+    tensors: [{ name: `${name}.weight`, shape: [cout, 3, 3, cin], data: uniform(cout * 9 * cin, Math.sqrt(6 / (9 * cin)), seed) },
+              { name: `${name}.bias`, shape: [cout], data: uniform(cout, 0.1, seed + 1) }],
+  });
+  const c1 = conv('c1', 'input', 1, 8, 51), c2 = conv('c2', 'c1', 8, 16, 61);
+  return writeModel({
+    graph: { input: { h: 64, w: 64, c: 1 }, nodes: [c1.node, c2.node], output: 'c2' },
+    preprocess: { resize_w: 64, resize_h: 64, channels: 1, scale: 1 / 255, mean: [0.5], std: [0.25] },
+    card,
+    tensors: [...c1.tensors, ...c2.tensors],
+  });
+}
+
+const FW = 160, FH = 120;
+
+// A camera frame of a good part: stripes with a random phase, contrast and noise.
+function goodFrame(seed) {
+  const r = uniform(FW * FH + 2, 1, seed);
+  const phase = Math.PI * (r[0] + 1) / 2, amp = 30 + 5 * r[1];
+  const px = new Uint8Array(FW * FH * 4);
+  for (let y = 0; y < FH; y++) {
+    for (let x = 0; x < FW; x++) {
+      const v = 128 + amp * Math.sin(0.14 * x + 0.1 * y + phase) + 8 * r[2 + y * FW + x];
+      const i = (y * FW + x) * 4;
+      px[i] = px[i + 1] = px[i + 2] = Math.max(0, Math.min(255, Math.round(v)));
+      px[i + 3] = 255;
+    }
+  }
+  return px;
+}
+
+// A bright 25x25 square at (100, 40).
+function withDefect(px) {
+  const out = px.slice();
+  for (let y = 40; y < 65; y++) {
+    for (let x = 100; x < 125; x++) out.fill(250, (y * FW + x) * 4, (y * FW + x) * 4 + 3);
+  }
+  return out;
+}
+
+function codeOf(fn) {
+  try {
+    fn();
+  } catch (e) {
+    assert.ok(e instanceof FlawlensError, `a FlawlensError, got ${e}`);
+    return e.code;
+  }
+  return null;
+}
+
+test('Teacher: a taught model loads as a detector, flags a defect and passes good frames', () => {
+  const t = engine.createTeacher(tinyBackbone(), { dims: 8, seed: 3 });
+  let det = null;
+  try {
+    assert.equal(t.info.mapWidth, 16);
+    assert.equal(t.info.mapHeight, 16);
+    assert.deepEqual(t.info.backbone, { name: 'tiny', licence: 'test' });
+    let held = 0;
+    for (let i = 0; i < 40; i++) {
+      const r = t.addFrame(goodFrame(1000 + i), FW, FH);
+      assert.equal(r.images, i + 1);
+      held += r.held ? 1 : 0;
+      assert.equal(r.heldOut, held);
+    }
+    assert.ok(held >= 5 && held <= 7, `15 % of 40 held out, got ${held}`);
+    const progress = [];
+    const card = { taught: { where: 'browser', source: 'camera', frames: 40, created: '2026-12-02T16:40:00Z' },
+                   roi: { x: 0.1, y: 0.2, w: 0.5, h: 0.5 } };
+    const r = t.fit({ name: 'parts', created: '2026-12-02T16:40:00Z', card }, (f) => progress.push(f));
+    assert.ok(r.bytes instanceof Uint8Array && r.bytes.length > 0);
+    assert.equal(r.fitImages + r.holdoutImages, 40);
+    assert.equal(r.holdoutImages, held);
+    assert.ok(r.calibration.threshold > 0 && r.calibration.scale > 0);
+    assert.ok(progress.length > 0 && progress.at(-1) === 1, 'progress ends at 1');
+    for (let i = 1; i < progress.length; i++) assert.ok(progress[i] >= progress[i - 1], 'progress never goes back');
+
+    det = engine.loadModel(r.bytes);
+    assert.equal(det.info.name, 'parts');
+    assert.equal(det.info.card.taught.where, 'browser');
+    assert.equal(det.info.card.taught.frames, 40);
+    assert.deepEqual(det.info.card.roi, card.roi);
+    assert.equal(det.threshold, r.calibration.threshold);
+    let maxGood = -Infinity, falseAlarms = 0;
+    for (let i = 0; i < 10; i++) {
+      const g = det.detect(goodFrame(5000 + i), FW, FH);
+      maxGood = Math.max(maxGood, g.score);
+      falseAlarms += g.anomalous ? 1 : 0;
+    }
+    assert.ok(falseAlarms <= 1, `good frames over the threshold: ${falseAlarms} (max ${maxGood})`);
+    for (let i = 0; i < 4; i++) {
+      const d = det.detect(withDefect(goodFrame(6000 + i)), FW, FH);
+      assert.ok(d.anomalous, `defect ${i} scored ${d.score}, threshold ${d.threshold}`);
+      assert.ok(d.score > maxGood, `defect ${i} scored ${d.score}, good max ${maxGood}`);
+    }
+    // A taught model can be taught again (its card names the feature node).
+    const again = engine.createTeacher(r.bytes);
+    assert.deepEqual(again.info.backbone, { name: 'tiny', licence: 'test' });
+    again.dispose();
+  } finally {
+    t.dispose();
+    det?.dispose();
+  }
+  assert.throws(() => t.addFrame(goodFrame(1), FW, FH), FlawlensError, 'use after dispose');
+});
+
+test('Teacher: a model without a backbone, blank / frozen frames, too few and identical frames', () => {
+  assert.equal(codeOf(() => engine.createTeacher(seed.bytes)), 'no_backbone');
+  assert.equal(codeOf(() => engine.createTeacher(new Uint8Array(16))), 'bad_magic');
+  const t = engine.createTeacher(tinyBackbone(), { dims: 8 });
+  try {
+    // Black, and a uniform grey (a covered lens): nothing added.
+    const black = new Uint8Array(FW * FH * 4).fill(0);
+    assert.equal(codeOf(() => t.addFrame(black, FW, FH)), 'black_frame');
+    const grey = new Uint8Array(FW * FH * 4).fill(90);
+    assert.equal(codeOf(() => t.addFrame(grey, FW, FH)), 'black_frame');
+    // Black inside the region of interest, the rest of the frame textured.
+    const boxed = goodFrame(7);
+    for (let y = 10; y < 50; y++) boxed.fill(0, (y * FW + 10) * 4, (y * FW + 60) * 4);
+    assert.equal(codeOf(() => t.addFrame(boxed, FW, FH, 'rgba', { x: 10, y: 10, w: 50, h: 40 })), 'black_frame');
+    assert.equal(t.images, 0);
+    // The same frame twice: the second is a frozen camera.
+    const f = goodFrame(11);
+    t.addFrame(f, FW, FH);
+    assert.equal(codeOf(() => t.addFrame(f, FW, FH)), 'frozen_frame');
+    assert.equal(t.images, 1);
+    // Too few to fit and hold out.
+    for (let i = 0; i < 3; i++) t.addFrame(goodFrame(20 + i), FW, FH);
+    assert.equal(codeOf(() => t.fit({ name: 'few' })), 'too_few');
+    assert.equal(codeOf(() => t.fit({ sensitivity: 2 })), 'invalid_argument');
+    assert.equal(codeOf(() => t.addFrame(f, FW, FH, 'bgr')), 'invalid_argument');
+    assert.equal(codeOf(() => t.addFrame(f, FW, FH, 'rgba', { x: 500, y: 0, w: 10, h: 10 })), 'invalid_argument');
+    assert.equal(t.images, 4, 'rejected frames are not added');
+  } finally {
+    t.dispose();
+  }
+  // Frames the model sees as identical (they differ only in alpha, which no
+  // model reads): a clear 'degenerate', not a model that flags everything.
+  const same = engine.createTeacher(tinyBackbone(), { dims: 8 });
+  try {
+    const f = goodFrame(99);
+    for (let i = 0; i < 30; i++) {
+      const g = f.slice();
+      g[3] = i;  // alpha of the first pixel
+      same.addFrame(g, FW, FH);
+    }
+    assert.equal(same.images, 30);
+    assert.equal(codeOf(() => same.fit({ name: 'still' })), 'degenerate');
+  } finally {
+    same.dispose();
+  }
+});
+
+test('Teacher: the wasm heap stays flat over repeated teach cycles', () => {
+  const backbone = tinyBackbone();
+  const frames = Array.from({ length: 24 }, (_, i) => goodFrame(300 + i));
+  const cycle = () => {
+    const t = engine.createTeacher(backbone, { dims: 8 });
+    try {
+      for (const f of frames) t.addFrame(f, FW, FH);
+      const r = t.fit({ name: 'cycle' }, () => {});
+      const det = engine.loadModel(r.bytes);
+      det.detect(frames[0], FW, FH);
+      det.dispose();
+      assert.equal(codeOf(() => t.addFrame(new Uint8Array(FW * FH * 4), FW, FH)), 'black_frame');
+    } finally {
+      t.dispose();
+    }
+  };
+  for (let i = 0; i < 3; i++) cycle();
+  const startHeap = engine.heapInUse;
+  for (let i = 0; i < 10; i++) cycle();
+  assert.equal(engine.heapInUse, startHeap, `malloc'd bytes grew from ${startHeap} to ${engine.heapInUse}`);
 });

@@ -5,6 +5,12 @@
 //   const r = det.detect(rgba, width, height, 'rgba', roi); // {score, anomalous, map, ...}
 //   det.dispose();
 //
+//   const t = engine.createTeacher(backboneOrTaughtModelBytes, { seed, dims });
+//   t.addFrame(rgba, width, height, 'rgba', roi);           // {images, heldOut, held}
+//   const r = t.fit({ name, created, sensitivity, card }, (fraction) => ...);
+//   // r = {bytes: Uint8Array (a model file), calibration, fitImages, holdoutImages, ...}
+//   t.dispose();
+//
 // Every C++ error comes back as "code: message" and becomes a FlawlensError
 // here, in check(), and nowhere else.
 
@@ -140,6 +146,80 @@ export class Detector {
   }
 }
 
+// Teaching (src/api/web_teacher.h): fits a detector on good frames with the
+// frozen features of a backbone model (or of a taught model). Error codes
+// besides the core's: no_backbone, black_frame, frozen_frame, too_few,
+// degenerate.
+export class Teacher {
+  #core;
+  #info;
+
+  constructor(core) {
+    this.#core = core;
+    this.#info = JSON.parse(core.info());
+  }
+
+  // {mapWidth, mapHeight, dims, featureChannels, featureNode, backbone: {name, licence}}
+  get info() { return this.#info; }
+  get images() { return this.#live().images(); }
+  get heldOut() { return this.#live().heldOut(); }
+
+  // pixels: Uint8Array | Uint8ClampedArray with width*height*bpp bytes.
+  // roi: {x, y, w, h} in pixels of this frame, or null for the whole frame.
+  // Returns {images, heldOut, held} (held: this frame was held out for calibration).
+  addFrame(pixels, width, height, format = 'rgba', roi = null) {
+    const core = this.#live();
+    const bpp = FORMAT_BPP[format];
+    if (!bpp) throw new FlawlensError(`pixel format must be rgba, rgb or gray, got '${format}'`, 'invalid_argument');
+    if (!(pixels instanceof Uint8Array || pixels instanceof Uint8ClampedArray)) {
+      throw new FlawlensError('pixels must be a Uint8Array or Uint8ClampedArray', 'invalid_argument');
+    }
+    const need = width * height * bpp;
+    if (!Number.isInteger(width) || !Number.isInteger(height) || width <= 0 || height <= 0 || pixels.length < need) {
+      throw new FlawlensError(`expected ${width}x${height}x${bpp} = ${need} bytes, got ${pixels.length}`, 'invalid_argument');
+    }
+    const view = core.buffer(need);
+    if (view === null) throw new FlawlensError(`image of ${need} bytes is too large`, 'limit_exceeded');
+    view.set(pixels.length === need ? pixels : pixels.subarray(0, need));
+    const r = roi || { x: 0, y: 0, w: 0, h: 0 };
+    check(core.addFrame(width, height, format, r.x, r.y, r.w, r.h));
+    return { images: core.images(), heldOut: core.heldOut(), held: core.lastHeldOut() };
+  }
+
+  // options: {name, created, sensitivity, density, card} (card: an object
+  // merged into the model card). onProgress(fraction) is called while fitting
+  // (synchronously: this call blocks until the fit is done).
+  // Returns {bytes: Uint8Array (a copy), calibration, fitImages, holdoutImages, meanShrinkage}.
+  fit(options = {}, onProgress = null) {
+    const core = this.#live();
+    let json;
+    try {
+      json = JSON.stringify(options ?? {});
+    } catch (e) {
+      throw new FlawlensError(`fit options cannot be written as JSON (${e.message})`, 'invalid_argument');
+    }
+    const cb = typeof onProgress === 'function'
+      ? (f) => { try { onProgress(f); } catch { /* a progress display must not break the fit */ } }
+      : null;
+    check(core.fit(json, cb));
+    const bytes = core.model().slice();  // fresh view, copied out of wasm memory
+    core.releaseModel();
+    return { bytes, ...JSON.parse(core.result()) };
+  }
+
+  dispose() {
+    if (this.#core) {
+      this.#core.delete();
+      this.#core = null;
+    }
+  }
+
+  #live() {
+    if (!this.#core) throw new FlawlensError('this teacher was disposed', 'invalid_argument');
+    return this.#core;
+  }
+}
+
 export class Engine {
   #module;
   constructor(module) { this.#module = module; }
@@ -156,6 +236,25 @@ export class Engine {
       view.set(bytes);
       check(core.load(backend));
       return new Detector(core);
+    } catch (e) {
+      core.delete();
+      throw e;
+    }
+  }
+
+  // bytes: a backbone model file or a model taught before. options: {seed, dims}.
+  // Throws FlawlensError ('no_backbone' for a model without a backbone).
+  createTeacher(bytes, { seed, dims } = {}) {
+    if (!(bytes instanceof Uint8Array)) {
+      throw new FlawlensError('a model must be given as a Uint8Array', 'invalid_argument');
+    }
+    const core = new this.#module.Teacher();
+    try {
+      const view = core.buffer(bytes.length);
+      if (view === null) throw new FlawlensError(`model file of ${bytes.length} bytes is too large`, 'limit_exceeded');
+      view.set(bytes);
+      check(core.begin(JSON.stringify({ seed, dims })));
+      return new Teacher(core);
     } catch (e) {
       core.delete();
       throw e;

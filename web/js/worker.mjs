@@ -12,9 +12,38 @@
 //               | {blob: Blob}, roi?, threshold?  -> result (map transferred)
 //   setThreshold {value} / resetThreshold    -> {threshold}
 //   stats       {}                            -> {wasmBytes, detections}
+//
+// Teaching (engine.mjs Teacher; the panel is ui/teach.mjs):
+//   teachBegin  {seed?, dims?} -> {mapWidth, mapHeight, dims, featureChannels,
+//               backbone: {name, licence}}: starts a collection on the bytes of
+//               the model loaded now (kept by loadModel); error 'no_backbone'
+//               when it has none, 'no_model' when nothing is loaded. A new
+//               teachBegin drops the previous collection.
+//   teachAdd    {bitmap: ImageBitmap} | {pixels: ArrayBuffer, width, height,
+//               format}, roi? ({x, y, w, h} in pixels of the frame)
+//               -> {images, heldOut, held} (counts so far; held: this frame is
+//               held out for calibration). Per-frame errors, nothing added:
+//               'black_frame' (no contrast: black / covered / blank camera),
+//               'frozen_frame' (identical to the previous frame), 'bad_image',
+//               'invalid_argument', 'non_finite'; 'no_teacher' before teachBegin.
+//   teachFit    {name, roi?, source: 'camera'|'photos'|'both', frames, created,
+//               sensitivity?} -> {bytes: ArrayBuffer (transferred), info (the
+//               taught model's, as loadModel answers), calibration: {offset,
+//               scale, threshold, mapLow, mapHigh}, fitImages, holdoutImages}.
+//               roi: {x, y, w, h} in fractions of the frame (or null), stored
+//               in the card with {"taught": {where: 'browser', source, frames,
+//               created}}. While fitting the worker posts progress messages
+//               {id, progress: fraction in [0, 1]} (no `ok` field) before the
+//               answer. The detector in use is not replaced: the page loads
+//               the bytes with loadModel. Errors: 'too_few', 'degenerate'
+//               (the frames are all the same), 'no_teacher', 'invalid_argument'.
+//               The collection stays: teachFit can be called again.
+//   teachCancel {}  -> {} (drops the collection and frees its memory)
 
 let engine = null;
 let det = null;
+let modelBytes = null;  // the loaded model's file: what teachBegin teaches on
+let teacher = null;
 let detections = 0;
 let canvas = null;
 let ctx = null;
@@ -82,6 +111,7 @@ const handlers = {
     const next = engine.loadModel(new Uint8Array(bytes), { backend });  // throws on a bad file
     if (det) det.dispose();
     det = next;
+    modelBytes = new Uint8Array(bytes);
     if (typeof threshold === 'number' && Number.isFinite(threshold)) det.threshold = threshold;
     return { result: cleanInfo(det.info) };
   },
@@ -145,6 +175,84 @@ const handlers = {
     return { result: { threshold: d.threshold } };
   },
 
+  teachBegin({ seed, dims }) {
+    if (!engine) throw fail('The engine is not ready.', 'no_engine');
+    if (!det || !modelBytes) throw fail('No model is loaded yet.', 'no_model');
+    const next = engine.createTeacher(modelBytes, { seed, dims });  // throws 'no_backbone'
+    if (teacher) teacher.dispose();
+    teacher = next;
+    const i = teacher.info;
+    return {
+      result: {
+        mapWidth: i.mapWidth, mapHeight: i.mapHeight, dims: i.dims, featureChannels: i.featureChannels,
+        backbone: { name: i.backbone.name, licence: i.backbone.licence },
+      },
+    };
+  },
+
+  teachAdd(msg) {
+    if (!teacher) throw fail('Teaching has not begun.', 'no_teacher');  // onmessage closes the bitmap
+    const roi = msg.roi && msg.roi.w > 0 && msg.roi.h > 0 ? msg.roi : null;
+    let r;
+    if (msg.bitmap) {
+      const { pixels, width, height } = bitmapToRgba(msg.bitmap);
+      msg.bitmap.close();
+      r = teacher.addFrame(pixels, width, height, 'rgba', roi);
+    } else if (msg.pixels) {
+      r = teacher.addFrame(new Uint8Array(msg.pixels), msg.width, msg.height, msg.format || 'rgba', roi);
+    } else {
+      throw fail('teachAdd: no image given', 'bad_request');
+    }
+    return { result: { images: r.images, heldOut: r.heldOut, held: r.held } };
+  },
+
+  teachFit(msg, id) {
+    if (!teacher) throw fail('Teaching has not begun.', 'no_teacher');
+    const source = msg.source ?? 'camera';
+    if (!['camera', 'photos', 'both'].includes(source)) {
+      throw fail(`source must be 'camera', 'photos' or 'both', got '${source}'`, 'invalid_argument');
+    }
+    let roi = null;
+    if (msg.roi) {
+      const { x, y, w, h } = msg.roi;
+      const ok = [x, y, w, h].every((v) => typeof v === 'number' && Number.isFinite(v)) &&
+        x >= 0 && y >= 0 && w > 0 && h > 0 && x + w <= 1 + 1e-6 && y + h <= 1 + 1e-6;
+      if (!ok) throw fail('roi must be {x, y, w, h} in fractions of the frame (inside [0, 1])', 'invalid_argument');
+      roi = { x, y, w, h };
+    }
+    const frames = Number.isInteger(msg.frames) && msg.frames >= 0 ? msg.frames : teacher.images;
+    const created = typeof msg.created === 'string' ? msg.created : new Date().toISOString().replace(/\.\d+Z$/, 'Z');
+    const options = {
+      name: typeof msg.name === 'string' && msg.name.trim() ? msg.name.trim() : 'taught model',
+      created,
+      card: { taught: { where: 'browser', source, frames, created }, roi },
+    };
+    if (msg.sensitivity !== undefined && msg.sensitivity !== null) options.sensitivity = msg.sensitivity;
+    let last = -1;
+    const r = teacher.fit(options, (fraction) => {
+      // At most ~100 messages: the page only draws a bar.
+      if (fraction - last >= 0.01 || fraction >= 1) {
+        last = fraction;
+        self.postMessage({ id, progress: fraction });
+      }
+    });
+    // The bytes must load as a detector: checked here, without replacing the one in use.
+    const check = engine.loadModel(r.bytes);
+    const info = cleanInfo(check.info);
+    check.dispose();
+    const bytes = r.bytes.buffer;
+    return {
+      result: { bytes, info, calibration: r.calibration, fitImages: r.fitImages, holdoutImages: r.holdoutImages },
+      transfer: [bytes],
+    };
+  },
+
+  teachCancel() {
+    if (teacher) teacher.dispose();
+    teacher = null;
+    return {};
+  },
+
   stats() {
     return { result: { wasmBytes: engine ? engine.memoryBytes : null, detections } };
   },
@@ -156,7 +264,7 @@ self.onmessage = async (event) => {
   const handler = handlers[type];
   try {
     if (!handler) throw fail(`unknown request "${type}"`, 'bad_request');
-    let out = await handler(msg);
+    let out = await handler(msg, id);
     if (type === 'detect') ++detections;
     if (!out || !('result' in out)) out = { result: out };
     self.postMessage({ id, ok: true, result: out.result }, out.transfer || []);

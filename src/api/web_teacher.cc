@@ -1,0 +1,291 @@
+#include "api/web_teacher.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+
+// Part of the core library: uses the teacher, the size limits and the JSON
+// reader/writer.
+#include "core/limits.h"
+#include "fit/teacher.h"
+#include "model/json_value.h"
+
+namespace flawlens {
+namespace {
+
+std::string Err(const char* code, const std::string& message) {
+  return std::string(code) + ": " + message;
+}
+
+bool ParsePixelFormat(const std::string& format, PixelFormat* pf) {
+  if (format == "rgba") {
+    *pf = PixelFormat::kRGBA8;
+  } else if (format == "rgb") {
+    *pf = PixelFormat::kRGB8;
+  } else if (format == "gray") {
+    *pf = PixelFormat::kGray8;
+  } else {
+    return false;
+  }
+  return true;
+}
+
+// The model card of a safetensors file already validated by the loader:
+// __metadata__.card parsed ("{}" when anything is missing).
+JsonValue CardOf(const uint8_t* bytes, size_t size) {
+  JsonValue none = JsonValue::Object();
+  if (size < 8) return none;
+  uint64_t n = 0;
+  for (int i = 7; i >= 0; --i) n = (n << 8) | bytes[i];
+  if (n > size - 8) return none;
+  JsonValue header;
+  if (!ParseJson(reinterpret_cast<const char*>(bytes + 8), size_t(n), "header", &header).ok()) {
+    return none;
+  }
+  const JsonValue* meta = header.Find("__metadata__");
+  const JsonValue* card = meta ? meta->Find("card") : nullptr;
+  JsonValue out;
+  if (!card || !card->is_string() ||
+      !ParseJson(card->str().data(), card->str().size(), "card", &out).ok() || !out.is_object()) {
+    return none;
+  }
+  return out;
+}
+
+std::string StringOr(const JsonValue* obj, const char* key, const std::string& fallback) {
+  const JsonValue* v = obj ? obj->Find(key) : nullptr;
+  return v && v->is_string() ? v->str() : fallback;
+}
+
+Status ParseOptions(const std::string& json, JsonValue* out) {
+  if (json.empty()) {
+    *out = JsonValue::Object();
+    return Status::Ok();
+  }
+  FLAWLENS_RETURN_IF_ERROR(ParseJson(json.data(), json.size(), "options", out));
+  if (!out->is_object()) {
+    return MakeError(ErrorCode::kInvalidArgument, "options must be a JSON object");
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
+WebTeacher::WebTeacher() = default;
+WebTeacher::~WebTeacher() = default;
+
+uint8_t* WebTeacher::buffer(double bytes) {
+  if (!(bytes >= 0) || bytes > static_cast<double>(kMaxModelBytes)) return nullptr;
+  bytes_.resize(static_cast<size_t>(bytes));
+  return bytes_.data();
+}
+
+void WebTeacher::releaseBytes() { std::vector<uint8_t>().swap(bytes_); }
+
+void WebTeacher::releaseModel() { std::vector<uint8_t>().swap(model_); }
+
+std::string WebTeacher::begin(const std::string& options_json) {
+  JsonValue o;
+  Status st = ParseOptions(options_json, &o);
+  if (!st.ok()) {
+    releaseBytes();
+    return st.ToString();
+  }
+  fit::TeacherOptions to;
+  int64_t v = 0;
+  if (const JsonValue* seed = o.Find("seed"); seed && !seed->is_null()) {
+    if (!seed->ToInt64(0, 0xFFFFFFFFll, &v)) {
+      releaseBytes();
+      return Err("invalid_argument", "seed must be an integer in [0, 4294967295]");
+    }
+    to.seed = static_cast<uint32_t>(v);
+  }
+  if (const JsonValue* dims = o.Find("dims"); dims && !dims->is_null()) {
+    if (!dims->ToInt64(1, 1024, &v)) {
+      releaseBytes();
+      return Err("invalid_argument", "dims must be an integer in [1, 1024]");
+    }
+    to.dims = static_cast<int>(v);
+  }
+  auto t = fit::Teacher::Create(bytes_.data(), bytes_.size(), to);
+  if (!t.ok()) {
+    releaseBytes();
+    const Status& s = t.status();
+    // Teacher::Create's "neither a backbone nor a taught model" is the one
+    // error the page explains differently (load a model with a backbone).
+    if (s.code() == ErrorCode::kInvalidArgument && s.message().rfind("not a backbone", 0) == 0) {
+      return Err("no_backbone", "the model has no pretrained backbone to teach on (" +
+                                    s.message() + ")");
+    }
+    return s.ToString();
+  }
+  const JsonValue card = CardOf(bytes_.data(), bytes_.size());
+  releaseBytes();
+  // A backbone file names itself; a taught model names its backbone.
+  const JsonValue* kind = card.Find("kind");
+  const JsonValue* bb = (kind && kind->is_string() && kind->str() == "backbone")
+                            ? &card
+                            : card.Find("backbone");
+  JsonValue backbone = JsonValue::Object();
+  backbone.Set("name", StringOr(bb, "name", "unnamed"))
+      .Set("licence", StringOr(bb, "licence", StringOr(bb, "license", "")));
+  teacher_ = std::move(t).value();
+  JsonValue info = JsonValue::Object();
+  info.Set("mapWidth", teacher_->map_width())
+      .Set("mapHeight", teacher_->map_height())
+      .Set("dims", teacher_->dims())
+      .Set("featureChannels", teacher_->feature_channels())
+      .Set("featureNode", teacher_->feature_node())
+      .Set("backbone", std::move(backbone));
+  info_json_ = info.Dump();
+  last_hash_ = 0;
+  last_held_out_ = false;
+  releaseModel();
+  result_json_ = "{}";
+  return "";
+}
+
+std::string WebTeacher::info() const { return teacher_ ? info_json_ : "{}"; }
+
+int WebTeacher::images() const { return teacher_ ? teacher_->images() : 0; }
+
+int WebTeacher::heldOut() const { return teacher_ ? teacher_->holdout_images() : 0; }
+
+std::string WebTeacher::addFrame(int width, int height, const std::string& format, double rx,
+                                 double ry, double rw, double rh) {
+  if (!teacher_) return Err("no_teacher", "teaching has not begun (no model to teach on)");
+  PixelFormat pf;
+  if (!ParsePixelFormat(format, &pf)) {
+    return Err("invalid_argument",
+               "pixel format must be 'rgba', 'rgb' or 'gray', got '" + format + "'");
+  }
+  if (width <= 0 || height <= 0 || width > kMaxImageSide || height > kMaxImageSide) {
+    return Err("invalid_argument", "image size " + std::to_string(width) + "x" +
+                                       std::to_string(height) + " is out of range (1.." +
+                                       std::to_string(kMaxImageSide) + ")");
+  }
+  const int bpp = BytesPerPixel(pf);
+  const uint64_t need = uint64_t(width) * uint64_t(height) * uint64_t(bpp);
+  if (bytes_.size() < need) {
+    return Err("invalid_argument", "pixel buffer holds " + std::to_string(bytes_.size()) +
+                                       " bytes, a " + std::to_string(width) + "x" +
+                                       std::to_string(height) + " " + format + " image needs " +
+                                       std::to_string(need));
+  }
+  for (double v : {rx, ry, rw, rh}) {
+    if (!std::isfinite(v)) return Err("invalid_argument", "region of interest must be finite numbers");
+  }
+  // The checks look at the pixels the model will see: the region clipped to
+  // the frame (the whole frame without one, or when it misses the frame;
+  // the preprocessing then reports the bad region).
+  int x0 = 0, y0 = 0, x1 = width, y1 = height;
+  if (rw > 0 && rh > 0) {
+    const int cx0 = int(std::floor(std::max(0.0, rx))), cy0 = int(std::floor(std::max(0.0, ry)));
+    const int cx1 = int(std::ceil(std::min(double(width), rx + rw)));
+    const int cy1 = int(std::ceil(std::min(double(height), ry + rh)));
+    if (cx1 > cx0 && cy1 > cy0) x0 = cx0, y0 = cy0, x1 = cx1, y1 = cy1;
+  }
+  const uint8_t* px = bytes_.data();
+  const size_t stride = size_t(width) * bpp;
+  double sum = 0, sum2 = 0;
+  uint64_t hash = 1469598103934665603ull;  // FNV-1a over the region's bytes
+  hash = (hash ^ uint64_t(x1 - x0)) * 1099511628211ull;
+  hash = (hash ^ uint64_t(y1 - y0)) * 1099511628211ull;
+  for (int y = y0; y < y1; ++y) {
+    const uint8_t* row = px + size_t(y) * stride + size_t(x0) * bpp;
+    const size_t n = size_t(x1 - x0) * bpp;
+    for (size_t i = 0; i < n; ++i) hash = (hash ^ row[i]) * 1099511628211ull;
+    for (int x = 0; x < x1 - x0; ++x) {
+      const uint8_t* p = row + size_t(x) * bpp;
+      const double l = bpp == 1 ? p[0] : 0.299 * p[0] + 0.587 * p[1] + 0.114 * p[2];
+      sum += l;
+      sum2 += l * l;
+    }
+  }
+  if (hash == 0) hash = 1;
+  const double n = double(x1 - x0) * double(y1 - y0);
+  const double mean = sum / n;
+  const double sd = std::sqrt(std::max(0.0, sum2 / n - mean * mean));
+  if (sd < kBlankStd) {
+    char msg[200];
+    std::snprintf(msg, sizeof(msg),
+                  "the frame is blank (brightness %.0f of 255, contrast %.2f levels): the camera "
+                  "shows a black or uniform picture; check the lens, the light and the region",
+                  mean, sd);
+    return Err("black_frame", msg);
+  }
+  if (hash == last_hash_) {
+    return Err("frozen_frame",
+               "the frame is identical to the previous one: the camera seems frozen; check that "
+               "it is still connected and streaming");
+  }
+  ImageView view{px, width, height, pf, 0};
+  const RectF roi{float(rx), float(ry), float(rw), float(rh)};
+  auto held = teacher_->AddImage(view, roi);
+  if (!held.ok()) return held.status().ToString();
+  last_hash_ = hash;
+  last_held_out_ = held.value();
+  return "";
+}
+
+std::string WebTeacher::fit(const std::string& options_json,
+                            const std::function<void(float)>& progress) {
+  if (!teacher_) return Err("no_teacher", "teaching has not begun (no model to teach on)");
+  JsonValue o;
+  Status st = ParseOptions(options_json, &o);
+  if (!st.ok()) return st.ToString();
+  fit::FitOptions fo;
+  fo.taught_by = "flawlens page";
+  fo.name = StringOr(&o, "name", "taught model");
+  if (fo.name.empty() || fo.name.size() > 200) {
+    return Err("invalid_argument", "name must have 1 to 200 characters");
+  }
+  fo.created = StringOr(&o, "created", "");
+  if (fo.created.size() > 64) return Err("invalid_argument", "created must be a short date string");
+  if (const JsonValue* s = o.Find("sensitivity"); s && !s->is_null()) {
+    if (!s->is_number() || !(s->as_double() >= 0 && s->as_double() <= 1)) {
+      return Err("invalid_argument", "sensitivity must be a number in [0, 1]");
+    }
+    fo.sensitivity = float(s->as_double());
+  }
+  if (const JsonValue* d = o.Find("density"); d && !d->is_null()) {
+    auto kind = fit::ParseDensityKind(d->str());
+    if (!kind.ok()) return kind.status().ToString();
+    fo.density = kind.value();
+  }
+  if (const JsonValue* card = o.Find("card"); card && !card->is_null()) {
+    if (!card->is_object()) return Err("invalid_argument", "card must be a JSON object");
+    fo.card_extra_json = card->Dump();
+  }
+  const bool too_few = teacher_->fit_images() < fit::kMinFitImages ||
+                       teacher_->holdout_images() < fit::kMinHoldoutImages;
+  auto r = teacher_->Fit(fo, progress);
+  if (!r.ok()) {
+    const Status& s = r.status();
+    if (too_few) return Err("too_few", s.message());
+    // Fit's "no variation between the images" (the same frame over and over).
+    if (s.code() == ErrorCode::kInvalidArgument &&
+        s.message().find("no variation") != std::string::npos) {
+      return Err("degenerate", s.message());
+    }
+    return s.ToString();
+  }
+  model_ = std::move(r.value().model);
+  const Calibration& c = r.value().calibration;
+  JsonValue cal = JsonValue::Object();
+  cal.Set("offset", c.offset)
+      .Set("scale", c.scale)
+      .Set("threshold", c.threshold)
+      .Set("mapLow", c.map_low)
+      .Set("mapHigh", c.map_high);
+  JsonValue j = JsonValue::Object();
+  j.Set("calibration", std::move(cal))
+      .Set("fitImages", r.value().fit_images)
+      .Set("holdoutImages", r.value().holdout_images)
+      .Set("meanShrinkage", r.value().mean_shrinkage);
+  result_json_ = j.Dump();
+  return "";
+}
+
+}  // namespace flawlens
