@@ -15,10 +15,13 @@
 // pseudo-random image in [-2, 2)). Every engine runs on its own page load;
 // configurations are interleaved within a repeat; the figure is the median
 // over repeats of each page's median. Outputs are checked against tfjs with
-// one thread within the anchor's tolerance (1e-3 absolute).
+// one thread within the anchor's tolerance (1e-3 absolute). "flawlens-paired"
+// runs our engine with 1 and N threads in one page, alternating run by run,
+// for the thread speed-up on a busy machine.
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import { createRequire } from 'node:module';
+import { Worker } from 'node:worker_threads';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -183,7 +186,7 @@ function writeNet(dir, name, model, onnxBytes, input, shape) {
 // ---- site -----------------------------------------------------------------------
 const site = fs.mkdtempSync(path.join(os.tmpdir(), 'flawlens-threads-bench-'));
 for (const d of ['ours', 'tfjs', 'ort', 'nets']) fs.mkdirSync(path.join(site, d));
-for (const f of ['bench.html', 'bench_page.mjs']) fs.copyFileSync(path.join(here, 'threads', f), path.join(site, f));
+for (const f of ['bench.html', 'bench_page.mjs', 'bench_worker.mjs']) fs.copyFileSync(path.join(here, 'threads', f), path.join(site, f));
 const engines = ['flawlens', 'tfjs', 'ort'];
 for (const f of ['flawlens-core-mt.mjs', 'flawlens-core-mt.wasm', 'flawlens-core-mt.worker.js'])
   fs.copyFileSync(path.join(wasmDir, f), path.join(site, 'ours', f));
@@ -233,16 +236,35 @@ const stats = (s) => {
 };
 const median = (v) => { const a = [...v].sort((x, y) => x - y); const m = a.length >> 1; return a.length % 2 ? a[m] : (a[m - 1] + a[m]) / 2; };
 
+// How many cores this process really gets right now: the same busy loop on
+// 1 and on 2 worker threads (2 x the work). 2.0 on an idle 2-core machine;
+// near 1.0 when other jobs keep a core busy (then no engine gains from a
+// second thread).
+async function effectiveCores() {
+  const loop = 'let x = 0; for (let i = 0; i < 3e8; i++) x += i * 1e-9; require("worker_threads").parentPort.postMessage(x);';
+  const run = (n) => {
+    const t0 = performance.now();
+    return Promise.all(Array.from({ length: n }, () => new Promise((resolve) => {
+      const w = new Worker(loop, { eval: true });
+      w.once('message', () => { w.terminate(); resolve(); });
+    }))).then(() => performance.now() - t0);
+  };
+  const one = await run(1), two = await run(2);
+  return { one, two, cores: (2 * one) / two };
+}
+
 const results = {};  // key -> { medians: [], out, info }
 const key = (e, n, t) => `${e}|${n}|${t}`;
 const browser = await launch({});
 try {
   say(`# threads_bench ${new Date().toISOString()}  load average ${os.loadavg().map((x) => x.toFixed(1)).join(' ')}`);
   say(`# chromium headless, ${origin} served by tools/serve.py (COOP/COEP); repeats ${args.repeats}, runs/page ${args.runs}`);
+  const probe = await effectiveCores();
+  say(`# effective cores before: ${probe.cores.toFixed(2)} (busy loop: 1 thread ${probe.one.toFixed(0)} ms, 2 threads x2 work ${probe.two.toFixed(0)} ms)`);
   for (let rep = 0; rep < args.repeats; rep++) {
     for (const net of args.nets) {
       for (const t of args.threads) {
-        for (const e of engines) {
+        for (const e of [...engines, ...(t > 1 ? ['flawlens-paired'] : [])]) {
           if (e === 'flawlens-st' && t !== 1) continue;
           if (args.engines && !args.engines.includes(e)) continue;
           const url = `${origin}/bench.html?engine=${e}&threads=${t}&net=${net}&runs=${args.runs}`;
@@ -253,6 +275,17 @@ try {
           await page.close();
           if (r.error) throw new Error(`${e} ${net} x${t}: ${r.error}`);
           if (!r.isolated) throw new Error('page is not cross-origin isolated');
+          if (e === 'flawlens-paired') {
+            const a = stats(r.samples), b = stats(r.samples2);
+            const ratios = r.samples2.map((x, i) => x / r.samples[i]);
+            const k = key(e, net, t);
+            results[k] ??= { ratios: [], out: r.out, info: r.info };
+            results[k].ratios.push(median(ratios));
+            say(`PAIRED ${JSON.stringify({ rep, net, threads: t, x1_median: +a.median.toFixed(3), [`x${t}_median`]: +b.median.toFixed(3),
+              x1_p10: +a.p10.toFixed(3), [`x${t}_p10`]: +b.p10.toFixed(3), median_of_ratios: +median(ratios).toFixed(3),
+              load: +os.loadavg()[0].toFixed(1) })}`);
+            continue;
+          }
           const s = stats(r.samples);
           const k = key(e, net, t);
           results[k] ??= { medians: [], out: r.out, info: r.info };
@@ -262,6 +295,8 @@ try {
       }
     }
   }
+  const after = await effectiveCores();
+  say(`# effective cores after: ${after.cores.toFixed(2)} (1 thread ${after.one.toFixed(0)} ms, 2 threads x2 work ${after.two.toFixed(0)} ms); load average ${os.loadavg().map((x) => x.toFixed(1)).join(' ')}`);
 } finally {
   await browser.close();
   server.kill();
@@ -303,6 +338,10 @@ for (const net of args.nets) {
 say('');
 say('# bars: ours x2 <= 0.6 x ours x1; ours faster than tfjs and ort at equal threads');
 for (const net of args.nets) {
+  for (const t of args.threads) {
+    const p = results[key('flawlens-paired', net, t)];
+    if (p) say(`  ${net}: ours x${t} / x1, same page, runs alternating: median of per-pair ratios, median over repeats ${median(p.ratios).toFixed(3)} (repeats: ${p.ratios.map((x) => x.toFixed(3)).join(', ')})`);
+  }
   const o1 = med[key('flawlens', net, 1)], o2 = med[key('flawlens', net, 2)];
   if (o1 && o2) say(`  ${net}: ours x2 / x1 = ${(o2 / o1).toFixed(3)} ${o2 / o1 <= 0.6 ? '(bar met)' : '(bar NOT met)'}`);
   for (const t of args.threads) {

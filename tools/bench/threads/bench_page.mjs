@@ -56,24 +56,17 @@ function nhwcToNchw(a, H, W, C) {
   return o;
 }
 
-// ---- engines: each returns { infer: async () => Float32Array, info } -------
-async function flawlens(moduleFile, model, input) {
-  const { default: create } = await import(`./ours/${moduleFile}`);
-  const m = await create();
-  if (m.setThreads) m.setThreads(threads);
-  else if (threads !== 1) throw new Error('single-thread module');
-  const d = new m.Detector();
-  d.buffer(model.length).set(model);
-  const err = d.load('auto');
-  if (err) throw new Error(err);
-  const info = JSON.parse(d.info());
-  const infer = async () => {
-    d.floats(input.length).set(input);
-    const e = d.runNetwork();
-    if (e) throw new Error(e);
-    return d.output().slice();
-  };
-  return { infer, info: { backend: info.backend, threads: m.threads ? m.threads() : 1 } };
+// ---- engines ------------------------------------------------------------------
+// Ours runs in a Web Worker (bench_worker.mjs), as on the product page, and
+// times itself there; tfjs and onnxruntime-web run on this page, as their
+// own examples do (each starts its own worker threads).
+function inWorker(moduleFile, model, input, pairedWith) {
+  return new Promise((resolve, reject) => {
+    const w = new Worker(new URL('./bench_worker.mjs', import.meta.url), { type: 'module' });
+    w.onmessage = ({ data }) => { w.terminate(); if (data.error) reject(new Error(data.error)); else resolve(data); };
+    w.onerror = (e) => { w.terminate(); reject(new Error(e.message)); };
+    w.postMessage({ moduleFile, model, input, threads, pairedWith, warm, runs, minWarmMs });
+  });
 }
 
 async function tfjs(model, input) {
@@ -168,10 +161,16 @@ async function main() {
   const meta = JSON.parse(new TextDecoder().decode(await bytes(`./nets/${net}.json`)));
   const input = await floats(`./nets/${net}.input.bin`);
   const [H, W, C] = meta.input;
+  const common = { net, threads, isolated: globalThis.crossOriginIsolated, cores: navigator.hardwareConcurrency };
+  if (engine.startsWith('flawlens')) {
+    const paired = engine === 'flawlens-paired';
+    const r = await inWorker(engine === 'flawlens-st' ? 'flawlens-core.mjs' : 'flawlens-core-mt.mjs',
+                             await bytes(`./nets/${net}.safetensors`), input, paired);
+    return { engine, ...common, samples: r.samples[0], samples2: paired ? r.samples[1] : undefined, out: r.out,
+             info: { threads: r.threads, where: 'worker' } };
+  }
   let e;
-  if (engine === 'flawlens') e = await flawlens('flawlens-core-mt.mjs', await bytes(`./nets/${net}.safetensors`), input);
-  else if (engine === 'flawlens-st') e = await flawlens('flawlens-core.mjs', await bytes(`./nets/${net}.safetensors`), input);
-  else if (engine === 'tfjs') e = await tfjs(await bytes(`./nets/${net}.safetensors`), input);
+  if (engine === 'tfjs') e = await tfjs(await bytes(`./nets/${net}.safetensors`), input);
   else if (engine === 'ort') e = await ort(await bytes(`./nets/${net}.onnx`), input, H, W, C);
   else throw new Error(`unknown engine ${engine}`);
   const out = Float32Array.from(await e.infer());
