@@ -52,6 +52,12 @@ export function saveBlob(blob, fileName) {
   setTimeout(() => URL.revokeObjectURL(url), 30000);
 }
 
+// "The 12 good frames so far are kept." (nothing to keep: says so).
+function keptText(n) {
+  if (n === 0) return 'No good frame was added yet.';
+  return n === 1 ? 'The 1 good frame so far is kept.' : `The ${n} good frames so far are kept.`;
+}
+
 function sizeText(bytes) {
   if (!(bytes > 0)) return '';
   return bytes >= 1e6 ? `${(bytes / 1e6).toFixed(1)} MB` : `${Math.max(1, Math.round(bytes / 1e3))} kB`;
@@ -304,7 +310,7 @@ export class TeachPanel {
     if (code !== 'black_frame' && code !== 'frozen_frame') {
       // Not a property of the frame: the engine cannot take frames now.
       if (this.recording === rec) this.stopRecording('error');
-      this.fail(`Recording stopped: a frame could not be added: ${errText(e)}. The ${this.images} good frames so far are kept.`);
+      this.fail(`Recording stopped: a frame could not be added: ${errText(e)}. ${keptText(this.images)}`);
       return;
     }
     rec.consecutive += 1;
@@ -315,7 +321,7 @@ export class TeachPanel {
         ? 'The camera picture is blank (black or one flat colour: lens covered, lights off, or a camera that sends no picture)'
         : 'The camera picture does not change at all (a frozen camera, or a still image instead of video)';
       this.fail(`${why}: ${rec.consecutive} frames in a row were not usable, so recording stopped. ` +
-                `The ${this.images} good frames so far are kept.`);
+                keptText(this.images));
     }
   }
 
@@ -346,9 +352,9 @@ export class TeachPanel {
     if (!this.recording) return;
     this.stopRecording('camera');
     const text = reason === 'ended'
-      ? `The camera stopped while recording (unplugged, or taken by another app). The ${this.images} good frames ` +
-        'recorded so far are kept: reconnect it and record more, or teach with what you have.'
-      : `Recording stopped with the camera. The ${this.images} good frames recorded so far are kept.`;
+      ? `The camera stopped while recording (unplugged, or taken by another app). ${keptText(this.images)} ` +
+        'Reconnect it and record more, or teach with what you have.'
+      : `Recording stopped with the camera. ${keptText(this.images)}`;
     if (reason === 'ended') this.fail(text);
     else this.note(text);
   }
@@ -407,7 +413,7 @@ export class TeachPanel {
         }
       }
     } catch (e) {
-      this.fail(`Adding photos stopped: ${errText(e)}. The ${this.images} good images so far are kept.`);
+      this.fail(`Adding photos stopped: ${errText(e)}. ${keptText(this.images)}`);
       return;
     } finally {
       this.busy = false;
