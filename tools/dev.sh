@@ -23,20 +23,34 @@ build_wasm() {
   cmake --build --preset wasm-release -j "$jobs" "$@"
 }
 
+# default_model FLAWLENS_BIN: the page's default model is built, not stored:
+# it carries a third-party backbone's weights (model/build_default.sh).
+default_model() {
+  step "default model (backbone from the npm package + generated parts)"
+  bash model/build_default.sh build/model/default.safetensors "$1"
+}
+
 build_site() {
   step "site -> build/site"
-  bash tools/build_site.sh build/wasm-release build/site
+  FLAWLENS_MODEL=build/model/default.safetensors bash tools/build_site.sh build/wasm-release build/site
 }
 
 case "${1:-}" in
   serve)
     bash tools/setup.sh serve
+    # The CLI without LibTorch: it converts the backbone and fits the default model.
+    step "native CLI (no LibTorch)"
+    cmake --preset native-release -B build/native-cli -DFLAWLENS_TORCH=OFF -DFLAWLENS_TESTS=OFF \
+      -DFLAWLENS_BENCH=OFF >/dev/null
+    cmake --build build/native-cli -j "$jobs" --target flawlens
+    default_model build/native-cli/tools/flawlens
     build_wasm OFF --target flawlens_wasm
     build_site
     port=${PORT:-8080}
     step "serving"
     echo "flawlens is at  http://127.0.0.1:$port/   (Ctrl-C to stop)"
-    exec python3 -m http.server --bind 127.0.0.1 --directory build/site "$port"
+    # Cross-origin isolation headers (COOP/COEP) and the right MIME types.
+    exec python3 tools/serve.py "$port" --dir build/site
     ;;
   test)
     bash tools/setup.sh test
@@ -53,6 +67,8 @@ case "${1:-}" in
     step "native ASan + UBSan: ctest"
     ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1 \
       ctest --preset native-asan -j "$jobs"
+
+    default_model build/native-release/tools/flawlens
 
     build_wasm ON
     step "wasm: ctest under node (same gtest binaries + Embind API test)"
