@@ -51,7 +51,7 @@ try {
   const images = fs.readdirSync(dir).filter((f) => f.endsWith('.png')).sort().map((f) => path.join(dir, f));
   const clipFile = path.join(tmp, 'good.y4m');
   const clip = clipFromImages(clipFile, images, { hold: 1, fps, maxSide: 640 });
-  console.log(`teach_page_bench: site ${site}; fake webcam ${clip.width}x${clip.height} @ ${fps} fps, ${clip.frames} distinct ` +
+  console.log(`teach_page_bench: site ${path.relative(repo, site) || '.'}; fake webcam ${clip.width}x${clip.height} @ ${fps} fps, ${clip.frames} distinct ` +
               `good frames; teach ${frames} frames, ${runs} runs; Chromium headless, ${os.cpus().length} cores`);
 
   const rows = [];
