@@ -75,7 +75,7 @@ struct FitOptions {
   // Plus eps times the mean variance (over all cells and dims) on the
   // diagonal: keeps cells that never vary (a constant border) finite.
   float eps = 0.01f;
-  float blur_sigma = 1.0f;       // map blur, in map cells (0 = none)
+  float blur_sigma = 0.5f;       // map blur, in map cells (0 = none)
   float cell_std_shrink = 1.0f;  // per-cell std -> global std (FitCellCalibration)
   float sensitivity = 0.5f;      // threshold = 6 (1 - sensitivity) std of held-out good scores
   float global_weight = 0.0f;    // image-level term (0 = none)

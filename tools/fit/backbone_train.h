@@ -28,7 +28,7 @@ struct BackboneTrainOptions {
   // defaults are the measured best, docs/METHOD-backbone.md).
   std::string density = "per_position";  // or "shared"
   int dims = 64;                         // random projection of the features
-  float blur_sigma = 1.0f;               // map blur, in map cells
+  float blur_sigma = 0.5f;               // map blur, in map cells
   float cell_std_shrink = 1.0f;          // per-cell std -> one global std
   float shrinkage = -1.0f;               // < 0: Ledoit-Wolf
   float eps = 0.01f;                     // diagonal floor, times the mean variance
