@@ -16,6 +16,7 @@
 #include "../test_models.h"
 #include "cli/cli_util.h"
 #include "cli/dataset.h"
+#include "fit/teacher.h"
 #include "flawlens/detector.h"
 
 namespace flawlens::cli {
@@ -560,6 +561,214 @@ TEST(Dataset, LayoutsAndErrors) {
   EXPECT_NE(hollow.status().message().find("no images"), std::string::npos);
   std::error_code ec;
   fs::remove_all(root, ec);
+}
+
+
+// ---- a model taught in the page: card origin, backbone and region ----------
+
+TEST(CliUtil, RoiPixelsRoundsLikeThePage) {
+  // web/js/ui/camera.mjs modelRoiPixels: x = min(W - 2, round(fx W)),
+  // w = max(2, min(W - x, round(fw W))), halves rounding up.
+  RectF r = RoiPixels(RectF{0.25f, 0.2f, 0.5f, 0.6f}, 96, 80);
+  EXPECT_EQ(r.x, 24);
+  EXPECT_EQ(r.y, 16);
+  EXPECT_EQ(r.w, 48);
+  EXPECT_EQ(r.h, 48);
+  r = RoiPixels(RectF{0.999f, 0.05f, 0.5f, 0.95f}, 10, 10);  // clamped to the frame
+  EXPECT_EQ(r.x, 8);
+  EXPECT_EQ(r.y, 1);  // round(0.5) = 1
+  EXPECT_EQ(r.w, 2);
+  EXPECT_EQ(r.h, 9);  // round(9.5) = 10, then min(10 - 1, 10)
+  EXPECT_EQ(RoiPixels(RectF{0.1f, 0.1f, 0.5f, 0.5f}, 1, 5).w, 0);  // too small: whole image
+}
+
+class TaughtCliTest : public ::testing::Test {
+ protected:
+  static constexpr int kW = 96, kH = 80;
+  static constexpr const char* kRoiJson = R"({"x":0.25,"y":0.2,"w":0.5,"h":0.6})";
+  static RectF Roi() { return RectF{0.25f, 0.2f, 0.5f, 0.6f}; }
+
+  // A camera frame: the part (stripes with a random phase, contrast and
+  // noise) inside the region, black bars around it, like a cropped camera.
+  static std::vector<uint8_t> Frame(uint32_t seed, bool defect = false) {
+    std::vector<uint8_t> px(size_t(kW) * kH * 3, 0);
+    uint32_t s = seed * 2654435761u + 7;
+    auto next = [&] { return (s = s * 1664525u + 1013904223u) >> 8; };
+    const float phase = float(next() % 1000) * 0.00314f, amp = 30.0f + float(next() % 50) * 0.1f;
+    const RectF r = RoiPixels(Roi(), kW, kH);
+    for (int y = int(r.y); y < int(r.y + r.h); ++y) {
+      for (int x = int(r.x); x < int(r.x + r.w); ++x) {
+        float v = 128 + amp * std::sin(0.35f * x + 0.2f * y + phase) + float(next() % 17) - 8;
+        if (defect && x >= 50 && x < 60 && y >= 30 && y < 40) v = 250;
+        for (int c = 0; c < 3; ++c) px[(size_t(y) * kW + x) * 3 + c] = uint8_t(std::clamp(v, 0.f, 255.f));
+      }
+    }
+    return px;
+  }
+
+  static void SetUpTestSuite() {
+    char tmpl[] = "/tmp/flawlens_cli_taught_XXXXXX";
+    ASSERT_NE(mkdtemp(tmpl), nullptr);
+    dir_ = tmpl;
+    fs::create_directories(dir_ + "/data/val/good");
+    fs::create_directories(dir_ + "/data/val/spot");
+    // The backbone: 64x64 gray -> conv 3x3/2 (8) -> conv 3x3/2 (16) = 16x16x16.
+    testing::SpecBuilder b(64, 64, 1, 21);
+    b.Conv("c1", "input", 8, 3, 2, 1, "relu").Conv("c2", "c1", 16, 3, 2, 1, "relu");
+    PreprocessConfig pre;
+    pre.resize_w = pre.resize_h = 64;
+    pre.channels = 1;
+    const std::vector<uint8_t> backbone = WriteModel(
+        b.Build("c2", pre, "{}", "{}", R"({"kind":"backbone","name":"tiny","licence":"test"})"));
+    fit::TeacherOptions to;
+    to.dims = 8;
+    auto t = fit::Teacher::Create(backbone.data(), backbone.size(), to);
+    ASSERT_TRUE(t.ok()) << t.status().ToString();
+    // Taught as the page does: on the camera region of each frame.
+    for (int i = 0; i < 40; ++i) {
+      const std::vector<uint8_t> f = Frame(1000 + i);
+      auto added = (*t)->AddImage(ImageView{f.data(), kW, kH, PixelFormat::kRGB8, 0},
+                                  RoiPixels(Roi(), kW, kH));
+      ASSERT_TRUE(added.ok()) << added.status().ToString();
+    }
+    fit::FitOptions fo;
+    fo.name = "taught parts";
+    fo.created = "2026-12-02T16:40:00Z";
+    fo.card_extra_json = std::string(R"({"taught":{"where":"browser","source":"camera","frames":40,)") +
+                         R"("created":"2026-12-02T16:40:00Z"},"roi":)" + kRoiJson + "}";
+    auto fitted = (*t)->Fit(fo);
+    ASSERT_TRUE(fitted.ok()) << fitted.status().ToString();
+    model_bytes_ = fitted->model;
+    model_ = dir_ + "/taught.safetensors";
+    ASSERT_TRUE(WriteFileBytes(model_, model_bytes_).ok());
+    for (int i = 0; i < 4; ++i) {
+      const std::vector<uint8_t> g = Frame(5000 + i), d = Frame(6000 + i, true);
+      ASSERT_TRUE(WriteFileBytes(dir_ + "/data/val/good/g" + std::to_string(i) + ".png",
+                                 EncodePng(g.data(), kW, kH, 3)).ok());
+      ASSERT_TRUE(WriteFileBytes(dir_ + "/data/val/spot/d" + std::to_string(i) + ".png",
+                                 EncodePng(d.data(), kW, kH, 3)).ok());
+    }
+  }
+  static void TearDownTestSuite() {
+    std::error_code ec;
+    fs::remove_all(dir_, ec);
+  }
+
+  // path -> score, from `flawlens score` CSV output.
+  static std::map<std::string, double> Scores(const std::string& out) {
+    std::map<std::string, double> m;
+    const std::vector<std::string> lines = Lines(out);
+    for (size_t i = 1; i < lines.size(); ++i) {
+      std::stringstream ss(lines[i]);
+      std::string p, score;
+      std::getline(ss, p, ',');
+      std::getline(ss, score, ',');
+      m[p] = std::stod(score);
+    }
+    return m;
+  }
+
+  static std::string dir_, model_;
+  static std::vector<uint8_t> model_bytes_;
+};
+std::string TaughtCliTest::dir_, TaughtCliTest::model_;
+std::vector<uint8_t> TaughtCliTest::model_bytes_;
+
+TEST_F(TaughtCliTest, InfoShowsTheOriginBackboneAndRegion) {
+  RunResult r = RunCli("info " + model_);
+  ASSERT_EQ(r.code, 0) << r.out;
+  EXPECT_NE(r.out.find("taught in the browser from 40 camera frames on 2026-12-02 16:40 UTC"),
+            std::string::npos)
+      << r.out;
+  EXPECT_NE(r.out.find("tiny (licence: test)"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("x 0.25, y 0.2, w 0.5, h 0.6"), std::string::npos) << r.out;
+  r = RunCli("info --json " + model_);
+  ASSERT_EQ(r.code, 0);
+  const nlohmann::json j = nlohmann::json::parse(r.out, nullptr, false);
+  ASSERT_FALSE(j.is_discarded()) << r.out;
+  EXPECT_EQ(j["origin"], "taught in the browser from 40 camera frames on 2026-12-02 16:40 UTC");
+  EXPECT_EQ(j["backbone"], "tiny (licence: test)");
+  EXPECT_EQ(j["card"]["taught"]["source"], "camera");
+  // A model without a "taught" record has no origin line.
+  const std::string plain = dir_ + "/plain.flawlens";
+  ASSERT_TRUE(WriteFileBytes(plain, WriteModel(testing::TinyUnetSpec())).ok());
+  r = RunCli("info " + plain);
+  ASSERT_EQ(r.code, 0);
+  EXPECT_EQ(r.out.find("taught in"), std::string::npos) << r.out;
+  EXPECT_EQ(r.out.find("backbone"), std::string::npos) << r.out;
+}
+
+TEST_F(TaughtCliTest, ScoreAndEvalApplyTheStoredRegionUnlessNoRoi) {
+  auto det = Detector::Create(model_bytes_.data(), model_bytes_.size());
+  ASSERT_TRUE(det.ok()) << det.status().ToString();
+  const std::string good = dir_ + "/data/val/good", spot = dir_ + "/data/val/spot";
+  RunResult r = RunCli("score " + model_ + " " + good + " " + spot + " --threads 2");
+  ASSERT_EQ(r.code, 0) << r.out;
+  RunResult whole = RunCli("score " + model_ + " " + good + " " + spot + " --no-roi");
+  ASSERT_EQ(whole.code, 0) << whole.out;
+  const std::map<std::string, double> in_roi = Scores(r.out), all = Scores(whole.out);
+  ASSERT_EQ(in_roi.size(), 8u) << r.out;
+  ASSERT_EQ(all.size(), 8u) << whole.out;
+  const double threshold = (*det)->threshold();
+  double max_good = -1e9, min_defect = 1e9;
+  int false_alarms = 0;
+  for (const auto& [path, score] : in_roi) {
+    auto bytes = ReadFileBytes(path);
+    ASSERT_TRUE(bytes.ok());
+    auto image = DecodeImage(bytes->data(), bytes->size());
+    ASSERT_TRUE(image.ok());
+    // What the page scores: the frame with the region in its pixels.
+    auto d = (*det)->Detect(image->view(), RoiPixels(Roi(), image->width, image->height));
+    ASSERT_TRUE(d.ok()) << d.status().ToString();
+    EXPECT_NEAR(score, (*d)->score, 1e-3 * (1 + std::fabs((*d)->score))) << path;
+    auto w = (*det)->Detect(image->view());
+    ASSERT_TRUE(w.ok());
+    EXPECT_NEAR(all.at(path), (*w)->score, 1e-3 * (1 + std::fabs((*w)->score))) << path;
+    if (path.find("/spot/") != std::string::npos) {
+      EXPECT_GE(score, threshold) << path;
+      min_defect = std::min(min_defect, score);
+    } else {
+      max_good = std::max(max_good, score);
+      false_alarms += score >= threshold;
+      // The black bars the model never saw: whole frames look worse.
+      EXPECT_GT(all.at(path), score) << path;
+    }
+  }
+  // A rare false alarm is allowed (the threshold is 3 std of the held-out
+  // good scores); every defect scores above every good frame.
+  EXPECT_LE(false_alarms, 1) << "max good " << max_good;
+  EXPECT_GT(min_defect, max_good);
+
+  const std::string json_path = dir_ + "/eval.json", json_whole = dir_ + "/eval_whole.json";
+  ASSERT_EQ(RunCli("eval " + model_ + " " + dir_ + "/data --json " + json_path).code, 0);
+  ASSERT_EQ(RunCli("eval " + model_ + " " + dir_ + "/data --no-roi --json " + json_whole).code, 0);
+  const nlohmann::json j = nlohmann::json::parse(ReadText(json_path), nullptr, false);
+  const nlohmann::json jw = nlohmann::json::parse(ReadText(json_whole), nullptr, false);
+  ASSERT_FALSE(j.is_discarded());
+  ASSERT_FALSE(jw.is_discarded());
+  ASSERT_EQ(j["images"].size(), 8u);
+  ASSERT_EQ(jw["images"].size(), 8u);
+  for (size_t i = 0; i < 8; ++i) {
+    const std::string path = j["images"][i]["path"];
+    EXPECT_NEAR(j["images"][i]["score"].get<double>(), in_roi.at(path), 1e-3) << path;
+    EXPECT_EQ(jw["images"][i]["path"], path);
+    EXPECT_NEAR(jw["images"][i]["score"].get<double>(), all.at(path), 1e-3) << path;
+  }
+  EXPECT_DOUBLE_EQ(j["metrics"]["image_auroc"].get<double>(), 1.0);
+}
+
+TEST_F(TaughtCliTest, AMalformedStoredRegionIsAClearError) {
+  auto bad = ReplaceModelMetadata(
+      model_bytes_, {{"card", R"({"name":"bad roi","roi":{"x":0.5,"y":0,"w":0.9,"h":1}})"}});
+  ASSERT_TRUE(bad.ok()) << bad.status().ToString();
+  const std::string path = dir_ + "/bad_roi.safetensors", err = dir_ + "/bad_roi.err";
+  ASSERT_TRUE(WriteFileBytes(path, *bad).ok());
+  RunResult r = RunCli("score " + path + " " + dir_ + "/data/val/good", err);
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(ReadText(err).find("\"roi\""), std::string::npos) << ReadText(err);
+  EXPECT_NE(ReadText(err).find("--no-roi"), std::string::npos) << ReadText(err);
+  EXPECT_EQ(RunCli("score " + path + " " + dir_ + "/data/val/good --no-roi").code, 0);
+  EXPECT_EQ(RunCli("eval " + path + " " + dir_ + "/data", err).code, 1);
 }
 
 }  // namespace

@@ -284,4 +284,40 @@ std::string CsvField(const std::string& s) {
   return out + "\"";
 }
 
+Result<bool> CardRoi(const Model& model, RectF* fractions) {
+  const nlohmann::json card = nlohmann::json::parse(model.card_json, nullptr, false);
+  if (!card.is_object() || !card.contains("roi") || card["roi"].is_null()) return false;
+  const nlohmann::json& r = card["roi"];
+  double v[4] = {0, 0, 0, 0};
+  const char* keys[4] = {"x", "y", "w", "h"};
+  bool ok = r.is_object();
+  for (int i = 0; ok && i < 4; ++i) {
+    ok = r.contains(keys[i]) && r[keys[i]].is_number();
+    if (ok) v[i] = r[keys[i]].get<double>();
+    ok = ok && std::isfinite(v[i]);
+  }
+  // The page's own test of a stored region (web/js/ui/camera.mjs validFraction).
+  ok = ok && v[0] >= 0 && v[1] >= 0 && v[2] > 0 && v[3] > 0 && v[0] + v[2] <= 1.000001 &&
+       v[1] + v[3] <= 1.000001;
+  if (!ok) {
+    return MakeError(ErrorCode::kInvalidArgument,
+                     "the model card's \"roi\" is not {x, y, w, h} in fractions of the image "
+                     "(got %s); --no-roi scores whole images",
+                     r.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
+  }
+  *fractions = RectF{float(v[0]), float(v[1]), float(v[2]), float(v[3])};
+  return !(v[0] == 0 && v[1] == 0 && v[2] >= 1 && v[3] >= 1);  // the whole image: no region
+}
+
+RectF RoiPixels(const RectF& f, int width, int height) {
+  // JavaScript's Math.round: halves round up.
+  if (width < 2 || height < 2) return RectF{};  // too small for a region: the whole image
+  auto round = [](double v) { return std::floor(v + 0.5); };
+  const double w = width, h = height;
+  const double x = std::min(w - 2, round(double(f.x) * w)), y = std::min(h - 2, round(double(f.y) * h));
+  const double rw = std::max(2.0, std::min(w - x, round(double(f.w) * w)));
+  const double rh = std::max(2.0, std::min(h - y, round(double(f.h) * h)));
+  return RectF{float(x), float(y), float(rw), float(rh)};
+}
+
 }  // namespace flawlens::cli

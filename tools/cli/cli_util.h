@@ -75,6 +75,16 @@ Status CollectImageInputs(const std::vector<std::string>& inputs, std::vector<st
 Result<std::vector<uint8_t>> ReplaceModelMetadata(
     const std::vector<uint8_t>& file, const std::vector<std::pair<std::string, std::string>>& entries);
 
+// The region of interest a model card stores ("roi": {x, y, w, h} in
+// fractions of the image; a model taught in the page keeps the camera region
+// it was taught in). False when the card has none (absent or null); an error
+// naming the card field when it is malformed.
+Result<bool> CardRoi(const Model& model, RectF* fractions);
+// Fractions -> pixels of a width x height image (smaller than 2 x 2: the
+// whole image, w == 0), rounded the way the page does (web/js/ui/camera.mjs modelRoiPixels), so
+// the CLI scores the pixels the page scored.
+RectF RoiPixels(const RectF& fractions, int width, int height);
+
 // "1.2345" or "null" (NaN / inf) for JSON, "-" for tables.
 std::string FormatMetric(double v, int decimals = 4);
 std::string CsvField(const std::string& s);

@@ -1,4 +1,4 @@
-// flawlens eval MODEL DATA [--split NAME] [--json FILE] [--report DIR] [--threads N]
+// flawlens eval MODEL DATA [--split NAME] [--json FILE] [--report DIR] [--threads N] [--no-roi]
 //
 // Scores every image of a dataset split with flawlens::Detector (the same
 // inference core as the browser) and prints image AUROC, pixel AUROC and PRO
@@ -10,6 +10,9 @@
 // Pixel metrics: the anomaly map is upsampled bilinearly onto the image
 // (following map_rect) and compared with the mask; good images count as
 // all-negative; defective images without a mask file are left out of them.
+// A model card's region of interest ("roi", fractions of the image: a model
+// taught in the page keeps its camera region) is applied to every image, as
+// the page does; --no-roi scores whole images.
 //
 // Exit codes: 0 ok; 1 bad arguments / model / dataset; 3 some images could
 // not be read or scored (they are listed and left out of the metrics).
@@ -37,6 +40,7 @@ struct EvalOptions {
   int threads = 0;
   float threshold = std::nanf("");
   int tiles = 12;
+  bool no_roi = false;
 };
 
 struct Scored {
@@ -123,6 +127,8 @@ struct EvalRun {
   std::string interval_note;
   int workers = 1;
   float threshold = 0;
+  bool has_roi = false;
+  RectF roi;  // the model card's region of interest, fractions of each image
   float map_low = 0, map_high = 1;
   int n = 0;
   std::vector<Scored> scored;
@@ -155,7 +161,9 @@ void ScoreImages(const std::vector<std::unique_ptr<Detector>>& detectors, EvalRu
       s.error = image.status().ToString();
       return;
     }
-    auto det = detectors[w]->Detect(image->view());
+    const RectF region =
+        run->has_roi ? RoiPixels(run->roi, image->width, image->height) : RectF{};
+    auto det = detectors[w]->Detect(image->view(), region);
     if (!det.ok()) {
       s.error = det.status().ToString();
       return;
@@ -421,6 +429,20 @@ int RunEval(const EvalOptions& opt) {
   const Dataset& ds = *dataset;
   for (const std::string& w : ds.warnings) std::fprintf(stderr, "warning: %s\n", w.c_str());
   EvalRun run(opt, *model, ds);
+  if (!opt.no_roi) {
+    auto has_roi = CardRoi(*model->model, &run.roi);
+    if (!has_roi.ok()) {
+      std::fprintf(stderr, "flawlens eval: %s\n", has_roi.status().ToString().c_str());
+      return 1;
+    }
+    run.has_roi = *has_roi;
+  }
+  if (run.has_roi) {
+    std::fprintf(stderr,
+                 "flawlens eval: scoring inside the model's region of interest (x %.4g, y %.4g, "
+                 "w %.4g, h %.4g of each image; --no-roi: whole images)\n",
+                 double(run.roi.x), double(run.roi.y), double(run.roi.w), double(run.roi.h));
+  }
   run.n = static_cast<int>(ds.samples.size());
   // Bootstrap groups: --groups labels, else GroupKey (capture tags).
   run.part_of.assign(ds.samples.size(), std::string());
@@ -469,6 +491,8 @@ void AddEvalCommand(CLI::App& app) {
   cmd->add_option("--report", opt->report_dir, "write DIR/report.html (self-contained)");
   cmd->add_option("--threads", opt->threads, "worker threads, one Detector each (default: cores)");
   cmd->add_option("--threshold", opt->threshold, "override the model's threshold");
+  cmd->add_flag("--no-roi", opt->no_roi,
+                "score whole images, not the region of interest stored in the model card");
   cmd->add_option("--tiles", opt->tiles, "heatmaps per group in the report (default 12)");
   cmd->add_option("--groups", opt->groups_file,
                   "CSV of image,group: images of one group (e.g. one part under several lights) "

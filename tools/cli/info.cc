@@ -5,6 +5,7 @@
 
 #include <cmath>
 #include <cstdio>
+#include <string>
 #include <nlohmann/json.hpp>
 
 #include "cli/cli_util.h"
@@ -44,6 +45,62 @@ void PrintTree(const Json& j, const std::string& prefix, int indent) {
       std::printf("%*s%-28s %s\n", indent, "", (key + ":").c_str(), text.c_str());
     }
   }
+}
+
+// "2026-12-02T16:40:00Z" -> "2026-12-02 16:40 UTC"; anything else as it is.
+std::string ReadableTime(const std::string& iso) {
+  if (iso.size() >= 16 && iso[4] == '-' && iso[7] == '-' && iso[10] == 'T' && iso[13] == ':' &&
+      (iso.back() == 'Z' || iso.size() == 16)) {
+    return iso.substr(0, 10) + " " + iso.substr(11, 5) + (iso.back() == 'Z' ? " UTC" : "");
+  }
+  return iso;
+}
+
+// The card's "taught" record (a model taught in the page) in one line:
+// "taught in the browser from 100 camera frames on 2026-12-02 16:40 UTC".
+// "" when the card has none.
+std::string TaughtLine(const Json& card) {
+  if (!card.is_object() || !card.contains("taught") || !card["taught"].is_object()) return "";
+  const Json& t = card["taught"];
+  auto str = [&](const char* key) {
+    return t.contains(key) && t[key].is_string() ? t[key].get<std::string>() : std::string();
+  };
+  const std::string where = str("where"), source = str("source");
+  std::string line = "taught " + (where == "browser" ? std::string("in the browser")
+                                  : where.empty()    ? std::string("in the page")
+                                                     : "in " + where);
+  std::string what = source == "camera" ? "camera frames"
+                     : source == "photos" ? "photos"
+                     : source == "both"   ? "camera frames and photos"
+                                          : "images";
+  if (t.contains("frames") && t["frames"].is_number_integer()) {
+    const long long n = t["frames"].get<long long>();
+    if (n == 1) what = source == "photos" ? "photo" : source == "camera" ? "camera frame" : "image";
+    line += " from " + std::to_string(n) + " " + what;
+  } else {
+    line += " from " + what;
+  }
+  const std::string created = !str("created").empty() ? str("created")
+                              : card.contains("created") && card["created"].is_string()
+                                  ? card["created"].get<std::string>()
+                                  : std::string();
+  if (!created.empty()) line += " on " + ReadableTime(created);
+  return line;
+}
+
+// The pretrained backbone a model stands on: a backbone file names itself, a
+// taught model names its backbone. "" when there is none.
+std::string BackboneLine(const Json& card) {
+  if (!card.is_object()) return "";
+  const bool self = card.contains("kind") && card["kind"] == "backbone";
+  if (!self && !(card.contains("backbone") && card["backbone"].is_object())) return "";
+  const Json& b = self ? card : card["backbone"];
+  auto str = [&](const char* key) {
+    return b.contains(key) && b[key].is_string() ? b[key].get<std::string>() : std::string();
+  };
+  const std::string name = str("name").empty() ? "unnamed" : str("name");
+  const std::string licence = !str("licence").empty() ? str("licence") : str("license");
+  return name + " (licence: " + (licence.empty() ? "not stated" : licence) + ")";
 }
 
 const char* ReduceName(ScoreReduce r) {
@@ -96,6 +153,8 @@ int RunInfo(const InfoOptions& opt) {
               {"postprocess", post},
               {"calibration", cal},
               {"card", card}};
+    if (const std::string t = TaughtLine(card); !t.empty()) j["origin"] = t;
+    if (const std::string b = BackboneLine(card); !b.empty()) j["backbone"] = b;
     std::printf("%s\n", j.dump(2, ' ', false, Json::error_handler_t::replace).c_str());
     return 0;
   }
@@ -104,6 +163,21 @@ int RunInfo(const InfoOptions& opt) {
               model->bytes.size());
   if (card.is_object() && card.contains("created")) {
     std::printf("  created                      %s\n", Scalar(card["created"]).c_str());
+  }
+  if (const std::string t = TaughtLine(card); !t.empty()) {
+    std::printf("  origin                       %s\n", t.c_str());
+  }
+  if (const std::string b = BackboneLine(card); !b.empty()) {
+    std::printf("  backbone                     %s\n", b.c_str());
+  }
+  RectF roi;
+  auto has_roi = CardRoi(m, &roi);
+  if (!has_roi.ok()) {
+    std::printf("  region of interest           invalid: %s\n", has_roi.status().message().c_str());
+  } else if (*has_roi) {
+    std::printf("  region of interest           x %.4g, y %.4g, w %.4g, h %.4g of the image "
+                "(score / eval apply it; --no-roi)\n",
+                double(roi.x), double(roi.y), double(roi.w), double(roi.h));
   }
   std::printf("  input                        %d x %d x %d (w x h x c)\n", info.input_width,
               info.input_height, info.input_channels);

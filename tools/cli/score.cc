@@ -1,11 +1,14 @@
-// flawlens score MODEL FILE|DIR... [--heatmaps DIR] [--format csv|jsonl] [--threads N]
+// flawlens score MODEL FILE|DIR... [--heatmaps DIR] [--format csv|jsonl] [--threads N] [--no-roi]
 //
 // One row per image on stdout, in input order (folders: images found
 // recursively, sorted). CSV columns: path,score,verdict,error with verdict
 // "ok" | "anomaly" | "error"; JSON lines: {"path","score","raw_score",
 // "threshold","anomalous","verdict"} or {"path","verdict":"error","error"}.
 // N worker threads, each with its own Detector (single-threaded), share the
-// files; rows are printed as soon as they are next in order.
+// files; rows are printed as soon as they are next in order. A model card's
+// region of interest ("roi", fractions of the image: a model taught in the
+// page keeps its camera region) is applied to every image, as the page does;
+// --no-roi scores whole images.
 //
 // Exit codes: 0 every image scored; 1 bad arguments / model; 3 at least one
 // file could not be read or decoded (it still gets an error row, the others
@@ -34,6 +37,7 @@ struct ScoreOptions {
   std::string heatmaps, format = "csv";
   int threads = 0;
   float threshold = std::nanf("");
+  bool no_roi = false;
 };
 
 struct Row {
@@ -53,6 +57,18 @@ int RunScore(const ScoreOptions& opt) {
   if (!model.ok()) {
     std::fprintf(stderr, "flawlens score: %s\n", model.status().ToString().c_str());
     return 1;
+  }
+  RectF roi;  // fractions of each image (the model card's region)
+  auto has_roi = opt.no_roi ? Result<bool>(false) : CardRoi(*model->model, &roi);
+  if (!has_roi.ok()) {
+    std::fprintf(stderr, "flawlens score: %s\n", has_roi.status().ToString().c_str());
+    return 1;
+  }
+  if (*has_roi) {
+    std::fprintf(stderr,
+                 "flawlens score: scoring inside the model's region of interest (x %.4g, y %.4g, "
+                 "w %.4g, h %.4g of each image; --no-roi: whole images)\n",
+                 double(roi.x), double(roi.y), double(roi.w), double(roi.h));
   }
   std::vector<std::string> files, rel;
   const Status cs = CollectImageInputs(opt.inputs, &files, &rel);
@@ -146,7 +162,8 @@ int RunScore(const ScoreOptions& opt) {
       r.error = image.status().ToString();
       return finish();
     }
-    auto det = (*detectors)[w]->Detect(image->view());
+    const RectF region = *has_roi ? RoiPixels(roi, image->width, image->height) : RectF{};
+    auto det = (*detectors)[w]->Detect(image->view(), region);
     if (!det.ok()) {
       r.error = det.status().ToString();
       return finish();
@@ -191,6 +208,8 @@ void AddScoreCommand(CLI::App& app) {
   cmd->add_option("--format", opt->format, "csv (default) or jsonl");
   cmd->add_option("--threads", opt->threads, "worker threads, one Detector each (default: cores)");
   cmd->add_option("--threshold", opt->threshold, "override the model's threshold");
+  cmd->add_flag("--no-roi", opt->no_roi,
+                "score whole images, not the region of interest stored in the model card");
   cmd->callback([opt] { ExitCode() = RunScore(*opt); });
 }
 
