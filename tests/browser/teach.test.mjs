@@ -83,6 +83,10 @@ export default async function (t) {
     await page.goto(t.server.url);
     const ready = await waitReady(page);
     t.assert(ready.model === 'ok', `model ready: ${JSON.stringify(ready)}`);
+    const defaultCard = await page.evaluate(() => window.__flawlens.modelInfo.card);
+    t.assert(defaultCard && defaultCard.backbone && typeof defaultCard.backbone === 'object',
+             'the site\'s default model has no pretrained backbone (card.backbone), so the page cannot teach: build the site ' +
+             'with FLAWLENS_MODEL=a model from model/build_default.sh or flawlens train --backbone');
     const defaultName = await badge(page);
 
     // A model without a backbone (the repository's from-scratch demo model,
@@ -272,7 +276,9 @@ export default async function (t) {
     await t.screenshot(p2, '03-detect');
     await p2.click('#camera-toggle');
 
-    // Uploads: the page's scores equal `flawlens score` on the same PNGs.
+    // Uploads: the page's scores equal `flawlens score` on the same PNGs. The
+    // gallery scores whole images; the CLI would score inside the card's
+    // region, so it is told not to (--no-roi).
     const uploads = [...valGood.slice(0, 3), ...valBad.slice(0, 4)];
     const upDir = path.join(tmp, 'uploads');
     fs.mkdirSync(upDir);
@@ -281,7 +287,7 @@ export default async function (t) {
     await p2.setInputFiles('#image-input', upFiles);
     await waitGalleryCount(p2, upFiles.length);
     const pageScores = Object.fromEntries((await p2.evaluate(() => window.__flawlens.gallery)).map((g) => [g.name, g.score]));
-    const csv = readCsv(execFileSync(t.flawlens, ['score', modelFile, upDir], { encoding: 'utf8' }));
+    const csv = readCsv(execFileSync(t.flawlens, ['score', '--no-roi', modelFile, upDir], { encoding: 'utf8' }));
     t.assert(csv.length === upFiles.length, `flawlens score scored every upload (${csv.length})`);
     let worst = 0;
     for (const row of csv) {
@@ -303,8 +309,15 @@ export default async function (t) {
     const pngs = fs.readdirSync(path.join(unzipped, 'train', 'good')).filter((f) => f.endsWith('.png'));
     t.assert(pngs.length === recorded.images, `the zip holds train/good/*.png, one per frame (${pngs.length})`);
     const trained = path.join(tmp, 'from-zip.safetensors');
+    // The converted backbone: where the CLI looks (FLAWLENS_BACKBONES, next to
+    // the CLI, build/backbones), or where model/build_default.sh converts it.
+    const env = { ...process.env };
+    const defaultWork = path.join(t.repo, 'build', 'model', 'default-model.work', 'backbones');
+    if (!env.FLAWLENS_BACKBONES && fs.existsSync(path.join(defaultWork, 'centernet.safetensors'))) {
+      env.FLAWLENS_BACKBONES = defaultWork;
+    }
     const run = spawnSync(t.flawlens, ['train', '--backbone', 'centernet', unzipped, '--out', trained],
-                          { cwd: t.repo, encoding: 'utf8', timeout: 120000 });
+                          { cwd: t.repo, env, encoding: 'utf8', timeout: 150000 });
     if (run.status !== 0 && /no converted backbone found/.test(run.stderr)) {
       t.log('flawlens train --backbone centernet: skipped, the converted backbone is not available ' +
             '(tools/backbones/convert.sh build/backbones)');

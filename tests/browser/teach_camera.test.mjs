@@ -28,6 +28,9 @@ export default async function (t) {
       await d.page.goto(t.server.url);
       await waitReady(d.page);
       const name = await badge(d.page);
+      const card = await d.page.evaluate(() => window.__flawlens.modelInfo.card);
+      t.assert(card && card.backbone && typeof card.backbone === 'object',
+               'the site\'s default model has no pretrained backbone (card.backbone), so the page cannot teach');
       await d.page.click('#camera-toggle');
       await d.page.waitForFunction(() => document.getElementById('stage').dataset.state === 'on', null, { timeout: 20000 });
       await d.page.selectOption('#teach-seconds', '30');
