@@ -188,25 +188,45 @@ std::string WebTeacher::addFrame(int width, int height, const std::string& forma
   }
   const uint8_t* px = bytes_.data();
   const size_t stride = size_t(width) * bpp;
-  double sum = 0, sum2 = 0;
-  uint64_t hash = 1469598103934665603ull;  // FNV-1a over the region's bytes
-  hash = (hash ^ uint64_t(x1 - x0)) * 1099511628211ull;
-  hash = (hash ^ uint64_t(y1 - y0)) * 1099511628211ull;
+  // Luma in integers (BT.601 weights / 256) and a hash of the region's bytes:
+  // four independent multiply-xor lanes over 8-byte words, so the hash costs
+  // about a memory pass, not a multiply per byte.
+  uint64_t sum = 0, sum2 = 0;
+  uint64_t lane[4] = {0x9E3779B97F4A7C15ull, 0xC2B2AE3D27D4EB4Full, 0x165667B19E3779F9ull,
+                      0x27D4EB2F165667C5ull};
+  constexpr uint64_t kMul = 0x100000001B3ull * 0x9E3779B1ull | 1ull;
+  const size_t row_bytes = size_t(x1 - x0) * bpp;
   for (int y = y0; y < y1; ++y) {
     const uint8_t* row = px + size_t(y) * stride + size_t(x0) * bpp;
-    const size_t n = size_t(x1 - x0) * bpp;
-    for (size_t i = 0; i < n; ++i) hash = (hash ^ row[i]) * 1099511628211ull;
-    for (int x = 0; x < x1 - x0; ++x) {
-      const uint8_t* p = row + size_t(x) * bpp;
-      const double l = bpp == 1 ? p[0] : 0.299 * p[0] + 0.587 * p[1] + 0.114 * p[2];
-      sum += l;
-      sum2 += l * l;
+    size_t i = 0;
+    for (; i + 32 <= row_bytes; i += 32) {
+      for (int k = 0; k < 4; ++k) {
+        uint64_t w;
+        std::memcpy(&w, row + i + 8 * k, 8);
+        lane[k] = (lane[k] ^ w) * kMul;
+      }
+    }
+    for (; i < row_bytes; ++i) lane[0] = (lane[0] ^ row[i]) * kMul;
+    if (bpp == 1) {
+      for (size_t x = 0; x < row_bytes; ++x) {
+        const uint32_t l = row[x];
+        sum += l;
+        sum2 += l * l;
+      }
+    } else {
+      for (size_t x = 0; x < row_bytes; x += size_t(bpp)) {
+        const uint32_t l = (77u * row[x] + 150u * row[x + 1] + 29u * row[x + 2]) >> 8;
+        sum += l;
+        sum2 += l * l;
+      }
     }
   }
+  uint64_t hash = uint64_t(x1 - x0) << 32 ^ uint64_t(y1 - y0);
+  for (uint64_t l : lane) hash = (hash ^ (l >> 29) ^ l) * kMul;
   if (hash == 0) hash = 1;
   const double n = double(x1 - x0) * double(y1 - y0);
-  const double mean = sum / n;
-  const double sd = std::sqrt(std::max(0.0, sum2 / n - mean * mean));
+  const double mean = double(sum) / n;
+  const double sd = std::sqrt(std::max(0.0, double(sum2) / n - mean * mean));
   if (sd < kBlankStd) {
     char msg[200];
     std::snprintf(msg, sizeof(msg),
