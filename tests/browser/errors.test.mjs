@@ -20,14 +20,15 @@ async function waitAlert(page, re, timeout = 15000) {
 
 // Drop files on the page the way a drag-and-drop from the desktop does.
 async function dropFiles(page, files) {
+  // Bytes cross as base64, not as a number array: a model of tens of MB must cross quickly.
   await page.evaluate(async (list) => {
     const dt = new DataTransfer();
-    for (const f of list) dt.items.add(new File([new Uint8Array(f.bytes)], f.name, { type: f.type }));
+    for (const f of list) dt.items.add(new File([Uint8Array.from(atob(f.base64), (c) => c.charCodeAt(0))], f.name, { type: f.type }));
     const target = document.getElementById('dropzone');
     target.dispatchEvent(new DragEvent('dragenter', { bubbles: true, cancelable: true, dataTransfer: dt }));
     target.dispatchEvent(new DragEvent('dragover', { bubbles: true, cancelable: true, dataTransfer: dt }));
     target.dispatchEvent(new DragEvent('drop', { bubbles: true, cancelable: true, dataTransfer: dt }));
-  }, files.map((f) => ({ name: f.name, type: f.type || '', bytes: [...f.buffer] })));
+  }, files.map((f) => ({ name: f.name, type: f.type || '', base64: Buffer.from(f.buffer).toString('base64') })));
 }
 
 export default async function (t) {
