@@ -115,8 +115,8 @@ std::string WebTeacher::begin(const std::string& options_json) {
     // Teacher::Create's "neither a backbone nor a taught model" is the one
     // error the page explains differently (load a model with a backbone).
     if (s.code() == ErrorCode::kInvalidArgument && s.message().rfind("not a backbone", 0) == 0) {
-      return Err("no_backbone", "the model has no pretrained backbone to teach on (" +
-                                    s.message() + ")");
+      return Err("no_backbone",
+                 "the model has no pretrained backbone to teach on (" + s.message() + ")");
     }
     return s.ToString();
   }
@@ -124,9 +124,8 @@ std::string WebTeacher::begin(const std::string& options_json) {
   releaseBytes();
   // A backbone file names itself; a taught model names its backbone.
   const JsonValue* kind = card.Find("kind");
-  const JsonValue* bb = (kind && kind->is_string() && kind->str() == "backbone")
-                            ? &card
-                            : card.Find("backbone");
+  const JsonValue* bb =
+      (kind && kind->is_string() && kind->str() == "backbone") ? &card : card.Find("backbone");
   JsonValue backbone = JsonValue::Object();
   backbone.Set("name", StringOr(bb, "name", "unnamed"))
       .Set("licence", StringOr(bb, "licence", StringOr(bb, "license", "")));
@@ -174,7 +173,8 @@ std::string WebTeacher::addFrame(int width, int height, const std::string& forma
                                        std::to_string(need));
   }
   for (double v : {rx, ry, rw, rh}) {
-    if (!std::isfinite(v)) return Err("invalid_argument", "region of interest must be finite numbers");
+    if (!std::isfinite(v))
+      return Err("invalid_argument", "region of interest must be finite numbers");
   }
   // The checks look at the pixels the model will see: the region clipped to
   // the frame (the whole frame without one, or when it misses the frame;

@@ -1,7 +1,8 @@
 // Embind glue: the only file that knows about JavaScript. It binds
 // flawlens::WebDetector (src/api/web_detector.h, plain C++, fuzzed natively)
-// and flawlens::WebTeacher (src/api/web_teacher.h) 1:1 and turns its raw buffers into typed_memory_views, taken fresh on every
-// call (memory growth detaches old views).
+// and flawlens::WebTeacher (src/api/web_teacher.h) 1:1 and turns its raw
+// buffers into typed_memory_views, taken fresh on every call (memory growth
+// detaches old views).
 //
 // Errors never unwind through wasm (no C++ exceptions, and a JS throw from
 // C++ would leak the C stack): methods return "" or "code: message" and

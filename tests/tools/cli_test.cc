@@ -600,7 +600,8 @@ class TaughtCliTest : public ::testing::Test {
       for (int x = int(r.x); x < int(r.x + r.w); ++x) {
         float v = 128 + amp * std::sin(0.35f * x + 0.2f * y + phase) + float(next() % 17) - 8;
         if (defect && x >= 50 && x < 60 && y >= 30 && y < 40) v = 250;
-        for (int c = 0; c < 3; ++c) px[(size_t(y) * kW + x) * 3 + c] = uint8_t(std::clamp(v, 0.f, 255.f));
+        const uint8_t u = uint8_t(std::clamp(v, 0.f, 255.f));
+        for (int c = 0; c < 3; ++c) px[(size_t(y) * kW + x) * 3 + c] = u;
       }
     }
     return px;
@@ -634,8 +635,9 @@ class TaughtCliTest : public ::testing::Test {
     fit::FitOptions fo;
     fo.name = "taught parts";
     fo.created = "2026-12-02T16:40:00Z";
-    fo.card_extra_json = std::string(R"({"taught":{"where":"browser","source":"camera","frames":40,)") +
-                         R"("created":"2026-12-02T16:40:00Z"},"roi":)" + kRoiJson + "}";
+    fo.card_extra_json =
+        std::string(R"({"taught":{"where":"browser","source":"camera","frames":40,)") +
+        R"("created":"2026-12-02T16:40:00Z"},"roi":)" + kRoiJson + "}";
     auto fitted = (*t)->Fit(fo);
     ASSERT_TRUE(fitted.ok()) << fitted.status().ToString();
     model_bytes_ = fitted->model;
@@ -643,10 +645,11 @@ class TaughtCliTest : public ::testing::Test {
     ASSERT_TRUE(WriteFileBytes(model_, model_bytes_).ok());
     for (int i = 0; i < 4; ++i) {
       const std::vector<uint8_t> g = Frame(5000 + i), d = Frame(6000 + i, true);
-      ASSERT_TRUE(WriteFileBytes(dir_ + "/data/val/good/g" + std::to_string(i) + ".png",
-                                 EncodePng(g.data(), kW, kH, 3)).ok());
-      ASSERT_TRUE(WriteFileBytes(dir_ + "/data/val/spot/d" + std::to_string(i) + ".png",
-                                 EncodePng(d.data(), kW, kH, 3)).ok());
+      const std::string n = std::to_string(i) + ".png";
+      ASSERT_TRUE(
+          WriteFileBytes(dir_ + "/data/val/good/g" + n, EncodePng(g.data(), kW, kH, 3)).ok());
+      ASSERT_TRUE(
+          WriteFileBytes(dir_ + "/data/val/spot/d" + n, EncodePng(d.data(), kW, kH, 3)).ok());
     }
   }
   static void TearDownTestSuite() {

@@ -314,7 +314,8 @@ RectF RoiPixels(const RectF& f, int width, int height) {
   if (width < 2 || height < 2) return RectF{};  // too small for a region: the whole image
   auto round = [](double v) { return std::floor(v + 0.5); };
   const double w = width, h = height;
-  const double x = std::min(w - 2, round(double(f.x) * w)), y = std::min(h - 2, round(double(f.y) * h));
+  const double x = std::min(w - 2, round(double(f.x) * w)),
+               y = std::min(h - 2, round(double(f.y) * h));
   const double rw = std::max(2.0, std::min(w - x, round(double(f.w) * w)));
   const double rh = std::max(2.0, std::min(h - y, round(double(f.h) * h)));
   return RectF{float(x), float(y), float(rw), float(rh)};

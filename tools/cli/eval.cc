@@ -161,8 +161,7 @@ void ScoreImages(const std::vector<std::unique_ptr<Detector>>& detectors, EvalRu
       s.error = image.status().ToString();
       return;
     }
-    const RectF region =
-        run->has_roi ? RoiPixels(run->roi, image->width, image->height) : RectF{};
+    const RectF region = run->has_roi ? RoiPixels(run->roi, image->width, image->height) : RectF{};
     auto det = detectors[w]->Detect(image->view(), region);
     if (!det.ok()) {
       s.error = det.status().ToString();

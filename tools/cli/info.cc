@@ -5,8 +5,8 @@
 
 #include <cmath>
 #include <cstdio>
-#include <string>
 #include <nlohmann/json.hpp>
+#include <string>
 
 #include "cli/cli_util.h"
 #include "commands.h"
@@ -69,7 +69,7 @@ std::string TaughtLine(const Json& card) {
   std::string line = "taught " + (where == "browser" ? std::string("in the browser")
                                   : where.empty()    ? std::string("in the page")
                                                      : "in " + where);
-  std::string what = source == "camera" ? "camera frames"
+  std::string what = source == "camera"   ? "camera frames"
                      : source == "photos" ? "photos"
                      : source == "both"   ? "camera frames and photos"
                                           : "images";
@@ -175,9 +175,10 @@ int RunInfo(const InfoOptions& opt) {
   if (!has_roi.ok()) {
     std::printf("  region of interest           invalid: %s\n", has_roi.status().message().c_str());
   } else if (*has_roi) {
-    std::printf("  region of interest           x %.4g, y %.4g, w %.4g, h %.4g of the image "
-                "(score / eval apply it; --no-roi)\n",
-                double(roi.x), double(roi.y), double(roi.w), double(roi.h));
+    std::printf(
+        "  region of interest           x %.4g, y %.4g, w %.4g, h %.4g of the image "
+        "(score / eval apply it; --no-roi)\n",
+        double(roi.x), double(roi.y), double(roi.w), double(roi.h));
   }
   std::printf("  input                        %d x %d x %d (w x h x c)\n", info.input_width,
               info.input_height, info.input_channels);
