@@ -27,7 +27,7 @@ struct BackboneTrainOptions {
   // The density and its calibration (src/fit/teacher.h FitOptions; the
   // defaults are the measured best, docs/METHOD-backbone.md).
   std::string density = "per_position";  // or "shared"
-  int dims = 64;                         // random projection of the features
+  int dims = 32;                         // random projection of the features
   float blur_sigma = 0.5f;               // map blur, in map cells
   float cell_std_shrink = 1.0f;          // per-cell std -> one global std
   float shrinkage = -1.0f;               // < 0: Ledoit-Wolf
