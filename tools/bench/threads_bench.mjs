@@ -10,7 +10,7 @@
 //
 // --wasm: a wasm build folder with flawlens-core-mt.* (and flawlens-core.*,
 // timed as "flawlens-st" when present). Nets: B = the anchor's FCN-256 (its
-// own weights and input, its ONNX file), default = model/default.safetensors
+// own weights and input, its ONNX file), default = build/model/default.safetensors (model/build_default.sh)
 // (tfjs and ONNX versions built here from the model file; input: a fixed
 // pseudo-random image in [-2, 2)). Every engine runs on its own page load;
 // configurations are interleaved within a repeat; the figure is the median
@@ -204,7 +204,7 @@ for (const f of ['ort.wasm.min.mjs', 'ort-wasm-simd-threaded.mjs', 'ort-wasm-sim
 const netsDir = path.join(site, 'nets');
 for (const net of args.nets) {
   if (net === 'default') {
-    const model = fs.readFileSync(path.join(repo, 'model/default.safetensors'));
+    const model = fs.readFileSync(path.join(repo, 'build/model/default.safetensors'));
     const { graph } = parseSafetensors(model);
     const shape = [graph.input.h, graph.input.w, graph.input.c];
     const rnd = mulberry32(0xf1a);
