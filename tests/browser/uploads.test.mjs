@@ -4,7 +4,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { waitReady, galleryItems, waitGalleryCount, alertText } from './lib/browser.mjs';
-import { demoImages, realPhotos } from './lib/demo.mjs';
+import { demoImages, realPhotos, kDataRoot } from './lib/demo.mjs';
 import { decodePng, writeBmp } from './lib/png.mjs';
 
 // 24-bit BMP from RGBA (bottom-up rows, 4-byte aligned).
@@ -160,7 +160,7 @@ export default async function (t) {
     t.log(`real photos: ${items.map((i) => `${i.name}=${i.score.toFixed(2)}`).join(' ')}`);
     await t.screenshot(page, '04-real-photos', { fullPage: true });
   } else {
-    t.log('real photos: /work/shared/data absent, skipped');
+    t.log(`real photos: ${kDataRoot} absent, skipped`);
   }
   t.assert(b.consoleErrors.length === 0, `console errors: ${b.consoleErrors.join(' | ')}`);
 }

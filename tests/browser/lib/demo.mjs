@@ -13,8 +13,11 @@ export function demoImages(site) {
   return { good: files.filter(isGood), bad: files.filter((f) => !isGood(f)) };
 }
 
-// Real photos (research data, read-only; may be absent).
-export function realPhotos(root = '/work/shared/data', perClass = 3) {
+// Real photos (research data, read-only; may be absent): the data sets'
+// folder beside the repository, or $FLAWLENS_DATA.
+const kRepo = path.resolve(path.dirname(new URL(import.meta.url).pathname), '../../..');
+export const kDataRoot = process.env.FLAWLENS_DATA || path.resolve(kRepo, '../shared/data');
+export function realPhotos(root = kDataRoot, perClass = 3) {
   const out = [];
   const pick = (dir, label) => {
     if (!fs.existsSync(dir)) return;
