@@ -27,9 +27,11 @@ if [ -f "$out" ]; then
   if [ "$fresh" = 1 ]; then echo "default model: $out is up to date"; exit 0; fi
 fi
 
-bash "$root/tools/backbones/convert.sh" "$work/backbones" "$bin"
+# build/backbones is where `flawlens train --backbone centernet` looks.
+backbones=$root/build/backbones
+bash "$root/tools/backbones/convert.sh" "$backbones" "$bin"
 "$bin" synth "$work/synth-metal" --kind metal --seed 1 --overwrite >/dev/null
-"$bin" train "$work/synth-metal" --backbone "$work/backbones/centernet.safetensors" --seed 1 \
+"$bin" train "$work/synth-metal" --backbone "$backbones/centernet.safetensors" --seed 1 \
   --name flawlens-default-metal --out "$out.tmp" --quiet
 mv "$out.tmp" "$out"
 echo "default model: $out ($(du -h "$out" | cut -f1))"

@@ -309,15 +309,10 @@ export default async function (t) {
     const pngs = fs.readdirSync(path.join(unzipped, 'train', 'good')).filter((f) => f.endsWith('.png'));
     t.assert(pngs.length === recorded.images, `the zip holds train/good/*.png, one per frame (${pngs.length})`);
     const trained = path.join(tmp, 'from-zip.safetensors');
-    // The converted backbone: where the CLI looks (FLAWLENS_BACKBONES, next to
-    // the CLI, build/backbones), or where model/build_default.sh converts it.
-    const env = { ...process.env };
-    const defaultWork = path.join(t.repo, 'build', 'model', 'default-model.work', 'backbones');
-    if (!env.FLAWLENS_BACKBONES && fs.existsSync(path.join(defaultWork, 'centernet.safetensors'))) {
-      env.FLAWLENS_BACKBONES = defaultWork;
-    }
+    // The converted backbone is where the CLI looks (FLAWLENS_BACKBONES, next to
+    // the CLI, build/backbones: model/build_default.sh converts it there).
     const run = spawnSync(t.flawlens, ['train', '--backbone', 'centernet', unzipped, '--out', trained],
-                          { cwd: t.repo, env, encoding: 'utf8', timeout: 150000 });
+                          { cwd: t.repo, encoding: 'utf8', timeout: 150000 });
     if (run.status !== 0 && /no converted backbone found/.test(run.stderr)) {
       t.log('flawlens train --backbone centernet: skipped, the converted backbone is not available ' +
             '(tools/backbones/convert.sh build/backbones)');
