@@ -21,7 +21,7 @@ work=$(dirname "$out")/default-model.work
 mkdir -p "$work"
 
 inputs=("$bin" "$0" "$root/tools/backbones/package-lock.json" "$root/tools/backbones/convert.sh")
-if [ -f "$out" ]; then
+if [ -f "$out" ] && [ -f "$root/build/backbones/centernet.safetensors" ]; then
   fresh=1
   for f in "${inputs[@]}"; do [ "$f" -nt "$out" ] && fresh=0; done
   if [ "$fresh" = 1 ]; then echo "default model: $out is up to date"; exit 0; fi
