@@ -35,23 +35,6 @@ F1Score MakeF1(int64_t tp, int64_t fp, int64_t fn, int64_t tn, double threshold)
 
 }  // namespace
 
-Calibration ScoreCalibration(const std::vector<float>& good_raw_scores, float sensitivity) {
-  const size_t n = good_raw_scores.size();
-  double mean = 0, var = 0;
-  for (float v : good_raw_scores) mean += v;
-  mean /= double(std::max<size_t>(n, 1));
-  for (float v : good_raw_scores) var += (v - mean) * (v - mean);
-  double sd = std::sqrt(var / double(std::max<size_t>(1, n - 1)));
-  if (!(sd > 1e-6)) sd = std::max(1e-3, std::fabs(mean) * 0.1);
-  Calibration cal;
-  cal.offset = float(mean);
-  cal.scale = float(sd);
-  cal.threshold = float(6.0 * (1.0 - std::clamp(double(sensitivity), 0.0, 1.0)));
-  cal.map_low = 0.0f;
-  cal.map_high = std::max(1.0f, cal.threshold * 2.0f);
-  return cal;
-}
-
 double Auroc(const std::vector<float>& scores, const std::vector<bool>& labels) {
   if (scores.size() != labels.size()) return kNaN;
   const size_t n = scores.size();

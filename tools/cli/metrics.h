@@ -34,6 +34,7 @@
 #include <string>
 #include <vector>
 
+#include "fit/calibration.h"
 #include "flawlens/detector.h"
 #include "model/model.h"
 
@@ -87,8 +88,9 @@ F1Score BestF1(const std::vector<float>& scores, const std::vector<bool>& labels
 // calibrate`: offset = mean, scale = standard deviation (n - 1; a spread of
 // at most 1e-6 falls back to max(1e-3, 0.1 |mean|)), threshold = 6 (1 -
 // sensitivity) standard deviations (sensitivity clamped to [0, 1]; 0.5 -> 3),
-// heatmap range [0, max(1, 2 threshold)]. At least one score.
-Calibration ScoreCalibration(const std::vector<float>& good_raw_scores, float sensitivity);
+// heatmap range [0, max(1, 2 threshold)]. At least one score. One rule for
+// the trainer, `calibrate` and the backbone fit (the page's too): src/fit's.
+using fit::ScoreCalibration;
 
 // Trapezoid area under y(x) for x in [0, x_max] (points sorted by x, linear
 // interpolation at x_max), not normalised.
