@@ -51,6 +51,23 @@ const STATS = {
 
 const FORMAT_BPP = { rgba: 4, rgb: 3, gray: 1 };
 
+// Checks an image and copies it into the core's input buffer (shared by the
+// detector and the teacher, whose C++ sides read the same buffer layout).
+function copyPixels(core, pixels, width, height, format) {
+  const bpp = FORMAT_BPP[format];
+  if (!bpp) throw new FlawlensError(`pixel format must be rgba, rgb or gray, got '${format}'`, 'invalid_argument');
+  if (!(pixels instanceof Uint8Array || pixels instanceof Uint8ClampedArray)) {
+    throw new FlawlensError('pixels must be a Uint8Array or Uint8ClampedArray', 'invalid_argument');
+  }
+  const need = width * height * bpp;
+  if (!Number.isInteger(width) || !Number.isInteger(height) || width <= 0 || height <= 0 || pixels.length < need) {
+    throw new FlawlensError(`expected ${width}x${height}x${bpp} = ${need} bytes, got ${pixels.length}`, 'invalid_argument');
+  }
+  const view = core.buffer(need);
+  if (view === null) throw new FlawlensError(`image of ${need} bytes is too large`, 'limit_exceeded');
+  view.set(pixels.length === need ? pixels : pixels.subarray(0, need));
+}
+
 export class Detector {
   #core;
   #info;
@@ -72,18 +89,7 @@ export class Detector {
   // roi: {x, y, w, h} in pixels of this image, or null for the whole image.
   detect(pixels, width, height, format = 'rgba', roi = null) {
     const core = this.#live();
-    const bpp = FORMAT_BPP[format];
-    if (!bpp) throw new FlawlensError(`pixel format must be rgba, rgb or gray, got '${format}'`, 'invalid_argument');
-    if (!(pixels instanceof Uint8Array || pixels instanceof Uint8ClampedArray)) {
-      throw new FlawlensError('pixels must be a Uint8Array or Uint8ClampedArray', 'invalid_argument');
-    }
-    const need = width * height * bpp;
-    if (!Number.isInteger(width) || !Number.isInteger(height) || width <= 0 || height <= 0 || pixels.length < need) {
-      throw new FlawlensError(`expected ${width}x${height}x${bpp} = ${need} bytes, got ${pixels.length}`, 'invalid_argument');
-    }
-    const view = core.buffer(need);
-    if (view === null) throw new FlawlensError(`image of ${need} bytes is too large`, 'limit_exceeded');
-    view.set(pixels.length === need ? pixels : pixels.subarray(0, need));
+    copyPixels(core, pixels, width, height, format);
     const r = roi || { x: 0, y: 0, w: 0, h: 0 };
     check(core.detect(width, height, format, r.x, r.y, r.w, r.h));
     return this.#result(core);
@@ -169,18 +175,7 @@ export class Teacher {
   // Returns {images, heldOut, held} (held: this frame was held out for calibration).
   addFrame(pixels, width, height, format = 'rgba', roi = null) {
     const core = this.#live();
-    const bpp = FORMAT_BPP[format];
-    if (!bpp) throw new FlawlensError(`pixel format must be rgba, rgb or gray, got '${format}'`, 'invalid_argument');
-    if (!(pixels instanceof Uint8Array || pixels instanceof Uint8ClampedArray)) {
-      throw new FlawlensError('pixels must be a Uint8Array or Uint8ClampedArray', 'invalid_argument');
-    }
-    const need = width * height * bpp;
-    if (!Number.isInteger(width) || !Number.isInteger(height) || width <= 0 || height <= 0 || pixels.length < need) {
-      throw new FlawlensError(`expected ${width}x${height}x${bpp} = ${need} bytes, got ${pixels.length}`, 'invalid_argument');
-    }
-    const view = core.buffer(need);
-    if (view === null) throw new FlawlensError(`image of ${need} bytes is too large`, 'limit_exceeded');
-    view.set(pixels.length === need ? pixels : pixels.subarray(0, need));
+    copyPixels(core, pixels, width, height, format);
     const r = roi || { x: 0, y: 0, w: 0, h: 0 };
     check(core.addFrame(width, height, format, r.x, r.y, r.w, r.h));
     return { images: core.images(), heldOut: core.heldOut(), held: core.lastHeldOut() };
