@@ -343,15 +343,10 @@ void Teacher::RawMap(const float* x, const std::vector<float>& a, const std::vec
   }
 }
 
-Result<FitResult> Teacher::Fit(const FitOptions& o, const ProgressFn& progress) const {
-  if (fit_images_ < kMinFitImages || holdout_images() < kMinHoldoutImages) {
-    return MakeError(ErrorCode::kInvalidArgument,
-                     "too few images: %d added (%d to fit, %d held out for calibration); at least "
-                     "%d to fit and %d held out are needed (hold-out fraction %.2f): add more "
-                     "good images",
-                     images(), fit_images_, holdout_images(), kMinFitImages, kMinHoldoutImages,
-                     double(options_.holdout));
-  }
+namespace {
+
+// The fit options' ranges, and the card's extra JSON (parsed into `extra`).
+Status CheckFitOptions(const FitOptions& o, int fw, int fh, JsonValue* extra) {
   if (!(o.shrinkage <= 1.0f) || !(o.eps >= 0.0f && o.eps <= 10.0f) ||
       !(o.cell_std_shrink >= 0.0f && o.cell_std_shrink <= 1.0f) ||
       !(o.global_weight >= 0.0f && o.global_weight <= 100.0f) ||
@@ -364,21 +359,36 @@ Result<FitResult> Teacher::Fit(const FitOptions& o, const ProgressFn& progress) 
                      double(o.global_weight), double(o.sensitivity));
   }
   if (!(o.blur_sigma >= 0.0f && o.blur_sigma <= 64.0f) ||
-      (o.blur_sigma > 0 && fh_ * fw_ > 1 &&
-       std::max(1, int(std::ceil(3.0f * o.blur_sigma))) >= std::min(fh_, fw_))) {
+      (o.blur_sigma > 0 && fh * fw > 1 &&
+       std::max(1, int(std::ceil(3.0f * o.blur_sigma))) >= std::min(fh, fw))) {
     return MakeError(ErrorCode::kInvalidArgument,
                      "blur sigma %g does not fit the %dx%d map (its radius ceil(3 sigma) must be "
                      "smaller than the map's sides)",
-                     double(o.blur_sigma), fw_, fh_);
+                     double(o.blur_sigma), fw, fh);
   }
-  JsonValue extra;
   if (!o.card_extra_json.empty()) {
     FLAWLENS_RETURN_IF_ERROR(
-        ParseJson(o.card_extra_json.data(), o.card_extra_json.size(), "card extra", &extra));
-    if (!extra.is_object()) {
+        ParseJson(o.card_extra_json.data(), o.card_extra_json.size(), "card extra", extra));
+    if (!extra->is_object()) {
       return MakeError(ErrorCode::kInvalidArgument, "card extra must be a JSON object");
     }
   }
+  return Status::Ok();
+}
+
+}  // namespace
+
+Result<FitResult> Teacher::Fit(const FitOptions& o, const ProgressFn& progress) const {
+  if (fit_images_ < kMinFitImages || holdout_images() < kMinHoldoutImages) {
+    return MakeError(ErrorCode::kInvalidArgument,
+                     "too few images: %d added (%d to fit, %d held out for calibration); at least "
+                     "%d to fit and %d held out are needed (hold-out fraction %.2f): add more "
+                     "good images",
+                     images(), fit_images_, holdout_images(), kMinFitImages, kMinHoldoutImages,
+                     double(options_.holdout));
+  }
+  JsonValue extra;
+  FLAWLENS_RETURN_IF_ERROR(CheckFitOptions(o, fw_, fh_, &extra));
   const int d = d_;
   const size_t cells = size_t(fh_) * fw_, dd = size_t(d) * d;
   const bool per_position = o.density == DensityKind::kPerPosition;
@@ -459,7 +469,23 @@ Result<FitResult> Teacher::Fit(const FitOptions& o, const ProgressFn& progress) 
   result.holdout_images = nh;
   if (progress) progress(0.9f);
 
-  // The model file.
+  result.model = WriteModelFile(o, extra, a, mu, global.a, global.mu, cc, result);
+  if (progress) progress(1.0f);
+  return result;
+}
+
+// The model file: the kept backbone, the projection, the density head (and
+// the image-level term), postprocessing, calibration and the card.
+std::vector<uint8_t> Teacher::WriteModelFile(const FitOptions& o, const JsonValue& extra,
+                                             const std::vector<float>& a,
+                                             const std::vector<float>& mu,
+                                             const std::vector<float>& ga,
+                                             const std::vector<float>& gmu,
+                                             const CellCalibration& cc,
+                                             const FitResult& result) const {
+  const int d = d_;
+  const bool per_position = o.density == DensityKind::kPerPosition;
+  const int nh = holdout_images();
   ModelSpec spec;
   spec.tensors = kept_tensors_;
   JsonValue nodes = kept_nodes_;
@@ -492,13 +518,13 @@ Result<FitResult> Teacher::Fit(const FitOptions& o, const ProgressFn& progress) 
     std::vector<float> bias(static_cast<size_t>(d));
     for (int k = 0; k < d; ++k) {
       double s = 0;
-      for (int j = 0; j < d; ++j) s += double(global.a[size_t(k) * d + j]) * global.mu[size_t(j)];
+      for (int j = 0; j < d; ++j) s += double(ga[size_t(k) * d + j]) * gmu[size_t(j)];
       bias[size_t(k)] = float(-s);
     }
     nodes.Push(SimpleNode(kGlobalPool, "global_avgpool", {kProjNode}));
     nodes.Push(ConvNode(kGlobalWhiten, kGlobalPool, d, std::string(kGlobalWhiten) + ".weight",
                         std::string(kGlobalWhiten) + ".bias"));
-    spec.tensors.push_back({std::string(kGlobalWhiten) + ".weight", {d, 1, 1, d}, global.a});
+    spec.tensors.push_back({std::string(kGlobalWhiten) + ".weight", {d, 1, 1, d}, ga});
     spec.tensors.push_back({std::string(kGlobalWhiten) + ".bias", {d}, bias});
     JsonValue r = SimpleNode(kGlobalDist, "reduce_channels", {kGlobalWhiten});
     r.Set("mode", "sum_squares");
@@ -549,9 +575,7 @@ Result<FitResult> Teacher::Fit(const FitOptions& o, const ProgressFn& progress) 
     for (size_t i = 0; i < extra.size(); ++i) card.Set(extra.keys()[i], extra.items()[i]);
   }
   spec.card_json = card.Dump();
-  result.model = WriteModel(spec);
-  if (progress) progress(1.0f);
-  return result;
+  return WriteModel(spec);
 }
 
 }  // namespace flawlens::fit

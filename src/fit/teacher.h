@@ -137,6 +137,10 @@ class Teacher {
   Teacher();
   Status Init(const uint8_t* bytes, size_t size, const TeacherOptions& options);
   bool HoldOut(const std::string& group);
+  std::vector<uint8_t> WriteModelFile(const FitOptions& o, const JsonValue& extra,
+                                      const std::vector<float>& a, const std::vector<float>& mu,
+                                      const std::vector<float>& ga, const std::vector<float>& gmu,
+                                      const CellCalibration& cc, const FitResult& result) const;
   // Raw map (before blur) of held-out features `x` (H x W x D).
   void RawMap(const float* x, const std::vector<float>& a, const std::vector<float>& mu,
               bool per_position, const std::vector<float>& ga, const std::vector<float>& gmu,
