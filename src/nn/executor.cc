@@ -92,6 +92,95 @@ struct Interval {
   size_t offset = 0;
 };
 
+// The backends to try for each node, most preferred first.
+Result<std::vector<std::unique_ptr<Backend>>> MakeBackendChain(const ExecutorOptions& options) {
+  std::vector<BackendKind> chain;
+  switch (options.backend) {
+    case BackendKind::kAuto:
+      if (HaveXnnpack()) chain.push_back(BackendKind::kXnnpack);
+      chain.push_back(BackendKind::kSimd);
+      chain.push_back(BackendKind::kReference);
+      break;
+    case BackendKind::kXnnpack:
+      if (!HaveXnnpack())
+        return MakeError(ErrorCode::kUnsupported, "executor: this build has no XNNPACK backend");
+      chain = {BackendKind::kXnnpack, BackendKind::kSimd, BackendKind::kReference};
+      break;
+    case BackendKind::kSimd:
+      chain = {BackendKind::kSimd, BackendKind::kReference};
+      break;
+    case BackendKind::kReference:
+      chain = {BackendKind::kReference};
+      break;
+    default:
+      return MakeError(ErrorCode::kInvalidArgument, "executor: unknown backend kind %d",
+                       static_cast<int>(options.backend));
+  }
+  std::vector<std::unique_ptr<Backend>> backends;
+  for (BackendKind kind : chain) {
+    std::unique_ptr<Backend> backend;
+    switch (kind) {
+      case BackendKind::kXnnpack: backend = MakeXnnpackBackend(options.threads); break;
+      case BackendKind::kSimd: backend = MakeSimdBackend(); break;
+      case BackendKind::kReference: backend = MakeRefBackend(); break;
+      default: break;
+    }
+    if (backend == nullptr)
+      return MakeError(ErrorCode::kUnsupported, "executor: backend '%s' is not available",
+                       BackendKindName(kind));
+    backends.push_back(std::move(backend));
+  }
+  return backends;
+}
+
+// Lifetimes of every value (first and last step that touches it), then
+// offsets greedily by size: values whose lifetimes do not overlap share
+// memory. Returns the arena size in floats.
+size_t PlaceValues(const Graph& graph, std::vector<Interval>* out) {
+  // Lifetimes.
+  const int n = static_cast<int>(graph.nodes.size());
+  const int num_values = n + 1;
+  std::vector<Interval>& intervals = *out;
+  intervals.assign(num_values, Interval{});
+  for (int v = 0; v < num_values; ++v) {
+    intervals[v].value = v;
+    intervals[v].floats = RoundUp(static_cast<size_t>(graph.shapes[v].elements()), kAlignFloats);
+    intervals[v].first = v - 1;
+    intervals[v].last = v - 1;
+  }
+  for (int i = 0; i < n; ++i)
+    for (int id : graph.nodes[i].inputs) intervals[id].last = std::max(intervals[id].last, i);
+  intervals[0].last = n;
+  intervals[graph.output].last = n;
+
+  // Offsets, greedily by size.
+  std::vector<int> order(num_values);
+  for (int v = 0; v < num_values; ++v) order[v] = v;
+  std::stable_sort(order.begin(), order.end(), [&](int a, int b) {
+    return intervals[a].floats > intervals[b].floats;
+  });
+  std::vector<int> placed;  // value ids, sorted by offset
+  size_t total = 0;
+  for (int v : order) {
+    Interval& cur = intervals[v];
+    size_t offset = 0;
+    for (int p : placed) {  // ascending offset
+      const Interval& other = intervals[p];
+      bool overlap_in_time = cur.first <= other.last && other.first <= cur.last;
+      if (!overlap_in_time) continue;
+      if (offset + cur.floats <= other.offset) break;  // fits in the gap before `other`
+      offset = std::max(offset, other.offset + other.floats);
+    }
+    cur.offset = offset;
+    total = std::max(total, offset + cur.floats);
+    auto pos = std::upper_bound(placed.begin(), placed.end(), v, [&](int a, int b) {
+      return intervals[a].offset < intervals[b].offset;
+    });
+    placed.insert(pos, v);
+  }
+  return total;
+}
+
 }  // namespace
 
 void SetThreadsOverride(int threads) {
@@ -140,41 +229,7 @@ Executor::~Executor() {
 
 Status Executor::Plan(const ExecutorOptions& options) {
   // 1. Backends, most preferred first.
-  std::vector<BackendKind> chain;
-  switch (options.backend) {
-    case BackendKind::kAuto:
-      if (HaveXnnpack()) chain.push_back(BackendKind::kXnnpack);
-      chain.push_back(BackendKind::kSimd);
-      chain.push_back(BackendKind::kReference);
-      break;
-    case BackendKind::kXnnpack:
-      if (!HaveXnnpack())
-        return MakeError(ErrorCode::kUnsupported, "executor: this build has no XNNPACK backend");
-      chain = {BackendKind::kXnnpack, BackendKind::kSimd, BackendKind::kReference};
-      break;
-    case BackendKind::kSimd:
-      chain = {BackendKind::kSimd, BackendKind::kReference};
-      break;
-    case BackendKind::kReference:
-      chain = {BackendKind::kReference};
-      break;
-    default:
-      return MakeError(ErrorCode::kInvalidArgument, "executor: unknown backend kind %d",
-                       static_cast<int>(options.backend));
-  }
-  for (BackendKind kind : chain) {
-    std::unique_ptr<Backend> backend;
-    switch (kind) {
-      case BackendKind::kXnnpack: backend = MakeXnnpackBackend(options.threads); break;
-      case BackendKind::kSimd: backend = MakeSimdBackend(); break;
-      case BackendKind::kReference: backend = MakeRefBackend(); break;
-      default: break;
-    }
-    if (backend == nullptr)
-      return MakeError(ErrorCode::kUnsupported, "executor: backend '%s' is not available",
-                       BackendKindName(kind));
-    backends_.push_back(std::move(backend));
-  }
+  FLAWLENS_ASSIGN_OR_RETURN(backends_, MakeBackendChain(options));
 
   // 2. One operator per node: first backend that supports it; split into
   // row bands where that pays.
@@ -230,45 +285,10 @@ Status Executor::Plan(const ExecutorOptions& options) {
     for (size_t b = 0; b < step.bands.size(); ++b) step.bands[b].workspace_offset = b * slot_stride;
   workspace_floats = std::max(workspace_floats, slot_stride * max_bands);
 
-  // 3. Lifetimes.
+  // 3. Value buffers: offsets into one arena.
   const int num_values = n + 1;
-  std::vector<Interval> intervals(num_values);
-  for (int v = 0; v < num_values; ++v) {
-    intervals[v].value = v;
-    intervals[v].floats = RoundUp(static_cast<size_t>(graph_.shapes[v].elements()), kAlignFloats);
-    intervals[v].first = v - 1;
-    intervals[v].last = v - 1;
-  }
-  for (int i = 0; i < n; ++i)
-    for (int id : graph_.nodes[i].inputs) intervals[id].last = std::max(intervals[id].last, i);
-  intervals[0].last = n;
-  intervals[graph_.output].last = n;
-
-  // 4. Greedy by size.
-  std::vector<int> order(num_values);
-  for (int v = 0; v < num_values; ++v) order[v] = v;
-  std::stable_sort(order.begin(), order.end(), [&](int a, int b) {
-    return intervals[a].floats > intervals[b].floats;
-  });
-  std::vector<int> placed;  // value ids, sorted by offset
-  size_t total = 0;
-  for (int v : order) {
-    Interval& cur = intervals[v];
-    size_t offset = 0;
-    for (int p : placed) {  // ascending offset
-      const Interval& other = intervals[p];
-      bool overlap_in_time = cur.first <= other.last && other.first <= cur.last;
-      if (!overlap_in_time) continue;
-      if (offset + cur.floats <= other.offset) break;  // fits in the gap before `other`
-      offset = std::max(offset, other.offset + other.floats);
-    }
-    cur.offset = offset;
-    total = std::max(total, offset + cur.floats);
-    auto pos = std::upper_bound(placed.begin(), placed.end(), v, [&](int a, int b) {
-      return intervals[a].offset < intervals[b].offset;
-    });
-    placed.insert(pos, v);
-  }
+  std::vector<Interval> intervals;
+  size_t total = PlaceValues(graph_, &intervals);
   // Kernels (XNNPACK, SIMD tails) may read up to 16 bytes past a buffer's end.
   total += kTailFloats;
   workspace_floats = workspace_floats > 0 ? workspace_floats + kTailFloats : 0;
