@@ -466,6 +466,9 @@ struct Pattern {
   float alpha = 0;
 };
 
+// Compact JSON; invalid UTF-8 in names is replaced rather than thrown on.
+std::string Dump(const ojson& j) { return j.dump(-1, ' ', false, ojson::error_handler_t::replace); }
+
 class Importer {
  public:
   Importer(const ImportOptions& options) : options_(options) {}
@@ -489,6 +492,8 @@ class Importer {
   int ApplyActivation(const TfNode& n, int v, const std::string& x, const std::string& act,
                       float alpha);
   Result<ImportResult> Finish();
+  std::string GraphJson(int output, std::vector<ModelTensor>* tensors) const;
+  std::string CardJson(const ImportResult& result) const;
 
   const ImportOptions& options_;
   json doc_;
@@ -1066,6 +1071,94 @@ Status Importer::Emit(const TfNode& n) {
   return Unsupported(n);
 }
 
+// The engine graph as model-file JSON; conv weights and biases go to `tensors`.
+std::string Importer::GraphJson(int output, std::vector<ModelTensor>* tensors) const {
+  auto value_name = [&](int v) { return v == 0 ? std::string("input") : engine_[v - 1].name; };
+  ojson graph;
+  graph["input"] = {{"h", infos_[0].h}, {"w", infos_[0].w}, {"c", infos_[0].c}};
+  ojson nodes = ojson::array();
+  for (const EngineNode& e : engine_) {
+    ojson j;
+    j["name"] = e.name;
+    j["op"] = e.op;
+    ojson inputs = ojson::array();
+    for (int v : e.inputs) inputs.push_back(value_name(v));
+    j["inputs"] = inputs;
+    if (e.op == "conv2d") {
+      j["out_channels"] = e.out_c;
+      j["kernel"] = {e.kh, e.kw};
+      j["stride"] = {e.sh, e.sw};
+      j["dilation"] = {e.dh, e.dw};
+      j["pad"] = {e.pt, e.pl, e.pb, e.pr};
+      j["groups"] = e.groups;
+      j["weight"] = e.name + ".weight";
+      if (!e.bias.empty()) j["bias"] = e.name + ".bias";
+      ModelTensor wt;
+      wt.name = e.name + ".weight";
+      wt.shape = {e.out_c, e.kh, e.kw,
+                  static_cast<int64_t>(e.weight.size() / (int64_t{e.out_c} * e.kh * e.kw))};
+      wt.data = e.weight;
+      tensors->push_back(std::move(wt));
+      if (!e.bias.empty()) {
+        ModelTensor bt;
+        bt.name = e.name + ".bias";
+        bt.shape = {e.out_c};
+        bt.data = e.bias;
+        tensors->push_back(std::move(bt));
+      }
+    }
+    if (e.op == "conv2d" || e.op == "activation") {
+      j["activation"] = e.activation;
+      if (e.activation == "leaky_relu" || e.activation == "hard_swish" ||
+          e.activation == "hard_sigmoid") {
+        j["alpha"] = static_cast<double>(e.alpha);
+      }
+    }
+    if (e.op == "upsample") {
+      j["mode"] = "bilinear";
+      j["scale"] = {e.scale_h, e.scale_w};
+    }
+    nodes.push_back(std::move(j));
+  }
+  graph["nodes"] = std::move(nodes);
+  graph["output"] = value_name(output);
+  return Dump(graph);
+}
+
+// The backbone's model card: origin, licence, feature layers.
+std::string Importer::CardJson(const ImportResult& result) const {
+  ojson card;
+  card["name"] = options_.name;
+  card["kind"] = "backbone";
+  card["description"] = "Frozen pretrained features imported from a TensorFlow.js graph model";
+  ojson origin;
+  origin["source"] = options_.origin;
+  auto str_field = [&](const char* key) {
+    auto it = doc_.find(key);
+    return it != doc_.end() && it->is_string() ? it->get<std::string>() : std::string();
+  };
+  origin["generated_by"] = str_field("generatedBy");
+  origin["converted_by"] = str_field("convertedBy");
+  card["origin"] = origin;
+  card["licence"] = options_.licence;
+  card["input"] = {{"w", infos_[0].w}, {"h", infos_[0].h}, {"c", infos_[0].c}};
+  ojson features = ojson::array();
+  for (const FeatureLayer& f : result.features) {
+    ojson j;
+    j["node"] = f.node;
+    j["stride"] = f.stride_h == f.stride_w ? ojson(f.stride_h) : ojson({f.stride_h, f.stride_w});
+    j["channels"] = f.channels;
+    j["h"] = f.h;
+    j["w"] = f.w;
+    j["offset"] = f.offset;
+    features.push_back(std::move(j));
+  }
+  card["features"] = features;
+  card["output"] = {{"h", result.out_h}, {"w", result.out_w}, {"c", result.out_c}};
+  card["imported_by"] = "flawlens import-tfjs";
+  return Dump(card);
+}
+
 Result<ImportResult> Importer::Finish() {
   ImportResult result;
   // Outputs: the coarser ones upsampled to the finest, then concatenated.
@@ -1133,60 +1226,7 @@ Result<ImportResult> Importer::Finish() {
   result.out_w = infos_[output].w;
   result.out_c = infos_[output].c;
 
-  // Graph JSON and tensors.
-  auto value_name = [&](int v) { return v == 0 ? std::string("input") : engine_[v - 1].name; };
-  ojson graph;
-  graph["input"] = {{"h", infos_[0].h}, {"w", infos_[0].w}, {"c", infos_[0].c}};
-  ojson nodes = ojson::array();
-  for (const EngineNode& e : engine_) {
-    ojson j;
-    j["name"] = e.name;
-    j["op"] = e.op;
-    ojson inputs = ojson::array();
-    for (int v : e.inputs) inputs.push_back(value_name(v));
-    j["inputs"] = inputs;
-    if (e.op == "conv2d") {
-      j["out_channels"] = e.out_c;
-      j["kernel"] = {e.kh, e.kw};
-      j["stride"] = {e.sh, e.sw};
-      j["dilation"] = {e.dh, e.dw};
-      j["pad"] = {e.pt, e.pl, e.pb, e.pr};
-      j["groups"] = e.groups;
-      j["weight"] = e.name + ".weight";
-      if (!e.bias.empty()) j["bias"] = e.name + ".bias";
-      ModelTensor wt;
-      wt.name = e.name + ".weight";
-      wt.shape = {e.out_c, e.kh, e.kw,
-                  static_cast<int64_t>(e.weight.size() / (int64_t{e.out_c} * e.kh * e.kw))};
-      wt.data = e.weight;
-      result.spec.tensors.push_back(std::move(wt));
-      if (!e.bias.empty()) {
-        ModelTensor bt;
-        bt.name = e.name + ".bias";
-        bt.shape = {e.out_c};
-        bt.data = e.bias;
-        result.spec.tensors.push_back(std::move(bt));
-      }
-    }
-    if (e.op == "conv2d" || e.op == "activation") {
-      j["activation"] = e.activation;
-      if (e.activation == "leaky_relu" || e.activation == "hard_swish" ||
-          e.activation == "hard_sigmoid") {
-        j["alpha"] = static_cast<double>(e.alpha);
-      }
-    }
-    if (e.op == "upsample") {
-      j["mode"] = "bilinear";
-      j["scale"] = {e.scale_h, e.scale_w};
-    }
-    nodes.push_back(std::move(j));
-  }
-  graph["nodes"] = std::move(nodes);
-  graph["output"] = value_name(output);
-  const auto dump = [](const ojson& j) {
-    return j.dump(-1, ' ', false, ojson::error_handler_t::replace);
-  };
-  result.spec.graph_json = dump(graph);
+  result.spec.graph_json = GraphJson(output, &result.spec.tensors);
 
   PreprocessConfig pre;
   pre.resize_w = infos_[0].w;
@@ -1201,36 +1241,7 @@ Result<ImportResult> Importer::Finish() {
   if (!valid.ok()) return Error(valid.code(), "preprocess: " + valid.message());
   result.spec.preprocess_json = PreprocessToJson(pre);
 
-  ojson card;
-  card["name"] = options_.name;
-  card["kind"] = "backbone";
-  card["description"] = "Frozen pretrained features imported from a TensorFlow.js graph model";
-  ojson origin;
-  origin["source"] = options_.origin;
-  auto str_field = [&](const char* key) {
-    auto it = doc_.find(key);
-    return it != doc_.end() && it->is_string() ? it->get<std::string>() : std::string();
-  };
-  origin["generated_by"] = str_field("generatedBy");
-  origin["converted_by"] = str_field("convertedBy");
-  card["origin"] = origin;
-  card["licence"] = options_.licence;
-  card["input"] = {{"w", infos_[0].w}, {"h", infos_[0].h}, {"c", infos_[0].c}};
-  ojson features = ojson::array();
-  for (const FeatureLayer& f : result.features) {
-    ojson j;
-    j["node"] = f.node;
-    j["stride"] = f.stride_h == f.stride_w ? ojson(f.stride_h) : ojson({f.stride_h, f.stride_w});
-    j["channels"] = f.channels;
-    j["h"] = f.h;
-    j["w"] = f.w;
-    j["offset"] = f.offset;
-    features.push_back(std::move(j));
-  }
-  card["features"] = features;
-  card["output"] = {{"h", result.out_h}, {"w", result.out_w}, {"c", result.out_c}};
-  card["imported_by"] = "flawlens import-tfjs";
-  result.spec.card_json = dump(card);
+  result.spec.card_json = CardJson(result);
   result.tf_nodes_used = static_cast<int>(order_.size());
   result.engine_nodes = static_cast<int>(engine_.size());
   return result;
