@@ -58,6 +58,8 @@ case "${1:-}" in
     step "native release: build"
     cmake --preset native-release >/dev/null
     cmake --build --preset native-release -j "$jobs"
+    # Before ctest: it converts the backbone that the backbone tests use.
+    default_model build/native-release/tools/flawlens
     step "native release: ctest"
     ctest --preset native-release -j "$jobs"
 
@@ -67,8 +69,6 @@ case "${1:-}" in
     step "native ASan + UBSan: ctest"
     ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1 \
       ctest --preset native-asan -j "$jobs"
-
-    default_model build/native-release/tools/flawlens
 
     build_wasm ON
     step "wasm: ctest under node (same gtest binaries + Embind API test)"
