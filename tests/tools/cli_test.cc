@@ -621,6 +621,8 @@ class TaughtCliTest : public ::testing::Test {
     pre.channels = 1;
     const std::vector<uint8_t> backbone = WriteModel(
         b.Build("c2", pre, "{}", "{}", R"({"kind":"backbone","name":"tiny","licence":"test"})"));
+    backbone_ = dir_ + "/backbone.safetensors";
+    ASSERT_TRUE(WriteFileBytes(backbone_, backbone).ok());
     fit::TeacherOptions to;
     to.dims = 8;
     auto t = fit::Teacher::Create(backbone.data(), backbone.size(), to);
@@ -671,11 +673,27 @@ class TaughtCliTest : public ::testing::Test {
     return m;
   }
 
-  static std::string dir_, model_;
+  static std::string dir_, model_, backbone_;
   static std::vector<uint8_t> model_bytes_;
 };
-std::string TaughtCliTest::dir_, TaughtCliTest::model_;
+std::string TaughtCliTest::dir_, TaughtCliTest::model_, TaughtCliTest::backbone_;
 std::vector<uint8_t> TaughtCliTest::model_bytes_;
+
+// A backbone file is not a detector: info shows its card and licence instead
+// of failing on its many-channel output.
+TEST_F(TaughtCliTest, InfoShowsABackboneFile) {
+  RunResult r = RunCli("info " + backbone_);
+  ASSERT_EQ(r.code, 0) << r.out;
+  EXPECT_NE(r.out.find("a backbone"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("tiny (licence: test)"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("16 x 16 x 16"), std::string::npos) << r.out;
+  r = RunCli("info --json " + backbone_);
+  ASSERT_EQ(r.code, 0);
+  const nlohmann::json j = nlohmann::json::parse(r.out, nullptr, false);
+  ASSERT_FALSE(j.is_discarded()) << r.out;
+  EXPECT_EQ(j["kind"], "backbone");
+  EXPECT_EQ(j["features"]["channels"], 16);
+}
 
 TEST_F(TaughtCliTest, InfoShowsTheOriginBackboneAndRegion) {
   RunResult r = RunCli("info " + model_);

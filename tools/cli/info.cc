@@ -112,11 +112,51 @@ const char* ReduceName(ScoreReduce r) {
   return "?";
 }
 
+// A backbone file (`flawlens import-tfjs`) is a feature extractor, not a
+// detector: its card, size and licence, without a detector's fields.
+int PrintBackbone(const InfoOptions& opt, const LoadedModel& lm, const Json& card) {
+  const Model& m = *lm.model;
+  const Shape& out = m.graph.output_shape();
+  int64_t parameters = 0;
+  for (const Node& n : m.graph.nodes) {
+    if (n.weight.data) parameters += n.weight.elements();
+    if (n.bias.data) parameters += n.bias.elements();
+  }
+  if (opt.json) {
+    Json j = {{"file", opt.model}, {"bytes", lm.bytes.size()}, {"kind", "backbone"},
+              {"name", m.name}, {"backbone", BackboneLine(card)},
+              {"input", {{"width", m.graph.input.w}, {"height", m.graph.input.h},
+                         {"channels", m.graph.input.c}}},
+              {"features", {{"width", out.w}, {"height", out.h}, {"channels", out.c}}},
+              {"parameters", parameters}, {"macs", m.graph.Macs()},
+              {"layers", m.graph.nodes.size()}, {"card", card}};
+    std::printf("%s\n", j.dump(2, ' ', false, Json::error_handler_t::replace).c_str());
+    return 0;
+  }
+  std::printf("%s (a backbone: train a detector on it with flawlens train --backbone)\n",
+              m.name.c_str());
+  std::printf("  file                         %s (%zu bytes)\n", opt.model.c_str(), lm.bytes.size());
+  std::printf("  backbone                     %s\n", BackboneLine(card).c_str());
+  std::printf("  input                        %d x %d x %d (w x h x c)\n", m.graph.input.w,
+              m.graph.input.h, m.graph.input.c);
+  std::printf("  features                     %d x %d x %d\n", out.w, out.h, out.c);
+  std::printf("  parameters                   %lld\n", static_cast<long long>(parameters));
+  std::printf("  compute                      %.4f GFLOPs per frame, %zu layers\n",
+              2.0 * static_cast<double>(m.graph.Macs()) / 1e9, m.graph.nodes.size());
+  std::printf("model card\n");
+  PrintTree(card, "", 2);
+  return 0;
+}
+
 int RunInfo(const InfoOptions& opt) {
   auto model = LoadModelFile(opt.model);
   if (!model.ok()) {
     std::fprintf(stderr, "flawlens info: %s\n", model.status().ToString().c_str());
     return 1;
+  }
+  if (const Json c = ParseOrString(model->model->card_json);
+      c.is_object() && c.contains("kind") && c["kind"] == "backbone") {
+    return PrintBackbone(opt, *model, c);
   }
   auto dets = MakeDetectors(*model, 1);
   if (!dets.ok()) {
