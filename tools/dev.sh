@@ -78,8 +78,8 @@ case "${1:-}" in
     step "browser tests (Chromium headless, playwright-core)"
     node tests/browser/run.mjs --site build/site
 
-    step "fuzz smoke (libFuzzer, ${FUZZ_SECONDS:-60} s per target)"
-    bash tests/fuzz/run.sh "${FUZZ_SECONDS:-60}"
+    step "fuzz smoke (libFuzzer, ${FUZZ_SECONDS:-30} s per target)"
+    bash tests/fuzz/run.sh "${FUZZ_SECONDS:-30}"
 
     step "all tests passed in $(( $(date +%s) - start )) s"
     ;;
