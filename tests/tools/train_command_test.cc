@@ -1,7 +1,8 @@
-// `flawlens train` option handling that needs no training: options of
-// from-scratch training given with --backbone are an error, and a flawlens
-// built without LibTorch says so for training from scratch. Torch-free: built
-// in both FLAWLENS_TORCH builds (tools/CMakeLists.txt).
+// `flawlens train` option handling: the default trains on the centernet
+// backbone, options of from-scratch training need --from-scratch (and are an
+// error with --backbone), a missing default backbone says how to get it, and
+// a flawlens built without LibTorch says so for --from-scratch. Torch-free:
+// built in both FLAWLENS_TORCH builds (tools/CMakeLists.txt).
 #include <gtest/gtest.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -10,8 +11,15 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <sstream>
 #include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "flawlens/detector.h"
+#include "synth/synth.h"
 
 namespace {
 namespace fs = std::filesystem;
@@ -21,10 +29,12 @@ struct RunResult {
   std::string err;
 };
 
-// Runs `flawlens ARGS` with stderr captured (stdout discarded).
-RunResult RunCli(const std::string& args, const fs::path& err_file) {
+// Runs `flawlens ARGS` with stderr captured (stdout discarded); `prefix` goes
+// before the command (environment, cd).
+RunResult RunCli(const std::string& args, const fs::path& err_file,
+                 const std::string& prefix = "") {
   const std::string cmd =
-      std::string(FLAWLENS_CLI) + " " + args + " >/dev/null 2>" + err_file.string();
+      prefix + std::string(FLAWLENS_CLI) + " " + args + " >/dev/null 2>" + err_file.string();
   RunResult r;
   const int status = std::system(cmd.c_str());
   r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
@@ -33,6 +43,24 @@ RunResult RunCli(const std::string& args, const fs::path& err_file) {
   ss << f.rdbuf();
   r.err = ss.str();
   return r;
+}
+
+std::vector<uint8_t> ReadBytes(const fs::path& p) {
+  std::ifstream f(p, std::ios::binary);
+  return std::vector<uint8_t>(std::istreambuf_iterator<char>(f), {});
+}
+
+// The folder that holds the converted centernet (as backbone_train_test
+// finds it): $FLAWLENS_BACKBONES, or build/backbones of the source tree or of
+// this build; "" when it has not been converted.
+std::string FindBackbonesDir() {
+  const char* env = std::getenv("FLAWLENS_BACKBONES");
+  for (const std::string& dir : {std::string(env ? env : ""),
+                                 std::string(FLAWLENS_SOURCE_DIR) + "/build/backbones",
+                                 std::string(FLAWLENS_BINARY_DIR) + "/backbones"}) {
+    if (!dir.empty() && fs::is_regular_file(fs::path(dir) / "centernet.safetensors")) return dir;
+  }
+  return "";
 }
 
 class TrainCommandTest : public ::testing::Test {
@@ -62,10 +90,97 @@ TEST_F(TrainCommandTest, ScratchOnlyOptionsWithBackboneAreAnError) {
   EXPECT_FALSE(fs::exists(out_));
 }
 
+TEST_F(TrainCommandTest, ScratchOnlyOptionsWithoutFromScratchSayToAddIt) {
+  const RunResult r = RunCli("train " + dir_.string() + " --out " + out_.string() +
+                                 " --minutes 3 --seed 4 --lr 0.01 --no-flips",
+                             dir_ / "err.txt");
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.err.find("--minutes, --lr, --no-flips: only for training from scratch: add "
+                       "--from-scratch"),
+            std::string::npos)
+      << r.err;
+  EXPECT_NE(r.err.find("centernet"), std::string::npos) << r.err;
+  EXPECT_FALSE(fs::exists(out_));
+}
+
+TEST_F(TrainCommandTest, BackboneAndFromScratchTogetherAreAnError) {
+  const RunResult r = RunCli("train " + dir_.string() + " --out " + out_.string() +
+                                 " --backbone centernet --from-scratch",
+                             dir_ / "err.txt");
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.err.find("--backbone and --from-scratch: choose one"), std::string::npos) << r.err;
+  EXPECT_FALSE(fs::exists(out_));
+}
+
+TEST_F(TrainCommandTest, AMissingDefaultBackboneSaysHowToGetItAndAboutFromScratch) {
+  // Nothing to find: an empty FLAWLENS_BACKBONES, and a current folder with no
+  // build/backbones. The folder beside the binary is the one place left.
+  const fs::path beside = fs::path(FLAWLENS_CLI).parent_path() / "backbones";
+  if (fs::exists(beside / "centernet.safetensors")) {
+    GTEST_SKIP() << "a converted backbone sits beside the CLI: " << beside;
+  }
+  const fs::path empty = dir_ / "no-backbones";
+  fs::create_directories(empty);
+  const RunResult r =
+      RunCli("train " + dir_.string() + " --out " + out_.string(), dir_ / "err.txt",
+             "cd " + empty.string() + " && FLAWLENS_BACKBONES=" + empty.string() + " ");
+  EXPECT_EQ(r.code, 1);
+  for (const char* want :
+       {"pretrained centernet backbone by default", "no converted backbone found",
+        "centernet.safetensors", "model/build_default.sh", "tools/backbones/convert.sh",
+        "FLAWLENS_BACKBONES", "--from-scratch"}) {
+    EXPECT_NE(r.err.find(want), std::string::npos) << want << " not in: " << r.err;
+  }
+  EXPECT_FALSE(fs::exists(out_));
+}
+
+TEST_F(TrainCommandTest, TheDefaultTrainsOnTheCenternetBackbone) {
+  const std::string backbones = FindBackbonesDir();
+  if (backbones.empty()) {
+    GTEST_SKIP() << "centernet backbone not converted (tools/backbones/convert.sh build/backbones)";
+  }
+  const fs::path data = dir_ / "data";
+  flawlens::synth::SynthOptions so;
+  so.train = 24;
+  so.val_good = 0;
+  so.val_defect = 0;
+  so.width = so.height = 96;
+  so.seed = 3;
+  ASSERT_TRUE(flawlens::synth::WriteSynthDataset(data.string(), so).ok());
+  const std::string env = "FLAWLENS_BACKBONES=" + backbones + " ";
+  const RunResult r = RunCli("train " + data.string() + " --out " + out_.string() +
+                                 " --threads 1 --quiet",
+                             dir_ / "err.txt", env);
+  ASSERT_EQ(r.code, 0) << r.err;
+  const std::vector<uint8_t> bytes = ReadBytes(out_);
+  auto det = flawlens::Detector::Create(bytes.data(), bytes.size());
+  ASSERT_TRUE(det.ok()) << det.status().ToString();
+  auto card = nlohmann::json::parse((*det)->info().card_json);
+  EXPECT_EQ(card["taught_by"], "flawlens train --backbone");
+  ASSERT_TRUE(card["backbone"].is_object()) << card.dump();
+  EXPECT_EQ(card["backbone"]["name"], "centernet");
+  EXPECT_EQ(card["fit"]["images"], 24);
+
+  // The same model as an explicit --backbone centernet: same score on an image.
+  const fs::path explicit_out = dir_ / "explicit.safetensors";
+  const RunResult e = RunCli("train " + data.string() + " --out " + explicit_out.string() +
+                                 " --threads 1 --quiet --backbone centernet",
+                             dir_ / "err2.txt", env);
+  ASSERT_EQ(e.code, 0) << e.err;
+  const std::vector<uint8_t> explicit_bytes = ReadBytes(explicit_out);
+  auto det2 = flawlens::Detector::Create(explicit_bytes.data(), explicit_bytes.size());
+  ASSERT_TRUE(det2.ok()) << det2.status().ToString();
+  const std::vector<uint8_t> img = ReadBytes(data / "train" / "good" / "000.png");
+  auto a = (*det)->DetectEncoded(img.data(), img.size());
+  auto b = (*det2)->DetectEncoded(img.data(), img.size());
+  ASSERT_TRUE(a.ok() && b.ok());
+  EXPECT_EQ((*a)->raw_score, (*b)->raw_score);
+}
+
 #if !FLAWLENS_TORCH
 TEST_F(TrainCommandTest, FromScratchWithoutLibTorchSaysHowToTrain) {
-  const RunResult r =
-      RunCli("train " + dir_.string() + " --out " + out_.string(), dir_ / "err.txt");
+  const RunResult r = RunCli(
+      "train " + dir_.string() + " --out " + out_.string() + " --from-scratch", dir_ / "err.txt");
   EXPECT_EQ(r.code, 1);
   EXPECT_NE(r.err.find("built without LibTorch"), std::string::npos) << r.err;
   EXPECT_NE(r.err.find("--backbone NAME|FILE"), std::string::npos) << r.err;

@@ -1,7 +1,9 @@
-// `flawlens train DATA --out MODEL`: CLI wiring of tools/train/trainer.h
-// (from scratch, LibTorch) and, with --backbone, of tools/fit/backbone_train.h
-// (frozen pretrained features, no LibTorch). This file compiles with and
-// without LibTorch (FLAWLENS_TORCH = 1 / 0, tools/CMakeLists.txt).
+// `flawlens train DATA --out MODEL`: CLI wiring of tools/fit/backbone_train.h
+// (frozen pretrained features, no LibTorch: the default, on the centernet
+// backbone) and, with --from-scratch, of tools/train/trainer.h (a network
+// trained from scratch, LibTorch). The backbone is the default because it
+// wins on every set measured (docs/METHOD-backbone.md). This file compiles
+// with and without LibTorch (FLAWLENS_TORCH = 1 / 0, tools/CMakeLists.txt).
 #include <CLI/CLI.hpp>
 
 #include <cstdio>
@@ -20,11 +22,19 @@
 namespace flawlens::cli {
 namespace {
 
+// The backbone `flawlens train` fits on unless told otherwise.
+constexpr char kDefaultBackbone[] = "centernet";
+
+// The options both ways of training take.
+constexpr char kSharedOptions[] =
+    "--seed, --sensitivity, --holdout, --threads, --val-split, --name, --quiet";
+
 struct TrainArgs {
   train::TrainOptions options;
-  std::string backbone;
+  std::string backbone;  // "" = kDefaultBackbone (unless from_scratch)
+  bool from_scratch = false;
   // Options that only mean something when training from scratch: given
-  // together with --backbone they are an error, not silently ignored.
+  // without --from-scratch they are an error, not silently ignored.
   std::vector<CLI::Option*> scratch_only;
 };
 
@@ -34,27 +44,54 @@ Status TrainFromScratch(const train::TrainOptions& options) {
 #else
   (void)options;
   return MakeError(ErrorCode::kUnsupported,
-                   "this flawlens was built without LibTorch: train from scratch needs it; "
-                   "use --backbone NAME|FILE");
+                   "this flawlens was built without LibTorch: --from-scratch needs it "
+                   "(tools/setup.sh test installs it; cmake -DFLAWLENS_TORCH=ON); without "
+                   "--from-scratch, train fits on the %s backbone (or --backbone NAME|FILE)",
+                   kDefaultBackbone);
 #endif
 }
 
-Status TrainOnBackbone(const TrainArgs& args) {
+// The scratch-only options given on the command line, comma-separated.
+std::string GivenScratchOptions(const TrainArgs& args) {
   std::string given;
   for (const CLI::Option* o : args.scratch_only) {
     if (o->count() > 0) given += (given.empty() ? "" : ", ") + o->get_name();
   }
+  return given;
+}
+
+Status TrainOnBackbone(const TrainArgs& args) {
+  const std::string given = GivenScratchOptions(args);
+  if (!given.empty() && !args.backbone.empty()) {
+    return MakeError(ErrorCode::kInvalidArgument,
+                     "%s: only for training from scratch, not with --backbone (which takes %s)",
+                     given.c_str(), kSharedOptions);
+  }
   if (!given.empty()) {
     return MakeError(ErrorCode::kInvalidArgument,
-                     "%s: only for training from scratch, not with --backbone (which takes "
-                     "--seed, --sensitivity, --holdout, --threads, --val-split, --name, --quiet)",
-                     given.c_str());
+                     "%s: only for training from scratch: add --from-scratch (without it, train "
+                     "fits on the pretrained %s backbone, which takes %s)",
+                     given.c_str(), kDefaultBackbone, kSharedOptions);
   }
   const train::TrainOptions& t = args.options;
   BackboneTrainOptions b;
   b.data = t.data;
   b.out = t.out;
-  b.backbone = args.backbone;
+  b.backbone = args.backbone.empty() ? kDefaultBackbone : args.backbone;
+  if (args.backbone.empty()) {
+    // The default backbone is a build artefact: when it is missing, say how
+    // to get it and that training from scratch needs no download.
+    auto path = ResolveBackbone(b.backbone);
+    if (!path.ok()) {
+      return MakeError(path.status().code(),
+                       "train fits on the pretrained %s backbone by default; %s\n"
+                       "or train from scratch instead: flawlens train DATA --out M "
+                       "--from-scratch%s",
+                       kDefaultBackbone, path.status().message().c_str(),
+                       FLAWLENS_TORCH ? "" : " (needs a flawlens built with LibTorch)");
+    }
+    b.backbone = *path;
+  }
   b.seed = t.seed;
   b.sensitivity = t.sensitivity;
   b.holdout = t.holdout;
@@ -65,25 +102,42 @@ Status TrainOnBackbone(const TrainArgs& args) {
   return RunBackboneTraining(b);
 }
 
+Status RunTrain(const TrainArgs& args) {
+  if (args.from_scratch && !args.backbone.empty()) {
+    return MakeError(ErrorCode::kInvalidArgument,
+                     "--backbone and --from-scratch: choose one (a backbone's frozen features, "
+                     "or a network trained from scratch)");
+  }
+  return args.from_scratch ? TrainFromScratch(args.options) : TrainOnBackbone(args);
+}
+
 }  // namespace
 
 void AddTrainCommand(CLI::App& app) {
   auto args = std::make_shared<TrainArgs>();
   train::TrainOptions* opt = &args->options;
+  static const std::string kScratchGroup = "Training from scratch (only with --from-scratch)";
   auto scratch = [args](CLI::Option* o) {
     args->scratch_only.push_back(o);
-    return o;
+    return o->group(kScratchGroup);
   };
   CLI::App* cmd = app.add_subcommand(
-      "train", "Train a detector on good images (folder dataset or flat folder)");
+      "train",
+      "Train a detector on good images (folder dataset or flat folder): by default a density "
+      "on the frozen features of the pretrained centernet backbone (no LibTorch, seconds); "
+      "--from-scratch trains a network instead (LibTorch, minutes)");
   cmd->add_option("data", opt->data, "Dataset folder (train/good[, val/...]) or folder of good images")
       ->required();
   cmd->add_option("--out,-o", opt->out, "Model file to write")->required();
   cmd->add_option("--backbone", args->backbone,
-                  "Train on the frozen features of a pretrained backbone (a name or a "
-                  ".safetensors file from flawlens import-tfjs) instead of from scratch; "
-                  "no LibTorch needed. Takes --seed, --sensitivity, --holdout, --threads, "
-                  "--val-split, --name, --quiet");
+                  "Pretrained backbone whose frozen features are fitted: a name (looked for as "
+                  "NAME.safetensors in $FLAWLENS_BACKBONES, beside the flawlens binary in "
+                  "backbones/, then build/backbones; model/build_default.sh converts it there) "
+                  "or a .safetensors file from flawlens import-tfjs")
+      ->default_str(kDefaultBackbone);
+  cmd->add_flag("--from-scratch", args->from_scratch,
+                "Train a network from scratch with LibTorch instead of fitting on a backbone "
+                "(the options of the group below need it)");
   scratch(cmd->add_option("--minutes", opt->minutes, "Total time budget in minutes"))
       ->capture_default_str()->check(CLI::Range(0.05, 1440.0));
   scratch(cmd->add_option("--steps", opt->steps,
@@ -91,7 +145,8 @@ void AddTrainCommand(CLI::App& app) {
                           "--steps and --threads give the same model, bit for bit (auto threads "
                           "= 1 here)"))
       ->check(CLI::Range(1, 100000000));
-  cmd->add_option("--seed", opt->seed, "Random seed (a repeatable run also needs --steps)")->capture_default_str();
+  cmd->add_option("--seed", opt->seed, "Random seed (feature projection, held-out images; from scratch a repeatable run "
+                  "also needs --steps)")->capture_default_str();
   cmd->add_option("--sensitivity", opt->sensitivity,
                   "0..1; higher flags more images (threshold = 6*(1-s) std above held-out good)")
       ->capture_default_str()->check(CLI::Range(0.0, 1.0));
@@ -163,9 +218,9 @@ void AddTrainCommand(CLI::App& app) {
       ->capture_default_str();
   cmd->add_option("--val-split", opt->val_split, "Split for validation metrics (default val, else test)");
   cmd->add_option("--threads", opt->threads,
-                  "LibTorch threads (a data thread runs besides); 0 = auto: 1 or all cores, "
-                  "whichever steps faster, re-timed every minute (1 with --steps). "
-                  "With --backbone: inference threads (0 = all cores)")
+                  "Inference threads (0 = all cores). With --from-scratch: LibTorch threads (a "
+                  "data thread runs besides); 0 = auto: 1 or all cores, whichever steps faster, "
+                  "re-timed every minute (1 with --steps)")
       ->capture_default_str()->check(CLI::Range(0, 64));
   cmd->add_option("--name", opt->name, "Model name for the card (default: folder name)");
   scratch(cmd->add_option("--synth-patch", opt->synth.patch, "Weight of pasted-patch anomalies"))
@@ -187,7 +242,7 @@ void AddTrainCommand(CLI::App& app) {
       ->capture_default_str();
   cmd->add_flag("--quiet,-q", opt->quiet, "No progress bar");
   cmd->callback([args] {
-    Status st = args->backbone.empty() ? TrainFromScratch(args->options) : TrainOnBackbone(*args);
+    Status st = RunTrain(*args);
     if (!st.ok()) {
       std::fprintf(stderr, "flawlens train: %s\n", st.ToString().c_str());
       ExitCode() = 1;
