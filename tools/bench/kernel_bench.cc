@@ -10,18 +10,31 @@
 //                [--warmup N] [--check] [--cpu] [--engine NAME]
 // --cpu times with the thread CPU clock (native; useful on a loaded machine).
 // --check also runs the reference backend once and prints the max abs diff.
+//
+//   kernel_bench --model FILE [--backend simd|ref|xnnpack] [--runs N] [--check]
+// profiles a model file's graph instead (e.g. the default model: the
+// centernet backbone + its density head): every node built by the backend
+// chain the executor uses (xnnpack -> simd -> ref), one buffer per value,
+// each node timed on its own; per node and per op type median ms, then the
+// whole network through the Executor (its planned arena), median of N runs.
+// With --check the Executor's output is compared with the reference backend's.
+// The per-node runner only uses the Backend/OpImpl interface, so the same
+// source links against an older libflawlens_core.a for before/after tables.
 #include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <memory>
 #include <ctime>
+#include <map>
+#include <memory>
 #include <string>
 #include <vector>
 
+#include "model/model.h"
 #include "nn/backend.h"
+#include "nn/executor.h"
 #include "nn/graph.h"
 
 namespace {
@@ -300,10 +313,239 @@ int BenchNet(char which, const std::string& backend_name, int runs, int warmup, 
   return 0;
 }
 
+
+// ---- --model: a model file's graph, node by node ------------------------------
+
+bool ReadFile(const std::string& path, std::vector<uint8_t>* out) {
+  FILE* f = fopen(path.c_str(), "rb");
+  if (f == nullptr) return false;
+  fseek(f, 0, SEEK_END);
+  const long n = ftell(f);
+  fseek(f, 0, SEEK_SET);
+  out->resize(n > 0 ? static_cast<size_t>(n) : 0);
+  const bool ok = n > 0 && fread(out->data(), 1, out->size(), f) == out->size();
+  fclose(f);
+  return ok;
+}
+
+int64_t NodeMacs(const flawlens::Graph& g, size_t i) {
+  const Node& node = g.nodes[i];
+  const Shape& out = g.shapes[i + 1];
+  const Shape& in = g.shapes[node.inputs[0]];
+  switch (node.op) {
+    case OpType::kConv2d:
+      return out.elements() * node.kernel_h * node.kernel_w * (in.c / node.groups);
+    case OpType::kDense: return int64_t{node.out_channels} * in.elements();
+    case OpType::kPositionMahalanobis: return int64_t{in.h} * in.w * in.c * (int64_t{in.c} + 1);
+    default: return 0;
+  }
+}
+
+// A short label of a node for the tables: op, kernel, stride, depthwise.
+std::string NodeKind(const flawlens::Graph& g, size_t i) {
+  const Node& n = g.nodes[i];
+  if (n.op != OpType::kConv2d) return flawlens::OpTypeName(n.op);
+  const Shape& in = g.shapes[n.inputs[0]];
+  const Shape& out = g.shapes[i + 1];
+  char buf[64];
+  const bool dw = n.groups > 1 && n.groups == in.c;
+  snprintf(buf, sizeof(buf), "%s%dx%ds%d%s", dw ? "dw" : "conv", n.kernel_h, n.kernel_w, n.stride_h,
+           !dw && out.h == 1 && out.w == 1 ? "(1x1 map)" : "");
+  return buf;
+}
+
+struct GraphRunner {
+  std::vector<std::unique_ptr<OpImpl>> ops;
+  std::vector<std::vector<float>> values;  // per value id (+ slack for SIMD tails)
+  std::vector<std::vector<const float*>> inputs;
+  std::vector<float> workspace;
+
+  bool Build(const flawlens::Graph& g, const std::vector<Backend*>& chain) {
+    values.clear();
+    for (const Shape& s : g.shapes) values.emplace_back(static_cast<size_t>(s.elements()) + 16, 0.0f);
+    size_t ws = 0;
+    for (size_t i = 0; i < g.nodes.size(); ++i) {
+      const Node& node = g.nodes[i];
+      std::vector<Shape> in_shapes;
+      std::vector<const float*> in_ptrs;
+      for (int id : node.inputs) {
+        in_shapes.push_back(g.shapes[id]);
+        in_ptrs.push_back(values[id].data());
+      }
+      OpSpec spec{node, in_shapes, g.shapes[i + 1]};
+      std::unique_ptr<OpImpl> op;
+      for (Backend* b : chain) {
+        auto created = b->Create(spec);
+        if (created.ok()) {
+          op = std::move(created.value());
+          break;
+        }
+        if (created.status().code() != flawlens::ErrorCode::kUnsupported) {
+          fprintf(stderr, "%s: %s\n", node.name.c_str(), created.status().ToString().c_str());
+          return false;
+        }
+      }
+      if (op == nullptr) {
+        fprintf(stderr, "%s: no backend supports it\n", node.name.c_str());
+        return false;
+      }
+      ws = std::max(ws, op->workspace_floats());
+      ops.push_back(std::move(op));
+      inputs.push_back(std::move(in_ptrs));
+    }
+    workspace.assign(ws + 16, 0.0f);
+    for (size_t i = 0; i < ops.size(); ++i) {
+      auto st = ops[i]->Prepare(inputs[i].data(), values[i + 1].data(), workspace.data());
+      if (!st.ok()) {
+        fprintf(stderr, "%s: %s\n", g.nodes[i].name.c_str(), st.ToString().c_str());
+        return false;
+      }
+    }
+    return true;
+  }
+  void RunNode(size_t i) { ops[i]->Run(inputs[i].data(), values[i + 1].data(), workspace.data()); }
+};
+
+flawlens::BackendKind KindOf(const std::string& name) {
+  if (name == "ref") return flawlens::BackendKind::kReference;
+  if (name == "xnnpack") return flawlens::BackendKind::kXnnpack;
+  return flawlens::BackendKind::kSimd;
+}
+
+int BenchModel(const std::string& path, const std::string& backend_name, int runs, bool check) {
+  std::vector<uint8_t> bytes;
+  if (!ReadFile(path, &bytes)) {
+    fprintf(stderr, "cannot read %s\n", path.c_str());
+    return 1;
+  }
+  auto model = flawlens::LoadModel(bytes.data(), bytes.size());
+  if (!model.ok()) {
+    fprintf(stderr, "%s: %s\n", path.c_str(), model.status().ToString().c_str());
+    return 1;
+  }
+  const flawlens::Graph& g = (*model)->graph;
+  std::vector<std::unique_ptr<Backend>> owned;
+  if (backend_name == "xnnpack") owned.push_back(flawlens::MakeXnnpackBackend(1));
+  if (backend_name != "ref") owned.push_back(flawlens::MakeSimdBackend());
+  owned.push_back(flawlens::MakeRefBackend());
+  std::vector<Backend*> chain;
+  for (auto& b : owned) {
+    if (b == nullptr) {
+      fprintf(stderr, "backend '%s' not available\n", backend_name.c_str());
+      return 1;
+    }
+    chain.push_back(b.get());
+  }
+  GraphRunner r;
+  if (!r.Build(g, chain)) return 1;
+  for (auto& x : r.values[0]) x = 127.5f + 127.5f * Rand();  // the backbone takes 0..255
+
+  const size_t n = g.nodes.size();
+  std::vector<std::vector<double>> per_node(n);
+  std::vector<double> totals;
+  const double warm_start = NowMs();
+  for (int it = 0; it < 3 || NowMs() - warm_start < 1000.0; ++it)
+    for (size_t i = 0; i < n; ++i) r.RunNode(i);
+  for (int it = 0; it < runs; ++it) {
+    const double t0 = NowMs();
+    double prev = t0;
+    for (size_t i = 0; i < n; ++i) {
+      r.RunNode(i);
+      const double t = NowMs();
+      per_node[i].push_back(t - prev);
+      prev = t;
+    }
+    totals.push_back(prev - t0);
+  }
+
+  printf("model %s, backend %s, %d runs (median ms per node, each node timed on its own)\n", path.c_str(),
+         backend_name.c_str(), runs);
+  printf("  %-3s %-48s %-14s %-14s %-14s %-44s %8s %8s\n", "#", "node", "kind", "in", "out", "kernel",
+         "med ms", "GFLOP/s");
+  struct Group { double ms = 0; int64_t macs = 0; int count = 0; };
+  std::map<std::string, Group> groups;
+  double sum_med = 0;
+  int64_t macs = 0;
+  for (size_t i = 0; i < n; ++i) {
+    const Node& node = g.nodes[i];
+    const Shape& in = g.shapes[node.inputs[0]];
+    const Shape& out = g.shapes[i + 1];
+    const double ms = Median(per_node[i]);
+    const int64_t m = NodeMacs(g, i);
+    sum_med += ms;
+    macs += m;
+    const std::string kind = NodeKind(g, i);
+    Group& gr = groups[kind];
+    gr.ms += ms;
+    gr.macs += m;
+    ++gr.count;
+    char si[32], so[32];
+    snprintf(si, sizeof(si), "%dx%dx%d", in.h, in.w, in.c);
+    snprintf(so, sizeof(so), "%dx%dx%d", out.h, out.w, out.c);
+    std::string name = node.name;
+    if (name.size() > 48) name = ".." + name.substr(name.size() - 46);
+    printf("  %-3zu %-48s %-14s %-14s %-14s %-44s %8.3f %8.2f\n", i, name.c_str(), kind.c_str(), si, so,
+           r.ops[i]->kernel_name(), ms, m > 0 ? 2.0 * m / (ms * 1e6) : 0.0);
+  }
+  printf("  by kind (sum of node medians %.3f ms):\n", sum_med);
+  std::vector<std::pair<std::string, Group>> sorted(groups.begin(), groups.end());
+  std::sort(sorted.begin(), sorted.end(), [](const auto& a, const auto& b) { return a.second.ms > b.second.ms; });
+  for (const auto& [kind, gr] : sorted) {
+    printf("    %-18s %3d nodes %9.3f ms %5.1f %%  %8.1f MFLOP %8.2f GFLOP/s\n", kind.c_str(), gr.count, gr.ms,
+           100.0 * gr.ms / sum_med, 2.0 * gr.macs / 1e6, gr.macs > 0 ? 2.0 * gr.macs / (gr.ms * 1e6) : 0.0);
+  }
+  printf("  node by node: median %.3f ms, min %.3f ms, %.1f MFLOP\n", Median(totals),
+         *std::min_element(totals.begin(), totals.end()), 2.0 * macs / 1e6);
+
+  // The whole network as the product runs it: the Executor with its arena.
+  flawlens::ExecutorOptions eo;
+  eo.backend = KindOf(backend_name);
+  auto ex = flawlens::Executor::Create(g, eo);
+  if (!ex.ok()) {
+    fprintf(stderr, "executor: %s\n", ex.status().ToString().c_str());
+    return 1;
+  }
+  std::copy(r.values[0].begin(), r.values[0].begin() + g.input.elements(), (*ex)->input());
+  std::vector<double> ex_times;
+  const double ex_warm = NowMs();
+  for (int it = 0; it < 3 || NowMs() - ex_warm < 1000.0; ++it) (*ex)->Run();
+  for (int it = 0; it < runs; ++it) {
+    const double t0 = NowMs();
+    (*ex)->Run();
+    ex_times.push_back(NowMs() - t0);
+  }
+  const double med = Median(ex_times);
+  printf("  executor: median %.3f ms, p10 %.3f ms, min %.3f ms, %.2f GFLOP/s (median)\n", med,
+         Percentile(ex_times, 0.1), *std::min_element(ex_times.begin(), ex_times.end()), 2.0 * macs / (med * 1e6));
+  printf("RESULT {\"engine\":\"%s\",\"net\":\"model\",\"flops\":%lld,\"n\":%d,\"median\":%.4f,"
+         "\"p10\":%.4f,\"p90\":%.4f,\"min\":%.4f,\"max\":%.4f,\"gflops\":%.3f,\"threads\":1}\n",
+         g_engine.c_str(), static_cast<long long>(2 * macs), runs, med, Percentile(ex_times, 0.1),
+         Percentile(ex_times, 0.9), *std::min_element(ex_times.begin(), ex_times.end()),
+         *std::max_element(ex_times.begin(), ex_times.end()), 2.0 * macs / (med * 1e6));
+
+  if (check) {
+    flawlens::ExecutorOptions ro;
+    ro.backend = flawlens::BackendKind::kReference;
+    auto rex = flawlens::Executor::Create(g, ro);
+    if (!rex.ok()) return 1;
+    std::copy(r.values[0].begin(), r.values[0].begin() + g.input.elements(), (*rex)->input());
+    (*rex)->Run();
+    const int64_t count = g.output_shape().elements();
+    double max_abs = 0, max_ref = 0;
+    for (int64_t j = 0; j < count; ++j) {
+      max_abs = std::max(max_abs, std::fabs(double((*ex)->output()[j]) - (*rex)->output()[j]));
+      max_ref = std::max(max_ref, std::fabs(double((*rex)->output()[j])));
+    }
+    printf("  check vs ref: output max |diff| %.3g (max |ref| %.3g, rel %.3g)\n", max_abs, max_ref,
+           max_ref > 0 ? max_abs / max_ref : 0.0);
+  }
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
-  std::string backend = "simd", nets = "AB";
+  std::string backend = "simd", nets = "AB", model;
   int runs = 0, warmup = -1;
   bool check = false;
   for (int i = 1; i < argc; ++i) {
@@ -315,11 +557,14 @@ int main(int argc, char** argv) {
     else if (a == "--check") check = true;
     else if (a == "--cpu") g_cpu_clock = true;
     else if (a == "--engine" && i + 1 < argc) g_engine = argv[++i];
+    else if (a == "--model" && i + 1 < argc) model = argv[++i];
     else {
-      fprintf(stderr, "usage: kernel_bench [--backend simd|ref|xnnpack] [--net A|B|M|ABM] [--runs N] [--warmup N] [--check] [--cpu] [--engine NAME]\n");
+      fprintf(stderr, "usage: kernel_bench [--backend simd|ref|xnnpack] [--net A|B|M|ABM] [--runs N] [--warmup N] [--check] [--cpu] [--engine NAME]\n"
+              "       kernel_bench --model FILE [--backend simd|ref|xnnpack] [--runs N] [--check] [--cpu]\n");
       return 2;
     }
   }
+  if (!model.empty()) return BenchModel(model, backend, runs > 0 ? runs : 30, check);
   for (char c : nets) {
     if (c != 'A' && c != 'B' && c != 'M') continue;
     const int n_runs = runs > 0 ? runs : (c == 'A' ? 200 : c == 'M' ? 30 : 50);
