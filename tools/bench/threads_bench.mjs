@@ -143,7 +143,7 @@ function parseSafetensors(b) {
 // dilation, explicit pads), standalone and fused activations, add, mul (also
 // 1x1xC broadcast), global_avgpool, upsample, concat, reduce_channels,
 // position_mahalanobis. Semantics as src/kernels/ref/ref_kernels.cc.
-function toOnnx(model) {
+function toOnnx(model, extraOutputs = []) {
   const { graph, tensors } = parseSafetensors(model);
   const tensorProto = (name, dims, data, type = 'FLOAT') => onnx.TensorProto.create({
     name, dims, dataType: onnx.TensorProto.DataType[type],
@@ -264,13 +264,13 @@ function toOnnx(model) {
   const g = onnx.GraphProto.create({
     name: 'flawlens', node: nodes, initializer: inits,
     input: [valueInfo('input', [1, graph.input.c, graph.input.h, graph.input.w])],
-    output: [valueInfo(graph.output, [1, out[2], out[0], out[1]])],
+    output: [graph.output, ...extraOutputs].map((v) => valueInfo(v, [1, shapes[v][2], shapes[v][0], shapes[v][1]])),
   });
   const bytes = Buffer.from(onnx.ModelProto.encode(onnx.ModelProto.create({
     irVersion: 8, producerName: 'flawlens threads_bench', graph: g,
     opsetImport: [onnx.OperatorSetIdProto.create({ domain: '', version: 14 })],
   })).finish());
-  return { bytes, output: out };
+  return { bytes, output: out, shapes };
 }
 
 function writeNet(dir, name, model, onnxBytes, input, meta) {
@@ -301,6 +301,25 @@ function readCard(model) {
   const n = Number(model.readBigUInt64LE(0));
   const md = JSON.parse(model.subarray(8, 8 + n).toString('utf8')).__metadata__;
   return md.card ? JSON.parse(md.card) : {};
+}
+
+// The model file with nodes appended and a new output (tensors kept).
+function extendModel(model, nodes, output, extraTensors = []) {
+  const n = Number(model.readBigUInt64LE(0));
+  const md = JSON.parse(model.subarray(8, 8 + n).toString('utf8')).__metadata__;
+  const { graph, tensors } = parseSafetensors(model);
+  const meta = (k) => (md[k] ? JSON.parse(md[k]) : {});
+  return Buffer.from(writeModel({
+    graph: { ...graph, nodes: [...graph.nodes, ...nodes], output },
+    preprocess: meta('preprocess'), postprocess: meta('postprocess'), calibration: meta('calibration'), card: meta('card'),
+    tensors: [...Object.entries(tensors).map(([name, t]) => ({ name, shape: t.shape, data: t.data })), ...extraTensors],
+  }));
+}
+
+// Byte offset of a tensor's data in a safetensors file.
+function tensorOffset(model, name) {
+  const n = Number(model.readBigUInt64LE(0));
+  return 8 + n + JSON.parse(model.subarray(8, 8 + n).toString('utf8'))[name].data_offsets[0];
 }
 
 // ---- site -----------------------------------------------------------------------
@@ -339,28 +358,44 @@ for (const f of ['ort.wasm.min.mjs', 'ort-wasm-simd-threaded.mjs', 'ort-wasm-sim
 const netsDir = path.join(site, 'nets');
 const netMeta = {};
 for (const net of args.nets) {
-  if (net === 'default' || net === 'backbone') {
-    const model = fs.readFileSync(net === 'default' ? args.model : args.backbone);
+  if (net === 'default') {
+    const model = fs.readFileSync(args.model);
     const { graph } = parseSafetensors(model);
     const shape = [graph.input.h, graph.input.w, graph.input.c];
     const { bytes: onnxBytes, output } = toOnnx(model);
-    const meta = { input: shape, output };
-    if (net === 'backbone') {
-      // The graph model as published; bench_page.mjs patches its input size.
-      const card = readCard(model);
-      if (!Array.isArray(card.features) || !card.features.length) fail(`${args.backbone}: its card lists no features`);
-      meta.features = card.features;
-      const gdir = path.join(netsDir, 'backbone.tfjs');
-      fs.mkdirSync(gdir);
-      const json = JSON.parse(fs.readFileSync(args['tfjs-graph'], 'utf8'));
-      fs.copyFileSync(args['tfjs-graph'], path.join(gdir, 'model.json'));
-      for (const g of json.weightsManifest) for (const p of g.paths)
-        fs.copyFileSync(path.join(path.dirname(args['tfjs-graph']), p), path.join(gdir, p));
-      meta.tfjsGraph = 'backbone.tfjs/model.json';
-      meta.source = card.origin && card.origin.source;
-    }
-    netMeta[net] = meta;
-    writeNet(netsDir, net, model, onnxBytes, syntheticImage(...shape), meta);
+    netMeta[net] = { input: shape, output };
+    writeNet(netsDir, net, model, onnxBytes, syntheticImage(...shape), netMeta[net]);
+  } else if (net === 'backbone') {
+    // Our JS API returns 1-channel maps only (a detector's output), so every
+    // engine times the backbone plus the same cheap head, the per-pixel mean
+    // over its channels, and returns that 32x32x1 map. The features
+    // themselves are compared once per page, outside the timed runs: tfjs
+    // and ort return them whole (a second graph output); ours runs a probe
+    // model (backbone + a one-hot 1x1 conv) per sampled channel.
+    const bb = fs.readFileSync(args.backbone);
+    const { graph } = parseSafetensors(bb);
+    const card = readCard(bb);
+    if (!Array.isArray(card.features) || !card.features.length) fail(`${args.backbone}: its card lists no features`);
+    const feat = graph.output;
+    const model = extendModel(bb, [{ name: 'head', op: 'reduce_channels', mode: 'mean', inputs: [feat] }], 'head');
+    const { bytes: onnxBytes, output, shapes } = toOnnx(model, [feat]);
+    const featureShape = shapes[feat];
+    const channels = featureShape[2];
+    const probe = extendModel(bb, [{ name: 'probe', op: 'conv2d', inputs: [feat], out_channels: 1, kernel: [1, 1],
+      stride: [1, 1], pad: [0, 0, 0, 0], activation: 'none', weight: 'probe.weight' }], 'probe',
+    [{ name: 'probe.weight', shape: [1, 1, 1, channels], data: new Float32Array(channels) }]);
+    fs.writeFileSync(path.join(netsDir, 'backbone.probe.safetensors'), probe);
+    const probeChannels = card.features.flatMap((f) => Array.from({ length: 12 }, (_, i) => f.offset + Math.round((i * (f.channels - 1)) / 11)));
+    const gdir = path.join(netsDir, 'backbone.tfjs');
+    fs.mkdirSync(gdir);
+    const json = JSON.parse(fs.readFileSync(args['tfjs-graph'], 'utf8'));
+    fs.copyFileSync(args['tfjs-graph'], path.join(gdir, 'model.json'));  // bench_page.mjs patches its input size
+    for (const g of json.weightsManifest) for (const p of g.paths)
+      fs.copyFileSync(path.join(path.dirname(args['tfjs-graph']), p), path.join(gdir, p));
+    const shape = [graph.input.h, graph.input.w, graph.input.c];
+    netMeta[net] = { input: shape, output, features: card.features, featureShape, featureOutput: feat, tfjsGraph: 'backbone.tfjs/model.json', source: card.origin && card.origin.source,
+      probe: { file: 'backbone.probe.safetensors', offset: tensorOffset(probe, 'probe.weight'), channels: probeChannels, c: channels } };
+    writeNet(netsDir, net, model, onnxBytes, syntheticImage(...shape), netMeta[net]);
   } else {
     const W = C.makeWeights(net);
     netMeta[net] = { input: W.net.input, output: C.inferShapes(C.NETS[net]).outShape };
@@ -458,7 +493,8 @@ try {
           if (e === 'flawlens-paired') {
             const a = stats(r.samples), b = stats(r.samples2);
             const ratios = r.samples2.map((x, i) => x / r.samples[i]);
-            results[k] ??= { ratios: [], out: fromBase64(r.out), info: r.info };
+            results[k] ??= { ratios: [], out: fromBase64(r.out), info: r.info,
+                              features: r.features ? fromBase64(r.features) : null, featureChannels: r.featureChannels || null };
             results[k].ratios.push(median(ratios));
             say(`PAIRED ${JSON.stringify({ rep, net, threads: t, x1_median: +a.median.toFixed(3), [`x${t}_median`]: +b.median.toFixed(3),
               x1_p10: +a.p10.toFixed(3), [`x${t}_p10`]: +b.p10.toFixed(3), median_of_ratios: +median(ratios).toFixed(3),
@@ -466,7 +502,8 @@ try {
             continue;
           }
           const s = stats(r.samples);
-          results[k] ??= { medians: [], out: fromBase64(r.out), info: r.info };
+          results[k] ??= { medians: [], out: fromBase64(r.out), info: r.info,
+                            features: r.features ? fromBase64(r.features) : null, featureChannels: r.featureChannels || null };
           results[k].medians.push(s.median);
           say(`RESULT ${JSON.stringify({ rep, net, engine: e, threads: t, ...round(s), used: threadsUsed(e, r.info), info: r.info, cores: r.cores, load: +os.loadavg()[0].toFixed(1) })}`);
         }
@@ -485,40 +522,54 @@ try {
 }
 
 // ---- summary ---------------------------------------------------------------------------
-// Largest |a - b| over the channel range [c0, c1) of an h x w x c NHWC map.
-function maxDiff(a, b, c, c0 = 0, c1 = c) {
+// Largest |a - b| and max |b| over a list of index pairs (NaN sticks).
+function compare(pairs) {
   let mad = 0, mref = 0;
-  for (let p = 0; p < a.length / c; p++) {
-    for (let k = c0; k < c1; k++) {
-      const i = p * c + k;
-      const d = Math.abs(a[i] - b[i]);
-      if (!(d <= mad)) mad = d;  // NaN sticks
-      mref = Math.max(mref, Math.abs(b[i]));
-    }
+  for (const [x, y] of pairs()) {
+    const d = Math.abs(x - y);
+    if (!(d <= mad)) mad = d;
+    mref = Math.max(mref, Math.abs(y));
   }
   return { mad, mref, tol: TOL * Math.max(1, mref) };
 }
-
+// Every value of two equal-length arrays.
+function* all(a, b) { for (let i = 0; i < a.length; i++) yield [a[i], b[i]]; }
 say('');
 say(`# outputs vs tfjs x1 (backbone: tfjs running the original graph model): max|diff| <= ${TOL} x max(1, max|ref|)`);
 let bad = 0;
+const check = (net, e, t, what, { mad, mref, tol }, n) => {
+  const ok = mad <= tol;
+  if (!ok) bad++;
+  say(`  ${net.padEnd(8)} ${e.padEnd(15)} x${t}  ${ok ? 'PASS' : 'FAIL'}  max|diff| ${mad.toExponential(2)}  max|ref| ${mref.toExponential(2)}  ${what} (${n} values)`);
+};
 for (const net of args.nets) {
-  const ref = results[key('tfjs', net, 1)]?.out;
-  if (!ref) { say(`  ${net.padEnd(8)} no tfjs x1 output: not checked`); continue; }
-  const [, , c] = netMeta[net].output;
-  // The backbone's output is its feature maps side by side: check each.
-  const parts = netMeta[net].features
-    ? netMeta[net].features.map((f) => ({ name: `${f.node.split('/').slice(-4, -2).join('/')} (${f.channels} ch)`, c0: f.offset, c1: f.offset + f.channels }))
-    : [{ name: '', c0: 0, c1: c }];
+  const refR = results[key('tfjs', net, 1)];
+  if (!refR) { say(`  ${net.padEnd(8)} no tfjs x1 output: not checked`); continue; }
+  const meta = netMeta[net];
   for (const [k, r] of Object.entries(results)) {
     const [e, n, t] = k.split('|');
     if (n !== net || (e === 'tfjs' && t === '1')) continue;
-    if (r.out.length !== ref.length) { bad++; say(`  ${net.padEnd(8)} ${e.padEnd(15)} x${t}  FAIL  ${r.out.length} values, tfjs ${ref.length}`); continue; }
-    for (const part of parts) {
-      const { mad, mref, tol } = maxDiff(r.out, ref, c, part.c0, part.c1);
-      const ok = mad <= tol;
-      if (!ok) bad++;
-      say(`  ${net.padEnd(8)} ${e.padEnd(15)} x${t}  ${ok ? 'PASS' : 'FAIL'}  max|diff| ${mad.toExponential(2)}  max|ref| ${mref.toExponential(2)}  ${part.name}`);
+    if (r.out.length !== refR.out.length) { bad++; say(`  ${net.padEnd(8)} ${e.padEnd(15)} x${t}  FAIL  ${r.out.length} values, tfjs ${refR.out.length}`); continue; }
+    check(net, e, t, meta.features ? 'head (channel mean)' : 'output', compare(() => all(r.out, refR.out)), r.out.length);
+    if (!meta.features) continue;
+    // The backbone's features are its feature maps side by side: each checked.
+    if (!refR.features || !r.features) { bad++; say(`  ${net.padEnd(8)} ${e.padEnd(15)} x${t}  FAIL  features missing`); continue; }
+    const c = meta.featureShape[2], hw = refR.features.length / c;
+    for (const f of meta.features) {
+      const [c0, c1] = [f.offset, f.offset + f.channels];
+      const name = `${f.node.split('/').slice(-4, -2).join('/')} ${f.h}x${f.w}x${f.channels}${f.h !== meta.featureShape[0] ? ' upsampled' : ''}`;
+      let pairs, count, what;
+      if (!r.featureChannels) {
+        pairs = function* () { for (let p = 0; p < hw; p++) for (let q = c0; q < c1; q++) yield [r.features[p * c + q], refR.features[p * c + q]]; };
+        count = hw * (c1 - c0);
+        what = name;
+      } else {
+        const idx = r.featureChannels.map((q, i) => [q, i]).filter(([q]) => q >= c0 && q < c1);
+        pairs = function* () { for (const [q, i] of idx) for (let p = 0; p < hw; p++) yield [r.features[i * hw + p], refR.features[p * c + q]]; };
+        count = hw * idx.length;
+        what = `${name}, ${idx.length} probed channels`;
+      }
+      check(net, e, t, what, compare(pairs), count);
     }
   }
 }

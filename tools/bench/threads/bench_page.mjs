@@ -62,12 +62,12 @@ function nhwcToNchw(a, H, W, C) {
 // Ours runs in a Web Worker (bench_worker.mjs), as on the product page, and
 // times itself there; tfjs and onnxruntime-web run on this page, as their
 // own examples do (each starts its own worker threads).
-function inWorker(moduleFile, model, input, pairedWith) {
+function inWorker(moduleFile, model, input, pairedWith, probe) {
   return new Promise((resolve, reject) => {
     const w = new Worker(new URL('./bench_worker.mjs', import.meta.url), { type: 'module' });
     w.onmessage = ({ data }) => { w.terminate(); if (data.error) reject(new Error(data.error)); else resolve(data); };
     w.onerror = (e) => { w.terminate(); reject(new Error(e.message)); };
-    w.postMessage({ moduleFile, model, input, threads, pairedWith, warm, runs, minWarmMs });
+    w.postMessage({ moduleFile, model, input, threads, pairedWith, warm, runs, minWarmMs, probe });
   });
 }
 
@@ -263,20 +263,26 @@ async function tfjsGraph(meta, input) {
     convertedBy: json.convertedBy, signature: json.signature,
   }));
   const outs = meta.features.map((f) => f.node);
-  const [fh, fw] = [meta.output[0], meta.output[1]];
-  const infer = async () => {
+  const [fh, fw] = [meta.featureShape[0], meta.featureShape[1]];
+  const run = (head) => {
     const x = tf.tensor(input, [1, H, W, C]);
     const feats = model.execute({ [ph.name]: x }, outs);
-    const y = tf.tidy(() => tf.concat(feats.map((f) => (f.shape[1] === fh && f.shape[2] === fw ? f
-      : tf.image.resizeBilinear(f, [fh, fw], false, true))), 3));
+    const y = tf.tidy(() => {
+      const f = tf.concat(feats.map((t) => (t.shape[1] === fh && t.shape[2] === fw ? t
+        : tf.image.resizeBilinear(t, [fh, fw], false, true))), 3);
+      return head ? tf.mean(f, 3, true) : f;  // the bench's head: mean over channels
+    });
     const out = y.dataSync();
     tf.dispose([x, y, ...feats]);
     return out;
   };
-  return { infer, info: () => ({ ...tfjsInfo(tf), graph: `original graph model (${json.modelTopology.node.length} nodes), outputs ${outs.length}` }) };
+  const infer = async () => run(true);
+  const features = async () => run(false);
+  return { infer, features, info: () => ({ ...tfjsInfo(tf), graph: `original graph model (${json.modelTopology.node.length} nodes), outputs ${outs.length}` }) };
 }
 
-async function ort(onnx, input, H, W, C, outShape) {
+async function ort(onnx, input, H, W, C, meta) {
+  const outShape = meta.output;
   const o = await import('./ort/ort.wasm.min.mjs');
   o.env.wasm.numThreads = threads;
   o.env.wasm.proxy = false;
@@ -288,18 +294,21 @@ async function ort(onnx, input, H, W, C, outShape) {
   });
   const x = nhwcToNchw(input, H, W, C);  // once, outside the timed region
   const inName = session.inputNames[0], outName = session.outputNames[0];
-  const infer = async () => {
-    const res = await session.run({ [inName]: new o.Tensor('float32', x, [1, C, H, W]) });
-    const y = res[outName];
+  const fetch1 = async (name) => {
+    const res = await session.run({ [inName]: new o.Tensor('float32', x, [1, C, H, W]) }, [name]);
+    const y = res[name];
     const data = y.data;
     if (y.dispose) y.dispose();
     return data;
   };
+  const infer = () => fetch1(outName);
   // ort answers NCHW; the comparison wants NHWC like the others (not timed).
   const toNhwc = (y) => (outShape[2] === 1 ? y : nchwToNhwc(y, ...outShape));
+  const features = meta.featureOutput
+    ? async () => nchwToNhwc(await fetch1(meta.featureOutput), ...meta.featureShape) : null;
   // numThreads as ort leaves it after the session starts (it falls back to 1
   // without cross-origin isolation).
-  return { infer, toNhwc, info: () => ({ version: o.env.versions ? o.env.versions.web : '?', threads: o.env.wasm.numThreads }) };
+  return { infer, toNhwc, features, info: () => ({ version: o.env.versions ? o.env.versions.web : '?', threads: o.env.wasm.numThreads }) };
 }
 
 function nchwToNhwc(a, H, W, C) {
@@ -326,9 +335,11 @@ async function main() {
   if (!globalThis.crossOriginIsolated && threads > 1) throw new Error('page is not cross-origin isolated: no threads');
   if (engine.startsWith('flawlens')) {
     const paired = engine === 'flawlens-paired';
+    const probe = meta.probe ? { ...meta.probe, bytes: await bytes(`./nets/${meta.probe.file}`) } : null;
     const r = await inWorker(engine === 'flawlens-st' ? 'flawlens-core.mjs' : 'flawlens-core-mt.mjs',
-                             await bytes(`./nets/${net}.safetensors`), input, paired);
+                             await bytes(`./nets/${net}.safetensors`), input, paired, probe);
     return { engine, ...common, samples: r.samples[0], samples2: paired ? r.samples[1] : undefined, out: toBase64(r.out),
+             features: r.probes ? toBase64(r.probes) : undefined, featureChannels: probe ? probe.channels : undefined,
              info: { threads: r.threads, where: 'worker' } };
   }
   let e;
@@ -336,7 +347,7 @@ async function main() {
     e = meta.tfjsGraph && q.get('tfjsGraph') !== '0' ? await tfjsGraph(meta, input)
       : await tfjs(await bytes(`./nets/${net}.safetensors`), input);
   } else if (engine === 'ort') {
-    e = await ort(await bytes(`./nets/${net}.onnx`), input, H, W, C, meta.output);
+    e = await ort(await bytes(`./nets/${net}.onnx`), input, H, W, C, meta);
   } else {
     throw new Error(`unknown engine ${engine}`);
   }
@@ -350,7 +361,9 @@ async function main() {
     await e.infer();
     samples.push(performance.now() - t0);
   }
-  return { engine, ...common, samples, out: toBase64(out), info: e.info() };
+  const feats = e.features ? await e.features() : null;  // after the timed runs
+  return { engine, ...common, samples, out: toBase64(out), features: feats ? toBase64(Float32Array.from(feats)) : undefined,
+           info: e.info() };
 }
 
 main().then((r) => { window.__result = r; log('done'); },

@@ -3,22 +3,24 @@
 // Emscripten has to busy-wait instead. Times runs here, in the worker.
 self.onmessage = async ({ data }) => {
   try {
-    const { moduleFile, model, input, threads, pairedWith, warm, runs, minWarmMs } = data;
+    const { moduleFile, model, input, threads, pairedWith, warm, runs, minWarmMs, probe } = data;
     const { default: create } = await import(`./ours/${moduleFile}`);
     const m = await create();
-    const make = (t) => {
+    const make = (t, bytes = model) => {
       if (m.setThreads) m.setThreads(t);
       else if (t !== 1) throw new Error('single-thread module');
       const d = new m.Detector();
-      d.buffer(model.length).set(model);
+      d.buffer(bytes.length).set(bytes);
       const err = d.load('auto');
       if (err) throw new Error(err);
-      return () => {
+      const run = () => {
         d.floats(input.length).set(input);
         const e = d.runNetwork();
         if (e) throw new Error(e);
         return d.output().slice();
       };
+      run.dispose = () => d.delete();
+      return run;
     };
     // pairedWith: also a 1-thread detector, runs alternating with the other.
     const fns = pairedWith ? [make(1), make(threads)] : [make(threads)];
@@ -34,7 +36,26 @@ self.onmessage = async ({ data }) => {
         samples[k].push(performance.now() - t0);
       }
     }
-    self.postMessage({ samples, out, threads: m.threads ? m.threads() : 1 }, [out.buffer]);
+    const used = m.threads ? m.threads() : 1;
+    // probe (net backbone, after the timed runs): the backbone with a one-hot
+    // 1x1 conv as output picks one feature channel per load; that is how a
+    // multi-channel output leaves an engine whose API returns 1-channel maps.
+    let probes = null;
+    if (probe) {
+      const hw = out.length;
+      probes = new Float32Array(probe.channels.length * hw);
+      const bytes = new Uint8Array(probe.bytes);
+      const dv = new DataView(bytes.buffer);
+      probe.channels.forEach((k, i) => {
+        for (let c = 0; c < probe.c; c++) dv.setFloat32(probe.offset + 4 * c, c === k ? 1 : 0, true);
+        const f = make(threads, bytes);
+        const y = f();
+        f.dispose();
+        if (y.length !== hw) throw new Error(`probe output has ${y.length} values, expected ${hw}`);
+        probes.set(y, i * hw);
+      });
+    }
+    self.postMessage({ samples, out, probes, threads: used }, [out.buffer]);
   } catch (e) {
     self.postMessage({ error: String(e && e.stack || e) });
   }
