@@ -7,7 +7,14 @@
 #
 # Layout produced:
 #   OUT/index.html, css/, js/ ...        web/* as is, nested folders included (cp -R)
-#   OUT/flawlens-core.mjs, .wasm        the Emscripten ES module
+#   OUT/flawlens-core.mjs, .wasm        the Emscripten ES module (single thread)
+#   OUT/flawlens-core-mt.mjs, .wasm,    the threaded module (-pthread) and its pthread
+#       .worker.js                      worker script: the page runs it when it is
+#                                       cross-origin isolated (required: every wasm
+#                                       build makes it; a site without it would try
+#                                       it and fall back on every isolated load)
+#   OUT/coi-sw.js                       the service worker that isolates the page on
+#                                       hosts that cannot send COOP/COEP (web/, as is)
 #   OUT/model/default.safetensors       the default model (required)
 #   OUT/model/demo/*.png + index.json   demo images (optional; index.json lists them)
 #   OUT/js/vendor/fflate.mjs + LICENSE  the zip writer of "Download photos", from the npm
@@ -15,7 +22,8 @@
 #                                       tools/setup.sh serve does)
 # Environment (development): FLAWLENS_MODEL=path overrides the default model,
 # FLAWLENS_DEMO_DIR=dir the demo images folder.
-# Serve with: python3 -m http.server --bind 127.0.0.1 --directory OUT 8000
+# Serve with: tools/serve.py (sends the isolation headers), or any static server
+# (python3 -m http.server --bind 127.0.0.1 --directory OUT 8000: coi-sw.js isolates the page)
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -29,6 +37,12 @@ core_mjs="$(find "$wasm_dir" -maxdepth 4 -name flawlens-core.mjs -type f -not -p
 [[ -n "$core_mjs" ]] || die "no flawlens-core.mjs under '$wasm_dir' (is the wasm build complete?)"
 core_wasm="$(dirname "$core_mjs")/flawlens-core.wasm"
 [[ -f "$core_wasm" ]] || die "'$core_wasm' is missing next to $core_mjs"
+mt_files=()
+for f in flawlens-core-mt.mjs flawlens-core-mt.wasm flawlens-core-mt.worker.js; do
+  [[ -f "$(dirname "$core_mjs")/$f" ]] || die "'$(dirname "$core_mjs")/$f' is missing: the page needs the threaded module too (build it: cmake --build $wasm_dir --target flawlens_wasm_mt)"
+  mt_files+=("$(dirname "$core_mjs")/$f")
+done
+[[ -f "$root/web/coi-sw.js" ]] || die "web/coi-sw.js is missing (the page registers it on hosts without isolation headers)"
 [[ -f "$root/web/index.html" ]] || die "web/index.html is missing"
 [[ -f "$root/web/js/engine.mjs" ]] || die "web/js/engine.mjs is missing (the JS wrapper of the wasm module)"
 model="${FLAWLENS_MODEL:-$root/build/model/default.safetensors}"
@@ -45,7 +59,7 @@ tmp="$(mktemp -d "${out%/}.tmp.XXXXXX")"
 trap 'rm -rf "$tmp"' EXIT
 cp -R "$root/web/." "$tmp/"
 rm -f "$tmp/README.md"
-cp "$core_mjs" "$core_wasm" "$tmp/"
+cp "$core_mjs" "$core_wasm" "${mt_files[@]}" "$tmp/"
 mkdir -p "$tmp/js/vendor"
 cp "$fflate/esm/browser.js" "$tmp/js/vendor/fflate.mjs"
 cp "$fflate/LICENSE" "$tmp/js/vendor/fflate.LICENSE"
@@ -72,4 +86,4 @@ rm -rf "$out"
 mkdir -p "$(dirname "$out")"
 mv "$tmp" "$out"
 trap - EXIT
-echo "site: $out ($(du -sh "$out" | cut -f1); wasm $(du -h "$out/flawlens-core.wasm" | cut -f1), ${#names[@]} demo images)"
+echo "site: $out ($(du -sh "$out" | cut -f1); wasm $(du -h "$out/flawlens-core.wasm" | cut -f1), threaded wasm $(du -h "$out/flawlens-core-mt.wasm" | cut -f1), ${#names[@]} demo images)"

@@ -1,6 +1,7 @@
 // Errors appear in the page and the page keeps working: camera denied, a
 // garbage / truncated model (previous model stays), a corrupt image (gallery
-// intact), drag-and-drop, switching to another valid model, wasm failure.
+// intact), drag-and-drop, switching to another valid model, wasm failure
+// (both engine modules broken; threads.test.mjs breaks only the threaded one).
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -144,8 +145,11 @@ export default async function (t) {
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'flawlens-badwasm-'));
   try {
     fs.cpSync(t.site, tmp, { recursive: true });
-    fs.writeFileSync(path.join(tmp, 'flawlens-core.wasm'), Buffer.from('not wasm at all'));
-    const bad = await startServer(tmp);
+    // Both modules: the threaded one (isolated pages) falls back to the other.
+    for (const f of ['flawlens-core.wasm', 'flawlens-core-mt.wasm']) {
+      fs.writeFileSync(path.join(tmp, f), Buffer.from('not wasm at all'));
+    }
+    const bad = await startServer(tmp, { isolate: t.isolated });
     try {
       const w = await t.launch({ origin: bad.origin });
       await w.page.goto(bad.url);

@@ -2,6 +2,13 @@
 // Browser test runner: node tests/browser/run.mjs --site build/site [--only NAME]
 //   [--flawlens PATH]  the native CLI for the tests that compare with it
 //                      (default build/native-release/tools/flawlens)
+//   [--isolation on|off]  on (default): the server sends the cross-origin
+//                      isolation headers, so the page runs the threaded engine
+//                      (flawlens-core-mt, 2 threads on 2 cores); off: no
+//                      headers and no service workers (the page cannot isolate
+//                      itself), so it runs the single-thread module.
+//                      threads.test.mjs runs the other mode itself and checks
+//                      that both give the same scores and maps.
 // Starts its own static server on a free 127.0.0.1 port, runs every
 // tests/browser/*.test.mjs (each exports `default async function (t)`),
 // saves screenshots to build/test-artifacts/browser/, exits 1 on failure.
@@ -22,6 +29,12 @@ const site = path.resolve(arg('--site', path.join(repo, 'build', 'site')));
 const only = arg('--only', '');
 const artifacts = path.resolve(arg('--artifacts', path.join(repo, 'build', 'test-artifacts', 'browser')));
 const flawlens = path.resolve(arg('--flawlens', path.join(repo, 'build', 'native-release', 'tools', 'flawlens')));
+const isolation = arg('--isolation', 'on');
+if (!['on', 'off'].includes(isolation)) {
+  console.error(`run.mjs: --isolation must be on or off, got '${isolation}'`);
+  process.exit(2);
+}
+const isolated = isolation === 'on';
 
 if (!fs.existsSync(path.join(site, 'index.html'))) {
   console.error(`run.mjs: no site at ${site} (build it: tools/build_site.sh build/wasm-release build/site)`);
@@ -40,19 +53,21 @@ function assert(cond, message) {
 
 const files = fs.readdirSync(here).filter((f) => f.endsWith('.test.mjs')).sort()
   .filter((f) => !only || f.includes(only));
-const server = await startServer(site);
-console.log(`site ${site} at ${server.url}`);
+const server = await startServer(site, { isolate: isolated });
+console.log(`site ${site} at ${server.url} (${isolated ? 'cross-origin isolated: threaded engine' : 'not isolated: single-thread engine'})`);
 let failed = 0;
 const results = [];
 for (const file of files) {
   const name = file.replace(/\.test\.mjs$/, '');
   const launched = [];
   const t = {
-    name, site, server, artifacts, repo, assert, flawlens,
+    name, site, server, artifacts, repo, assert, flawlens, isolated,
     log: (...a) => console.log(`  [${name}]`, ...a),
     // Launch a browser; its requests are checked for foreign origins at the end.
+    // Without isolation headers, service workers are blocked (unless a test
+    // asks for them) so that the page cannot isolate itself with coi-sw.js.
     async launch(opts = {}) {
-      const b = await launch(opts);
+      const b = await launch({ serviceWorkers: isolated ? 'allow' : 'block', ...opts });
       b.origin = opts.origin || server.origin;
       launched.push(b);
       return b;

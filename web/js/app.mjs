@@ -27,6 +27,9 @@ import { LiveDetection } from './ui/live.mjs';
 import { Gallery } from './ui/gallery.mjs';
 import { DetailView } from './ui/detail.mjs';
 import { TeachPanel } from './ui/teach.mjs';
+import { ensureCrossOriginIsolation } from './coi.mjs';
+import { loadStartModel as storedStartModel } from './storage.mjs';
+import { early } from './boot.mjs';
 
 // Test / benchmark hook (read-only view; the page does not depend on it).
 const debug = {
@@ -47,7 +50,8 @@ const messages = new Messages({
   announce: byId('live-announce'),
 }, debug.errors);
 
-const session = new EngineSession({ badge: byId('engine-badge'), messages });
+const session = new EngineSession({ badge: byId('engine-badge'), messages, threadsSelect: byId('threads-select'),
+                                    threadsHint: byId('threads-hint'), early: early.engine });
 const getModel = () => models.model;
 const getThreshold = () => threshold.value;
 
@@ -164,6 +168,9 @@ async function onModelLoaded(model, previous) {
 
 async function main() {
   updateControls();
+  // Hosts that send no isolation headers: js/coi.mjs registers coi-sw.js and
+  // reloads once (never again in this tab), so that the threaded engine can run.
+  if ((await ensureCrossOriginIsolation()) === 'reloading') return;
   camera.refreshList();
   if (!globalThis.Worker || !globalThis.WebAssembly) {
     session.markUnavailable();
@@ -171,6 +178,8 @@ async function main() {
     models.markNone();
     return;
   }
+  // The default model downloads while the engine starts (not after it).
+  if (!storedStartModel()) models.prefetchDefault(early.model);
   if (!(await session.start())) {
     models.markNone();
     models.showCardHint('No model: the detection engine is not available.');

@@ -1,6 +1,9 @@
 // flawlens engine: the one JS module that talks to the Emscripten module.
 //
 //   const engine = await createEngine({ moduleUrl });      // throws FlawlensError
+//   // the threaded module (flawlens-core-mt.mjs, cross-origin isolated pages):
+//   const engine = await createEngine({ moduleUrl: mtUrl, threads: 2 });
+//   engine.threads;  engine.setThreads(n);                  // detectors loaded afterwards
 //   const det = engine.loadModel(bytes);                    // throws FlawlensError
 //   const r = det.detect(rgba, width, height, 'rgba', roi); // {score, anomalous, map, ...}
 //   det.dispose();
@@ -256,13 +259,41 @@ export class Engine {
     }
   }
 
+  // True for the threaded module (flawlens-core-mt) where threads can run.
+  get threaded() {
+    const m = this.#module;
+    return typeof m.setThreads === 'function' && m.threadsAvailable();
+  }
+
+  // Threads the executors of detectors and teachers created from now on
+  // split their ops over (1 in the single-thread module).
+  get threads() { return this.threaded ? this.#module.threads() : 1; }
+
+  // Returns the count now in force. An executor plans its row bands once, at
+  // load: detectors loaded before keep theirs. Throws 'unsupported' for n > 1
+  // in the single-thread module.
+  setThreads(n) {
+    if (!Number.isInteger(n) || n < 1) {
+      throw new FlawlensError(`threads must be a whole number >= 1, got ${n}`, 'invalid_argument');
+    }
+    if (!this.threaded) {
+      if (n === 1) return 1;
+      throw new FlawlensError('this engine module has no threads (flawlens-core-mt needs a cross-origin isolated page)',
+                              'unsupported');
+    }
+    return this.#module.setThreads(n);
+  }
+
   // Size of the wasm memory, and bytes malloc'd and not freed (leak checks).
   get memoryBytes() { return this.#module.HEAP8.buffer.byteLength; }
   get heapInUse() { return this.#module.heapInUse(); }
 }
 
-// moduleUrl: URL of flawlens-core.mjs. wasmBinary: optional bytes (Node).
-export async function createEngine({ moduleUrl, wasmBinary } = {}) {
+// moduleUrl: URL of flawlens-core.mjs (or flawlens-core-mt.mjs). wasmBinary:
+// optional bytes (Node). wasmModule: optional WebAssembly.Module compiled
+// from the module's .wasm by the caller (started in parallel with loading
+// the JS). threads: for the threaded module, the thread count to start with.
+export async function createEngine({ moduleUrl, wasmBinary, wasmModule, threads } = {}) {
   if (typeof WebAssembly !== 'object') {
     throw new FlawlensError('This browser has no WebAssembly support; flawlens needs it.', 'unsupported');
   }
@@ -277,10 +308,27 @@ export async function createEngine({ moduleUrl, wasmBinary } = {}) {
   } catch (e) {
     throw new FlawlensError(`could not load the flawlens engine (${e.message})`, 'unsupported');
   }
+  const options = {};
+  if (wasmBinary) options.wasmBinary = wasmBinary;
+  // Emscripten never settles its promise when its instantiateWasm hook fails: this does.
+  let instantiateFailed = null;
+  const failure = new Promise((_, reject) => { instantiateFailed = reject; });
+  if (wasmModule) {
+    // Emscripten's hook: instantiate the module compiled already (the
+    // threaded module hands it on to its pthread workers).
+    options.instantiateWasm = (imports, receiveInstance) => {
+      WebAssembly.instantiate(wasmModule, imports).then((instance) => receiveInstance(instance, wasmModule),
+                                                        instantiateFailed);
+      return {};
+    };
+  }
   try {
-    const module = await factory(wasmBinary ? { wasmBinary } : {});
-    return new Engine(module);
+    const module = await Promise.race([factory(options), failure]);
+    const engine = new Engine(module);
+    if (threads !== undefined && threads !== null) engine.setThreads(threads);
+    return engine;
   } catch (e) {
+    if (e instanceof FlawlensError) throw e;
     throw new FlawlensError(`could not start the flawlens engine (${e.message ?? e})`, 'unsupported');
   }
 }

@@ -93,3 +93,27 @@ export function saveStartModel(id) {
     return false;
   }
 }
+
+// How many threads the engine runs: 'auto' (the default) or a count.
+const kThreads = 'flawlens.threads.v1';
+
+export function loadThreadsSetting() {
+  try {
+    const v = globalThis.localStorage?.getItem(kThreads);
+    if (v === null || v === undefined || v === 'auto') return 'auto';
+    const n = Number(v);
+    return Number.isInteger(n) && n >= 1 ? n : 'auto';
+  } catch {
+    return 'auto';
+  }
+}
+
+export function saveThreadsSetting(value) {
+  try {
+    if (value === 'auto') globalThis.localStorage?.removeItem(kThreads);
+    else globalThis.localStorage?.setItem(kThreads, String(value));
+    return true;
+  } catch {
+    return false;
+  }
+}

@@ -4,8 +4,17 @@
 // {id, ok: false, error: {name, message, code}}. Big buffers are transferred.
 //
 // Types:
-//   init        {moduleUrl}                 -> {} (fails with code 'unsupported'
-//               where WebAssembly SIMD is missing)
+//   init        {moduleUrl, mtModuleUrl?, threads?} -> {module: 'mt'|'st',
+//               threads, maxThreads, fallback, timeline}. With mtModuleUrl (a
+//               cross-origin isolated page) the threaded module is started
+//               with `threads`; if it fails, the single-thread module is, and
+//               `fallback` says why. Fails with code 'unsupported' where
+//               WebAssembly SIMD is missing. timeline: [{name, t}] (t in ms
+//               since the epoch: performance.timeOrigin + now()).
+//   setThreads  {threads} -> {threads, info}: the count for the executors
+//               made from now on; the loaded model is reloaded from its bytes
+//               with it (info: as loadModel answers, null without a model).
+//               A teaching collection keeps its threads until the next teachBegin.
 //   loadModel   {bytes: ArrayBuffer, backend, threshold?} -> info
 //               (the previous detector stays in use if loading fails)
 //   detect      {bitmap: ImageBitmap} | {pixels: ArrayBuffer, width, height, format}
@@ -41,7 +50,10 @@
 //   teachCancel {}  -> {} (drops the collection and frees its memory)
 
 let engine = null;
+let engineKind = null;  // 'mt' | 'st'
+let engineFallback = null;
 let det = null;
+let detBackend = 'auto';
 let modelBytes = null;  // the loaded model's file: what teachBegin teaches on
 let teacher = null;
 let detections = 0;
@@ -87,33 +99,141 @@ function packResult(r, width, height, extra = {}) {
   };
 }
 
+// Start-up marks (epoch ms: comparable with the page's clock).
+const timeline = [];
+function mark(name) {
+  timeline.push({ name, t: performance.timeOrigin + performance.now() });
+}
+mark('worker-start');
+
+// The pthread workers of the threaded module start with it; a pool worker
+// that fails to load only throws in its onerror handler (Emscripten), and
+// the module's promise then never settles. Both become a rejection here.
+const kThreadedStartMs = 15000;
+
+// The module's .wasm, fetched and compiled while its JS loads (in parallel,
+// not one after the other). null where streaming compilation is not possible
+// (the module then fetches the .wasm itself).
+function compileWasm(moduleUrl) {
+  if (typeof WebAssembly.compileStreaming !== 'function' || typeof fetch !== 'function') return null;
+  const url = moduleUrl.replace(/\.mjs$/, '.wasm');
+  return WebAssembly.compileStreaming(fetch(url, { credentials: 'same-origin' })).then((m) => {
+    mark('wasm-compiled');
+    return m;
+  }, () => null);
+}
+
+async function startEngine(engineModule, moduleUrl, threads, compiled) {
+  const wasmModule = compiled ? await compiled : null;
+  return engineModule.createEngine({ moduleUrl, wasmModule: wasmModule || undefined, threads });
+}
+
+async function startThreaded(engineModule, moduleUrl, threads, compiled) {
+  let onError = null;
+  let timer = null;
+  const failed = new Promise((_, reject) => {
+    onError = (ev) => {
+      ev.preventDefault();
+      reject(fail(`a thread of the threaded engine failed to start (${ev.message || 'worker error'})`, 'unsupported'));
+    };
+    timer = setTimeout(() => reject(fail(`the threaded engine did not start within ${kThreadedStartMs / 1000} s`,
+                                         'unsupported')), kThreadedStartMs);
+  });
+  self.addEventListener('error', onError);
+  try {
+    return await Promise.race([startEngine(engineModule, moduleUrl, threads, compiled), failed]);
+  } finally {
+    clearTimeout(timer);
+    self.removeEventListener('error', onError);
+  }
+}
+
+function engineState() {
+  const maxThreads = Math.max(1, Math.min(navigator.hardwareConcurrency || 1, kMaxThreads));
+  return {
+    result: {
+      module: engineKind, threads: engine.threads, maxThreads: engineKind === 'mt' ? maxThreads : 1,
+      fallback: engineFallback, timeline: [...timeline],
+    },
+  };
+}
+
+// The threaded module starts min(hardwareConcurrency, 8) - 1 pool workers
+// (CMakeLists.txt, PTHREAD_POOL_SIZE): more threads than that would wait for
+// workers started later.
+const kMaxThreads = 8;
+
 function cleanInfo(info) {
   // Structured-clone-safe copy of det.info.
   return JSON.parse(JSON.stringify(info, (k, v) => (typeof v === 'bigint' ? Number(v) : v)));
 }
 
 const handlers = {
-  async init({ moduleUrl }) {
-    if (engine) return {};
+  async init({ moduleUrl, mtModuleUrl = null, threads = null }) {
+    if (engine) return engineState();
+    mark('init');
+    const useMt = Boolean(mtModuleUrl) && typeof SharedArrayBuffer === 'function' && globalThis.crossOriginIsolated;
+    const url = useMt ? mtModuleUrl : moduleUrl;
+    const compiled = compileWasm(url);
+    // The module's JS loads alongside engine.mjs (createEngine imports it
+    // again: then from the module map). Its errors are createEngine's to report.
+    const coreJs = import(url).then(() => mark('core-js-loaded'), () => {});
     let engineModule;
     try {
       engineModule = await import('./engine.mjs');
     } catch (e) {
       throw fail(`Could not load the engine script (engine.mjs): ${e && e.message ? e.message : e}`, 'engine_load');
     }
-    // Throws FlawlensError 'unsupported' without WebAssembly SIMD.
-    engine = await engineModule.createEngine({ moduleUrl });
-    return {};
+    mark('engine-js-loaded');
+    await coreJs;
+    if (useMt) {
+      const n = Math.max(1, Math.min(Number.isInteger(threads) ? threads : 1, kMaxThreads));
+      try {
+        engine = await startThreaded(engineModule, mtModuleUrl, n, compiled);
+        engineKind = 'mt';
+      } catch (e) {
+        engineFallback = e && e.message ? e.message : String(e);
+        console.warn(`[flawlens] threaded engine unavailable, using the single-thread one: ${engineFallback}`);
+      }
+    } else if (mtModuleUrl) {
+      engineFallback = 'this worker is not cross-origin isolated';
+    }
+    if (!engine) {
+      // Throws FlawlensError 'unsupported' without WebAssembly SIMD.
+      engine = await startEngine(engineModule, moduleUrl, null, useMt ? compileWasm(moduleUrl) : compiled);
+      engineKind = 'st';
+    }
+    mark('engine-ready');
+    return engineState();
   },
 
   loadModel({ bytes, backend = 'auto', threshold = null }) {
     if (!engine) throw fail('The engine is not ready.', 'no_engine');
-    const next = engine.loadModel(new Uint8Array(bytes), { backend });  // throws on a bad file
+    const t0 = performance.now();
+    const u8 = new Uint8Array(bytes);
+    const next = engine.loadModel(u8, { backend });  // throws on a bad file
     if (det) det.dispose();
     det = next;
-    modelBytes = new Uint8Array(bytes);
+    detBackend = backend;
+    modelBytes = u8;
     if (typeof threshold === 'number' && Number.isFinite(threshold)) det.threshold = threshold;
-    return { result: cleanInfo(det.info) };
+    return { result: { ...cleanInfo(det.info), loadMs: performance.now() - t0 } };
+  },
+
+  setThreads({ threads }) {
+    if (!engine) throw fail('The engine is not ready.', 'no_engine');
+    const n = engine.setThreads(Math.min(threads, engineState().result.maxThreads));
+    let info = null;
+    if (det && modelBytes) {
+      // Row bands are planned at load: the model is loaded again (the
+      // previous detector stays if that fails).
+      const next = engine.loadModel(modelBytes, { backend: detBackend });
+      next.threshold = det.threshold;
+      det.dispose();
+      det = next;
+      info = cleanInfo(det.info);
+    }
+    return { result: { threads: n, info } };
   },
 
   async detect(msg) {
@@ -254,7 +374,12 @@ const handlers = {
   },
 
   stats() {
-    return { result: { wasmBytes: engine ? engine.memoryBytes : null, detections } };
+    return {
+      result: {
+        wasmBytes: engine ? engine.memoryBytes : null, detections,
+        module: engineKind, threads: engine ? engine.threads : null, timeline: [...timeline],
+      },
+    };
   },
 };
 

@@ -9,8 +9,11 @@ export const kChromium = process.env.CHROMIUM || '/usr/bin/chromium';
 // camera: 'fake' (fake device, permission granted, y4m file if given),
 //         'denied' (fake device present, no permission, no auto-accept),
 //         'none'   (no camera flags at all).
+// serviceWorkers: 'allow' or 'block' (a browser without service workers: on a
+// server without isolation headers the page then stays single-threaded).
 export async function launch({ camera = 'none', y4m = null, colorScheme = 'light',
-                               viewport = { width: 1280, height: 900 }, extraArgs = [] } = {}) {
+                               viewport = { width: 1280, height: 900 }, extraArgs = [],
+                               serviceWorkers = 'allow' } = {}) {
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'flawlens-chromium-'));
   for (const d of ['cache', 'config']) fs.mkdirSync(path.join(tmp, d));
   const args = ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
@@ -23,7 +26,7 @@ export async function launch({ camera = 'none', y4m = null, colorScheme = 'light
   }
   const context = await chromium.launchPersistentContext(path.join(tmp, 'profile'), {
     executablePath: kChromium, headless: true, args, viewport, colorScheme,
-    acceptDownloads: true,
+    acceptDownloads: true, serviceWorkers,
     permissions: camera === 'fake' ? ['camera'] : [],
     env: { ...process.env, TMPDIR: tmp, XDG_CACHE_HOME: path.join(tmp, 'cache'),
            XDG_CONFIG_HOME: path.join(tmp, 'config') },

@@ -1,6 +1,8 @@
 // A tiny static file server for the tests and the web benchmark: 127.0.0.1,
 // free port, correct MIME types (.mjs as JavaScript, .wasm as
 // application/wasm), no directory listings, every request recorded.
+// isolate: true sends the cross-origin isolation headers on every response
+// (as tools/serve.py does): the page runs the threaded engine.
 import http from 'node:http';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -13,7 +15,13 @@ const kTypes = {
   '.svg': 'image/svg+xml', '.safetensors': 'application/octet-stream', '.csv': 'text/csv',
 };
 
-export async function startServer(root) {
+const kIsolation = {
+  'cross-origin-opener-policy': 'same-origin',
+  'cross-origin-embedder-policy': 'require-corp',
+  'cross-origin-resource-policy': 'same-origin',
+};
+
+export async function startServer(root, { isolate = false } = {}) {
   const absRoot = path.resolve(root);
   const requests = [];
   const server = http.createServer((req, res) => {
@@ -40,6 +48,7 @@ export async function startServer(root) {
         'content-type': kTypes[path.extname(file).toLowerCase()] || 'application/octet-stream',
         'content-length': st.size,
         'cache-control': 'no-store',
+        ...(isolate ? kIsolation : {}),
       });
       if (req.method === 'HEAD') res.end();
       else fs.createReadStream(file).pipe(res);
@@ -51,6 +60,7 @@ export async function startServer(root) {
   });
   const { port } = server.address();
   return {
+    isolated: isolate,
     url: `http://127.0.0.1:${port}/`,
     origin: `http://127.0.0.1:${port}`,
     requests,

@@ -91,6 +91,20 @@ function renderCard(model) {
   return root;
 }
 
+// Downloads and fingerprints the site's default model: {buffer, hash} or
+// {error}. js/boot.mjs starts it before the rest of the page has loaded.
+export async function fetchDefaultModel() {
+  const url = new URL('../../model/default.safetensors', import.meta.url);
+  try {
+    const res = await fetch(url);
+    if (!res.ok) throw new Error(`HTTP ${res.status}`);
+    const buffer = await res.arrayBuffer();
+    return { buffer, hash: await hashBytesAsync(new Uint8Array(buffer)) };
+  } catch (e) {
+    return { error: e };
+  }
+}
+
 export class ModelPanel {
   // els: {badge, card, input}. `onLoaded(model, previous)` is awaited after
   // every successful load; `debug.modelLoadedAt` is set for the test hook.
@@ -112,7 +126,8 @@ export class ModelPanel {
   // bytes: an ArrayBuffer (transferred to the worker, so detached afterwards)
   // or a typed array (copied first, so the caller keeps it). `name` replaces
   // the card's name on the page (a taught model renamed in this browser).
-  async loadBytes(bytes, fileName, { isDefault = false, name: nameOverride = '' } = {}) {
+  // `hash`: the bytes' fingerprint when the caller has it already.
+  async loadBytes(bytes, fileName, { isDefault = false, name: nameOverride = '', hash: knownHash = null } = {}) {
     const { messages, els } = this;
     if (!this.session.ready) {
       messages.showError(`Cannot load "${fileName}": the engine is not available.`);
@@ -123,7 +138,7 @@ export class ModelPanel {
     const previous = this.model;
     messages.setStatus(`Loading model “${fileName}”…`, { sticky: true });
     // Before the buffer is transferred; in slices, so a big model does not block the page.
-    const hash = await hashBytesAsync(new Uint8Array(buffer));
+    const hash = knownHash || await hashBytesAsync(new Uint8Array(buffer));
     let info;
     try {
       info = await this.session.call('loadModel', { bytes: buffer, backend: 'auto' }, [buffer]);
@@ -147,21 +162,25 @@ export class ModelPanel {
     return true;
   }
 
+  // Starts downloading and fingerprinting the default model (while the
+  // engine starts), or takes over a download started already (`started`: a
+  // fetchDefaultModel() promise); loadDefault() takes the result.
+  prefetchDefault(started = null) {
+    if (!this.prefetched) this.prefetched = started || fetchDefaultModel();
+    return this.prefetched;
+  }
+
   async loadDefault() {
-    const url = new URL('../../model/default.safetensors', import.meta.url);
-    let buffer;
-    try {
-      const res = await fetch(url);
-      if (!res.ok) throw new Error(`HTTP ${res.status}`);
-      buffer = await res.arrayBuffer();
-    } catch (e) {
+    const fetched = await (this.prefetched || fetchDefaultModel());
+    this.prefetched = null;
+    if (fetched.error) {
       this.markNone();
-      this.messages.showError(`The default model (model/default.safetensors) could not be downloaded: ${errText(e)}. ` +
+      this.messages.showError(`The default model (model/default.safetensors) could not be downloaded: ${errText(fetched.error)}. ` +
                               'Open a model file with “Open model…”.');
       this.showCardHint('No model loaded.');
       return false;
     }
-    return this.loadBytes(buffer, 'default.safetensors', { isDefault: true });
+    return this.loadBytes(fetched.buffer, 'default.safetensors', { isDefault: true, hash: fetched.hash });
   }
 
   async openFile(file) {
