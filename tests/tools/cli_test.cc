@@ -308,6 +308,57 @@ TEST_F(CliTest, EvalSplitsAndErrors) {
   EXPECT_NE(ReadText(err).find("does not exist"), std::string::npos);
 }
 
+TEST_F(CliTest, EvalFuseCombinesTheTwoModelsCalibratedScoresAndMaps) {
+  // A second model of the same architecture with other weights.
+  const std::string other = dir_ + "/tiny8.flawlens";
+  ASSERT_TRUE(WriteFileBytes(other, WriteModel(testing::TinyUnetSpec(8))).ok());
+  auto eval = [&](const std::string& args, const std::string& name) {
+    const std::string path = dir_ + "/" + name + ".json";
+    const RunResult r = RunCli("eval " + args + " --json " + path);
+    EXPECT_EQ(r.code, 0) << args << "\n" << r.out;
+    return nlohmann::json::parse(ReadText(path), nullptr, false);
+  };
+  const nlohmann::json a = eval(model_ + " " + data_, "fuse_a");
+  const nlohmann::json b = eval(other + " " + data_, "fuse_b");
+  const nlohmann::json mean = eval(model_ + " " + data_ + " --fuse " + other, "fuse_mean");
+  const nlohmann::json max =
+      eval(model_ + " " + data_ + " --fuse " + other + " --fuse-rule max", "fuse_max");
+  for (const nlohmann::json* j : {&a, &b, &mean, &max}) ASSERT_FALSE(j->is_discarded());
+  EXPECT_EQ(mean["fused_with"]["path"], other);
+  EXPECT_EQ(mean["fused_with"]["rule"], "mean");
+  EXPECT_EQ(max["fused_with"]["rule"], "max");
+  EXPECT_FALSE(a.contains("fused_with"));
+  const double ta = a["threshold"].get<double>(), tb = b["threshold"].get<double>();
+  EXPECT_NEAR(mean["threshold"].get<double>(), 0.5 * (ta + tb), 1e-5);
+  EXPECT_NEAR(max["threshold"].get<double>(), std::max(ta, tb), 1e-5);
+  ASSERT_EQ(a["images"].size(), 9u);
+  int differ = 0;
+  for (size_t i = 0; i < a["images"].size(); ++i) {
+    ASSERT_EQ(mean["images"][i]["path"], a["images"][i]["path"]);
+    const double sa = a["images"][i]["score"].get<double>();
+    const double sb = b["images"][i]["score"].get<double>();
+    differ += std::fabs(sa - sb) > 1e-3;
+    EXPECT_NEAR(mean["images"][i]["score"].get<double>(), 0.5 * (sa + sb), 1e-4) << i;
+    EXPECT_NEAR(max["images"][i]["score"].get<double>(), std::max(sa, sb), 1e-4) << i;
+  }
+  EXPECT_GT(differ, 0) << "the two models score alike: the fusion is not tested";
+
+  // A model fused with itself is the model (maps go through the image grid).
+  const nlohmann::json self = eval(model_ + " " + data_ + " --fuse " + model_, "fuse_self");
+  ASSERT_FALSE(self.is_discarded());
+  EXPECT_EQ(self["metrics"]["image_auroc"], a["metrics"]["image_auroc"]);
+  EXPECT_NEAR(self["metrics"]["pixel_auroc"].get<double>(),
+              a["metrics"]["pixel_auroc"].get<double>(), 1e-3);
+
+  // A second model that is not there: a clear error.
+  const std::string err = dir_ + "/fuse_err.txt";
+  const RunResult r =
+      RunCli("eval " + model_ + " " + data_ + " --fuse " + dir_ + "/nosuch.flawlens", err);
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(ReadText(err).find("--fuse"), std::string::npos) << ReadText(err);
+  EXPECT_NE(ReadText(err).find("nosuch.flawlens"), std::string::npos) << ReadText(err);
+}
+
 TEST_F(CliTest, EvalGroupsFileDrawsListedImagesTogether) {
   // Without --groups every image is its own draw: the interval is wide.
   const std::string plain = dir_ + "/plain.json", grouped = dir_ + "/grouped.json";

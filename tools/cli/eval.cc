@@ -1,4 +1,5 @@
 // flawlens eval MODEL DATA [--split NAME] [--json FILE] [--report DIR] [--threads N] [--no-roi]
+//                          [--fuse MODEL2 [--fuse-rule mean|max]]
 //
 // Scores every image of a dataset split with flawlens::Detector (the same
 // inference core as the browser) and prints image AUROC, pixel AUROC and PRO
@@ -13,6 +14,11 @@
 // A model card's region of interest ("roi", fractions of the image: a model
 // taught in the page keeps its camera region) is applied to every image, as
 // the page does; --no-roi scores whole images.
+// --fuse MODEL2 evaluates the score-level fusion of two models: each image's
+// score is the mean (or max) of the two models' calibrated scores, its map
+// the pixel-wise mean (or max) of the two calibrated maps upsampled onto the
+// image. Calibration puts both in the same units (standard deviations of
+// held-out good images), which is what makes the two comparable.
 //
 // Exit codes: 0 ok; 1 bad arguments / model / dataset; 3 some images could
 // not be read or scored (they are listed and left out of the metrics).
@@ -41,6 +47,8 @@ struct EvalOptions {
   float threshold = std::nanf("");
   int tiles = 12;
   bool no_roi = false;
+  std::string fuse_model;          // --fuse: a second model, fused with the first
+  std::string fuse_rule = "mean";  // mean or max
 };
 
 struct Scored {
@@ -137,6 +145,8 @@ struct EvalRun {
   std::vector<std::string> groups;  // "all", then each defect type
   std::vector<MetricRow> rows;      // one per group
   std::vector<RocPoint> image_roc, pixel_roc;
+  bool fused = false;     // --fuse: scored holds the fusion of two models
+  std::string fuse_name;  // the second model's name
 
   // Sample i counts in group g: every sample for "all", else the good ones
   // and that type's defective ones.
@@ -145,12 +155,14 @@ struct EvalRun {
   }
 };
 
-// Pass 1: score every image; failures are counted and listed in notes.
-void ScoreImages(const std::vector<std::unique_ptr<Detector>>& detectors, EvalRun* run) {
-  const Dataset& ds = run->ds;
-  run->scored.assign(run->n, Scored{});
-  ParallelFor(run->n, run->workers, [&](int w, int i) {
-    Scored& s = run->scored[i];
+// Pass 1: score every image with one model (its own region of interest).
+std::vector<Scored> ScoreImages(const std::vector<std::unique_ptr<Detector>>& detectors,
+                                bool has_roi, const RectF& roi, float threshold,
+                                const EvalRun& run) {
+  const Dataset& ds = run.ds;
+  std::vector<Scored> scored(size_t(run.n));
+  ParallelFor(run.n, run.workers, [&](int w, int i) {
+    Scored& s = scored[size_t(i)];
     auto bytes = ReadFileBytes(ds.samples[i].path);
     if (!bytes.ok()) {
       s.error = bytes.status().ToString();
@@ -161,7 +173,7 @@ void ScoreImages(const std::vector<std::unique_ptr<Detector>>& detectors, EvalRu
       s.error = image.status().ToString();
       return;
     }
-    const RectF region = run->has_roi ? RoiPixels(run->roi, image->width, image->height) : RectF{};
+    const RectF region = has_roi ? RoiPixels(roi, image->width, image->height) : RectF{};
     auto det = detectors[w]->Detect(image->view(), region);
     if (!det.ok()) {
       s.error = det.status().ToString();
@@ -171,7 +183,7 @@ void ScoreImages(const std::vector<std::unique_ptr<Detector>>& detectors, EvalRu
     s.ok = true;
     s.score = d.score;
     s.raw_score = d.raw_score;
-    s.anomalous = d.score >= run->threshold;
+    s.anomalous = d.score >= threshold;
     s.width = image->width;
     s.height = image->height;
     s.map = d.map;
@@ -179,6 +191,42 @@ void ScoreImages(const std::vector<std::unique_ptr<Detector>>& detectors, EvalRu
     s.map_h = d.map_height;
     s.map_rect = d.map_rect;
   });
+  return scored;
+}
+
+float Fuse(const std::string& rule, float a, float b) {
+  return rule == "max" ? std::max(a, b) : 0.5f * (a + b);
+}
+
+// --fuse: run->scored (the first model) and `other` (the second) become one
+// result per image: fused score, and the fused map at image resolution.
+void FuseScored(const std::vector<Scored>& other, const std::string& rule, EvalRun* run) {
+  ParallelFor(run->n, run->workers, [&](int, int i) {
+    Scored& s = run->scored[size_t(i)];
+    const Scored& o = other[size_t(i)];
+    if (!s.ok) return;
+    if (!o.ok) {
+      s.ok = false;
+      s.error = "second model: " + o.error;
+      return;
+    }
+    s.score = Fuse(rule, s.score, o.score);
+    s.raw_score = s.score;
+    s.anomalous = s.score >= run->threshold;
+    std::vector<float> a, b;
+    UpsampleMap(s.map.data(), s.map_w, s.map_h, s.map_rect, s.width, s.height, &a);
+    UpsampleMap(o.map.data(), o.map_w, o.map_h, o.map_rect, s.width, s.height, &b);
+    for (size_t k = 0; k < a.size(); ++k) a[k] = Fuse(rule, a[k], b[k]);
+    s.map = std::move(a);
+    s.map_w = s.width;
+    s.map_h = s.height;
+    s.map_rect = RectF{0, 0, float(s.width), float(s.height)};
+  });
+}
+
+// Failures (either model) are counted and listed in notes.
+void NoteFailures(EvalRun* run) {
+  const Dataset& ds = run->ds;
   for (int i = 0; i < run->n; ++i) {
     if (!run->scored[i].ok) {
       ++run->failed;
@@ -287,8 +335,12 @@ void PixelMetrics(EvalRun* run) {
 void PrintTable(const EvalRun& run) {
   const Dataset& ds = run.ds;
   const std::vector<MetricRow>& rows = run.rows;
-  std::printf("model %s (%s)\ndataset %s, split %s (%s): %d good, %d defective, %d masks\n",
-              run.model.model->name.c_str(), run.opt.model.c_str(), ds.root.c_str(),
+  std::printf("model %s (%s)", run.model.model->name.c_str(), run.opt.model.c_str());
+  if (run.fused) {
+    std::printf(", fused (%s of calibrated scores and maps) with %s (%s)",
+                run.opt.fuse_rule.c_str(), run.fuse_name.c_str(), run.opt.fuse_model.c_str());
+  }
+  std::printf("\ndataset %s, split %s (%s): %d good, %d defective, %d masks\n", ds.root.c_str(),
               ds.split.c_str(), ds.split_dir.c_str(), ds.num_good(), ds.num_defective(),
               ds.num_masks());
   std::printf("threshold %.4f (score >= threshold = defective); %d workers\n\n", run.threshold,
@@ -317,6 +369,11 @@ Status WriteJson(const EvalRun& run) {
   const Dataset& ds = run.ds;
   nlohmann::json j;
   j["model"] = {{"path", run.opt.model}, {"name", run.model.model->name}};
+  if (run.fused) {
+    j["fused_with"] = {{"path", run.opt.fuse_model},
+                       {"name", run.fuse_name},
+                       {"rule", run.opt.fuse_rule}};
+  }
   j["dataset"] = {{"root", ds.root}, {"split", ds.split}, {"split_dir", ds.split_dir}};
   j["threshold"] = run.threshold;
   j["counts"] = {{"images", run.n},
@@ -414,6 +471,29 @@ Status WriteReport(const EvalRun& run) {
   return Status::Ok();
 }
 
+// --fuse: scores every image with the second model and fuses the results
+// into run->scored; the threshold becomes the fusion of the two thresholds
+// (unless --threshold gave one).
+Status ScoreSecondModel(EvalRun* run) {
+  const EvalOptions& opt = run->opt;
+  FLAWLENS_ASSIGN_OR_RETURN(LoadedModel second, LoadModelFile(opt.fuse_model));
+  bool has_roi = false;
+  RectF roi;
+  if (!opt.no_roi) {
+    FLAWLENS_ASSIGN_OR_RETURN(has_roi, CardRoi(*second.model, &roi));
+  }
+  FLAWLENS_ASSIGN_OR_RETURN(auto detectors, MakeDetectors(second, run->workers));
+  const float second_threshold = detectors[0]->threshold();
+  if (!std::isfinite(opt.threshold)) {
+    run->threshold = Fuse(opt.fuse_rule, run->threshold, second_threshold);
+  }
+  const std::vector<Scored> other = ScoreImages(detectors, has_roi, roi, second_threshold, *run);
+  FuseScored(other, opt.fuse_rule, run);
+  run->fused = true;
+  run->fuse_name = second.model->name;
+  return Status::Ok();
+}
+
 int RunEval(const EvalOptions& opt) {
   auto model = LoadModelFile(opt.model);
   if (!model.ok()) {
@@ -463,7 +543,16 @@ int RunEval(const EvalOptions& opt) {
   run.threshold = std::isfinite(opt.threshold) ? opt.threshold : (*detectors)[0]->threshold();
   MapDisplayRange(*model->model, &run.map_low, &run.map_high);
 
-  ScoreImages(*detectors, &run);
+  run.scored = ScoreImages(*detectors, run.has_roi, run.roi, run.threshold, run);
+  if (!opt.fuse_model.empty()) {
+    Status st = ScoreSecondModel(&run);
+    if (!st.ok()) {
+      std::fprintf(stderr, "flawlens eval: --fuse %s: %s\n", opt.fuse_model.c_str(),
+                   st.ToString().c_str());
+      return 1;
+    }
+  }
+  NoteFailures(&run);
   ImageMetrics(&run);
   PixelMetrics(&run);
   PrintTable(run);
@@ -497,6 +586,12 @@ void AddEvalCommand(CLI::App& app) {
                   "CSV of image,group: images of one group (e.g. one part under several lights) "
                   "are drawn together by the AUROC interval's bootstrap; unlisted images keep the "
                   "capture-tag rule");
+  cmd->add_option("--fuse", opt->fuse_model,
+                  "evaluate the fusion of MODEL with this second model: per image the mean (or "
+                  "max, --fuse-rule) of the two calibrated scores, and of the two calibrated "
+                  "maps upsampled onto the image; threshold likewise");
+  cmd->add_option("--fuse-rule", opt->fuse_rule, "mean (default) or max")
+      ->check(CLI::IsMember({"mean", "max"}));
   cmd->callback([opt] { ExitCode() = RunEval(*opt); });
 }
 
