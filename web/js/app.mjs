@@ -40,6 +40,13 @@ const debug = {
     return gallery.sorted().map((it) => ({ name: it.name, score: it.score, anomalous: gallery.isAnomalous(it), source: it.source }));
   },
   stats: () => session.stats(),
+  // Scores and maps of the gallery (by name), for comparing engines.
+  galleryResults: () => gallery.items.map((it) => ({
+    name: it.name, score: it.score, rawScore: it.rawScore, mapWidth: it.mapWidth, mapHeight: it.mapHeight,
+    map: it.map ? Array.from(it.map) : null,
+  })).sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0)),
+  // The engine the worker runs: {module: 'mt'|'st', threads, maxThreads, fallback}.
+  get engine() { return session.state ? { ...session.state, timeline: undefined } : null; },
   get teach() { return teach.state; },
   get roi() { return camera.roi ? { ...camera.roi, fromModel: camera.roiFromModel } : null; },
 };
