@@ -28,9 +28,11 @@
 // that exceeds 1 (distances of a density head reach 1e3 and more, where float32
 // itself only resolves ~1e-4 relative). "flawlens-paired" runs our engine with 1
 // and N threads in one page, alternating run by run, for the thread speed-up on
-// a busy machine. tfjs caps its pool at hardwareConcurrency / 2; the page
-// presents 2 x threads cores to it (bench_page.mjs) and every RESULT line prints
-// the threads each engine really ran with.
+// a busy machine. Ours runs in a Web Worker as on the product page; tfjs and
+// ort run in a worker of their own (--where page: on the page's main thread,
+// where Emscripten busy-waits for pool threads). tfjs caps its pool at
+// hardwareConcurrency / 2, so it is shown 2 x threads cores (threads/anchors.mjs);
+// every RESULT line prints the threads each engine really ran with.
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import { createRequire } from 'node:module';
@@ -444,7 +446,12 @@ async function effectiveCores() {
 const results = {};  // key -> { medians: [], out, info }
 const errors = [];
 const key = (e, n, t) => `${e}|${n}|${t}`;
-const fromBase64 = (b64) => { const b = Buffer.from(b64, 'base64'); return new Float32Array(b.buffer, b.byteOffset, b.length / 4); };
+const fromBase64 = (b64) => {  // copied: a small Buffer may sit unaligned in node's pool
+  const b = Buffer.from(b64, 'base64');
+  const f = new Float32Array(b.length / 4);
+  new Uint8Array(f.buffer).set(b);
+  return f;
+};
 const round = (o) => Object.fromEntries(Object.entries(o).map(([a, b]) => [a, +b.toFixed(3)]));
 const threadsUsed = (e, info) => (e.startsWith('flawlens') || e === 'ort' ? info.threads
   : info.threads === undefined ? '?' : `${info.threads} (pool; ${info.runningWorkers} worker${info.runningWorkers === 1 ? '' : 's'} running)`);
