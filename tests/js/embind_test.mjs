@@ -1,5 +1,9 @@
 // JS test of the wasm module's public API (web/js/engine.mjs over Embind), in node.
 //   node --no-experimental-fetch tests/js/embind_test.mjs build/wasm-release/flawlens-core.mjs
+//   node --no-experimental-fetch tests/js/embind_test.mjs build/wasm-release/flawlens-core-mt.mjs [THREADS]
+// The threaded module (flawlens-core-mt) runs every test with THREADS threads
+// (default 2), with models big enough that the executor splits their ops
+// into row bands where a test is about running many frames.
 // Checks: the seed CNN's output against an independent JS forward pass, the
 // preprocessing path end to end, every error becoming a FlawlensError with its
 // code (the previous model staying usable), dispose(), and 10,000 frames with
@@ -10,7 +14,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { createRequire } from 'node:module';
-import { test } from 'node:test';
+import { after, test } from 'node:test';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 
 import { createEngine, FlawlensError, simdSupported } from '../../web/js/engine.mjs';
@@ -22,7 +26,10 @@ const wasmBinary = fs.readFileSync(modulePath.replace(/\.mjs$/, '.wasm'));
 // Emscripten 3.1.6's ES6 output uses CommonJS globals on node (browsers need nothing).
 globalThis.__dirname = path.dirname(modulePath);
 globalThis.require = createRequire(import.meta.url);
-const engine = await createEngine({ moduleUrl: pathToFileURL(modulePath).href, wasmBinary });
+const threaded = /-mt\.mjs$/.test(modulePath);
+const threads = threaded ? Number(process.argv[3] ?? 2) : null;
+const engine = await createEngine({ moduleUrl: pathToFileURL(modulePath).href, wasmBinary, threads });
+after(() => engine.close());  // the threaded module's workers would keep node running
 
 // ---- the seed CNN with the seed's preprocessing (resize 64, crop 16..48, /255)
 function seedCnn() {
@@ -130,10 +137,46 @@ function fcnModel() {
   });
 }
 
+// Big enough for the executor to split its convolutions into row bands on
+// 2+ threads (each band well over ExecutorOptions::min_band_work MACs):
+// 64x64x3 -> conv 3x3 (16, relu; 1.8 M MACs) -> conv 3x3 (8, relu; 4.7 M) -> 1x1 -> a 64x64 map.
+function bandModel() {
+  const w1 = uniform(16 * 9 * 3, 0.4, 71), b1 = uniform(16, 0.1, 72), w2 = uniform(8 * 9 * 16, 0.15, 73);
+  const b2 = uniform(8, 0.1, 74), w3 = uniform(8, 0.5, 75), b3 = uniform(1, 0.1, 76);
+  const conv = (name, input, cout, k) => ({
+    name, op: 'conv2d', inputs: [input], out_channels: cout, kernel: [k, k], stride: [1, 1],
+    pad: k === 3 ? [1, 1, 1, 1] : [0, 0, 0, 0], activation: k === 3 ? 'relu' : 'none',
+    weight: `${name}.weight`, bias: `${name}.bias`,
+  });
+  return writeModel({
+    graph: { input: { h: 64, w: 64, c: 3 }, nodes: [conv('c1', 'input', 16, 3), conv('c2', 'c1', 8, 3), conv('head', 'c2', 1, 1)], output: 'head' },
+    preprocess: { resize_w: 64, resize_h: 64, channels: 3, scale: 1 / 255, mean: [0.5, 0.5, 0.5], std: [0.25, 0.25, 0.25] },
+    postprocess: { sigmoid: true, reduce: 'topk_mean', topk_fraction: 0.05 },
+    calibration: { offset: 0.5, scale: 0.1, threshold: 2.0, map_low: 0, map_high: 4 },
+    card: { name: 'band-test' },
+    tensors: [
+      { name: 'c1.weight', shape: [16, 3, 3, 3], data: w1 }, { name: 'c1.bias', shape: [16], data: b1 },
+      { name: 'c2.weight', shape: [8, 3, 3, 16], data: w2 }, { name: 'c2.bias', shape: [8], data: b2 },
+      { name: 'head.weight', shape: [1, 1, 1, 8], data: w3 }, { name: 'head.bias', shape: [1], data: b3 },
+    ],
+  });
+}
+
 const seed = seedCnn();
 
 test('SIMD is detected in node', () => {
   assert.equal(simdSupported(), true);
+});
+
+test('the module runs the threads it was asked for (1 in the single-thread module)', () => {
+  assert.equal(engine.threaded, threaded);
+  assert.equal(engine.threads, threaded ? threads : 1);
+  if (!threaded) {
+    assert.throws(() => engine.setThreads(2), (e) => e instanceof FlawlensError && e.code === 'unsupported');
+    assert.equal(engine.setThreads(1), 1);
+  }
+  assert.throws(() => engine.setThreads(0), (e) => e instanceof FlawlensError && e.code === 'invalid_argument');
+  assert.equal(engine.threads, threaded ? threads : 1, 'a refused count changes nothing');
 });
 
 test('the Embind Detector class names its methods in camelCase, as engine.mjs calls them', async () => {
@@ -153,6 +196,7 @@ test('the Embind Detector class names its methods in camelCase, as engine.mjs ca
     assert.ok(teacherOwn.includes(name), `Teacher.${name} is bound`);
   }
   assert.deepEqual(teacherOwn.filter((k) => !/^[a-z][A-Za-z0-9]*$/.test(k)), [], 'every Teacher method is camelCase');
+  module.PThread?.terminateAllThreads();
 });
 
 test('seed CNN: info, runNetwork matches an independent JS forward pass', () => {
@@ -265,8 +309,30 @@ test('errors become FlawlensError with a code and leave the previous model usabl
   assert.throws(() => det.detect(new Uint8Array(4), 1, 1), FlawlensError, 'use after dispose');
 });
 
+test('threads: a detector loaded with N threads gives the same scores and maps as with 1', { skip: !threaded }, () => {
+  const w = 200, h = 150;
+  const frame = new Uint8Array(w * h * 4);
+  for (let i = 0; i < frame.length; i++) frame[i] = (i * 97 + (i >> 9)) % 253;
+  const run = (n) => {
+    engine.setThreads(n);
+    const det = engine.loadModel(bandModel());
+    try {
+      return det.detect(frame, w, h, 'rgba');
+    } finally {
+      det.dispose();
+    }
+  };
+  const one = run(1);
+  const many = run(threads);
+  assert.equal(engine.threads, threads);
+  assert.equal(many.score, one.score);
+  assert.equal(many.map.length, 64 * 64);
+  assert.deepEqual(many.map, one.map, 'the same map bit for bit');
+});
+
 test('10,000 frames: the wasm heap stays flat', () => {
-  const det = engine.loadModel(fcnModel());
+  // Threaded: a model whose ops run in row bands on the pool's threads.
+  const det = engine.loadModel(threaded ? bandModel() : fcnModel());
   try {
     const w = 320, h = 240;
     const frame = new Uint8Array(w * h * 4);

@@ -284,6 +284,12 @@ export class Engine {
     return this.#module.setThreads(n);
   }
 
+  // Stops the threaded module's worker threads (under node they would keep
+  // the process alive). The engine must not be used afterwards.
+  close() {
+    this.#module.PThread?.terminateAllThreads();
+  }
+
   // Size of the wasm memory, and bytes malloc'd and not freed (leak checks).
   get memoryBytes() { return this.#module.HEAP8.buffer.byteLength; }
   get heapInUse() { return this.#module.heapInUse(); }
