@@ -101,6 +101,41 @@ TestCase MakeConv(const ConvCfg& g, uint32_t seed) {
   return tc;
 }
 
+// Sweeps over the shapes the specialised SIMD paths split on: pointwise (1x1
+// stride 1, no padding) GEMM tails (pixel count not a multiple of the 4-pixel
+// block, output channels not a multiple of 8, input channels not a multiple
+// of 4), and 3x3 depthwise rows (widths 1..17: no interior, a short interior,
+// border columns; channels 1..17 around the 4-channel blocks; stride 1 and 2;
+// TF "SAME" and symmetric padding; dilation 2), with the activations the
+// kernels fuse into their stores.
+std::vector<ConvCfg> SweepConvCfgs() {
+  using A = Activation;
+  const A acts[] = {A::kNone, A::kRelu, A::kRelu6, A::kHardSwish, A::kHardSigmoid, A::kSilu};
+  std::vector<ConvCfg> cfgs;
+  int i = 0;
+  for (int w = 1; w <= 17; ++w) {
+    for (int c : {1, 3, 4, 5, 8, 13, 17}) {
+      const A act = acts[i++ % 6];
+      const int oc = (w * 3 + c) % 19 + 1;  // 1..19: every tail of an 8-wide block
+      cfgs.push_back({w % 3 + 1, w, c, oc, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 1, w % 2 == 0, act});
+    }
+  }
+  for (int w = 1; w <= 17; ++w) {
+    for (int c : {1, 3, 4, 5, 7, 8, 12, 13, 17}) {
+      const A act = acts[i++ % 6];
+      const int h = (w + c) % 5 + 1;
+      cfgs.push_back({h, w, c, c, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, c, true, act});      // s1 same
+      // s2 TF "SAME": padding total (out - 1) * 2 + 3 - in, the odd one at the bottom / right.
+      const int hs = h + 1, pad_h = (hs + 1) / 2 * 2 + 1 - hs, pad_w = (w + 1) / 2 * 2 + 1 - w;
+      cfgs.push_back({hs, w, c, c, 3, 3, 2, 2, 1, 1, pad_h / 2, pad_w / 2, pad_h - pad_h / 2, pad_w - pad_w / 2, c,
+                      w % 2 == 1, act});
+      cfgs.push_back({h + 2, w, c, c, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, c, true, act});  // s2 symmetric
+      if (w >= 5) cfgs.push_back({h + 4, w, c, c, 3, 3, 1, 1, 2, 2, 2, 2, 2, 2, c, false, act});  // dilation 2
+    }
+  }
+  return cfgs;
+}
+
 std::vector<TestCase> ConvCases() {
   using A = Activation;
   std::vector<ConvCfg> cfgs = {
@@ -156,6 +191,7 @@ std::vector<TestCase> ConvCases() {
   std::vector<TestCase> cases;
   uint32_t seed = 100;
   for (const auto& g : cfgs) cases.push_back(MakeConv(g, seed += 7));
+  for (const auto& g : SweepConvCfgs()) cases.push_back(MakeConv(g, seed += 7));
   return cases;
 }
 
@@ -397,7 +433,7 @@ double Compare(const std::vector<float>& got, const std::vector<float>& want, do
 TEST(KernelsTest, SimdMatchesReference) {
   auto ref = MakeRefBackend();
   auto simd = MakeSimdBackend();
-  int compared = 0, fallback = 0, winograd = 0;
+  int compared = 0, fallback = 0, winograd = 0, pointwise = 0, dw3x3 = 0;
   double worst_direct = 0, worst_winograd = 0;
   uint32_t seed = 1;
   for (const TestCase& tc : AllCases()) {
@@ -414,6 +450,8 @@ TEST(KernelsTest, SimdMatchesReference) {
     }
     EXPECT_NE(got.kernel.find("simd128"), std::string::npos) << got.kernel;
     const bool is_winograd = got.kernel.find("winograd") != std::string::npos;
+    pointwise += got.kernel.find("1x1") != std::string::npos;
+    dw3x3 += got.kernel.find("dwconv2d_f32_3x3") != std::string::npos;
     const double tol_a = is_winograd ? kWinogradTol : kAbsTol, tol_r = is_winograd ? kWinogradTol : kRelTol;
     const double w = Compare(got.out, want.out, tol_a, tol_r, tc.name + " [" + got.kernel + "]");
     (is_winograd ? worst_winograd : worst_direct) = std::max(is_winograd ? worst_winograd : worst_direct, w);
@@ -424,6 +462,8 @@ TEST(KernelsTest, SimdMatchesReference) {
          "winograd %.3f (5e-4)\n", compared, winograd, fallback, worst_direct, worst_winograd);
   EXPECT_GT(winograd, 3);
   EXPECT_GT(compared, 150);
+  EXPECT_GT(pointwise, 100);
+  EXPECT_GT(dw3x3, 400);
 }
 
 TEST(KernelsTest, XnnpackMatchesReference) {

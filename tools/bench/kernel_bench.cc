@@ -8,7 +8,8 @@
 //
 //   kernel_bench [--backend simd|ref|xnnpack] [--net A|B|M|ABM] [--runs N]
 //                [--warmup N] [--check] [--cpu] [--engine NAME]
-// --cpu times with the thread CPU clock (native; useful on a loaded machine).
+// --cpu times with the thread CPU clock (native) or node's process.cpuUsage()
+// (wasm): steadier than wall clock on a loaded machine.
 // --check also runs the reference backend once and prints the max abs diff.
 //
 //   kernel_bench --model FILE [--backend simd|ref|xnnpack] [--runs N] [--check]
@@ -31,6 +32,10 @@
 #include <memory>
 #include <string>
 #include <vector>
+
+#if defined(__EMSCRIPTEN__)
+#include <emscripten.h>
+#endif
 
 #include "model/model.h"
 #include "nn/backend.h"
@@ -218,6 +223,13 @@ bool g_cpu_clock = false;  // --cpu: thread CPU time (native: ignores time spent
 
 double NowMs() {
   if (g_cpu_clock) {
+#if defined(__EMSCRIPTEN__)
+    // node: process CPU time (user + system), microsecond resolution.
+    return EM_ASM_DOUBLE({
+      const u = process.cpuUsage();
+      return (u.user + u.system) / 1000;
+    });
+#endif
     timespec ts;
     clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
     return ts.tv_sec * 1e3 + ts.tv_nsec * 1e-6;
