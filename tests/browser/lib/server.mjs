@@ -2,7 +2,10 @@
 // free port, correct MIME types (.mjs as JavaScript, .wasm as
 // application/wasm), no directory listings, every request recorded.
 // isolate: true sends the cross-origin isolation headers on every response
-// (as tools/serve.py does): the page runs the threaded engine.
+// (as tools/serve.py does): the page runs the threaded engine. cache: true
+// lets the browser keep what it fetched for ten minutes (a repeat visit is
+// served from its cache, with the compiled wasm code the browser keeps beside
+// it); by default nothing is stored.
 import http from 'node:http';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -21,7 +24,7 @@ const kIsolation = {
   'cross-origin-resource-policy': 'same-origin',
 };
 
-export async function startServer(root, { isolate = false } = {}) {
+export async function startServer(root, { isolate = false, cache = false } = {}) {
   const absRoot = path.resolve(root);
   const requests = [];
   const server = http.createServer((req, res) => {
@@ -47,7 +50,7 @@ export async function startServer(root, { isolate = false } = {}) {
       res.writeHead(200, {
         'content-type': kTypes[path.extname(file).toLowerCase()] || 'application/octet-stream',
         'content-length': st.size,
-        'cache-control': 'no-store',
+        'cache-control': cache ? 'max-age=600' : 'no-store',
         ...(isolate ? kIsolation : {}),
       });
       if (req.method === 'HEAD') res.end();

@@ -222,6 +222,7 @@ export class Camera {
       this.roiFromModel = true;
       this.roiGen += 1;
     }
+    performance.mark('flawlens:camera-on');
     this.hooks.onStart?.();
     els.stage.dataset.state = 'on';
     els.stage.dataset.frozen = 'false';
