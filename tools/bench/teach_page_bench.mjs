@@ -3,7 +3,11 @@
 // model from 100 frames of a 640x480 fake webcam playing generated good parts.
 //
 //   node tools/bench/teach_page_bench.mjs [--site build/site] [--flawlens PATH] [--frames 100]
-//                                         [--fps 30] [--runs 3]
+//                                         [--fps 30] [--runs 3] [--mode mt|st]
+//
+// --mode mt (default): the server sends the cross-origin isolation headers,
+// the page runs the threaded engine (Auto threads); st: no headers and no
+// service workers, the single-thread engine.
 //
 // Per run (fresh browser each time), from the click on "Record good parts":
 //   record   until the page holds --frames frames (the camera's frame rate and
@@ -35,6 +39,8 @@ const flawlens = path.resolve(arg('--flawlens', path.join(repo, 'build', 'native
 const frames = Number(arg('--frames', '100'));
 const fps = Number(arg('--fps', '30'));
 const runs = Number(arg('--runs', '3'));
+const mode = arg('--mode', 'mt');
+if (!['mt', 'st'].includes(mode)) { console.error(`teach_page_bench: --mode must be mt or st, got '${mode}'`); process.exit(2); }
 
 const median = (a) => { const s = [...a].sort((x, y) => x - y); return s.length ? s[s.length >> 1] : NaN; };
 const f2 = (v) => (Number.isFinite(v) ? v.toFixed(2) : 'n/a');
@@ -42,7 +48,7 @@ const f0 = (v) => (Number.isFinite(v) ? v.toFixed(0) : 'n/a');
 
 if (!fs.existsSync(flawlens)) { console.error(`teach_page_bench: no flawlens CLI at ${flawlens} (--flawlens PATH)`); process.exit(2); }
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'flawlens-teach-bench-'));
-const server = await startServer(site);
+const server = await startServer(site, { isolate: mode === 'mt' });
 try {
   const data = path.join(tmp, 'synth');
   execFileSync(flawlens, ['synth', data, '--train', String(frames + 20), '--val-good', '1', '--val-defect', '1',
@@ -52,13 +58,19 @@ try {
   const clipFile = path.join(tmp, 'good.y4m');
   const clip = clipFromImages(clipFile, images, { hold: 1, fps, maxSide: 640 });
   console.log(`teach_page_bench: site ${path.relative(repo, site) || '.'}; fake webcam ${clip.width}x${clip.height} @ ${fps} fps, ${clip.frames} distinct ` +
-              `good frames; teach ${frames} frames, ${runs} runs; Chromium headless, ${os.cpus().length} cores`);
+              `good frames; teach ${frames} frames, ${runs} runs; Chromium headless, ${os.cpus().length} cores; mode ${mode}; ` +
+              `load average at start ${os.loadavg().map((v) => v.toFixed(2)).join(' ')}`);
 
   const rows = [];
   for (let run = 0; run < runs; ++run) {
-    const b = await launch({ camera: 'fake', y4m: clipFile });
+    const b = await launch({ camera: 'fake', y4m: clipFile, serviceWorkers: mode === 'mt' ? 'allow' : 'block' });
     try {
       const page = b.page;
+      if (run === 0) {
+        await page.goto(server.url);
+        await waitReady(page, 60000);
+        console.log(await page.textContent('#engine-badge'));
+      }
       await page.addInitScript(() => {
         window.__longTasks = [];
         new PerformanceObserver((list) => {
@@ -111,6 +123,7 @@ try {
   console.log(`record ${frames} frames  median ${f2(median(col('record')))} s  (${col('record').map(f2).join(' ')})`);
   console.log(`fit + load          median ${f2(median(col('fit')))} s  (${col('fit').map(f2).join(' ')})`);
   console.log(`teach time (total)  median ${f2(median(col('total')))} s  (${col('total').map(f2).join(' ')}); target <= 5 s`);
+  console.log(`load average at the end ${os.loadavg().map((v) => v.toFixed(2)).join(' ')}`);
   console.log(`longest main-thread task during teaching  max ${f0(Math.max(...col('longest')))} ms  (${col('longest').map(f0).join(' ')}); ` +
               `while recording max ${f0(Math.max(...col('longestRec')))} ms, while fitting + loading max ${f0(Math.max(...col('longestFit')))} ms`);
 } finally {
