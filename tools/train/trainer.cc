@@ -1,4 +1,4 @@
-// `flawlens train` from scratch. RunTraining, at the end of this file, runs
+// `flawlens train --from-scratch`. RunTraining, at the end of this file, runs
 // the phases in order: training images and the network input, validation
 // set, network, training loop, densities, branch standardisation,
 // calibration, validation report, export. Each phase is a function over

@@ -1,4 +1,4 @@
-// `flawlens train`: learn an anomaly detector from good images only
+// `flawlens train --from-scratch`: learn an anomaly detector from good images only
 // (LibTorch, CPU, from scratch), calibrate it on held-out good images and
 // write a flawlens model file. The method and the evidence for its defaults
 // are in docs/METHOD.md.
