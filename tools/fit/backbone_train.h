@@ -1,5 +1,6 @@
-// `flawlens train --backbone NAME|FILE`: an anomaly detector on the frozen
-// features of a pretrained backbone (imported with `flawlens import-tfjs`).
+// `flawlens train` (by default on centernet; --backbone NAME|FILE picks another):
+// an anomaly detector on the frozen features of a pretrained backbone
+// (imported with `flawlens import-tfjs`).
 // No LibTorch: features come from the inference core, the density and the
 // calibration are fitted by src/fit/ (the same code the page runs to teach).
 #pragma once
