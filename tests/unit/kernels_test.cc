@@ -133,6 +133,10 @@ std::vector<ConvCfg> SweepConvCfgs() {
       if (w >= 5) cfgs.push_back({h + 4, w, c, c, 3, 3, 1, 1, 2, 2, 2, 2, 2, 2, c, false, act});  // dilation 2
     }
   }
+  // Wide channels: a row's interior runs in several chunks of pixels.
+  cfgs.push_back({5, 33, 64, 64, 3, 3, 2, 2, 1, 1, 0, 0, 1, 1, 64, true, A::kRelu});
+  cfgs.push_back({4, 21, 160, 160, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 160, true, A::kHardSwish});
+  cfgs.push_back({3, 30, 45, 45, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 45, false, A::kRelu6});
   return cfgs;
 }
 
@@ -255,6 +259,30 @@ std::vector<TestCase> MobileCases() {
     tc.weight = Random(static_cast<size_t>(s.elements()) * s.c, seed += 3,
                        1.0f / std::sqrt(static_cast<float>(s.c)));
     tc.bias = Random(static_cast<size_t>(s.elements()), seed + 1, 0.5f);
+    cases.push_back(tc);
+  }
+  // Triangular whitening matrices (Cholesky factors: the SIMD kernel skips
+  // columns that are zero at every position), one with an all-zero row and
+  // one zero only at some positions.
+  for (int variant = 0; variant < 3; ++variant) {
+    const Shape s = variant == 0 ? Shape{3, 4, 13} : variant == 1 ? Shape{2, 2, 9} : Shape{2, 3, 32};
+    TestCase tc = MakeSimple(OpType::kPositionMahalanobis, {s}, {s.h, s.w, 1},
+                             "position_mahalanobis triangular " + std::to_string(variant) + " " +
+                                 std::to_string(s.h) + "x" + std::to_string(s.w) + "x" + std::to_string(s.c));
+    tc.weight = Random(static_cast<size_t>(s.elements()) * s.c, seed += 3, 1.0f / std::sqrt(static_cast<float>(s.c)));
+    tc.bias = Random(static_cast<size_t>(s.elements()), seed + 1, 0.5f);
+    const int d = s.c;
+    for (int64_t p = 0; p < int64_t{s.h} * s.w; ++p) {
+      for (int k = 0; k < d; ++k) {
+        for (int j = 0; j < d; ++j) {
+          float& a = tc.weight[(p * d + k) * d + j];
+          const bool lower = j <= k, upper = j >= k;
+          if (variant == 0 && !lower) a = 0.0f;
+          if (variant == 1 && (!upper || k == 4)) a = 0.0f;
+          if (variant == 2 && !lower && (p % 2 == 0 || j > k + 5)) a = 0.0f;
+        }
+      }
+    }
     cases.push_back(tc);
   }
   return cases;
