@@ -59,9 +59,10 @@ function nhwcToNchw(a, H, W, C) {
 
 // tfjs-backend-wasm 4.x caps its XNNPACK pool at hardwareConcurrency / 2 (it
 // assumes two hyper-threads per core), whatever setThreadsCount asks for: on
-// a 2-core machine it would run 1 thread. For a run at equal thread counts the
-// page reports at least 2 x threads cores to it before the backend starts;
-// the count actually used is read back (getThreadsCount) and printed.
+// a 2-core machine it would run 1 thread. For a run at equal thread counts
+// navigator.hardwareConcurrency reads at least 2 x threads here (page or
+// worker) before the backend starts; the count actually used is read back
+// (getThreadsCount) and printed.
 const realCores = navigator.hardwareConcurrency;
 let threads = 1;
 let tfjsDefaultThreads = false;
