@@ -102,6 +102,7 @@ const live = new LiveDetection({
   },
   camera, session, messages, debug, getModel, getThreshold,
   onScore: (score, now) => calibration.onScore(score, now),
+  paused: () => teach.recording,
 });
 // While good frames are recorded for teaching, they get the worker to themselves.
 camera.addFrameConsumer(() => { if (!teach.recording) live.onFrame(); });
@@ -171,6 +172,10 @@ async function onModelLoaded(model, previous) {
   messages.setStatus(`Model “${model.name}” loaded (${info.inputWidth}×${info.inputHeight}, ${info.backend || 'auto'} backend).`);
   if (previous) messages.clearError();
   if (gallery.count) gallery.rescore();
+  else if (!previous && !camera.frameReady) {
+    // Nothing to score yet: the engine's first run happens now, not on the first frame.
+    session.call('warmUp', { width: 640, height: 480 }).catch(() => {});
+  }
 }
 
 async function main() {

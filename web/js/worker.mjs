@@ -19,6 +19,11 @@
 //               (the previous detector stays in use if loading fails)
 //   detect      {bitmap: ImageBitmap} | {pixels: ArrayBuffer, width, height, format}
 //               | {blob: Blob}, roi?, threshold?  -> result (map transferred)
+//   warmUp      {width, height} -> {ms}: one detection of a grey frame, so
+//               that the first real frame does not pay for the engine's
+//               first run (the browser compiles wasm code lazily and
+//               optimises what runs); the page asks for it while no camera
+//               frame is waiting.
 //   setThreshold {value} / resetThreshold    -> {threshold}
 //   stats       {}                            -> {wasmBytes, detections}
 //
@@ -281,6 +286,15 @@ const handlers = {
                         { decodeMs: t1 - t0, decodedBy: 'browser' });
     }
     throw fail('detect: no image given', 'bad_request');
+  },
+
+  warmUp({ width = 640, height = 480 }) {
+    const d = requireDetector();
+    const w = Math.max(1, Math.min(Math.round(width) || 640, 4096));
+    const h = Math.max(1, Math.min(Math.round(height) || 480, 4096));
+    const t0 = performance.now();
+    d.detect(new Uint8Array(w * h * 4).fill(128), w, h, 'rgba');
+    return { result: { ms: performance.now() - t0 } };
   },
 
   setThreshold({ value }) {

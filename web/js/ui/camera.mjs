@@ -57,6 +57,7 @@ export class Camera {
     this.roiGen = 0;  // bumped on every region change, so late results can be told apart
     this.drag = null;
     this.consumers = new Set();
+    this.frameSeq = 0;
 
     els.toggle.addEventListener('click', () => (this.running ? this.stop() : this.start()));
     els.select.addEventListener('change', async () => {
@@ -262,6 +263,7 @@ export class Camera {
 
   onVideoFrame() {
     if (!this.running) return;
+    this.frameSeq += 1;  // a new picture is on the video
     this.scheduleFrame();
     for (const fn of this.consumers) fn(this);
   }

@@ -1,7 +1,10 @@
 // Live detection on camera frames: sends one frame at a time to the worker
 // (frames that arrive while it is busy are dropped, never queued), shows the
 // score, verdict, FPS, latency and sparkline, and paints the heatmap on the
-// camera overlay.
+// camera overlay. When a result comes back and a newer picture arrived
+// meanwhile, that picture is captured at once rather than at the next video
+// frame: the worker does not sit idle for up to a frame interval, and still
+// only ever gets the newest picture.
 
 import { paintMap, drawMapOver } from '../colormap.mjs';
 import { drawSparkline, forgetThemeColors } from './sparkline.mjs';
@@ -15,9 +18,11 @@ export class LiveDetection {
   // els: {score, verdict, sparkline, fps, latency, engine, opacity}
   // getModel() / getThreshold(): the current model and threshold.
   // onScore(score, now): every accepted result (calibration listens here).
-  constructor({ els, camera, session, messages, debug, getModel, getThreshold, onScore }) {
-    Object.assign(this, { els, camera, session, messages, debug, getModel, getThreshold, onScore });
+  // paused(): true while another panel has the worker to itself (teaching).
+  constructor({ els, camera, session, messages, debug, getModel, getThreshold, onScore, paused = () => false }) {
+    Object.assign(this, { els, camera, session, messages, debug, getModel, getThreshold, onScore, paused });
     this.inFlight = false;
+    this.missed = 0;  // pictures that arrived while a detection ran
     this.errors = 0;
     this.last = null;
     this.resultTimes = [];
@@ -38,9 +43,23 @@ export class LiveDetection {
   // The camera's frame consumer.
   onFrame() {
     this.debug.framesSeen += 1;
-    if (this.inFlight) { this.debug.framesDropped += 1; return; }
+    if (this.inFlight) { this.missed += 1; return; }
     if (this.camera.frozen) return;
     this.detect(false);
+  }
+
+  // A detection of picture `seq` ended: the newest picture that came
+  // meanwhile is scored now; the others are dropped.
+  catchUp(seq) {
+    const missed = this.missed;
+    this.missed = 0;
+    const cam = this.camera;
+    if (missed > 0 && cam.frameSeq > seq && cam.running && !cam.frozen && !this.paused()) {
+      this.debug.framesDropped += missed - 1;
+      this.detect(false);
+    } else {
+      this.debug.framesDropped += missed;
+    }
   }
 
   onStart() {
@@ -77,6 +96,7 @@ export class LiveDetection {
     const t0 = performance.now();
     const gen = model.generation;
     const roiGen = cam.roiGen;
+    const seq = cam.frameSeq;
     try {
       const bitmap = await cam.captureFrame();
       const r = await this.session.call('detect', { bitmap, roi: cam.roi, threshold: this.getThreshold() }, [bitmap]);
@@ -95,6 +115,7 @@ export class LiveDetection {
       }
     } finally {
       this.inFlight = false;
+      this.catchUp(seq);
     }
   }
 
