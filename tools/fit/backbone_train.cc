@@ -144,9 +144,10 @@ Result<std::string> ResolveBackbone(const std::string& name_or_file) {
   }
   return MakeError(ErrorCode::kInvalidArgument,
                    "backbone '%s': no converted backbone found; looked in:%s\n"
-                   "convert it with model/build_default.sh (which also builds the default "
-                   "model) or tools/backbones/convert.sh build/backbones, from the repository "
-                   "root; or set FLAWLENS_BACKBONES to the folder that holds %s.safetensors",
+                   "convert it, from the repository root, with model/build_default.sh "
+                   "build/model/default.safetensors (which also builds the page's default "
+                   "model) or tools/backbones/convert.sh build/backbones; or set "
+                   "FLAWLENS_BACKBONES to the folder that holds %s.safetensors",
                    name_or_file.c_str(), looked.c_str(), name_or_file.c_str());
 }
 
