@@ -136,7 +136,10 @@ Result<std::vector<std::unique_ptr<Backend>>> MakeBackendChain(const ExecutorOpt
 // Lifetimes of every value (first and last step that touches it), then
 // offsets greedily by size: values whose lifetimes do not overlap share
 // memory. Returns the arena size in floats.
-size_t PlaceValues(const Graph& graph, std::vector<Interval>* out) {
+// reads[i]: the values step i reads (a node's inputs, unless the executor
+// rewired it, see ElideConcats).
+size_t PlaceValues(const Graph& graph, const std::vector<std::vector<int>>& reads,
+                   std::vector<Interval>* out) {
   // Lifetimes.
   const int n = static_cast<int>(graph.nodes.size());
   const int num_values = n + 1;
@@ -149,7 +152,7 @@ size_t PlaceValues(const Graph& graph, std::vector<Interval>* out) {
     intervals[v].last = v - 1;
   }
   for (int i = 0; i < n; ++i)
-    for (int id : graph.nodes[i].inputs) intervals[id].last = std::max(intervals[id].last, i);
+    for (int id : reads[i]) intervals[id].last = std::max(intervals[id].last, i);
   intervals[0].last = n;
   intervals[graph.output].last = n;
 
@@ -181,6 +184,13 @@ size_t PlaceValues(const Graph& graph, std::vector<Interval>* out) {
   return total;
 }
 
+// A concat whose only reader reads its inputs in place: nothing to do.
+class ElidedConcat : public OpImpl {
+ public:
+  void Run(const float* const* /*inputs*/, float* /*output*/, float* /*workspace*/) override {}
+  const char* kernel_name() const override { return "concat_elided"; }
+};
+
 }  // namespace
 
 void SetThreadsOverride(int threads) {
@@ -201,6 +211,8 @@ struct Executor::Band {
 
 struct Executor::Step {
   std::unique_ptr<OpImpl> op;  // the whole op; null when split into bands
+  Backend* backend = nullptr;  // the backend that created it
+  std::vector<int> reads;      // value ids the op reads (node.inputs unless rewired)
   std::vector<const float*> inputs;
   std::vector<Band> bands;
   const char* kernel_name() const {
@@ -262,15 +274,20 @@ Status Executor::Plan(const ExecutorOptions& options) {
                        "node '%s' (%s): no backend supports this configuration",
                        node.name.c_str(), OpTypeName(node.op));
     Step& step = steps_[i];
+    step.backend = chosen;
+    step.reads = node.inputs;
     // XNNPACK ops are threaded by XNNPACK itself.
     const bool xnnpack_op = std::string(chosen->name()) == "xnnpack";
     if (band_threads_ > 1 && IsBandableOp(node.op) && !xnnpack_op) {
       FLAWLENS_RETURN_IF_ERROR(
           CreateBands(i, *chosen, *op, band_threads_, options.min_band_work, &step));
     }
+    if (step.bands.empty()) step.op = std::move(op);
+  }
+  ElideConcats();
+  for (const Step& step : steps_) {
     if (step.bands.empty()) {
-      workspace_floats = std::max(workspace_floats, op->workspace_floats());
-      step.op = std::move(op);
+      workspace_floats = std::max(workspace_floats, step.op->workspace_floats());
     } else {
       for (const Band& band : step.bands)
         band_slot_floats = std::max(band_slot_floats, band.op->workspace_floats());
@@ -288,7 +305,9 @@ Status Executor::Plan(const ExecutorOptions& options) {
   // 3. Value buffers: offsets into one arena.
   const int num_values = n + 1;
   std::vector<Interval> intervals;
-  size_t total = PlaceValues(graph_, &intervals);
+  std::vector<std::vector<int>> reads;
+  for (const Step& step : steps_) reads.push_back(step.reads);
+  size_t total = PlaceValues(graph_, reads, &intervals);
   // Kernels (XNNPACK, SIMD tails) may read up to 16 bytes past a buffer's end.
   total += kTailFloats;
   workspace_floats = workspace_floats > 0 ? workspace_floats + kTailFloats : 0;
@@ -322,7 +341,7 @@ Status Executor::Plan(const ExecutorOptions& options) {
   for (int v = 0; v < num_values; ++v) values_[v] = arena_ + intervals[v].offset;
   for (int i = 0; i < n; ++i) {
     Step& step = steps_[i];
-    for (int id : graph_.nodes[i].inputs) step.inputs.push_back(values_[id]);
+    for (int id : step.reads) step.inputs.push_back(values_[id]);
     Status st = Status::Ok();
     if (step.op != nullptr) {
       st = step.op->Prepare(step.inputs.data(), values_[i + 1], workspace_);
@@ -346,6 +365,47 @@ Status Executor::Plan(const ExecutorOptions& options) {
     if (pool.ok()) pool_ = std::move(pool.value());
   }
   return Status::Ok();
+}
+
+// A concat read by nothing but one pointwise conv (1x1, stride 1, no
+// padding, running whole) is dropped: the conv reads the concat's inputs in
+// place, in concat order, so it sums the same products in the same order
+// (bit-equal) without the copy. Only where the conv's backend offers that
+// (the SIMD one); otherwise nothing changes. (The default model's
+// projection of the concatenated backbone features is such a conv.)
+void Executor::ElideConcats() {
+  const int n = static_cast<int>(graph_.nodes.size());
+  std::vector<int> readers(n + 1, 0), reader(n + 1, -1);
+  for (int i = 0; i < n; ++i) {
+    for (int id : graph_.nodes[i].inputs) {
+      ++readers[id];
+      reader[id] = i;
+    }
+  }
+  for (int i = 0; i < n; ++i) {
+    const Node& cat = graph_.nodes[i];
+    const int v = i + 1;
+    if (cat.op != OpType::kConcat || v == graph_.output || readers[v] != 1) continue;
+    const int j = reader[v];
+    const Node& conv = graph_.nodes[j];
+    Step& cs = steps_[j];
+    const bool pointwise = conv.op == OpType::kConv2d && conv.inputs.size() == 1 && conv.groups == 1 &&
+                           conv.kernel_h == 1 && conv.kernel_w == 1 && conv.stride_h == 1 &&
+                           conv.stride_w == 1 && conv.pad_top == 0 && conv.pad_left == 0 &&
+                           conv.pad_bottom == 0 && conv.pad_right == 0;
+    if (!pointwise || cs.op == nullptr || !cs.bands.empty() || steps_[i].op == nullptr ||
+        cs.backend == nullptr || std::string(cs.backend->name()) != "simd")
+      continue;
+    std::vector<Shape> input_shapes;
+    for (int id : cat.inputs) input_shapes.push_back(graph_.shapes[id]);
+    OpSpec spec{conv, input_shapes, graph_.shapes[j + 1]};
+    auto created = cs.backend->Create(spec);
+    if (!created.ok()) continue;
+    cs.op = std::move(created.value());
+    cs.reads = cat.inputs;
+    steps_[i].op = std::make_unique<ElidedConcat>();
+    steps_[i].reads.clear();
+  }
 }
 
 Status Executor::CreateBands(int node_index, Backend& backend, const OpImpl& whole, int bands,

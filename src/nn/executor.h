@@ -77,6 +77,7 @@ class Executor {
   Status Plan(const ExecutorOptions& options);
   Status CreateBands(int node_index, Backend& backend, const OpImpl& whole, int bands,
                      int64_t min_band_work, Step* step);
+  void ElideConcats();
   static void RunBand(void* step, int band);
 
   const Graph& graph_;

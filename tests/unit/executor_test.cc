@@ -343,6 +343,59 @@ std::vector<float> RunThreaded(const Graph& g, BackendKind kind, int threads,
   return out;
 }
 
+// The default model's tail: backbone maps at two scales, the coarse one
+// upsampled, concatenated, projected by a 1x1 conv. On the SIMD backend with
+// one thread the concat is dropped and the projection reads its inputs in
+// place; the result must be bit-equal to the copy (threads split both ops
+// into bands and keep the concat) and match the reference. Variants: a concat
+// with three inputs incl. the network input, an activation on the projection,
+// a second reader of the concat (no elision), a concat that is the output.
+TEST(Executor, ConcatReadInPlaceByPointwiseConv) {
+  for (int variant = 0; variant < 4; ++variant) {
+    SCOPED_TRACE(variant);
+    Builder b({16, 12, 3}, 40 + variant);
+    const int e = b.Conv("e", 0, 3, 13, 3, 1, 1, 1, Activation::kHardSwish);  // 16x12x13
+    const int p = b.Pool("p", OpType::kMaxPool2d, e, 2, 2, 0);                 // 8x6x13
+    const int d = b.Conv("d", p, 13, 21, 1, 1, 0, 1, Activation::kRelu);       // 8x6x21
+    const int u = b.Upsample("u", d, 2, UpsampleMode::kBilinear);              // 16x12x21
+    const std::vector<int> parts = variant == 1 ? std::vector<int>{u, 0, e} : std::vector<int>{e, u};
+    const int in_c = variant == 1 ? 37 : 34;
+    const int cat = b.Op("cat", OpType::kConcat, parts);
+    if (variant == 3) {
+      b.graph.output = cat;
+    } else {
+      const int proj = b.Conv("proj", cat, in_c, 9, 1, 1, 0, 1,
+                              variant == 1 ? Activation::kHardSwish : Activation::kNone);
+      if (variant == 2) {
+        const int g = b.Op("g", OpType::kGlobalAvgPool, {cat});  // a second reader
+        b.graph.output = b.Op("sum", OpType::kAdd, {proj, b.Conv("gp", g, in_c, 9, 1)});
+        b.graph.nodes.back().inputs = {proj, proj};  // same shapes; g stays a reader
+      } else {
+        b.graph.output = proj;
+      }
+    }
+    ASSERT_TRUE(b.graph.Finalize().ok()) << b.graph.Finalize().ToString();
+    const Graph& g = b.graph;
+    const std::vector<float> x = b.Input(5);
+    const int cat_index = cat - 1;
+    std::vector<std::string> kernels;
+    const std::vector<float> one = RunExecutor(g, BackendKind::kSimd, x, &kernels);
+    const bool elided = variant <= 1;
+    EXPECT_EQ(kernels[cat_index] == "concat_elided", elided) << kernels[cat_index];
+    if (elided) EXPECT_TRUE(EndsWith(kernels[cat_index + 1], "_concat")) << kernels[cat_index + 1];
+    ExpectClose(one, RunUnplanned(g, x), kAtol, kRtol, "simd vs ref");
+    // Bands keep the concat (a split op is never elided): the same sums.
+    ExecutorOptions options{BackendKind::kSimd, 2};
+    options.min_band_work = 0;
+    auto banded = Executor::Create(g, options);
+    ASSERT_TRUE(banded.ok()) << banded.status().ToString();
+    EXPECT_NE((*banded)->KernelNames()[cat_index], "concat_elided");
+    std::copy(x.begin(), x.end(), (*banded)->input());
+    (*banded)->Run();
+    EXPECT_TRUE(std::equal(one.begin(), one.end(), (*banded)->output())) << "1 thread vs bands";
+  }
+}
+
 // One node of every splittable kind and geometry, on inputs of several
 // heights (band edges fall on and off the Winograd tile grid; odd widths put
 // band offsets off 16-byte boundaries): bands must reproduce one thread bit

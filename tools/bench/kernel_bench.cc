@@ -518,6 +518,11 @@ int BenchModel(const std::string& path, const std::string& backend_name, int run
     return 1;
   }
   std::copy(r.values[0].begin(), r.values[0].begin() + g.input.elements(), (*ex)->input());
+  const std::vector<std::string> ex_kernels = (*ex)->KernelNames();
+  for (size_t i = 0; i < n && i < ex_kernels.size(); ++i) {
+    if (ex_kernels[i] != r.ops[i]->kernel_name())
+      printf("  executor runs node %zu (%s) with %s\n", i, g.nodes[i].name.c_str(), ex_kernels[i].c_str());
+  }
   std::vector<double> ex_times;
   const double ex_warm = NowMs();
   for (int it = 0; it < 3 || NowMs() - ex_warm < 1000.0; ++it) (*ex)->Run();

@@ -4,8 +4,13 @@
 //                                     splat of the input, packed OHWI->[ocb][k][8]
 //   conv2d_f32_3x3s1__winograd_simd128 Winograd F(4x4, 3x3) for 3x3 stride 1
 //                                     dilation 1 with >= 8 input channels
+//   conv2d_f32_1x1__simd128_gemm      1x1 stride 1 unpadded: GEMM over the
+//                                     contiguous pixels, 4x8 block, activation
+//                                     in the store; "_concat": its input is a
+//                                     concat read in place (executor.cc)
 //   dwconv2d_f32_{3x3,5x5,}__simd128_8ch  depthwise (groups == in_c == out_c),
-//                                     8 channels per step, no padded copy
+//                                     no padded copy; 3x3 interiors 4 channels
+//                                     at a time with the weights in registers
 // Grouped convs (1 < groups, not depthwise) are left to the reference backend.
 #include <algorithm>
 #include <cstddef>
@@ -229,23 +234,36 @@ constexpr int kPwMr = 4;
 constexpr int kPwNv = 2;
 constexpr int kPwNr = 4 * kPwNv;
 
+// One input of a pointwise conv: `c` channels per pixel, pixel p at
+// data + p * c. A conv whose input is a concat of several maps can read them
+// in place (the executor drops the concat): the k loop runs over the inputs
+// in concat order, so the sums are the same as over the concatenated map.
+struct PwSegment {
+  const float* data;
+  int c;
+};
+constexpr int kPwMaxSegments = 4;
+
 template <int MR>
-inline void PwTile(const float* a, int k, int a_stride, const float* w, const float* bias,
+inline void PwTile(const PwSegment* segs, int n_segs, int64_t p0, const float* w, const float* bias,
                    Activation act, float alpha, float* out, int out_stride, int n_valid) {
   f32x4 acc[MR][kPwNv];
   for (int j = 0; j < kPwNv; ++j) {
     const f32x4 b = Load(bias + 4 * j);
     for (int i = 0; i < MR; ++i) acc[i][j] = b;
   }
-  const float* ap[MR];
-  for (int i = 0; i < MR; ++i) ap[i] = a + static_cast<ptrdiff_t>(i) * a_stride;
-  for (int kk = 0; kk < k; ++kk) {
-    f32x4 wv[kPwNv];
-    for (int j = 0; j < kPwNv; ++j) wv[j] = Load(w + 4 * j);
-    w += kPwNr;
-    for (int i = 0; i < MR; ++i) {
-      const f32x4 s = LoadSplat(ap[i] + kk);
-      for (int j = 0; j < kPwNv; ++j) acc[i][j] = acc[i][j] + s * wv[j];
+  for (int sgi = 0; sgi < n_segs; ++sgi) {
+    const int k = segs[sgi].c;
+    const float* ap[MR];
+    for (int i = 0; i < MR; ++i) ap[i] = segs[sgi].data + (p0 + i) * k;
+    for (int kk = 0; kk < k; ++kk) {
+      f32x4 wv[kPwNv];
+      for (int j = 0; j < kPwNv; ++j) wv[j] = Load(w + 4 * j);
+      w += kPwNr;
+      for (int i = 0; i < MR; ++i) {
+        const f32x4 s = LoadSplat(ap[i] + kk);
+        for (int j = 0; j < kPwNv; ++j) acc[i][j] = acc[i][j] + s * wv[j];
+      }
     }
   }
   for (int i = 0; i < MR; ++i) {
@@ -261,13 +279,13 @@ inline void PwTile(const float* a, int k, int a_stride, const float* w, const fl
 }
 
 template <int MR>
-void PwTail(int rest, const float* a, int k, int a_stride, const float* w, const float* bias,
-            Activation act, float alpha, float* out, int out_stride, int n_valid) {
+void PwTail(int rest, const PwSegment* segs, int n_segs, int64_t p0, const float* w,
+            const float* bias, Activation act, float alpha, float* out, int out_stride, int n_valid) {
   if constexpr (MR > 1) {
     if (rest == MR - 1) {
-      PwTile<MR - 1>(a, k, a_stride, w, bias, act, alpha, out, out_stride, n_valid);
+      PwTile<MR - 1>(segs, n_segs, p0, w, bias, act, alpha, out, out_stride, n_valid);
     } else {
-      PwTail<MR - 1>(rest, a, k, a_stride, w, bias, act, alpha, out, out_stride, n_valid);
+      PwTail<MR - 1>(rest, segs, n_segs, p0, w, bias, act, alpha, out, out_stride, n_valid);
     }
   }
 }
@@ -275,8 +293,12 @@ void PwTail(int rest, const float* a, int k, int a_stride, const float* w, const
 class PointwiseConv : public OpImpl {
  public:
   PointwiseConv(const OpSpec& spec)
-      : node_(spec.node), in_(spec.input_shapes[0]), out_(spec.output_shape) {
-    const int k = in_.c, oc = out_.c;
+      : node_(spec.node), out_(spec.output_shape) {
+    for (const Shape& s : spec.input_shapes) {
+      seg_c_.push_back(s.c);
+      k_ += s.c;
+    }
+    const int k = k_, oc = out_.c;
     ocp_ = RoundUp(oc, kPwNr);
     packed_.assign(static_cast<size_t>(ocp_) * k, 0.0f);
     for (int o = 0; o < oc; ++o) {
@@ -287,31 +309,33 @@ class PointwiseConv : public OpImpl {
     bias_.assign(ocp_, 0.0f);
     if (node_.bias.data != nullptr) std::copy(node_.bias.data, node_.bias.data + oc, bias_.begin());
   }
-  const char* kernel_name() const override { return kName; }
+  const char* kernel_name() const override {
+    return seg_c_.size() > 1 ? "conv2d_f32_1x1__simd128_gemm_concat" : "conv2d_f32_1x1__simd128_gemm";
+  }
 
   void Run(const float* const* inputs, float* output, float* /*workspace*/) override {
-    const int k = in_.c, oc = out_.c;
+    const int k = k_, oc = out_.c;
     const int64_t pixels = int64_t{out_.h} * out_.w;
     const Activation act = node_.activation;
     const float alpha = node_.alpha;
     const int n_ocb = ocp_ / kPwNr;
-    const float* x = inputs[0];
+    const int n_segs = static_cast<int>(seg_c_.size());
+    PwSegment segs[kPwMaxSegments];
+    for (int i = 0; i < n_segs; ++i) segs[i] = {inputs[i], seg_c_[i]};
     int64_t p = 0;
     for (; p + kPwMr <= pixels; p += kPwMr) {
-      const float* a = x + p * k;
       float* o = output + p * oc;
       for (int b = 0; b < n_ocb; ++b) {
-        PwTile<kPwMr>(a, k, k, packed_.data() + static_cast<size_t>(b) * k * kPwNr,
+        PwTile<kPwMr>(segs, n_segs, p, packed_.data() + static_cast<size_t>(b) * k * kPwNr,
                       bias_.data() + b * kPwNr, act, alpha, o + b * kPwNr, oc,
                       std::min(kPwNr, oc - b * kPwNr));
       }
     }
     const int rest = static_cast<int>(pixels - p);
     if (rest > 0) {
-      const float* a = x + p * k;
       float* o = output + p * oc;
       for (int b = 0; b < n_ocb; ++b) {
-        PwTail<kPwMr>(rest, a, k, k, packed_.data() + static_cast<size_t>(b) * k * kPwNr,
+        PwTail<kPwMr>(rest, segs, n_segs, p, packed_.data() + static_cast<size_t>(b) * k * kPwNr,
                       bias_.data() + b * kPwNr, act, alpha, o + b * kPwNr, oc,
                       std::min(kPwNr, oc - b * kPwNr));
       }
@@ -319,10 +343,10 @@ class PointwiseConv : public OpImpl {
   }
 
  private:
-  static constexpr const char* kName = "conv2d_f32_1x1__simd128_gemm";
   Node node_;
-  Shape in_, out_;
-  int ocp_ = 0;
+  Shape out_;
+  int k_ = 0, ocp_ = 0;
+  std::vector<int> seg_c_;
   std::vector<float> packed_, bias_;
 };
 
@@ -782,18 +806,37 @@ class DepthwiseConv : public OpImpl {
 
 Result<std::unique_ptr<OpImpl>> CreateConv2d(const OpSpec& spec) {
   const Node& n = spec.node;
-  if (spec.input_shapes.size() != 1 || n.weight.data == nullptr) {
-    return MakeError(ErrorCode::kInternal, "simd conv2d '%s': needs 1 input and weights", n.name.c_str());
+  if (spec.input_shapes.empty() || n.weight.data == nullptr) {
+    return MakeError(ErrorCode::kInternal, "simd conv2d '%s': needs an input and weights", n.name.c_str());
   }
   const Shape& in = spec.input_shapes[0];
   const Shape& out = spec.output_shape;
+  const bool pointwise = n.kernel_h == 1 && n.kernel_w == 1 && n.stride_h == 1 && n.stride_w == 1 &&
+                         n.pad_top == 0 && n.pad_left == 0 && n.pad_bottom == 0 && n.pad_right == 0;
+  if (spec.input_shapes.size() > 1) {
+    // The inputs of a concat read in place: pointwise convs only, every
+    // input of the output's size, channels adding up to the weights'.
+    int64_t channels = 0;
+    bool same_size = true;
+    for (const Shape& s : spec.input_shapes) {
+      channels += s.c;
+      same_size = same_size && s.h == out.h && s.w == out.w;
+    }
+    const bool fits = pointwise && n.groups == 1 && same_size &&
+                      spec.input_shapes.size() <= static_cast<size_t>(kPwMaxSegments) &&
+                      n.weight.elements() == channels * out.c;
+    if (!fits) {
+      return MakeError(ErrorCode::kUnsupported, "simd conv2d '%s': %zu inputs only for a pointwise conv",
+                       n.name.c_str(), spec.input_shapes.size());
+    }
+    std::unique_ptr<OpImpl> op = std::make_unique<PointwiseConv>(spec);
+    return op;
+  }
   std::unique_ptr<OpImpl> op;
   if (n.groups == 1) {
     const bool winograd = n.kernel_h == 3 && n.kernel_w == 3 && n.stride_h == 1 && n.stride_w == 1 &&
                           n.dilation_h == 1 && n.dilation_w == 1 && in.c >= 8 && out.c >= 8 &&
                           out.h >= 4 && out.w >= 4;
-    const bool pointwise = n.kernel_h == 1 && n.kernel_w == 1 && n.stride_h == 1 && n.stride_w == 1 &&
-                           n.pad_top == 0 && n.pad_left == 0 && n.pad_bottom == 0 && n.pad_right == 0;
     if (pointwise) {
       op = std::make_unique<PointwiseConv>(spec);
     } else if (winograd) {
