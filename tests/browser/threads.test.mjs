@@ -160,26 +160,30 @@ export default async function (t) {
     t.assert(loads === 3 && (await d.page.evaluate(() => crossOriginIsolated)), `a later visit needs no reload (${loads} loads)`);
     await d.close();
 
-    // ---- 5. a broken threaded module: the single-thread one takes over.
-    const site = path.join(tmp, 'site');
-    fs.cpSync(t.site, site, { recursive: true });
-    fs.writeFileSync(path.join(site, 'flawlens-core-mt.wasm'), Buffer.from('not wasm at all'));
-    const broken = await startServer(site, { isolate: true });
-    try {
-      const e = await t.launch({ origin: broken.origin });
-      await e.page.goto(broken.url);
-      t.assert((await waitReady(e.page)).model === 'ok', 'broken threaded module: the page still works');
-      const se = await engineState(e.page);
-      t.log(`broken threaded module: ${se.badge}`);
-      if (se.cores > 1) {
-        t.assert(se.worker.module === 'st' && /1 thread \(threaded module failed to load\)/.test(se.badge),
-                 `falls back to the single-thread module and says so (${se.badge})`);
+    // ---- 5. a broken threaded module (its wasm damaged, or its pthread
+    // worker script missing): the single-thread one takes over.
+    for (const damage of ['wasm', 'worker']) {
+      const site = path.join(tmp, `site-${damage}`);
+      fs.cpSync(t.site, site, { recursive: true });
+      if (damage === 'wasm') fs.writeFileSync(path.join(site, 'flawlens-core-mt.wasm'), Buffer.from('not wasm at all'));
+      else fs.rmSync(path.join(site, 'flawlens-core-mt.worker.js'));
+      const broken = await startServer(site, { isolate: true });
+      try {
+        const e = await t.launch({ origin: broken.origin });
+        await e.page.goto(broken.url);
+        t.assert((await waitReady(e.page)).model === 'ok', `broken threaded module (${damage}): the page still works`);
+        const se = await engineState(e.page);
+        t.log(`threaded module's ${damage} broken: ${se.badge} (${await e.page.getAttribute('#engine-badge', 'title')})`);
+        if (se.cores > 1) {
+          t.assert(se.worker.module === 'st' && /1 thread \(threaded module failed to load\)/.test(se.badge),
+                   `falls back to the single-thread module and says so (${se.badge})`);
+        }
+        const fb = await scoreImages(t, e.page, images.slice(0, 2));
+        compareResults(t, st.filter((r) => fb.some((x) => x.name === r.name)), fb, 'fallback module');
+        await e.close();
+      } finally {
+        await broken.close();
       }
-      const fb = await scoreImages(t, e.page, images.slice(0, 2));
-      compareResults(t, st.filter((r) => fb.some((x) => x.name === r.name)), fb, 'fallback module');
-      await e.close();
-    } finally {
-      await broken.close();
     }
   } finally {
     if (isolatedServer !== t.server) await isolatedServer.close();

@@ -139,7 +139,10 @@ async function startThreaded(engineModule, moduleUrl, threads, compiled) {
   const failed = new Promise((_, reject) => {
     onError = (ev) => {
       ev.preventDefault();
-      reject(fail(`a thread of the threaded engine failed to start (${ev.message || 'worker error'})`, 'unsupported'));
+      // A pool worker whose script did not load rethrows its error Event: "Uncaught [object Event]".
+      const why = ev.error && ev.error.message ? ev.error.message
+        : ev.message && !/\[object \w*Event\]/.test(ev.message) ? ev.message : 'its worker script did not load';
+      reject(fail(`a thread of the threaded engine failed to start (${why})`, 'unsupported'));
     };
     timer = setTimeout(() => reject(fail(`the threaded engine did not start within ${kThreadedStartMs / 1000} s`,
                                          'unsupported')), kThreadedStartMs);
