@@ -10,9 +10,11 @@
 #   OUT/flawlens-core.mjs, .wasm        the Emscripten ES module (single thread)
 #   OUT/flawlens-core-mt.mjs, .wasm,    the threaded module (-pthread) and its pthread
 #       .worker.js                      worker script: the page runs it when it is
-#                                       cross-origin isolated (required: every wasm
-#                                       build makes it; a site without it would try
-#                                       it and fall back on every isolated load)
+#                                       cross-origin isolated. Required: a site without
+#                                       it would try it and fall back on every isolated
+#                                       load. A CMake build dir that lacks it (built
+#                                       with --target flawlens_wasm only) gets the
+#                                       target flawlens_wasm_mt built here.
 #   OUT/coi-sw.js                       the service worker that isolates the page on
 #                                       hosts that cannot send COOP/COEP (web/, as is)
 #   OUT/model/default.safetensors       the default model (required)
@@ -37,10 +39,17 @@ core_mjs="$(find "$wasm_dir" -maxdepth 4 -name flawlens-core.mjs -type f -not -p
 [[ -n "$core_mjs" ]] || die "no flawlens-core.mjs under '$wasm_dir' (is the wasm build complete?)"
 core_wasm="$(dirname "$core_mjs")/flawlens-core.wasm"
 [[ -f "$core_wasm" ]] || die "'$core_wasm' is missing next to $core_mjs"
+mt_names=(flawlens-core-mt.mjs flawlens-core-mt.wasm flawlens-core-mt.worker.js)
+core_dir="$(dirname "$core_mjs")"
+if [[ ! -f "$core_dir/${mt_names[1]}" && -f "$core_dir/CMakeCache.txt" ]]; then
+  echo "build_site.sh: $core_dir has no threaded module: building it (cmake --build $core_dir --target flawlens_wasm_mt)" >&2
+  cmake --build "$core_dir" -j "${FLAWLENS_JOBS:-$(nproc)}" --target flawlens_wasm_mt >&2 \
+    || die "building the threaded module in '$core_dir' failed"
+fi
 mt_files=()
-for f in flawlens-core-mt.mjs flawlens-core-mt.wasm flawlens-core-mt.worker.js; do
-  [[ -f "$(dirname "$core_mjs")/$f" ]] || die "'$(dirname "$core_mjs")/$f' is missing: the page needs the threaded module too (build it: cmake --build $wasm_dir --target flawlens_wasm_mt)"
-  mt_files+=("$(dirname "$core_mjs")/$f")
+for f in "${mt_names[@]}"; do
+  [[ -f "$core_dir/$f" ]] || die "'$core_dir/$f' is missing: the page needs the threaded module too (build it: cmake --build <wasm build dir> --target flawlens_wasm_mt)"
+  mt_files+=("$core_dir/$f")
 done
 [[ -f "$root/web/coi-sw.js" ]] || die "web/coi-sw.js is missing (the page registers it on hosts without isolation headers)"
 [[ -f "$root/web/index.html" ]] || die "web/index.html is missing"
