@@ -1,5 +1,6 @@
 // The page's pure modules under node (no browser): calibration rule, CSV
-// quoting, colour LUT indexing, model fingerprint.
+// quoting, colour LUT indexing, model fingerprint, the engine's thread plan
+// and badge text.
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 
@@ -9,6 +10,24 @@ export default async function (t) {
   const { toCsv } = await import(web('csv.mjs'));
   const { lutIndex, kLut } = await import(web('colormap.mjs'));
   const { hashBytes, hashBytesAsync, modelKey } = await import(web('storage.mjs'));
+  const { threadPlan, engineLabel } = await import(web('ui/session.mjs'));
+
+  // Which engine module and how many threads.
+  const iso = (cores, setting = 'auto') => threadPlan({ isolated: true, cores, setting });
+  t.assert(iso(2).threaded && iso(2).threads === 2 && iso(2).maxThreads === 2, 'isolated, 2 cores: threaded, Auto = 2');
+  t.assert(iso(16).threads === 4 && iso(16).maxThreads === 8, 'Auto is at most 4 threads; the choice at most 8 (the pool)');
+  t.assert(iso(16, 6).threads === 6 && iso(4, 9).threads === 4 && iso(4, 1).threads === 1, 'a chosen count, clamped to the cores');
+  const one = iso(1);
+  t.assert(!one.threaded && one.threads === 1 && one.reason === 'one core', 'one core: single thread, says why');
+  const plain = threadPlan({ isolated: false, cores: 8, setting: 4 });
+  t.assert(!plain.threaded && plain.threads === 1 && plain.reason === 'page not cross-origin isolated', 'not isolated: single thread');
+  t.assert(threadPlan({ isolated: true, cores: undefined }).threads === 1, 'no hardwareConcurrency: one core assumed');
+  t.assert(engineLabel({ module: 'mt', threads: 2 }, iso(2)) === 'Engine: wasm SIMD · 2 threads', 'badge: threaded');
+  t.assert(engineLabel({ module: 'mt', threads: 1 }, iso(2, 1)) === 'Engine: wasm SIMD · 1 thread', 'badge: threaded, 1 chosen');
+  t.assert(engineLabel({ module: 'st', threads: 1 }, plain) === 'Engine: wasm SIMD · 1 thread (page not cross-origin isolated)',
+           'badge: not isolated');
+  t.assert(engineLabel({ module: 'st', threads: 1, fallback: 'x' }, iso(2)) ===
+           'Engine: wasm SIMD · 1 thread (threaded module failed to load)', 'badge: fallback');
 
   t.assert(quantile([1, 2, 3, 4, 5], 0.5) === 3 && quantile([1, 2], 0.5) === 1.5, 'quantile interpolates');
   const few = thresholdFromGoodScores([1, 2, 3]);
