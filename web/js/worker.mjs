@@ -110,6 +110,9 @@ function mark(name) {
   timeline.push({ name, t: performance.timeOrigin + performance.now() });
 }
 mark('worker-start');
+// engine.mjs is needed by every `init`: its fetch starts now, not when the message arrives.
+const engineJs = import('./engine.mjs');
+engineJs.catch(() => {});  // reported by init
 
 // The pthread workers of the threaded module start with it; a pool worker
 // that fails to load only throws in its onerror handler (Emscripten), and
@@ -188,7 +191,7 @@ const handlers = {
     const coreJs = import(url).then(() => mark('core-js-loaded'), () => {});
     let engineModule;
     try {
-      engineModule = await import('./engine.mjs');
+      engineModule = await engineJs;
     } catch (e) {
       throw fail(`Could not load the engine script (engine.mjs): ${e && e.message ? e.message : e}`, 'engine_load');
     }
