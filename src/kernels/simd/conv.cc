@@ -234,6 +234,35 @@ constexpr int kPwMr = 4;
 constexpr int kPwNv = 2;
 constexpr int kPwNr = 4 * kPwNv;
 
+// The activation as a compile-time choice for the hot pointwise and
+// depthwise loops (the common ones), or the run-time switch for the rest;
+// same operations either way.
+template <Activation A>
+struct FixedAct {
+  float alpha;
+  f32x4 operator()(f32x4 v) const { return ApplyActivation(v, A, alpha); }
+  float Scalar(float x) const { return flawlens::ApplyActivation(x, A, alpha); }
+};
+struct RuntimeAct {
+  Activation act;
+  float alpha;
+  f32x4 operator()(f32x4 v) const { return ApplyActivation(v, act, alpha); }
+  float Scalar(float x) const { return flawlens::ApplyActivation(x, act, alpha); }
+};
+
+// Calls f(act functor) with the activation as a compile-time constant where
+// it is a common one.
+template <class F>
+inline void WithAct(Activation act, float alpha, F&& f) {
+  switch (act) {
+    case Activation::kNone: f(FixedAct<Activation::kNone>{alpha}); break;
+    case Activation::kRelu: f(FixedAct<Activation::kRelu>{alpha}); break;
+    case Activation::kRelu6: f(FixedAct<Activation::kRelu6>{alpha}); break;
+    case Activation::kHardSwish: f(FixedAct<Activation::kHardSwish>{alpha}); break;
+    default: f(RuntimeAct{act, alpha}); break;
+  }
+}
+
 // One input of a pointwise conv: `c` channels per pixel, pixel p at
 // data + p * c. A conv whose input is a concat of several maps can read them
 // in place (the executor drops the concat): the k loop runs over the inputs
@@ -244,9 +273,9 @@ struct PwSegment {
 };
 constexpr int kPwMaxSegments = 4;
 
-template <int MR>
+template <int MR, class Act>
 inline void PwTile(const PwSegment* segs, int n_segs, int64_t p0, const float* w, const float* bias,
-                   Activation act, float alpha, float* out, int out_stride, int n_valid) {
+                   Act act, float* out, int out_stride, int n_valid) {
   f32x4 acc[MR][kPwNv];
   for (int j = 0; j < kPwNv; ++j) {
     const f32x4 b = Load(bias + 4 * j);
@@ -269,23 +298,23 @@ inline void PwTile(const PwSegment* segs, int n_segs, int64_t p0, const float* w
   for (int i = 0; i < MR; ++i) {
     float* o = out + static_cast<ptrdiff_t>(i) * out_stride;
     if (n_valid == kPwNr) {
-      for (int j = 0; j < kPwNv; ++j) Store(o + 4 * j, ApplyActivation(acc[i][j], act, alpha));
+      for (int j = 0; j < kPwNv; ++j) Store(o + 4 * j, act(acc[i][j]));
     } else {
       float tmp[kPwNr];
-      for (int j = 0; j < kPwNv; ++j) Store(tmp + 4 * j, ApplyActivation(acc[i][j], act, alpha));
+      for (int j = 0; j < kPwNv; ++j) Store(tmp + 4 * j, act(acc[i][j]));
       for (int j = 0; j < n_valid; ++j) o[j] = tmp[j];
     }
   }
 }
 
-template <int MR>
+template <int MR, class Act>
 void PwTail(int rest, const PwSegment* segs, int n_segs, int64_t p0, const float* w,
-            const float* bias, Activation act, float alpha, float* out, int out_stride, int n_valid) {
+            const float* bias, Act act, float* out, int out_stride, int n_valid) {
   if constexpr (MR > 1) {
     if (rest == MR - 1) {
-      PwTile<MR - 1>(segs, n_segs, p0, w, bias, act, alpha, out, out_stride, n_valid);
+      PwTile<MR - 1>(segs, n_segs, p0, w, bias, act, out, out_stride, n_valid);
     } else {
-      PwTail<MR - 1>(rest, segs, n_segs, p0, w, bias, act, alpha, out, out_stride, n_valid);
+      PwTail<MR - 1>(rest, segs, n_segs, p0, w, bias, act, out, out_stride, n_valid);
     }
   }
 }
@@ -316,30 +345,28 @@ class PointwiseConv : public OpImpl {
   void Run(const float* const* inputs, float* output, float* /*workspace*/) override {
     const int k = k_, oc = out_.c;
     const int64_t pixels = int64_t{out_.h} * out_.w;
-    const Activation act = node_.activation;
-    const float alpha = node_.alpha;
     const int n_ocb = ocp_ / kPwNr;
     const int n_segs = static_cast<int>(seg_c_.size());
     PwSegment segs[kPwMaxSegments];
     for (int i = 0; i < n_segs; ++i) segs[i] = {inputs[i], seg_c_[i]};
-    int64_t p = 0;
-    for (; p + kPwMr <= pixels; p += kPwMr) {
-      float* o = output + p * oc;
-      for (int b = 0; b < n_ocb; ++b) {
-        PwTile<kPwMr>(segs, n_segs, p, packed_.data() + static_cast<size_t>(b) * k * kPwNr,
-                      bias_.data() + b * kPwNr, act, alpha, o + b * kPwNr, oc,
-                      std::min(kPwNr, oc - b * kPwNr));
+    WithAct(node_.activation, node_.alpha, [&](auto act) {
+      int64_t p = 0;
+      for (; p + kPwMr <= pixels; p += kPwMr) {
+        float* o = output + p * oc;
+        for (int b = 0; b < n_ocb; ++b) {
+          PwTile<kPwMr>(segs, n_segs, p, packed_.data() + static_cast<size_t>(b) * k * kPwNr,
+                        bias_.data() + b * kPwNr, act, o + b * kPwNr, oc, std::min(kPwNr, oc - b * kPwNr));
+        }
       }
-    }
-    const int rest = static_cast<int>(pixels - p);
-    if (rest > 0) {
-      float* o = output + p * oc;
-      for (int b = 0; b < n_ocb; ++b) {
-        PwTail<kPwMr>(rest, segs, n_segs, p, packed_.data() + static_cast<size_t>(b) * k * kPwNr,
-                      bias_.data() + b * kPwNr, act, alpha, o + b * kPwNr, oc,
-                      std::min(kPwNr, oc - b * kPwNr));
+      const int rest = static_cast<int>(pixels - p);
+      if (rest > 0) {
+        float* o = output + p * oc;
+        for (int b = 0; b < n_ocb; ++b) {
+          PwTail<kPwMr>(rest, segs, n_segs, p, packed_.data() + static_cast<size_t>(b) * k * kPwNr,
+                        bias_.data() + b * kPwNr, act, o + b * kPwNr, oc, std::min(kPwNr, oc - b * kPwNr));
+        }
       }
-    }
+    });
   }
 
  private:
@@ -560,10 +587,9 @@ constexpr int kDwBlock = 8;
 
 // One output pixel over all channels: `base` is the input at the window's
 // top-left tap, taps at base + offs[t] (floats). T > 0: compile-time tap count.
-template <int T>
+template <int T, class Act>
 inline void DwInteriorPixel(const float* base, const int64_t* offs, int taps, int c,
-                            const float* w, const float* bias, Activation act, float alpha,
-                            float* out) {
+                            const float* w, const float* bias, Act act, float* out) {
   const int n = T > 0 ? T : taps;
   int ch = 0;
   for (; ch + kDwBlock <= c; ch += kDwBlock) {
@@ -574,36 +600,23 @@ inline void DwInteriorPixel(const float* base, const int64_t* offs, int taps, in
       a0 = a0 + Load(p) * Load(wb + t * kDwBlock);
       a1 = a1 + Load(p + 4) * Load(wb + t * kDwBlock + 4);
     }
-    Store(out + ch, ApplyActivation(a0, act, alpha));
-    Store(out + ch + 4, ApplyActivation(a1, act, alpha));
+    Store(out + ch, act(a0));
+    Store(out + ch + 4, act(a1));
   }
   if (ch + 4 <= c) {
     const float* wb = w + static_cast<size_t>(ch) * n;
     f32x4 a0 = Load(bias + ch);
     for (int t = 0; t < n; ++t) a0 = a0 + Load(base + offs[t] + ch) * Load(wb + t * kDwBlock);
-    Store(out + ch, ApplyActivation(a0, act, alpha));
+    Store(out + ch, act(a0));
     ch += 4;
   }
   for (; ch < c; ++ch) {
     const float* wb = w + static_cast<size_t>(ch / kDwBlock) * kDwBlock * n + ch % kDwBlock;
     float acc = bias[ch];
     for (int t = 0; t < n; ++t) acc += base[offs[t] + ch] * wb[t * kDwBlock];
-    out[ch] = flawlens::ApplyActivation(acc, act, alpha);
+    out[ch] = act.Scalar(acc);
   }
 }
-
-// The activation as a compile-time choice for the hot 3x3 loop (the common
-// ones), or the run-time switch for the rest; same operations either way.
-template <Activation A>
-struct FixedAct {
-  float alpha;
-  f32x4 operator()(f32x4 v) const { return ApplyActivation(v, A, alpha); }
-};
-struct RuntimeAct {
-  Activation act;
-  float alpha;
-  f32x4 operator()(f32x4 v) const { return ApplyActivation(v, act, alpha); }
-};
 
 // 3x3 depthwise over `count` consecutive output pixels of one row whose
 // windows lie inside the input, 4 channels [ch, ch + 4) at a time with that
@@ -688,14 +701,18 @@ class DepthwiseConv : public OpImpl {
                       orow + static_cast<size_t>(ox) * c);
           ox = x_hi_;
         }
-        for (; ox < x_hi_; ++ox) {
-          const float* base = row + static_cast<int64_t>(ox * n.stride_w - n.pad_left) * c;
-          float* o = orow + static_cast<size_t>(ox) * c;
-          if (taps_ == 25) {
-            DwInteriorPixel<25>(base, offs_.data(), taps_, c, w_.data(), bias_.data(), act, alpha, o);
-          } else {
-            DwInteriorPixel<0>(base, offs_.data(), taps_, c, w_.data(), bias_.data(), act, alpha, o);
-          }
+        if (ox < x_hi_) {
+          WithAct(act, alpha, [&](auto fixed) {
+            for (; ox < x_hi_; ++ox) {
+              const float* base = row + static_cast<int64_t>(ox * n.stride_w - n.pad_left) * c;
+              float* o = orow + static_cast<size_t>(ox) * c;
+              if (taps_ == 25) {
+                DwInteriorPixel<25>(base, offs_.data(), taps_, c, w_.data(), bias_.data(), fixed, o);
+              } else {
+                DwInteriorPixel<0>(base, offs_.data(), taps_, c, w_.data(), bias_.data(), fixed, o);
+              }
+            }
+          });
         }
       }
       for (; ox < out_.w; ++ox) BorderPixel(x, oy, ox, orow + static_cast<size_t>(ox) * c);
@@ -716,24 +733,9 @@ class DepthwiseConv : public OpImpl {
     for (; ch + 4 <= c; ch += 4) {
       const float* w = w_.data() + static_cast<size_t>(ch / kDwBlock) * kDwBlock * 9 + ch % kDwBlock;
       const float* b = bias_.data() + ch;
-      switch (n.activation) {
-        case Activation::kNone:
-          Dw3x3Run(in + ch, row_step, tap_step, pix_step, count, w, b, FixedAct<Activation::kNone>{alpha}, out + ch, c);
-          break;
-        case Activation::kRelu:
-          Dw3x3Run(in + ch, row_step, tap_step, pix_step, count, w, b, FixedAct<Activation::kRelu>{alpha}, out + ch, c);
-          break;
-        case Activation::kRelu6:
-          Dw3x3Run(in + ch, row_step, tap_step, pix_step, count, w, b, FixedAct<Activation::kRelu6>{alpha}, out + ch, c);
-          break;
-        case Activation::kHardSwish:
-          Dw3x3Run(in + ch, row_step, tap_step, pix_step, count, w, b, FixedAct<Activation::kHardSwish>{alpha},
-                   out + ch, c);
-          break;
-        default:
-          Dw3x3Run(in + ch, row_step, tap_step, pix_step, count, w, b, RuntimeAct{n.activation, alpha}, out + ch, c);
-          break;
-      }
+      WithAct(n.activation, alpha, [&](auto act) {
+        Dw3x3Run(in + ch, row_step, tap_step, pix_step, count, w, b, act, out + ch, c);
+      });
     }
     for (; ch < c; ++ch) {
       const float* wb = w_.data() + static_cast<size_t>(ch / kDwBlock) * kDwBlock * 9 + ch % kDwBlock;
