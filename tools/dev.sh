@@ -44,7 +44,7 @@ case "${1:-}" in
       -DFLAWLENS_BENCH=OFF >/dev/null
     cmake --build build/native-cli -j "$jobs" --target flawlens
     default_model build/native-cli/tools/flawlens
-    build_wasm OFF --target flawlens_wasm
+    build_wasm OFF --target flawlens_wasm flawlens_wasm_mt   # single-thread + threaded module
     build_site
     port=${PORT:-8080}
     step "serving"
