@@ -228,7 +228,7 @@ class DirectConv : public OpImpl {
 // the post-pass form bit for bit. Pixels are independent: a row band computes
 // its pixels exactly as the whole op does.
 // Measured under node (V8, x86-64) on the default model's 1x1 convs: 4x8
-// beats 5x8, 6x8 and 4x12 (more accumulators spill), unrolling the k loop, and
+// beats 5x8, 6x8 and 4x12 (more accumulators: likely spills), unrolling the k loop, and
 // loading 4 inputs at once with lane shuffles instead of the load-splats.
 constexpr int kPwMr = 4;
 constexpr int kPwNv = 2;
