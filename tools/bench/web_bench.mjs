@@ -20,9 +20,11 @@
 //
 // Prints medians of: page load -> engine ready / model ready / first live
 // score (camera started as soon as the page is interactive) for a first visit
-// (fresh browser, nothing cached) and for a repeat visit (the same browser
-// loads the page again from a server that allows caching: the browser's
-// cache, and the compiled wasm code it keeps with it), sustained live
+// (fresh browser, nothing cached), a first visit in a browser that is running
+// already (it loaded a blank page from another local server first: its
+// network stack is up, nothing of the site is cached) and a repeat visit (the
+// same browser loads the page again from a server that allows caching: the
+// browser's cache, and the compiled wasm code it keeps with it), sustained live
 // FPS (per 1-s window) and per-frame latency (capture -> result on screen) and
 // engine time, plus JS heap (page, after GC) and wasm memory at the start
 // and end of the session (leak check). Uses the browser-test helpers and
@@ -122,10 +124,14 @@ async function loadProfile(page) {
 async function runMode(mode) {
   const server = await startServer(site, { isolate: mode === 'mt' });
   const cached = await startServer(site, { isolate: mode === 'mt', cache: true });
+  const blankDir = fs.mkdtempSync(path.join(os.tmpdir(), 'flawlens-blank-'));
+  fs.writeFileSync(path.join(blankDir, 'index.html'), '<!doctype html><title>blank</title>');
+  const blank = await startServer(blankDir);
   try {
     // 1. Page load -> ready / first score, `loads` times (fresh browser each
     // time: first visit; then a repeat visit in that browser).
-    const visits = { first: { engine: [], model: [], score: [] }, repeat: { engine: [], model: [], score: [] } };
+    const visits = { first: { engine: [], model: [], score: [] }, warm: { engine: [], model: [], score: [] },
+                     repeat: { engine: [], model: [], score: [] } };
     let engineName = '';
     const visit = async (b, srv, kind, i) => {
       await b.page.goto(srv.url);
@@ -153,6 +159,22 @@ async function runMode(mode) {
       } finally {
         await b.close();
       }
+      // First visit in a running browser.
+      const w = await open(mode, server);
+      try {
+        await w.page.goto(blank.url);
+        await w.page.addInitScript(() => {
+          document.addEventListener('DOMContentLoaded', () => document.getElementById('camera-toggle').click());
+        });
+        const r = await visit(w, server, 'warm', i);
+        if (profile) {
+          say(`  [${mode}] first visit, browser running ${i + 1}: boot ${f0(r.boot)}; worker start ${f0(r.workerStart)}, ` +
+              `engine ready ${f0(r.engine)}; model load in the worker ${f1(r.modelLoadMs)} ms, ready ${f0(r.model)}; ` +
+              `camera on ${f0(r.camera)}; first score ${f0(r.first)} (engine ${f1(r.firstEngineMs)} ms)`);
+        }
+      } finally {
+        await w.close();
+      }
       // Repeat visit: the first load fills the cache, the second is timed.
       const c = await open(mode, cached);
       try {
@@ -174,7 +196,7 @@ async function runMode(mode) {
     }
     say(`[${mode}] ${engineName}`);
     for (const [kind, v] of Object.entries(visits)) {
-      const label = kind === 'first' ? 'first visit ' : 'repeat visit';
+      const label = { first: 'first visit, fresh browser  ', warm: 'first visit, browser running', repeat: 'repeat visit                ' }[kind];
       say(`[${mode}] ${label}: load -> engine ready  median ${f1(median(v.engine))} ms  (${v.engine.map(f1).join(' ')})`);
       say(`[${mode}] ${label}: load -> model ready   median ${f1(median(v.model))} ms  (${v.model.map(f1).join(' ')})`);
       say(`[${mode}] ${label}: load -> first score   median ${f1(median(v.score))} ms  (${v.score.map(f1).join(' ')})`);
@@ -217,6 +239,8 @@ async function runMode(mode) {
   } finally {
     await server.close();
     await cached.close();
+    await blank.close();
+    fs.rmSync(blankDir, { recursive: true, force: true });
   }
 }
 
