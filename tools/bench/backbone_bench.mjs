@@ -44,6 +44,7 @@ import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 
 import { createEngine } from '../../web/js/engine.mjs';
+import { concatBytes, mulberry32, patchGraphInput } from './threads/graph_util.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const repo = path.resolve(here, '../..');
@@ -78,14 +79,6 @@ const FEATURE_NODES = [
   'tower_0/MobilenetV3/expanded_conv_12/expand/hard_swish/mul_1',
 ];
 
-function mulberry32(a) {
-  return () => {
-    a |= 0; a = (a + 0x6D2B79F5) | 0;
-    let t = Math.imul(a ^ (a >>> 15), 1 | a);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 const rand = mulberry32(20261202);
 const input = new Float32Array(H * W * C);
 for (let i = 0; i < input.length; i++) input[i] = Math.floor(rand() * 256);
@@ -142,16 +135,10 @@ async function loadTfjs(graphPath) {
   if (!(await tf.setBackend('wasm'))) throw new Error('tfjs: the wasm backend did not start');
   await tf.ready();
   const json = JSON.parse(fs.readFileSync(graphPath, 'utf8'));
-  const placeholders = json.modelTopology.node.filter((n) => n.op === 'Placeholder');
-  if (placeholders.length !== 1) throw new Error(`graph model has ${placeholders.length} placeholders, expected 1`);
-  const ph = placeholders[0];
-  ph.attr.shape.shape.dim = [1, H, W, C].map((size) => ({ size: String(size) }));
-  const sig = json.signature && json.signature.inputs && json.signature.inputs[ph.name];
-  if (sig && sig.tensorShape) sig.tensorShape.dim = ph.attr.shape.shape.dim;
+  const ph = patchGraphInput(json, [H, W, C]);
   const parts = [];
   for (const g of json.weightsManifest) for (const p of g.paths) parts.push(fs.readFileSync(path.join(path.dirname(graphPath), p)));
-  const weightData = new Uint8Array(parts.reduce((s, p) => s + p.length, 0));
-  parts.reduce((o, p) => { weightData.set(p, o); return o + p.length; }, 0);
+  const weightData = concatBytes(parts);
   const model = await converter.loadGraphModel(tf.io.fromMemory({
     modelTopology: json.modelTopology, weightSpecs: json.weightsManifest.flatMap((g) => g.weights),
     weightData: weightData.buffer, format: json.format, generatedBy: json.generatedBy,

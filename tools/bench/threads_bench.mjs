@@ -40,6 +40,7 @@ import { Worker } from 'node:worker_threads';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { mulberry32 } from './threads/graph_util.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const repo = path.resolve(here, '../..');
@@ -96,14 +97,6 @@ const lines = [];
 const say = (s) => { console.log(s); lines.push(s); };
 
 // ---- nets ---------------------------------------------------------------------
-function mulberry32(a) {
-  return () => {
-    a |= 0; a = (a + 0x6D2B79F5) | 0;
-    let t = Math.imul(a ^ (a >>> 15), 1 | a);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 // The anchor's net as a flawlens model (as tools/bench/bench_shared.mjs does).
 function anchorModel(W) {
@@ -342,7 +335,7 @@ if (args.nets.includes('default')) need(args.model, '--model (model/build_defaul
 
 const site = fs.mkdtempSync(path.join(os.tmpdir(), 'flawlens-threads-bench-'));
 for (const d of ['ours', 'tfjs', 'ort', 'nets']) fs.mkdirSync(path.join(site, d));
-for (const f of ['bench.html', 'bench_page.mjs', 'bench_worker.mjs', 'anchors.mjs', 'anchor_worker.mjs']) fs.copyFileSync(path.join(here, 'threads', f), path.join(site, f));
+for (const f of ['bench.html', 'bench_page.mjs', 'bench_worker.mjs', 'anchors.mjs', 'anchor_worker.mjs', 'graph_util.mjs']) fs.copyFileSync(path.join(here, 'threads', f), path.join(site, f));
 const engines = ['flawlens', 'tfjs', 'ort'];
 for (const f of ['flawlens-core-mt.mjs', 'flawlens-core-mt.wasm', 'flawlens-core-mt.worker.js'])
   fs.copyFileSync(path.join(wasmDir, f), path.join(site, 'ours', f));

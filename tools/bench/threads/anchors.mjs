@@ -5,6 +5,8 @@
 // (anchor_worker.mjs, the default: like ours, and where a waiting pthread
 // sleeps in Atomics.wait) or on the page itself (where Emscripten's main
 // thread has to busy-wait for its pool threads).
+import { concatBytes, patchGraphInput } from './graph_util.mjs';
+
 const inWorker = typeof document === 'undefined';
 const root = new URL('./', import.meta.url);
 
@@ -236,16 +238,10 @@ async function tfjsGraph(meta, input) {
   const base = new URL(`./nets/${meta.tfjsGraph}`, root);
   const json = JSON.parse(new TextDecoder().decode(await bytes(base.href)));
   const [H, W, C] = meta.input;
-  const placeholders = json.modelTopology.node.filter((n) => n.op === 'Placeholder');
-  if (placeholders.length !== 1) throw new Error(`graph model has ${placeholders.length} placeholders, expected 1`);
-  const ph = placeholders[0];
-  ph.attr.shape.shape.dim = [1, H, W, C].map((size) => ({ size: String(size) }));
-  const sig = json.signature && json.signature.inputs && json.signature.inputs[ph.name];
-  if (sig && sig.tensorShape) sig.tensorShape.dim = ph.attr.shape.shape.dim;
+  const ph = patchGraphInput(json, [H, W, C]);
   const parts = [];
   for (const g of json.weightsManifest) for (const p of g.paths) parts.push(await bytes(new URL(p, base).href));
-  const weightData = new Uint8Array(parts.reduce((s, p) => s + p.length, 0));
-  parts.reduce((o, p) => { weightData.set(p, o); return o + p.length; }, 0);
+  const weightData = concatBytes(parts);
   const model = await tf.loadGraphModel(tf.io.fromMemory({
     modelTopology: json.modelTopology, weightSpecs: json.weightsManifest.flatMap((g) => g.weights),
     weightData: weightData.buffer, format: json.format, generatedBy: json.generatedBy,
