@@ -137,18 +137,16 @@ def main():
           % (os.path.basename(os.path.normpath(o.data)), ds['split'],
              j['scratch']['counts']['good'], j['scratch']['counts']['defective']))
     print()
-    print('| image AUROC | ' + ' | '.join(names[c] for c in cols) + ' |')
-    print('|---|' + '---:|' * len(cols))
-    for g in groups:
-        print('| %s | ' % g + ' | '.join(cell(metric(j[c], g, 'image_auroc')) for c in cols)
-              + ' |')
-    if j['scratch']['counts']['masks'] > 0:
-        print()
-        print('| pixel AUROC | ' + ' | '.join(names[c] for c in cols) + ' |')
+    def table(title, key):
+        print('| %s | ' % title + ' | '.join(names[c] for c in cols) + ' |')
         print('|---|' + '---:|' * len(cols))
         for g in groups:
-            print('| %s | ' % g + ' | '.join(cell(metric(j[c], g, 'pixel_auroc')) for c in cols)
-                  + ' |')
+            print('| %s | ' % g + ' | '.join(cell(metric(j[c], g, key)) for c in cols) + ' |')
+
+    table('image AUROC', 'image_auroc')
+    if j['scratch']['counts']['masks'] > 0:
+        print()
+        table('pixel AUROC', 'pixel_auroc')
     print()
     print('image AUROC 95% interval, all images: ' + ', '.join(
         '%s %s-%s' % (names[c], cell(j[c]['metrics']['image_auroc_ci95'][0]),
