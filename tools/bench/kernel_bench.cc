@@ -237,6 +237,35 @@ double NowMs() {
   return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now().time_since_epoch()).count();
 }
 
+// Times `runs` passes of steps 0..n-1 (each step timed, and the pass), after a
+// warm-up of `warmup` passes and, unless `exact_warmup`, at least 1 s (as the
+// shared bench does).
+struct StepTimes {
+  std::vector<std::vector<double>> per_step;
+  std::vector<double> totals;
+};
+template <typename Step>
+StepTimes TimeSteps(size_t n, int runs, int warmup, bool exact_warmup, Step&& step) {
+  StepTimes out;
+  out.per_step.resize(n);
+  const double warm_start = NowMs();
+  for (int it = 0; it < warmup || (!exact_warmup && NowMs() - warm_start < 1000.0); ++it) {
+    for (size_t i = 0; i < n; ++i) step(i);
+  }
+  for (int it = 0; it < runs; ++it) {
+    const double t0 = NowMs();
+    double prev = t0;
+    for (size_t i = 0; i < n; ++i) {
+      step(i);
+      const double t = NowMs();
+      out.per_step[i].push_back(t - prev);
+      prev = t;
+    }
+    out.totals.push_back(prev - t0);
+  }
+  return out;
+}
+
 double Median(std::vector<double> v) {
   std::sort(v.begin(), v.end());
   return v[v.size() / 2];
@@ -262,25 +291,9 @@ int BenchNet(char which, const std::string& backend_name, int runs, int warmup, 
   for (auto& x : r.values[0]) x = Rand();
 
   const size_t n = net.layers.size();
-  std::vector<std::vector<double>> per_layer(n);
-  std::vector<double> totals;
-  // Warm-up: `warmup` runs and, unless --warmup was given, at least 1 s (as
-  // the shared bench does).
-  const double warm_start = NowMs();
-  for (int it = 0; it < warmup || (!exact_warmup && NowMs() - warm_start < 1000.0); ++it) {
-    for (size_t i = 0; i < n; ++i) r.RunLayer(i);
-  }
-  for (int it = 0; it < runs; ++it) {
-    const double t0 = NowMs();
-    double prev = t0;
-    for (size_t i = 0; i < n; ++i) {
-      r.RunLayer(i);
-      const double t = NowMs();
-      per_layer[i].push_back(t - prev);
-      prev = t;
-    }
-    totals.push_back(prev - t0);
-  }
+  const StepTimes times = TimeSteps(n, runs, warmup, exact_warmup, [&](size_t i) { r.RunLayer(i); });
+  const std::vector<std::vector<double>>& per_layer = times.per_step;
+  const std::vector<double>& totals = times.totals;
   int64_t macs = 0;
   printf("net %s, backend %s, %d runs (median ms)\n", net.name.c_str(), backend_name.c_str(), runs);
   printf("  %-10s %-14s %-14s %-40s %9s %9s %8s\n", "layer", "in", "out", "kernel", "med ms", "min ms",
@@ -453,22 +466,9 @@ int BenchModel(const std::string& path, const std::string& backend_name, int run
   for (auto& x : r.values[0]) x = 127.5f + 127.5f * Rand();  // the backbone takes 0..255
 
   const size_t n = g.nodes.size();
-  std::vector<std::vector<double>> per_node(n);
-  std::vector<double> totals;
-  const double warm_start = NowMs();
-  for (int it = 0; it < 3 || NowMs() - warm_start < 1000.0; ++it)
-    for (size_t i = 0; i < n; ++i) r.RunNode(i);
-  for (int it = 0; it < runs; ++it) {
-    const double t0 = NowMs();
-    double prev = t0;
-    for (size_t i = 0; i < n; ++i) {
-      r.RunNode(i);
-      const double t = NowMs();
-      per_node[i].push_back(t - prev);
-      prev = t;
-    }
-    totals.push_back(prev - t0);
-  }
+  const StepTimes times = TimeSteps(n, runs, 3, false, [&](size_t i) { r.RunNode(i); });
+  const std::vector<std::vector<double>>& per_node = times.per_step;
+  const std::vector<double>& totals = times.totals;
 
   printf("model %s, backend %s, %d runs (median ms per node, each node timed on its own)\n", path.c_str(),
          backend_name.c_str(), runs);
