@@ -16,6 +16,8 @@ void AddInfoCommand(CLI::App& app);   // tools/cli/info.cc
 void AddSynthCommand(CLI::App& app);  // tools/synth/
 void AddBenchCommand(CLI::App& app);  // tools/cli/bench.cc
 void AddImportTfjsCommand(CLI::App& app);  // tools/import/
+void AddImportOnnxCommand(CLI::App& app);  // tools/onnx/import_command.cc
+void AddExportOnnxCommand(CLI::App& app);  // tools/onnx/export_command.cc
 
 // Exit code a subcommand callback sets (CLI11 callbacks return void).
 int& ExitCode();

@@ -23,6 +23,10 @@ int main(int argc, char** argv) {
   flawlens::cli::AddSynthCommand(app);
   flawlens::cli::AddBenchCommand(app);
   flawlens::cli::AddImportTfjsCommand(app);
+#if FLAWLENS_ONNX
+  flawlens::cli::AddImportOnnxCommand(app);
+  flawlens::cli::AddExportOnnxCommand(app);
+#endif
   CLI11_PARSE(app, argc, argv);
   return flawlens::cli::ExitCode();
 }

@@ -25,6 +25,9 @@ test_packages=(
   libgtest-dev libgmock-dev libbenchmark-dev googletest
   clang libclang-rt-14-dev             # libFuzzer + sanitizers
   chromium                             # browser tests (driven by playwright-core)
+  libonnx-dev libprotobuf-dev protobuf-compiler   # import-onnx / export-onnx
+  libonnx-testdata                     # the ONNX project's operator tests (conformance)
+  python3-torch python3-torchvision python3-onnx python3-numpy   # torchvision architectures -> ONNX test models
 )
 # npm folders installed with `npm ci` when they hold a package-lock.json.
 serve_npm=(tools/backbones tools/web-deps)
