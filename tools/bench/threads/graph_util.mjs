@@ -1,5 +1,5 @@
-// Small helpers shared by the benchmarks in node (backbone_bench.mjs,
-// threads_bench.mjs) and in the browser (threads/anchors.mjs).
+// Small helpers shared by the threads case of the page benchmark in node
+// (page/threads.mjs) and in the browser (threads/anchors.mjs).
 
 // A seeded pseudo-random generator in [0, 1): the same input on every engine.
 export function mulberry32(a) {
