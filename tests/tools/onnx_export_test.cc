@@ -21,6 +21,7 @@
 
 #include "../test_models.h"
 #include "cli/cli_util.h"
+#include "cli/dataset.h"
 #include "fit/teacher.h"
 #include "model/model.h"
 #include "onnx/onnx_export.h"
@@ -542,12 +543,14 @@ class OnnxRuntimeCompare : public ::testing::Test {
   // Exports `model`, writes the engine's reference for the images, and runs
   // ONNX Runtime on them; `flawlens score` is compared too.
   void Compare(const std::vector<uint8_t>& model, const std::string& name,
-               const std::string& mode = "pixels") {
+               const std::string& mode = "pixels", const std::string& images = "",
+               int image_count = 6) {
     const std::string m = tmp_ + "/" + name + ".safetensors";
     const std::string onnx = tmp_ + "/" + name + ".onnx", data = tmp_ + "/" + name + ".json";
     ASSERT_TRUE(cli::WriteFileBytes(m, model).ok());
     RunResult ex = RunShell(std::string(FLAWLENS_CLI) + " export-onnx " + m + " --out " + onnx +
-                       " --input " + mode + " --test-data " + data + " --test-images" + images_);
+                       " --input " + mode + " --test-data " + data + " --test-images" +
+                       (images.empty() ? images_ : images));
     ASSERT_EQ(ex.code, 0) << ex.out;
     RunResult cmp = RunShell("node " + script_ + " " + onnx + " " + data + " --tol 1e-4 --cli " +
                         FLAWLENS_CLI + " --model " + m);
@@ -555,8 +558,8 @@ class OnnxRuntimeCompare : public ::testing::Test {
     const size_t last = cmp.out.rfind("{\"onnx\"");
     ASSERT_NE(last, std::string::npos) << cmp.out;
     const Json summary = Json::parse(cmp.out.substr(last));
-    EXPECT_EQ(summary["images"], 6);
-    std::printf("  %-22s %-10s raw score rel %.2e, map rel %.2e, cli rel %.2e\n", name.c_str(),
+    EXPECT_EQ(summary["images"], image_count);
+    std::printf("  %-26s %-10s raw score rel %.2e, map rel %.2e, cli rel %.2e\n", name.c_str(),
                 mode.c_str(), summary["max_raw_score_rel"].get<double>(),
                 summary["max_map_rel"].get<double>(), summary["max_cli_raw_score_rel"].get<double>());
   }
@@ -620,6 +623,77 @@ TEST_F(OnnxRuntimeCompare, TaughtModels) {
   auto b = Teach(shared, 3);
   ASSERT_TRUE(b.ok()) << b.status().ToString();
   Compare(b->model, "taught_shared", "unit");
+}
+
+// The page's default model and the demo images, when the build has made
+// them (model/build_default.sh; FLAWLENS_DEFAULT_MODEL names another file).
+std::string FindBuilt(const char* env, const std::string& rel) {
+  if (const char* e = std::getenv(env); e && *e) return fs::exists(e) ? e : "";
+  for (const fs::path& dir : {fs::path(FLAWLENS_BINARY_DIR), fs::path(FLAWLENS_SOURCE_DIR) / "build"}) {
+    if (fs::exists(dir / rel)) return (dir / rel).string();
+  }
+  return "";
+}
+
+std::string DemoImages() {
+  std::string list;
+  const fs::path demo = fs::path(FLAWLENS_SOURCE_DIR) / "model" / "demo";
+  for (const char* f : {"good_1", "good_2", "scratch", "crack", "stain", "hole", "smear",
+                        "contamination"}) {
+    list += " " + (demo / (std::string(f) + ".png")).string();
+  }
+  return list;
+}
+
+TEST_F(OnnxRuntimeCompare, DefaultModelOnTheDemoImages) {
+  const std::string path = FindBuilt("FLAWLENS_DEFAULT_MODEL", "model/default.safetensors");
+  if (path.empty()) GTEST_SKIP() << "no default model (model/build_default.sh builds it)";
+  auto bytes = cli::ReadFileBytes(path);
+  ASSERT_TRUE(bytes.ok()) << bytes.status().ToString();
+  Compare(*bytes, "default", "pixels", DemoImages(), 8);
+}
+
+// Taught as the page teaches (src/api/web_teacher.cc): the Teacher's
+// defaults on the default backbone, camera frames (group "") inside a
+// region of interest that the card keeps; per position (the page's
+// default) and shared (its `density: "shared"`).
+TEST_F(OnnxRuntimeCompare, PageTaughtOnTheDefaultBackbone) {
+  const std::string backbone = FindBuilt("FLAWLENS_BACKBONE", "backbones/centernet.safetensors");
+  if (backbone.empty()) GTEST_SKIP() << "no centernet backbone (model/build_default.sh converts it)";
+  auto bytes = cli::ReadFileBytes(backbone);
+  ASSERT_TRUE(bytes.ok()) << bytes.status().ToString();
+  const std::string frames = tmp_ + "/frames";
+  RunResult synth = RunShell(std::string(FLAWLENS_CLI) + " synth " + frames +
+                             " --kind metal --train 24 --val-good 0 --val-defect 0 --seed 5");
+  ASSERT_EQ(synth.code, 0) << synth.out;
+  const RectF roi_fraction{0.0625f, 0.125f, 0.875f, 0.8125f};
+  const char* roi_json = R"({"x":0.0625,"y":0.125,"w":0.875,"h":0.8125})";
+  for (const char* density : {"per_position", "shared"}) {
+    auto t = fit::Teacher::Create(bytes->data(), bytes->size());
+    ASSERT_TRUE(t.ok()) << t.status().ToString();
+    int added = 0;
+    for (const auto& f : fs::directory_iterator(frames + "/train/good")) {
+      auto file = cli::ReadFileBytes(f.path().string());
+      ASSERT_TRUE(file.ok());
+      auto image = DecodeImage(file->data(), file->size());
+      ASSERT_TRUE(image.ok()) << image.status().ToString();
+      const RectF roi = cli::RoiPixels(roi_fraction, image->width, image->height);
+      ASSERT_TRUE((*t)->AddImage(image->view(), roi, "").ok());
+      ++added;
+    }
+    ASSERT_EQ(added, 24);
+    fit::FitOptions fo;
+    fo.taught_by = "flawlens page";
+    fo.name = std::string("page ") + density;
+    auto kind = fit::ParseDensityKind(density);
+    ASSERT_TRUE(kind.ok());
+    fo.density = *kind;
+    fo.card_extra_json = std::string(R"({"taught":{"where":"browser","source":"camera"},"roi":)") +
+                         roi_json + "}";
+    auto fitted = (*t)->Fit(fo);
+    ASSERT_TRUE(fitted.ok()) << fitted.status().ToString();
+    Compare(fitted->model, std::string("page_") + density, "pixels", DemoImages(), 8);
+  }
 }
 
 }  // namespace
