@@ -14,9 +14,26 @@
 #include "commands.h"
 #include "fit/backbone_train.h"
 #include "train/trainer.h"
+#if FLAWLENS_TORCH
+#include "adapt/adapt.h"
+#endif
 
 #if !defined(FLAWLENS_TORCH)
 #error "FLAWLENS_TORCH must be defined to 0 or 1 (tools/CMakeLists.txt)"
+#endif
+
+#if !FLAWLENS_TORCH
+namespace flawlens::adapt {
+// Without LibTorch the options exist (so --help is the same) and say what is missing.
+struct AdaptOptions {
+  std::string data, backbone = "centernet", out, train_from;
+  double minutes = 5;
+  int steps = 0, seed = 1, threads = 1, batch = 6, crop = 0, head_hidden = 0;
+  float train_fraction = 0.3f, lr = 3e-4f, anomaly_prob = 0.6f, seg_weight = 1.0f,
+        distill_weight = 1.0f, compact_weight = 0.0f, margin = 4.0f;
+  bool flips = true, quiet = false;
+};
+}  // namespace flawlens::adapt
 #endif
 
 namespace flawlens::cli {
@@ -33,6 +50,9 @@ struct TrainArgs {
   train::TrainOptions options;
   std::string backbone;  // "" = kDefaultBackbone (unless from_scratch)
   bool from_scratch = false;
+  // --adapt MINUTES: fine-tune the backbone on the data first (LibTorch).
+  double adapt_minutes = 0;
+  int adapt_steps = 0;
   // Options that only mean something when training from scratch: given
   // without --from-scratch they are an error, not silently ignored.
   std::vector<CLI::Option*> scratch_only;
@@ -58,6 +78,31 @@ std::string GivenScratchOptions(const TrainArgs& args) {
     if (o->count() > 0) given += (given.empty() ? "" : ", ") + o->get_name();
   }
   return given;
+}
+
+Status NeedsTorchForAdapt() {
+  return MakeError(ErrorCode::kUnsupported,
+                   "this flawlens was built without LibTorch: adapting a backbone needs it "
+                   "(tools/setup.sh test installs it; cmake -DFLAWLENS_TORCH=ON)");
+}
+
+Status RunAdapt(const adapt::AdaptOptions& options) {
+#if FLAWLENS_TORCH
+  return adapt::RunAdaptation(options);
+#else
+  (void)options;
+  return NeedsTorchForAdapt();
+#endif
+}
+
+// Where `train --adapt` writes the adapted backbone: beside the model,
+// "M.safetensors" -> "M.backbone.safetensors".
+std::string AdaptedBackbonePath(const std::string& model_out) {
+  const std::string ext = ".safetensors";
+  std::string stem = model_out;
+  if (stem.size() > ext.size() && stem.compare(stem.size() - ext.size(), ext.size(), ext) == 0)
+    stem.resize(stem.size() - ext.size());
+  return stem + ".backbone" + ext;
 }
 
 Status TrainOnBackbone(const TrainArgs& args) {
@@ -92,6 +137,20 @@ Status TrainOnBackbone(const TrainArgs& args) {
     }
     b.backbone = *path;
   }
+  if (args.adapt_minutes > 0 || args.adapt_steps > 0) {
+    // Experimental (docs/METHOD-adapt.md): fine-tune the backbone on the
+    // good images, then fit on the adapted one exactly as on any backbone.
+    adapt::AdaptOptions a;
+    a.data = t.data;
+    a.backbone = b.backbone;
+    a.out = AdaptedBackbonePath(t.out);
+    a.minutes = args.adapt_minutes;
+    a.steps = args.adapt_steps;
+    a.seed = t.seed;
+    a.quiet = t.quiet;
+    FLAWLENS_RETURN_IF_ERROR(RunAdapt(a));
+    b.backbone = a.out;
+  }
   b.seed = t.seed;
   b.sensitivity = t.sensitivity;
   b.holdout = t.holdout;
@@ -103,12 +162,85 @@ Status TrainOnBackbone(const TrainArgs& args) {
 }
 
 Status RunTrain(const TrainArgs& args) {
+  if (args.from_scratch && (args.adapt_minutes > 0 || args.adapt_steps > 0)) {
+    return MakeError(ErrorCode::kInvalidArgument,
+                     "--adapt and --from-scratch: choose one (--adapt fine-tunes the pretrained "
+                     "backbone, --from-scratch trains a network without one)");
+  }
   if (args.from_scratch && !args.backbone.empty()) {
     return MakeError(ErrorCode::kInvalidArgument,
                      "--backbone and --from-scratch: choose one (a backbone's frozen features, "
                      "or a network trained from scratch)");
   }
   return args.from_scratch ? TrainFromScratch(args.options) : TrainOnBackbone(args);
+}
+
+// `flawlens adapt DATA --out B`: the adaptation alone; B is a backbone that
+// `flawlens train --backbone B` (and the page) use like any other.
+void AddAdaptCommand(CLI::App& app) {
+  auto a = std::make_shared<adapt::AdaptOptions>();
+  CLI::App* cmd = app.add_subcommand(
+      "adapt",
+      "Experimental: fine-tune a pretrained backbone's last blocks on good images (LibTorch, "
+      "synthetic anomalies) and write it as a backbone file of the same graph, for "
+      "flawlens train --backbone FILE");
+  cmd->add_option("data", a->data, "Dataset folder (train/good) or folder of good images")->required();
+  cmd->add_option("--out,-o", a->out, "Adapted backbone file to write (.safetensors)")->required();
+  cmd->add_option("--backbone", a->backbone, "Backbone to start from: a name or a .safetensors file")
+      ->capture_default_str();
+  cmd->add_option("--minutes", a->minutes, "Time budget of the training loop")
+      ->capture_default_str()->check(CLI::Range(0.01, 1440.0));
+  cmd->add_option("--steps", a->steps,
+                  "Train exactly N steps instead of for --minutes (bit-for-bit repeatable with "
+                  "the same --seed)")
+      ->check(CLI::Range(0, 100000000));
+  cmd->add_option("--seed", a->seed, "Random seed")->capture_default_str();
+  cmd->add_option("--threads", a->threads, "LibTorch threads")
+      ->capture_default_str()->check(CLI::Range(1, 64));
+  cmd->add_option("--train-from", a->train_from,
+                  "First backbone node to train (default: the last --train-fraction of the convs)");
+  cmd->add_option("--train-fraction", a->train_fraction, "Fraction of the conv layers that train")
+      ->capture_default_str()->check(CLI::Range(0.01, 1.0));
+  cmd->add_option("--batch", a->batch, "Images per step")
+      ->capture_default_str()->check(CLI::Range(1, 256));
+  cmd->add_option("--lr", a->lr, "Backbone learning rate (Adam, cosine; the head 10x)")
+      ->capture_default_str()->check(CLI::Range(1e-7, 1.0));
+  cmd->add_option("--crop", a->crop, "Train on random crops of this side (0 = whole images)")
+      ->capture_default_str()->check(CLI::Range(0, 4096));
+  cmd->add_option("--anomaly-prob", a->anomaly_prob, "Fraction of images with synthetic anomalies")
+      ->capture_default_str()->check(CLI::Range(0.0, 1.0));
+  cmd->add_option("--seg-weight", a->seg_weight, "Weight of the segmentation head's loss")
+      ->capture_default_str()->check(CLI::Range(0.0, 1000.0));
+  cmd->add_option("--head-hidden", a->head_hidden, "Hidden channels of the head (0 = linear)")
+      ->capture_default_str()->check(CLI::Range(0, 4096));
+  cmd->add_option("--distill-weight", a->distill_weight,
+                  "Weight of the good cells' distance to the frozen features")
+      ->capture_default_str()->check(CLI::Range(0.0, 1000.0));
+  cmd->add_option("--compact-weight", a->compact_weight,
+                  "Weight of the compactness term (good cells to their position's mean, "
+                  "anomalous ones beyond --margin)")
+      ->capture_default_str()->check(CLI::Range(0.0, 1000.0));
+  cmd->add_option("--margin", a->margin, "Compactness margin (mean squared per-channel distance)")
+      ->capture_default_str()->check(CLI::Range(0.0, 1e6));
+  cmd->add_flag("!--no-flips", a->flips, "Disable flip augmentation");
+  cmd->add_flag("--quiet,-q", a->quiet, "No progress");
+  cmd->callback([a] {
+    adapt::AdaptOptions o = *a;
+    if (!o.backbone.empty()) {
+      auto path = ResolveBackbone(o.backbone);
+      if (!path.ok()) {
+        std::fprintf(stderr, "flawlens adapt: %s\n", path.status().ToString().c_str());
+        ExitCode() = 1;
+        return;
+      }
+      o.backbone = *path;
+    }
+    Status st = RunAdapt(o);
+    if (!st.ok()) {
+      std::fprintf(stderr, "flawlens adapt: %s\n", st.ToString().c_str());
+      ExitCode() = 1;
+    }
+  });
 }
 
 }  // namespace
@@ -135,6 +267,15 @@ void AddTrainCommand(CLI::App& app) {
                   "backbones/, then build/backbones; model/build_default.sh converts it there) "
                   "or a .safetensors file from flawlens import-tfjs")
       ->default_str(kDefaultBackbone);
+  cmd->add_option("--adapt", args->adapt_minutes,
+                  "Experimental: first fine-tune the backbone's last blocks on the good images "
+                  "for this many minutes (LibTorch; synthetic anomalies), write it beside the "
+                  "model as M.backbone.safetensors, then fit on it (docs/METHOD-adapt.md)")
+      ->check(CLI::Range(0.0, 1440.0));
+  cmd->add_option("--adapt-steps", args->adapt_steps,
+                  "Adapt for exactly N steps instead of --adapt minutes: the same --seed and "
+                  "N give the same backbone, bit for bit")
+      ->check(CLI::Range(0, 100000000));
   cmd->add_flag("--from-scratch", args->from_scratch,
                 "Train a network from scratch with LibTorch instead of fitting on a backbone "
                 "(the options of the group below need it)");
@@ -241,6 +382,7 @@ void AddTrainCommand(CLI::App& app) {
                           "another good image)"))
       ->capture_default_str();
   cmd->add_flag("--quiet,-q", opt->quiet, "No progress bar");
+  AddAdaptCommand(app);
   cmd->callback([args] {
     Status st = RunTrain(*args);
     if (!st.ok()) {
