@@ -579,10 +579,10 @@ TEST_F(OnnxRuntimeCompare, EveryOp) {
   Compare(CoarseGridModel(), "coarse_grid");
 }
 
-TEST_F(OnnxRuntimeCompare, LocalContrastEdgeTablesAndPostprocess) {
-  // Gray, local contrast normalisation with a radius larger than the input
-  // (the mirror repeats), a non-default hard_sigmoid, sigmoid + edge tables
-  // + mean reduction.
+// Gray, local contrast normalisation with a radius larger than the input
+// (the mirror repeats), a hard_sigmoid with another slope, sigmoid + blur +
+// edge tables + mean reduction.
+std::vector<uint8_t> LcnEdgesModel() {
   SpecBuilder b(24, 24, 1, 9);
   b.Conv("c1", "input", 6, 3, 1, 1, "hard_sigmoid")
       .Pool("p", "c1", /*max=*/true, 3, 1, 1)
@@ -608,7 +608,11 @@ TEST_F(OnnxRuntimeCompare, LocalContrastEdgeTablesAndPostprocess) {
   Json g = Json::parse(spec.graph_json);
   g["nodes"][0]["alpha"] = 0.2;  // hard_sigmoid with another slope: spelled out
   spec.graph_json = g.dump();
-  Compare(WriteModel(spec), "lcn_edges");
+  return WriteModel(spec);
+}
+
+TEST_F(OnnxRuntimeCompare, LocalContrastEdgeTablesAndPostprocess) {
+  Compare(LcnEdgesModel(), "lcn_edges");
 }
 
 TEST_F(OnnxRuntimeCompare, TaughtModels) {
@@ -697,6 +701,55 @@ TEST_F(OnnxRuntimeCompare, PageTaughtOnTheDefaultBackbone) {
     ASSERT_TRUE(fitted.ok()) << fitted.status().ToString();
     Compare(fitted->model, std::string("page_") + density, "pixels", DemoImages(), 8);
   }
+}
+
+// The ONNX project's checker (full check: operator schemas of opset 17 and
+// strict shape inference) on every kind of exported graph, when python3 has
+// the onnx module (Debian: python3-onnx).
+TEST(OnnxExportChecker, OnnxProjectAcceptsTheGraphs) {
+  std::string python;
+  for (const char* p : {"python3", "/usr/bin/python3"}) {
+    if (RunShell(std::string(p) + " -c 'import onnx'").code == 0) {
+      python = p;
+      break;
+    }
+  }
+  if (python.empty()) GTEST_SKIP() << "no python3 with the onnx module (python3-onnx)";
+  char tmpl[] = "/tmp/flawlens_onnx_check_XXXXXX";
+  ASSERT_NE(mkdtemp(tmpl), nullptr);
+  const std::string dir = tmpl;
+  fit::FitOptions per_position, shared;
+  shared.density = fit::DensityKind::kShared;
+  auto a = Teach(per_position, 3);
+  auto b = Teach(shared, 1);
+  ASSERT_TRUE(a.ok() && b.ok());
+  const std::vector<std::pair<std::string, std::vector<uint8_t>>> models = {
+      {"tiny_unet", WriteModel(testing::TinyUnetSpec())},
+      {"mobilenet_v3_block", WriteModel(testing::MobileNetV3BlockSpec())},
+      {"seed_cnn", WriteModel(testing::SeedCnnSpec(true))},
+      {"micro", WriteModel(testing::MicroSpec())},
+      {"coarse_grid", CoarseGridModel()},
+      {"lcn_edges", LcnEdgesModel()},
+      {"taught_per_position", a->model},
+      {"taught_shared", b->model}};
+  std::string files;
+  for (const auto& [name, bytes] : models) {
+    for (InputMode mode : {InputMode::kPixels, InputMode::kNormalized}) {
+      Exported e = ExportBytes(bytes, mode);
+      const std::string path = dir + "/" + name + "_" + InputModeName(mode) + ".onnx";
+      ASSERT_TRUE(cli::WriteFileBytes(path, std::vector<uint8_t>(e.result.onnx.begin(),
+                                                                 e.result.onnx.end()))
+                      .ok());
+      files += " " + path;
+    }
+  }
+  const RunResult r = RunShell(python + " " + FLAWLENS_SOURCE_DIR +
+                               "/tests/onnx_export/check_model.py" + files);
+  EXPECT_EQ(r.code, 0) << r.out;
+  size_t ok = 0;
+  for (size_t at = r.out.find(": ok ("); at != std::string::npos; at = r.out.find(": ok (", at + 1)) ++ok;
+  EXPECT_EQ(ok, models.size() * 2) << r.out;
+  fs::remove_all(dir);
 }
 
 }  // namespace
