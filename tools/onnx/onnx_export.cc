@@ -664,7 +664,8 @@ Result<ExportResult> ExportOnnx(const uint8_t* bytes, size_t size, const ExportO
   if (map.c != 1) {
     return MakeError(ErrorCode::kBadGraph,
                      "network output '%s' has %d channels; only a detector (a 1-channel anomaly "
-                     "map or a single score) can be exported",
+                     "map or a single score) can be exported (a backbone: teach a detector on it "
+                     "first, with flawlens train --backbone or the page)",
                      out_name.c_str(), map.c);
   }
   if (pre.pixel_scale > 0.0f) {
