@@ -25,6 +25,7 @@ for bin in build/fuzz/tests/fuzz/fuzz_*; do
   case "$name" in
     fuzz_model_loader|fuzz_model_json|fuzz_web_api) extra+=(-dict=tests/fuzz/model.dict) ;;
     fuzz_tfjs_import) extra+=(-dict=tests/fuzz/tfjs.dict) ;;
+    fuzz_onnx_import) extra+=(-dict=tests/fuzz/onnx.dict) ;;
   esac
   echo "[fuzz] $name for ${secs}s"
   if "$bin" "$work/corpus" "${extra[@]}" -max_total_time="$secs" -timeout=10 \
