@@ -14,8 +14,10 @@
 //   score:     |ort - engine| in calibrated units;
 //   map:       max |ort - engine| / max |engine| over the map's cells;
 //   label:     pred_label == (engine score >= threshold).
-// With --cli, `flawlens score --format jsonl` is run on the same images and
-// its scores are compared with ONNX Runtime's too (it prints 6 digits).
+// The images are run one at a time and then all at once (the graph's batch
+// dimension); both must match. With --cli, `flawlens score --format jsonl`
+// is run on the same images and its scores are compared with ONNX
+// Runtime's too.
 // Exit 0 when every difference is within --tol, 1 otherwise, 2 on bad usage.
 import { readFileSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
@@ -58,7 +60,7 @@ const calScale = data.calibration_scale;
 
 const [, c, h, w] = data.input_shape;
 const rows = [];
-let worst = { raw: 0, score: 0, map: 0, labels: 0, cli: 0 };
+const worst = { raw: 0, score: 0, map: 0, labels: 0, cli: 0, batch_raw: 0, batch_map: 0 };
 for (const img of data.images) {
   const input = new ort.Tensor('float32', floats(img.input), [1, c, h, w]);
   const t0 = performance.now();
@@ -94,6 +96,28 @@ for (const img of data.images) {
   if (!row.label_ok) worst.labels += 1;
 }
 
+// All images in one batch.
+{
+  const n = data.images.length, size = c * h * w;
+  const batch = new Float32Array(n * size);
+  data.images.forEach((img, k) => batch.set(floats(img.input), k * size));
+  const out = await session.run({ [data.input_name]: new ort.Tensor('float32', batch, [n, c, h, w]) });
+  const cells = out.anomaly_map.data.length / n;
+  data.images.forEach((img, k) => {
+    const ref = floats(img.map);
+    let dmax = 0, rmax = 0;
+    for (let q = 0; q < cells; ++q) {
+      dmax = Math.max(dmax, Math.abs(out.anomaly_map.data[k * cells + q] - ref[q]));
+      rmax = Math.max(rmax, Math.abs(ref[q]));
+    }
+    const score = out.pred_score.data[k];
+    worst.batch_raw = Math.max(worst.batch_raw,
+      (Math.abs(score - img.score) * calScale) / Math.max(Math.abs(img.raw_score), 1e-30));
+    worst.batch_map = Math.max(worst.batch_map, dmax / Math.max(rmax, 1e-30));
+    if (Boolean(out.pred_label.data[k]) !== (img.score >= data.threshold)) worst.labels += 1;
+  });
+}
+
 if (opt.cli) {
   const paths = data.images.map((i) => i.path);
   const text = execFileSync(opt.cli, ['score', opt.model, ...paths, '--format', 'jsonl', '--threads', '1'],
@@ -113,7 +137,8 @@ if (opt.cli) {
   }
 }
 
-const ok = worst.raw <= opt.tol && worst.map <= opt.tol && worst.labels === 0 && (!opt.cli || worst.cli <= opt.tol);
+const ok = worst.raw <= opt.tol && worst.map <= opt.tol && worst.batch_raw <= opt.tol &&
+  worst.batch_map <= opt.tol && worst.labels === 0 && (!opt.cli || worst.cli <= opt.tol);
 const summary = {
   onnx: onnxPath,
   images: rows.length,
@@ -121,6 +146,8 @@ const summary = {
   max_raw_score_rel: worst.raw,
   max_score_abs: worst.score,
   max_map_rel: worst.map,
+  batch_max_raw_score_rel: worst.batch_raw,
+  batch_max_map_rel: worst.batch_map,
   label_mismatches: worst.labels,
   ...(opt.cli ? { max_cli_raw_score_rel: worst.cli } : {}),
   ort_ms_median: rows.map((r) => r.ms).sort((a, b) => a - b)[Math.floor(rows.length / 2)],

@@ -65,9 +65,12 @@ std::multiset<std::string> OpTypes(const onnx::ModelProto& p) {
   return s;
 }
 
+// Dimensions, -1 for the symbolic batch dimension.
 std::vector<int64_t> Dims(const onnx::ValueInfoProto& v) {
   std::vector<int64_t> d;
-  for (const auto& dim : v.type().tensor_type().shape().dim()) d.push_back(dim.dim_value());
+  for (const auto& dim : v.type().tensor_type().shape().dim()) {
+    d.push_back(dim.dim_param() == kBatchDim ? -1 : dim.dim_value());
+  }
   return d;
 }
 
@@ -100,7 +103,7 @@ void ExpectWellFormed(const onnx::ModelProto& p, const std::vector<int64_t>& inp
   EXPECT_EQ(Dims(g.input(0)), input);
   ASSERT_EQ(g.output_size(), 3);
   EXPECT_EQ(g.output(0).name(), "pred_score");
-  EXPECT_EQ(Dims(g.output(0)), (std::vector<int64_t>{1}));
+  EXPECT_EQ(Dims(g.output(0)), (std::vector<int64_t>{-1}));
   EXPECT_EQ(g.output(1).name(), "anomaly_map");
   EXPECT_EQ(Dims(g.output(1)), map);
   EXPECT_EQ(g.output(2).name(), "pred_label");
@@ -134,7 +137,7 @@ void ExpectWellFormed(const onnx::ModelProto& p, const std::vector<int64_t>& inp
 TEST(OnnxExport, EveryOpOfTheTinyUnet) {
   const ModelSpec spec = testing::TinyUnetSpec();
   Exported e = ExportSpec(spec);
-  ExpectWellFormed(e.proto, {1, 3, 32, 32}, {1, 1, 32, 32});
+  ExpectWellFormed(e.proto, {-1, 3, 32, 32}, {-1, 1, 32, 32});
   const auto ops = OpTypes(e.proto);
   for (const char* op : {"Conv", "Relu", "LeakyRelu", "Sigmoid", "Mul", "Add", "MaxPool",
                          "AveragePool", "GlobalAveragePool", "Flatten", "Gemm", "Reshape",
@@ -163,17 +166,17 @@ TEST(OnnxExport, EveryOpOfTheTinyUnet) {
   // Every engine node's value keeps the node's name and its NCHW shape.
   std::map<std::string, std::vector<int64_t>> info;
   for (const auto& v : e.proto.graph().value_info()) info[v.name()] = Dims(v);
-  EXPECT_EQ(info["enc2"], (std::vector<int64_t>{1, 16, 16, 16}));
-  EXPECT_EQ(info["se"], (std::vector<int64_t>{1, 16, 1, 1}));
-  EXPECT_EQ(info["cat1"], (std::vector<int64_t>{1, 32, 16, 16}));
-  EXPECT_EQ(info["head"], (std::vector<int64_t>{1, 1, 32, 32}));
+  EXPECT_EQ(info["enc2"], (std::vector<int64_t>{-1, 16, 16, 16}));
+  EXPECT_EQ(info["se"], (std::vector<int64_t>{-1, 16, 1, 1}));
+  EXPECT_EQ(info["cat1"], (std::vector<int64_t>{-1, 32, 16, 16}));
+  EXPECT_EQ(info["head"], (std::vector<int64_t>{-1, 1, 32, 32}));
   EXPECT_EQ(e.result.engine_nodes, 20);
 }
 
 TEST(OnnxExport, ConvWeightsBecomeOihwAndDenseColumnsChw) {
   const ModelSpec spec = testing::SeedCnnSpec(/*with_seed_crop=*/true);
   Exported e = ExportSpec(spec);
-  ExpectWellFormed(e.proto, {1, 3, 32, 32}, {1, 1, 1, 1});
+  ExpectWellFormed(e.proto, {-1, 3, 32, 32}, {-1, 1, 1, 1});
   std::map<std::string, const ModelTensor*> src;
   for (const ModelTensor& t : spec.tensors) src[t.name] = &t;
   // conv1: OHWI [32, 3, 3, 3] -> OIHW.
@@ -241,7 +244,7 @@ TEST(OnnxExport, InputModes) {
   const ModelSpec spec = testing::TinyUnetSpec();
   // normalized: the image goes straight into the first conv.
   Exported n = ExportSpec(spec, InputMode::kNormalized);
-  ExpectWellFormed(n.proto, {1, 3, 32, 32}, {1, 1, 32, 32});
+  ExpectWellFormed(n.proto, {-1, 3, 32, 32}, {-1, 1, 32, 32});
   for (const auto& node : n.proto.graph().node()) {
     for (const std::string& in : node.input()) {
       if (in == "image") EXPECT_EQ(node.op_type(), "Conv") << node.name();
@@ -271,7 +274,7 @@ TEST(OnnxExport, InputModes) {
 
 TEST(OnnxExport, NonDefaultHardAlphasAreSpelledOut) {
   Exported e = ExportSpec(testing::MobileNetV3BlockSpec());
-  ExpectWellFormed(e.proto, {1, 3, 32, 32}, {1, 1, 8, 8});
+  ExpectWellFormed(e.proto, {-1, 3, 32, 32}, {-1, 1, 8, 8});
   const auto ops = OpTypes(e.proto);
   EXPECT_EQ(ops.count("HardSwish"), 1u);    // stem, alpha 1/6
   EXPECT_EQ(ops.count("HardSigmoid"), 1u);  // se_excite, alpha 1/6
@@ -336,7 +339,7 @@ Json Header(const std::vector<uint8_t>& bytes) {
 // with its whitening matrices stored once per region, a Conv per conv2d.
 void ExpectTaughtStructure(const std::vector<uint8_t>& model) {
   Exported e = ExportBytes(model);
-  ExpectWellFormed(e.proto, {1, 1, 64, 64}, {1, 1, 16, 16});
+  ExpectWellFormed(e.proto, {-1, 1, 64, 64}, {-1, 1, 16, 16});
   const Json header = Header(model);
   const Json graph = Json::parse(header["__metadata__"]["graph"].get<std::string>());
   std::map<std::string, size_t> engine;
@@ -407,7 +410,7 @@ TEST(OnnxExport, CoarseWhiteningGridIsGatheredPerCell) {
                  << loaded.status().ToString();
   }
   Exported e = ExportBytes(bytes);
-  ExpectWellFormed(e.proto, {1, 3, 8, 8}, {1, 1, 8, 8});
+  ExpectWellFormed(e.proto, {-1, 3, 8, 8}, {-1, 1, 8, 8});
   const onnx::TensorProto* w = Initializer(e.proto, "d.weight");
   ASSERT_NE(w, nullptr);
   EXPECT_EQ(std::vector<int64_t>(w->dims().begin(), w->dims().end()),
@@ -496,7 +499,7 @@ TEST(OnnxExport, ClearErrors) {
     PreprocessConfig pre;
     pre.resize_w = pre.resize_h = 8;
     Exported e = ExportSpec(b.Build("pred_score", pre));
-    ExpectWellFormed(e.proto, {1, 3, 8, 8}, {1, 1, 8, 8});
+    ExpectWellFormed(e.proto, {-1, 3, 8, 8}, {-1, 1, 8, 8});
   }
 }
 
@@ -509,7 +512,7 @@ TEST(OnnxExport, TruncatedFilesNeverCrash) {
     EXPECT_FALSE(r.ok()) << n;
   }
   Exported e = ExportBytes(bytes);
-  ExpectWellFormed(e.proto, {1, 1, 4, 4}, {1, 1, 4, 4});
+  ExpectWellFormed(e.proto, {-1, 1, 4, 4}, {-1, 1, 4, 4});
 }
 
 // Random byte flips in the header and tensors of a model that uses every op:
@@ -536,7 +539,7 @@ TEST(OnnxExport, MutatedModelsNeverCrash) {
     }
     onnx::ModelProto p;
     ASSERT_TRUE(p.ParseFromString(r->onnx));
-    ExpectWellFormed(p, {1, r->input_c, r->input_h, r->input_w}, {1, 1, r->map_h, r->map_w});
+    ExpectWellFormed(p, {-1, r->input_c, r->input_h, r->input_w}, {-1, 1, r->map_h, r->map_w});
     ++exported;
   }
   EXPECT_GT(exported, 0);
@@ -621,9 +624,12 @@ class OnnxRuntimeCompare : public ::testing::Test {
     ASSERT_NE(last, std::string::npos) << cmp.out;
     const Json summary = Json::parse(cmp.out.substr(last));
     EXPECT_EQ(summary["images"], image_count);
-    std::printf("  %-26s %-10s raw score rel %.2e, map rel %.2e, cli rel %.2e\n", name.c_str(),
-                mode.c_str(), summary["max_raw_score_rel"].get<double>(),
-                summary["max_map_rel"].get<double>(), summary["max_cli_raw_score_rel"].get<double>());
+    std::printf("  %-24s %-10s raw score rel %.2e, map rel %.2e, cli rel %.2e, batch of %d: "
+                "%.2e, %.2e\n",
+                name.c_str(), mode.c_str(), summary["max_raw_score_rel"].get<double>(),
+                summary["max_map_rel"].get<double>(), summary["max_cli_raw_score_rel"].get<double>(),
+                image_count, summary["batch_max_raw_score_rel"].get<double>(),
+                summary["batch_max_map_rel"].get<double>());
   }
 
   static std::string tmp_, images_, script_, skip_;

@@ -136,7 +136,8 @@ int RunExportOnnx(const ExportCliOptions& opt) {
     return 1;
   }
   std::printf("%s: opset %d, %d engine nodes -> %d ONNX nodes, %lld weights, input '%s' "
-              "[1, %d, %d, %d] (%s), outputs %s [1], %s [1, 1, %d, %d], %s [1], %zu bytes\n",
+              "[batch, %d, %d, %d] (%s), outputs %s [batch], %s [batch, 1, %d, %d], %s [batch], "
+              "%zu bytes\n",
               opt.out.c_str(), onnx_export::kOpset, exported->engine_nodes, exported->onnx_nodes,
               static_cast<long long>(exported->initializer_floats), onnx_export::kInputName,
               exported->input_c, exported->input_h, exported->input_w,

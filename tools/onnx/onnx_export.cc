@@ -121,7 +121,14 @@ class Builder {
     v->set_name(name);
     onnx::TypeProto_Tensor* t = v->mutable_type()->mutable_tensor_type();
     t->set_elem_type(elem_type);
-    for (int64_t d : dims) t->mutable_shape()->add_dim()->set_dim_value(d);
+    for (int64_t d : dims) {
+      onnx::TensorShapeProto_Dimension* dim = t->mutable_shape()->add_dim();
+      if (d < 0) {
+        dim->set_dim_param(kBatchDim);
+      } else {
+        dim->set_dim_value(d);
+      }
+    }
   }
 
   onnx::GraphProto* graph() { return g_; }
@@ -160,7 +167,8 @@ void AttrString(onnx::NodeProto* n, const char* name, const std::string& v) {
   a->set_s(v);
 }
 
-std::vector<int64_t> Nchw(const Shape& s) { return {1, s.c, s.h, s.w}; }
+// Every value has a batch dimension (any size: images are independent).
+std::vector<int64_t> Nchw(const Shape& s) { return {-1, s.c, s.h, s.w}; }
 
 // The engine's activation (kernels/activation.h) on `in`. hard_swish and
 // hard_sigmoid with the default 1/6 are ONNX's HardSwish / HardSigmoid;
@@ -313,7 +321,7 @@ Result<std::string> EmitNode(Builder& b, const Graph& g, size_t i,
       Builder::Op gemm = b.Node("Gemm", ins, name + "/gemm");
       AttrInt(gemm.node, "transB", 1);
       const std::string r =
-          b.Node("Reshape", {gemm.out, b.Shape({1, oc, 1, 1})}, main_hint).out;
+          b.Node("Reshape", {gemm.out, b.Shape({-1, oc, 1, 1})}, main_hint).out;
       return EmitActivation(b, n.activation, n.alpha, r, name);
     }
     case OpType::kUpsample: {
@@ -357,9 +365,9 @@ Result<std::string> EmitNode(Builder& b, const Graph& g, size_t i,
     case OpType::kPositionMahalanobis: {
       // out[p] = |A_r(p) (x_p - mu_p)|^2, A on a gh x gw grid of regions
       // (gh = h, gw = w: one per cell; 1 x 1: one for the map). The cells
-      // of each region become one batch of a MatMul [G, D, D] x [G, D, S]
-      // (S: the largest region; smaller ones repeat a cell of their own),
-      // so the whitening matrices are never copied per cell.
+      // of each region become one batch of a MatMul [G, D, D] x [N, G, D, S]
+      // (S: the largest region; smaller ones repeat a cell of their own; N
+      // images), so the whitening matrices are never copied per cell.
       const int d = in.c, h = in.h, w = in.w;
       const int64_t hw = int64_t{h} * w;
       if (n.weight.shape.size() != 4 || n.bias.shape.size() != 3 || n.weight.shape[2] != d ||
@@ -385,50 +393,52 @@ Result<std::string> EmitNode(Builder& b, const Graph& g, size_t i,
           identity = identity && gather[i] == int64_t(i);
         }
       }
-      // mu per cell, channels first: [D, h*w] (a mean on a grid is expanded).
+      // mu per cell, channels first: [D, h*w] (a mean on a grid is expanded);
+      // x [N, D, h, w] -> [N, D, h*w].
       const int64_t bh = n.bias.shape[0], bw = n.bias.shape[1];
       const std::vector<int64_t> bias_region = RegionIndex(h, w, bh, bw);
       std::vector<float> mu(static_cast<size_t>(hw * d));
       for (int64_t p = 0; p < hw; ++p)
         for (int j = 0; j < d; ++j)
           mu[size_t(j * hw + p)] = n.bias.data[size_t(bias_region[size_t(p)] * d + j)];
-      const std::string xr = b.Node("Reshape", {x, b.Shape({d, hw})}, name + "/cells").out;
+      const std::string xr = b.Node("Reshape", {x, b.Shape({-1, d, hw})}, name + "/cells").out;
       std::string diff =
           b.Node("Sub", {xr, b.Floats(name + ".bias", {d, hw}, mu)}, name + "/diff").out;
       if (!identity) {
         Builder::Op g = b.Node("Gather", {diff, b.Ints(name + "/region_cells",
                                                        {int64_t(gather.size())}, gather)},
                                name + "/by_region");
-        AttrInt(g.node, "axis", 1);
+        AttrInt(g.node, "axis", 2);
         diff = g.out;
       }
       const int64_t ss = int64_t(s);
-      const std::string r3 = b.Node("Reshape", {diff, b.Shape({d, groups, ss})}, name + "/regions").out;
-      Builder::Op tr = b.Node("Transpose", {r3}, name + "/regions_t");
-      AttrInts(tr.node, "perm", {1, 0, 2});
+      const std::string r4 =
+          b.Node("Reshape", {diff, b.Shape({-1, d, groups, ss})}, name + "/regions").out;
+      Builder::Op tr = b.Node("Transpose", {r4}, name + "/regions_t");
+      AttrInts(tr.node, "perm", {0, 2, 1, 3});
       const std::string a = b.Floats(name + ".weight", {groups, d, d}, n.weight.data,
                                      size_t(groups * d * d));
       const std::string y = b.Node("MatMul", {a, tr.out}, name + "/whiten").out;
       Builder::Op sq = b.Node("ReduceSumSquare", {y}, name + "/sum_squares");
-      AttrInts(sq.node, "axes", {1});
+      AttrInts(sq.node, "axes", {2});
       AttrInt(sq.node, "keepdims", 0);
       std::string cells = sq.out;
       if (!identity) {
         const std::string flat =
-            b.Node("Reshape", {cells, b.Shape({groups * ss})}, name + "/region_flat").out;
+            b.Node("Reshape", {cells, b.Shape({-1, groups * ss})}, name + "/region_flat").out;
         Builder::Op g = b.Node("Gather", {flat, b.Ints(name + "/cell_slots", {hw}, back)},
                                name + "/by_cell");
-        AttrInt(g.node, "axis", 0);
+        AttrInt(g.node, "axis", 1);
         cells = g.out;
       }
-      return b.Node("Reshape", {cells, b.Shape({1, 1, h, w})}, name).out;
+      return b.Node("Reshape", {cells, b.Shape({-1, 1, h, w})}, name).out;
     }
   }
   return MakeError(ErrorCode::kUnsupported, "node '%s': op '%s' has no ONNX export",
                    name.c_str(), OpTypeName(n.op));
 }
 
-// Separable blur of [1, C, h, w] with a symmetric kernel (one per channel,
+// Separable blur of [N, C, h, w] with a symmetric kernel (one per channel,
 // depthwise), borders by `border`: the samples outside are gathered with the
 // engine's own border index (image/gaussian_blur.h), then two valid convs,
 // rows first as GaussianBlurPlane does.
@@ -595,7 +605,7 @@ Json BuildMetadata(const Model& m, InputMode mode, const Shape& in, const Shape&
   steps += mode == InputMode::kPixels ? ", float values 0..255"
            : mode == InputMode::kUnit ? ", float values 0..1 (pixel / 255)"
                                       : ", then the model's normalisation (see 'normalization')";
-  steps += ", NCHW [1, " + std::to_string(in.c) + ", " + std::to_string(in.h) + ", " +
+  steps += ", NCHW [batch, " + std::to_string(in.c) + ", " + std::to_string(in.h) + ", " +
            std::to_string(in.w) + "]";
 
   Json meta = {
@@ -605,7 +615,7 @@ Json BuildMetadata(const Model& m, InputMode mode, const Shape& in, const Shape&
       {"threshold", FloatJson(cal.threshold)},
       {"input_size", {in.h, in.w}},
       {"input_name", kInputName},
-      {"input_shape", {1, in.c, in.h, in.w}},
+      {"input_shape", {kBatchDim, in.c, in.h, in.w}},
       {"input_layout", "NCHW"},
       {"input_channels", in.c == 3 ? "RGB" : "gray"},
       {"input_range", range},
@@ -616,11 +626,11 @@ Json BuildMetadata(const Model& m, InputMode mode, const Shape& in, const Shape&
       {"transform", transform},
       {"roi", roi},
       {"outputs",
-       {{kScoreName, "[1] anomaly score in calibrated units ((raw - offset) / scale); >= "
+       {{kScoreName, "[batch] anomaly score in calibrated units ((raw - offset) / scale); >= "
                      "image_threshold: anomalous"},
-        {kMapName, "[1, 1, " + std::to_string(map.h) + ", " + std::to_string(map.w) +
+        {kMapName, "[batch, 1, " + std::to_string(map.h) + ", " + std::to_string(map.w) +
                        "] anomaly map over the network input, same units"},
-        {kLabelName, "[1] bool, pred_score >= threshold"}}},
+        {kLabelName, "[batch] bool, pred_score >= threshold"}}},
       {"map_size", {map.h, map.w}},
       {"map_display_range", {FloatJson(cal.map_low), FloatJson(cal.map_high)}},
       {"score_calibration",
@@ -746,7 +756,7 @@ Result<ExportResult> ExportOnnx(const uint8_t* bytes, size_t size, const ExportO
       x = b.Node("Div", {x, b.Floats("post/edge_std", {1, 1, h, w}, es)}, "post/edge_calibrated").out;
     }
   }
-  const std::string flat = b.Node("Reshape", {x, b.Shape({1, cells})}, "post/cells").out;
+  const std::string flat = b.Node("Reshape", {x, b.Shape({-1, cells})}, "post/cells").out;
   std::string raw;
   if (post.reduce == ScoreReduce::kMax || post.reduce == ScoreReduce::kMean) {
     Builder::Op r = b.Node(post.reduce == ScoreReduce::kMax ? "ReduceMax" : "ReduceMean", {flat},
@@ -771,9 +781,9 @@ Result<ExportResult> ExportOnnx(const uint8_t* bytes, size_t size, const ExportO
   const std::string mc = b.Node("Sub", {x, offset}, "post/map_centred").out;
   b.Node("Mul", {mc, inv_scale}, "", kMapName);
   b.Node("GreaterOrEqual", {kScoreName, b.Scalar(cal.threshold)}, "", kLabelName);
-  b.ValueInfo(gp->add_output(), kScoreName, {1});
-  b.ValueInfo(gp->add_output(), kMapName, {1, 1, h, w});
-  b.ValueInfo(gp->add_output(), kLabelName, {1}, onnx::TensorProto::BOOL);
+  b.ValueInfo(gp->add_output(), kScoreName, {-1});
+  b.ValueInfo(gp->add_output(), kMapName, {-1, 1, h, w});
+  b.ValueInfo(gp->add_output(), kLabelName, {-1}, onnx::TensorProto::BOOL);
 
   // Metadata: anomalib's keys one by one (strings as they are, the rest as
   // JSON), the whole document under "metadata", and the model's own sections.

@@ -5,13 +5,13 @@
 // (src/detect/detector.cc), so that ONNX Runtime / OpenVINO on a station give
 // the engine's score and map:
 //
-//   image [1, C, H, W] (resized + cropped RGB or gray, values 0..255)
+//   image [batch, C, H, W] (resized + cropped RGB or gray, values 0..255)
 //     -> the model's normalisation (scale, mean / std, or local contrast)
 //     -> the network (every engine op; NHWC becomes NCHW)
 //     -> sigmoid, map blur, per-cell and edge calibration
-//     -> anomaly_map [1, 1, h, w] = (map - offset) / scale
-//     -> pred_score [1]  = (reduce(map) - offset) / scale, reduce max / mean / top-k mean
-//     -> pred_label [1]  = pred_score >= threshold (bool)
+//     -> anomaly_map [batch, 1, h, w] = (map - offset) / scale
+//     -> pred_score [batch]  = (reduce(map) - offset) / scale, reduce max / mean / top-k mean
+//     -> pred_label [batch]  = pred_score >= threshold (bool)
 //
 // with an anomalib-style description in metadata_props (task, thresholds,
 // input size, transform, normalisation) and the model's own JSON sections.
@@ -31,7 +31,7 @@
 
 namespace flawlens::onnx_export {
 
-// What the exported graph reads (always NCHW float32, batch 1, the network
+// What the exported graph reads (always NCHW float32, any batch size, the network
 // input's size and channels: the model's resize and crop, and its channel
 // conversion, are done by the caller).
 enum class InputMode {
@@ -49,6 +49,9 @@ inline constexpr const char* kInputName = "image";
 inline constexpr const char* kScoreName = "pred_score";
 inline constexpr const char* kMapName = "anomaly_map";
 inline constexpr const char* kLabelName = "pred_label";
+// The symbolic first dimension of the input and outputs: images are scored
+// independently, any number at once.
+inline constexpr const char* kBatchDim = "batch";
 
 struct ExportOptions {
   InputMode input = InputMode::kPixels;
