@@ -131,7 +131,6 @@ class Builder {
     }
   }
 
-  onnx::GraphProto* graph() { return g_; }
   int64_t floats() const { return floats_; }
 
  private:
