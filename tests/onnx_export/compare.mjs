@@ -120,7 +120,9 @@ for (const img of data.images) {
 
 if (opt.cli) {
   const paths = data.images.map((i) => i.path);
-  const text = execFileSync(opt.cli, ['score', opt.model, ...paths, '--format', 'jsonl', '--threads', '1'],
+  // The same region of interest as the test data (the model card's, unless --no-roi).
+  const roiArgs = data.roi === false ? ['--no-roi'] : [];
+  const text = execFileSync(opt.cli, ['score', opt.model, ...paths, '--format', 'jsonl', '--threads', '1', ...roiArgs],
     { maxBuffer: 1 << 26, stdio: ['ignore', 'pipe', 'ignore'] }).toString();
   const lines = text.trim().split('\n').map((l) => JSON.parse(l));
   for (let k = 0; k < rows.length; ++k) {

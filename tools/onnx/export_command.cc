@@ -95,6 +95,7 @@ int WriteTestData(const ExportCliOptions& opt, const LoadedModel& loaded, onnx_e
       {"map_shape", {1, 1, exported.map_h, exported.map_w}},
       {"threshold", det.threshold()},
       {"calibration_scale", loaded.model->calibration.scale},
+      {"roi", *has_roi},  // the card's region of interest was applied
       {"encoding", "base64 float32 little-endian"},
       {"images", images}};
   st = WriteText(opt.test_data, doc.dump());
