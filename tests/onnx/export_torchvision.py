@@ -6,7 +6,10 @@ the BatchNorm statistics and affine parameters randomised too so that folding
 them into the convolutions is exercised. H and W are dynamic, so one file
 serves every --input size.
 
-  export_torchvision.py ARCH OUT.onnx [--opset 17]
+  export_torchvision.py ARCH OUT.onnx [--opset 17] [--weights STATE_DICT.pth]
+
+--weights loads your own weights (a state_dict saved with torch.save, e.g. a
+torchvision checkpoint you hold under its licence) instead of random ones.
 
 prints the ONNX output names (the --outputs of flawlens import-onnx), one per
 line. ARCH: resnet18 resnet50 wide_resnet50_2 mobilenet_v3_large efficientnet_b0.
@@ -55,12 +58,16 @@ def main():
     ap.add_argument("arch", choices=sorted(LAYERS))
     ap.add_argument("out")
     ap.add_argument("--opset", type=int, default=17)
+    ap.add_argument("--weights", help="state_dict (.pth) to load instead of random weights")
     args = ap.parse_args()
     torch.manual_seed(0)
     net = getattr(torchvision.models, args.arch)(weights=None)
+    if args.weights:
+        state = torch.load(args.weights, map_location="cpu")
+        net.load_state_dict(state.get("state_dict", state) if isinstance(state, dict) else state)
     gen = torch.Generator().manual_seed(1)
     for m in net.modules():
-        if isinstance(m, torch.nn.BatchNorm2d):
+        if isinstance(m, torch.nn.BatchNorm2d) and not args.weights:
             c = m.num_features
             m.running_mean.copy_(torch.randn(c, generator=gen) * 0.1)
             m.running_var.copy_(torch.rand(c, generator=gen) + 0.5)

@@ -628,6 +628,16 @@ TEST(OnnxImport, WrongOutputNameListsTheGraphOutputs) {
   EXPECT_FALSE(Import(b.Bytes(), {"k"}).ok());
   EXPECT_FALSE(Import(b.Bytes(), {"y", "y"}).ok());
   EXPECT_FALSE(Import(b.Bytes(), {}).ok());
+  // MaxPool's Indices output.
+  Builder c;
+  c.Input("x", 3, 8, 8);
+  auto* p = c.Node("MaxPool", {"x"}, {"y", "idx"}, "pool");
+  Builder::Ints(p, "kernel_shape", {2, 2});
+  r = Import(c.Bytes(), {"idx"});
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), ErrorCode::kUnsupported);
+  EXPECT_NE(r.status().message().find("secondary output of node 'pool'"), std::string::npos)
+      << r.status().message();
 }
 
 TEST(OnnxImport, OutOfScopeModelsSayWhy) {
@@ -1070,6 +1080,7 @@ TEST(OnnxTorchvision, FeaturesMatchOnnxRuntime) {
       }
       std::printf("%-20s %-8s %9.1f %9.1f %9.1f %7.2f %11.2e\n", arch.c_str(), size.c_str(),
                   import_ms, ours_ms, ort_ms, ours_ms / ort_ms, worst);
+      std::fflush(stdout);
     }
   }
 }

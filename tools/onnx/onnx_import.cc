@@ -1752,7 +1752,14 @@ Result<ImportResult> Importer::Run(const uint8_t* data, size_t size) {
   if (input_name_.empty())
     return Error(ErrorCode::kBadGraph, "no graph input on the path to the outputs");
   for (const std::string& o : options_.outputs) {
-    if (ValueOf(Resolve(o)) <= 0) {
+    const int v = ValueOf(Resolve(o));
+    if (v < 0) {
+      return Error(ErrorCode::kUnsupported,
+                   "output '" + Printable(o) + "' is a secondary output of " +
+                       Label(producer_.at(Resolve(o))) +
+                       ", which import-onnx does not compute (only a node's first output)");
+    }
+    if (v == 0) {
       return Error(ErrorCode::kUnsupported,
                    "output '" + Printable(o) + "' is the network input itself, not a feature map");
     }
