@@ -59,6 +59,9 @@ def main():
     ap.add_argument("out")
     ap.add_argument("--opset", type=int, default=17)
     ap.add_argument("--weights", help="state_dict (.pth) to load instead of random weights")
+    ap.add_argument("--keep-batchnorm", action="store_true",
+                    help="keep BatchNormalization nodes (torch folds them into the convolutions "
+                         "by default; this exercises flawlens' own folding)")
     args = ap.parse_args()
     torch.manual_seed(0)
     net = getattr(torchvision.models, args.arch)(weights=None)
@@ -80,8 +83,10 @@ def main():
     for name in names:
         dyn[name] = {2: "h_" + name, 3: "w_" + name}
     with torch.no_grad():
+        mode = torch.onnx.TrainingMode.PRESERVE if args.keep_batchnorm else torch.onnx.TrainingMode.EVAL
         torch.onnx.export(model, x, args.out, opset_version=args.opset, input_names=["image"],
-                          output_names=names, dynamic_axes=dyn, do_constant_folding=True)
+                          output_names=names, dynamic_axes=dyn, training=mode,
+                          do_constant_folding=not args.keep_batchnorm)
     for name in names:
         print(name)
 

@@ -8,7 +8,8 @@
 // The torchvision comparison (timing and differences):
 //   FLAWLENS_ONNX_ARCHS='resnet18:224x224,256x320;resnet50:224x224' onnx_import_test \
 //     --gtest_filter='OnnxTorchvision.*'
-// (default: resnet18 at 224x224, which CI runs).
+// (default: resnet18 at 224x224, exported as usual and with its BatchNorm nodes kept;
+// CI runs it).
 #include <gtest/gtest.h>
 #include <onnx/onnx_pb.h>
 
@@ -992,19 +993,22 @@ TEST(OnnxTorchvision, FeaturesMatchOnnxRuntime) {
   const std::string py = Python();
   if (py.empty()) GTEST_SKIP() << "python3 with torch and torchvision absent";
   const char* env = std::getenv("FLAWLENS_ONNX_ARCHS");
-  const std::string spec = env ? env : "resnet18:224x224";
+  const std::string spec = env ? env : "resnet18:224x224;resnet18+bn:224x224";
   const fs::path dir = fs::path(FLAWLENS_BINARY_DIR) / "onnx-models";
   fs::create_directories(dir);
   const int runs = std::getenv("FLAWLENS_ONNX_RUNS") ? std::atoi(std::getenv("FLAWLENS_ONNX_RUNS")) : 3;
-  std::printf("\n%-20s %-8s %9s %9s %9s %7s %11s\n", "arch", "input", "import ms", "ours ms",
-              "ort ms", "ratio", "max rel diff");
+  std::printf("\n%-22s %-8s %9s %9s %9s %9s %7s %11s\n", "arch", "input", "nodes", "import ms",
+              "ours ms", "ort ms", "ratio", "max rel diff");
   std::stringstream archs(spec);
   for (std::string item; std::getline(archs, item, ';');) {
     const size_t colon = item.find(':');
-    const std::string arch = item.substr(0, colon);
+    const std::string arch = item.substr(0, colon);  // NAME or NAME+bn (BatchNorm nodes kept)
+    const bool keep_bn = arch.size() > 3 && arch.compare(arch.size() - 3, 3, "+bn") == 0;
+    const std::string net = keep_bn ? arch.substr(0, arch.size() - 3) : arch;
     const fs::path onnx_path = dir / (arch + ".onnx");
-    std::string names = Capture(py + " '" + (src / "export_torchvision.py").string() + "' " + arch +
-                                " '" + onnx_path.string() + "' 2>/dev/null");
+    std::string names = Capture(py + " '" + (src / "export_torchvision.py").string() + "' " + net +
+                                " '" + onnx_path.string() + "'" +
+                                (keep_bn ? " --keep-batchnorm" : "") + " 2>/dev/null");
     ASSERT_FALSE(names.empty()) << "export of " << arch << " failed";
     std::vector<std::string> outputs;
     std::stringstream ns(names);
@@ -1078,8 +1082,10 @@ TEST(OnnxTorchvision, FeaturesMatchOnnxRuntime) {
         EXPECT_LT(diff, 1e-4) << outputs[k];
         worst = std::max(worst, diff);
       }
-      std::printf("%-20s %-8s %9.1f %9.1f %9.1f %7.2f %11.2e\n", arch.c_str(), size.c_str(),
-                  import_ms, ours_ms, ort_ms, ours_ms / ort_ms, worst);
+      const std::string nodes =
+          std::to_string(both->onnx_nodes_used) + ">" + std::to_string(both->engine_nodes);
+      std::printf("%-22s %-8s %9s %9.1f %9.1f %9.1f %7.2f %11.2e\n", arch.c_str(), size.c_str(),
+                  nodes.c_str(), import_ms, ours_ms, ort_ms, ours_ms / ort_ms, worst);
       std::fflush(stdout);
     }
   }
