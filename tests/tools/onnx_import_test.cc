@@ -10,6 +10,8 @@
 //     --gtest_filter='OnnxTorchvision.*'
 // (default: resnet18 at 224x224, exported as usual and with its BatchNorm nodes kept;
 // CI runs it).
+#include "onnx/onnx_import.h"
+
 #include <gtest/gtest.h>
 #include <onnx/onnx_pb.h>
 
@@ -29,7 +31,6 @@
 
 #include "model/model.h"
 #include "nn/executor.h"
-#include "onnx/onnx_import.h"
 
 namespace flawlens::onnx_import {
 namespace {
@@ -113,8 +114,8 @@ struct Builder {
   std::string Bytes() const { return m.SerializeAsString(); }
 };
 
-Result<ImportResult> Import(const std::string& bytes, std::vector<std::string> outputs,
-                            int w = 0, int h = 0) {
+Result<ImportResult> Import(const std::string& bytes, std::vector<std::string> outputs, int w = 0,
+                            int h = 0) {
   ImportOptions o;
   o.outputs = std::move(outputs);
   o.input_w = w;
@@ -505,8 +506,10 @@ TEST(OnnxImport, TruncatedProtobufIsAnError) {
   for (size_t cut = 0; cut < full.size(); cut += std::max<size_t>(1, full.size() / 97)) {
     auto r = Import(full.substr(0, cut), {"y"});
     // A cut on a field boundary can still parse; then the graph is incomplete.
-    if (!r.ok()) ++errors;
-    else ADD_FAILURE() << "a model cut at " << cut << " of " << full.size() << " imported";
+    if (!r.ok())
+      ++errors;
+    else
+      ADD_FAILURE() << "a model cut at " << cut << " of " << full.size() << " imported";
   }
   EXPECT_GT(errors, 50);
   auto r = Import(full.substr(0, full.size() / 2), {"y"});
@@ -708,7 +711,8 @@ TEST(OnnxImport, OutOfScopeModelsSayWhy) {
 TEST(OnnxImport, CliWritesABackbone) {
   const fs::path dir = fs::path(FLAWLENS_BINARY_DIR) / "onnx_import_test_cli";
   fs::create_directories(dir);
-  const std::string model = (dir / "small.onnx").string(), out = (dir / "small.safetensors").string();
+  const std::string model = (dir / "small.onnx").string(),
+                    out = (dir / "small.safetensors").string();
   std::ofstream(model, std::ios::binary) << SmallModel();
   fs::remove(out);
   const std::string cli = FLAWLENS_CLI;
@@ -724,8 +728,9 @@ TEST(OnnxImport, CliWritesABackbone) {
   EXPECT_NEAR((*loaded)->preprocess.mean[1], 0.456f, 1e-6f);
   EXPECT_NEAR((*loaded)->preprocess.std[2], 0.225f, 1e-6f);
   EXPECT_NE((*loaded)->card_json.find("BSD-3-Clause"), std::string::npos);
-  rc = std::system((cli + " import-onnx '" + model + "' --outputs nope --out '" + out +
-                    "' 2> /dev/null").c_str());
+  rc = std::system(
+      (cli + " import-onnx '" + model + "' --outputs nope --out '" + out + "' 2> /dev/null")
+          .c_str());
   EXPECT_NE(rc, 0);
   rc = std::system((cli + " import-onnx '" + model + "' --list > /dev/null").c_str());
   EXPECT_EQ(rc, 0);
@@ -759,12 +764,29 @@ bool FloatData(const onnx::TensorProto& t, std::vector<float>* out) {
 }
 
 // The operators the importer maps (docs/ONNX.md).
-const std::set<std::string> kOps = {
-    "Conv",        "BatchNormalization", "Relu",        "LeakyRelu",        "Clip",
-    "Sigmoid",     "HardSigmoid",        "HardSwish",   "MaxPool",          "AveragePool",
-    "GlobalAveragePool", "GlobalMaxPool", "ReduceMean", "Add",              "Sub",
-    "Mul",         "Div",                "Concat",      "Resize",           "Upsample",         "Flatten",
-    "Identity",    "Dropout"};
+const std::set<std::string> kOps = {"Conv",
+                                    "BatchNormalization",
+                                    "Relu",
+                                    "LeakyRelu",
+                                    "Clip",
+                                    "Sigmoid",
+                                    "HardSigmoid",
+                                    "HardSwish",
+                                    "MaxPool",
+                                    "AveragePool",
+                                    "GlobalAveragePool",
+                                    "GlobalMaxPool",
+                                    "ReduceMean",
+                                    "Add",
+                                    "Sub",
+                                    "Mul",
+                                    "Div",
+                                    "Concat",
+                                    "Resize",
+                                    "Upsample",
+                                    "Flatten",
+                                    "Identity",
+                                    "Dropout"};
 
 struct Outcome {
   std::string test, op;
@@ -807,10 +829,11 @@ Outcome RunNodeTest(const fs::path& dir) {
   // An elementwise test on a rank-1..3 tensor is the same test on that
   // tensor viewed as 4-D (1s prepended: ONNX broadcasting aligns the right).
   static const std::set<std::string> kElementwise = {
-      "Relu", "LeakyRelu", "Sigmoid", "HardSigmoid", "HardSwish", "Clip", "Identity",
-      "Dropout", "Add", "Sub", "Mul", "Div", "Constant"};
+      "Relu",    "LeakyRelu", "Sigmoid", "HardSigmoid", "HardSwish", "Clip",    "Identity",
+      "Dropout", "Add",       "Sub",     "Mul",         "Div",       "Constant"};
   bool elementwise = true;
-  for (const auto& n : m.graph().node()) elementwise = elementwise && kElementwise.count(n.op_type());
+  for (const auto& n : m.graph().node())
+    elementwise = elementwise && kElementwise.count(n.op_type());
   bool viewed = false;
   if (elementwise && !inputs.empty() && inputs[0].dims_size() >= 1 && inputs[0].dims_size() < 4) {
     viewed = true;
@@ -854,11 +877,19 @@ Outcome RunNodeTest(const fs::path& dir) {
   // bounds): initializers, as a backbone holds them.
   onnx::ModelProto fixed = m;
   if (batch > 1) {
-    auto* shape = fixed.mutable_graph()->mutable_input(0)->mutable_type()->mutable_tensor_type()->mutable_shape();
+    auto* shape = fixed.mutable_graph()
+                      ->mutable_input(0)
+                      ->mutable_type()
+                      ->mutable_tensor_type()
+                      ->mutable_shape();
     if (shape->dim_size() > 0) shape->mutable_dim(0)->set_dim_value(1);
   }
   if (viewed) {
-    auto* shape = fixed.mutable_graph()->mutable_input(0)->mutable_type()->mutable_tensor_type()->mutable_shape();
+    auto* shape = fixed.mutable_graph()
+                      ->mutable_input(0)
+                      ->mutable_type()
+                      ->mutable_tensor_type()
+                      ->mutable_shape();
     shape->clear_dim();
     for (int64_t d : x.dims()) shape->add_dim()->set_dim_value(d);
   }
@@ -934,7 +965,8 @@ TEST(OnnxConformance, NodeTestsOfEveryMappedOperator) {
     std::string s((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
     if (!m.ParseFromString(s)) continue;
     bool mapped = m.graph().node_size() > 0;
-    for (const auto& n : m.graph().node()) mapped = mapped && (kOps.count(n.op_type()) || n.op_type() == "Constant");
+    for (const auto& n : m.graph().node())
+      mapped = mapped && (kOps.count(n.op_type()) || n.op_type() == "Constant");
     if (!mapped) continue;
     outcomes.push_back(RunNodeTest(d));
   }
@@ -949,7 +981,9 @@ TEST(OnnxConformance, NodeTestsOfEveryMappedOperator) {
   }
   std::printf("%-40s %6d %12d %6d\n\n", "total", totals[0], totals[1], totals[2]);
   for (const Outcome& o : outcomes) {
-    const char* kind = o.kind == Outcome::kPass ? "pass" : o.kind == Outcome::kFail ? "FAIL" : "out of scope";
+    const char* kind = o.kind == Outcome::kPass   ? "pass"
+                       : o.kind == Outcome::kFail ? "FAIL"
+                                                  : "out of scope";
     std::printf("  %-52s %-13s %s\n", o.test.c_str(), kind, o.why.c_str());
   }
   for (const Outcome& o : outcomes) {
@@ -958,9 +992,9 @@ TEST(OnnxConformance, NodeTestsOfEveryMappedOperator) {
   // The operators whose node tests fall inside the engine's scope (the
   // others' tests are batch > 1, rank != 4 or full-tensor operands; see
   // docs/ONNX.md): each keeps at least one passing test.
-  for (const char* op : {"Conv", "BatchNormalization", "MaxPool", "AveragePool", "GlobalAveragePool", "GlobalMaxPool",
-                         "Relu", "LeakyRelu", "Sigmoid", "HardSigmoid", "HardSwish", "Clip",
-                         "Resize", "Upsample"}) {
+  for (const char* op : {"Conv", "BatchNormalization", "MaxPool", "AveragePool",
+                         "GlobalAveragePool", "GlobalMaxPool", "Relu", "LeakyRelu", "Sigmoid",
+                         "HardSigmoid", "HardSwish", "Clip", "Resize", "Upsample"}) {
     EXPECT_GT(table[op][0], 0) << op << ": no node test passes";
   }
 }
@@ -968,7 +1002,8 @@ TEST(OnnxConformance, NodeTestsOfEveryMappedOperator) {
 // ---- torchvision networks against onnxruntime --------------------------------------
 std::string Python() {
   for (const char* py : {"python3", "/usr/bin/python3"}) {
-    if (std::system((std::string(py) + " -c 'import torch, torchvision' > /dev/null 2>&1").c_str()) == 0)
+    if (std::system(
+            (std::string(py) + " -c 'import torch, torchvision' > /dev/null 2>&1").c_str()) == 0)
       return py;
   }
   return "";
@@ -996,7 +1031,8 @@ TEST(OnnxTorchvision, FeaturesMatchOnnxRuntime) {
   const std::string spec = env ? env : "resnet18:224x224;resnet18+bn:224x224";
   const fs::path dir = fs::path(FLAWLENS_BINARY_DIR) / "onnx-models";
   fs::create_directories(dir);
-  const int runs = std::getenv("FLAWLENS_ONNX_RUNS") ? std::atoi(std::getenv("FLAWLENS_ONNX_RUNS")) : 3;
+  const int runs =
+      std::getenv("FLAWLENS_ONNX_RUNS") ? std::atoi(std::getenv("FLAWLENS_ONNX_RUNS")) : 3;
   std::printf("\n%-22s %-8s %9s %9s %9s %9s %7s %11s\n", "arch", "input", "nodes", "import ms",
               "ours ms", "ort ms", "ratio", "max rel diff");
   std::stringstream archs(spec);
@@ -1006,9 +1042,9 @@ TEST(OnnxTorchvision, FeaturesMatchOnnxRuntime) {
     const bool keep_bn = arch.size() > 3 && arch.compare(arch.size() - 3, 3, "+bn") == 0;
     const std::string net = keep_bn ? arch.substr(0, arch.size() - 3) : arch;
     const fs::path onnx_path = dir / (arch + ".onnx");
-    std::string names = Capture(py + " '" + (src / "export_torchvision.py").string() + "' " + net +
-                                " '" + onnx_path.string() + "'" +
-                                (keep_bn ? " --keep-batchnorm" : "") + " 2>/dev/null");
+    std::string names =
+        Capture(py + " '" + (src / "export_torchvision.py").string() + "' " + net + " '" +
+                onnx_path.string() + "'" + (keep_bn ? " --keep-batchnorm" : "") + " 2>/dev/null");
     ASSERT_FALSE(names.empty()) << "export of " << arch << " failed";
     std::vector<std::string> outputs;
     std::stringstream ns(names);
@@ -1065,7 +1101,8 @@ TEST(OnnxTorchvision, FeaturesMatchOnnxRuntime) {
         const auto a = std::chrono::steady_clock::now();
         (*ex)->Run();
         times.push_back(
-            std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - a).count());
+            std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - a)
+                .count());
       }
       std::sort(times.begin(), times.end());
       const double ours_ms = times[times.size() / 2];

@@ -84,12 +84,11 @@ int RunImportOnnx(const ImportOnnxCliOptions& opt) {
       "%s: opset %lld, %d ONNX nodes -> %d engine nodes, input %dx%dx%d, output %dx%dx%d, "
       "%zu bytes\n",
       opt.out.c_str(), static_cast<long long>(result->opset), result->onnx_nodes_used,
-      result->engine_nodes, result->in_w, result->in_h, result->in_c, result->out_w,
-      result->out_h, result->out_c, result->bytes.size());
+      result->engine_nodes, result->in_w, result->in_h, result->in_c, result->out_w, result->out_h,
+      result->out_c, result->bytes.size());
   for (const onnx_import::FeatureLayer& f : result->features) {
-    std::printf("  %s: stride %d, %d channels (%dx%d), output channels %d..%d\n",
-                f.tensor.c_str(), f.stride_h, f.channels, f.w, f.h, f.offset,
-                f.offset + f.channels - 1);
+    std::printf("  %s: stride %d, %d channels (%dx%d), output channels %d..%d\n", f.tensor.c_str(),
+                f.stride_h, f.channels, f.w, f.h, f.offset, f.offset + f.channels - 1);
   }
   return 0;
 }
@@ -112,8 +111,9 @@ void AddImportOnnxCommand(CLI::App& app) {
   cmd->add_option("--licence", opt->licence, "licence of the weights, recorded on the card");
   cmd->add_option("--origin", opt->origin,
                   "where the weights come from, e.g. 'torchvision resnet18, own fine-tuning'");
-  cmd->add_option("--scale", opt->scale,
-                  "preprocess pixel multiplier (1: values 0..255; torchvision: 0.00392156862745098)")
+  cmd->add_option(
+         "--scale", opt->scale,
+         "preprocess pixel multiplier (1: values 0..255; torchvision: 0.00392156862745098)")
       ->capture_default_str();
   cmd->add_option("--mean", opt->mean,
                   "preprocess mean, one value or r,g,b (torchvision: 0.485,0.456,0.406)")

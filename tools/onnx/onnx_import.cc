@@ -82,8 +82,9 @@ Status DecodeTensor(const onnx::TensorProto& t, const std::string& what, uint64_
                     Constant* c) {
   if (t.data_location() == onnx::TensorProto_DataLocation_EXTERNAL || t.external_data_size() > 0) {
     return Error(ErrorCode::kUnsupported,
-                 what + " keeps its data in an external file (save the model with "
-                        "save_as_external_data=False)");
+                 what +
+                     " keeps its data in an external file (save the model with "
+                     "save_as_external_data=False)");
   }
   if (t.has_segment()) return Error(ErrorCode::kUnsupported, what + " is a segment of a tensor");
   if (t.dims_size() > 8)
@@ -93,9 +94,9 @@ Status DecodeTensor(const onnx::TensorProto& t, const std::string& what, uint64_
   for (int64_t d : t.dims()) {
     if (d < 0 || d > kMaxTensorElements || !CheckedMul(c->elements, d, &c->elements) ||
         c->elements > kMaxTensorElements) {
-      return Error(ErrorCode::kLimitExceeded,
-                   what + ": dimension " + std::to_string(d) + " is negative or the tensor has " +
-                       "more than " + std::to_string(kMaxTensorElements) + " elements");
+      return Error(ErrorCode::kLimitExceeded, what + ": dimension " + std::to_string(d) +
+                                                  " is negative or the tensor has " + "more than " +
+                                                  std::to_string(kMaxTensorElements) + " elements");
     }
     c->dims.push_back(d);
   }
@@ -154,7 +155,8 @@ Status DecodeTensor(const onnx::TensorProto& t, const std::string& what, uint64_
       } else {
         if (static_cast<size_t>(t.double_data_size()) != n)
           return size_error(t.double_data_size(), "doubles");
-        for (size_t k = 0; k < n; ++k) c->f[k] = static_cast<float>(t.double_data(static_cast<int>(k)));
+        for (size_t k = 0; k < n; ++k)
+          c->f[k] = static_cast<float>(t.double_data(static_cast<int>(k)));
       }
       return Status::Ok();
     }
@@ -249,8 +251,7 @@ class Importer {
   Status AttrInt(int id, const char* name, int64_t fallback, int64_t* out) const;
   Status AttrFloat(int id, const char* name, float fallback, float* out) const;
   Status AttrInts(int id, const char* name, std::vector<int64_t>* out) const;
-  Status AttrString(int id, const char* name, const std::string& fallback,
-                    std::string* out) const;
+  Status AttrString(int id, const char* name, const std::string& fallback, std::string* out) const;
 
   Status Index();
   Status Walk();
@@ -393,8 +394,7 @@ Status Importer::AttrString(int id, const char* name, const std::string& fallbac
   }
   if (a->type() != onnx::AttributeProto_AttributeType_STRING &&
       !(a->type() == onnx::AttributeProto_AttributeType_UNDEFINED && a->has_s())) {
-    return Fail(id, ErrorCode::kBadGraph,
-                std::string("attribute '") + name + "' is not a string");
+    return Fail(id, ErrorCode::kBadGraph, std::string("attribute '") + name + "' is not a string");
   }
   *out = a->s();
   return Status::Ok();
@@ -411,8 +411,7 @@ Status Importer::Index() {
   for (const onnx::TensorProto& t : g.initializer()) {
     if (t.name().empty()) return Error(ErrorCode::kBadGraph, "an initializer has no name");
     if (!initializers_.emplace(t.name(), &t).second) {
-      return Error(ErrorCode::kBadGraph,
-                   "initializer '" + Printable(t.name()) + "' appears twice");
+      return Error(ErrorCode::kBadGraph, "initializer '" + Printable(t.name()) + "' appears twice");
     }
   }
   for (const onnx::ValueInfoProto& v : g.input()) {
@@ -595,7 +594,8 @@ void Importer::FindPatterns() {
     for (int k = 0; k < 2; ++k) {
       const std::string& x = k == 0 ? p : q;
       const std::string& gate = k == 0 ? q : p;
-      if (const int s = private_gate(gate, "Sigmoid"); s >= 0 && Resolve(nodes_[s]->input(0)) == x) {
+      if (const int s = private_gate(gate, "Sigmoid");
+          s >= 0 && Resolve(nodes_[s]->input(0)) == x) {
         patterns_[id] = {PatternKind::kSilu, x, 0.0f};
         absorbed_.insert(s);
         break;
@@ -737,8 +737,8 @@ Status Importer::PerChannel(int id, const Constant& c, const ValueInfo& info,
 
 // Window geometry of a conv / pool node from auto_pad, pads, strides,
 // dilations (already in `e`) and ceil_mode; fills the pads and the output.
-Status Importer::Window(int id, const ValueInfo& in, int kh, int kw, bool ceil_mode,
-                        EngineNode* e, ValueInfo* out) {
+Status Importer::Window(int id, const ValueInfo& in, int kh, int kw, bool ceil_mode, EngineNode* e,
+                        ValueInfo* out) {
   std::string auto_pad;
   FLAWLENS_RETURN_IF_ERROR(AttrString(id, "auto_pad", "NOTSET", &auto_pad));
   std::vector<int64_t> pads;
@@ -848,11 +848,13 @@ Status Importer::EmitConv(int id) {
   const std::string x = Resolve(n.input(0));
   const int v = ValueOf(x);
   if (v < 0)
-    return Unsupported(id, "its input '" + Printable(x) + "' is not a tensor this importer computes");
+    return Unsupported(id,
+                       "its input '" + Printable(x) + "' is not a tensor this importer computes");
   const ValueInfo in = infos_[v];
   if (in.rank != 4) return Unsupported(id, "its input is not a 4-D NCHW tensor");
   const std::string wname = Resolve(n.input(1));
-  if (!IsConst(wname)) return Unsupported(id, "the weight '" + Printable(wname) + "' is not a constant");
+  if (!IsConst(wname))
+    return Unsupported(id, "the weight '" + Printable(wname) + "' is not a constant");
   Result<const Constant*> wr = ConstOf(wname);
   if (!wr.ok()) return wr.status();
   const Constant& w = **wr;
@@ -867,14 +869,15 @@ Status Importer::EmitConv(int id) {
   FLAWLENS_RETURN_IF_ERROR(AttrInts(id, "strides", &strides));
   FLAWLENS_RETURN_IF_ERROR(AttrInts(id, "dilations", &dilations));
   if (!kernel.empty() && (kernel.size() != 2 || kernel[0] != w.dims[2] || kernel[1] != w.dims[3])) {
-    return Fail(id, ErrorCode::kBadShape, "kernel_shape " + DimsString(kernel) +
-                                              " disagrees with the weight " + DimsString(w.dims));
+    return Fail(
+        id, ErrorCode::kBadShape,
+        "kernel_shape " + DimsString(kernel) + " disagrees with the weight " + DimsString(w.dims));
   }
   if (w.dims[2] > kMaxKernel || w.dims[3] > kMaxKernel)
     return Fail(id, ErrorCode::kLimitExceeded, "kernel above " + std::to_string(kMaxKernel));
   if (w.dims[0] > kMaxChannels)
-    return Fail(id, ErrorCode::kLimitExceeded, "more than " + std::to_string(kMaxChannels) +
-                                                   " output channels");
+    return Fail(id, ErrorCode::kLimitExceeded,
+                "more than " + std::to_string(kMaxChannels) + " output channels");
   if (group < 1 || group > kMaxChannels || in.c != w.dims[1] * group || w.dims[0] % group != 0) {
     return Fail(id, ErrorCode::kBadShape,
                 "the weight " + DimsString(w.dims) + " with group " + std::to_string(group) +
@@ -886,7 +889,8 @@ Status Importer::EmitConv(int id) {
   e.inputs = {v};
   std::string why;
   Status st = WindowAttrs(strides, dilations, &why, &e);
-  if (!st.ok()) return st.code() == ErrorCode::kUnsupported ? Unsupported(id, why) : Fail(id, st.code(), why);
+  if (!st.ok())
+    return st.code() == ErrorCode::kUnsupported ? Unsupported(id, why) : Fail(id, st.code(), why);
   const int out_c = static_cast<int>(w.dims[0]), kh = static_cast<int>(w.dims[2]),
             kw = static_cast<int>(w.dims[3]), wi = static_cast<int>(w.dims[1]);
   e.kh = kh;
@@ -923,9 +927,9 @@ Status Importer::EmitConv(int id) {
 Status Importer::EmitPool(int id, bool max) {
   const onnx::NodeProto& n = *nodes_[id];
   if (max) {
-    FLAWLENS_RETURN_IF_ERROR(CheckAttributes(
-        id, {"auto_pad", "ceil_mode", "dilations", "kernel_shape", "pads", "storage_order",
-             "strides"}));
+    FLAWLENS_RETURN_IF_ERROR(
+        CheckAttributes(id, {"auto_pad", "ceil_mode", "dilations", "kernel_shape", "pads",
+                             "storage_order", "strides"}));
   } else {
     FLAWLENS_RETURN_IF_ERROR(CheckAttributes(
         id, {"auto_pad", "ceil_mode", "count_include_pad", "kernel_shape", "pads", "strides"}));
@@ -936,7 +940,8 @@ Status Importer::EmitPool(int id, bool max) {
   const std::string x = Resolve(n.input(0));
   const int v = ValueOf(x);
   if (v < 0)
-    return Unsupported(id, "its input '" + Printable(x) + "' is not a tensor this importer computes");
+    return Unsupported(id,
+                       "its input '" + Printable(x) + "' is not a tensor this importer computes");
   const ValueInfo in = infos_[v];
   if (in.rank != 4) return Unsupported(id, "its input is not a 4-D NCHW tensor");
   std::vector<int64_t> kernel, strides, dilations;
@@ -958,7 +963,8 @@ Status Importer::EmitPool(int id, bool max) {
   e.kw = static_cast<int>(kernel[1]);
   std::string why;
   Status st = WindowAttrs(strides, dilations, &why, &e);
-  if (!st.ok()) return st.code() == ErrorCode::kUnsupported ? Unsupported(id, why) : Fail(id, st.code(), why);
+  if (!st.ok())
+    return st.code() == ErrorCode::kUnsupported ? Unsupported(id, why) : Fail(id, st.code(), why);
   ValueInfo out;
   // Without ceil_mode first: the end padding ceil_mode adds is then known.
   EngineNode plain = e;
@@ -990,15 +996,16 @@ Status Importer::EmitResize(int id) {
   if (n.op_type() == "Upsample") {
     FLAWLENS_RETURN_IF_ERROR(CheckAttributes(id, {"mode", "scales"}));
   } else {
-    FLAWLENS_RETURN_IF_ERROR(CheckAttributes(
-        id, {"mode", "coordinate_transformation_mode", "nearest_mode", "cubic_coeff_a",
-             "exclude_outside", "extrapolation_value"}));
+    FLAWLENS_RETURN_IF_ERROR(
+        CheckAttributes(id, {"mode", "coordinate_transformation_mode", "nearest_mode",
+                             "cubic_coeff_a", "exclude_outside", "extrapolation_value"}));
   }
   if (n.input_size() < 1) return Fail(id, ErrorCode::kBadGraph, "Resize needs an input");
   const std::string x = Resolve(n.input(0));
   const int v = ValueOf(x);
   if (v < 0)
-    return Unsupported(id, "its input '" + Printable(x) + "' is not a tensor this importer computes");
+    return Unsupported(id,
+                       "its input '" + Printable(x) + "' is not a tensor this importer computes");
   const ValueInfo in = infos_[v];
   if (in.rank != 4) return Unsupported(id, "its input is not a 4-D NCHW tensor");
   std::string mode, ctm, nearest;
@@ -1006,8 +1013,8 @@ Status Importer::EmitResize(int id) {
   // Resize-10 and Upsample map output to input pixels as x / scale, rounding
   // nearest down.
   const bool legacy = n.op_type() == "Upsample" || opset_ < 11;
-  FLAWLENS_RETURN_IF_ERROR(AttrString(id, "coordinate_transformation_mode",
-                                      legacy ? "asymmetric" : "half_pixel", &ctm));
+  FLAWLENS_RETURN_IF_ERROR(
+      AttrString(id, "coordinate_transformation_mode", legacy ? "asymmetric" : "half_pixel", &ctm));
   FLAWLENS_RETURN_IF_ERROR(
       AttrString(id, "nearest_mode", legacy ? "floor" : "round_prefer_floor", &nearest));
   // Output size from `scales` (input 2) or `sizes` (input 3); Resize-10 and
@@ -1040,13 +1047,12 @@ Status Importer::EmitResize(int id) {
     if (slot < 3) {
       if ((*c)->is_int) return Fail(id, ErrorCode::kBadGraph, "scales are not floats");
       const std::vector<float>& s = (*c)->f;
-      if (s[0] != 1.0f || s[1] != 1.0f)
-        return Unsupported(id, "scaling the batch or channel axis");
+      if (s[0] != 1.0f || s[1] != 1.0f) return Unsupported(id, "scaling the batch or channel axis");
       for (int a = 0; a < 2; ++a) {
         const float f = s[2 + a];
         if (!(f >= 1.0f && f <= kMaxModelInputSide) || f != std::floor(f)) {
-          return Unsupported(id, "scale " + std::to_string(f) +
-                                     " (the engine upsamples by integer factors >= 1)");
+          return Unsupported(
+              id, "scale " + std::to_string(f) + " (the engine upsamples by integer factors >= 1)");
         }
       }
       oh = in.h * static_cast<int64_t>(s[2]);
@@ -1060,8 +1066,8 @@ Status Importer::EmitResize(int id) {
     }
   }
   if (oh < 0) return Fail(id, ErrorCode::kBadGraph, "Resize has neither scales nor sizes");
-  if (oh < in.h || ow < in.w || oh % in.h != 0 || ow % in.w != 0 || oh / in.h > kMaxModelInputSide ||
-      ow / in.w > kMaxModelInputSide) {
+  if (oh < in.h || ow < in.w || oh % in.h != 0 || ow % in.w != 0 ||
+      oh / in.h > kMaxModelInputSide || ow / in.w > kMaxModelInputSide) {
     return Unsupported(id, "resizing " + std::to_string(in.w) + "x" + std::to_string(in.h) +
                                " to " + std::to_string(ow) + "x" + std::to_string(oh) +
                                " (the engine upsamples by integer factors)");
@@ -1120,8 +1126,8 @@ Status Importer::EmitBinary(int id) {
     names[k] = Resolve(n.input(k));
     vals[k] = IsConst(names[k]) ? -1 : ValueOf(names[k]);
     if (!IsConst(names[k]) && vals[k] < 0) {
-      return Unsupported(id, "its input '" + Printable(names[k]) +
-                                 "' is not a tensor this importer computes");
+      return Unsupported(
+          id, "its input '" + Printable(names[k]) + "' is not a tensor this importer computes");
     }
   }
   const bool multiply = op == "Mul";
@@ -1136,10 +1142,10 @@ Status Importer::EmitBinary(int id) {
       const bool a_gate = multiply && a.h == 1 && a.w == 1 && a.c == b.c && a.rank == 4;
       if (a_gate && !b_gate) std::swap(first, second);
       if (!a_gate && !b_gate) {
-        return Unsupported(id, "operand shapes " + std::to_string(a.c) + "x" +
-                                   std::to_string(a.h) + "x" + std::to_string(a.w) + " and " +
-                                   std::to_string(b.c) + "x" + std::to_string(b.h) + "x" +
-                                   std::to_string(b.w) + " (C x H x W) differ" +
+        return Unsupported(id, "operand shapes " + std::to_string(a.c) + "x" + std::to_string(a.h) +
+                                   "x" + std::to_string(a.w) + " and " + std::to_string(b.c) + "x" +
+                                   std::to_string(b.h) + "x" + std::to_string(b.w) +
+                                   " (C x H x W) differ" +
                                    (multiply ? " and neither is a Cx1x1 gate" : ""));
       }
     }
@@ -1188,7 +1194,8 @@ Status Importer::EmitClip(int id) {
   const std::string x = Resolve(n.input(0));
   const int v = ValueOf(x);
   if (v < 0)
-    return Unsupported(id, "its input '" + Printable(x) + "' is not a tensor this importer computes");
+    return Unsupported(id,
+                       "its input '" + Printable(x) + "' is not a tensor this importer computes");
   float bound[2] = {-INFINITY, INFINITY};
   if (attrs) {
     FLAWLENS_RETURN_IF_ERROR(AttrFloat(id, "min", -INFINITY, &bound[0]));
@@ -1222,9 +1229,9 @@ Status Importer::EmitClip(int id) {
 
 Status Importer::SetInput(const std::string& name) {
   if (!input_name_.empty()) {
-    return Error(ErrorCode::kUnsupported,
-                 "the outputs depend on two graph inputs, '" + Printable(input_name_) + "' and '" +
-                     Printable(name) + "' (a backbone has one image input)");
+    return Error(ErrorCode::kUnsupported, "the outputs depend on two graph inputs, '" +
+                                              Printable(input_name_) + "' and '" + Printable(name) +
+                                              "' (a backbone has one image input)");
   }
   input_name_ = name;
   const onnx::ValueInfoProto& vi = *graph_inputs_.at(name);
@@ -1245,9 +1252,9 @@ Status Importer::SetInput(const std::string& name) {
                  where + " has batch " + std::to_string(dim(0)) + " (the engine runs batch 1)");
   const int64_t c = dim(1);
   if (c != 1 && c != 3) {
-    return Error(ErrorCode::kUnsupported,
-                 where + " has " + (c < 0 ? std::string("dynamic") : std::to_string(c)) +
-                     " channels (an image: 1 or 3)");
+    return Error(ErrorCode::kUnsupported, where + " has " +
+                                              (c < 0 ? std::string("dynamic") : std::to_string(c)) +
+                                              " channels (an image: 1 or 3)");
   }
   int h = options_.input_h, w = options_.input_w;
   const int64_t gh = dim(2), gw = dim(3);
@@ -1323,8 +1330,9 @@ Status Importer::Emit(int id) {
 
   // One tensor input from here on.
   static const std::set<std::string> kUnary = {
-      "Relu", "LeakyRelu", "Sigmoid", "HardSigmoid", "HardSwish", "GlobalAveragePool",
-      "GlobalMaxPool", "ReduceMean", "Flatten", "BatchNormalization", "Concat"};
+      "Relu",      "LeakyRelu",          "Sigmoid",       "HardSigmoid",
+      "HardSwish", "GlobalAveragePool",  "GlobalMaxPool", "ReduceMean",
+      "Flatten",   "BatchNormalization", "Concat"};
   if (!kUnary.count(op)) {
     return Unsupported(id, std::string("import-onnx maps ") + kSupportedOps);
   }
@@ -1339,7 +1347,8 @@ Status Importer::Emit(int id) {
       const std::string r = Resolve(in);
       const int v = ValueOf(r);
       if (v < 0 || IsConst(r))
-        return Unsupported(id, "its input '" + Printable(r) + "' is not a tensor this importer computes");
+        return Unsupported(
+            id, "its input '" + Printable(r) + "' is not a tensor this importer computes");
       const ValueInfo& vi = infos_[v];
       if (vals.empty()) {
         info = vi;
@@ -1355,7 +1364,8 @@ Status Importer::Emit(int id) {
       vals.push_back(v);
     }
     if (info.c > kMaxChannels)
-      return Fail(id, ErrorCode::kLimitExceeded, "more than " + std::to_string(kMaxChannels) + " channels");
+      return Fail(id, ErrorCode::kLimitExceeded,
+                  "more than " + std::to_string(kMaxChannels) + " channels");
     if (vals.size() == 1) {
       values_[out] = vals[0];
       return Status::Ok();
@@ -1372,7 +1382,8 @@ Status Importer::Emit(int id) {
   const std::string x = Resolve(n.input(0));
   const int v = ValueOf(x);
   if (v < 0 || IsConst(x))
-    return Unsupported(id, "its input '" + Printable(x) + "' is not a tensor this importer computes");
+    return Unsupported(id,
+                       "its input '" + Printable(x) + "' is not a tensor this importer computes");
   const ValueInfo in = infos_[v];
   if (op == "Relu" || op == "Sigmoid") {
     FLAWLENS_RETURN_IF_ERROR(CheckAttributes(id, {}));
@@ -1406,8 +1417,7 @@ Status Importer::Emit(int id) {
     // clamp(alpha x + beta, 0, 1) = relu6(z + 3) / 6 with z = 6 alpha x + 6 beta - 3.
     const std::string pre = out + "/affine";
     consumers_[pre] = 1;
-    FLAWLENS_RETURN_IF_ERROR(
-        EmitAffine(id, v, x, {6.0f * alpha}, {6.0f * beta - 3.0f}));
+    FLAWLENS_RETURN_IF_ERROR(EmitAffine(id, v, x, {6.0f * alpha}, {6.0f * beta - 3.0f}));
     const int z = values_[out];
     engine_[z - 1].owner = pre;
     values_[out] = ApplyActivation(id, z, pre, "hard_sigmoid", 1.0f / 6.0f);
@@ -1424,8 +1434,8 @@ Status Importer::Emit(int id) {
       e.op = "global_avgpool";
     } else {
       if (in.h > kMaxKernel || in.w > kMaxKernel)
-        return Unsupported(id, "a global max over more than " + std::to_string(kMaxKernel) +
-                                   " rows or columns");
+        return Unsupported(
+            id, "a global max over more than " + std::to_string(kMaxKernel) + " rows or columns");
       e.op = "maxpool2d";
       e.kh = in.h;
       e.kw = in.w;
@@ -1464,8 +1474,9 @@ Status Importer::Emit(int id) {
     FLAWLENS_RETURN_IF_ERROR(AttrInt(id, "axis", 1, &axis));
     if (axis < 0) axis += in.rank;
     if (axis != 1 || (in.h != 1 || in.w != 1)) {
-      return Unsupported(id, "only Flatten(axis=1) of a Cx1x1 map (the engine's NHWC layout "
-                             "orders a larger map differently)");
+      return Unsupported(id,
+                         "only Flatten(axis=1) of a Cx1x1 map (the engine's NHWC layout "
+                         "orders a larger map differently)");
     }
     ValueInfo info = in;
     info.rank = 2;
@@ -1478,7 +1489,8 @@ Status Importer::Emit(int id) {
     return Status::Ok();
   }
   // BatchNormalization (inference): per-channel affine.
-  FLAWLENS_RETURN_IF_ERROR(CheckAttributes(id, {"epsilon", "momentum", "training_mode", "spatial"}));
+  FLAWLENS_RETURN_IF_ERROR(
+      CheckAttributes(id, {"epsilon", "momentum", "training_mode", "spatial"}));
   int64_t training = 0;
   FLAWLENS_RETURN_IF_ERROR(AttrInt(id, "training_mode", 0, &training));
   if (opset_ < 7) return Unsupported(id, "BatchNormalization before opset 7 (training by default)");
@@ -1493,12 +1505,14 @@ Status Importer::Emit(int id) {
   std::vector<float> p[4];  // scale, B, mean, var
   for (int k = 0; k < 4; ++k) {
     const std::string name = Resolve(n.input(k + 1));
-    if (!IsConst(name)) return Unsupported(id, "its parameter '" + Printable(name) + "' is not a constant");
+    if (!IsConst(name))
+      return Unsupported(id, "its parameter '" + Printable(name) + "' is not a constant");
     Result<const Constant*> c = ConstOf(name);
     if (!c.ok()) return c.status();
     if ((*c)->is_int || (*c)->elements != in.c || (*c)->dims.size() != 1)
-      return Fail(id, ErrorCode::kBadShape, "parameter '" + Printable(name) + "' must hold " +
-                                                std::to_string(in.c) + " floats");
+      return Fail(
+          id, ErrorCode::kBadShape,
+          "parameter '" + Printable(name) + "' must hold " + std::to_string(in.c) + " floats");
     p[k] = (*c)->f;
   }
   std::vector<float> scale(in.c), shift(in.c);
@@ -1605,8 +1619,7 @@ Result<ImportResult> Importer::Finish() {
   int finest = -1;
   for (const std::string& o : options_.outputs) {
     const int v = ValueOf(Resolve(o));
-    if (v < 0)
-      return Error(ErrorCode::kInternal, "output '" + Printable(o) + "' was not computed");
+    if (v < 0) return Error(ErrorCode::kInternal, "output '" + Printable(o) + "' was not computed");
     outs.push_back(v);
     if (finest < 0 ||
         int64_t{infos_[v].h} * infos_[v].w > int64_t{infos_[finest].h} * infos_[finest].w)
@@ -1632,8 +1645,8 @@ Result<ImportResult> Importer::Finish() {
       if (target.h % info.h != 0 || target.w % info.w != 0 ||
           target.h / info.h != target.w / info.w || target.h / info.h > 64) {
         return Error(ErrorCode::kBadShape,
-                     "output '" + Printable(layer.tensor) + "' is " + std::to_string(info.w) +
-                         "x" + std::to_string(info.h) +
+                     "output '" + Printable(layer.tensor) + "' is " + std::to_string(info.w) + "x" +
+                         std::to_string(info.h) +
                          ", not an integer fraction of the finest output " +
                          std::to_string(target.w) + "x" + std::to_string(target.h) +
                          "; choose an --input divisible by the largest stride");
@@ -1655,8 +1668,8 @@ Result<ImportResult> Importer::Finish() {
   int output = parts[0];
   if (parts.size() > 1) {
     if (offset > kMaxChannels)
-      return Error(ErrorCode::kLimitExceeded, "the outputs have more than " +
-                                                  std::to_string(kMaxChannels) + " channels");
+      return Error(ErrorCode::kLimitExceeded,
+                   "the outputs have more than " + std::to_string(kMaxChannels) + " channels");
     EngineNode cat;
     cat.name = "features";
     cat.op = "concat";
@@ -1849,8 +1862,8 @@ Status ParseChannelTriple(const std::string& text, const char* what, float out[3
     v.push_back(f);
   }
   if (v.size() != 1 && v.size() != 3) {
-    return Error(ErrorCode::kInvalidArgument, std::string(what) + " '" + text +
-                                                  "' must be one number or three (r,g,b)");
+    return Error(ErrorCode::kInvalidArgument,
+                 std::string(what) + " '" + text + "' must be one number or three (r,g,b)");
   }
   for (int c = 0; c < 3; ++c) out[c] = v[v.size() == 1 ? 0 : c];
   return Status::Ok();
