@@ -483,6 +483,31 @@ TEST(OnnxImport, ResizeNearestRepeatsPixels) {
     for (int xx = 0; xx < 12; ++xx) EXPECT_EQ(got[y * 12 + xx], x.at(0, y / 2, xx / 3));
 }
 
+// Opset 10: Clip's bounds are attributes; ReduceMean without keepdims gives
+// a [1, C] tensor (a 1x1xC engine value).
+TEST(OnnxImport, LegacyClipAndReduceMeanWithoutKeepdims) {
+  Builder b(10);
+  b.Input("x", 3, 4, 5);
+  auto* clip = b.Node("Clip", {"x"}, {"c"});
+  Builder::Float(clip, "min", 0.0f);
+  Builder::Float(clip, "max", 6.0f);
+  auto* mean = b.Node("ReduceMean", {"c"}, {"y"});
+  Builder::Ints(mean, "axes", {-1, 2});
+  Builder::Int(mean, "keepdims", 0);
+  auto r = Import(b.Bytes(), {"y"});
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  T x = Nchw(3, 4, 5, 81);
+  for (float& v : x.v) v *= 10.0f;
+  Shape shape;
+  const auto got = RunModel(r->bytes, ToNhwc(x), &shape);
+  ASSERT_EQ(shape, (Shape{1, 1, 3}));
+  for (int c = 0; c < 3; ++c) {
+    double want = 0;
+    for (int i = 0; i < 20; ++i) want += std::min(6.0f, std::max(0.0f, x.v[c * 20 + i])) / 20.0;
+    EXPECT_NEAR(got[c], want, 1e-5);
+  }
+}
+
 // ---- hostile and wrong input: each a clear error ------------------------------
 std::string SmallModel() {
   Builder b;
