@@ -1,10 +1,12 @@
 #include "api/web_detector.h"
 
+#include <algorithm>
 #include <cmath>
 
 // The implementation is part of the core library and uses two of its
 // internals: the documented size limits and the JSON writer (info()).
 #include "core/limits.h"
+#include "fit/threshold.h"
 #include "model/json_value.h"
 
 namespace flawlens {
@@ -44,6 +46,9 @@ std::string WebDetector::info() const {
       .Set("mapWidth", i.map_width)
       .Set("mapHeight", i.map_height)
       .Set("threshold", i.threshold)
+      .Set("falseAlarmRate", std::isnan(i.false_alarm_rate) ? JsonValue() : JsonValue(double(i.false_alarm_rate)))
+      .Set("goodImages", i.good_images)
+      .Set("goodGroups", i.good_groups)
       .Set("mapLow", i.map_low)
       .Set("mapHigh", i.map_high)
       .Set("pixelScale", i.pixel_scale)
@@ -51,6 +56,45 @@ std::string WebDetector::info() const {
       .Set("macs", i.macs)
       .Set("card", std::move(card));
   return j.Dump();  // never aborts; NaN/Inf become null
+}
+
+double WebDetector::falseAlarmRate(double t) const {
+  if (!det_) return std::nan("");
+  const ModelInfo& i = det_->info();
+  Calibration c;
+  c.good_scores = i.good_scores;
+  c.good_images = i.good_images;
+  return fit::EstimatedFalseAlarmRate(c, float(t));
+}
+
+std::string WebDetector::describeRate(double rate) { return fit::DescribeRate(rate); }
+
+std::string WebDetector::thresholdForScores(double count, double rate) {
+  last_error_.clear();
+  if (!(count >= 0 && count <= double(floats_.size()))) {
+    last_error_ = "invalid_argument: score count outside the buffer";
+    return "";
+  }
+  std::vector<float> scores(floats_.begin(), floats_.begin() + size_t(count));
+  const float highest = scores.empty() ? 0.0f : *std::max_element(scores.begin(), scores.end());
+  auto e = fit::EstimateThreshold(std::move(scores), rate);
+  if (!e.ok()) {
+    last_error_ = e.status().ToString();
+    return "";
+  }
+  // Frames of one scene are near-copies of each other: the threshold clears
+  // the highest of them by half a score unit (the spread of good parts'
+  // scores when the model was taught), so camera noise alone is not flagged.
+  e->threshold = std::max(e->threshold, highest + 0.5f);
+  JsonValue w = JsonValue::Array();
+  for (const std::string& s : e->warnings) w.Push(s);
+  JsonValue j = JsonValue::Object();
+  j.Set("threshold", e->threshold)
+      .Set("rate", e->rate)
+      .Set("frames", e->scores)
+      .Set("extrapolated", e->extrapolated)
+      .Set("warnings", std::move(w));
+  return j.Dump();
 }
 
 std::string WebDetector::detect(int width, int height, const std::string& format, double rx,

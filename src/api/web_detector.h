@@ -53,6 +53,19 @@ class WebDetector {
   void setThreshold(double t);
   void resetThreshold();
 
+  // The threshold's meaning (fit/threshold.h, the rule of `flawlens train`
+  // and `flawlens calibrate`): the estimated share of new good parts flagged
+  // at threshold t, from the model's good-score summary (NaN without one).
+  double falseAlarmRate(double t) const;
+  // "about 1 in 50 good parts" for a rate.
+  static std::string describeRate(double rate);
+  // "Calibrate here": the threshold for a target rate from the scores of
+  // good frames (floats(n) holds them): fit::EstimateThreshold, at least
+  // half a score unit above the highest frame. JSON {threshold, rate,
+  // frames, extrapolated, warnings: [..]} or "" with the error in lastError().
+  std::string thresholdForScores(double count, double rate);
+  std::string lastError() const { return last_error_; }
+
   // Raw network for benchmarks: input floats are written into floats(n).
   float* floats(double count);
   size_t floatsSize() const { return floats_.size(); }
@@ -68,6 +81,7 @@ class WebDetector {
   std::vector<float> floats_, output_;
   double stats_[kNumStats] = {};
   const Detection* last_ = nullptr;
+  std::string last_error_;
 };
 
 }  // namespace flawlens

@@ -9,6 +9,7 @@
 // reader/writer.
 #include "core/limits.h"
 #include "fit/teacher.h"
+#include "fit/threshold.h"
 #include "model/json_value.h"
 
 namespace flawlens {
@@ -139,7 +140,6 @@ std::string WebTeacher::begin(const std::string& options_json) {
       .Set("backbone", std::move(backbone));
   info_json_ = info.Dump();
   last_hash_ = 0;
-  last_held_out_ = false;
   releaseModel();
   result_json_ = "{}";
   return "";
@@ -149,10 +149,8 @@ std::string WebTeacher::info() const { return teacher_ ? info_json_ : "{}"; }
 
 int WebTeacher::images() const { return teacher_ ? teacher_->images() : 0; }
 
-int WebTeacher::heldOut() const { return teacher_ ? teacher_->holdout_images() : 0; }
-
 std::string WebTeacher::addFrame(int width, int height, const std::string& format, double rx,
-                                 double ry, double rw, double rh) {
+                                 double ry, double rw, double rh, const std::string& group) {
   if (!teacher_) return Err("no_teacher", "teaching has not begun (no model to teach on)");
   PixelFormat pf;
   if (!ParsePixelFormat(format, &pf)) {
@@ -242,10 +240,10 @@ std::string WebTeacher::addFrame(int width, int height, const std::string& forma
   }
   ImageView view{px, width, height, pf, 0};
   const RectF roi{float(rx), float(ry), float(rw), float(rh)};
-  auto held = teacher_->AddImage(view, roi);
-  if (!held.ok()) return held.status().ToString();
+  if (group.size() > 1024) return Err("invalid_argument", "group name longer than 1024 bytes");
+  auto added = teacher_->AddImage(view, roi, group);
+  if (!added.ok()) return added.status().ToString();
   last_hash_ = hash;
-  last_held_out_ = held.value();
   return "";
 }
 
@@ -267,7 +265,14 @@ std::string WebTeacher::fit(const std::string& options_json,
     if (!s->is_number() || !(s->as_double() >= 0 && s->as_double() <= 1)) {
       return Err("invalid_argument", "sensitivity must be a number in [0, 1]");
     }
-    fo.sensitivity = float(s->as_double());
+    fo.false_alarm_rate = fit::SensitivityToRate(s->as_double());
+  }
+  if (const JsonValue* s = o.Find("falseAlarmRate"); s && !s->is_null()) {
+    if (!s->is_number() || !(s->as_double() >= fit::kMinFalseAlarmRate &&
+                             s->as_double() <= fit::kMaxFalseAlarmRate)) {
+      return Err("invalid_argument", "falseAlarmRate must be a number in [0.0001, 0.5]");
+    }
+    fo.false_alarm_rate = s->as_double();
   }
   if (const JsonValue* d = o.Find("density"); d && !d->is_null()) {
     auto kind = fit::ParseDensityKind(d->str());
@@ -278,12 +283,10 @@ std::string WebTeacher::fit(const std::string& options_json,
     if (!card->is_object()) return Err("invalid_argument", "card must be a JSON object");
     fo.card_extra_json = card->Dump();
   }
-  const bool too_few = teacher_->fit_images() < fit::kMinFitImages ||
-                       teacher_->holdout_images() < fit::kMinHoldoutImages;
   auto r = teacher_->Fit(fo, progress);
   if (!r.ok()) {
     const Status& s = r.status();
-    if (too_few) return Err("too_few", s.message());
+    if (s.message().rfind("too few images", 0) == 0) return Err("too_few", s.message());
     // Fit's "no variation between the images" (the same frame over and over).
     if (s.code() == ErrorCode::kInvalidArgument &&
         s.message().find("no variation") != std::string::npos) {
@@ -298,12 +301,19 @@ std::string WebTeacher::fit(const std::string& options_json,
       .Set("scale", c.scale)
       .Set("threshold", c.threshold)
       .Set("mapLow", c.map_low)
-      .Set("mapHigh", c.map_high);
+      .Set("mapHigh", c.map_high)
+      .Set("falseAlarmRate", double(c.false_alarm_rate))
+      .Set("goodImages", c.good_images)
+      .Set("goodGroups", c.good_groups);
+  JsonValue warnings = JsonValue::Array();
+  for (const std::string& w : r.value().warnings) warnings.Push(w);
   JsonValue j = JsonValue::Object();
   j.Set("calibration", std::move(cal))
-      .Set("fitImages", r.value().fit_images)
-      .Set("holdoutImages", r.value().holdout_images)
-      .Set("meanShrinkage", r.value().mean_shrinkage);
+      .Set("images", teacher_->images())
+      .Set("groups", r.value().groups)
+      .Set("folds", r.value().folds)
+      .Set("meanShrinkage", r.value().mean_shrinkage)
+      .Set("warnings", std::move(warnings));
   result_json_ = j.Dump();
   return "";
 }

@@ -14,7 +14,8 @@
 //   no_backbone   the model has no pretrained backbone to teach on
 //   black_frame   a frame without contrast (black, covered or blank camera)
 //   frozen_frame  a frame identical to the previous one (a stalled camera)
-//   too_few       not enough frames to fit and to hold out for calibration
+//   too_few       not enough frames (or distinct parts / time blocks) to fit and to
+//                 check the threshold on frames the fit did not see
 //   degenerate    the frames give identical features: nothing to learn
 //   no_teacher    begin() has not succeeded
 #pragma once
@@ -56,24 +57,26 @@ class WebTeacher {
   std::string info() const;
 
   // Pixels are in buffer(): width * height * bpp bytes, rows packed; the
-  // region (pixels, rw == 0: whole frame) is what the model sees. Checks the
-  // frame (black_frame, frozen_frame) before adding it.
+  // region (pixels, rw == 0: whole frame) is what the model sees. `group`:
+  // "" for a camera frame (frames are checked in contiguous time blocks),
+  // else a name shared by the photos of one part (e.g. the file name).
+  // Checks the frame (black_frame, frozen_frame) before adding it.
   std::string addFrame(int width, int height, const std::string& format, double rx, double ry,
-                       double rw, double rh);
-  bool lastHeldOut() const { return last_held_out_; }
+                       double rw, double rh, const std::string& group);
   int images() const;
-  int heldOut() const;
 
   // Fits the model. options: JSON object, optional "name", "created",
-  // "sensitivity" ([0, 1]), "density" ("per_position" | "shared"), "card"
-  // (an object merged into the model card). Keeps the frames: fit() may be
-  // called again. progress(fraction) is called while fitting.
+  // "sensitivity" ([0, 1], fit::SensitivityToRate) or "falseAlarmRate",
+  // "density" ("per_position" | "shared"), "card" (an object merged into the
+  // model card). Keeps the frames: fit() may be called again.
+  // progress(fraction) is called while fitting.
   std::string fit(const std::string& options_json, const std::function<void(float)>& progress);
   const uint8_t* model() const { return model_.data(); }
   size_t modelSize() const { return model_.size(); }
   void releaseModel();
   // JSON of the last fit: {calibration: {offset, scale, threshold, mapLow,
-  // mapHigh}, fitImages, holdoutImages, meanShrinkage} ("{}" before one).
+  // mapHigh, falseAlarmRate, goodImages, goodGroups}, images, groups, folds,
+  // meanShrinkage, warnings: [..]} ("{}" before one).
   std::string result() const { return result_json_; }
 
  private:
@@ -82,7 +85,6 @@ class WebTeacher {
   std::vector<uint8_t> bytes_, model_;
   std::string result_json_ = "{}";
   uint64_t last_hash_ = 0;  // of the last frame added (0: none yet)
-  bool last_held_out_ = false;
 };
 
 }  // namespace flawlens

@@ -109,6 +109,10 @@ Result<std::unique_ptr<Detector>> Detector::Create(const uint8_t* model_bytes, s
   info.map_width = out.w;
   info.map_height = out.h;
   info.threshold = m.calibration.threshold;
+  info.false_alarm_rate = m.calibration.false_alarm_rate;
+  info.good_scores = m.calibration.good_scores;
+  info.good_images = m.calibration.good_images;
+  info.good_groups = m.calibration.good_groups;
   info.macs = m.graph.Macs();
   for (const Node& n : m.graph.nodes) {
     if (n.weight.data) info.parameters += n.weight.elements();

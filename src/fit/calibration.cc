@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "fit/threshold.h"
 #include "image/gaussian_blur.h"
 
 namespace flawlens::fit {
@@ -104,19 +105,18 @@ void ApplyCellCalibration(const CellCalibration& cc, float* map) {
 }
 
 Calibration ScoreCalibration(const std::vector<float>& good_raw_scores, float sensitivity) {
-  const size_t n = good_raw_scores.size();
-  double mean = 0, var = 0;
-  for (float v : good_raw_scores) mean += v;
-  mean /= double(std::max<size_t>(n, 1));
-  for (float v : good_raw_scores) var += (v - mean) * (v - mean);
-  double sd = std::sqrt(var / double(std::max<size_t>(1, n - 1)));
-  if (!(sd > 1e-6)) sd = std::max(1e-3, std::fabs(mean) * 0.1);
+  auto r = CalibrateScores(good_raw_scores, SensitivityToRate(sensitivity));
+  if (r.ok()) return r->calibration;
+  // One score (or non-finite ones): no spread to estimate; flag anything
+  // above the one good score seen by a margin.
   Calibration cal;
-  cal.offset = float(mean);
-  cal.scale = float(sd);
-  cal.threshold = float(6.0 * (1.0 - std::clamp(double(sensitivity), 0.0, 1.0)));
+  const float v = good_raw_scores.empty() || !std::isfinite(good_raw_scores[0]) ? 0.0f
+                                                                                : good_raw_scores[0];
+  cal.offset = v;
+  cal.scale = std::max(1e-3f, std::fabs(v) * 0.1f);
+  cal.threshold = 3.0f;
   cal.map_low = 0.0f;
-  cal.map_high = std::max(1.0f, cal.threshold * 2.0f);
+  cal.map_high = 6.0f;
   return cal;
 }
 

@@ -28,10 +28,9 @@ Result<CellCalibration> FitCellCalibration(const float* maps, int n, int h, int 
 void ApplyCellCalibration(const CellCalibration& cc, float* map);
 
 // The score calibration (model/FORMAT.md section 7) from raw scores of good
-// images: offset = mean, scale = standard deviation (n - 1; a spread of at
-// most 1e-6 falls back to max(1e-3, 0.1 |mean|)), threshold = 6 (1 -
-// sensitivity) standard deviations (sensitivity clamped to [0, 1]; 0.5 -> 3),
-// heatmap range [0, max(1, 2 threshold)]. At least one score.
+// images the model did not fit: fit::CalibrateScores (fit/threshold.h) at the
+// false-alarm rate of the sensitivity (SensitivityToRate: 0.5 -> the default
+// rate). With fewer than 2 finite scores: offset = the score, threshold 3.
 Calibration ScoreCalibration(const std::vector<float>& good_raw_scores, float sensitivity);
 
 // Normalised Gaussian kernel of radius max(1, ceil(3 sigma)): the detector's

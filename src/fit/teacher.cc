@@ -2,21 +2,22 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cctype>
 #include <cstring>
+#include <limits>
+#include <map>
 
+#include "fit/threshold.h"
 #include "model/json_util.h"
 
 namespace flawlens::fit {
 namespace {
 
 constexpr const char* kProjNode = "fit.proj";
+constexpr const char* kPoolNode = "fit.pool";
 constexpr const char* kDensityNode = "fit.density";
-constexpr const char* kWhitenNode = "fit.whiten";
-constexpr const char* kGlobalPool = "fit.global.pool";
-constexpr const char* kGlobalWhiten = "fit.global.whiten";
-constexpr const char* kGlobalDist = "fit.global.dist";
-constexpr const char* kGlobalMap = "fit.global.map";
-constexpr const char* kMapNode = "fit.map";
+// Side of the coarse summary grid of a map (near-duplicate linking).
+constexpr int kSummaryGrid = 4;
 
 // SplitMix64: the same bits natively and in wasm (std:: distributions are not).
 uint64_t SplitMix(uint64_t* state) {
@@ -60,37 +61,6 @@ JsonValue SimpleNode(const std::string& name, const char* op, std::vector<std::s
   return n;
 }
 
-// Whitening parameters of one Gaussian as float: a (D x D, lower triangular)
-// and mu (D).
-struct Gaussian {
-  std::vector<float> a, mu;
-  double shrinkage = 0;
-};
-
-Status FitGaussian(const MomentAccumulator& acc, double shrinkage_option, double floor,
-                   Gaussian* g) {
-  const int d = acc.dim();
-  std::vector<double> mean, cov, w;
-  acc.MeanCovariance(&mean, &cov);
-  const double s = shrinkage_option < 0 ? acc.LedoitWolfShrinkage() : shrinkage_option;
-  FLAWLENS_RETURN_IF_ERROR(ShrunkWhitening(&cov, d, s, floor, &w));
-  g->a.resize(w.size());
-  g->mu.resize(mean.size());
-  for (size_t i = 0; i < w.size(); ++i) g->a[i] = float(w[i]);
-  for (size_t i = 0; i < mean.size(); ++i) g->mu[i] = float(mean[i]);
-  g->shrinkage = s;
-  return Status::Ok();
-}
-
-double MeanVariance(const MomentAccumulator& acc) {
-  std::vector<double> mean, cov;
-  acc.MeanCovariance(&mean, &cov);
-  double t = 0;
-  const int d = acc.dim();
-  for (int i = 0; i < d; ++i) t += cov[size_t(i) * d + i];
-  return t / d;
-}
-
 // |a (x - mu)|^2 for lower triangular a (D x D).
 float Mahalanobis2(const float* x, const float* a, const float* mu, int d, float* tmp) {
   for (int j = 0; j < d; ++j) tmp[j] = x[j] - mu[j];
@@ -102,6 +72,51 @@ float Mahalanobis2(const float* x, const float* a, const float* mu, int d, float
     s += v * v;
   }
   return float(s);
+}
+
+// OAS shrinkage intensity (Chen et al. 2010, as scikit-learn's oas) of a
+// d x d covariance estimated from n samples.
+double OasShrinkage(const std::vector<double>& cov, int d, double n) {
+  double trace = 0, sq = 0;
+  for (int i = 0; i < d; ++i) trace += cov[size_t(i) * d + i];
+  for (double v : cov) sq += v * v;
+  const double mu = trace / d, alpha = sq / (double(d) * d);
+  const double den = (n + 1.0) * (alpha - mu * mu / d);
+  return den > 0 ? std::min(1.0, (alpha + mu * mu) / den) : 1.0;
+}
+
+// Natural order of names: digit runs compare as numbers ("num_99" <
+// "num_100"), the rest byte by byte.
+bool NaturalLess(const std::string& a, const std::string& b) {
+  size_t i = 0, j = 0;
+  while (i < a.size() && j < b.size()) {
+    const bool da = std::isdigit(static_cast<unsigned char>(a[i])) != 0;
+    const bool db = std::isdigit(static_cast<unsigned char>(b[j])) != 0;
+    if (da && db) {
+      size_t ie = i, je = j;
+      while (ie < a.size() && std::isdigit(static_cast<unsigned char>(a[ie]))) ++ie;
+      while (je < b.size() && std::isdigit(static_cast<unsigned char>(b[je]))) ++je;
+      size_t is = i, js = j;  // skip leading zeros
+      while (is + 1 < ie && a[is] == '0') ++is;
+      while (js + 1 < je && b[js] == '0') ++js;
+      if (ie - is != je - js) return ie - is < je - js;
+      const int c = a.compare(is, ie - is, b, js, je - js);
+      if (c != 0) return c < 0;
+      i = ie;
+      j = je;
+    } else {
+      if (a[i] != b[j]) return static_cast<unsigned char>(a[i]) < static_cast<unsigned char>(b[j]);
+      ++i;
+      ++j;
+    }
+  }
+  return a.size() - i < b.size() - j;
+}
+
+// Union-find over image indices.
+int Find(std::vector<int>& parent, int i) {
+  while (parent[size_t(i)] != i) i = parent[size_t(i)] = parent[size_t(parent[size_t(i)])];
+  return i;
 }
 
 }  // namespace
@@ -131,9 +146,9 @@ Result<std::unique_ptr<Teacher>> Teacher::Create(const uint8_t* bytes, size_t si
 
 Status Teacher::Init(const uint8_t* bytes, size_t size, const TeacherOptions& options) {
   options_ = options;
-  if (!(options.holdout > 0.0f && options.holdout < 1.0f)) {
-    return MakeError(ErrorCode::kInvalidArgument, "hold-out fraction must be in (0, 1) (got %g)",
-                     double(options.holdout));
+  if (options.pool < 1 || options.pool > 15 || options.pool % 2 == 0) {
+    return MakeError(ErrorCode::kInvalidArgument,
+                     "local average window must be odd and in [1, 15] (got %d)", options.pool);
   }
   if (options.dims < 1 || options.dims > 1024) {
     return MakeError(ErrorCode::kInvalidArgument, "projection dims must be in [1, 1024] (got %d)",
@@ -248,6 +263,17 @@ Status Teacher::Init(const uint8_t* bytes, size_t size, const TeacherOptions& op
   proj.weight.data = projection_.data();
   proj.weight.shape = {d_, 1, 1, fc_};
   g.nodes.push_back(std::move(proj));
+  if (options.pool > 1) {
+    // Stride 1, same size; border cells average the cells that exist.
+    Node pool;
+    pool.name = kPoolNode;
+    pool.op = OpType::kAvgPool2d;
+    pool.inputs = {int(g.nodes.size())};
+    pool.kernel_h = pool.kernel_w = options.pool;
+    pool.pad_top = pool.pad_left = pool.pad_bottom = pool.pad_right = options.pool / 2;
+    pool.count_include_pad = false;
+    g.nodes.push_back(std::move(pool));
+  }
   g.output = int(g.nodes.size());
   FLAWLENS_RETURN_IF_ERROR(g.Finalize());
 
@@ -266,28 +292,10 @@ Status Teacher::Init(const uint8_t* bytes, size_t size, const TeacherOptions& op
   eo.threads = std::max(1, options.threads);
   FLAWLENS_ASSIGN_OR_RETURN(executor_, Executor::Create(g, eo));
 
-  cells_.assign(size_t(fh_) * fw_, MomentAccumulator(d_));
-  shared_ = MomentAccumulator(d_);
-  global_ = MomentAccumulator(d_);
-  uint64_t ps = 0xC0FFEEull ^ options.seed;
-  phase_ = double(SplitMix(&ps) >> 11) * 0x1.0p-53;
   return Status::Ok();
 }
 
-bool Teacher::HoldOut(const std::string& group) {
-  if (!group.empty()) {
-    auto it = group_held_.find(group);
-    if (it != group_held_.end()) return it->second;
-  }
-  // Evenly spread: group k is held out when k * f + phase crosses an integer.
-  const double f = options_.holdout;
-  const int k = groups_seen_++;
-  const bool held = std::floor((k + 1) * f + phase_) > std::floor(k * f + phase_);
-  if (!group.empty()) group_held_[group] = held;
-  return held;
-}
-
-Result<bool> Teacher::AddImage(const ImageView& image, const RectF& roi, const std::string& group) {
+Result<int> Teacher::AddImage(const ImageView& image, const RectF& roi, const std::string& group) {
   FLAWLENS_RETURN_IF_ERROR(
       Preprocess(image, model_->preprocess, roi, executor_->input(), &scratch_, nullptr));
   executor_->Run();
@@ -301,46 +309,271 @@ Result<bool> Teacher::AddImage(const ImageView& image, const RectF& roi, const s
                        i / size_t(d_), i % size_t(d_));
     }
   }
-  const int index = added_++;
-  if (HoldOut(group)) {
-    holdout_.emplace_back(x, x + n);
-    holdout_index_.push_back(index);
-    return true;
+  // The summary: the map averaged over a kSummaryGrid^2 grid of blocks.
+  const int gh = std::min(kSummaryGrid, fh_), gw = std::min(kSummaryGrid, fw_);
+  std::vector<float> summary(size_t(gh) * gw * d_, 0.0f);
+  std::vector<int> count(size_t(gh) * gw, 0);
+  for (int y = 0; y < fh_; ++y) {
+    for (int xx = 0; xx < fw_; ++xx) {
+      const size_t b = size_t(y * gh / fh_) * gw + size_t(xx * gw / fw_);
+      const float* v = x + (size_t(y) * fw_ + xx) * d_;
+      float* s = summary.data() + b * d_;
+      for (int j = 0; j < d_; ++j) s[j] += v[j];
+      ++count[b];
+    }
   }
-  std::vector<double> mean(static_cast<size_t>(d_), 0.0);
-  for (size_t c = 0; c < cells; ++c) {
-    const float* xc = x + c * size_t(d_);
-    cells_[c].Add(xc);
-    shared_.Add(xc);
-    for (int j = 0; j < d_; ++j) mean[size_t(j)] += xc[j];
+  for (size_t b = 0; b < count.size(); ++b) {
+    for (int j = 0; j < d_; ++j) summary[b * d_ + j] /= float(count[b]);
   }
-  std::vector<float> meanf(static_cast<size_t>(d_));
-  for (int j = 0; j < d_; ++j) meanf[size_t(j)] = float(mean[size_t(j)] / double(cells));
-  global_.Add(meanf.data());
-  ++fit_images_;
-  return false;
+  features_.emplace_back(x, x + n);
+  summaries_.push_back(std::move(summary));
+  groups_.push_back(group);
+  return int(groups_.size()) - 1;
 }
 
-void Teacher::RawMap(const float* x, const std::vector<float>& a, const std::vector<float>& mu,
-                     bool per_position, const std::vector<float>& ga,
-                     const std::vector<float>& gmu, float* map) const {
+// Sufficient statistics of a set of images: per cell the sum of its
+// features, per region the sum of outer products (lower triangle, full
+// d x d storage), and the number of images.
+struct Teacher::Stats {
+  int images = 0;
+  std::vector<double> cell_sum;  // cells x D
+  std::vector<double> scatter;   // regions x D x D
+};
+
+// A fitted density: per-cell means, per-region whitening matrices.
+struct Teacher::Density {
+  int grid_h = 1, grid_w = 1;
+  std::vector<float> mean;       // cells x D
+  std::vector<float> whitening;  // regions x D x D (lower triangular)
+  double mean_shrinkage = 0;
+};
+
+namespace {
+
+// Covariance regions of an h x w map for the options.
+void RegionGrid(const FitOptions& o, int h, int w, int* gh, int* gw) {
+  if (o.density == DensityKind::kShared) {
+    *gh = *gw = 1;
+    return;
+  }
+  const int r = std::max(1, o.region);
+  *gh = std::clamp((h + r / 2) / r, 1, h);
+  *gw = std::clamp((w + r / 2) / r, 1, w);
+}
+
+}  // namespace
+
+void Teacher::Accumulate(const std::vector<int>& images, const FitOptions& o, Stats* s) const {
+  const int d = d_;
+  const size_t cells = size_t(fh_) * fw_, dd = size_t(d) * d;
+  int gh, gw;
+  RegionGrid(o, fh_, fw_, &gh, &gw);
+  s->images = int(images.size());
+  s->cell_sum.assign(cells * d, 0.0);
+  s->scatter.assign(size_t(gh) * gw * dd, 0.0);
+  std::vector<double> v(static_cast<size_t>(d));
+  for (int i : images) {
+    const float* x = features_[size_t(i)].data();
+    for (size_t c = 0; c < cells; ++c) {
+      const float* xc = x + c * d;
+      double* sum = s->cell_sum.data() + c * d;
+      for (int j = 0; j < d; ++j) {
+        v[size_t(j)] = xc[j];
+        sum[j] += xc[j];
+      }
+      double* sc = s->scatter.data() + size_t(PositionRegion(int64_t(c), fh_, fw_, gh, gw)) * dd;
+      for (int k = 0; k < d; ++k) {
+        const double vk = v[size_t(k)];
+        double* row = sc + size_t(k) * d;
+        for (int j = 0; j <= k; ++j) row[j] += vk * v[size_t(j)];
+      }
+    }
+  }
+}
+
+Status Teacher::FitDensity(const Stats& s, const FitOptions& o, Density* out) const {
+  const int d = d_, n = s.images;
+  const size_t cells = size_t(fh_) * fw_, dd = size_t(d) * d;
+  int gh, gw;
+  RegionGrid(o, fh_, fw_, &gh, &gw);
+  const size_t regions = size_t(gh) * gw;
+  const bool shared = o.density == DensityKind::kShared;
+  out->grid_h = gh;
+  out->grid_w = gw;
+  out->mean.assign(cells * d, 0.0f);
+  // Means: per cell, or one for the whole map.
+  std::vector<double> shared_mean(static_cast<size_t>(d), 0.0);
+  if (shared) {
+    for (size_t c = 0; c < cells; ++c)
+      for (int j = 0; j < d; ++j) shared_mean[size_t(j)] += s.cell_sum[c * d + j];
+    for (double& m : shared_mean) m /= double(n) * double(cells);
+  }
+  for (size_t c = 0; c < cells; ++c) {
+    for (int j = 0; j < d; ++j) {
+      out->mean[c * d + j] = float(shared ? shared_mean[size_t(j)] : s.cell_sum[c * d + j] / n);
+    }
+  }
+  // Within-cell (or, shared, overall) scatter per region -> covariance.
+  std::vector<std::vector<double>> cov(regions, std::vector<double>(dd, 0.0));
+  std::vector<int> region_cells(regions, 0);
+  for (size_t c = 0; c < cells; ++c) {
+    const size_t r = size_t(PositionRegion(int64_t(c), fh_, fw_, gh, gw));
+    ++region_cells[r];
+    if (shared) continue;
+    const double* sum = s.cell_sum.data() + c * d;
+    double* cr = cov[r].data();
+    for (int k = 0; k < d; ++k)
+      for (int j = 0; j <= k; ++j) cr[size_t(k) * d + j] -= sum[k] * sum[j] / n;
+  }
+  double variance_sum = 0, square_sum = 0;
+  std::vector<double> samples(regions);
+  for (size_t r = 0; r < regions; ++r) {
+    double* cr = cov[r].data();
+    const double* sc = s.scatter.data() + r * dd;
+    for (size_t i = 0; i < dd; ++i) cr[i] += sc[i];
+    for (int k = 0; k < d; ++k) square_sum += sc[size_t(k) * d + k];
+    if (shared) {
+      for (int k = 0; k < d; ++k)
+        for (int j = 0; j <= k; ++j)
+          cr[size_t(k) * d + j] -= double(n) * double(cells) * shared_mean[size_t(k)] *
+                                   shared_mean[size_t(j)];
+    }
+    const double dof = shared ? double(n) * double(cells) - 1.0
+                              : double(region_cells[r]) * double(n - 1);
+    samples[r] = shared ? double(n) * double(cells) : double(region_cells[r]) * double(n);
+    for (int k = 0; k < d; ++k) {
+      for (int j = 0; j <= k; ++j) {
+        const double v = cr[size_t(k) * d + j] / std::max(1.0, dof);
+        cr[size_t(k) * d + j] = v;
+        cr[size_t(j) * d + k] = v;
+      }
+      variance_sum += cr[size_t(k) * d + k];
+    }
+  }
+  const double mean_var = variance_sum / (double(regions) * d);
+  const double mean_square = square_sum / (double(n) * double(cells) * d);
+  // Variation between images at the same cell (not across cells: a still
+  // frame repeated has that too), against the features' own size.
+  double cell_mean_square = 0;
+  for (double v : s.cell_sum) cell_mean_square += v * v;
+  const double between =
+      (square_sum - cell_mean_square / n) / (double(cells) * d * std::max(1, n - 1));
+  if (!(between > 1e-9 * mean_square) || !std::isfinite(mean_var)) {
+    return MakeError(ErrorCode::kInvalidArgument,
+                     "the %d images give the same features (variance between images %g): "
+                     "there is no variation to learn; teach with good images that show the "
+                     "normal variation (parts, positions, light)",
+                     n, between);
+  }
+  const double floor = double(o.eps) * mean_var + 1e-9 * mean_var;
+  out->whitening.assign(regions * dd, 0.0f);
+  double shrink_sum = 0;
+  std::vector<double> w;
+  for (size_t r = 0; r < regions; ++r) {
+    const double shrink = o.shrinkage < 0 ? OasShrinkage(cov[r], d, samples[r]) : o.shrinkage;
+    Status st = ShrunkWhitening(&cov[r], d, shrink, floor, &w);
+    if (!st.ok()) {
+      return MakeError(ErrorCode::kInvalidArgument, "covariance region %zu: %s", r,
+                       st.message().c_str());
+    }
+    for (size_t i = 0; i < dd; ++i) out->whitening[r * dd + i] = float(w[i]);
+    shrink_sum += shrink;
+  }
+  out->mean_shrinkage = shrink_sum / double(regions);
+  return Status::Ok();
+}
+
+void Teacher::RawMap(const float* x, const Density& dens, float* map) const {
   const int d = d_;
   const size_t cells = size_t(fh_) * fw_, dd = size_t(d) * d;
   std::vector<float> tmp(static_cast<size_t>(d));
   for (size_t c = 0; c < cells; ++c) {
-    const float* ac = per_position ? a.data() + c * dd : a.data();
-    const float* mc = per_position ? mu.data() + c * size_t(d) : mu.data();
-    map[c] = Mahalanobis2(x + c * size_t(d), ac, mc, d, tmp.data());
+    const size_t r = size_t(PositionRegion(int64_t(c), fh_, fw_, dens.grid_h, dens.grid_w));
+    map[c] = Mahalanobis2(x + c * d, dens.whitening.data() + r * dd, dens.mean.data() + c * d, d,
+                          tmp.data());
   }
-  if (!ga.empty()) {
-    std::vector<double> m(static_cast<size_t>(d), 0.0);
-    for (size_t c = 0; c < cells; ++c)
-      for (int j = 0; j < d; ++j) m[size_t(j)] += x[c * size_t(d) + size_t(j)];
-    std::vector<float> mf(static_cast<size_t>(d));
-    for (int j = 0; j < d; ++j) mf[size_t(j)] = float(m[size_t(j)] / double(cells));
-    const float gv = Mahalanobis2(mf.data(), ga.data(), gmu.data(), d, tmp.data());
-    for (size_t c = 0; c < cells; ++c) map[c] += gv;
+}
+
+// Groups: images with one non-empty group name; images whose summaries are
+// near-duplicates (closer than o.link times the median distance from an
+// image to its nearest neighbour under another name, linked transitively);
+// camera frames (group "") in contiguous blocks, one per fold. Returns each
+// image's group (0-based).
+std::vector<int> Teacher::Groups(const FitOptions& o, int* count) const {
+  const int n = images();
+  std::vector<int> parent(static_cast<size_t>(n));
+  for (int i = 0; i < n; ++i) parent[size_t(i)] = i;
+  std::map<std::string, int> first;
+  std::vector<int> named, frames;
+  for (int i = 0; i < n; ++i) {
+    const std::string& g = groups_[size_t(i)];
+    if (g.empty()) {
+      frames.push_back(i);
+      continue;
+    }
+    named.push_back(i);
+    auto it = first.find(g);
+    if (it == first.end()) {
+      first.emplace(g, i);
+    } else {
+      parent[size_t(Find(parent, i))] = Find(parent, it->second);
+    }
   }
+  // Frames: o.folds contiguous blocks.
+  const size_t blocks = size_t(std::min<int>(std::max(1, o.folds), int(frames.size())));
+  std::vector<int> block_first(blocks, -1);
+  for (size_t k = 0; k < frames.size(); ++k) {
+    int& b = block_first[k * blocks / frames.size()];
+    if (b < 0) {
+      b = frames[k];
+    } else {
+      parent[size_t(Find(parent, frames[k]))] = Find(parent, b);
+    }
+  }
+  // Near-duplicates among named images.
+  const size_t m = named.size();
+  if (o.link > 0 && m >= 3) {
+    const size_t len = summaries_[size_t(named[0])].size();
+    std::vector<float> dist(m * m, 0.0f);
+    for (size_t a = 0; a < m; ++a) {
+      const float* sa = summaries_[size_t(named[a])].data();
+      for (size_t b = a + 1; b < m; ++b) {
+        const float* sb = summaries_[size_t(named[b])].data();
+        double t = 0;
+        for (size_t j = 0; j < len; ++j) {
+          const double e = double(sa[j]) - sb[j];
+          t += e * e;
+        }
+        dist[a * m + b] = dist[b * m + a] = float(std::sqrt(t));
+      }
+    }
+    // The typical distance between different parts: each image's nearest
+    // neighbour under another name.
+    std::vector<float> nn(m, INFINITY);
+    for (size_t a = 0; a < m; ++a)
+      for (size_t b = 0; b < m; ++b)
+        if (groups_[size_t(named[a])] != groups_[size_t(named[b])]) {
+          nn[a] = std::min(nn[a], dist[a * m + b]);
+        }
+    std::vector<float> sorted = nn;
+    std::nth_element(sorted.begin(), sorted.begin() + long(m / 2), sorted.end());
+    const float limit = o.link * sorted[m / 2];
+    for (size_t a = 0; a < m; ++a)
+      for (size_t b = a + 1; b < m; ++b)
+        if (dist[a * m + b] < limit) {
+          parent[size_t(Find(parent, named[a]))] = Find(parent, named[b]);
+        }
+  }
+  std::map<int, int> id;
+  std::vector<int> out(static_cast<size_t>(n));
+  for (int i = 0; i < n; ++i) {
+    const int root = Find(parent, i);
+    auto it = id.find(root);
+    if (it == id.end()) it = id.emplace(root, int(id.size())).first;
+    out[size_t(i)] = it->second;
+  }
+  *count = int(id.size());
+  return out;
 }
 
 namespace {
@@ -349,14 +582,16 @@ namespace {
 Status CheckFitOptions(const FitOptions& o, int fw, int fh, JsonValue* extra) {
   if (!(o.shrinkage <= 1.0f) || !(o.eps >= 0.0f && o.eps <= 10.0f) ||
       !(o.cell_std_shrink >= 0.0f && o.cell_std_shrink <= 1.0f) ||
-      !(o.global_weight >= 0.0f && o.global_weight <= 100.0f) ||
-      !(o.sensitivity >= 0.0f && o.sensitivity <= 1.0f)) {
+      !(o.false_alarm_rate >= kMinFalseAlarmRate && o.false_alarm_rate <= kMaxFalseAlarmRate) ||
+      o.region < 1 || o.region > 4096 || o.folds < 2 || o.folds > 100 ||
+      !(o.link >= 0.0f && o.link <= 10.0f)) {
     return MakeError(ErrorCode::kInvalidArgument,
-                     "fit options out of range: shrinkage %g (<= 1; < 0 = Ledoit-Wolf), eps %g "
-                     "([0, 10]), cell std shrink %g ([0, 1]), global weight %g ([0, 100]), "
-                     "sensitivity %g ([0, 1])",
+                     "fit options out of range: shrinkage %g (<= 1; < 0 = OAS), eps %g "
+                     "([0, 10]), cell std shrink %g ([0, 1]), false-alarm rate %g ([%g, %g]), "
+                     "region %d ([1, 4096]), folds %d ([2, 100]), link %g ([0, 10])",
                      double(o.shrinkage), double(o.eps), double(o.cell_std_shrink),
-                     double(o.global_weight), double(o.sensitivity));
+                     o.false_alarm_rate, kMinFalseAlarmRate, kMaxFalseAlarmRate, o.region,
+                     o.folds, double(o.link));
   }
   if (!(o.blur_sigma >= 0.0f && o.blur_sigma <= 64.0f) ||
       (o.blur_sigma > 0 && fh * fw > 1 &&
@@ -379,164 +614,153 @@ Status CheckFitOptions(const FitOptions& o, int fw, int fh, JsonValue* extra) {
 }  // namespace
 
 Result<FitResult> Teacher::Fit(const FitOptions& o, const ProgressFn& progress) const {
-  if (fit_images_ < kMinFitImages || holdout_images() < kMinHoldoutImages) {
-    return MakeError(ErrorCode::kInvalidArgument,
-                     "too few images: %d added (%d to fit, %d held out for calibration); at least "
-                     "%d to fit and %d held out are needed (hold-out fraction %.2f): add more "
-                     "good images",
-                     images(), fit_images_, holdout_images(), kMinFitImages, kMinHoldoutImages,
-                     double(options_.holdout));
-  }
+  const int n = images();
   JsonValue extra;
   FLAWLENS_RETURN_IF_ERROR(CheckFitOptions(o, fw_, fh_, &extra));
-  const int d = d_;
-  const size_t cells = size_t(fh_) * fw_, dd = size_t(d) * d;
-  const bool per_position = o.density == DensityKind::kPerPosition;
-  const double shrink_opt = o.shrinkage < 0 ? -1.0 : double(o.shrinkage);
-
-  // Variation between images at the same cell (not across cells: a still
-  // frame repeated has that too). None at all: nothing to learn.
-  double cell_var = 0;
-  for (const MomentAccumulator& c : cells_) cell_var += MeanVariance(c);
-  cell_var /= double(cells);
-  const double shared_var = MeanVariance(shared_);
-  if (!(cell_var > 1e-9 * shared_var) || !std::isfinite(cell_var) || !std::isfinite(shared_var)) {
-    return MakeError(ErrorCode::kInvalidArgument,
-                     "the %d fitted images give the same features (variance between images %g): "
-                     "there is no variation to learn; teach with good images that show the "
-                     "normal variation (parts, positions, light)",
-                     fit_images_, cell_var);
-  }
-  // The floor on the diagonal: eps times the mean variance the Gaussian sees.
-  const double mean_var = per_position ? cell_var : shared_var;
-  const double floor = double(o.eps) * mean_var + 1e-9 * mean_var;
-
   FitResult result;
-  Gaussian shared;
-  std::vector<float> a, mu;  // per position: cells x D x D, cells x D
-  double shrink_sum = 0;
-  if (per_position) {
-    a.resize(cells * dd);
-    mu.resize(cells * size_t(d));
-    for (size_t c = 0; c < cells; ++c) {
-      Gaussian gc;
-      Status st = FitGaussian(cells_[c], shrink_opt, floor, &gc);
-      if (!st.ok()) {
-        return MakeError(ErrorCode::kInvalidArgument, "cell %zu: %s", c, st.message().c_str());
-      }
-      std::memcpy(a.data() + c * dd, gc.a.data(), dd * sizeof(float));
-      std::memcpy(mu.data() + c * size_t(d), gc.mu.data(), size_t(d) * sizeof(float));
-      shrink_sum += gc.shrinkage;
-      if (progress && (c % 64 == 0)) progress(0.8f * float(c) / float(cells));
-    }
-    result.mean_shrinkage = shrink_sum / double(cells);
-  } else {
-    FLAWLENS_RETURN_IF_ERROR(FitGaussian(shared_, shrink_opt, floor, &shared));
-    a = shared.a;
-    mu = shared.mu;
-    result.mean_shrinkage = shared.shrinkage;
+  result.group_of = Groups(o, &result.groups);
+  if (n < kMinFitImages || result.groups < kMinFitGroups) {
+    return MakeError(ErrorCode::kInvalidArgument,
+                     "too few images: %d added, from %d distinct parts or time blocks; at least "
+                     "%d images from %d are needed to fit and to check the threshold on images "
+                     "the model has not seen: add more good images",
+                     n, result.groups, kMinFitImages, kMinFitGroups);
   }
-  Gaussian global;
-  if (o.global_weight > 0) {
-    const double gvar = MeanVariance(global_);
-    FLAWLENS_RETURN_IF_ERROR(FitGaussian(global_, shrink_opt,
-                                         double(o.eps) * gvar + 1e-9 * mean_var, &global));
-    const float sw = std::sqrt(o.global_weight);
-    for (float& v : global.a) v *= sw;
-  }
-  if (progress) progress(0.8f);
+  const size_t cells = size_t(fh_) * fw_;
 
-  // Held-out maps -> blur -> per-cell calibration -> score calibration.
-  const int nh = holdout_images();
-  std::vector<float> maps(size_t(nh) * cells);
-  for (int k = 0; k < nh; ++k) {
-    float* m = maps.data() + size_t(k) * cells;
-    RawMap(holdout_[size_t(k)].data(), a, mu, per_position, global.a, global.mu, m);
-    BlurMap(m, fw_, fh_, o.blur_sigma);
+  // Folds hold whole groups. By default they are contiguous blocks of the
+  // capture order (photos by their group names in natural order, camera
+  // frames in time order), the way new parts come: later, under conditions
+  // that drift. Otherwise groups are dealt, largest first, to the fold with
+  // the fewest images (ties: a seeded order).
+  const int k_folds = std::min(o.folds, result.groups);
+  result.folds = k_folds;
+  std::vector<int> group_size(size_t(result.groups), 0);
+  for (int g : result.group_of) ++group_size[size_t(g)];
+  std::vector<int> fold_of_group(size_t(result.groups), -1);
+  if (o.capture_order) {
+    std::vector<int> seq(static_cast<size_t>(n));
+    for (int i = 0; i < n; ++i) seq[size_t(i)] = i;
+    std::stable_sort(seq.begin(), seq.end(), [&](int a, int b) {
+      const std::string &ga = groups_[size_t(a)], &gb = groups_[size_t(b)];
+      if (ga.empty() != gb.empty()) return gb.empty();  // photos first, then frames
+      return NaturalLess(ga, gb);
+    });
+    int seen = 0;
+    for (int i : seq) {
+      const int g = result.group_of[size_t(i)];
+      if (fold_of_group[size_t(g)] >= 0) continue;
+      fold_of_group[size_t(g)] = std::min(k_folds - 1, int(int64_t(seen) * k_folds / n));
+      seen += group_size[size_t(g)];
+    }
+  } else {
+    std::vector<std::pair<uint64_t, int>> order;
+    uint64_t state = 0xF01D5ull ^ (uint64_t(options_.seed) << 16);
+    for (int g = 0; g < result.groups; ++g) {
+      order.push_back({(uint64_t(std::numeric_limits<int>::max() - group_size[size_t(g)]) << 32) |
+                           (SplitMix(&state) >> 32),
+                       g});
+    }
+    std::sort(order.begin(), order.end());
+    std::vector<int> fold_size(static_cast<size_t>(k_folds), 0);
+    for (const auto& og : order) {
+      const int f = int(std::min_element(fold_size.begin(), fold_size.end()) - fold_size.begin());
+      fold_of_group[size_t(og.second)] = f;
+      fold_size[size_t(f)] += group_size[size_t(og.second)];
+    }
+  }
+  std::vector<std::vector<int>> fold_images(static_cast<size_t>(k_folds));
+  std::vector<int> all(static_cast<size_t>(n));
+  for (int i = 0; i < n; ++i) {
+    all[size_t(i)] = i;
+    fold_images[size_t(fold_of_group[size_t(result.group_of[size_t(i)])])].push_back(i);
+  }
+
+  // The density of every image, and the out-of-group maps.
+  Stats total, fold;
+  Accumulate(all, o, &total);
+  if (progress) progress(0.1f);
+  std::vector<float> maps(size_t(n) * cells);
+  Density dens;
+  for (int f = 0; f < k_folds; ++f) {
+    if (fold_images[size_t(f)].empty()) continue;  // a group larger than a fold took its place
+    Accumulate(fold_images[size_t(f)], o, &fold);
+    Stats rest;
+    rest.images = total.images - fold.images;
+    rest.cell_sum = total.cell_sum;
+    rest.scatter = total.scatter;
+    for (size_t i = 0; i < rest.cell_sum.size(); ++i) rest.cell_sum[i] -= fold.cell_sum[i];
+    for (size_t i = 0; i < rest.scatter.size(); ++i) rest.scatter[i] -= fold.scatter[i];
+    if (rest.images < 2) {
+      return MakeError(ErrorCode::kInvalidArgument,
+                       "too few images outside one group to fit on: add good images of more parts");
+    }
+    FLAWLENS_RETURN_IF_ERROR(FitDensity(rest, o, &dens));
+    for (int i : fold_images[size_t(f)]) {
+      float* m = maps.data() + size_t(i) * cells;
+      RawMap(features_[size_t(i)].data(), dens, m);
+      BlurMap(m, fw_, fh_, o.blur_sigma);
+    }
+    if (progress) progress(0.1f + 0.7f * float(f + 1) / float(k_folds));
   }
   FLAWLENS_ASSIGN_OR_RETURN(CellCalibration cc,
-                            FitCellCalibration(maps.data(), nh, fh_, fw_, false, o.cell_std_shrink));
-  std::vector<float> raw(static_cast<size_t>(nh));
-  for (int k = 0; k < nh; ++k) {
-    float* m = maps.data() + size_t(k) * cells;
+                            FitCellCalibration(maps.data(), n, fh_, fw_, false, o.cell_std_shrink));
+  result.oof_raw.resize(size_t(n));
+  for (int i = 0; i < n; ++i) {
+    float* m = maps.data() + size_t(i) * cells;
     ApplyCellCalibration(cc, m);
-    raw[size_t(k)] = *std::max_element(m, m + cells);
+    result.oof_raw[size_t(i)] = *std::max_element(m, m + cells);
   }
-  result.calibration = ScoreCalibration(raw, o.sensitivity);
-  result.holdout_raw = raw;
-  result.holdout_indices = holdout_index_;
-  result.fit_images = fit_images_;
-  result.holdout_images = nh;
-  if (progress) progress(0.9f);
+  FLAWLENS_ASSIGN_OR_RETURN(ScoreCalibrationResult sc,
+                            CalibrateScores(result.oof_raw, o.false_alarm_rate, result.groups));
+  result.calibration = sc.calibration;
+  result.warnings = sc.estimate.warnings;
 
-  result.model = WriteModelFile(o, extra, a, mu, global.a, global.mu, cc, result);
+  FLAWLENS_RETURN_IF_ERROR(FitDensity(total, o, &dens));
+  result.mean_shrinkage = dens.mean_shrinkage;
+  {
+    float* m = maps.data();
+    RawMap(features_[0].data(), dens, m);
+    BlurMap(m, fw_, fh_, o.blur_sigma);
+    ApplyCellCalibration(cc, m);
+    result.first_raw = *std::max_element(m, m + cells);
+  }
+  if (progress) progress(0.9f);
+  result.model = WriteModelFile(o, extra, dens, cc, result);
   if (progress) progress(1.0f);
   return result;
 }
 
-// The model file: the kept backbone, the projection, the density head (and
-// the image-level term), postprocessing, calibration and the card.
+// The model file: the kept backbone, the projection, the local average, the
+// density head, postprocessing, calibration and the card.
 std::vector<uint8_t> Teacher::WriteModelFile(const FitOptions& o, const JsonValue& extra,
-                                             const std::vector<float>& a,
-                                             const std::vector<float>& mu,
-                                             const std::vector<float>& ga,
-                                             const std::vector<float>& gmu,
-                                             const CellCalibration& cc,
+                                             const Density& dens, const CellCalibration& cc,
                                              const FitResult& result) const {
   const int d = d_;
-  const bool per_position = o.density == DensityKind::kPerPosition;
-  const int nh = holdout_images();
   ModelSpec spec;
   spec.tensors = kept_tensors_;
   JsonValue nodes = kept_nodes_;
   nodes.Push(ConvNode(kProjNode, feature_node_, d, std::string(kProjNode) + ".weight", ""));
   spec.tensors.push_back({std::string(kProjNode) + ".weight", {d, 1, 1, fc_}, projection_});
-  std::string density_out = kDensityNode;
-  if (per_position) {
-    JsonValue n = SimpleNode(kDensityNode, "position_mahalanobis", {kProjNode});
-    n.Set("weight", std::string(kDensityNode) + ".weight");
-    n.Set("bias", std::string(kDensityNode) + ".bias");
+  std::string features = kProjNode;
+  if (options_.pool > 1) {
+    const int p = options_.pool, h = p / 2;
+    JsonValue n = SimpleNode(kPoolNode, "avgpool2d", {kProjNode});
+    n.Set("kernel", IntPair(p, p)).Set("stride", IntPair(1, 1));
+    n.Set("pad", JsonValue::Array().Push(h).Push(h).Push(h).Push(h));
+    n.Set("count_include_pad", false);
     nodes.Push(std::move(n));
-    spec.tensors.push_back({std::string(kDensityNode) + ".weight", {fh_, fw_, d, d}, a});
-    spec.tensors.push_back({std::string(kDensityNode) + ".bias", {fh_, fw_, d}, mu});
-  } else {
-    std::vector<float> bias(static_cast<size_t>(d));
-    for (int k = 0; k < d; ++k) {
-      double s = 0;
-      for (int j = 0; j < d; ++j) s += double(a[size_t(k) * d + j]) * mu[size_t(j)];
-      bias[size_t(k)] = float(-s);
-    }
-    nodes.Push(ConvNode(kWhitenNode, kProjNode, d, std::string(kWhitenNode) + ".weight",
-                        std::string(kWhitenNode) + ".bias"));
-    spec.tensors.push_back({std::string(kWhitenNode) + ".weight", {d, 1, 1, d}, a});
-    spec.tensors.push_back({std::string(kWhitenNode) + ".bias", {d}, bias});
-    JsonValue n = SimpleNode(kDensityNode, "reduce_channels", {kWhitenNode});
-    n.Set("mode", "sum_squares");
-    nodes.Push(std::move(n));
+    features = kPoolNode;
   }
-  if (o.global_weight > 0) {
-    std::vector<float> bias(static_cast<size_t>(d));
-    for (int k = 0; k < d; ++k) {
-      double s = 0;
-      for (int j = 0; j < d; ++j) s += double(ga[size_t(k) * d + j]) * gmu[size_t(j)];
-      bias[size_t(k)] = float(-s);
-    }
-    nodes.Push(SimpleNode(kGlobalPool, "global_avgpool", {kProjNode}));
-    nodes.Push(ConvNode(kGlobalWhiten, kGlobalPool, d, std::string(kGlobalWhiten) + ".weight",
-                        std::string(kGlobalWhiten) + ".bias"));
-    spec.tensors.push_back({std::string(kGlobalWhiten) + ".weight", {d, 1, 1, d}, ga});
-    spec.tensors.push_back({std::string(kGlobalWhiten) + ".bias", {d}, bias});
-    JsonValue r = SimpleNode(kGlobalDist, "reduce_channels", {kGlobalWhiten});
-    r.Set("mode", "sum_squares");
-    nodes.Push(std::move(r));
-    JsonValue u = SimpleNode(kGlobalMap, "upsample", {kGlobalDist});
-    u.Set("mode", "nearest").Set("scale", IntPair(fh_, fw_));
-    nodes.Push(std::move(u));
-    nodes.Push(SimpleNode(kMapNode, "add", {kDensityNode, kGlobalMap}));
-    density_out = kMapNode;
-  }
+  JsonValue n = SimpleNode(kDensityNode, "position_mahalanobis", {features});
+  n.Set("weight", std::string(kDensityNode) + ".weight");
+  n.Set("bias", std::string(kDensityNode) + ".bias");
+  nodes.Push(std::move(n));
+  spec.tensors.push_back(
+      {std::string(kDensityNode) + ".weight", {dens.grid_h, dens.grid_w, d, d}, dens.whitening});
+  spec.tensors.push_back({std::string(kDensityNode) + ".bias", {fh_, fw_, d}, dens.mean});
   JsonValue graph = JsonValue::Object();
-  graph.Set("input", graph_input_).Set("nodes", std::move(nodes)).Set("output", density_out);
+  graph.Set("input", graph_input_).Set("nodes", std::move(nodes)).Set("output", kDensityNode);
   spec.graph_json = graph.Dump();
   spec.preprocess_json = preprocess_json_;
   PostprocessConfig post;
@@ -555,21 +779,25 @@ std::vector<uint8_t> Teacher::WriteModelFile(const FitOptions& o, const JsonValu
   fit.Set("feature_node", feature_node_)
       .Set("density", DensityKindName(o.density))
       .Set("dims", d)
+      .Set("pool", options_.pool)
+      .Set("region", IntPair(dens.grid_h, dens.grid_w))
       .Set("projection", "rademacher")
       .Set("seed", uint64_t(options_.seed))
       .Set("channels", IntPair(options_.channel_begin, options_.channel_end ? options_.channel_end : fc_))
-      .Set("shrinkage", o.shrinkage < 0 ? JsonValue("ledoit_wolf") : JsonValue(double(o.shrinkage)))
+      .Set("shrinkage", o.shrinkage < 0 ? JsonValue("oas") : JsonValue(double(o.shrinkage)))
       .Set("mean_shrinkage", result.mean_shrinkage)
       .Set("eps", double(o.eps))
       .Set("blur_sigma", double(o.blur_sigma))
       .Set("cell_std_shrink", double(o.cell_std_shrink))
-      .Set("global_weight", double(o.global_weight))
-      .Set("sensitivity", double(o.sensitivity))
-      .Set("holdout", double(options_.holdout))
+      .Set("false_alarm_rate", o.false_alarm_rate)
+      .Set("folds", result.folds)
+      .Set("groups", result.groups)
+      .Set("link", double(o.link))
       .Set("images", images())
-      .Set("fit_images", fit_images_)
-      .Set("holdout_images", nh)
       .Set("map", IntPair(fh_, fw_));
+  JsonValue warnings = JsonValue::Array();
+  for (const std::string& w : result.warnings) warnings.Push(w);
+  fit.Set("warnings", std::move(warnings));
   card.Set("fit", std::move(fit));
   if (extra.is_object()) {
     for (size_t i = 0; i < extra.size(); ++i) card.Set(extra.keys()[i], extra.items()[i]);

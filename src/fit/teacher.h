@@ -1,9 +1,9 @@
 // Teaching a detector on the frozen features of a pretrained backbone: the
-// shared code of `flawlens train --backbone` (tools/fit/) and the page, which
-// teaches from webcam frames.
+// shared code of `flawlens train` (tools/fit/) and the page, which teaches
+// from webcam frames and photos.
 //
 //   auto t = fit::Teacher::Create(backbone_bytes, size);     // Result<...>
-//   for (each good image) t->AddImage(view);                   // preprocess + backbone
+//   for (each good image) t->AddImage(view, roi, group);      // preprocess + backbone
 //   auto fitted = t->Fit(fit_options);                         // density + calibration
 //   write fitted->model (a flawlens model file, model/FORMAT.md)
 //
@@ -12,28 +12,30 @@
 // this code taught (its card names the feature node; its graph is cut there,
 // so a taught model can be taught again). The model written is the backbone
 // up to the feature node, a fixed seeded random projection to D channels (a
-// 1x1 conv) and the density head:
-//   - per position: one Gaussian per map cell, op `position_mahalanobis`
-//     (per-cell whitening A_p and mean mu_p);
-//   - shared: one Gaussian of all cells, a whitening 1x1 conv +
-//     `reduce_channels sum_squares`;
-//   - optionally an image-level term: the Mahalanobis distance of the image's
-//     mean projected features (global_avgpool -> 1x1 conv -> reduce_channels
-//     -> upsample over the map -> add).
-// Covariances are shrunk (Ledoit-Wolf, or a fixed amount) plus a small floor.
-// Then the detector's postprocessing: a Gaussian blur of the map and a
-// per-cell calibration, and the score calibration (offset, scale, threshold
-// from the sensitivity), both fitted on held-out good images, like `flawlens
-// train` (tools/train/METHOD.md).
+// 1x1 conv), a local average of the projected map (PatchCore's "locally
+// aware" patch features: a 3x3 window by default), and the density head,
+// op `position_mahalanobis`:
+//   - per position: a mean per map cell and a covariance per region of
+//     cells (4x4 cells by default: a covariance of D = 100 needs more samples
+//     than one cell's images give, and neighbouring cells vary alike);
+//   - shared: one mean and one covariance for every cell (images whose
+//     positions do not line up).
+// Covariances are shrunk (OAS, or a fixed amount) plus a small floor.
 //
-// Memory: only sufficient statistics of the fitted images are kept (per cell:
-// D(D+1)/2 + 2D + 2 doubles), plus the projected feature maps of the held-out
-// images (H x W x D floats each). No threads, no exceptions.
+// The threshold rests on out-of-group scores: the images are grouped (the
+// caller's group names; near-duplicate images linked by the distance of
+// their pooled features; camera frames, group "", in contiguous time
+// blocks), the groups are dealt into K folds, and every image is scored by a
+// density fitted without its fold. Those maps fit the per-cell calibration,
+// their scores the score calibration and the threshold (fit/threshold.h):
+// about `false_alarm_rate` of new good parts score above it.
+//
+// Memory: the projected feature maps of every image (H x W x D floats
+// each) and two sets of region statistics. No threads, no exceptions.
 #pragma once
 
 #include <cstdint>
 #include <functional>
-#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -48,16 +50,16 @@
 
 namespace flawlens::fit {
 
-// Fewest images Fit() accepts: fitted, and held out for the calibration.
-inline constexpr int kMinFitImages = 5;
-inline constexpr int kMinHoldoutImages = 3;
+// Fewest images and groups Fit() accepts.
+inline constexpr int kMinFitImages = 6;
+inline constexpr int kMinFitGroups = 2;
 
 struct TeacherOptions {
-  // D: random projection of the backbone's features. 32 scored within noise
-  // of 64 on every set measured, in a third of the file (docs/METHOD-backbone.md).
-  int dims = 32;
-  uint32_t seed = 1;      // projection and hold-out choice
-  float holdout = 0.15f;  // fraction of the added images (or groups) kept for calibration, (0, 1)
+  // D: random projection of the backbone's features (docs/METHOD-backbone.md).
+  int dims = 100;
+  // Local average of the projected map: a pool x pool window (odd; 1 = none).
+  int pool = 3;
+  uint32_t seed = 1;      // projection and fold assignment
   // Backbone channels [channel_begin, channel_end) that the projection reads
   // (both 0: all), e.g. one of the concatenated layers.
   int channel_begin = 0, channel_end = 0;
@@ -71,30 +73,44 @@ Result<DensityKind> ParseDensityKind(const std::string& name);
 
 struct FitOptions {
   DensityKind density = DensityKind::kPerPosition;
-  // Covariance shrinkage towards (trace / D) I: < 0 = Ledoit-Wolf (per
-  // Gaussian), else this fixed amount in [0, 1].
+  // Per position: the side of a covariance region, in map cells (1 = a
+  // covariance per cell).
+  int region = 4;
+  // Covariance shrinkage towards (trace / D) I: < 0 = OAS (per region), else
+  // this fixed amount in [0, 1].
   float shrinkage = -1.0f;
-  // Plus eps times the mean variance (over all cells and dims) on the
-  // diagonal: keeps cells that never vary (a constant border) finite.
+  // Plus eps times the mean variance on the diagonal: keeps cells that never
+  // vary (a constant border) finite.
   float eps = 0.01f;
   float blur_sigma = 0.5f;       // map blur, in map cells (0 = none)
   float cell_std_shrink = 1.0f;  // per-cell std -> global std (FitCellCalibration)
-  float sensitivity = 0.5f;      // threshold = 6 (1 - sensitivity) std of held-out good scores
-  float global_weight = 0.0f;    // image-level term (0 = none)
+  // The threshold's target: the fraction of new good parts flagged
+  // (fit/threshold.h; SensitivityToRate maps the sensitivity slider).
+  double false_alarm_rate = 0.02;
+  int folds = 5;                 // cross-fit folds (fewer when there are fewer groups)
+  // Folds are contiguous blocks of the capture order (group names in
+  // natural order, camera frames in time order); false: groups dealt at
+  // random (seeded).
+  bool capture_order = true;
+  // Near-duplicate images (pooled features closer than this many times the
+  // typical nearest-neighbour distance) form one group; 0 = no linking.
+  float link = 0.5f;
   // Card fields.
   std::string name = "taught model";
   std::string created;                      // e.g. ISO 8601 time; "" = not recorded
-  std::string taught_by = "flawlens fit";   // "flawlens train --backbone", "page", ...
+  std::string taught_by = "flawlens fit";   // "flawlens train", "page", ...
   std::string card_extra_json;              // optional JSON object merged into the card
 };
 
 struct FitResult {
   std::vector<uint8_t> model;           // the model file
   Calibration calibration;
-  std::vector<float> holdout_raw;       // raw scores of the held-out images (model units)
-  std::vector<int> holdout_indices;     // their AddImage order
-  double mean_shrinkage = 0;            // mean covariance shrinkage applied (Ledoit-Wolf or fixed)
-  int fit_images = 0, holdout_images = 0;
+  std::vector<float> oof_raw;           // out-of-group raw score of every image (AddImage order)
+  float first_raw = 0;                  // the written model's raw score of image 0
+  std::vector<int> group_of;            // every image's group (0-based)
+  int groups = 0, folds = 0;
+  double mean_shrinkage = 0;            // mean covariance shrinkage of the final density
+  std::vector<std::string> warnings;    // what the data cannot support (fit/threshold.h)
 };
 
 // Fraction done in [0, 1] (for a progress bar).
@@ -110,22 +126,20 @@ class Teacher {
   ~Teacher();
 
   // Preprocesses the image (the model's preprocessing, `roi` in pixels,
-  // w == 0: whole image), runs the backbone and the projection, and adds the
-  // features: to the statistics, or kept for calibration if the image (its
-  // `group`: images with the same non-empty group are held out together) is
-  // held out. Returns whether it was held out. Errors: bad image
-  // (kInvalidArgument), non-finite features (kNonFinite, nothing added).
-  Result<bool> AddImage(const ImageView& image, const RectF& roi = {},
-                        const std::string& group = "");
+  // w == 0: whole image), runs the backbone, the projection and the local
+  // average, and keeps the map. `group`: images with the same non-empty
+  // group are one part (held out together); "" marks a camera frame, taken
+  // in order (frames are held out in contiguous time blocks). Returns the
+  // image's index. Errors: bad image (kInvalidArgument), non-finite
+  // features (kNonFinite, nothing added).
+  Result<int> AddImage(const ImageView& image, const RectF& roi = {}, const std::string& group = "");
 
   // Fits the density and the calibrations; can be called again with other
-  // options. Errors: too few images (kInvalidArgument), features without
-  // any variation (kInvalidArgument), bad options (kInvalidArgument).
+  // options. Errors: too few images or groups (kInvalidArgument), features
+  // without any variation (kInvalidArgument), bad options (kInvalidArgument).
   Result<FitResult> Fit(const FitOptions& options, const ProgressFn& progress = nullptr) const;
 
-  int images() const { return fit_images_ + static_cast<int>(holdout_.size()); }
-  int fit_images() const { return fit_images_; }
-  int holdout_images() const { return static_cast<int>(holdout_.size()); }
+  int images() const { return static_cast<int>(groups_.size()); }
   int map_width() const { return fw_; }
   int map_height() const { return fh_; }
   int feature_channels() const { return fc_; }  // backbone channels at the feature node
@@ -133,21 +147,23 @@ class Teacher {
   const std::string& feature_node() const { return feature_node_; }
   const PreprocessConfig& preprocess() const;
 
+  // Everything a fit computes, for the model file and the result.
+  struct Density;
+  struct Stats;
+
  private:
   Teacher();
   Status Init(const uint8_t* bytes, size_t size, const TeacherOptions& options);
-  bool HoldOut(const std::string& group);
+  std::vector<int> Groups(const FitOptions& o, int* count) const;
+  void Accumulate(const std::vector<int>& images, const FitOptions& o, Stats* s) const;
+  Status FitDensity(const Stats& s, const FitOptions& o, Density* d) const;
+  void RawMap(const float* x, const Density& d, float* map) const;
   std::vector<uint8_t> WriteModelFile(const FitOptions& o, const JsonValue& extra,
-                                      const std::vector<float>& a, const std::vector<float>& mu,
-                                      const std::vector<float>& ga, const std::vector<float>& gmu,
-                                      const CellCalibration& cc, const FitResult& result) const;
-  // Raw map (before blur) of held-out features `x` (H x W x D).
-  void RawMap(const float* x, const std::vector<float>& a, const std::vector<float>& mu,
-              bool per_position, const std::vector<float>& ga, const std::vector<float>& gmu,
-              float* map) const;
+                                      const Density& density, const CellCalibration& cc,
+                                      const FitResult& result) const;
 
   TeacherOptions options_;
-  std::unique_ptr<Model> model_;  // the source file's graph (truncated + projection)
+  std::unique_ptr<Model> model_;  // the source file's graph (truncated + projection + pool)
   std::unique_ptr<Executor> executor_;
   PreprocessScratch scratch_;
   std::vector<float> projection_;  // D x C
@@ -157,17 +173,11 @@ class Teacher {
   std::vector<ModelTensor> kept_tensors_;
   int fh_ = 0, fw_ = 0, fc_ = 0, d_ = 0;
 
-  // Statistics of the fitted images.
-  std::vector<MomentAccumulator> cells_;  // per map cell
-  MomentAccumulator shared_, global_;     // all cells; image means
-  int fit_images_ = 0;
-  // Held-out images: projected features and their AddImage order.
-  std::vector<std::vector<float>> holdout_;
-  std::vector<int> holdout_index_;
-  // Hold-out schedule.
-  std::map<std::string, bool> group_held_;
-  int groups_seen_ = 0, added_ = 0;
-  double phase_ = 0;
+  // Every image: its projected, pooled map (H x W x D), a coarse summary of
+  // it for near-duplicate linking, and its group name.
+  std::vector<std::vector<float>> features_;
+  std::vector<std::vector<float>> summaries_;
+  std::vector<std::string> groups_;
 };
 
 }  // namespace flawlens::fit

@@ -61,6 +61,13 @@ struct ModelInfo {
   int input_width = 0, input_height = 0, input_channels = 0;
   int map_width = 0, map_height = 0;
   float threshold = 0;      // calibrated threshold from the file
+  // What the threshold means (model/FORMAT.md section 7): the target share of
+  // new good parts flagged (NaN: not recorded) and the normalised scores of
+  // the good images it was estimated from (sorted; good_images in all, from
+  // good_groups parts or sessions). Empty for older models.
+  float false_alarm_rate = __builtin_nanf("");
+  std::vector<float> good_scores;
+  int good_images = 0, good_groups = 0;
   float map_low = 0, map_high = 1;  // heatmap display range (normalised units)
   float pixel_scale = 0;    // > 0: fixed pixel scale (the map covers only the image)
   int64_t parameters = 0;

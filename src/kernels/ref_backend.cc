@@ -51,7 +51,8 @@ class RefOp : public OpImpl {
         ref::Mul(n, ins_[0], ins_[1], inputs[0], inputs[1], output);
         break;
       case OpType::kPositionMahalanobis:
-        ref::PositionMahalanobis(ins_[0], inputs[0], n.weight.data, n.bias.data, output);
+        ref::PositionMahalanobis(ins_[0], inputs[0], n.weight.data, n.bias.data, output,
+                                 int(n.weight.shape[0]), int(n.weight.shape[1]));
         break;
     }
   }

@@ -243,6 +243,36 @@ Status ParseCalibrationJson(const JsonValue& j, Calibration* out) {
     return MakeError(kHdr, "calibration: map_low (%g) must be < map_high (%g)", c.map_low,
                      c.map_high);
   }
+  if (const JsonValue* f = FindMember(j, "false_alarm_rate")) {
+    if (!f->is_null()) {
+      FLAWLENS_RETURN_IF_ERROR(
+          GetFloat(j, "false_alarm_rate", 0.0, 1.0, kHdr, ctx, &c.false_alarm_rate));
+    }
+  }
+  if (const JsonValue* g = FindMember(j, "good_scores")) {
+    if (!g->is_array() || g->size() > size_t(kMaxCalibrationScores)) {
+      return MakeError(kHdr, "calibration: 'good_scores' must be an array of at most %d numbers",
+                       kMaxCalibrationScores);
+    }
+    for (size_t i = 0; i < g->size(); ++i) {
+      const JsonValue& v = (*g)[i];
+      const double d = v.is_number() ? v.as_double() : NAN;
+      if (!std::isfinite(d) || std::fabs(d) > FLT_MAX ||
+          (i > 0 && !(float(d) >= c.good_scores.back()))) {
+        return MakeError(kHdr,
+                         "calibration: 'good_scores' must hold finite numbers in ascending order "
+                         "(entry %zu is %s)",
+                         i, DumpJson(v).substr(0, 32).c_str());
+      }
+      c.good_scores.push_back(float(d));
+    }
+  }
+  FLAWLENS_RETURN_IF_ERROR(GetInt(j, "good_images", 0, 1 << 30, kHdr, ctx, &c.good_images));
+  FLAWLENS_RETURN_IF_ERROR(GetInt(j, "good_groups", 0, 1 << 30, kHdr, ctx, &c.good_groups));
+  if (c.good_images < int(c.good_scores.size())) {
+    return MakeError(kHdr, "calibration: 'good_images' (%d) is less than the %zu good_scores",
+                     c.good_images, c.good_scores.size());
+  }
   *out = c;
   return Status::Ok();
 }
@@ -255,6 +285,14 @@ std::string CalibrationToJson(const Calibration& c) {
   if (!std::isnan(c.f1_threshold)) j.Set("f1_threshold", FloatJson(c.f1_threshold));
   j.Set("map_low", FloatJson(c.map_low));
   j.Set("map_high", FloatJson(c.map_high));
+  if (!std::isnan(c.false_alarm_rate)) j.Set("false_alarm_rate", FloatJson(c.false_alarm_rate));
+  if (!c.good_scores.empty()) {
+    JsonValue g = JsonValue::Array();
+    for (float v : c.good_scores) g.Push(FloatJson(v));
+    j.Set("good_scores", std::move(g));
+  }
+  if (c.good_images > 0) j.Set("good_images", c.good_images);
+  if (c.good_groups > 0) j.Set("good_groups", c.good_groups);
   return DumpJson(j);
 }
 

@@ -24,9 +24,9 @@
 //      ("mode": "nearest"|"bilinear", "scale": [sh, sw]), concat, add,
 //      reduce_channels ("mode": "sum_squares"|"min"|"max"|"mean"),
 //      mul (2 inputs: in1 of in0's shape or 1x1xC, broadcast over h, w),
-//      position_mahalanobis (weight [H, W, D, D] whitening matrices A_p,
-//      bias [H, W, D] means mu_p, both required; HxWxD -> HxWx1,
-//      out[p] = sum_k (sum_j A_p[k][j] (x_p[j] - mu_p[j]))^2).
+//      position_mahalanobis (weight [GH, GW, D, D] whitening matrices of
+//      GH x GW regions of cells, bias [H, W, D] means mu_p, both required;
+//      HxWxD -> HxWx1, out[p] = sum_k (sum_j A_r(p)[k][j] (x_p[j] - mu_p[j]))^2).
 // activation (fused into conv2d, dense, add, mul; or an activation node):
 //      "none", "relu", "leaky_relu" (x < 0 ? alpha x : x, alpha 0.01),
 //      "silu", "sigmoid", "relu6" (min(max(x, 0), 6)),
@@ -98,7 +98,16 @@ struct Calibration {
   float f1_threshold = __builtin_nanf("");
   // Map display range (normalised map units) for heatmaps: [map_low, map_high].
   float map_low = 0.0f, map_high = 1.0f;
+  // What the threshold means (optional; FORMAT.md section 7): the target
+  // fraction of new good parts flagged (NaN: not recorded), and the
+  // normalised scores of good images it was estimated from (sorted; at most
+  // kMaxCalibrationScores order statistics of good_images scores from
+  // good_groups distinct parts or sessions).
+  float false_alarm_rate = __builtin_nanf("");
+  std::vector<float> good_scores;
+  int good_images = 0, good_groups = 0;
 };
+inline constexpr int kMaxCalibrationScores = 4096;
 
 struct Model {
   Graph graph;

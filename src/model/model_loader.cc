@@ -366,7 +366,7 @@ Status ParseOpAttributes(const JsonValue& j, const std::string& ctx, Node* node)
     case OpType::kPositionMahalanobis:
       // Tensor shapes against the input: Graph::Finalize (kBadShape).
       if (ws.size() != 4) {
-        return MakeError(ErrorCode::kBadShape, "%s: weight has shape %s, expected [h, w, c, c]",
+        return MakeError(ErrorCode::kBadShape, "%s: weight has shape %s, expected [gh, gw, c, c]",
                          ctx.c_str(), ShapeString(ws).c_str());
       }
       if (node->bias.shape.size() != 3) {

@@ -344,15 +344,22 @@ class NodeChecker {
     return Shape{1, 1, node_.out_channels};
   }
 
-  // weight [h, w, c, c], bias [h, w, c], both required: one Gaussian per
-  // position of this exact input.
+  // weight [gh, gw, c, c] with 1 <= gh <= h, 1 <= gw <= w (regions of
+  // cells share a whitening matrix: cell (y, x) uses region (y gh / h,
+  // x gw / w); [h, w, c, c] is one per cell), bias [h, w, c], both required.
   Result<Shape> CheckPositionMahalanobis(const Shape& in) const {
     if (node_.weight.data == nullptr && node_.weight.shape.empty())
-      return Error(ErrorCode::kBadGraph, "needs a weight (whitening matrices [h, w, c, c])");
+      return Error(ErrorCode::kBadGraph, "needs a weight (whitening matrices [gh, gw, c, c])");
     if (node_.bias.data == nullptr && node_.bias.shape.empty())
       return Error(ErrorCode::kBadGraph, "needs a bias (means [h, w, c])");
     const int64_t h = in.h, w = in.w, c = in.c;
-    FLAWLENS_RETURN_IF_ERROR(CheckTensor(node_.weight, "weight", {h, w, c, c}));
+    const std::vector<int64_t>& ws = node_.weight.shape;
+    if (ws.size() != 4 || ws[0] < 1 || ws[0] > h || ws[1] < 1 || ws[1] > w)
+      return Error(ErrorCode::kBadShape,
+                   "weight has shape " + ShapeString(ws) + ", expected [gh, gw, " +
+                       std::to_string(c) + ", " + std::to_string(c) + "] with 1 <= gh <= " +
+                       std::to_string(h) + ", 1 <= gw <= " + std::to_string(w));
+    FLAWLENS_RETURN_IF_ERROR(CheckTensor(node_.weight, "weight", {ws[0], ws[1], c, c}));
     FLAWLENS_RETURN_IF_ERROR(CheckTensor(node_.bias, "bias", {h, w, c}));
     return Shape{in.h, in.w, 1};
   }

@@ -8,8 +8,9 @@
 //   conv2d  weight [out_c][kernel_h][kernel_w][in_c / groups]  (OHWI, per group
 //           consecutive output channels), bias [out_c] (optional)
 //   dense   weight [out][in] with `in` in NHWC-flatten order, bias [out]
-//   position_mahalanobis  weight [h][w][c][c] (per position a whitening
-//           matrix A_p, row-major), bias [h][w][c] (per position mean mu_p)
+//   position_mahalanobis  weight [gh][gw][c][c] (a whitening matrix per
+//           region of cells, row-major; gh = h, gw = w: one per cell),
+//           bias [h][w][c] (per position mean mu_p)
 #pragma once
 
 #include <cstdint>
@@ -116,6 +117,13 @@ struct Graph {
   int64_t Macs() const;            // multiply-accumulates of conv2d, dense and
                                    // position_mahalanobis
 };
+
+// position_mahalanobis: the whitening region of map cell p (row-major in an
+// h x w map) when the weight holds grid_h x grid_w regions.
+inline int64_t PositionRegion(int64_t p, int h, int w, int grid_h, int grid_w) {
+  const int64_t y = p / w, x = p % w;
+  return (y * grid_h / h) * grid_w + x * grid_w / w;
+}
 
 // Output size of a conv/pool window along one axis; <= 0 means invalid.
 int64_t WindowOutputSize(int64_t in, int kernel, int stride, int dilation, int pad_before,

@@ -1,4 +1,4 @@
-// The page's pure modules under node (no browser): calibration rule, CSV
+// The page's pure modules under node (no browser): CSV
 // quoting, colour LUT indexing, model fingerprint, the engine's thread plan
 // and badge text.
 import path from 'node:path';
@@ -6,7 +6,6 @@ import { pathToFileURL } from 'node:url';
 
 export default async function (t) {
   const web = (f) => pathToFileURL(path.join(t.repo, 'web', 'js', f)).href;
-  const { thresholdFromGoodScores, quantile } = await import(web('calibrate.mjs'));
   const { toCsv } = await import(web('csv.mjs'));
   const { lutIndex, kLut } = await import(web('colormap.mjs'));
   const { hashBytes, hashBytesAsync, modelKey } = await import(web('storage.mjs'));
@@ -28,20 +27,6 @@ export default async function (t) {
            'badge: not isolated');
   t.assert(engineLabel({ module: 'st', threads: 1, fallback: 'x' }, iso(2)) ===
            'Engine: wasm SIMD · 1 thread (threaded module failed to load)', 'badge: fallback');
-
-  t.assert(quantile([1, 2, 3, 4, 5], 0.5) === 3 && quantile([1, 2], 0.5) === 1.5, 'quantile interpolates');
-  const few = thresholdFromGoodScores([1, 2, 3]);
-  t.assert(!few.ok && /at least 10/.test(few.message), 'too few frames is refused with a message');
-  const scores = Array.from({ length: 100 }, (_, i) => 1 + i / 100);  // 1.00 .. 1.99
-  const c = thresholdFromGoodScores([...scores, NaN]);
-  t.assert(c.ok && c.frames === 100, 'NaN scores are ignored');
-  t.assert(c.threshold > Math.max(...scores) - 0.02 && c.threshold > c.q99, `threshold above q99 (${c.threshold})`);
-  t.assert(Math.abs(c.margin - 0.25 * (c.q99 - c.median)) < 1e-9, 'margin is a quarter of q99 - median');
-  const flat = thresholdFromGoodScores(new Array(20).fill(-2));
-  t.assert(flat.ok && flat.threshold > -2, `constant scores still give a threshold above them (${flat.threshold})`);
-  const still = thresholdFromGoodScores(new Array(20).fill(-2), 3);
-  t.assert(Math.abs(still.threshold - (-2 + 0.5)) < 1e-9, `a still scene keeps a tenth of the way to the model threshold (${still.threshold})`);
-  t.assert(thresholdFromGoodScores(scores, 2).threshold === c.threshold, 'the model term does not matter when the spread is larger');
 
   const csv = toCsv(['a', 'b'], [['=cmd()', 'x,"y"'], [-1.5, 'ok'], [NaN, null]]);
   t.assert(csv === 'a,b\r\n\'=cmd(),"x,""y"""\r\n-1.5,ok\r\n,\r\n', `CSV quoting: ${JSON.stringify(csv)}`);

@@ -15,6 +15,7 @@
 #include "fit/calibration.h"
 #include "fit/linalg.h"
 #include "fit/teacher.h"
+#include "fit/threshold.h"
 #include "flawlens/detector.h"
 #include "model/model.h"
 #include "test_models.h"
@@ -150,14 +151,93 @@ TEST(FitLinalg, MomentsGiveTheMeanCovarianceAndLedoitWolfOfTheData) {
 
 // ---- calibration -------------------------------------------------------------
 
-TEST(FitCalibration, ScoreCalibrationIsTheTrainersRule) {
+TEST(FitCalibration, ScoreCalibrationIsTheThresholdRule) {
   Calibration c = fit::ScoreCalibration({1, 2, 3, 4}, 0.5f);
   EXPECT_FLOAT_EQ(c.offset, 2.5f);
   EXPECT_NEAR(c.scale, std::sqrt(5.0 / 3.0), 1e-6);  // sample std
-  EXPECT_FLOAT_EQ(c.threshold, 3.0f);
-  EXPECT_FLOAT_EQ(c.map_high, 6.0f);
-  EXPECT_FLOAT_EQ(fit::ScoreCalibration({1, 2}, 1.0f).threshold, 0.0f);
+  EXPECT_FLOAT_EQ(c.false_alarm_rate, float(fit::kDefaultFalseAlarmRate));
+  EXPECT_EQ(c.good_images, 4);
+  EXPECT_EQ(c.good_scores.size(), 4u);
+  // Four scores cannot check 2 in 100: the threshold is extrapolated above them.
+  EXPECT_GT(c.threshold, c.good_scores.back());
+  EXPECT_FLOAT_EQ(c.map_high, std::max(1.0f, 2 * c.threshold));
   EXPECT_FLOAT_EQ(fit::ScoreCalibration({5, 5, 5}, 0.5f).scale, 0.5f);  // 0.1 |mean|
+  // Higher sensitivity, lower threshold.
+  EXPECT_LT(fit::ScoreCalibration({1, 2, 3, 4, 5, 6}, 0.9f).threshold,
+            fit::ScoreCalibration({1, 2, 3, 4, 5, 6}, 0.2f).threshold);
+}
+
+TEST(FitThreshold, SensitivityMapsToRatesAndBack) {
+  EXPECT_DOUBLE_EQ(fit::SensitivityToRate(0.5), fit::kDefaultFalseAlarmRate);
+  EXPECT_NEAR(fit::SensitivityToRate(0.75), 10 * fit::kDefaultFalseAlarmRate, 1e-12);
+  EXPECT_NEAR(fit::SensitivityToRate(0.25), fit::kDefaultFalseAlarmRate / 10, 1e-12);
+  EXPECT_DOUBLE_EQ(fit::SensitivityToRate(1.0), fit::kMaxFalseAlarmRate);
+  EXPECT_NEAR(fit::SensitivityToRate(0.0), fit::kDefaultFalseAlarmRate / 100, 1e-12);
+  for (double s : {0.1, 0.3, 0.5, 0.6}) EXPECT_NEAR(fit::RateToSensitivity(fit::SensitivityToRate(s)), s, 1e-9);
+  EXPECT_EQ(fit::DescribeRate(0.02), "about 1 in 50 good parts");
+  EXPECT_EQ(fit::DescribeRate(0.0133), "about 1 in 75 good parts");
+  EXPECT_EQ(fit::DescribeRate(0.3), "about 3 in 10 good parts");
+  EXPECT_EQ(fit::DescribeRate(1e-5), "fewer than 1 in 10000 good parts");
+}
+
+// Scores of a standard exponential distribution: quantiles are known.
+std::vector<float> ExponentialScores(int n, uint64_t seed) {
+  Rng rng(seed);
+  std::vector<float> s(static_cast<size_t>(n));
+  for (float& v : s) v = -std::log(1.0f - 0.999999f * 0.5f * (rng.Uniform() + 1.0f));
+  return s;
+}
+
+TEST(FitThreshold, ManyScoresGiveTheConformalOrderStatistic) {
+  // 2000 scores, rate 0.3: above the tail's share (400 / 2001) -> the order
+  // statistic k = ceil(2001 * 0.7) = 1401.
+  std::vector<float> s = ExponentialScores(2000, 3);
+  auto body = fit::EstimateThreshold(s, 0.3);
+  ASSERT_TRUE(body.ok()) << body.status().ToString();
+  EXPECT_FALSE(body->extrapolated);
+  EXPECT_TRUE(body->warnings.empty());
+  std::sort(s.begin(), s.end());
+  EXPECT_EQ(body->threshold, std::nextafter(s[1400], INFINITY));
+  // Rate 0.05 lies in the tail: not below the order statistic (1901), near
+  // the true 95 % quantile of Exp(1), ln 20 = 3.0.
+  auto e = fit::EstimateThreshold(s, 0.05);
+  ASSERT_TRUE(e.ok());
+  EXPECT_GT(e->threshold, s[1900]);
+  EXPECT_NEAR(e->threshold, std::log(20.0), 0.3);
+  // Rate 0.01 lies in the tail: the larger of the order statistic and the
+  // tail model, near ln 100 = 4.6 and not below the order statistic.
+  auto t = fit::EstimateThreshold(s, 0.01);
+  ASSERT_TRUE(t.ok());
+  EXPECT_GE(t->threshold, s[size_t(std::ceil(2001 * 0.99)) - 1]);
+  EXPECT_NEAR(t->threshold, std::log(100.0), 0.6);
+  // What the calibration summary says about that threshold agrees.
+  Calibration c;
+  c.good_scores = fit::SummariseGoodScores(s);
+  c.good_images = 2000;
+  EXPECT_EQ(c.good_scores.size(), size_t(fit::kMaxStoredGoodScores));
+  EXPECT_NEAR(fit::EstimatedFalseAlarmRate(c, t->threshold), 0.01, 0.005);
+  EXPECT_NEAR(fit::EstimatedFalseAlarmRate(c, e->threshold), 0.05, 0.01);
+  EXPECT_GT(fit::EstimatedFalseAlarmRate(c, 1.0f), 0.3);
+}
+
+TEST(FitThreshold, FewScoresAreExtrapolatedWithAWarning) {
+  const std::vector<float> s = ExponentialScores(30, 5);
+  auto e = fit::EstimateThreshold(s, 0.01, 4);
+  ASSERT_TRUE(e.ok());
+  EXPECT_TRUE(e->extrapolated);
+  EXPECT_GT(e->threshold, *std::max_element(s.begin(), s.end()));
+  ASSERT_EQ(e->warnings.size(), 2u);
+  EXPECT_NE(e->warnings[0].find("at least 99"), std::string::npos) << e->warnings[0];
+  EXPECT_NE(e->warnings[1].find("only 4 distinct"), std::string::npos) << e->warnings[1];
+  // Bad input: clear errors.
+  EXPECT_EQ(fit::EstimateThreshold({1.0f}, 0.01).status().code(), ErrorCode::kInvalidArgument);
+  EXPECT_EQ(fit::EstimateThreshold({1.0f, NAN}, 0.01).status().code(), ErrorCode::kNonFinite);
+  EXPECT_EQ(fit::EstimateThreshold(s, 0.9).status().code(), ErrorCode::kInvalidArgument);
+  // Constant scores: just above them.
+  auto flat = fit::EstimateThreshold(std::vector<float>(200, -2.0f), 0.02);
+  ASSERT_TRUE(flat.ok());
+  EXPECT_GT(flat->threshold, -2.0f);
+  EXPECT_LT(flat->threshold, -1.99f);
 }
 
 TEST(FitCalibration, CellCalibrationMeanStdSmoothingFloorAndShrink) {
@@ -284,8 +364,6 @@ TEST(FitTeacher, SharedGaussianModelFlagsTheDefectAndPassesGoodImages) {
   EXPECT_EQ(t->feature_channels(), 16);
   EXPECT_EQ(t->feature_node(), "c2");
   EXPECT_EQ(t->images(), 40);
-  EXPECT_GE(t->holdout_images(), 5);
-  EXPECT_LE(t->holdout_images(), 7);  // 15 % of 40
   FitOptions fo;
   fo.density = DensityKind::kShared;
   std::vector<float> progress;
@@ -305,6 +383,13 @@ TEST(FitTeacher, SharedGaussianModelFlagsTheDefectAndPassesGoodImages) {
   EXPECT_EQ(card["fit"]["density"], "shared");
   EXPECT_EQ(card["fit"]["images"], 40);
   EXPECT_EQ(card["taught_by"], "flawlens fit");
+  // Camera frames (no group): five contiguous blocks, one per fold; every
+  // frame scored out of its block sets the threshold.
+  EXPECT_EQ(r->groups, 5);
+  EXPECT_EQ(r->folds, 5);
+  EXPECT_EQ(r->calibration.good_images, 40);
+  EXPECT_EQ((*det)->info().good_images, 40);
+  EXPECT_FLOAT_EQ((*det)->info().false_alarm_rate, float(fit::kDefaultFalseAlarmRate));
 }
 
 TEST(FitTeacher, PerPositionModelFlagsTheDefectAndPassesGoodImages) {
@@ -316,34 +401,77 @@ TEST(FitTeacher, PerPositionModelFlagsTheDefectAndPassesGoodImages) {
   auto r = t->Fit(fo);
   ASSERT_TRUE(r.ok()) << r.status().ToString();
   ExpectDetects(r->model, "per position");
-  fo.global_weight = 1.0f;
-  auto g = t->Fit(fo);
-  ASSERT_TRUE(g.ok()) << g.status().ToString();
-  ExpectDetects(g->model, "per position + image-level term");
+  // A covariance per cell, and one per 8x8 region.
+  for (int region : {1, 8}) {
+    fo.region = region;
+    auto g = t->Fit(fo);
+    ASSERT_TRUE(g.ok()) << g.status().ToString();
+    ExpectDetects(g->model, "per position, region " + std::to_string(region));
+  }
 }
 
-TEST(FitTeacher, HeldOutScoresMatchTheEngine) {
-  // The calibration is computed from the fit's own maps of the held-out
-  // images; the engine must give the same raw scores for those images.
+TEST(FitTeacher, TheEngineScoresAsTheFit) {
+  // The fit's score of image 0 under the written density is what the engine
+  // computes from the file; the out-of-group scores are higher on average
+  // (each image was scored by a density fitted without it).
   const std::vector<uint8_t> backbone = TinyBackbone();
   for (DensityKind kind : {DensityKind::kShared, DensityKind::kPerPosition}) {
     auto t = TaughtTeacher(backbone, 30);
     ASSERT_TRUE(t);
     FitOptions fo;
     fo.density = kind;
-    fo.global_weight = 0.5f;
     auto r = t->Fit(fo);
     ASSERT_TRUE(r.ok()) << r.status().ToString();
     auto det = Detector::Create(r->model.data(), r->model.size());
     ASSERT_TRUE(det.ok()) << det.status().ToString();
-    ASSERT_EQ(r->holdout_indices.size(), r->holdout_raw.size());
-    for (size_t k = 0; k < r->holdout_indices.size(); ++k) {
-      auto d = (*det)->Detect(GoodImage(1000 + uint64_t(r->holdout_indices[k])).view());
-      ASSERT_TRUE(d.ok());
-      EXPECT_NEAR((*d)->raw_score, r->holdout_raw[k], 1e-3f * (1 + std::fabs(r->holdout_raw[k])))
-          << fit::DensityKindName(kind) << " held-out image " << r->holdout_indices[k];
+    auto d = (*det)->Detect(GoodImage(1000).view());
+    ASSERT_TRUE(d.ok());
+    EXPECT_NEAR((*d)->raw_score, r->first_raw, 1e-3f * (1 + std::fabs(r->first_raw)))
+        << fit::DensityKindName(kind);
+    ASSERT_EQ(r->oof_raw.size(), 30u);
+    for (float v : r->oof_raw) EXPECT_TRUE(std::isfinite(v));
+  }
+}
+
+TEST(FitTeacher, GroupsStayInOneFoldAndNearDuplicatesAreLinked) {
+  const std::vector<uint8_t> backbone = TinyBackbone();
+  TeacherOptions to;
+  to.dims = 8;
+  auto t = Teacher::Create(backbone.data(), backbone.size(), to);
+  ASSERT_TRUE(t.ok());
+  // 12 parts (each its own brightness), three photos each under its own
+  // name; parts 0..3 photographed once more, one level brighter, under an
+  // unrelated name (the lightings of one tile carry unrelated file numbers).
+  auto part = [](int p, int gain) {
+    Gray g = GoodImage(7000 + uint64_t(p));
+    for (uint8_t& v : g.px) v = uint8_t(std::clamp(int(v) - 90 + 15 * p + gain, 0, 255));
+    return g;
+  };
+  for (int p = 0; p < 12; ++p) {
+    for (int k = 0; k < 3; ++k) {
+      ASSERT_TRUE((*t)->AddImage(part(p, k).view(), {}, "part" + std::to_string(p)).ok());
     }
   }
+  for (int p = 0; p < 4; ++p) {
+    ASSERT_TRUE((*t)->AddImage(part(p, 1).view(), {}, "other" + std::to_string(p)).ok());
+  }
+  FitOptions fo;
+  auto r = (*t)->Fit(fo);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  ASSERT_EQ(r->group_of.size(), 40u);
+  for (int p = 0; p < 12; ++p) {
+    EXPECT_EQ(r->group_of[size_t(3 * p)], r->group_of[size_t(3 * p + 1)]);
+    EXPECT_EQ(r->group_of[size_t(3 * p)], r->group_of[size_t(3 * p + 2)]);
+  }
+  for (int p = 0; p < 4; ++p) {
+    EXPECT_EQ(r->group_of[size_t(36 + p)], r->group_of[size_t(3 * p)]) << "near-duplicate of part " << p;
+  }
+  EXPECT_EQ(r->groups, 12);
+  // Without linking the renamed photos are groups of their own.
+  fo.link = 0;
+  auto u = (*t)->Fit(fo);
+  ASSERT_TRUE(u.ok());
+  EXPECT_EQ(u->groups, 16);
 }
 
 TEST(FitTeacher, SameSeedSameModelOtherSeedOtherModel) {
@@ -386,7 +514,7 @@ TEST(FitTeacher, BadInputGivesClearErrors) {
   EXPECT_FALSE(Teacher::Create(junk.data(), junk.size()).ok());
   // Bad options.
   TeacherOptions bad;
-  bad.holdout = 0;
+  bad.pool = 2;
   EXPECT_EQ(Teacher::Create(backbone.data(), backbone.size(), bad).status().code(),
             ErrorCode::kInvalidArgument);
   bad = {};
@@ -396,7 +524,7 @@ TEST(FitTeacher, BadInputGivesClearErrors) {
             ErrorCode::kInvalidArgument);
 
   // Too few images.
-  auto few = TaughtTeacher(backbone, 6);
+  auto few = TaughtTeacher(backbone, 5);
   ASSERT_TRUE(few);
   auto r = few->Fit({});
   EXPECT_EQ(r.status().code(), ErrorCode::kInvalidArgument);

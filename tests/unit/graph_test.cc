@@ -585,7 +585,14 @@ TEST(GraphErrors, PositionMahalanobisTensors) {
   {  // tensors for another map size
     Builder b({8, 6, 3});
     b.PositionMahalanobis("pm", 0, {6, 8, 3});
-    ExpectError(b.graph, ErrorCode::kBadShape, "pm", "weight has shape [6, 8, 3, 3], expected [8, 6, 3, 3]");
+    ExpectError(b.graph, ErrorCode::kBadShape, "pm",
+                "weight has shape [6, 8, 3, 3], expected [gh, gw, 3, 3] with 1 <= gh <= 8, 1 <= gw <= 6");
+  }
+  {  // whitening matrices for 2x3 regions of the 8x6 map
+    Builder b({8, 6, 3});
+    b.PositionMahalanobis("pm", 0, {8, 6, 3});
+    b.graph.nodes.back().weight = b.Tensor({2, 3, 3, 3});
+    ASSERT_TRUE(b.graph.Finalize().ok()) << b.graph.Finalize().ToString();
   }
   {  // tensors for another depth
     Builder b({8, 6, 3});

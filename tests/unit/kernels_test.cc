@@ -37,6 +37,7 @@ struct TestCase {
   Shape out;
   std::vector<float> weight, bias;
   float input_range = 1.0f;
+  int grid_h = 0, grid_w = 0;  // position_mahalanobis whitening regions (0: one per cell)
 };
 
 int OutSize(int in, int k, int s, int d, int pb, int pa) { return (in + pb + pa - ((k - 1) * d + 1)) / s + 1; }
@@ -61,7 +62,7 @@ void BindWeights(TestCase* tc) {
   } else if (n.op == OpType::kDense) {
     n.weight.shape = {n.out_channels, in.elements()};
   } else if (n.op == OpType::kPositionMahalanobis) {
-    n.weight.shape = {in.h, in.w, in.c, in.c};
+    n.weight.shape = {tc->grid_h ? tc->grid_h : in.h, tc->grid_w ? tc->grid_w : in.w, in.c, in.c};
   }
   if (n.op == OpType::kPositionMahalanobis) {
     n.bias.shape = {in.h, in.w, in.c};
@@ -283,6 +284,19 @@ std::vector<TestCase> MobileCases() {
         }
       }
     }
+    cases.push_back(tc);
+  }
+  // Whitening matrices shared by regions of cells: one for the map, a
+  // coarser grid that does not divide the map, and a column of regions.
+  for (int variant = 0; variant < 3; ++variant) {
+    const Shape s = variant == 0 ? Shape{3, 5, 6} : variant == 1 ? Shape{7, 5, 9} : Shape{4, 6, 4};
+    TestCase tc = MakeSimple(OpType::kPositionMahalanobis, {s}, {s.h, s.w, 1},
+                             "position_mahalanobis regions " + std::to_string(variant));
+    tc.grid_h = variant == 0 ? 1 : variant == 1 ? 3 : 4;
+    tc.grid_w = variant == 0 ? 1 : variant == 1 ? 2 : 1;
+    tc.weight = Random(size_t(tc.grid_h) * tc.grid_w * s.c * s.c, seed += 3,
+                       1.0f / std::sqrt(static_cast<float>(s.c)));
+    tc.bias = Random(static_cast<size_t>(s.elements()), seed + 1, 0.5f);
     cases.push_back(tc);
   }
   return cases;
@@ -668,6 +682,17 @@ TEST(KernelsTest, ReferencePositionMahalanobis) {
   tc.weight = {2, 0, 0, 1, 1, 1, 0, 1};
   tc.bias = {1, 1, 0, 0};
   EXPECT_EQ(RunRef(tc, {{2, 3, 1, -1}}), (std::vector<float>{8, 1}));
+}
+
+TEST(KernelsTest, ReferencePositionMahalanobisRegions) {
+  // A 2x3 map with 1x2 regions: columns 0 and 1 use A = 2 I (region 0),
+  // column 2 uses A = I (region 1); every mean is 0, x = 1 at every cell.
+  TestCase tc = MakeSimple(OpType::kPositionMahalanobis, {{2, 3, 1}}, {2, 3, 1}, "pm");
+  tc.grid_h = 1;
+  tc.grid_w = 2;
+  tc.weight = {2, 1};
+  tc.bias = std::vector<float>(6, 0.0f);
+  EXPECT_EQ(RunRef(tc, {std::vector<float>(6, 1.0f)}), (std::vector<float>{4, 4, 1, 4, 4, 1}));
 }
 
 }  // namespace

@@ -35,6 +35,7 @@
 #include "cli/cli_util.h"
 #include "cli/dataset.h"
 #include "cli/metrics.h"
+#include "fit/threshold.h"
 #include "cli/report.h"
 #include "commands.h"
 
@@ -105,7 +106,9 @@ nlohmann::json RowJson(const MetricRow& r) {
           {"recall", Metric(r.recall)},
           {"fpr", Metric(r.fpr)},
           {"best_f1", Metric(r.best_f1)},
-          {"best_f1_threshold", Metric(r.best_f1_threshold)}};
+          {"best_f1_threshold", Metric(r.best_f1_threshold)},
+          {"recall_at_1pct_false_alarms", Metric(r.recall_at_fa1)},
+          {"recall_at_5pct_false_alarms", Metric(r.recall_at_fa5)}};
 }
 
 std::string Cell(double v) {
@@ -261,6 +264,8 @@ void ImageMetrics(EvalRun* run) {
       }
     }
     r.image_auroc = Auroc(s, l);
+    r.recall_at_fa1 = RecallAtFalseAlarms(s, l, 0.01);
+    r.recall_at_fa5 = RecallAtFalseAlarms(s, l, 0.05);
     r.image_auroc_ci = AurocBootstrap(s, l, parts);
     const F1Score f = F1AtThreshold(s, l, run->threshold);
     if (r.defective > 0) {
@@ -345,13 +350,26 @@ void PrintTable(const EvalRun& run) {
               ds.num_masks());
   std::printf("threshold %.4f (score >= threshold = defective); %d workers\n\n", run.threshold,
               run.workers);
-  std::printf("%-16s %6s %6s %11s %13s %11s %9s %8s %8s %8s\n", "type", "good", "defect",
-              "image_AUROC", "(95% CI)", "pixel_AUROC", "PRO@0.3", "F1@thr", "recall", "FPR");
+  std::printf("%-16s %6s %6s %11s %13s %11s %9s %8s %8s %8s %8s %8s\n", "type", "good", "defect",
+              "image_AUROC", "(95% CI)", "pixel_AUROC", "PRO@0.3", "R@1%FA", "R@5%FA", "F1@thr",
+              "recall", "FPR");
   for (const MetricRow& r : rows) {
-    std::printf("%-16s %6d %6d %11s %13s %11s %9s %8s %8s %8s\n", r.name.c_str(), r.good,
+    std::printf("%-16s %6d %6d %11s %13s %11s %9s %8s %8s %8s %8s %8s\n", r.name.c_str(), r.good,
                 r.defective, Cell(r.image_auroc).c_str(), CiCell(r.image_auroc_ci).c_str(),
-                Cell(r.pixel_auroc).c_str(), Cell(r.pro).c_str(), Cell(r.f1).c_str(),
-                Cell(r.recall).c_str(), Cell(r.fpr).c_str());
+                Cell(r.pixel_auroc).c_str(), Cell(r.pro).c_str(), Cell(r.recall_at_fa1).c_str(),
+                Cell(r.recall_at_fa5).c_str(), Cell(r.f1).c_str(), Cell(r.recall).c_str(),
+                Cell(r.fpr).c_str());
+  }
+  // The threshold's promise beside what it does on these images.
+  const Calibration& cal = run.model.model->calibration;
+  if (!std::isnan(cal.false_alarm_rate) && rows[0].good > 0) {
+    std::printf("\nat the threshold %.4f the model promises %s flagged (target %.3g, estimated from "
+                "%d good images); here %.1f %% of the good and %s of the defective images are "
+                "flagged (R@1%%FA %s, R@5%%FA %s)\n",
+                run.threshold, fit::DescribeRate(double(cal.false_alarm_rate)).c_str(),
+                double(cal.false_alarm_rate), cal.good_images, 100.0 * rows[0].fpr,
+                Cell(rows[0].recall).c_str(), Cell(rows[0].recall_at_fa1).c_str(),
+                Cell(rows[0].recall_at_fa5).c_str());
   }
   std::printf("\n%s\n", run.interval_note.c_str());
   std::printf("best F1 %s at threshold %s", Cell(rows[0].best_f1).c_str(),

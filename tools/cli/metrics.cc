@@ -35,6 +35,22 @@ F1Score MakeF1(int64_t tp, int64_t fp, int64_t fn, int64_t tn, double threshold)
 
 }  // namespace
 
+double RecallAtFalseAlarms(const std::vector<float>& scores, const std::vector<bool>& labels,
+                           double false_alarms) {
+  std::vector<float> neg, pos;
+  for (size_t i = 0; i < scores.size() && i < labels.size(); ++i) {
+    (labels[i] ? pos : neg).push_back(scores[i]);
+  }
+  if (neg.empty() || pos.empty()) return kNaN;
+  std::sort(neg.begin(), neg.end());
+  const size_t allowed = size_t(std::floor(std::max(0.0, false_alarms) * double(neg.size()) + 1e-9));
+  if (allowed >= neg.size()) return 1.0;
+  const float limit = neg[neg.size() - 1 - allowed];  // the highest unflagged negative
+  size_t caught = 0;
+  for (float p : pos) caught += p > limit;
+  return double(caught) / double(pos.size());
+}
+
 double Auroc(const std::vector<float>& scores, const std::vector<bool>& labels) {
   if (scores.size() != labels.size()) return kNaN;
   const size_t n = scores.size();

@@ -49,6 +49,12 @@ struct RocPoint {
 
 // NaN when either class is empty or sizes differ.
 double Auroc(const std::vector<float>& scores, const std::vector<bool>& labels);
+// Fraction of the positives caught at the strictest threshold that flags at
+// most `false_alarms` of the negatives (floor(rate * negatives) of them; a
+// positive is caught when it scores above every negative left unflagged).
+// NaN without negatives or positives.
+double RecallAtFalseAlarms(const std::vector<float>& scores, const std::vector<bool>& labels,
+                           double false_alarms);
 std::vector<RocPoint> RocCurve(const std::vector<float>& scores, const std::vector<bool>& labels);
 
 struct Interval {

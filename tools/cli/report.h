@@ -18,6 +18,9 @@ struct MetricRow {
   Interval image_auroc_ci;  // 95 % bootstrap interval (AurocBootstrap, by GroupKey or --groups)
   double f1 = kNaN, precision = kNaN, recall = kNaN, fpr = kNaN;
   double best_f1 = kNaN, best_f1_threshold = kNaN;
+  // Defects caught when 1 % / 5 % of the good images may be flagged
+  // (RecallAtFalseAlarms).
+  double recall_at_fa1 = kNaN, recall_at_fa5 = kNaN;
 };
 
 struct ReportTile {

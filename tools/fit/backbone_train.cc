@@ -17,6 +17,7 @@
 #include "cli/cli_util.h"
 #include "cli/dataset.h"
 #include "cli/metrics.h"
+#include "fit/threshold.h"
 #include "flawlens/detector.h"
 
 namespace flawlens::cli {
@@ -89,8 +90,11 @@ void ReportValidation(const BackboneTrainOptions& o, const std::string& model_pa
       flagged_bad += scores[size_t(i)] >= thr;
     }
   }
-  std::printf("validation (%s split, %d good, %d defective): image AUROC %s\n", split.c_str(),
-              int(good.size()), bad, FormatMetric(Auroc(s, l), 3).c_str());
+  std::printf("validation (%s split, %d good, %d defective): image AUROC %s; defects caught at "
+              "1 %% / 5 %% false alarms: %s / %s\n",
+              split.c_str(), int(good.size()), bad, FormatMetric(Auroc(s, l), 3).c_str(),
+              FormatMetric(RecallAtFalseAlarms(s, l, 0.01), 3).c_str(),
+              FormatMetric(RecallAtFalseAlarms(s, l, 0.05), 3).c_str());
   for (const std::string& type : ds->defect_types) {
     std::vector<float> ts = good;
     std::vector<bool> tl(good.size(), false);
@@ -102,8 +106,11 @@ void ReportValidation(const BackboneTrainOptions& o, const std::string& model_pa
     }
     std::printf("  %-20s %s\n", type.c_str(), FormatMetric(Auroc(ts, tl), 3).c_str());
   }
-  std::printf("at the threshold %.2f: %d of %d good and %d of %d defective images flagged\n",
-              double(thr), flagged_good, int(good.size()), flagged_bad, bad);
+  std::printf("at the threshold %.2f (promised: %s flagged): %d of %d good (%.1f %%) and %d of "
+              "%d defective images (%.1f %%) flagged\n",
+              double(thr), fit::DescribeRate(double(model->model->calibration.false_alarm_rate)).c_str(),
+              flagged_good, int(good.size()), 100.0 * flagged_good / std::max<size_t>(1, good.size()),
+              flagged_bad, bad, 100.0 * flagged_bad / std::max(1, bad));
 }
 
 }  // namespace
@@ -158,8 +165,11 @@ Result<fit::FitOptions> MakeFitOptions(const BackboneTrainOptions& o) {
   f.eps = o.eps;
   f.blur_sigma = o.blur_sigma;
   f.cell_std_shrink = o.cell_std_shrink;
-  f.sensitivity = o.sensitivity;
-  f.global_weight = o.global_weight;
+  f.region = o.region;
+  f.folds = o.folds;
+  f.link = o.link;
+  f.false_alarm_rate =
+      o.false_alarm_rate > 0 ? o.false_alarm_rate : fit::SensitivityToRate(o.sensitivity);
   f.name = o.name;
   if (f.name.empty()) {
     fs::path p = fs::path(o.data);
@@ -196,8 +206,8 @@ Result<TaughtDataset> TeachDataset(const BackboneTrainOptions& o) {
 
   fit::TeacherOptions to;
   to.dims = o.dims;
+  to.pool = o.pool;
   to.seed = static_cast<uint32_t>(o.seed);
-  to.holdout = o.holdout;
   to.channel_begin = o.channel_begin;
   to.channel_end = o.channel_end;
   to.threads = ResolveThreads(o.threads);
@@ -260,6 +270,12 @@ Status RunBackboneTraining(const BackboneTrainOptions& o) {
     return MakeError(ErrorCode::kInvalidArgument, "--sensitivity must be in [0, 1] (got %g)",
                      double(o.sensitivity));
   }
+  if (o.holdout != BackboneTrainOptions{}.holdout) {
+    return MakeError(ErrorCode::kInvalidArgument,
+                     "--holdout applies to --from-scratch only: training on a backbone scores "
+                     "every good image with a model fitted without its group, and sets the "
+                     "threshold from all of them");
+  }
   FLAWLENS_ASSIGN_OR_RETURN(fit::FitOptions fo, MakeFitOptions(o));
   FLAWLENS_ASSIGN_OR_RETURN(TaughtDataset taught, TeachDataset(o));
   const fit::Teacher& t = *taught.teacher;
@@ -270,40 +286,43 @@ Status RunBackboneTraining(const BackboneTrainOptions& o) {
   FLAWLENS_RETURN_IF_ERROR(WriteFileBytes(o.out, fitted->model));
   const double total_s = Seconds() - t0;
 
-  // The engine must score a held-out image as the fit did (the calibration
-  // rests on the fit's own maps).
+  // The engine must score the first image as the fit's final density does
+  // (the file holds what the fit computed).
   auto det = Detector::Create(fitted->model.data(), fitted->model.size());
   if (!det.ok()) {
     return MakeError(ErrorCode::kInternal, "the written model does not load: %s",
                      det.status().ToString().c_str());
   }
   double engine_diff = 0;
-  if (!fitted->holdout_indices.empty()) {
-    const std::string& path = taught.added[size_t(fitted->holdout_indices[0])];
+  {
+    const std::string& path = taught.added[0];
     auto file = ReadFileBytes(path);
     if (!file.ok()) return file.status();
     auto d = (*det)->DetectEncoded(file->data(), file->size());
     if (!d.ok()) return d.status();
-    const float want = fitted->holdout_raw[0];
+    const float want = fitted->first_raw;
     engine_diff = std::fabs(double((*d)->raw_score) - want) / std::max(1.0, std::fabs(double(want)));
     if (!(engine_diff < 1e-3)) {
       return MakeError(ErrorCode::kInternal,
-                       "the engine scores held-out image %s %g, the fit %g (relative difference "
-                       "%.2g > 1e-3)",
+                       "the engine scores %s %g, the fit %g (relative difference %.2g > 1e-3)",
                        path.c_str(), double((*d)->raw_score), double(want), engine_diff);
     }
   }
 
+  const Calibration& cal = fitted->calibration;
   std::printf("wrote %s (%.1f MB): %s density, %d dims, backbone %s\n", o.out.c_str(),
               double(fitted->model.size()) / 1e6, o.density.c_str(), t.dims(),
               taught.backbone_path.c_str());
-  std::printf("images: %d fitted + %d held out for calibration (%d unreadable, skipped)\n",
-              fitted->fit_images, fitted->holdout_images, taught.skipped);
-  std::printf("calibration: offset %.4g, scale %.4g, threshold %.2f; shrinkage %.3f (mean)\n",
-              double(fitted->calibration.offset), double(fitted->calibration.scale),
-              double(fitted->calibration.threshold), fitted->mean_shrinkage);
-  std::printf("time: %.1f s (features %.1f s, fit %.1f s); engine vs fit on a held-out image: "
-              "%.1e relative\n",
+  std::printf("images: %d from %d groups (parts or near-duplicates), scored out of group in %d "
+              "folds (%d unreadable, skipped)\n",
+              t.images(), fitted->groups, fitted->folds, taught.skipped);
+  std::printf("threshold %.2f: %s flagged (target %.3g; estimated from %d out-of-group "
+              "scores); offset %.4g, scale %.4g, shrinkage %.3f (mean)\n",
+              double(cal.threshold), fit::DescribeRate(double(cal.false_alarm_rate)).c_str(),
+              double(cal.false_alarm_rate), cal.good_images, double(cal.offset),
+              double(cal.scale), fitted->mean_shrinkage);
+  for (const std::string& w : fitted->warnings) std::printf("warning: %s\n", w.c_str());
+  std::printf("time: %.1f s (features %.1f s, fit %.1f s); engine vs fit: %.1e relative\n",
               total_s, taught.seconds, fit_s, engine_diff);
   ReportValidation(o, o.out);
   return Status::Ok();

@@ -19,8 +19,11 @@ struct BackboneTrainOptions {
   std::string out;           // model file to write
   std::string backbone;      // a backbone name (see `flawlens train --help`) or a .safetensors file
   int seed = 1;
-  float sensitivity = 0.5f;  // 0..1: higher flags more images
-  float holdout = 0.15f;     // fraction of good training images held out for calibration
+  float sensitivity = 0.5f;  // 0..1: higher flags more images (fit::SensitivityToRate)
+  double false_alarm_rate = 0;  // > 0: the threshold's target rate (overrides sensitivity)
+  // The from-scratch trainer's calibration hold-out; the backbone fit scores
+  // every image out of its group instead, and refuses another value.
+  float holdout = 0.15f;
   int threads = 0;           // inference threads (0 = all cores)
   std::string val_split;     // split used for the closing metrics ("" = val, else test)
   std::string name;          // model card name (default: folder name)
@@ -28,14 +31,17 @@ struct BackboneTrainOptions {
   // The density and its calibration (src/fit/teacher.h FitOptions; the
   // defaults are the measured best, docs/METHOD-backbone.md).
   std::string density = "per_position";  // or "shared"
-  int dims = 32;                         // random projection of the features
+  int dims = 100;                        // random projection of the features
+  int pool = 3;                          // local average window
+  int region = 4;                        // covariance region side, in map cells
   float blur_sigma = 0.5f;               // map blur, in map cells
   float cell_std_shrink = 1.0f;          // per-cell std -> one global std
-  float shrinkage = -1.0f;               // < 0: Ledoit-Wolf
+  float shrinkage = -1.0f;               // < 0: OAS
   float eps = 0.01f;                     // diagonal floor, times the mean variance
-  float global_weight = 0.0f;            // image-level term (0 = none)
+  int folds = 5;                         // cross-fit folds
+  float link = 0.5f;                     // near-duplicate linking (0 = by file name only)
   int channel_begin = 0, channel_end = 0;  // backbone channels used (0, 0 = all)
-  std::string taught_by = "flawlens train --backbone";
+  std::string taught_by = "flawlens train";
 };
 
 // Runs everything; progress to stderr, a summary to stdout.
@@ -54,7 +60,7 @@ std::vector<std::string> BackboneSearchDirs();
 Result<std::string> ResolveBackbone(const std::string& name_or_file);
 
 // The dataset's good training images (train split, or a flat folder) fed to
-// a Teacher (images of one part, by cli::GroupKey, are held out together).
+// a Teacher (images of one part, by cli::GroupKey, share a group).
 struct TaughtDataset {
   std::unique_ptr<fit::Teacher> teacher;
   std::string backbone_path;

@@ -93,6 +93,7 @@ const camera = new Camera({
 const calibration = new CalibrationPanel({
   els: { seconds: byId('calib-seconds'), button: byId('calib-btn'), progress: byId('calib-progress') },
   camera, threshold, getModel, messages,
+  session,
 });
 
 const live = new LiveDetection({

@@ -9,9 +9,9 @@
 //   det.dispose();
 //
 //   const t = engine.createTeacher(backboneOrTaughtModelBytes, { seed, dims });
-//   t.addFrame(rgba, width, height, 'rgba', roi);           // {images, heldOut, held}
+//   t.addFrame(rgba, width, height, 'rgba', roi, group);    // {images}
 //   const r = t.fit({ name, created, sensitivity, card }, (fraction) => ...);
-//   // r = {bytes: Uint8Array (a model file), calibration, fitImages, holdoutImages, ...}
+//   // r = {bytes: Uint8Array (a model file), calibration, images, groups, warnings, ...}
 //   t.dispose();
 //
 // Every C++ error comes back as "code: message" and becomes a FlawlensError
@@ -87,6 +87,26 @@ export class Detector {
     this.#live().setThreshold(t);
   }
   resetThreshold() { this.#live().resetThreshold(); }
+
+  // The threshold's meaning, by the C++ rule (src/fit/threshold.h): the
+  // estimated share of new good parts flagged at threshold t (NaN when the
+  // model carries no good-score summary), and its words ("about 1 in 50 good
+  // parts").
+  falseAlarmRate(t) { return this.#live().falseAlarmRate(t); }
+  describeRate(rate) { return this.#live().constructor.describeRate(rate); }
+
+  // "Calibrate here": the threshold at which about `rate` of good parts are
+  // flagged, from the scores of good frames. Returns {threshold, rate,
+  // frames, extrapolated, warnings}; throws FlawlensError.
+  thresholdForScores(scores, rate) {
+    const core = this.#live();
+    const view = core.floats(scores.length);
+    if (view === null) throw new FlawlensError('too many scores', 'limit_exceeded');
+    view.set(scores);
+    const json = core.thresholdForScores(scores.length, rate);
+    if (json === '') check(core.lastError());
+    return JSON.parse(json);
+  }
 
   // pixels: Uint8Array | Uint8ClampedArray with width*height*bpp bytes.
   // roi: {x, y, w, h} in pixels of this image, or null for the whole image.
@@ -171,23 +191,26 @@ export class Teacher {
   // {mapWidth, mapHeight, dims, featureChannels, featureNode, backbone: {name, licence}}
   get info() { return this.#info; }
   get images() { return this.#live().images(); }
-  get heldOut() { return this.#live().heldOut(); }
 
   // pixels: Uint8Array | Uint8ClampedArray with width*height*bpp bytes.
   // roi: {x, y, w, h} in pixels of this frame, or null for the whole frame.
-  // Returns {images, heldOut, held} (held: this frame was held out for calibration).
-  addFrame(pixels, width, height, format = 'rgba', roi = null) {
+  // group: '' for a camera frame (checked in contiguous time blocks), else a
+  // name shared by the photos of one part (e.g. its file name).
+  // Returns {images}.
+  addFrame(pixels, width, height, format = 'rgba', roi = null, group = '') {
     const core = this.#live();
     copyPixels(core, pixels, width, height, format);
     const r = roi || { x: 0, y: 0, w: 0, h: 0 };
-    check(core.addFrame(width, height, format, r.x, r.y, r.w, r.h));
-    return { images: core.images(), heldOut: core.heldOut(), held: core.lastHeldOut() };
+    check(core.addFrame(width, height, format, r.x, r.y, r.w, r.h, String(group ?? '')));
+    return { images: core.images() };
   }
 
   // options: {name, created, sensitivity, density, card} (card: an object
   // merged into the model card). onProgress(fraction) is called while fitting
   // (synchronously: this call blocks until the fit is done).
-  // Returns {bytes: Uint8Array (a copy), calibration, fitImages, holdoutImages, meanShrinkage}.
+  // Returns {bytes: Uint8Array (a copy), calibration: {offset, scale, threshold,
+  // mapLow, mapHigh, falseAlarmRate, goodImages, goodGroups}, images, groups,
+  // folds, meanShrinkage, warnings}.
   fit(options = {}, onProgress = null) {
     const core = this.#live();
     let json;

@@ -25,6 +25,11 @@
 //               optimises what runs); the page asks for it while no camera
 //               frame is waiting.
 //   setThreshold {value} / resetThreshold    -> {threshold}
+//   falseAlarmRate {threshold}  -> {rate, words} (the model's estimate of the
+//               share of good parts flagged at that threshold; rate null
+//               when the model carries no good-score summary)
+//   thresholdForScores {scores: number[], rate} -> {threshold, rate, frames,
+//               extrapolated, warnings} ("Calibrate here", the C++ rule)
 //   stats       {}                            -> {wasmBytes, detections}
 //
 // Teaching (engine.mjs Teacher; the panel is ui/teach.mjs):
@@ -34,16 +39,17 @@
 //               when it has none, 'no_model' when nothing is loaded. A new
 //               teachBegin drops the previous collection.
 //   teachAdd    {bitmap: ImageBitmap} | {pixels: ArrayBuffer, width, height,
-//               format}, roi? ({x, y, w, h} in pixels of the frame)
-//               -> {images, heldOut, held} (counts so far; held: this frame is
-//               held out for calibration). Per-frame errors, nothing added:
+//               format}, roi? ({x, y, w, h} in pixels of the frame), group?
+//               ('' for a camera frame, else a name shared by the photos of one
+//               part) -> {images} (count so far). Per-frame errors, nothing added:
 //               'black_frame' (no contrast: black / covered / blank camera),
 //               'frozen_frame' (identical to the previous frame), 'bad_image',
 //               'invalid_argument', 'non_finite'; 'no_teacher' before teachBegin.
 //   teachFit    {name, roi?, source: 'camera'|'photos'|'both', frames, created,
 //               sensitivity?} -> {bytes: ArrayBuffer (transferred), info (the
 //               taught model's, as loadModel answers), calibration: {offset,
-//               scale, threshold, mapLow, mapHigh}, fitImages, holdoutImages}.
+//               scale, threshold, mapLow, mapHigh, falseAlarmRate, goodImages,
+//               goodGroups}, images, groups, warnings}.
 //               roi: {x, y, w, h} in fractions of the frame (or null), stored
 //               in the card with {"taught": {where: 'browser', source, frames,
 //               created}}. While fitting the worker posts progress messages
@@ -315,6 +321,19 @@ const handlers = {
     return { result: { threshold: d.threshold } };
   },
 
+  falseAlarmRate({ threshold }) {
+    const d = requireDetector();
+    const rate = d.falseAlarmRate(Number(threshold));
+    return { result: { rate: Number.isFinite(rate) ? rate : null, words: Number.isFinite(rate) ? d.describeRate(rate) : '' } };
+  },
+
+  thresholdForScores({ scores, rate }) {
+    const d = requireDetector();
+    if (!Array.isArray(scores) && !(scores instanceof Float32Array)) throw fail('scores must be an array of numbers', 'invalid_argument');
+    const r = d.thresholdForScores(Float32Array.from(scores), Number(rate));
+    return { result: { ...r, words: d.describeRate(r.rate) } };
+  },
+
   teachBegin({ seed, dims }) {
     if (!engine) throw fail('The engine is not ready.', 'no_engine');
     if (!det || !modelBytes) throw fail('No model is loaded yet.', 'no_model');
@@ -337,13 +356,13 @@ const handlers = {
     if (msg.bitmap) {
       const { pixels, width, height } = bitmapToRgba(msg.bitmap);
       msg.bitmap.close();
-      r = teacher.addFrame(pixels, width, height, 'rgba', roi);
+      r = teacher.addFrame(pixels, width, height, 'rgba', roi, msg.group ?? '');
     } else if (msg.pixels) {
-      r = teacher.addFrame(new Uint8Array(msg.pixels), msg.width, msg.height, msg.format || 'rgba', roi);
+      r = teacher.addFrame(new Uint8Array(msg.pixels), msg.width, msg.height, msg.format || 'rgba', roi, msg.group ?? '');
     } else {
       throw fail('teachAdd: no image given', 'bad_request');
     }
-    return { result: { images: r.images, heldOut: r.heldOut, held: r.held } };
+    return { result: { images: r.images } };
   },
 
   teachFit(msg, id) {
@@ -382,7 +401,7 @@ const handlers = {
     check.dispose();
     const bytes = r.bytes.buffer;
     return {
-      result: { bytes, info, calibration: r.calibration, fitImages: r.fitImages, holdoutImages: r.holdoutImages },
+      result: { bytes, info, calibration: r.calibration, images: r.images, groups: r.groups, warnings: r.warnings },
       transfer: [bytes],
     };
   },

@@ -203,14 +203,15 @@ void Mul(const Node& node, const Shape& in, const Shape& in_b, const float* a, c
 }
 
 void PositionMahalanobis(const Shape& in, const float* input, const float* weight,
-                         const float* bias, float* output) {
+                         const float* bias, float* output, int grid_h, int grid_w) {
   const int d = in.c;
   const int64_t pixels = int64_t{in.h} * in.w;
   std::vector<double> diff(d);
   for (int64_t p = 0; p < pixels; ++p) {
     const float* x = input + p * d;
     const float* mu = bias + p * d;
-    const float* a = weight + p * d * d;
+    const int64_t region = PositionRegion(p, in.h, in.w, grid_h, grid_w);
+    const float* a = weight + region * d * d;
     for (int j = 0; j < d; ++j) diff[j] = double{x[j]} - double{mu[j]};
     double sum = 0.0;
     for (int k = 0; k < d; ++k) {

@@ -34,8 +34,9 @@ void Mul(const Node& node, const Shape& in, const Shape& in_b, const float* a, c
          float* output);
 // out[p] = sum_k (sum_j A_p[k][j] (x_p[j] - mu_p[j]))^2, A = weight [h][w][c][c],
 // mu = bias [h][w][c]. Accumulates in double.
+// Weight [grid_h, grid_w, c, c]: cell p = (y, x) uses region PositionRegion().
 void PositionMahalanobis(const Shape& in, const float* input, const float* weight,
-                         const float* bias, float* output);
+                         const float* bias, float* output, int grid_h, int grid_w);
 
 }  // namespace ref
 }  // namespace flawlens

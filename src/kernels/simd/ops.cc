@@ -380,12 +380,13 @@ class ReduceChannels : public OpImpl {
   Shape in_;
 };
 
-// Per position p: d = x_p - mu_p (into the workspace), y = A_p d four rows
-// at a time, out = sum y_k^2. Streams A once per frame (h*w*c*c floats).
+// Per position p: d = x_p - mu_p (into the workspace), y = A_r(p) d four
+// rows at a time, out = sum y_k^2, with r(p) the cell's whitening region.
 class PositionMahalanobis : public OpImpl {
  public:
   PositionMahalanobis(const OpSpec& spec)
-      : in_(spec.input_shapes[0]), a_(spec.node.weight.data), mu_(spec.node.bias.data) {}
+      : in_(spec.input_shapes[0]), a_(spec.node.weight.data), mu_(spec.node.bias.data),
+        grid_h_(int(spec.node.weight.shape[0])), grid_w_(int(spec.node.weight.shape[1])) {}
   size_t workspace_floats() const override { return static_cast<size_t>(in_.c); }
   const char* kernel_name() const override { return "position_mahalanobis_f32__simd128_4"; }
   void Run(const float* const* inputs, float* output, float* workspace) override {
@@ -395,7 +396,7 @@ class PositionMahalanobis : public OpImpl {
     for (int64_t p = 0; p < pixels; ++p) {
       const float* x = inputs[0] + p * d;
       const float* mu = mu_ + p * d;
-      const float* a = a_ + p * d * d;
+      const float* a = a_ + PositionRegion(p, in_.h, in_.w, grid_h_, grid_w_) * d * d;
       int j = 0;
       for (; j + 4 <= d; j += 4) Store(diff + j, Load(x + j) - Load(mu + j));
       for (; j < d; ++j) diff[j] = x[j] - mu[j];
@@ -440,6 +441,7 @@ class PositionMahalanobis : public OpImpl {
   Shape in_;
   const float* a_;
   const float* mu_;
+  int grid_h_, grid_w_;  // whitening regions (weight [grid_h, grid_w, c, c])
 };
 
 }  // namespace

@@ -1,16 +1,21 @@
 // The "Calibrate here" panel: records the live scores of good frames for a
-// few seconds and sets the threshold from them (the rule is in
-// ../calibrate.mjs). It only consumes scores, so it works with any source
-// that reports them through `onScore`.
+// few seconds and sets the threshold from them with the C++ rule that
+// `flawlens train` and `flawlens calibrate` use (src/fit/threshold.h, through
+// the worker's thresholdForScores), at the model's target false-alarm rate.
+// It only consumes scores, so it works with any source that reports them
+// through `onScore`.
 
-import { thresholdFromGoodScores } from '../calibrate.mjs';
-import { fmt } from './dom.mjs';
+import { fmt, errText } from './dom.mjs';
+
+// The target when the model does not state one (fit::kDefaultFalseAlarmRate).
+const kDefaultRate = 0.02;
 
 export class CalibrationPanel {
   // els: {seconds, button, progress}; camera: {running, frozen};
   // threshold: ThresholdPanel; getModel() -> the loaded model or null.
-  constructor({ els, camera, threshold, getModel, messages }) {
+  constructor({ els, camera, threshold, getModel, messages, session }) {
     this.els = els;
+    this.session = session;
     this.camera = camera;
     this.threshold = threshold;
     this.getModel = getModel;
@@ -55,12 +60,21 @@ export class CalibrationPanel {
     els.progress.hidden = true;
     els.button.textContent = 'Record good frames';
     if (cancelled || !rec) { messages.setStatus('Calibration cancelled; threshold unchanged.'); return; }
-    const r = thresholdFromGoodScores(rec.scores, this.getModel().info.threshold);
-    if (!r.ok) { messages.showError(`Calibration failed: ${r.message}`); return; }
+    const scores = rec.scores.filter(Number.isFinite);
+    const modelRate = this.getModel()?.info?.falseAlarmRate;
+    const rate = Number.isFinite(modelRate) && modelRate > 0 ? modelRate : kDefaultRate;
+    let r;
+    try {
+      r = await this.session.call('thresholdForScores', { scores, rate });
+    } catch (e) {
+      messages.showError(`Calibration failed: ${errText(e)}. Threshold unchanged; record for longer.`);
+      return;
+    }
     await this.threshold.useCalibration({ threshold: r.threshold, calibratedAt: new Date().toISOString(),
-                                          frames: r.frames, q99: r.q99, median: r.median, margin: r.margin });
-    messages.setStatus(`Calibrated on ${r.frames} good frames: median ${fmt(r.median, 3)}, 99th percentile ${fmt(r.q99, 3)} ` +
-                       `+ margin ${fmt(r.margin, 3)} → threshold ${fmt(r.threshold, 3)}.`);
+                                          frames: r.frames, rate: r.rate, extrapolated: r.extrapolated });
+    const warn = r.warnings && r.warnings.length ? ` Note: ${r.warnings.join('; ')}.` : '';
+    messages.setStatus(`Calibrated on ${r.frames} good frames: threshold ${fmt(r.threshold, 3)}, at which ${r.words} ` +
+                       `should be flagged.${warn}`);
   }
 
   setEnabled(enabled) {

@@ -5,6 +5,19 @@
 import { hashBytesAsync, modelKey } from '../storage.mjs';
 import { setBadge, textEl, errText, fmt, fmtCount } from './dom.mjs';
 
+// What the model's own threshold means, in words, and what it rests on.
+function thresholdText(info) {
+  const t = fmt(info.threshold, 4);
+  const r = info.falseAlarmRate;
+  if (!(Number.isFinite(r) && r > 0)) return t;
+  const oneIn = Math.round(1 / r);
+  const rate = r >= 0.095 ? `about ${Math.max(1, Math.round(r * 10))} in 10` : `about 1 in ${oneIn}`;
+  const from = info.goodImages > 0
+    ? `, estimated from ${info.goodImages} good images${info.goodGroups > 0 ? ` of ${info.goodGroups} parts or sessions` : ''} scored by models that did not see them`
+    : '';
+  return `${t}: ${rate} good parts are flagged${from}`;
+}
+
 function addRow(dl, label, value) {
   if (value === undefined || value === null || value === '') return;
   dl.append(textEl('dt', label), textEl('dd', String(value)));
@@ -55,7 +68,7 @@ function renderCard(model) {
   addRow(dl, 'Fit', info.pixelScale > 0
     ? `fixed pixel scale ${fmt(info.pixelScale, 3)}: aspect ratio kept, heatmap over the image only`
     : 'stretched to the input');
-  addRow(dl, 'Threshold', fmt(info.threshold, 4));
+  addRow(dl, 'Threshold', thresholdText(info));
   addRow(dl, 'Recalibrated', recalibrationText(card.recalibrations));
   addRow(dl, 'Taught', taughtText(card.taught));
   addRow(dl, 'Region', roiText(card.roi));

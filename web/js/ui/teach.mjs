@@ -5,7 +5,7 @@
 // it in this browser, and download it and the photos.
 //
 // Worker protocol (see ../worker.mjs): teachBegin {} -> {mapWidth, mapHeight,
-// backbone}; teachAdd {bitmap} -> {images, heldOut}; teachFit {name, roi,
+// backbone}; teachAdd {bitmap, group} -> {images}; teachFit {name, roi,
 // source, frames, created} -> {bytes, info, ...} with progress messages;
 // teachCancel {}. Frames go to the worker as they are captured, at most
 // kMaxInFlight at a time, so the page never queues work behind itself.
@@ -24,10 +24,31 @@ const kMaxFrames = 600;      // kept bitmaps: 640x480 RGBA is 1.2 MB each
 const kThumbs = 24;          // thumbnails shown in the strip (the newest)
 const kThumbHeight = 48;
 const kRejectStop = 20;      // consecutive rejected camera frames that stop a recording
-// The engine needs 5 frames to fit and 3 held out (15 % of the frames are held out).
-const kMinFit = 5;
-const kMinHoldout = 3;
+// The engine needs 6 frames (fit::kMinFitImages) to fit and to check its
+// threshold on frames each fold did not see; fewer than about 20 give a
+// threshold it warns about.
+const kMinFit = 6;
 const kImageExt = /\.(png|jpe?g|bmp|webp)$/i;
+
+// The group of a photo: its name without extension and a leading
+// "<letters><digits>_" tag (exp3_, cam1-), the rule of `flawlens train`
+// (tools/cli/dataset.cc GroupKey).
+export function photoGroup(name) {
+  const stem = String(name).replace(/^.*\//, '').replace(/\.[^.]*$/, '');
+  const m = /^[A-Za-z]+\d+[_-](.+)$/.exec(stem);
+  return `photo:${m ? m[1] : stem}`;
+}
+
+// "about 1 in 50 good parts" (fit::DescribeRate's wording).
+function rateWords(rate) {
+  if (!(rate > 0)) return 'no good parts';
+  if (rate < 1e-4) return 'fewer than 1 in 10000 good parts';
+  if (rate >= 0.095) return `about ${Math.max(1, Math.round(rate * 10))} in 10 good parts`;
+  let inv = 1 / rate;
+  const mag = 10 ** (Math.floor(Math.log10(inv)) - 1);
+  inv = Math.round(inv / mag) * mag;
+  return `about 1 in ${inv.toFixed(0)} good parts`;
+}
 // Worker error codes that reject one image, not the whole collection.
 const kImageErrors = new Set(['black_frame', 'frozen_frame', 'bad_image', 'invalid_argument', 'non_finite']);
 
@@ -82,7 +103,6 @@ export class TeachPanel {
     Object.assign(this, { els, camera, session, models, messages, getModel });
     this.frames = [];          // {bitmap|file, source, name}: what "Download photos" writes
     this.images = 0;           // accepted by the engine
-    this.heldOut = 0;
     this.rejected = { black: 0, frozen: 0, other: 0 };
     this.begun = null;         // teachBegin's answer for this collection
     this.collection = 0;       // bumped when the collection is cleared
@@ -117,7 +137,7 @@ export class TeachPanel {
   // ---- state shown to the test hook
   get state() {
     return {
-      frames: this.frames.length, images: this.images, heldOut: this.heldOut, rejected: { ...this.rejected },
+      frames: this.frames.length, images: this.images, rejected: { ...this.rejected },
       recording: Boolean(this.recording), fitting: this.fitting, busy: this.busy, inFlight: this.inFlight,
       taught: this.taught ? { name: this.taught.name, size: this.taught.bytes.byteLength, storedId: this.taught.storedId } : null,
       stored: this.stored.map((r) => ({ id: r.id, name: r.name, frames: r.frames })),
@@ -176,7 +196,6 @@ export class TeachPanel {
     else item.bitmap?.close();
     if (r && typeof r.images === 'number') {
       this.images = r.images;
-      this.heldOut = typeof r.heldOut === 'number' ? r.heldOut : this.heldOut;
     } else {
       this.images += 1;
     }
@@ -202,12 +221,11 @@ export class TeachPanel {
   }
 
   updateCount() {
-    const { images, heldOut } = this;
-    const fitN = images - heldOut;
-    let text = images === 0 ? 'No good frames yet.' : `${images} good ${images === 1 ? 'frame' : 'frames'} (${heldOut} held out for calibration)`;
+    const { images } = this;
+    let text = images === 0 ? 'No good frames yet.' : `${images} good ${images === 1 ? 'frame' : 'frames'}`;
     const skipped = this.rejected.black + this.rejected.frozen + this.rejected.other;
     if (skipped) text += `, ${skipped} skipped`;
-    if (images > 0 && (fitN < kMinFit || heldOut < kMinHoldout)) text += ' — about 20 are needed';
+    if (images > 0 && images < kMinFit) text += ' — about 20 are needed';
     this.els.count.textContent = text;
     this.updateControls();
   }
@@ -224,7 +242,6 @@ export class TeachPanel {
     for (const f of this.frames) f.bitmap?.close();
     this.frames = [];
     this.images = 0;
-    this.heldOut = 0;
     this.rejected = { black: 0, frozen: 0, other: 0 };
     this.els.strip.replaceChildren();
     const wasBegun = this.begun;
@@ -393,7 +410,9 @@ export class TeachPanel {
           }
           let r;
           try {
-            r = await this.session.call('teachAdd', { bitmap }, [bitmap]);
+            // The photos of one part share a group: a file name without its
+            // extension and lighting/camera tag (as `flawlens train` groups).
+            r = await this.session.call('teachAdd', { bitmap, group: photoGroup(file.name) }, [bitmap]);
           } catch (e) {
             // A property of this image: skip it. Anything else stops adding.
             if (!kImageErrors.has(e && e.code)) throw e;
@@ -431,12 +450,12 @@ export class TeachPanel {
 
   // ---- fitting
   enoughFrames() {
-    return this.images - this.heldOut >= kMinFit && this.heldOut >= kMinHoldout;
+    return this.images >= kMinFit;
   }
 
   tooFewText() {
-    return `Too few good frames to teach: ${this.images} (${this.heldOut} held out for calibration); at least ` +
-           `${kMinFit} to fit and ${kMinHoldout} held out are needed — record for a few more seconds (about 20 frames).`;
+    return `Too few good frames to teach: ${this.images}; at least ${kMinFit} are needed, from different moments or ` +
+           'parts — record for a few more seconds (about 20 frames).';
   }
 
   async fit() {
@@ -493,8 +512,14 @@ export class TeachPanel {
       this.note(`“${name}” was taught but could not be loaded; “Download model” still saves it.`, 'error');
       return;
     }
-    const fitted = typeof r.fitImages === 'number' ? ` (${r.fitImages} fitted, ${r.holdoutImages} held out)` : '';
-    this.note(`Taught “${name}” on ${this.images} good frames${fitted}; it is in use now.`);
+    const c = r.calibration || {};
+    const meaning = Number.isFinite(c.falseAlarmRate)
+      ? ` Threshold ${c.threshold.toFixed(2)}: ${rateWords(c.falseAlarmRate)} are flagged, estimated from ${c.goodImages} ` +
+        `frames scored by models that did not see them (${r.groups} parts or time blocks).`
+      : '';
+    const warnings = Array.isArray(r.warnings) && r.warnings.length ? ` Note: ${r.warnings.join('; ')}.` : '';
+    this.note(`Taught “${name}” on ${this.images} good frames; it is in use now.${meaning}${warnings}`,
+              warnings ? 'error' : undefined);
     await this.store();
   }
 

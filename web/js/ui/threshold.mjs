@@ -1,6 +1,8 @@
 // The threshold panel: slider + number field, where the value came from
-// (model, calibrated here, set by hand), and its per-model record in
-// localStorage. `onChange` runs after every change so verdicts can follow.
+// (model, calibrated here, set by hand), what it means (the share of good
+// parts the model expects to flag there, by the C++ rule through the
+// worker's falseAlarmRate), and its per-model record in localStorage.
+// `onChange` runs after every change so verdicts can follow.
 
 import { round } from '../csv.mjs';
 import { loadThreshold, saveThreshold, clearThreshold } from '../storage.mjs';
@@ -109,9 +111,22 @@ export class ThresholdPanel {
     if (this.onChange) this.onChange(value);
     try {
       await this.session.call('setThreshold', { value });
+      await this.showMeaning(value);
     } catch (e) {
       this.messages.showError(`Could not set the threshold: ${errText(e)}`);
     }
+  }
+
+  // "≈ about 1 in 50 good parts flagged (estimated from 426 good photos)"
+  // beside the source line; nothing for a model without a good-score summary.
+  async showMeaning(value) {
+    const info = this.model?.info;
+    if (!info || !(info.goodImages > 0)) return;
+    const r = await this.session.call('falseAlarmRate', { threshold: value });
+    if (this.value !== value || r.rate === null) return;
+    const base = this.els.source.textContent;
+    this.els.source.textContent = `${base} At this threshold ${r.words} are expected to be flagged ` +
+      `(estimated from ${info.goodImages} good ${info.goodImages === 1 ? 'image' : 'images'}).`;
   }
 
   persistManual() {
