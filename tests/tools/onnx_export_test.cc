@@ -367,6 +367,9 @@ TEST(OnnxExport, TaughtModels) {
   auto a = Teach(per_position);
   ASSERT_TRUE(a.ok()) << a.status().ToString();
   ExpectTaughtStructure(a->model);
+  // The threshold's promise travels in the metadata.
+  Exported ea = ExportBytes(a->model);
+  EXPECT_FLOAT_EQ(std::stof(Meta(ea.proto)["false_alarm_rate"]), float(per_position.false_alarm_rate));
   fit::FitOptions shared;
   shared.density = fit::DensityKind::kShared;
   auto b = Teach(shared);
@@ -395,20 +398,8 @@ std::vector<uint8_t> CoarseGridModel() {
   return WriteModel(spec);
 }
 
-// Whitening matrices on a grid coarser than the map: an engine extension
-// (FORMAT.md, position_mahalanobis); a build without it rejects the file.
-bool HaveRegionGrid() {
-  const std::vector<uint8_t> bytes = CoarseGridModel();
-  return LoadModel(bytes.data(), bytes.size()).ok();
-}
-
 TEST(OnnxExport, CoarseWhiteningGridIsGatheredPerCell) {
   const std::vector<uint8_t> bytes = CoarseGridModel();
-  auto loaded = LoadModel(bytes.data(), bytes.size());
-  if (!loaded.ok()) {
-    GTEST_SKIP() << "this engine has no region grid for position_mahalanobis: "
-                 << loaded.status().ToString();
-  }
   Exported e = ExportBytes(bytes);
   ExpectWellFormed(e.proto, {-1, 3, 8, 8}, {-1, 1, 8, 8});
   const onnx::TensorProto* w = Initializer(e.proto, "d.weight");
@@ -642,7 +633,7 @@ TEST_F(OnnxRuntimeCompare, EveryOp) {
   Compare(WriteModel(testing::TinyUnetSpec()), "tiny_unet_unit", "unit");
   Compare(WriteModel(testing::MobileNetV3BlockSpec()), "mobilenet_v3_block", "normalized");
   Compare(WriteModel(testing::SeedCnnSpec(true)), "seed_cnn");
-  if (HaveRegionGrid()) Compare(CoarseGridModel(), "coarse_grid");
+  Compare(CoarseGridModel(), "coarse_grid");
 }
 
 // Gray, local contrast normalisation with a radius larger than the input
@@ -785,15 +776,15 @@ TEST(OnnxExportChecker, OnnxProjectAcceptsTheGraphs) {
   auto a = Teach(per_position);
   auto b = Teach(shared);
   ASSERT_TRUE(a.ok() && b.ok());
-  std::vector<std::pair<std::string, std::vector<uint8_t>>> models = {
+  const std::vector<std::pair<std::string, std::vector<uint8_t>>> models = {
       {"tiny_unet", WriteModel(testing::TinyUnetSpec())},
       {"mobilenet_v3_block", WriteModel(testing::MobileNetV3BlockSpec())},
       {"seed_cnn", WriteModel(testing::SeedCnnSpec(true))},
       {"micro", WriteModel(testing::MicroSpec())},
       {"lcn_edges", LcnEdgesModel()},
       {"taught_per_position", a->model},
-      {"taught_shared", b->model}};
-  if (HaveRegionGrid()) models.push_back({"coarse_grid", CoarseGridModel()});
+      {"taught_shared", b->model},
+      {"coarse_grid", CoarseGridModel()}};
   std::string files;
   for (const auto& [name, bytes] : models) {
     for (InputMode mode : {InputMode::kPixels, InputMode::kNormalized}) {

@@ -638,6 +638,10 @@ Json BuildMetadata(const Model& m, InputMode mode, const Shape& in, const Shape&
       {"producer", "flawlens export-onnx"},
   };
   if (std::isfinite(cal.f1_threshold)) meta["f1_threshold"] = FloatJson(cal.f1_threshold);
+  // What the threshold promises: about this fraction of new good parts flagged.
+  if (std::isfinite(cal.false_alarm_rate)) {
+    meta["false_alarm_rate"] = FloatJson(cal.false_alarm_rate);
+  }
   return meta;
 }
 
