@@ -86,7 +86,7 @@ struct FitOptions {
   float cell_std_shrink = 1.0f;  // per-cell std -> global std (FitCellCalibration)
   // The threshold's target: the fraction of new good parts flagged
   // (fit/threshold.h; SensitivityToRate maps the sensitivity slider).
-  double false_alarm_rate = 0.02;
+  double false_alarm_rate = 0.05;  // fit::kDefaultFalseAlarmRate
   int folds = 5;                 // cross-fit folds (fewer when there are fewer groups)
   // Folds are contiguous blocks of the capture order (group names in
   // natural order, camera frames in time order); false: groups dealt at

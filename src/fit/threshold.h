@@ -25,9 +25,12 @@
 
 namespace flawlens::fit {
 
-// The default target: about 2 in 100 new good parts flagged (chosen on
-// measurements, docs/METHOD-threshold.md).
-inline constexpr double kDefaultFalseAlarmRate = 0.02;
+// The default target: at most about 1 in 20 new good parts flagged. The
+// out-of-group estimate is conservative (each fold fits on part of the
+// data): at this target, 0-3 % of unseen good parts were flagged on the
+// shared data sets, where a 2 % target missed too many defects
+// (docs/METHOD-threshold.md).
+inline constexpr double kDefaultFalseAlarmRate = 0.05;
 // Target rates accepted anywhere.
 inline constexpr double kMinFalseAlarmRate = 1e-4, kMaxFalseAlarmRate = 0.5;
 // Good scores kept in the calibration section (order statistics, evenly

@@ -184,15 +184,16 @@ test('the Embind Detector class names its methods in camelCase, as engine.mjs ca
   const own = Object.getOwnPropertyNames(module.Detector.prototype)
     .filter((k) => k !== 'constructor' && typeof module.Detector.prototype[k] === 'function');
   const bound = ['buffer', 'releaseBytes', 'load', 'loaded', 'info', 'detect', 'detectEncoded', 'stats',
-                 'map', 'threshold', 'setThreshold', 'resetThreshold', 'floats', 'runNetwork', 'output'];
+                 'map', 'threshold', 'setThreshold', 'resetThreshold', 'falseAlarmRate', 'thresholdForScores',
+                 'lastError', 'floats', 'runNetwork', 'output'];
   for (const name of bound) assert.ok(own.includes(name), `Detector.${name} is bound`);
   // Embind adds its own helpers (delete, clone, isAliasOf, ...): camelCase too.
   const notCamel = own.filter((k) => !/^[a-z][A-Za-z0-9]*$/.test(k));
   assert.deepEqual(notCamel, [], 'every method name is camelCase');
   const teacherOwn = Object.getOwnPropertyNames(module.Teacher.prototype)
     .filter((k) => k !== 'constructor' && typeof module.Teacher.prototype[k] === 'function');
-  for (const name of ['buffer', 'releaseBytes', 'begin', 'ready', 'info', 'addFrame', 'lastHeldOut', 'images',
-                      'heldOut', 'fit', 'model', 'releaseModel', 'result']) {
+  for (const name of ['buffer', 'releaseBytes', 'begin', 'ready', 'info', 'addFrame', 'images',
+                      'fit', 'model', 'releaseModel', 'result']) {
     assert.ok(teacherOwn.includes(name), `Teacher.${name} is bound`);
   }
   assert.deepEqual(teacherOwn.filter((k) => !/^[a-z][A-Za-z0-9]*$/.test(k)), [], 'every Teacher method is camelCase');
@@ -417,22 +418,23 @@ test('Teacher: a taught model loads as a detector, flags a defect and passes goo
     assert.equal(t.info.mapWidth, 16);
     assert.equal(t.info.mapHeight, 16);
     assert.deepEqual(t.info.backbone, { name: 'tiny', licence: 'test' });
-    let held = 0;
     for (let i = 0; i < 40; i++) {
       const r = t.addFrame(goodFrame(1000 + i), FW, FH);
       assert.equal(r.images, i + 1);
-      held += r.held ? 1 : 0;
-      assert.equal(r.heldOut, held);
     }
-    assert.ok(held >= 5 && held <= 7, `15 % of 40 held out, got ${held}`);
     const progress = [];
     const card = { taught: { where: 'browser', source: 'camera', frames: 40, created: '2026-12-02T16:40:00Z' },
                    roi: { x: 0.1, y: 0.2, w: 0.5, h: 0.5 } };
     const r = t.fit({ name: 'parts', created: '2026-12-02T16:40:00Z', card }, (f) => progress.push(f));
     assert.ok(r.bytes instanceof Uint8Array && r.bytes.length > 0);
-    assert.equal(r.fitImages + r.holdoutImages, 40);
-    assert.equal(r.holdoutImages, held);
+    // Camera frames: five contiguous time blocks, each scored by a model
+    // fitted on the other four; all 40 scores set the threshold.
+    assert.equal(r.images, 40);
+    assert.equal(r.groups, 5);
+    assert.equal(r.calibration.goodImages, 40);
+    assert.ok(Math.abs(r.calibration.falseAlarmRate - 0.05) < 1e-6, 'the default target');
     assert.ok(r.calibration.threshold > 0 && r.calibration.scale > 0);
+    assert.ok(Array.isArray(r.warnings));
     assert.ok(progress.length > 0 && progress.at(-1) === 1, 'progress ends at 1');
     for (let i = 1; i < progress.length; i++) assert.ok(progress[i] >= progress[i - 1], 'progress never goes back');
 
@@ -442,6 +444,21 @@ test('Teacher: a taught model loads as a detector, flags a defect and passes goo
     assert.equal(det.info.card.taught.frames, 40);
     assert.deepEqual(det.info.card.roi, card.roi);
     assert.equal(det.threshold, r.calibration.threshold);
+    // The threshold's meaning, by the C++ rule: about the target at the
+    // model's threshold, more below it.
+    assert.ok(Math.abs(det.info.falseAlarmRate - 0.05) < 1e-6);
+    assert.equal(det.info.goodImages, 40);
+    const atThreshold = det.falseAlarmRate(det.threshold);
+    assert.ok(atThreshold > 0 && atThreshold <= 0.1, `estimated rate at the threshold: ${atThreshold}`);
+    assert.ok(det.falseAlarmRate(det.threshold - 2) > atThreshold, 'a lower threshold flags more');
+    assert.equal(det.describeRate(0.02), 'about 1 in 50 good parts');
+    // "Calibrate here": the same rule on scores of good frames.
+    const scores = Array.from({ length: 200 }, (_, i) => i / 100);
+    const cal = det.thresholdForScores(scores, 0.05);
+    assert.equal(cal.frames, 200);
+    assert.ok(cal.threshold >= 2.49, `at least half a unit above the highest frame: ${cal.threshold}`);
+    assert.equal(codeOf(() => det.thresholdForScores([1], 0.05)), 'invalid_argument');
+    assert.equal(codeOf(() => det.thresholdForScores([1, NaN], 0.05)), 'non_finite');
     let maxGood = -Infinity, falseAlarms = 0;
     for (let i = 0; i < 10; i++) {
       const g = det.detect(goodFrame(5000 + i), FW, FH);
@@ -485,7 +502,7 @@ test('Teacher: a model without a backbone, blank / frozen frames, too few and id
     t.addFrame(f, FW, FH);
     assert.equal(codeOf(() => t.addFrame(f, FW, FH)), 'frozen_frame');
     assert.equal(t.images, 1);
-    // Too few to fit and hold out.
+    // Too few to fit.
     for (let i = 0; i < 3; i++) t.addFrame(goodFrame(20 + i), FW, FH);
     assert.equal(codeOf(() => t.fit({ name: 'few' })), 'too_few');
     assert.equal(codeOf(() => t.fit({ sensitivity: 2 })), 'invalid_argument');

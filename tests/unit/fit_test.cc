@@ -158,7 +158,7 @@ TEST(FitCalibration, ScoreCalibrationIsTheThresholdRule) {
   EXPECT_FLOAT_EQ(c.false_alarm_rate, float(fit::kDefaultFalseAlarmRate));
   EXPECT_EQ(c.good_images, 4);
   EXPECT_EQ(c.good_scores.size(), 4u);
-  // Four scores cannot check 2 in 100: the threshold is extrapolated above them.
+  // Four scores cannot check 1 in 20: the threshold is extrapolated above them.
   EXPECT_GT(c.threshold, c.good_scores.back());
   EXPECT_FLOAT_EQ(c.map_high, std::max(1.0f, 2 * c.threshold));
   EXPECT_FLOAT_EQ(fit::ScoreCalibration({5, 5, 5}, 0.5f).scale, 0.5f);  // 0.1 |mean|

@@ -1,15 +1,16 @@
-// flawlens calibrate MODEL GOOD... --out NEW [--sensitivity S] [--threads N]
+// flawlens calibrate MODEL GOOD... --out NEW [--false-alarms R | --sensitivity S] [--threads N]
 //
 // Re-fits a model's score calibration on good images from where it is used
 // (another camera, light or line), without retraining: every image is scored
-// by the inference core (the same Detector as `score` and the page), and the
-// score offset and scale become the mean and standard deviation of their raw
-// scores (ScoreCalibration, the rule `flawlens train` applies to its held-out
-// images). The threshold keeps its value in standard deviations unless
-// --sensitivity sets a new one; an F1-optimal threshold from training is
-// carried over to the new units (same raw score). The network, the
-// preprocessing and the per-cell map calibration are copied unchanged, byte
-// for byte; the model card records the recalibration.
+// by the inference core (the same Detector as `score` and the page). Those
+// parts were never fitted, so their scores are what new good parts score:
+// fit::CalibrateScores (the rule of `flawlens train`, the page's Teach and
+// "Calibrate here") sets offset, scale and the threshold at which about the
+// target share of good parts is flagged — the model's own target unless
+// --false-alarms or --sensitivity gives another. An F1-optimal threshold from
+// training is carried over to the new units (same raw score). The network,
+// the preprocessing and the per-cell map calibration are copied unchanged,
+// byte for byte; the model card records the recalibration.
 //
 // Unreadable images are listed and skipped. Exit codes: 0 written; 1 bad
 // arguments, model or too few readable images (nothing written); 3 written,
@@ -26,6 +27,7 @@
 #include "cli/dataset.h"
 #include "cli/metrics.h"
 #include "commands.h"
+#include "fit/threshold.h"
 
 namespace flawlens::cli {
 namespace {
@@ -40,6 +42,7 @@ struct CalibrateOptions {
   std::string model, out;
   std::vector<std::string> inputs;
   float sensitivity = std::nanf("");
+  double false_alarms = 0;  // > 0: the target rate
   int threads = 0;
 };
 
@@ -47,6 +50,12 @@ int RunCalibrate(const CalibrateOptions& opt) {
   auto model = LoadModelFile(opt.model);
   if (!model.ok()) {
     std::fprintf(stderr, "flawlens calibrate: %s\n", model.status().ToString().c_str());
+    return 1;
+  }
+  if (opt.false_alarms != 0 && !(opt.false_alarms >= fit::kMinFalseAlarmRate &&
+                                 opt.false_alarms <= fit::kMaxFalseAlarmRate)) {
+    std::fprintf(stderr, "flawlens calibrate: --false-alarms must be in [0.0001, 0.5] (got %g)\n",
+                 opt.false_alarms);
     return 1;
   }
   if (std::isfinite(opt.sensitivity) && !(opt.sensitivity >= 0 && opt.sensitivity <= 1)) {
@@ -104,12 +113,26 @@ int RunCalibrate(const CalibrateOptions& opt) {
   }
 
   const Calibration& before = model->model->calibration;
-  Calibration after = ScoreCalibration(good, std::isfinite(opt.sensitivity) ? opt.sensitivity : 0.5f);
-  if (!std::isfinite(opt.sensitivity)) {  // keep the threshold (in standard deviations)
-    after.threshold = before.threshold;
-    after.map_low = before.map_low;
-    after.map_high = before.map_high;
+  double rate = fit::kDefaultFalseAlarmRate;
+  if (opt.false_alarms > 0) {
+    rate = opt.false_alarms;
+  } else if (std::isfinite(opt.sensitivity)) {
+    rate = fit::SensitivityToRate(opt.sensitivity);
+  } else if (before.false_alarm_rate > 0) {
+    rate = before.false_alarm_rate;
   }
+  std::vector<std::string> groups;
+  for (int i = 0; i < n; ++i) {
+    if (errors[size_t(i)].empty()) groups.push_back(GroupKey(files[size_t(i)]));
+  }
+  std::sort(groups.begin(), groups.end());
+  const int distinct = int(std::unique(groups.begin(), groups.end()) - groups.begin());
+  auto fitted = fit::CalibrateScores(good, rate, distinct);
+  if (!fitted.ok()) {
+    std::fprintf(stderr, "flawlens calibrate: %s\n", fitted.status().ToString().c_str());
+    return 1;
+  }
+  Calibration after = fitted->calibration;
   if (std::isfinite(before.f1_threshold)) {  // the same raw score, in the new units
     after.f1_threshold = float((before.offset + double(before.scale) * before.f1_threshold -
                                 after.offset) / after.scale);
@@ -172,6 +195,10 @@ int RunCalibrate(const CalibrateOptions& opt) {
   std::printf("%-8s %12.6g %12.6g %10.3f %16d (%4.1f %%) %6.2f\n", "after", after.offset,
               after.scale, after.threshold, flagged_after, 100.0 * flagged_after / good.size(),
               max_after);
+  std::printf("threshold %.3f: %s flagged (target %.3g), estimated from %zu good images of %d "
+              "parts\n",
+              double(after.threshold), fit::DescribeRate(rate).c_str(), rate, good.size(), distinct);
+  for (const std::string& w : fitted->estimate.warnings) std::printf("warning: %s\n", w.c_str());
   if (int(good.size()) < kFewImages) {
     std::printf("note: only %zu images; the score's unit (their standard deviation) is rough, "
                 "%d or more are better\n",
@@ -190,8 +217,11 @@ void AddCalibrateCommand(CLI::App& app) {
   cmd->add_option("model", opt->model, "model file")->required();
   cmd->add_option("inputs", opt->inputs, "good image files and/or folders (recursive)")->required();
   cmd->add_option("--out", opt->out, "the recalibrated model file (may be MODEL itself)")->required();
+  cmd->add_option("--false-alarms", opt->false_alarms,
+                  "target share of good parts flagged, in [0.0001, 0.5] (default: the model's)");
   cmd->add_option("--sensitivity", opt->sensitivity,
-                  "new threshold 6*(1-S) standard deviations (default: keep the model's)");
+                  "the target as a slider in [0, 1]: 0.5 = 1 in 20 good parts flagged, each +0.25 "
+                  "ten times more");
   cmd->add_option("--threads", opt->threads, "worker threads, one Detector each (default: cores)");
   cmd->callback([opt] { ExitCode() = RunCalibrate(*opt); });
 }

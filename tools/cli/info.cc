@@ -10,6 +10,7 @@
 
 #include "cli/cli_util.h"
 #include "commands.h"
+#include "fit/threshold.h"
 
 namespace flawlens::cli {
 namespace {
@@ -233,6 +234,16 @@ int RunInfo(const InfoOptions& opt) {
               gflops, static_cast<long long>(info.macs), m.graph.nodes.size());
   std::printf("  threshold                    %.4f (score >= threshold = anomaly)\n",
               info.threshold);
+  if (m.calibration.false_alarm_rate > 0) {
+    const double now = fit::EstimatedFalseAlarmRate(m.calibration, m.calibration.threshold);
+    std::printf("                               %s flagged (target %.3g), estimated from %d good "
+                "images of %d parts or sessions that the scoring model had not seen",
+                fit::DescribeRate(double(m.calibration.false_alarm_rate)).c_str(),
+                double(m.calibration.false_alarm_rate), m.calibration.good_images,
+                m.calibration.good_groups);
+    if (std::isfinite(now)) std::printf("; their estimate at this threshold: %.3g", now);
+    std::printf("\n");
+  }
   // `flawlens calibrate` appends to the card's "recalibrations": the latest.
   if (card.is_object() && card.contains("recalibrations") && card["recalibrations"].is_array() &&
       !card["recalibrations"].empty() && card["recalibrations"].back().is_object()) {
@@ -250,7 +261,13 @@ int RunInfo(const InfoOptions& opt) {
   std::printf("postprocessing\n");
   PrintTree(post, "", 2);
   std::printf("calibration\n");
-  if (cal.is_object()) PrintTree(cal, "", 2);
+  if (cal.is_object()) {
+    Json shown = cal;
+    if (shown.contains("good_scores") && shown["good_scores"].is_array()) {
+      shown["good_scores"] = std::to_string(shown["good_scores"].size()) + " sorted scores";
+    }
+    PrintTree(shown, "", 2);
+  }
   std::printf("model card\n");
   if (card.is_object()) {
     PrintTree(card, "", 2);

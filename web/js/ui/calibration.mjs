@@ -8,7 +8,7 @@
 import { fmt, errText } from './dom.mjs';
 
 // The target when the model does not state one (fit::kDefaultFalseAlarmRate).
-const kDefaultRate = 0.02;
+const kDefaultRate = 0.05;
 
 export class CalibrationPanel {
   // els: {seconds, button, progress}; camera: {running, frozen};
