@@ -60,7 +60,7 @@ const calScale = data.calibration_scale;
 
 const [, c, h, w] = data.input_shape;
 const rows = [];
-const worst = { raw: 0, score: 0, map: 0, labels: 0, cli: 0, batch_raw: 0, batch_map: 0 };
+const worst = { raw: 0, score: 0, map: 0, labels: 0, cli: 0, batch_raw: 0, batch_map: 0, batch_labels: 0 };
 for (const img of data.images) {
   const input = new ort.Tensor('float32', floats(img.input), [1, c, h, w]);
   const t0 = performance.now();
@@ -114,7 +114,7 @@ for (const img of data.images) {
     worst.batch_raw = Math.max(worst.batch_raw,
       (Math.abs(score - img.score) * calScale) / Math.max(Math.abs(img.raw_score), 1e-30));
     worst.batch_map = Math.max(worst.batch_map, dmax / Math.max(rmax, 1e-30));
-    if (Boolean(out.pred_label.data[k]) !== (img.score >= data.threshold)) worst.labels += 1;
+    if (Boolean(out.pred_label.data[k]) !== (img.score >= data.threshold)) worst.batch_labels += 1;
   });
 }
 
@@ -140,7 +140,8 @@ if (opt.cli) {
 }
 
 const ok = worst.raw <= opt.tol && worst.map <= opt.tol && worst.batch_raw <= opt.tol &&
-  worst.batch_map <= opt.tol && worst.labels === 0 && (!opt.cli || worst.cli <= opt.tol);
+  worst.batch_map <= opt.tol && worst.labels === 0 && worst.batch_labels === 0 &&
+  (!opt.cli || worst.cli <= opt.tol);
 const summary = {
   onnx: onnxPath,
   images: rows.length,
@@ -151,6 +152,7 @@ const summary = {
   batch_max_raw_score_rel: worst.batch_raw,
   batch_max_map_rel: worst.batch_map,
   label_mismatches: worst.labels,
+  batch_label_mismatches: worst.batch_labels,
   ...(opt.cli ? { max_cli_raw_score_rel: worst.cli } : {}),
   ort_ms_median: rows.map((r) => r.ms).sort((a, b) => a - b)[Math.floor(rows.length / 2)],
   ok,
