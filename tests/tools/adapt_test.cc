@@ -123,9 +123,9 @@ fs::path MakeData(int side) {
   fs::remove_all(root);
   fs::create_directories(root / "data/train/good");
   std::mt19937 rng(3);
-  for (int i = 0; i < 10; ++i)
+  for (int i = 0; i < 24; ++i)
     WriteRgb(root / "data/train/good" / ("g" + std::to_string(i) + ".png"), 40, 36, &rng);
-  std::vector<uint8_t> bytes = WriteModel(TinyBackbone(side, 40, 11));
+  std::vector<uint8_t> bytes = WriteModel(TinyBackbone(side, 128, 11));
   std::ofstream(root / "tiny.safetensors", std::ios::binary)
       .write(reinterpret_cast<const char*>(bytes.data()), std::streamsize(bytes.size()));
   return root;
@@ -150,7 +150,7 @@ TEST(AdaptGraphModule, MatchesTheEngine) {
     auto module = adapt::GraphModuleImpl::Create(*model);
     ASSERT_TRUE(module.ok()) << module.status().ToString();
     ExecutorOptions eo;
-    eo.backend = BackendKind::kRef;
+    eo.backend = BackendKind::kReference;
     auto exec = Executor::Create(model->graph, eo);
     ASSERT_TRUE(exec.ok()) << exec.status().ToString();
     const Shape out = model->graph.output_shape();
@@ -239,7 +239,7 @@ TEST(AdaptRun, StepsAndSeedRepeatTheRunAndOnlyTrainedLayersMove) {
     Status st = adapt::RunAdaptation(opt, &report);
     ASSERT_TRUE(st.ok()) << st.ToString();
     EXPECT_EQ(report.steps, 3);
-    EXPECT_EQ(report.images, 10);
+    EXPECT_EQ(report.images, 24);
     EXPECT_EQ(report.first_trained_node, "deep");
     runs.push_back(ReadAll(opt.out));
   }

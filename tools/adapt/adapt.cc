@@ -124,6 +124,7 @@ struct Batch {
 Batch MakeBatch(const std::vector<FloatImage>& images, const AdaptOptions& opt,
                 const PreprocessConfig& pre, std::mt19937* rng) {
   train::SynthConfig synth;
+  synth.band = opt.synth_band;
   std::vector<torch::Tensor> xs, ms;
   for (int i = 0; i < opt.batch; ++i) {
     const FloatImage& src =
@@ -257,12 +258,16 @@ Status RunAdaptation(const AdaptOptions& opt, AdaptReport* report) {
           .lr(opt.lr * (gi == 0 ? 1 : 10) * lr_scale);
     }
     Batch b = MakeBatch(images, opt, pre, &rng);
+    // The layers before the first trained one are the same in both
+    // modules: run them once, without autograd.
+    std::vector<torch::Tensor> prefix;
     torch::Tensor f0;
     {
       torch::NoGradGuard no_grad;
-      f0 = frozen->forward(b.x);
+      prefix = frozen->values(b.x, *first);
+      f0 = frozen->values_from(prefix, *first).back();
     }
-    torch::Tensor f = net->forward(b.x);
+    torch::Tensor f = net->values_from(prefix, *first).back();
     torch::Tensor target = F::avg_pool2d(b.mask, F::AvgPool2dFuncOptions(stride));
     torch::Tensor clean = (target < 0.01).to(torch::kFloat32);
     torch::Tensor anomalous = (target >= 0.5).to(torch::kFloat32);
@@ -322,6 +327,7 @@ Status RunAdaptation(const AdaptOptions& opt, AdaptReport* report) {
                      {"compact_weight", opt.compact_weight},
                      {"margin", opt.margin},
                      {"anomaly_prob", opt.anomaly_prob},
+                     {"synth_band", opt.synth_band},
                      {"taught_by", "flawlens adapt"}};
   parts->spec.card_json = card.dump();
   const std::vector<uint8_t> out = WriteModel(parts->spec);

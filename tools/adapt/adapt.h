@@ -30,17 +30,20 @@ struct AdaptOptions {
   // Nodes from this one on train (a node name); "" = the last
   // `train_fraction` of the conv2d nodes before the output.
   std::string train_from;
-  float train_fraction = 0.3f;
+  float train_fraction = 0.5f;       // centernet: from expanded_conv_6/expand (the stride-8 tap)
   int batch = 6;
-  float lr = 3e-4f;                  // backbone (Adam, cosine); the head takes 10x
+  float lr = 1e-3f;                  // backbone (Adam, cosine); the head takes 10x
   int crop = 0;                      // > 0: train on random crops of this side (multiple of the
                                      // feature stride); 0 = whole images
   float anomaly_prob = 0.6f;         // fraction of images with synthetic anomalies
   float seg_weight = 1.0f;           // segmentation head on the features
   int head_hidden = 0;               // 0: linear (1x1 conv) head; else one hidden 1x1 layer
   float distill_weight = 1.0f;       // good cells: squared distance to the frozen features
-  float compact_weight = 0.0f;       // good cells to the position mean, anomalous away
+  float compact_weight = 1.0f;       // good cells to the position mean, anomalous away
   float margin = 4.0f;               // compact: anomalous cells' distance floor (per channel)
+  // Weight of the band anomaly (one side of the image re-textured from
+  // another good image, train/synth_anomaly.h), which the trainer leaves off.
+  float synth_band = 0.0f;
   bool flips = true;
   bool quiet = false;
 };

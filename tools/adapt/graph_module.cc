@@ -168,11 +168,16 @@ int64_t GraphModuleImpl::SetTrainableFrom(int first_node) {
 }
 
 std::vector<torch::Tensor> GraphModuleImpl::values(const torch::Tensor& x, int last) {
+  std::vector<torch::Tensor> v(1, x);
+  return values_from(std::move(v), 0, last);
+}
+
+std::vector<torch::Tensor> GraphModuleImpl::values_from(std::vector<torch::Tensor> v,
+                                                        int first_node, int last) {
   const Graph& g = graph_;
   if (last < 0) last = g.output;
-  std::vector<torch::Tensor> v(size_t(last) + 1);
-  v[0] = x;
-  for (int i = 0; i + 1 <= last; ++i) {
+  v.resize(std::max(v.size(), size_t(last) + 1));
+  for (int i = first_node; i + 1 <= last; ++i) {
     const Node& n = g.nodes[size_t(i)];
     const torch::Tensor& a = v[size_t(n.inputs[0])];
     torch::Tensor y;

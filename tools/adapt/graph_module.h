@@ -40,6 +40,11 @@ class GraphModuleImpl : public torch::nn::Module {
   // Every value (index 0 = input, i + 1 = node i) up to `last` (default:
   // the output), for taps inside the network.
   std::vector<torch::Tensor> values(const torch::Tensor& x, int last = -1);
+  // The same from values already computed: `v` holds (at least) every value
+  // with id <= `first_node` (the inputs the nodes from `first_node` on may
+  // read, e.g. another module's values of a shared frozen prefix); computes
+  // nodes first_node .. last - 1 into it and returns it.
+  std::vector<torch::Tensor> values_from(std::vector<torch::Tensor> v, int first_node, int last = -1);
 
   // Only the conv2d / dense nodes with index >= first_node train; the rest
   // are frozen (no gradient, and no autograd graph is built through them).

@@ -29,8 +29,8 @@ struct AdaptOptions {
   std::string data, backbone = "centernet", out, train_from;
   double minutes = 5;
   int steps = 0, seed = 1, threads = 1, batch = 6, crop = 0, head_hidden = 0;
-  float train_fraction = 0.3f, lr = 3e-4f, anomaly_prob = 0.6f, seg_weight = 1.0f,
-        distill_weight = 1.0f, compact_weight = 0.0f, margin = 4.0f;
+  float train_fraction = 0.5f, lr = 1e-3f, anomaly_prob = 0.6f, seg_weight = 1.0f,
+        distill_weight = 1.0f, compact_weight = 1.0f, margin = 4.0f, synth_band = 0.0f;
   bool flips = true, quiet = false;
 };
 }  // namespace flawlens::adapt
@@ -222,6 +222,10 @@ void AddAdaptCommand(CLI::App& app) {
       ->capture_default_str()->check(CLI::Range(0.0, 1000.0));
   cmd->add_option("--margin", a->margin, "Compactness margin (mean squared per-channel distance)")
       ->capture_default_str()->check(CLI::Range(0.0, 1e6));
+  cmd->add_option("--synth-band", a->synth_band,
+                  "Weight of band anomalies (a side of the image re-textured from another good "
+                  "image) among the synthetic ones")
+      ->capture_default_str()->check(CLI::Range(0.0, 100.0));
   cmd->add_flag("!--no-flips", a->flips, "Disable flip augmentation");
   cmd->add_flag("--quiet,-q", a->quiet, "No progress");
   cmd->callback([a] {
