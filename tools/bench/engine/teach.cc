@@ -91,7 +91,7 @@ int RunTeach(const TeachOptions& opt) {
     const double b = NowMs();
     for (const auto& px : frames) {
       std::memcpy(t.buffer(static_cast<double>(px.size())), px.data(), px.size());
-      if (Fail("addFrame", t.addFrame(w, h, "rgba", 0, 0, 0, 0))) return 1;
+      if (Fail("addFrame", t.addFrame(w, h, "rgba", 0, 0, 0, 0, ""))) return 1;
     }
     const double c = NowMs();
     if (Fail("fit", t.fit("{\"name\":\"bench\"}", [](float) {}))) return 1;
@@ -129,7 +129,7 @@ int RunTeach(const TeachOptions& opt) {
     const double a = NowMs();
     for (int i = 0; i < opt.frames; ++i) {
       std::memcpy(t.buffer(static_cast<double>(black.size())), black.data(), black.size());
-      const std::string err = t.addFrame(w, h, "rgba", 0, 0, 0, 0);
+      const std::string err = t.addFrame(w, h, "rgba", 0, 0, 0, 0, "");
       if (err.rfind("black_frame", 0) != 0) {
         Fail("black frame", err.empty() ? "accepted" : err);
         return 1;
