@@ -18,6 +18,11 @@ constexpr const char* kPoolNode = "fit.pool";
 constexpr const char* kDensityNode = "fit.density";
 // Side of the coarse summary grid of a map (near-duplicate linking).
 constexpr int kSummaryGrid = 4;
+// Photos are cut into this many blocks of consecutive captures
+// (FitOptions::capture_order): about 2.5 % of the photos each, enough to keep
+// the lightings or burst of one part together on the data measured (blocks
+// of half that size let them leak across folds: docs/METHOD-threshold.md).
+constexpr int kCaptureBlocks = 40;
 
 // SplitMix64: the same bits natively and in wasm (std:: distributions are not).
 uint64_t SplitMix(uint64_t* state) {
@@ -628,11 +633,14 @@ Result<FitResult> Teacher::Fit(const FitOptions& o, const ProgressFn& progress) 
   }
   const size_t cells = size_t(fh_) * fw_;
 
-  // Folds hold whole groups. By default they are contiguous blocks of the
-  // capture order (photos by their group names in natural order, camera
-  // frames in time order), the way new parts come: later, under conditions
-  // that drift. Otherwise groups are dealt, largest first, to the fold with
-  // the fewest images (ties: a seeded order).
+  // Folds hold whole groups. By default groups are taken in capture order
+  // (photos by their group names in natural order, camera frames in time
+  // order) and cut into blocks that are dealt to the folds in turn: photos
+  // taken one after the other (the lightings of one part, a burst) stay
+  // together, while every fold spans the whole collection. Camera frames
+  // are one block per fold (neighbouring frames are near-copies). Otherwise
+  // groups are dealt, largest first, to the fold with the fewest images
+  // (ties: a seeded order).
   const int k_folds = std::min(o.folds, result.groups);
   result.folds = k_folds;
   std::vector<int> group_size(size_t(result.groups), 0);
@@ -646,11 +654,24 @@ Result<FitResult> Teacher::Fit(const FitOptions& o, const ProgressFn& progress) 
       if (ga.empty() != gb.empty()) return gb.empty();  // photos first, then frames
       return NaturalLess(ga, gb);
     });
-    int seen = 0;
+    int photos = 0;
+    for (const std::string& g : groups_) photos += !g.empty();
+    const int frames = n - photos;
+    const int block = std::max(1, photos / kCaptureBlocks);
+    int seen = 0, block_index = -1, block_start = -block;
     for (int i : seq) {
       const int g = result.group_of[size_t(i)];
       if (fold_of_group[size_t(g)] >= 0) continue;
-      fold_of_group[size_t(g)] = std::min(k_folds - 1, int(int64_t(seen) * k_folds / n));
+      if (!groups_[size_t(i)].empty()) {
+        if (seen - block_start >= block) {
+          ++block_index;
+          block_start = seen;
+        }
+        fold_of_group[size_t(g)] = block_index % k_folds;
+      } else {
+        const int k = seen - photos;  // frames seen so far
+        fold_of_group[size_t(g)] = std::min(k_folds - 1, int(int64_t(k) * k_folds / std::max(1, frames)));
+      }
       seen += group_size[size_t(g)];
     }
   } else {

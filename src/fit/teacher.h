@@ -12,12 +12,12 @@
 // this code taught (its card names the feature node; its graph is cut there,
 // so a taught model can be taught again). The model written is the backbone
 // up to the feature node, a fixed seeded random projection to D channels (a
-// 1x1 conv), a local average of the projected map (PatchCore's "locally
-// aware" patch features: a 3x3 window by default), and the density head,
-// op `position_mahalanobis`:
-//   - per position: a mean per map cell and a covariance per region of
-//     cells (4x4 cells by default: a covariance of D = 100 needs more samples
-//     than one cell's images give, and neighbouring cells vary alike);
+// 1x1 conv), optionally a local average of the projected map (PatchCore's
+// "locally aware" patch features), and the density head, op
+// `position_mahalanobis`:
+//   - per position: a mean per map cell and a covariance per cell, or per
+//     region of cells (for large D: a covariance of D = 100 needs more
+//     samples than one cell's images give, and 40 MB per model);
 //   - shared: one mean and one covariance for every cell (images whose
 //     positions do not line up).
 // Covariances are shrunk (OAS, or a fixed amount) plus a small floor.
@@ -55,10 +55,14 @@ inline constexpr int kMinFitImages = 6;
 inline constexpr int kMinFitGroups = 2;
 
 struct TeacherOptions {
-  // D: random projection of the backbone's features (docs/METHOD-backbone.md).
-  int dims = 100;
-  // Local average of the projected map: a pool x pool window (odd; 1 = none).
-  int pool = 3;
+  // D: random projection of the backbone's features. 32 measured best on the
+  // shared data (64 and 100, with or without local averaging, scored lower;
+  // docs/METHOD-backbone.md), and a covariance per cell at D = 32 keeps the
+  // page's model at its size.
+  int dims = 32;
+  // Local average of the projected map: a pool x pool window (odd; 1 = none;
+  // 3 is PatchCore's "locally aware" patch feature).
+  int pool = 1;
   uint32_t seed = 1;      // projection and fold assignment
   // Backbone channels [channel_begin, channel_end) that the projection reads
   // (both 0: all), e.g. one of the concatenated layers.
@@ -74,8 +78,8 @@ Result<DensityKind> ParseDensityKind(const std::string& name);
 struct FitOptions {
   DensityKind density = DensityKind::kPerPosition;
   // Per position: the side of a covariance region, in map cells (1 = a
-  // covariance per cell).
-  int region = 4;
+  // covariance per cell; larger regions share one, for large D).
+  int region = 1;
   // Covariance shrinkage towards (trace / D) I: < 0 = OAS (per region), else
   // this fixed amount in [0, 1].
   float shrinkage = -1.0f;
@@ -88,7 +92,7 @@ struct FitOptions {
   // (fit/threshold.h; SensitivityToRate maps the sensitivity slider).
   double false_alarm_rate = 0.05;  // fit::kDefaultFalseAlarmRate
   int folds = 5;                 // cross-fit folds (fewer when there are fewer groups)
-  // Folds are contiguous blocks of the capture order (group names in
+  // Folds are built from blocks of the capture order (group names in
   // natural order, camera frames in time order); false: groups dealt at
   // random (seeded).
   bool capture_order = true;

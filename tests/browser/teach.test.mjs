@@ -6,8 +6,9 @@
 // (rename, start model, reload). Then a second browser opens the downloaded
 // model with a camera playing good and defective parts: the region comes back
 // from the model, defective pictures are flagged and good ones not; uploads
-// score like `flawlens score` on the same PNGs; the downloaded zip of photos
-// trains with `flawlens train --backbone centernet`.
+// score like `flawlens score` on the same PNGs, with the same verdicts; a
+// model taught from the good photos flags none of the unseen good parts; the
+// downloaded zip of photos trains with `flawlens train --backbone centernet`.
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -173,7 +174,7 @@ export default async function (t) {
     await page.waitForFunction(() => !window.__flawlens.teach.recording && window.__flawlens.teach.inFlight === 0,
                                null, { timeout: 20000 });
     const recorded = await teachState(page);
-    t.log(`recorded ${recorded.images} frames in ${((Date.now() - t0) / 1000).toFixed(1)} s (${recorded.heldOut} held out, ` +
+    t.log(`recorded ${recorded.images} frames in ${((Date.now() - t0) / 1000).toFixed(1)} s (` +
           `skipped ${JSON.stringify(recorded.rejected)}); count: ${await page.textContent('#teach-count')}`);
     t.assert(recorded.images >= 20 && recorded.images > unplugged.images, `enough frames recorded (${recorded.images})`);
     const count = await page.textContent('#teach-count');
@@ -271,7 +272,10 @@ export default async function (t) {
           `defective ${onBad.length} (median ${median(onBad.map((s) => s.score))?.toFixed(2)}, ${(100 * badOnBad).toFixed(0)}% flagged)`);
     t.assert(onGood.length >= 3 && onBad.length >= 6, 'live samples on good and defective pictures');
     t.assert(median(onBad.map((s) => s.score)) > median(onGood.map((s) => s.score)), 'the score rises on defective pictures');
-    t.assert(okOnGood >= 0.75, `good pictures are mostly OK (${okOnGood.toFixed(2)})`);
+    // The threshold aims at 1 in 20 good parts, estimated from frames each
+    // scored by a model that did not see its part of the recording: good
+    // parts that were not recorded are flagged at most that often.
+    t.assert(okOnGood >= 0.95, `good pictures that were not recorded are flagged at most 5 % of the time (${(1 - okOnGood).toFixed(2)})`);
     t.assert(badOnBad >= 0.6, `defective pictures are mostly flagged (${badOnBad.toFixed(2)})`);
     await t.screenshot(p2, '03-detect');
     await p2.click('#camera-toggle');
@@ -289,6 +293,7 @@ export default async function (t) {
     const pageScores = Object.fromEntries((await p2.evaluate(() => window.__flawlens.gallery)).map((g) => [g.name, g.score]));
     const csv = readCsv(execFileSync(t.flawlens, ['score', '--no-roi', modelFile, upDir], { encoding: 'utf8' }));
     t.assert(csv.length === upFiles.length, `flawlens score scored every upload (${csv.length})`);
+    const pageVerdicts = Object.fromEntries((await p2.evaluate(() => window.__flawlens.gallery)).map((g) => [g.name, g.anomalous]));
     let worst = 0;
     for (const row of csv) {
       const name = path.basename(row.path);
@@ -296,10 +301,34 @@ export default async function (t) {
       worst = Math.max(worst, diff);
       t.assert(diff <= 1e-3 * Math.max(1, Math.abs(pageScores[name])),
                `${name}: page ${pageScores[name]} vs CLI ${row.score}`);
+      t.assert((row.verdict !== 'ok') === pageVerdicts[name], `${name}: page verdict ${pageVerdicts[name]} vs CLI ${row.verdict}`);
     }
     t.log(`page vs flawlens score on ${csv.length} PNGs: largest difference ${worst.toExponential(2)}`);
     const info = execFileSync(t.flawlens, ['info', modelFile], { encoding: 'utf8' });
     t.assert(/browser/.test(info) && info.includes(String(recorded.images)), 'flawlens info shows the taught card');
+    t.assert(/good parts flagged \(target 0\.05\), estimated from \d+ good images/.test(info),
+             'flawlens info says what the threshold means');
+
+    // Taught from the good photos instead: unseen good parts pass, defects are flagged.
+    await p2.click('#teach-clear-btn');
+    await p2.setInputFiles('#teach-photos-input', trainGood);
+    await p2.waitForFunction((n) => window.__flawlens.teach.images === n && !window.__flawlens.teach.busy, trainGood.length,
+                             { timeout: 60000 });
+    await p2.fill('#teach-name', 'from-photos');
+    await p2.click('#teach-btn');
+    await p2.waitForFunction(() => document.getElementById('model-badge').textContent === 'Model: from-photos',
+                             null, { timeout: 60000 });
+    const note = await p2.textContent('#teach-note');
+    t.assert(/Threshold [\d.]+: about 1 in 20 good parts are flagged, estimated from \d+ frames/.test(note),
+             `the Teach note says what the threshold means (${note})`);
+    await p2.waitForFunction((n) => window.__flawlens.gallery.length === n && window.__flawlens.gallery.every((g) => Number.isFinite(g.score)),
+                             upFiles.length, { timeout: 60000 });
+    const photoModel = await p2.evaluate(() => window.__flawlens.gallery);
+    const goodFlagged = photoModel.filter((g) => g.name.startsWith('good-') && g.anomalous).length;
+    const badFlagged = photoModel.filter((g) => !g.name.startsWith('good-') && g.anomalous).length;
+    t.log(`taught from ${trainGood.length} photos: ${goodFlagged} of 3 unseen good and ${badFlagged} of 4 defective uploads flagged`);
+    t.assert(goodFlagged === 0, `unseen good photos pass (${goodFlagged} flagged)`);
+    t.assert(badFlagged >= 3, `defective photos are flagged (${badFlagged} of 4)`);
     t.assert(c.consoleErrors.length === 0, `console errors: ${c.consoleErrors.join(' | ')}`);
     await c.close();
 

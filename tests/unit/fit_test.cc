@@ -87,68 +87,6 @@ TEST(FitLinalg, ShrunkWhiteningWhitensTheShrunkCovariance) {
   EXPECT_FALSE(fit::ShrunkWhitening(&rank1, 2, 0.0, 0.0, &w2).ok());
 }
 
-// Ledoit-Wolf on the centred data, written out as scikit-learn's
-// ledoit_wolf_shrinkage does it (the accumulator uses moments instead).
-double LedoitWolfDirect(const std::vector<std::vector<double>>& x) {
-  const size_t n = x.size(), p = x[0].size();
-  std::vector<double> mean(p, 0.0);
-  for (const auto& r : x)
-    for (size_t j = 0; j < p; ++j) mean[j] += r[j] / double(n);
-  std::vector<std::vector<double>> c = x;
-  for (auto& r : c)
-    for (size_t j = 0; j < p; ++j) r[j] -= mean[j];
-  std::vector<double> emp(p * p, 0.0);
-  double beta_ = 0, trace = 0;
-  for (const auto& r : c) {
-    double n2 = 0;
-    for (size_t i = 0; i < p; ++i) {
-      n2 += r[i] * r[i];
-      for (size_t j = 0; j < p; ++j) emp[i * p + j] += r[i] * r[j] / double(n);
-    }
-    beta_ += n2 * n2;
-  }
-  double delta_ = 0;
-  for (size_t i = 0; i < p; ++i) trace += emp[i * p + i];
-  for (double v : emp) delta_ += v * v;
-  const double mu = trace / double(p);
-  double beta = (beta_ / double(n) - delta_) / (double(p) * double(n));
-  const double delta = (delta_ - 2 * mu * trace + double(p) * mu * mu) / double(p);
-  beta = std::min(beta, delta);
-  return beta == 0 ? 0 : beta / delta;
-}
-
-TEST(FitLinalg, MomentsGiveTheMeanCovarianceAndLedoitWolfOfTheData) {
-  const int d = 4, n = 30;
-  Rng rng(5);
-  std::vector<std::vector<double>> rows;
-  fit::MomentAccumulator acc(d);
-  for (int k = 0; k < n; ++k) {
-    // Correlated, far from the origin (the accumulator shifts by its first vector).
-    const float a = rng.Uniform(), b = rng.Uniform();
-    const float x[4] = {100 + a, 100 + a + 0.1f * b, -50 + b, 7 + 0.5f * rng.Uniform()};
-    acc.Add(x);
-    rows.push_back({x[0], x[1], x[2], x[3]});
-  }
-  std::vector<double> mean, cov;
-  acc.MeanCovariance(&mean, &cov);
-  for (int j = 0; j < d; ++j) {
-    double m = 0;
-    for (const auto& r : rows) m += r[size_t(j)] / n;
-    EXPECT_NEAR(mean[size_t(j)], m, 1e-9);
-  }
-  for (int i = 0; i < d; ++i) {
-    for (int j = 0; j < d; ++j) {
-      double s = 0;
-      for (const auto& r : rows) s += (r[size_t(i)] - mean[size_t(i)]) * (r[size_t(j)] - mean[size_t(j)]);
-      EXPECT_NEAR(cov[size_t(i) * d + j], s / n, 1e-9) << i << "," << j;
-    }
-  }
-  const double lw = acc.LedoitWolfShrinkage();
-  EXPECT_NEAR(lw, LedoitWolfDirect(rows), 1e-9);
-  EXPECT_GT(lw, 0.0);
-  EXPECT_LT(lw, 1.0);
-}
-
 // ---- calibration -------------------------------------------------------------
 
 TEST(FitCalibration, ScoreCalibrationIsTheThresholdRule) {

@@ -31,9 +31,9 @@ struct BackboneTrainOptions {
   // The density and its calibration (src/fit/teacher.h FitOptions; the
   // defaults are the measured best, docs/METHOD-backbone.md).
   std::string density = "per_position";  // or "shared"
-  int dims = 100;                        // random projection of the features
-  int pool = 3;                          // local average window
-  int region = 4;                        // covariance region side, in map cells
+  int dims = 32;                         // random projection of the features
+  int pool = 1;                          // local average window (1 = none)
+  int region = 1;                        // covariance region side, in map cells
   float blur_sigma = 0.5f;               // map blur, in map cells
   float cell_std_shrink = 1.0f;          // per-cell std -> one global std
   float shrinkage = -1.0f;               // < 0: OAS
