@@ -11,8 +11,11 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <cstdio>
+#include <cstdlib>
 #include <deque>
 #include <map>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -20,6 +23,7 @@
 #include <nlohmann/json.hpp>
 
 #include "image/preprocess.h"
+#include "model/graph_builder.h"
 #include "model/model.h"
 #include "nn/graph.h"
 
@@ -183,13 +187,13 @@ class GraphBuilder {
 // Builds a ModelSpec node by node, tracking every value's shape (NHWC) so
 // that weight shapes come out right. Names must be unique; "input" is the
 // network input.
+// Builds a model file's spec through the one graph writer
+// (model/graph_builder.h), with deterministic weights (Rng, fan-in scaled)
+// and the shapes it needs to size them. Names of activations and modes as in
+// model files.
 class SpecBuilder {
  public:
-  using Json = nlohmann::json;
-
-  SpecBuilder(int h, int w, int c, uint64_t seed = 1) : rng_(seed) {
-    graph_["input"] = {{"h", h}, {"w", w}, {"c", c}};
-    graph_["nodes"] = Json::array();
+  SpecBuilder(int h, int w, int c, uint64_t seed = 1) : g_(h, w, c), rng_(seed) {
     shapes_["input"] = {h, w, c};
   }
 
@@ -200,19 +204,20 @@ class SpecBuilder {
                     int stride = 1, int pad = 0, const std::string& act = "none", int groups = 1,
                     int dilation = 1, bool bias = true, float alpha = 0.01f) {
     const Shape s = shapes_.at(in);
+    ConvParams p;
+    p.out_channels = out_c;
+    p.kernel_h = p.kernel_w = k;
+    p.stride_h = p.stride_w = stride;
+    p.dilation_h = p.dilation_w = dilation;
+    p.pad_top = p.pad_left = p.pad_bottom = p.pad_right = pad;
+    p.groups = groups;
+    p.activation = Act(act);
+    if (act == "leaky_relu") p.alpha = alpha;
     const int in_per_group = s.c / groups;
-    Json n = {{"name", name},        {"op", "conv2d"},       {"inputs", {in}},
-              {"out_channels", out_c}, {"kernel", {k, k}},     {"stride", {stride, stride}},
-              {"dilation", {dilation, dilation}}, {"pad", {pad, pad, pad, pad}},
-              {"groups", groups},     {"activation", act},    {"weight", name + ".weight"}};
-    if (act == "leaky_relu") n["alpha"] = alpha;
-    AddWeight(name + ".weight", {out_c, k, k, in_per_group}, in_per_group * k * k);
-    if (bias) {
-      n["bias"] = name + ".bias";
-      AddBias(name + ".bias", out_c);
-    }
+    TensorData w = Weight({out_c, k, k, in_per_group}, in_per_group * k * k);
+    g_.Conv2d(name, in, p, std::move(w), bias ? Bias(out_c) : std::vector<float>{});
     const int eff = dilation * (k - 1) + 1;
-    Push(n, name, {(s.h + 2 * pad - eff) / stride + 1, (s.w + 2 * pad - eff) / stride + 1, out_c});
+    shapes_[name] = {(s.h + 2 * pad - eff) / stride + 1, (s.w + 2 * pad - eff) / stride + 1, out_c};
     return *this;
   }
 
@@ -221,7 +226,6 @@ class SpecBuilder {
   SpecBuilder& ConvSame(const std::string& name, const std::string& in, int out_c, int k,
                         int stride, const std::string& act, int groups = 1, float alpha = -1.0f) {
     const Shape s = shapes_.at(in);
-    const int in_per_group = s.c / groups;
     auto same = [k, stride](int n, int* before, int* after) {
       const int out = (n + stride - 1) / stride;
       const int total = std::max((out - 1) * stride + k - n, 0);
@@ -229,36 +233,35 @@ class SpecBuilder {
       *after = total - total / 2;
       return out;
     };
-    int pt, pb, pl, pr;
-    const int oh = same(s.h, &pt, &pb), ow = same(s.w, &pl, &pr);
-    Json n = {{"name", name},        {"op", "conv2d"},           {"inputs", {in}},
-              {"out_channels", out_c}, {"kernel", {k, k}},         {"stride", {stride, stride}},
-              {"pad", {pt, pl, pb, pr}}, {"groups", groups},       {"activation", act},
-              {"weight", name + ".weight"}, {"bias", name + ".bias"}};
-    if (alpha >= 0.0f) n["alpha"] = alpha;
-    AddWeight(name + ".weight", {out_c, k, k, in_per_group}, in_per_group * k * k);
-    AddBias(name + ".bias", out_c);
-    Push(n, name, {oh, ow, out_c});
+    ConvParams p;
+    p.out_channels = out_c;
+    p.kernel_h = p.kernel_w = k;
+    p.stride_h = p.stride_w = stride;
+    const int oh = same(s.h, &p.pad_top, &p.pad_bottom), ow = same(s.w, &p.pad_left, &p.pad_right);
+    p.groups = groups;
+    p.activation = Act(act);
+    if (alpha >= 0.0f) p.alpha = alpha;
+    const int in_per_group = s.c / groups;
+    TensorData w = Weight({out_c, k, k, in_per_group}, in_per_group * k * k);
+    g_.Conv2d(name, in, p, std::move(w), Bias(out_c));
+    shapes_[name] = {oh, ow, out_c};
     return *this;
   }
 
   SpecBuilder& Dense(const std::string& name, const std::string& in, int out,
                      const std::string& act = "none") {
     const int64_t in_flat = shapes_.at(in).elements();
-    Json n = {{"name", name},   {"op", "dense"},        {"inputs", {in}},
-              {"out_channels", out}, {"activation", act}, {"weight", name + ".weight"},
-              {"bias", name + ".bias"}};
-    AddWeight(name + ".weight", {out, in_flat}, in_flat);
-    AddBias(name + ".bias", out);
-    Push(n, name, {1, 1, out});
+    TensorData w = Weight({out, in_flat}, in_flat);
+    g_.Dense(name, in, out, Act(act), std::move(w), Bias(out));
+    shapes_[name] = {1, 1, out};
     return *this;
   }
 
   SpecBuilder& Activation(const std::string& name, const std::string& in, const std::string& act,
                           float alpha = 0.01f) {
-    Json n = {{"name", name}, {"op", "activation"}, {"inputs", {in}}, {"activation", act}};
-    if (act == "leaky_relu") n["alpha"] = alpha;
-    Push(n, name, shapes_.at(in));
+    g_.Activate(name, in, Act(act),
+                act == "leaky_relu" ? std::optional<float>(alpha) : std::nullopt);
+    shapes_[name] = shapes_.at(in);
     return *this;
   }
 
@@ -266,10 +269,17 @@ class SpecBuilder {
                     int stride = 0, int pad = 0, bool count_include_pad = true) {
     if (stride == 0) stride = k;
     const Shape s = shapes_.at(in);
-    Json n = {{"name", name}, {"op", max ? "maxpool2d" : "avgpool2d"}, {"inputs", {in}},
-              {"kernel", {k, k}}, {"stride", {stride, stride}}, {"pad", {pad, pad, pad, pad}}};
-    if (!max) n["count_include_pad"] = count_include_pad;
-    Push(n, name, {(s.h + 2 * pad - k) / stride + 1, (s.w + 2 * pad - k) / stride + 1, s.c});
+    PoolParams p;
+    p.kernel_h = p.kernel_w = k;
+    p.stride_h = p.stride_w = stride;
+    p.pad_top = p.pad_left = p.pad_bottom = p.pad_right = pad;
+    p.count_include_pad = count_include_pad;
+    if (max) {
+      g_.MaxPool2d(name, in, p);
+    } else {
+      g_.AvgPool2d(name, in, p);
+    }
+    shapes_[name] = {(s.h + 2 * pad - k) / stride + 1, (s.w + 2 * pad - k) / stride + 1, s.c};
     return *this;
   }
   SpecBuilder& MaxPool(const std::string& name, const std::string& in, int k, int stride = 0,
@@ -278,17 +288,17 @@ class SpecBuilder {
   }
 
   SpecBuilder& GlobalAvgPool(const std::string& name, const std::string& in) {
-    Push({{"name", name}, {"op", "global_avgpool"}, {"inputs", {in}}}, name,
-         {1, 1, shapes_.at(in).c});
+    g_.GlobalAvgPool(name, in);
+    shapes_[name] = {1, 1, shapes_.at(in).c};
     return *this;
   }
 
   SpecBuilder& Upsample(const std::string& name, const std::string& in, const std::string& mode,
                         int scale) {
     const Shape s = shapes_.at(in);
-    Push({{"name", name}, {"op", "upsample"}, {"inputs", {in}}, {"mode", mode},
-          {"scale", {scale, scale}}},
-         name, {s.h * scale, s.w * scale, s.c});
+    g_.Upsample(name, in, mode == "nearest" ? UpsampleMode::kNearest : UpsampleMode::kBilinear,
+                scale, scale);
+    shapes_[name] = {s.h * scale, s.w * scale, s.c};
     return *this;
   }
 
@@ -296,22 +306,23 @@ class SpecBuilder {
     Shape s = shapes_.at(ins[0]);
     s.c = 0;
     for (const auto& i : ins) s.c += shapes_.at(i).c;
-    Push({{"name", name}, {"op", "concat"}, {"inputs", ins}}, name, s);
+    g_.Concat(name, ins);
+    shapes_[name] = s;
     return *this;
   }
 
   SpecBuilder& Add(const std::string& name, const std::string& a, const std::string& b,
                    const std::string& act = "none") {
-    Push({{"name", name}, {"op", "add"}, {"inputs", {a, b}}, {"activation", act}}, name,
-         shapes_.at(a));
+    g_.Add(name, a, b, Act(act));
+    shapes_[name] = shapes_.at(a);
     return *this;
   }
 
   // in0 * in1, in1 of in0's shape or 1 x 1 x C.
   SpecBuilder& Mul(const std::string& name, const std::string& a, const std::string& b,
                    const std::string& act = "none") {
-    Push({{"name", name}, {"op", "mul"}, {"inputs", {a, b}}, {"activation", act}}, name,
-         shapes_.at(a));
+    g_.Mul(name, a, b, Act(act));
+    shapes_[name] = shapes_.at(a);
     return *this;
   }
 
@@ -319,31 +330,31 @@ class SpecBuilder {
   // bias [h, w, c] (means).
   SpecBuilder& PositionMahalanobis(const std::string& name, const std::string& in) {
     const Shape s = shapes_.at(in);
-    Push({{"name", name},
-          {"op", "position_mahalanobis"},
-          {"inputs", {in}},
-          {"weight", name + ".weight"},
-          {"bias", name + ".bias"}},
-         name, {s.h, s.w, 1});
-    AddWeight(name + ".weight", {s.h, s.w, s.c, s.c}, s.c * 6);
+    TensorData w = Weight({s.h, s.w, s.c, s.c}, s.c * 6);
     std::vector<float> mean(static_cast<size_t>(s.elements()));
     for (float& v : mean) v = 0.5f * rng_.Uniform();
-    tensors_.push_back({name + ".bias", {s.h, s.w, s.c}, std::move(mean)});
+    g_.PositionMahalanobis(name, in, std::move(w), {{s.h, s.w, s.c}, std::move(mean)});
+    shapes_[name] = {s.h, s.w, 1};
     return *this;
   }
 
   SpecBuilder& ReduceChannels(const std::string& name, const std::string& in,
                               const std::string& mode) {
     const Shape s = shapes_.at(in);
-    Push({{"name", name}, {"op", "reduce_channels"}, {"inputs", {in}}, {"mode", mode}}, name,
-         {s.h, s.w, 1});
+    ReduceMode m = ReduceMode::kSumSquares;
+    if (mode == "min") m = ReduceMode::kMin;
+    else if (mode == "max") m = ReduceMode::kMax;
+    else if (mode == "mean") m = ReduceMode::kMean;
+    else if (mode != "sum_squares") Misuse("reduce mode", mode);
+    g_.ReduceChannels(name, in, m);
+    shapes_[name] = {s.h, s.w, 1};
     return *this;
   }
 
   // An extra tensor (e.g. postprocess cell maps).
   SpecBuilder& Tensor(const std::string& name, std::vector<int64_t> shape,
                       std::vector<float> data) {
-    tensors_.push_back({name, std::move(shape), std::move(data)});
+    g_.AddTensor(name, {std::move(shape), std::move(data)});
     return *this;
   }
 
@@ -351,40 +362,37 @@ class SpecBuilder {
                   const std::string& postprocess_json = "{}",
                   const std::string& calibration_json = "{}",
                   const std::string& card_json = "{}") const {
-    Json g = graph_;
-    g["output"] = output;
-    ModelSpec spec;
-    spec.graph_json = g.dump();
-    spec.preprocess_json = PreprocessToJson(pre);
-    spec.postprocess_json = postprocess_json;
-    spec.calibration_json = calibration_json;
-    spec.card_json = card_json;
-    spec.tensors = tensors_;
-    return spec;
+    return g_.Spec(output, PreprocessToJson(pre), postprocess_json, calibration_json, card_json);
   }
 
  private:
-  void Push(const Json& node, const std::string& name, Shape out) {
-    graph_["nodes"].push_back(node);
-    shapes_[name] = out;
+  // A builder call with a name no model file has: a bug in the test.
+  [[noreturn]] static void Misuse(const char* what, const std::string& name) {
+    std::fprintf(stderr, "SpecBuilder: unknown %s '%s'\n", what, name.c_str());
+    std::abort();
   }
-  void AddWeight(const std::string& name, std::vector<int64_t> shape, int64_t fan_in) {
+  static flawlens::Activation Act(const std::string& name) {
+    flawlens::Activation a;
+    if (!ParseActivation(name, &a)) Misuse("activation", name);
+    return a;
+  }
+  // Uniform in +-sqrt(6 / fan_in) (He-uniform-like).
+  TensorData Weight(std::vector<int64_t> shape, int64_t fan_in) {
     int64_t n = 1;
     for (int64_t d : shape) n *= d;
     const float bound = std::sqrt(6.0f / static_cast<float>(fan_in));
     std::vector<float> data(static_cast<size_t>(n));
     for (float& v : data) v = bound * rng_.Uniform();
-    tensors_.push_back({name, std::move(shape), std::move(data)});
+    return {std::move(shape), std::move(data)};
   }
-  void AddBias(const std::string& name, int n) {
+  std::vector<float> Bias(int n) {
     std::vector<float> data(static_cast<size_t>(n));
     for (float& v : data) v = 0.05f * rng_.Uniform();
-    tensors_.push_back({name, {n}, std::move(data)});
+    return data;
   }
 
-  Json graph_;
+  ::flawlens::GraphBuilder g_;
   std::map<std::string, Shape> shapes_;
-  std::vector<ModelTensor> tensors_;
   Rng rng_;
 };
 

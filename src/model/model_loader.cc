@@ -9,6 +9,7 @@
 #include "core/limits.h"
 #include "model/json_util.h"
 #include "model/model.h"
+#include "model/safetensors.h"
 
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
 #error "flawlens model files are little-endian; big-endian hosts are not supported"
@@ -186,40 +187,6 @@ Status CopyTensor(const uint8_t* data_region, RawTensor* t, Model* model) {
 
 // ---- graph -----------------------------------------------------------------
 
-bool ParseOp(const std::string& s, OpType* op) {
-  static const struct {
-    const char* name;
-    OpType op;
-  } kOps[] = {
-      {"conv2d", OpType::kConv2d},          {"activation", OpType::kActivation},
-      {"maxpool2d", OpType::kMaxPool2d},    {"avgpool2d", OpType::kAvgPool2d},
-      {"global_avgpool", OpType::kGlobalAvgPool}, {"dense", OpType::kDense},
-      {"upsample", OpType::kUpsample},      {"concat", OpType::kConcat},
-      {"add", OpType::kAdd},                {"reduce_channels", OpType::kReduceChannels},
-      {"mul", OpType::kMul},                {"position_mahalanobis", OpType::kPositionMahalanobis},
-  };
-  for (const auto& e : kOps) {
-    if (s == e.name) {
-      *op = e.op;
-      return true;
-    }
-  }
-  return false;
-}
-
-bool ParseActivation(const std::string& s, Activation* act) {
-  if (s == "none") *act = Activation::kNone;
-  else if (s == "relu") *act = Activation::kRelu;
-  else if (s == "leaky_relu") *act = Activation::kLeakyRelu;
-  else if (s == "silu") *act = Activation::kSilu;
-  else if (s == "sigmoid") *act = Activation::kSigmoid;
-  else if (s == "relu6") *act = Activation::kRelu6;
-  else if (s == "hard_swish") *act = Activation::kHardSwish;
-  else if (s == "hard_sigmoid") *act = Activation::kHardSigmoid;
-  else return false;
-  return true;
-}
-
 using TensorMap = std::map<std::string, const RawTensor*>;
 
 // Integer attributes are parsed in [lo, kAttrMax]; the documented limits
@@ -265,8 +232,8 @@ Status ParseOpAttributes(const JsonValue& j, const std::string& ctx, Node* node)
   constexpr ErrorCode kG = ErrorCode::kBadGraph;
   const std::vector<int64_t>& ws = node->weight.shape;
 
-  switch (node->op) {
-    case OpType::kConv2d: {
+  switch (InfoOf(node->op).attrs) {
+    case OpAttrs::kConv: {
       if (ws.size() != 4) {
         return MakeError(ErrorCode::kBadShape,
                          "%s: weight has shape %s, expected [out_c, kernel_h, kernel_w, in_c/groups]",
@@ -299,7 +266,7 @@ Status ParseOpAttributes(const JsonValue& j, const std::string& ctx, Node* node)
       }
       break;
     }
-    case OpType::kDense: {
+    case OpAttrs::kDense: {
       if (ws.size() != 2) {
         return MakeError(ErrorCode::kBadShape, "%s: weight has shape %s, expected [out, in]",
                          ctx.c_str(), ShapeString(ws).c_str());
@@ -317,8 +284,8 @@ Status ParseOpAttributes(const JsonValue& j, const std::string& ctx, Node* node)
       }
       break;
     }
-    case OpType::kMaxPool2d:
-    case OpType::kAvgPool2d: {
+    case OpAttrs::kMaxPool:
+    case OpAttrs::kAvgPool: {
       if (FindMember(j, "kernel") == nullptr) {
         return MakeError(kG, "%s: needs \"kernel\"", ctx.c_str());
       }
@@ -335,7 +302,7 @@ Status ParseOpAttributes(const JsonValue& j, const std::string& ctx, Node* node)
           GetBool(j, "count_include_pad", kG, ctx, &node->count_include_pad));
       break;
     }
-    case OpType::kUpsample: {
+    case OpAttrs::kUpsample: {
       std::string mode = "bilinear";
       FLAWLENS_RETURN_IF_ERROR(GetString(j, "mode", kG, ctx, &mode));
       if (mode == "nearest") {
@@ -350,7 +317,7 @@ Status ParseOpAttributes(const JsonValue& j, const std::string& ctx, Node* node)
           GetIntPair(j, "scale", 1, kAttrMax, kG, ctx, &node->scale_h, &node->scale_w));
       break;
     }
-    case OpType::kReduceChannels: {
+    case OpAttrs::kReduce: {
       std::string mode = "sum_squares";
       FLAWLENS_RETURN_IF_ERROR(GetString(j, "mode", kG, ctx, &mode));
       if (mode == "sum_squares") node->reduce_mode = ReduceMode::kSumSquares;
@@ -363,7 +330,7 @@ Status ParseOpAttributes(const JsonValue& j, const std::string& ctx, Node* node)
       }
       break;
     }
-    case OpType::kPositionMahalanobis:
+    case OpAttrs::kWhitening:
       // Tensor shapes against the input: Graph::Finalize (kBadShape).
       if (ws.size() != 4) {
         return MakeError(ErrorCode::kBadShape, "%s: weight has shape %s, expected [gh, gw, c, c]",
@@ -374,11 +341,7 @@ Status ParseOpAttributes(const JsonValue& j, const std::string& ctx, Node* node)
                          ctx.c_str(), ShapeString(node->bias.shape).c_str());
       }
       break;
-    case OpType::kActivation:
-    case OpType::kGlobalAvgPool:
-    case OpType::kConcat:
-    case OpType::kAdd:
-    case OpType::kMul:
+    case OpAttrs::kNone:
       break;
   }
   return Status::Ok();
@@ -387,8 +350,7 @@ Status ParseOpAttributes(const JsonValue& j, const std::string& ctx, Node* node)
 // "pad" of conv2d and the pools: p, [ph, pw] or [top, left, bottom, right].
 Status ParsePad(const JsonValue& j, const std::string& ctx, Node* node) {
   constexpr ErrorCode kG = ErrorCode::kBadGraph;
-  if (node->op == OpType::kConv2d || node->op == OpType::kMaxPool2d ||
-      node->op == OpType::kAvgPool2d) {
+  if (InfoOf(node->op).shape == ShapeRule::kWindow) {
     if (const JsonValue* pad = FindMember(j, "pad")) {
       int64_t p[4] = {0, 0, 0, 0};
       bool ok = false;
@@ -435,7 +397,7 @@ Status ParseNode(const JsonValue& j, size_t index, const std::map<std::string, i
   if (op == nullptr || !op->is_string()) {
     return MakeError(kG, "%s: needs a string \"op\"", ctx.c_str());
   }
-  if (!ParseOp(op->str(), &node->op)) {
+  if (!ParseOpType(op->str(), &node->op)) {
     return MakeError(kG, "%s: unknown op '%s'", ctx.c_str(), Q(op->str()).c_str());
   }
   const std::string op_name = op->str();
@@ -458,17 +420,19 @@ Status ParseNode(const JsonValue& j, size_t index, const std::map<std::string, i
     node->inputs.push_back(it->second);
   }
   const size_t n_in = node->inputs.size();
-  const bool binary = node->op == OpType::kAdd || node->op == OpType::kMul;
-  if (node->op == OpType::kConcat ? n_in < 2 : binary ? n_in != 2 : n_in != 1) {
+  const OpInfo& info = InfoOf(node->op);
+  const bool arity_ok = info.arity == OpArity::kTwoOrMore ? n_in >= 2
+                        : info.arity == OpArity::kTwo     ? n_in == 2
+                                                          : n_in == 1;
+  if (!arity_ok) {
     return MakeError(kG, "%s: op %s takes %s, got %zu", ctx.c_str(), op_name.c_str(),
-                     node->op == OpType::kConcat ? "2 or more inputs"
-                     : binary                    ? "2 inputs"
-                                                 : "1 input",
+                     info.arity == OpArity::kTwoOrMore ? "2 or more inputs"
+                     : info.arity == OpArity::kTwo     ? "2 inputs"
+                                                       : "1 input",
                      n_in);
   }
 
-  const bool has_weights = node->op == OpType::kConv2d || node->op == OpType::kDense ||
-                           node->op == OpType::kPositionMahalanobis;
+  const bool has_weights = info.tensors != OpTensors::kNone;
   if (!has_weights && (FindMember(j, "weight") || FindMember(j, "bias"))) {
     return MakeError(kG, "%s: op %s takes no weight/bias", ctx.c_str(), op_name.c_str());
   }
@@ -477,18 +441,16 @@ Status ParseNode(const JsonValue& j, size_t index, const std::map<std::string, i
     FLAWLENS_RETURN_IF_ERROR(ResolveTensor(j, "weight", ctx, tensors, &node->weight, &has_weight));
     if (!has_weight) return MakeError(kG, "%s: needs \"weight\"", ctx.c_str());
     FLAWLENS_RETURN_IF_ERROR(ResolveTensor(j, "bias", ctx, tensors, &node->bias, &has_bias));
-    if (node->op == OpType::kPositionMahalanobis && !has_bias)
+    if (info.tensors == OpTensors::kWeightAndBias && !has_bias)
       return MakeError(kG, "%s: needs \"bias\" (the per-position means [h, w, c])", ctx.c_str());
   }
   FLAWLENS_RETURN_IF_ERROR(ParseOpAttributes(j, ctx, node));
   FLAWLENS_RETURN_IF_ERROR(ParsePad(j, ctx, node));
-  if (node->op == OpType::kConv2d || node->op == OpType::kDense || node->op == OpType::kAdd ||
-      node->op == OpType::kMul) {
-    FLAWLENS_RETURN_IF_ERROR(ParseActivationAttr(j, ctx, false, node));
-  } else if (node->op == OpType::kActivation) {
-    FLAWLENS_RETURN_IF_ERROR(ParseActivationAttr(j, ctx, true, node));
+  if (info.activation != OpActivation::kNone) {
+    FLAWLENS_RETURN_IF_ERROR(
+        ParseActivationAttr(j, ctx, info.activation == OpActivation::kRequired, node));
   }
-  if (has_bias && node->op != OpType::kPositionMahalanobis) {
+  if (has_bias && info.tensors == OpTensors::kWeight) {
     if (node->bias.shape.size() != 1 || node->bias.shape[0] != node->out_channels) {
       return MakeError(ErrorCode::kBadShape, "%s: bias has shape %s, expected [%d]", ctx.c_str(),
                        ShapeString(node->bias.shape).c_str(), node->out_channels);
@@ -624,88 +586,14 @@ Status ResolvePostprocessTensors(const std::string* cell_names, const TensorMap&
 }
 
 // The safetensors framing, the header JSON and the flawlens metadata strings
-// (format and version checked).
+// (format and version checked): model/safetensors.h.
 Status ReadHeader(const uint8_t* bytes, size_t size, JsonValue* header_out,
                   uint64_t* header_len_out, std::map<std::string, std::string>* meta_out) {
-  if (bytes == nullptr || size == 0) {
-    return MakeError(ErrorCode::kInvalidArgument, "empty model buffer");
-  }
-  if (static_cast<uint64_t>(size) > kMaxModelBytes) {
-    return MakeError(ErrorCode::kLimitExceeded, "model file is %llu bytes (limit %llu)",
-                     static_cast<unsigned long long>(size),
-                     static_cast<unsigned long long>(kMaxModelBytes));
-  }
-  if (size < 8) {
-    return MakeError(ErrorCode::kTruncated,
-                     "file is truncated: %zu bytes, a safetensors file starts with an 8-byte "
-                     "header length",
-                     size);
-  }
-  const uint64_t header_len = ReadHeaderLength(bytes);
-  if (size > 8 && bytes[8] != '{') {
-    return MakeError(ErrorCode::kBadMagic,
-                     "not a safetensors file: the JSON header must start with '{' at byte 8");
-  }
-  if (header_len > kMaxHeaderBytes) {
-    return MakeError(ErrorCode::kLimitExceeded, "header length %llu exceeds the limit %llu",
-                     static_cast<unsigned long long>(header_len),
-                     static_cast<unsigned long long>(kMaxHeaderBytes));
-  }
-  if (header_len < 2) {
-    return MakeError(ErrorCode::kBadHeader, "header length %llu is too small for a JSON object",
-                     static_cast<unsigned long long>(header_len));
-  }
-  if (header_len > size - 8) {
-    return MakeError(ErrorCode::kTruncated,
-                     "file is truncated: header announces %llu bytes, only %zu follow",
-                     static_cast<unsigned long long>(header_len), size - 8);
-  }
-  const char* header_text = reinterpret_cast<const char*>(bytes + 8);
-  JsonValue header;
-  std::string duplicate;
-  FLAWLENS_RETURN_IF_ERROR(
-      ParseJson(header_text, static_cast<size_t>(header_len), "header", &header, &duplicate));
-  if (!header.is_object()) return MakeError(ErrorCode::kBadMagic, "header is not a JSON object");
-  if (!duplicate.empty()) {
-    return MakeError(ErrorCode::kBadHeader, "header: tensor '%s' is declared twice",
-                     Q(duplicate).c_str());
-  }
-
-  // Metadata first: a plain safetensors file (no flawlens metadata) is "not a
-  // flawlens model", whatever its tensors look like.
-  std::map<std::string, std::string> meta;
-  const JsonValue* meta_json = FindMember(header, "__metadata__");
-  if (meta_json == nullptr) {
-    return MakeError(ErrorCode::kBadMagic,
-                     "not a flawlens model: safetensors header has no __metadata__");
-  }
-  if (!meta_json->is_object()) {
-    return MakeError(ErrorCode::kBadHeader, "__metadata__ must be an object of strings");
-  }
-  for (size_t i = 0; i < meta_json->size(); ++i) {
-    const std::string& key = meta_json->keys()[i];
-    if (!(*meta_json)[i].is_string()) {
-      return MakeError(ErrorCode::kBadHeader, "__metadata__.%s must be a string", Q(key).c_str());
-    }
-    meta[key] = (*meta_json)[i].str();
-  }
-  auto format = meta.find("format");
-  if (format == meta.end() || format->second != "flawlens") {
-    return MakeError(ErrorCode::kBadMagic, "not a flawlens model: __metadata__.format is %s",
-                     format == meta.end() ? "missing"
-                                          : ("'" + Q(format->second) + "'").c_str());
-  }
-  auto version = meta.find("format_version");
-  const std::string expected_version = std::to_string(kFormatVersion);
-  if (version == meta.end() || version->second != expected_version) {
-    return MakeError(ErrorCode::kBadVersion,
-                     "format_version %s is not supported (this build reads '%s')",
-                     version == meta.end() ? "missing" : ("'" + Q(version->second) + "'").c_str(),
-                     expected_version.c_str());
-  }
-  *header_len_out = header_len;
-  *header_out = std::move(header);
-  *meta_out = std::move(meta);
+  FLAWLENS_ASSIGN_OR_RETURN(SafetensorsHeader header, ReadSafetensorsHeader(bytes, size));
+  FLAWLENS_RETURN_IF_ERROR(CheckFlawlensMetadata(header));
+  *header_len_out = header.length;
+  *header_out = std::move(header.json);
+  *meta_out = std::move(header.metadata);
   return Status::Ok();
 }
 

@@ -42,10 +42,27 @@ struct OpSpec {
   const Shape& output_shape;
 };
 
+// What a backend offers besides kernels; the executor asks for these and
+// never tests a backend's name.
+enum class BackendFeature {
+  // Its operators thread themselves (XNNPACK's pool): the executor does not
+  // split their nodes into row bands.
+  kOwnThreads,
+  // A pointwise conv (1x1, stride 1, no padding, groups 1) can read the
+  // inputs of a concat in place, in concat order (OpSpec with one input shape
+  // per concat input): the executor then drops that concat (ElideConcats).
+  kConcatIntoPointwiseConv,
+};
+
 class Backend {
  public:
   virtual ~Backend() = default;
-  virtual const char* name() const = 0;
+  virtual const char* name() const = 0;  // for messages and kernel tables only
+  // Ops it has kernels for. Create() may still answer kUnsupported for a
+  // configuration it does not accelerate; for other ops the executor does not
+  // ask it.
+  virtual bool Implements(OpType op) const = 0;
+  virtual bool Has(BackendFeature feature) const { return false; }
   // kUnsupported -> executor falls back to the next backend.
   virtual Result<std::unique_ptr<OpImpl>> Create(const OpSpec& spec) = 0;
 };

@@ -51,24 +51,8 @@ constexpr int kBandRowGranularity = 4;
 
 std::atomic<int> g_threads_override{0};
 
-bool IsBandableOp(OpType op) {
-  switch (op) {
-    case OpType::kConv2d:
-    case OpType::kMaxPool2d:
-    case OpType::kAvgPool2d:
-    case OpType::kActivation:
-    case OpType::kAdd:
-    case OpType::kConcat:
-    case OpType::kReduceChannels:
-      return true;
-    default:
-      return false;
-  }
-}
-
-bool IsWindowOp(OpType op) {
-  return op == OpType::kConv2d || op == OpType::kMaxPool2d || op == OpType::kAvgPool2d;
-}
+bool IsBandableOp(OpType op) { return (InfoOf(op).flags & kOpBandable) != 0; }
+bool IsWindowOp(OpType op) { return (InfoOf(op).flags & kOpWindowed) != 0; }
 
 // Rough work of one node, in multiply-accumulates or element visits.
 int64_t NodeWork(const Node& node, const Shape& in, const Shape& out) {
@@ -261,6 +245,7 @@ Status Executor::Plan(const ExecutorOptions& options) {
     std::unique_ptr<OpImpl> op;
     Backend* chosen = nullptr;
     for (auto& backend : backends_) {
+      if (!backend->Implements(node.op)) continue;
       auto created = backend->Create(spec);
       if (created.ok()) {
         op = std::move(created.value());
@@ -276,9 +261,9 @@ Status Executor::Plan(const ExecutorOptions& options) {
     Step& step = steps_[i];
     step.backend = chosen;
     step.reads = node.inputs;
-    // XNNPACK ops are threaded by XNNPACK itself.
-    const bool xnnpack_op = std::string(chosen->name()) == "xnnpack";
-    if (band_threads_ > 1 && IsBandableOp(node.op) && !xnnpack_op) {
+    // Some backends thread their operators themselves (XNNPACK).
+    if (band_threads_ > 1 && IsBandableOp(node.op) &&
+        !chosen->Has(BackendFeature::kOwnThreads)) {
       FLAWLENS_RETURN_IF_ERROR(
           CreateBands(i, *chosen, *op, band_threads_, options.min_band_work, &step));
     }
@@ -371,7 +356,7 @@ Status Executor::Plan(const ExecutorOptions& options) {
 // padding, running whole) is dropped: the conv reads the concat's inputs in
 // place, in concat order, so it sums the same products in the same order
 // (bit-equal) without the copy. Only where the conv's backend offers that
-// (the SIMD one); otherwise nothing changes. (The default model's
+// (BackendFeature::kConcatIntoPointwiseConv); otherwise nothing changes. (The default model's
 // projection of the concatenated backbone features is such a conv.)
 void Executor::ElideConcats() {
   const int n = static_cast<int>(graph_.nodes.size());
@@ -394,7 +379,7 @@ void Executor::ElideConcats() {
                            conv.stride_w == 1 && conv.pad_top == 0 && conv.pad_left == 0 &&
                            conv.pad_bottom == 0 && conv.pad_right == 0;
     if (!pointwise || cs.op == nullptr || !cs.bands.empty() || steps_[i].op == nullptr ||
-        cs.backend == nullptr || std::string(cs.backend->name()) != "simd")
+        cs.backend == nullptr || !cs.backend->Has(BackendFeature::kConcatIntoPointwiseConv))
       continue;
     std::vector<Shape> input_shapes;
     for (int id : cat.inputs) input_shapes.push_back(graph_.shapes[id]);

@@ -13,22 +13,16 @@
 
 namespace flawlens {
 
-const char* OpTypeName(OpType op) {
-  switch (op) {
-    case OpType::kConv2d: return "conv2d";
-    case OpType::kActivation: return "activation";
-    case OpType::kMaxPool2d: return "maxpool2d";
-    case OpType::kAvgPool2d: return "avgpool2d";
-    case OpType::kGlobalAvgPool: return "global_avgpool";
-    case OpType::kDense: return "dense";
-    case OpType::kUpsample: return "upsample";
-    case OpType::kConcat: return "concat";
-    case OpType::kAdd: return "add";
-    case OpType::kReduceChannels: return "reduce_channels";
-    case OpType::kMul: return "mul";
-    case OpType::kPositionMahalanobis: return "position_mahalanobis";
+const char* OpTypeName(OpType op) { return ValidOpType(op) ? InfoOf(op).name : "unknown"; }
+
+bool ParseOpType(const std::string& name, OpType* out) {
+  for (int i = 0; i < kOpCount; ++i) {
+    if (name == kOpInfo[i].name) {
+      *out = static_cast<OpType>(i);
+      return true;
+    }
   }
-  return "unknown";
+  return false;
 }
 
 const char* ActivationName(Activation act) {
@@ -43,6 +37,17 @@ const char* ActivationName(Activation act) {
     case Activation::kHardSigmoid: return "hard_sigmoid";
   }
   return "unknown";
+}
+
+bool ParseActivation(const std::string& name, Activation* out) {
+  for (int a = static_cast<int>(Activation::kNone); a <= static_cast<int>(Activation::kHardSigmoid);
+       ++a) {
+    if (name == ActivationName(static_cast<Activation>(a))) {
+      *out = static_cast<Activation>(a);
+      return true;
+    }
+  }
+  return false;
 }
 
 float DefaultAlpha(Activation act) {
@@ -72,10 +77,6 @@ int64_t WindowOutputSize(int64_t in, int kernel, int stride, int dilation, int p
 
 namespace {
 
-bool ValidOp(OpType op) {
-  return static_cast<int>(op) >= static_cast<int>(OpType::kConv2d) &&
-         static_cast<int>(op) <= static_cast<int>(OpType::kPositionMahalanobis);
-}
 bool ValidActivation(Activation a) {
   return static_cast<int>(a) >= static_cast<int>(Activation::kNone) &&
          static_cast<int>(a) <= static_cast<int>(Activation::kHardSigmoid);
@@ -104,7 +105,7 @@ class NodeChecker {
     } else {
       prefix_ = "node '" + node.name.substr(0, 80) + "'";
     }
-    prefix_ += std::string(" (") + (ValidOp(node.op) ? OpTypeName(node.op) : "unknown op") + ")";
+    prefix_ += std::string(" (") + (ValidOpType(node.op) ? OpTypeName(node.op) : "unknown op") + ")";
   }
 
   Status Error(ErrorCode code, const std::string& what) const {
@@ -112,42 +113,18 @@ class NodeChecker {
   }
 
   Result<Shape> Check() {
-    if (!ValidOp(node_.op))
+    if (!ValidOpType(node_.op))
       return Error(ErrorCode::kBadGraph,
                    "unknown op code " + std::to_string(static_cast<int>(node_.op)));
     FLAWLENS_RETURN_IF_ERROR(CheckInputs());
     FLAWLENS_RETURN_IF_ERROR(CheckActivation());
     const Shape& in = shapes_[node_.inputs[0]];
     Shape out;
-    switch (node_.op) {
-      case OpType::kConv2d: {
-        FLAWLENS_ASSIGN_OR_RETURN(out, CheckConv(in));
-        break;
-      }
-      case OpType::kActivation:
+    switch (InfoOf(node_.op).shape) {
+      case ShapeRule::kSame:
         out = in;
         break;
-      case OpType::kMaxPool2d:
-      case OpType::kAvgPool2d: {
-        FLAWLENS_ASSIGN_OR_RETURN(out, CheckPool(in));
-        break;
-      }
-      case OpType::kGlobalAvgPool:
-        out = Shape{1, 1, in.c};
-        break;
-      case OpType::kDense: {
-        FLAWLENS_ASSIGN_OR_RETURN(out, CheckDense(in));
-        break;
-      }
-      case OpType::kUpsample: {
-        FLAWLENS_ASSIGN_OR_RETURN(out, CheckUpsample(in));
-        break;
-      }
-      case OpType::kConcat: {
-        FLAWLENS_ASSIGN_OR_RETURN(out, CheckConcat());
-        break;
-      }
-      case OpType::kAdd: {
+      case ShapeRule::kSameAsBoth: {
         const Shape& b = shapes_[node_.inputs[1]];
         if (in != b)
           return Error(ErrorCode::kBadShape, "input shapes differ: " + ShapeString(in) + " vs " +
@@ -155,14 +132,7 @@ class NodeChecker {
         out = in;
         break;
       }
-      case OpType::kReduceChannels: {
-        int m = static_cast<int>(node_.reduce_mode);
-        if (m < static_cast<int>(ReduceMode::kSumSquares) || m > static_cast<int>(ReduceMode::kMean))
-          return Error(ErrorCode::kBadGraph, "unknown reduce mode " + std::to_string(m));
-        out = Shape{in.h, in.w, 1};
-        break;
-      }
-      case OpType::kMul: {
+      case ShapeRule::kBroadcastMul: {
         const Shape& b = shapes_[node_.inputs[1]];
         const Shape row{1, 1, in.c};
         if (b != in && b != row)
@@ -173,7 +143,35 @@ class NodeChecker {
         out = in;
         break;
       }
-      case OpType::kPositionMahalanobis: {
+      case ShapeRule::kWindow: {
+        if (InfoOf(node_.op).attrs == OpAttrs::kConv) {
+          FLAWLENS_ASSIGN_OR_RETURN(out, CheckConv(in));
+        } else {
+          FLAWLENS_ASSIGN_OR_RETURN(out, CheckPool(in));
+        }
+        break;
+      }
+      case ShapeRule::kGlobal:
+        out = Shape{1, 1, in.c};
+        break;
+      case ShapeRule::kDense: {
+        FLAWLENS_ASSIGN_OR_RETURN(out, CheckDense(in));
+        break;
+      }
+      case ShapeRule::kUpsample: {
+        FLAWLENS_ASSIGN_OR_RETURN(out, CheckUpsample(in));
+        break;
+      }
+      case ShapeRule::kConcatChannels: {
+        FLAWLENS_ASSIGN_OR_RETURN(out, CheckConcat());
+        break;
+      }
+      case ShapeRule::kPerPixel: {
+        FLAWLENS_RETURN_IF_ERROR(CheckReduceMode());
+        out = Shape{in.h, in.w, 1};
+        break;
+      }
+      case ShapeRule::kPositionMahalanobis: {
         FLAWLENS_ASSIGN_OR_RETURN(out, CheckPositionMahalanobis(in));
         break;
       }
@@ -187,11 +185,10 @@ class NodeChecker {
     size_t n = node_.inputs.size();
     bool count_ok = false;
     const char* expected = "";
-    switch (node_.op) {
-      case OpType::kConcat: count_ok = n >= 2; expected = "at least 2"; break;
-      case OpType::kAdd:
-      case OpType::kMul: count_ok = n == 2; expected = "exactly 2"; break;
-      default: count_ok = n == 1; expected = "exactly 1"; break;
+    switch (InfoOf(node_.op).arity) {
+      case OpArity::kTwoOrMore: count_ok = n >= 2; expected = "at least 2"; break;
+      case OpArity::kTwo: count_ok = n == 2; expected = "exactly 2"; break;
+      case OpArity::kOne: count_ok = n == 1; expected = "exactly 1"; break;
     }
     if (!count_ok)
       return Error(ErrorCode::kBadGraph, "has " + std::to_string(n) + " inputs, expected " +
@@ -211,14 +208,13 @@ class NodeChecker {
     if (!ValidActivation(node_.activation))
       return Error(ErrorCode::kBadGraph,
                    "unknown activation " + std::to_string(static_cast<int>(node_.activation)));
-    bool fused_allowed = node_.op == OpType::kConv2d || node_.op == OpType::kDense ||
-                         node_.op == OpType::kAdd || node_.op == OpType::kMul ||
-                         node_.op == OpType::kActivation;
+    const OpActivation kind = InfoOf(node_.op).activation;
+    const bool fused_allowed = kind != OpActivation::kNone;
     if (!fused_allowed && node_.activation != Activation::kNone)
       return Error(ErrorCode::kBadGraph, std::string("activation '") +
                                              ActivationName(node_.activation) +
                                              "' cannot be fused into this op");
-    if (node_.op == OpType::kActivation && node_.activation == Activation::kNone)
+    if (kind == OpActivation::kRequired && node_.activation == Activation::kNone)
       return Error(ErrorCode::kBadGraph, "activation node with activation 'none'");
     const bool uses_alpha = node_.activation == Activation::kLeakyRelu ||
                             node_.activation == Activation::kHardSwish ||
@@ -314,8 +310,16 @@ class NodeChecker {
     return WindowOutput(in, node_.out_channels);
   }
 
+  Status CheckReduceMode() const {
+    if (InfoOf(node_.op).attrs != OpAttrs::kReduce) return Status::Ok();
+    const int m = static_cast<int>(node_.reduce_mode);
+    if (m < static_cast<int>(ReduceMode::kSumSquares) || m > static_cast<int>(ReduceMode::kMean))
+      return Error(ErrorCode::kBadGraph, "unknown reduce mode " + std::to_string(m));
+    return Status::Ok();
+  }
+
   Result<Shape> CheckPool(const Shape& in) const {
-    const bool max = node_.op == OpType::kMaxPool2d;
+    const bool max = InfoOf(node_.op).attrs == OpAttrs::kMaxPool;
     if (!max && (node_.dilation_h != 1 || node_.dilation_w != 1))
       return Error(ErrorCode::kBadGraph, "dilation_h/dilation_w must be 1 (avgpool2d has no dilation)");
     FLAWLENS_RETURN_IF_ERROR(CheckWindowAttributes(/*allow_dilation=*/max));
@@ -473,11 +477,12 @@ int64_t Graph::Macs() const {
     const Node& node = nodes[i];
     const Shape& out = shapes[i + 1];
     const Shape& in = shapes[node.inputs[0]];
-    if (node.op == OpType::kConv2d) {
+    const OpAttrs kind = InfoOf(node.op).attrs;
+    if (kind == OpAttrs::kConv) {
       total += out.elements() * node.kernel_h * node.kernel_w * (in.c / node.groups);
-    } else if (node.op == OpType::kDense) {
+    } else if (kind == OpAttrs::kDense) {
       total += int64_t{node.out_channels} * in.elements();
-    } else if (node.op == OpType::kPositionMahalanobis) {
+    } else if (kind == OpAttrs::kWhitening) {
       // Per position: the c x c whitening product plus c squares.
       total += int64_t{in.h} * in.w * in.c * (int64_t{in.c} + 1);
     }

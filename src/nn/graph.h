@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "core/status.h"
+#include "nn/op_table.h"
 
 namespace flawlens {
 
@@ -28,25 +29,6 @@ struct Shape {
   bool operator!=(const Shape& o) const { return !(*this == o); }
 };
 
-enum class OpType {
-  kConv2d,         // any kernel, stride, padding, dilation, groups (depthwise incl.)
-  kActivation,     // standalone activation
-  kMaxPool2d,
-  kAvgPool2d,      // count_include_pad selectable (PyTorch default: true)
-  kGlobalAvgPool,  // -> 1x1xC
-  kDense,          // flattens its input (NHWC order) -> 1x1xout
-  kUpsample,       // nearest or bilinear (half-pixel centres, align_corners=false)
-  kConcat,         // along channels, 2+ inputs of equal h, w
-  kAdd,            // elementwise, 2 inputs of equal shape
-  kReduceChannels, // per pixel over channels -> h x w x 1: sum of squares,
-                   // min, max or mean (density heads: Mahalanobis after a
-                   // whitening 1x1 conv; nearest-neighbour distance to a bank)
-  kMul,            // elementwise in0 * in1; in1 is in0's shape or 1x1xC
-                   // (broadcast over h, w: squeeze-excitation)
-  kPositionMahalanobis,  // per-position Gaussian density -> h x w x 1:
-                   // out[p] = |A_p (x_p - mu_p)|^2 (PaDiM-style head)
-};
-
 // relu6 = min(max(x, 0), 6); hard_swish = x * relu6(x + 3) * alpha;
 // hard_sigmoid = relu6(x + 3) * alpha (alpha: DefaultAlpha() unless given).
 enum class Activation {
@@ -55,8 +37,11 @@ enum class Activation {
 enum class UpsampleMode { kNearest, kBilinear };
 enum class ReduceMode { kSumSquares, kMin, kMax, kMean };
 
-const char* OpTypeName(OpType op);          // "conv2d", ...
+const char* OpTypeName(OpType op);          // "conv2d", ... (the op table's name)
 const char* ActivationName(Activation act);  // "relu", ...
+// Inverses of the two: false (and *out unchanged) for an unknown name.
+bool ParseOpType(const std::string& name, OpType* out);
+bool ParseActivation(const std::string& name, Activation* out);
 // The `alpha` an activation gets when the model does not give one: 1/6 for
 // hard_swish and hard_sigmoid, 0.01 (the LeakyReLU slope) otherwise.
 float DefaultAlpha(Activation act);

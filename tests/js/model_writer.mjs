@@ -1,29 +1,32 @@
 // Writes flawlens model files (safetensors + JSON metadata, model/FORMAT.md)
-// from JavaScript: for the Embind API test and the anchor benchmark. It is
+// from JavaScript: for the Embind API test and the benchmarks. It is
 // also a check that the format is as open as claimed: ~60 lines, no library.
 
-// tensors: [{name, shape: [..], data: Float32Array}]
+// The canonical layout of the C++ writer (src/model/model_writer.cc): the
+// header is "__metadata__" (its keys sorted) then the tensors sorted by name,
+// each {data_offsets, dtype, shape}; compact JSON padded with spaces to a
+// multiple of 8 bytes; F32 data in name order. Same spec, same bytes:
+// tests/unit/model_format_test.cc (JsWriterWritesTheSameBytes) checks it.
+//
+// graph, preprocess, postprocess, calibration, card: objects, or JSON text
+// written as it is. tensors: [{name, shape: [..], data: Float32Array | number[]}]
 export function writeModel({ graph, preprocess, postprocess = {}, calibration = {}, card = {}, tensors }) {
-  const sorted = [...tensors].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
-  const header = {
-    __metadata__: {
-      format: 'flawlens',
-      format_version: '1',
-      graph: JSON.stringify(graph),
-      preprocess: JSON.stringify(preprocess),
-      postprocess: JSON.stringify(postprocess),
-      calibration: JSON.stringify(calibration),
-      card: JSON.stringify(card),
-    },
+  const text = (v) => (typeof v === 'string' ? v : JSON.stringify(v));
+  const byName = (a, b) => (a < b ? -1 : a > b ? 1 : 0);
+  const sorted = [...tensors].sort((a, b) => byName(a.name, b.name));
+  const meta = {
+    calibration: text(calibration), card: text(card), format: 'flawlens', format_version: '1',
+    graph: text(graph), postprocess: text(postprocess), preprocess: text(preprocess),
   };
+  const header = { __metadata__: meta };
   let offset = 0;
   for (const t of sorted) {
     const n = t.shape.reduce((a, b) => a * b, 1);
     if (n !== t.data.length) throw new Error(`tensor ${t.name}: shape ${t.shape} != ${t.data.length} values`);
-    header[t.name] = { dtype: 'F32', shape: t.shape, data_offsets: [offset, offset + 4 * n] };
+    header[t.name] = { data_offsets: [offset, offset + 4 * n], dtype: 'F32', shape: t.shape };
     offset += 4 * n;
   }
-  let json = new TextEncoder().encode(JSON.stringify(header));
+  const json = new TextEncoder().encode(JSON.stringify(header));
   const padded = Math.ceil(json.length / 8) * 8;  // safetensors pads with spaces to 8 bytes
   const head = new Uint8Array(padded).fill(0x20);
   head.set(json);

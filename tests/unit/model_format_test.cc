@@ -17,6 +17,7 @@
 #include "core/status.h"
 #include "model/json_util.h"
 #include "model/model.h"
+#include "model/safetensors.h"
 #include "test_models.h"
 
 namespace flawlens {
@@ -35,21 +36,23 @@ struct FileParts {
   std::vector<uint8_t> data;
 };
 
+// The framing through the one safetensors reader (model/safetensors.h); the
+// header as nlohmann JSON, which the tests edit.
 FileParts Split(const std::vector<uint8_t>& bytes) {
   FileParts p;
-  uint64_t n = 0;
-  for (int i = 7; i >= 0; --i) n = (n << 8) | bytes[i];
-  p.header = Json::parse(bytes.begin() + 8, bytes.begin() + 8 + static_cast<ptrdiff_t>(n),
+  Result<SafetensorsHeader> h = ReadSafetensorsHeader(bytes.data(), bytes.size());
+  EXPECT_TRUE(h.ok()) << h.status().ToString();
+  if (!h.ok()) return p;
+  p.header = Json::parse(bytes.begin() + 8, bytes.begin() + static_cast<ptrdiff_t>(h->data_offset),
                          nullptr, false);
-  p.data.assign(bytes.begin() + 8 + static_cast<ptrdiff_t>(n), bytes.end());
+  p.data.assign(bytes.begin() + static_cast<ptrdiff_t>(h->data_offset), bytes.end());
   return p;
 }
 
 std::vector<uint8_t> Assemble(std::string header, const std::vector<uint8_t>& data) {
   header.append((8 - header.size() % 8) % 8, ' ');
   std::vector<uint8_t> out(8 + header.size() + data.size());
-  const uint64_t n = header.size();
-  for (int i = 0; i < 8; ++i) out[i] = static_cast<uint8_t>(n >> (8 * i));
+  WriteHeaderLength(header.size(), out.data());
   std::memcpy(out.data() + 8, header.data(), header.size());
   if (!data.empty()) std::memcpy(out.data() + 8 + header.size(), data.data(), data.size());
   return out;
@@ -244,10 +247,12 @@ TEST(ModelFormat, RoundTripSeedCnn) {
 TEST(ModelFormat, CanonicalSafetensorsLayout) {
   const ModelSpec spec = TinyUnetSpec();
   const std::vector<uint8_t> bytes = WriteModel(spec);
-  uint64_t n = 0;
-  for (int i = 7; i >= 0; --i) n = (n << 8) | bytes[i];
-  EXPECT_EQ(n % 8, 0u);
-  const std::string header(bytes.begin() + 8, bytes.begin() + 8 + static_cast<ptrdiff_t>(n));
+  Result<SafetensorsHeader> h = ReadSafetensorsHeader(bytes.data(), bytes.size());
+  ASSERT_TRUE(h.ok()) << h.status().ToString();
+  EXPECT_EQ(h->length % 8, 0u);
+  EXPECT_TRUE(h->has_metadata);
+  EXPECT_TRUE(CheckFlawlensMetadata(*h).ok());
+  const std::string header(bytes.begin() + 8, bytes.begin() + static_cast<ptrdiff_t>(h->data_offset));
   EXPECT_EQ(header.rfind("{\"__metadata__\":{", 0), 0u) << header.substr(0, 40);
   const size_t last = header.find_last_not_of(' ');
   EXPECT_EQ(header[last], '}');
@@ -275,6 +280,50 @@ TEST(ModelFormat, CanonicalSafetensorsLayout) {
   for (const char* k : {"graph", "preprocess", "postprocess", "calibration", "card"}) {
     EXPECT_TRUE(meta[k].is_string()) << k;
   }
+}
+
+// The JS writer of the tests and benchmarks (tests/js/model_writer.mjs)
+// follows the same spec as WriteModel: the same spec gives the same bytes.
+// Native only (it runs node); skipped where node is not installed.
+TEST(ModelFormat, JsWriterWritesTheSameBytes) {
+#if defined(__EMSCRIPTEN__)
+  GTEST_SKIP() << "runs node from the native test";
+#else
+  if (std::system("node --version > /dev/null 2>&1") != 0) GTEST_SKIP() << "no node";
+  const std::string dir = ::testing::TempDir();
+  int k = 0;
+  for (const ModelSpec& spec : {MicroSpec(), TinyUnetSpec(), SeedCnnSpec(true)}) {
+    Json j = {{"graph", spec.graph_json},         {"preprocess", spec.preprocess_json},
+              {"postprocess", spec.postprocess_json}, {"calibration", spec.calibration_json},
+              {"card", spec.card_json},           {"tensors", Json::array()}};
+    for (const ModelTensor& t : spec.tensors)
+      j["tensors"].push_back({{"name", t.name}, {"shape", t.shape}, {"data", t.data}});
+    const std::string in = dir + "/js_writer_spec" + std::to_string(k) + ".json";
+    const std::string out = dir + "/js_writer_out" + std::to_string(k++) + ".safetensors";
+    {
+      FILE* f = std::fopen(in.c_str(), "wb");
+      ASSERT_NE(f, nullptr) << in;
+      const std::string text = j.dump();
+      ASSERT_EQ(std::fwrite(text.data(), 1, text.size(), f), text.size());
+      std::fclose(f);
+    }
+    const std::string cmd = std::string("node ") + FLAWLENS_SOURCE_DIR +
+                            "/tests/js/write_model.mjs '" + in + "' '" + out + "'";
+    ASSERT_EQ(std::system(cmd.c_str()), 0) << cmd;
+    std::vector<uint8_t> js;
+    {
+      FILE* f = std::fopen(out.c_str(), "rb");
+      ASSERT_NE(f, nullptr) << out;
+      uint8_t buf[65536];
+      size_t n;
+      while ((n = std::fread(buf, 1, sizeof(buf), f)) > 0) js.insert(js.end(), buf, buf + n);
+      std::fclose(f);
+    }
+    const std::vector<uint8_t> cpp = WriteModel(spec);
+    ASSERT_EQ(js.size(), cpp.size()) << "spec " << k - 1;
+    EXPECT_TRUE(js == cpp) << "spec " << k - 1 << ": the two writers differ";
+  }
+#endif
 }
 
 TEST(ModelFormat, DefaultsAndForwardCompatibility) {
@@ -458,8 +507,7 @@ TEST(ModelFormat, TruncatedAtEveryByte) {
 TEST(ModelFormat, TruncatedLargerModel) {
   // Every prefix through the header and the first tensor, then a stride.
   const std::vector<uint8_t> bytes = WriteModel(TinyUnetSpec());
-  uint64_t n = 0;
-  for (int i = 7; i >= 0; --i) n = (n << 8) | bytes[i];
+  const uint64_t n = ReadHeaderLength(bytes.data());
   for (size_t len = 1; len < bytes.size(); len += (len < n + 256 ? 1 : 97)) {
     std::vector<uint8_t> prefix(bytes.begin(), bytes.begin() + static_cast<ptrdiff_t>(len));
     prefix.shrink_to_fit();
@@ -501,7 +549,7 @@ TEST(ModelFormat, HeaderLength) {
   std::vector<uint8_t> bytes = WriteModel(MicroSpec());
   auto set_len = [&](uint64_t n) {
     std::vector<uint8_t> b = bytes;
-    for (int i = 0; i < 8; ++i) b[i] = static_cast<uint8_t>(n >> (8 * i));
+    WriteHeaderLength(n, b.data());
     return b;
   };
   EXPECT_LOAD_ERROR(set_len(uint64_t{1} << 40), ErrorCode::kLimitExceeded);

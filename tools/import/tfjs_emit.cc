@@ -14,19 +14,15 @@ namespace flawlens::tfjs::internal {
 
 namespace {
 
-// Compact JSON; invalid UTF-8 in names is replaced rather than thrown on.
+// The importer only produces activation names it took from ActivationName.
+Activation ActivationOfName(const std::string& name) {
+  Activation a = Activation::kNone;
+  ParseActivation(name, &a);
+  return a;
+}
+
 // Compact JSON; invalid UTF-8 in names is replaced rather than thrown on.
 std::string Dump(const ojson& j) { return j.dump(-1, ' ', false, ojson::error_handler_t::replace); }
-
-// An engine activation by its model-file name (ActivationName's inverse);
-// the importer only produces names it took from ActivationName.
-Activation ActivationOf(const std::string& name) {
-  for (int a = static_cast<int>(Activation::kNone); a <= static_cast<int>(Activation::kHardSigmoid);
-       ++a) {
-    if (name == ActivationName(static_cast<Activation>(a))) return static_cast<Activation>(a);
-  }
-  return Activation::kNone;
-}
 
 }  // namespace
 
@@ -448,14 +444,14 @@ std::string Importer::GraphJson(int output, std::vector<ModelTensor>* tensors) c
       p.pad_bottom = e.pb;
       p.pad_right = e.pr;
       p.groups = e.groups;
-      p.activation = ActivationOf(e.activation);
+      p.activation = ActivationOfName(e.activation);
       p.alpha = e.alpha;
       const int64_t per_out = int64_t{e.out_c} * e.kh * e.kw;
       g.Conv2d(e.name, inputs[0], p,
                {{e.out_c, e.kh, e.kw, static_cast<int64_t>(e.weight.size()) / per_out}, e.weight},
                e.bias);
     } else if (e.op == "activation") {
-      g.Activate(e.name, inputs[0], ActivationOf(e.activation), e.alpha);
+      g.Activate(e.name, inputs[0], ActivationOfName(e.activation), e.alpha);
     } else if (e.op == "upsample") {
       g.Upsample(e.name, inputs[0], UpsampleMode::kBilinear, e.scale_h, e.scale_w);
     } else if (e.op == "concat") {

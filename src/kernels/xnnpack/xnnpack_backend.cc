@@ -335,6 +335,26 @@ class XnnpackBackend : public Backend {
     if (pool_ && pool_->pool == nullptr) pool_.reset();
   }
   const char* name() const override { return "xnnpack"; }
+  bool Implements(OpType op) const override {
+    switch (op) {
+      case OpType::kConv2d:
+      case OpType::kDense:
+      case OpType::kAdd:
+      case OpType::kMul:
+      case OpType::kActivation:
+      case OpType::kMaxPool2d:
+      case OpType::kAvgPool2d:
+      case OpType::kGlobalAvgPool:
+      case OpType::kUpsample:
+      case OpType::kConcat:
+        return true;
+      default:
+        return false;
+    }
+  }
+  bool Has(BackendFeature feature) const override {
+    return feature == BackendFeature::kOwnThreads;
+  }
 
   Result<std::unique_ptr<OpImpl>> Create(const OpSpec& spec) override {
     const Node& node = spec.node;
