@@ -231,6 +231,29 @@ Status Teacher::Init(const uint8_t* bytes, size_t size, const TeacherOptions& op
     }
   }
   if (const JsonValue* in = graph.Find("input")) graph_input_ = *in;
+  if (options.input_width > 0 || options.input_height > 0) {
+    // Another input size (an aspect ratio that matches the parts): the
+    // backbone's convolutions take any size whose strides divide it, and the
+    // preprocessing resizes to it.
+    const int w = options.input_width, h = options.input_height;
+    PreprocessConfig& pc = model_->preprocess;
+    if (w < 32 || h < 32 || w > 2048 || h > 2048 || w % 32 != 0 || h % 32 != 0) {
+      return MakeError(ErrorCode::kInvalidArgument,
+                       "input size %dx%d: both sides must be multiples of 32 in [32, 2048]", w, h);
+    }
+    if (pc.crop.w > 0 || pc.pixel_scale > 0) {
+      return MakeError(ErrorCode::kInvalidArgument,
+                       "input size %dx%d: the backbone's preprocessing crops or keeps a fixed pixel "
+                       "scale, so its input size cannot change",
+                       w, h);
+    }
+    pc.resize_w = w;
+    pc.resize_h = h;
+    g.input.w = w;
+    g.input.h = h;
+    graph_input_.Set("w", w).Set("h", h);
+    pre.Set("resize_w", w).Set("resize_h", h);
+  }
   preprocess_json_ = pre.Dump();
 
   g.nodes.resize(size_t(feature) + 1);

@@ -64,6 +64,10 @@ struct TeacherOptions {
   // 3 is PatchCore's "locally aware" patch feature).
   int pool = 1;
   uint32_t seed = 1;      // projection and fold assignment
+  // The network input, W x H (both multiples of 32; 0: the backbone's). Images
+  // are resized to it: an input with the parts' aspect ratio keeps their
+  // texture scale (a 500x1247 photo fits 256x640, not 256x256).
+  int input_width = 0, input_height = 0;
   // Backbone channels [channel_begin, channel_end) that the projection reads
   // (both 0: all), e.g. one of the concatenated layers.
   int channel_begin = 0, channel_end = 0;

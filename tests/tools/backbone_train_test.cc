@@ -111,7 +111,11 @@ TEST_F(BackboneTrainTest, TrainsOnAGeneratedDatasetAndSeparatesItsDefects) {
   auto det = Detector::Create(bytes.data(), bytes.size());
   ASSERT_TRUE(det.ok()) << det.status().ToString();
   auto card = nlohmann::json::parse((*det)->info().card_json);
-  EXPECT_EQ(card["taught_by"], "flawlens train --backbone");
+  EXPECT_EQ(card["taught_by"], "flawlens train");
+  // The threshold's meaning is in the file: the default target and the
+  // out-of-group scores of all 40 images.
+  EXPECT_FLOAT_EQ((*det)->info().false_alarm_rate, 0.05f);
+  EXPECT_EQ((*det)->info().good_images, 40);
   EXPECT_EQ(card["fit"]["images"], 40);
   EXPECT_TRUE(card["backbone"].is_object());
   EXPECT_EQ(card["name"], "data");
@@ -137,6 +141,48 @@ TEST_F(BackboneTrainTest, TrainsOnAGeneratedDatasetAndSeparatesItsDefects) {
   again.out = (root_ / "again.safetensors").string();
   ASSERT_TRUE(RunBackboneTraining(again).ok());
   EXPECT_TRUE(fs::is_regular_file(again.out));
+}
+
+TEST(ChooseInput, KeepsTheBackbonesInputOrMatchesThePhotosAspect) {
+  using P = std::pair<int, int>;
+  EXPECT_EQ(*ChooseInput("", 256, 256, 3.0), P(0, 0));
+  EXPECT_EQ(*ChooseInput("auto", 256, 256, 1.1), P(0, 0));  // near square: the backbone's
+  EXPECT_EQ(*ChooseInput("auto", 256, 256, 500.0 / 1247), P(256, 640));  // commutator photos
+  EXPECT_EQ(*ChooseInput("auto", 256, 256, 2.0), P(512, 256));
+  EXPECT_EQ(*ChooseInput("auto", 256, 256, 10.0), P(1024, 256));  // at most 4x
+  EXPECT_EQ(*ChooseInput("320x96", 256, 256, 1.0), P(320, 96));
+  for (const char* bad : {"320", "320x100", "0x64", "64x64x3", "big"}) {
+    EXPECT_EQ(ChooseInput(bad, 256, 256, 1.0).status().code(), ErrorCode::kInvalidArgument) << bad;
+  }
+}
+
+TEST_F(BackboneTrainTest, AutoInputFollowsWidePhotos) {
+  const std::string centernet = FindCenternet();
+  if (centernet.empty()) {
+    GTEST_SKIP() << "centernet backbone not converted (tools/backbones/convert.sh build/backbones)";
+  }
+  const fs::path data = root_ / "wide";
+  synth::SynthOptions so;
+  so.train = 10;
+  so.val_good = 0;
+  so.val_defect = 0;
+  so.width = 256;
+  so.height = 128;
+  ASSERT_TRUE(synth::WriteSynthDataset(data.string(), so).ok());
+  BackboneTrainOptions o;
+  o.data = data.string();
+  o.out = (root_ / "wide.safetensors").string();
+  o.backbone = centernet;
+  o.quiet = true;
+  o.threads = 1;
+  o.input = "auto";
+  ASSERT_TRUE(RunBackboneTraining(o).ok());
+  const std::vector<uint8_t> bytes = ReadBytes(o.out);
+  auto det = Detector::Create(bytes.data(), bytes.size());
+  ASSERT_TRUE(det.ok()) << det.status().ToString();
+  EXPECT_EQ((*det)->info().input_width, 512);
+  EXPECT_EQ((*det)->info().input_height, 256);
+  EXPECT_EQ((*det)->info().map_width, 2 * (*det)->info().map_height);
 }
 
 TEST_F(BackboneTrainTest, TooFewImagesIsAClearErrorAndWritesNothing) {

@@ -371,6 +371,35 @@ TEST(FitTeacher, TheEngineScoresAsTheFit) {
   }
 }
 
+TEST(FitTeacher, AnotherInputSizeKeepsThePartsAspect) {
+  // The 64x64 backbone taught at 96x64: a 24x16 map, and the written model
+  // resizes to 96x64 and scores as the fit.
+  const std::vector<uint8_t> backbone = TinyBackbone();
+  TeacherOptions to;
+  to.dims = 8;
+  to.input_width = 96;
+  to.input_height = 64;
+  auto t = Teacher::Create(backbone.data(), backbone.size(), to);
+  ASSERT_TRUE(t.ok()) << t.status().ToString();
+  EXPECT_EQ((*t)->map_width(), 24);
+  EXPECT_EQ((*t)->map_height(), 16);
+  for (int i = 0; i < 20; ++i) ASSERT_TRUE((*t)->AddImage(GoodImage(1000 + uint64_t(i)).view()).ok());
+  auto r = (*t)->Fit({});
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  auto det = Detector::Create(r->model.data(), r->model.size());
+  ASSERT_TRUE(det.ok()) << det.status().ToString();
+  EXPECT_EQ((*det)->info().input_width, 96);
+  EXPECT_EQ((*det)->info().input_height, 64);
+  EXPECT_EQ((*det)->info().map_width, 24);
+  auto d = (*det)->Detect(GoodImage(1000).view());
+  ASSERT_TRUE(d.ok());
+  EXPECT_NEAR((*d)->raw_score, r->first_raw, 1e-3f * (1 + std::fabs(r->first_raw)));
+  // Sizes the strides do not divide: a clear error.
+  to.input_width = 100;
+  EXPECT_EQ(Teacher::Create(backbone.data(), backbone.size(), to).status().code(),
+            ErrorCode::kInvalidArgument);
+}
+
 TEST(FitTeacher, GroupsStayInOneFoldAndNearDuplicatesAreLinked) {
   const std::vector<uint8_t> backbone = TinyBackbone();
   TeacherOptions to;

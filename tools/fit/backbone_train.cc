@@ -158,6 +158,32 @@ Result<std::string> ResolveBackbone(const std::string& name_or_file) {
                    name_or_file.c_str(), looked.c_str(), name_or_file.c_str());
 }
 
+Result<std::pair<int, int>> ChooseInput(const std::string& input, int bw, int bh,
+                                        double median_aspect) {
+  if (input.empty()) return std::pair<int, int>{0, 0};
+  if (input == "auto") {
+    if (!(median_aspect > 0) || (median_aspect >= 0.8 && median_aspect <= 1.25)) {
+      return std::pair<int, int>{0, 0};
+    }
+    // The backbone's short side; the long side at the photos' aspect, in
+    // multiples of 32, at most 4 times the short side.
+    const int s = std::max(32, std::min(bw, bh) / 32 * 32);
+    const double a = std::clamp(median_aspect, 0.25, 4.0);
+    const int l = std::max(s, int(std::lround(s * std::max(a, 1.0 / a) / 32.0)) * 32);
+    return a > 1 ? std::pair<int, int>{l, s} : std::pair<int, int>{s, l};
+  }
+  int w = 0, h = 0;
+  char tail = 0;
+  if (std::sscanf(input.c_str(), "%dx%d%c", &w, &h, &tail) != 2 || w < 32 || h < 32 ||
+      w > 2048 || h > 2048 || w % 32 != 0 || h % 32 != 0) {
+    return MakeError(ErrorCode::kInvalidArgument,
+                     "--input '%s': expected auto or WxH with both sides multiples of 32 in "
+                     "[32, 2048] (e.g. 256x640)",
+                     input.c_str());
+  }
+  return std::pair<int, int>{w, h};
+}
+
 Result<fit::FitOptions> MakeFitOptions(const BackboneTrainOptions& o) {
   fit::FitOptions f;
   FLAWLENS_ASSIGN_OR_RETURN(f.density, fit::ParseDensityKind(o.density));
@@ -205,6 +231,35 @@ Result<TaughtDataset> TeachDataset(const BackboneTrainOptions& o) {
   }
 
   fit::TeacherOptions to;
+  if (!o.input.empty()) {
+    // The photos' aspect ratio: the median of up to 64 of them, spread over
+    // the list.
+    std::vector<double> aspects;
+    const size_t step = std::max<size_t>(1, paths.size() / 64);
+    for (size_t i = 0; i < paths.size(); i += step) {
+      auto file = ReadFileBytes(paths[i]);
+      auto image = file.ok() ? DecodeImage(file->data(), file->size()) : Result<Image>(file.status());
+      if (image.ok()) aspects.push_back(double(image->width) / double(image->height));
+    }
+    double median = 0;
+    if (!aspects.empty()) {
+      std::nth_element(aspects.begin(), aspects.begin() + long(aspects.size() / 2), aspects.end());
+      median = aspects[aspects.size() / 2];
+    }
+    auto probe = fit::Teacher::Create(bytes.data(), bytes.size(), to);
+    if (!probe.ok()) {
+      return MakeError(probe.status().code(), "backbone %s: %s", out.backbone_path.c_str(),
+                       probe.status().message().c_str());
+    }
+    const PreprocessConfig& pc = (*probe)->preprocess();
+    FLAWLENS_ASSIGN_OR_RETURN(auto wh, ChooseInput(o.input, pc.resize_w, pc.resize_h, median));
+    to.input_width = wh.first;
+    to.input_height = wh.second;
+    if (!o.quiet && wh.first > 0) {
+      std::fprintf(stderr, "input %dx%d (the photos' median aspect ratio %.2f)\n", wh.first,
+                   wh.second, median);
+    }
+  }
   to.dims = o.dims;
   to.pool = o.pool;
   to.seed = static_cast<uint32_t>(o.seed);

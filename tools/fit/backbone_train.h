@@ -41,6 +41,10 @@ struct BackboneTrainOptions {
   int folds = 5;                         // cross-fit folds
   float link = 0.5f;                     // near-duplicate linking (0 = by file name only)
   int channel_begin = 0, channel_end = 0;  // backbone channels used (0, 0 = all)
+  // The network input: "" = the backbone's, "WxH", or "auto": the backbone's
+  // unless the photos' median aspect ratio is outside [0.8, 1.25], then the
+  // backbone's short side and a long side with the photos' aspect (ChooseInput).
+  std::string input;
   std::string taught_by = "flawlens train";
 };
 
@@ -69,6 +73,12 @@ struct TaughtDataset {
   double seconds = 0;     // reading, decoding and feature extraction
 };
 Result<TaughtDataset> TeachDataset(const BackboneTrainOptions& options);
+
+// The input size for `input` ("", "auto" or "WxH") given the backbone's
+// input (bw x bh) and the median width / height of the training photos:
+// {0, 0} = the backbone's. Errors: a malformed or unusable "WxH".
+Result<std::pair<int, int>> ChooseInput(const std::string& input, int bw, int bh,
+                                        double median_aspect);
 
 // FitOptions from the command-line options (card name, created time, ...).
 Result<fit::FitOptions> MakeFitOptions(const BackboneTrainOptions& options);
