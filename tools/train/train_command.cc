@@ -80,18 +80,14 @@ std::string GivenScratchOptions(const TrainArgs& args) {
   return given;
 }
 
-Status NeedsTorchForAdapt() {
-  return MakeError(ErrorCode::kUnsupported,
-                   "this flawlens was built without LibTorch: adapting a backbone needs it "
-                   "(tools/setup.sh test installs it; cmake -DFLAWLENS_TORCH=ON)");
-}
-
 Status RunAdapt(const adapt::AdaptOptions& options) {
 #if FLAWLENS_TORCH
   return adapt::RunAdaptation(options);
 #else
   (void)options;
-  return NeedsTorchForAdapt();
+  return MakeError(ErrorCode::kUnsupported,
+                   "this flawlens was built without LibTorch: adapting a backbone needs it "
+                   "(tools/setup.sh test installs it; cmake -DFLAWLENS_TORCH=ON)");
 #endif
 }
 
