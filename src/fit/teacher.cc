@@ -8,7 +8,9 @@
 #include <map>
 
 #include "fit/threshold.h"
+#include "model/graph_builder.h"
 #include "model/json_util.h"
+#include "model/safetensors.h"
 
 namespace flawlens::fit {
 namespace {
@@ -32,39 +34,17 @@ uint64_t SplitMix(uint64_t* state) {
   return z ^ (z >> 31);
 }
 
-// The metadata string `key` of a safetensors header already validated by
-// LoadModel, parsed.
+// The metadata string `key` of a model file, parsed.
 Status MetadataJson(const uint8_t* bytes, size_t size, const char* key, JsonValue* out,
                     bool* present) {
-  const uint64_t n = ReadHeaderLength(bytes);
-  JsonValue header;
-  FLAWLENS_RETURN_IF_ERROR(
-      ParseJson(reinterpret_cast<const char*>(bytes + 8), size_t(n), "model header", &header));
-  const JsonValue* meta = header.Find("__metadata__");
-  const JsonValue* s = meta ? meta->Find(key) : nullptr;
-  *present = s && s->is_string();
+  FLAWLENS_ASSIGN_OR_RETURN(SafetensorsHeader header, ReadSafetensorsHeader(bytes, size));
+  auto it = header.metadata.find(key);
+  *present = it != header.metadata.end();
   if (!*present) return Status::Ok();
-  return ParseJson(s->str().data(), s->str().size(), key, out);
+  return ParseJson(it->second.data(), it->second.size(), key, out);
 }
 
 JsonValue IntPair(int a, int b) { return JsonValue::Array().Push(a).Push(b); }
-
-JsonValue ConvNode(const std::string& name, const std::string& input, int out_c,
-                   const std::string& weight, const std::string& bias) {
-  JsonValue n = JsonValue::Object();
-  n.Set("name", name).Set("op", "conv2d").Set("inputs", JsonValue::Array().Push(input));
-  n.Set("out_channels", out_c).Set("kernel", IntPair(1, 1)).Set("weight", weight);
-  if (!bias.empty()) n.Set("bias", bias);
-  return n;
-}
-
-JsonValue SimpleNode(const std::string& name, const char* op, std::vector<std::string> inputs) {
-  JsonValue in = JsonValue::Array();
-  for (std::string& s : inputs) in.Push(std::move(s));
-  JsonValue n = JsonValue::Object();
-  n.Set("name", name).Set("op", op).Set("inputs", std::move(in));
-  return n;
-}
 
 // |a (x - mu)|^2 for lower triangular a (D x D).
 float Mahalanobis2(const float* x, const float* a, const float* mu, int d, float* tmp) {
@@ -230,7 +210,6 @@ Status Teacher::Init(const uint8_t* bytes, size_t size, const TeacherOptions& op
       kept_tensors_.push_back(std::move(mt));
     }
   }
-  if (const JsonValue* in = graph.Find("input")) graph_input_ = *in;
   if (options.input_width > 0 || options.input_height > 0) {
     // Another input size (an aspect ratio that matches the parts): the
     // backbone's convolutions take any size whose strides divide it, and the
@@ -251,7 +230,6 @@ Status Teacher::Init(const uint8_t* bytes, size_t size, const TeacherOptions& op
     pc.resize_h = h;
     g.input.w = w;
     g.input.h = h;
-    graph_input_.Set("w", w).Set("h", h);
     pre.Set("resize_w", w).Set("resize_h", h);
   }
   preprocess_json_ = pre.Dump();
@@ -781,32 +759,23 @@ std::vector<uint8_t> Teacher::WriteModelFile(const FitOptions& o, const JsonValu
                                              const Density& dens, const CellCalibration& cc,
                                              const FitResult& result) const {
   const int d = d_;
-  ModelSpec spec;
-  spec.tensors = kept_tensors_;
-  JsonValue nodes = kept_nodes_;
-  nodes.Push(ConvNode(kProjNode, feature_node_, d, std::string(kProjNode) + ".weight", ""));
-  spec.tensors.push_back({std::string(kProjNode) + ".weight", {d, 1, 1, fc_}, projection_});
-  std::string features = kProjNode;
+  const Shape& in = model_->graph.input;
+  GraphBuilder g(in.h, in.w, in.c);
+  for (size_t i = 0; i < kept_nodes_.size(); ++i) g.RawNode(kept_nodes_[i]);
+  for (const ModelTensor& t : kept_tensors_) g.AddTensor(t.name, {t.shape, t.data});
+  ConvParams proj;
+  proj.out_channels = d;
+  std::string features = g.Conv2d(kProjNode, feature_node_, proj, {{d, 1, 1, fc_}, projection_});
   if (options_.pool > 1) {
-    const int p = options_.pool, h = p / 2;
-    JsonValue n = SimpleNode(kPoolNode, "avgpool2d", {kProjNode});
-    n.Set("kernel", IntPair(p, p)).Set("stride", IntPair(1, 1));
-    n.Set("pad", JsonValue::Array().Push(h).Push(h).Push(h).Push(h));
-    n.Set("count_include_pad", false);
-    nodes.Push(std::move(n));
-    features = kPoolNode;
+    PoolParams pool;
+    pool.kernel_h = pool.kernel_w = options_.pool;
+    pool.pad_top = pool.pad_left = pool.pad_bottom = pool.pad_right = options_.pool / 2;
+    pool.count_include_pad = false;
+    features = g.AvgPool2d(kPoolNode, features, pool);
   }
-  JsonValue n = SimpleNode(kDensityNode, "position_mahalanobis", {features});
-  n.Set("weight", std::string(kDensityNode) + ".weight");
-  n.Set("bias", std::string(kDensityNode) + ".bias");
-  nodes.Push(std::move(n));
-  spec.tensors.push_back(
-      {std::string(kDensityNode) + ".weight", {dens.grid_h, dens.grid_w, d, d}, dens.whitening});
-  spec.tensors.push_back({std::string(kDensityNode) + ".bias", {fh_, fw_, d}, dens.mean});
-  JsonValue graph = JsonValue::Object();
-  graph.Set("input", graph_input_).Set("nodes", std::move(nodes)).Set("output", kDensityNode);
-  spec.graph_json = graph.Dump();
-  spec.preprocess_json = preprocess_json_;
+  g.PositionMahalanobis(kDensityNode, features, {{dens.grid_h, dens.grid_w, d, d}, dens.whitening},
+                        {{fh_, fw_, d}, dens.mean});
+  ModelSpec spec = g.Spec(kDensityNode, preprocess_json_);
   PostprocessConfig post;
   post.blur_sigma = o.blur_sigma;
   post.reduce = ScoreReduce::kMax;

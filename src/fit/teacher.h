@@ -176,7 +176,7 @@ class Teacher {
   PreprocessScratch scratch_;
   std::vector<float> projection_;  // D x C
   // What the written model copies from the source.
-  JsonValue graph_input_, kept_nodes_, source_card_backbone_;
+  JsonValue kept_nodes_, source_card_backbone_;
   std::string preprocess_json_, feature_node_;
   std::vector<ModelTensor> kept_tensors_;
   int fh_ = 0, fw_ = 0, fc_ = 0, d_ = 0;

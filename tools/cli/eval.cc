@@ -364,11 +364,11 @@ void PrintTable(const EvalRun& run) {
   const Calibration& cal = run.model.model->calibration;
   if (!std::isnan(cal.false_alarm_rate) && rows[0].good > 0) {
     std::printf("\nat the threshold %.4f the model promises %s flagged (target %.3g, estimated from "
-                "%d good images); here %.1f %% of the good and %s of the defective images are "
-                "flagged (R@1%%FA %s, R@5%%FA %s)\n",
+                "%d good images); here %.1f %% of the good and %.1f %% of the defective images "
+                "are flagged (R@1%%FA %s, R@5%%FA %s)\n",
                 run.threshold, fit::DescribeRate(double(cal.false_alarm_rate)).c_str(),
                 double(cal.false_alarm_rate), cal.good_images, 100.0 * rows[0].fpr,
-                Cell(rows[0].recall).c_str(), Cell(rows[0].recall_at_fa1).c_str(),
+                100.0 * rows[0].recall, Cell(rows[0].recall_at_fa1).c_str(),
                 Cell(rows[0].recall_at_fa5).c_str());
   }
   std::printf("\n%s\n", run.interval_note.c_str());
