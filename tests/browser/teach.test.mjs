@@ -310,13 +310,12 @@ export default async function (t) {
              'flawlens info says what the threshold means');
 
     // Taught from the good photos instead: unseen good parts pass, defects are flagged.
-    await p2.click('#teach-clear-btn');
     await p2.setInputFiles('#teach-photos-input', trainGood);
     await p2.waitForFunction((n) => window.__flawlens.teach.images === n && !window.__flawlens.teach.busy, trainGood.length,
                              { timeout: 60000 });
     await p2.fill('#teach-name', 'from-photos');
     await p2.click('#teach-btn');
-    await p2.waitForFunction(() => document.getElementById('model-badge').textContent === 'Model: from-photos',
+    await p2.waitForFunction(() => /^Taught “from-photos”/.test(document.getElementById('teach-note').textContent),
                              null, { timeout: 60000 });
     const note = await p2.textContent('#teach-note');
     t.assert(/Threshold [\d.]+: about 1 in 20 good parts are flagged, estimated from \d+ frames/.test(note),
