@@ -53,6 +53,9 @@ struct TrainArgs {
   // --adapt MINUTES: fine-tune the backbone on the data first (LibTorch).
   double adapt_minutes = 0;
   int adapt_steps = 0;
+  // On a backbone: the threshold's target and the network input.
+  double false_alarms = 0;
+  std::string input = "auto";
   // Options that only mean something when training from scratch: given
   // without --from-scratch they are an error, not silently ignored.
   std::vector<CLI::Option*> scratch_only;
@@ -149,6 +152,8 @@ Status TrainOnBackbone(const TrainArgs& args) {
   }
   b.seed = t.seed;
   b.sensitivity = t.sensitivity;
+  b.false_alarm_rate = args.false_alarms;
+  b.input = args.input;
   b.holdout = t.holdout;
   b.threads = t.threads;
   b.val_split = t.val_split;
@@ -289,8 +294,18 @@ void AddTrainCommand(CLI::App& app) {
   cmd->add_option("--seed", opt->seed, "Random seed (feature projection, held-out images; from scratch a repeatable run "
                   "also needs --steps)")->capture_default_str();
   cmd->add_option("--sensitivity", opt->sensitivity,
-                  "0..1; higher flags more images (threshold = 6*(1-s) std above held-out good)")
+                  "0..1; higher flags more images: 0.5 = about 1 in 20 good parts flagged, each "
+                  "+0.25 ten times more (on a backbone; from scratch the same scale on held-out "
+                  "good images)")
       ->capture_default_str()->check(CLI::Range(0.0, 1.0));
+  cmd->add_option("--false-alarms", args->false_alarms,
+                  "On a backbone: the share of good parts the threshold may flag, in [0.0001, 0.5] "
+                  "(overrides --sensitivity)")
+      ->check(CLI::Range(0.0001, 0.5));
+  cmd->add_option("--input", args->input,
+                  "On a backbone: the network input, auto (the photos' aspect ratio when far from "
+                  "square) or WxH (multiples of 32), or \"\" for the backbone's own")
+      ->capture_default_str();
   scratch(cmd->add_option("--size", opt->size, "Network input: side of the square of equal area"))
       ->capture_default_str()->check(CLI::Range(32, 1024));
   scratch(cmd->add_option("--input-w", opt->input_w, "Explicit network input width (multiple of 8)"));
@@ -348,7 +363,9 @@ void AddTrainCommand(CLI::App& app) {
   scratch(cmd->add_option("--cell-std-shrink", opt->cell_std_shrink,
                           "0 = per-cell std, 1 = global std; < 0 = chosen on held-out good images"))
       ->capture_default_str();
-  cmd->add_option("--holdout", opt->holdout, "Fraction of good images held out for calibration")
+  scratch(cmd->add_option("--holdout", opt->holdout,
+                          "Fraction of good images held out for calibration (on a backbone every "
+                          "image is scored out of its group instead)"))
       ->capture_default_str()->check(CLI::Range(0.02, 0.5));
   scratch(cmd->add_option("--anomaly-prob", opt->anomaly_prob,
                           "Fraction of crops with synthetic anomalies"))
