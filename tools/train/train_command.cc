@@ -44,7 +44,8 @@ constexpr char kDefaultBackbone[] = "centernet";
 
 // The options both ways of training take.
 constexpr char kSharedOptions[] =
-    "--seed, --sensitivity, --holdout, --threads, --val-split, --name, --quiet";
+    "--seed, --sensitivity, --false-alarms, --input, --threads, --val-split, --name, --quiet, "
+    "--adapt, --adapt-steps";
 
 struct TrainArgs {
   train::TrainOptions options;
