@@ -31,7 +31,7 @@ test_packages=(
 )
 # npm folders installed with `npm ci` when they hold a package-lock.json.
 serve_npm=(tools/backbones tools/web-deps)
-test_npm=(tests tests/onnx_export)
+test_npm=(tests tests/onnx tests/onnx_export)   # onnx*: onnxruntime-node, install scripts off (.npmrc)
 
 case "$what" in
   serve) packages=("${serve_packages[@]}"); npm_dirs=("${serve_npm[@]}") ;;
