@@ -56,7 +56,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       std::memcpy(px, rest.data(), rest.size());
       px[size_t(i) % rest.size()] ^= uint8_t(i * 37 + 1);  // frames differ
     }
-    (void)t.addFrame(w, h, fmt, i % 2 ? rx : 0, i % 2 ? ry : 0, i % 2 ? rw : 0, i % 2 ? rh : 0);
+    // Camera frames and, every third, a photo of one of two parts (groups).
+    const std::string group = i % 3 == 2 ? "part" + std::to_string(i % 2) : "";
+    (void)t.addFrame(w, h, fmt, i % 2 ? rx : 0, i % 2 ? ry : 0, i % 2 ? rw : 0, i % 2 ? rh : 0,
+                     group);
   }
   (void)t.fit("{\"name\":\"fuzz\",\"card\":{\"roi\":null}}", nullptr);
   (void)t.result();
