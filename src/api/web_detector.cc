@@ -47,6 +47,9 @@ std::string WebDetector::info() const {
       .Set("mapHeight", i.map_height)
       .Set("threshold", i.threshold)
       .Set("falseAlarmRate", std::isnan(i.false_alarm_rate) ? JsonValue() : JsonValue(double(i.false_alarm_rate)))
+      // The threshold's meaning in words (fit::DescribeRate), so the page
+      // shows the CLI's wording.
+      .Set("falseAlarmWords", std::isnan(i.false_alarm_rate) ? "" : fit::DescribeRate(i.false_alarm_rate))
       .Set("goodImages", i.good_images)
       .Set("goodGroups", i.good_groups)
       .Set("mapLow", i.map_low)

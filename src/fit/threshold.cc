@@ -42,11 +42,6 @@ double SensitivityToRate(double sensitivity) {
                     kMaxFalseAlarmRate);
 }
 
-double RateToSensitivity(double rate) {
-  const double r = std::clamp(rate, kMinFalseAlarmRate, kMaxFalseAlarmRate);
-  return std::clamp(0.5 + std::log10(r / kDefaultFalseAlarmRate) / 4.0, 0.0, 1.0);
-}
-
 Result<ThresholdEstimate> EstimateThreshold(std::vector<float> scores, double rate, int groups) {
   if (!(rate >= kMinFalseAlarmRate && rate <= kMaxFalseAlarmRate)) {
     return MakeError(ErrorCode::kInvalidArgument,

@@ -37,10 +37,9 @@ inline constexpr double kMinFalseAlarmRate = 1e-4, kMaxFalseAlarmRate = 0.5;
 // spaced when there are more).
 inline constexpr int kMaxStoredGoodScores = 512;
 
-// Sensitivity in [0, 1] <-> target false-alarm rate: 0.5 is the default
+// Sensitivity in [0, 1] -> target false-alarm rate: 0.5 is the default
 // rate, each +0.25 multiplies the rate by 10 (clamped to the range above).
 double SensitivityToRate(double sensitivity);
-double RateToSensitivity(double rate);
 
 struct ThresholdEstimate {
   float threshold = 0;      // in the units of the scores given

@@ -452,6 +452,7 @@ test('Teacher: a taught model loads as a detector, flags a defect and passes goo
     assert.ok(atThreshold > 0 && atThreshold <= 0.1, `estimated rate at the threshold: ${atThreshold}`);
     assert.ok(det.falseAlarmRate(det.threshold - 2) > atThreshold, 'a lower threshold flags more');
     assert.equal(det.describeRate(0.02), 'about 1 in 50 good parts');
+    assert.equal(det.info.falseAlarmWords, 'about 1 in 20 good parts', 'the words of the model\'s own target');
     // "Calibrate here": the same rule on scores of good frames.
     const scores = Array.from({ length: 200 }, (_, i) => i / 100);
     const cal = det.thresholdForScores(scores, 0.05);

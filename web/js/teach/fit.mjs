@@ -4,17 +4,6 @@
 import { errText } from '../ui/dom.mjs';
 import { kMinFit, stamp, fileSafe } from './shared.mjs';
 
-// "about 1 in 50 good parts" (fit::DescribeRate's wording).
-function rateWords(rate) {
-  if (!(rate > 0)) return 'no good parts';
-  if (rate < 1e-4) return 'fewer than 1 in 10000 good parts';
-  if (rate >= 0.095) return `about ${Math.max(1, Math.round(rate * 10))} in 10 good parts`;
-  let inv = 1 / rate;
-  const mag = 10 ** (Math.floor(Math.log10(inv)) - 1);
-  inv = Math.round(inv / mag) * mag;
-  return `about 1 in ${inv.toFixed(0)} good parts`;
-}
-
 // Progress from the worker: a number in [0, 1] or {fraction|done/total, stage}.
 function progressFraction(p) {
   if (typeof p === 'number') return p;
@@ -90,8 +79,9 @@ export const fitMethods = {
       return;
     }
     const c = r.calibration || {};
-    const meaning = Number.isFinite(c.falseAlarmRate)
-      ? ` Threshold ${c.threshold.toFixed(2)}: ${rateWords(c.falseAlarmRate)} are flagged, estimated from ${c.goodImages} ` +
+    const words = r.info?.falseAlarmWords;
+    const meaning = words
+      ? ` Threshold ${c.threshold.toFixed(2)}: ${words} are flagged, estimated from ${c.goodImages} ` +
         `frames scored by models that did not see them (${r.groups} parts or time blocks).`
       : '';
     const warnings = Array.isArray(r.warnings) && r.warnings.length ? ` Note: ${r.warnings.join('; ')}.` : '';

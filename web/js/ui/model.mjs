@@ -5,17 +5,15 @@
 import { hashBytesAsync, modelKey } from '../storage.mjs';
 import { setBadge, textEl, errText, fmt, fmtCount } from './dom.mjs';
 
-// What the model's own threshold means, in words, and what it rests on.
+// What the model's own threshold means, in words (the C++ wording, from
+// info.falseAlarmWords), and what it rests on.
 function thresholdText(info) {
   const t = fmt(info.threshold, 4);
-  const r = info.falseAlarmRate;
-  if (!(Number.isFinite(r) && r > 0)) return t;
-  const oneIn = Math.round(1 / r);
-  const rate = r >= 0.095 ? `about ${Math.max(1, Math.round(r * 10))} in 10` : `about 1 in ${oneIn}`;
+  if (!info.falseAlarmWords) return t;
   const from = info.goodImages > 0
     ? `, estimated from ${info.goodImages} good images${info.goodGroups > 0 ? ` of ${info.goodGroups} parts or sessions` : ''} scored by models that did not see them`
     : '';
-  return `${t}: ${rate} good parts are flagged${from}`;
+  return `${t}: ${info.falseAlarmWords} are flagged${from}`;
 }
 
 function addRow(dl, label, value) {
