@@ -19,9 +19,14 @@ uint8_t* WebDetector::buffer(double bytes) {
 
 void WebDetector::releaseBytes() { std::vector<uint8_t>().swap(bytes_); }
 
-std::string WebDetector::load(const std::string& backend) {
+std::string WebDetector::load(const std::string& backend, int threads) {
+  if (threads < 1) {
+    releaseBytes();
+    return "invalid_argument: threads must be >= 1, got " + std::to_string(threads);
+  }
   DetectorOptions opts;
   opts.backend = backend;
+  opts.threads = threads;
   auto det = Detector::Create(bytes_.data(), bytes_.size(), opts);
   releaseBytes();
   if (!det.ok()) return det.status().ToString();

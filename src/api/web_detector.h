@@ -34,8 +34,10 @@ class WebDetector {
   size_t bufferSize() const { return bytes_.size(); }
   void releaseBytes();
 
-  // Load the model in buffer(). On failure the previous model stays.
-  std::string load(const std::string& backend);
+  // Load the model in buffer(). threads: how many the executor splits its
+  // ops over (>= 1; more than the module can run is clamped, and the
+  // single-thread module runs one). On failure the previous model stays.
+  std::string load(const std::string& backend, int threads);
   bool loaded() const { return det_ != nullptr; }
   std::string info() const;  // JSON document (engine.mjs parses it)
 

@@ -11,6 +11,7 @@
 #include "fit/teacher.h"
 #include "fit/threshold.h"
 #include "model/json_value.h"
+#include "model/safetensors.h"
 
 namespace flawlens {
 namespace {
@@ -36,19 +37,13 @@ bool ParsePixelFormat(const std::string& format, PixelFormat* pf) {
 // __metadata__.card parsed ("{}" when anything is missing).
 JsonValue CardOf(const uint8_t* bytes, size_t size) {
   JsonValue none = JsonValue::Object();
-  if (size < 8) return none;
-  uint64_t n = 0;
-  for (int i = 7; i >= 0; --i) n = (n << 8) | bytes[i];
-  if (n > size - 8) return none;
-  JsonValue header;
-  if (!ParseJson(reinterpret_cast<const char*>(bytes + 8), size_t(n), "header", &header).ok()) {
-    return none;
-  }
-  const JsonValue* meta = header.Find("__metadata__");
-  const JsonValue* card = meta ? meta->Find("card") : nullptr;
+  auto header = ReadSafetensorsHeader(bytes, size);
+  if (!header.ok()) return none;
+  auto card = header->metadata.find("card");
   JsonValue out;
-  if (!card || !card->is_string() ||
-      !ParseJson(card->str().data(), card->str().size(), "card", &out).ok() || !out.is_object()) {
+  if (card == header->metadata.end() ||
+      !ParseJson(card->second.data(), card->second.size(), "card", &out).ok() ||
+      !out.is_object()) {
     return none;
   }
   return out;
@@ -109,6 +104,13 @@ std::string WebTeacher::begin(const std::string& options_json) {
     }
     to.dims = static_cast<int>(v);
   }
+  if (const JsonValue* threads = o.Find("threads"); threads && !threads->is_null()) {
+    if (!threads->ToInt64(1, 64, &v)) {
+      releaseBytes();
+      return Err("invalid_argument", "threads must be an integer in [1, 64]");
+    }
+    to.threads = static_cast<int>(v);
+  }
   auto t = fit::Teacher::Create(bytes_.data(), bytes_.size(), to);
   if (!t.ok()) {
     releaseBytes();
@@ -137,6 +139,7 @@ std::string WebTeacher::begin(const std::string& options_json) {
       .Set("dims", teacher_->dims())
       .Set("featureChannels", teacher_->feature_channels())
       .Set("featureNode", teacher_->feature_node())
+      .Set("minImages", fit::kMinFitImages)
       .Set("backbone", std::move(backbone));
   info_json_ = info.Dump();
   last_hash_ = 0;

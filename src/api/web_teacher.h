@@ -48,11 +48,13 @@ class WebTeacher {
   void releaseBytes();
 
   // Creates the teacher from the model file in buffer() (released after).
-  // options: JSON object, optional "seed" (uint32) and "dims" (1..1024).
+  // options: JSON object, optional "seed" (uint32), "dims" (1..1024) and
+  // "threads" (1..64, what its executor splits ops over; default 1).
   // On failure the previous teacher (if any) stays.
   std::string begin(const std::string& options_json);
   bool ready() const { return teacher_ != nullptr; }
   // JSON: {mapWidth, mapHeight, dims, featureChannels, featureNode,
+  //        minImages (the fewest images fit() accepts),
   //        backbone: {name, licence}} ("{}" before begin()).
   std::string info() const;
 

@@ -14,6 +14,7 @@
 #include "image/preprocess.h"
 #include "model/model.h"
 #include "nn/executor.h"
+#include "kernels/backends.h"
 
 namespace flawlens {
 
@@ -86,7 +87,7 @@ Result<std::unique_ptr<Detector>> Detector::Create(const uint8_t* model_bytes, s
   ExecutorOptions eo;
   eo.backend = kind;
   eo.threads = std::max(1, options.threads);
-  FLAWLENS_ASSIGN_OR_RETURN(det->executor_, Executor::Create(m.graph, eo));
+  FLAWLENS_ASSIGN_OR_RETURN(det->executor_, CreateExecutor(m.graph, eo));
 
   const int map_cells = out.h * out.w;
   det->detection_.map.assign(map_cells, 0.0f);

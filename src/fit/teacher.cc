@@ -1,3 +1,4 @@
+#include "kernels/backends.h"
 #include "fit/teacher.h"
 
 #include <algorithm>
@@ -296,7 +297,7 @@ Status Teacher::Init(const uint8_t* bytes, size_t size, const TeacherOptions& op
     return MakeError(ErrorCode::kInvalidArgument, "unknown backend '%s'", options.backend.c_str());
   }
   eo.threads = std::max(1, options.threads);
-  FLAWLENS_ASSIGN_OR_RETURN(executor_, Executor::Create(g, eo));
+  FLAWLENS_ASSIGN_OR_RETURN(executor_, CreateExecutor(g, eo));
 
   return Status::Ok();
 }

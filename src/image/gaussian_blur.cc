@@ -1,4 +1,4 @@
-// Separable symmetric blur, SIMD128 (kernels/simd/simd128.h: SSE2 natively,
+// Separable symmetric blur, SIMD128 (core/simd128.h: SSE2 natively,
 // wasm SIMD128 in the browser). Both passes keep a block of output columns in
 // registers across all taps (no read-modify-write of the output per tap) and
 // add the two taps at distance d before the one multiply by kern[r + d].
@@ -6,7 +6,7 @@
 
 #include <cstring>
 
-#include "kernels/simd/simd128.h"
+#include "core/simd128.h"
 
 namespace flawlens {
 

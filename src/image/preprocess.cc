@@ -14,7 +14,7 @@
 #include "core/limits.h"
 #include "image/preprocess.h"
 #include "image/gaussian_blur.h"
-#include "kernels/simd/simd128.h"
+#include "core/simd128.h"
 
 namespace flawlens {
 

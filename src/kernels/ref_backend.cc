@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "kernels/ref/ref_kernels.h"
+#include "kernels/backends.h"
 #include "nn/backend.h"
 
 namespace flawlens {

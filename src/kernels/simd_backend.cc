@@ -1,6 +1,7 @@
 // The SIMD128 backend (what the wasm build runs). Unaccelerated configurations
 // return kUnsupported and the executor falls back to the reference backend.
 #include "kernels/simd/simd_ops.h"
+#include "kernels/backends.h"
 #include "nn/backend.h"
 
 namespace flawlens {

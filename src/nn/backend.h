@@ -76,10 +76,7 @@ enum class BackendKind {
 
 const char* BackendKindName(BackendKind kind);
 
-std::unique_ptr<Backend> MakeRefBackend();
-std::unique_ptr<Backend> MakeSimdBackend();
-// nullptr when the build has no XNNPACK (wasm). threads <= 1: no threadpool.
-std::unique_ptr<Backend> MakeXnnpackBackend(int threads);
-bool HaveXnnpack();
+// The backends themselves are made in src/kernels (kernels/backends.h): nn
+// only defines the contract, so it does not depend on the kernels.
 
 }  // namespace flawlens

@@ -17,7 +17,6 @@
 #include "nn/executor.h"
 
 #include <algorithm>
-#include <atomic>
 #include <new>
 #include <string>
 
@@ -49,8 +48,6 @@ void FreeFloats(float* p) {
 // starts on a tile boundary reproduces the unsplit op bit for bit.
 constexpr int kBandRowGranularity = 4;
 
-std::atomic<int> g_threads_override{0};
-
 bool IsBandableOp(OpType op) { return (InfoOf(op).flags & kOpBandable) != 0; }
 bool IsWindowOp(OpType op) { return (InfoOf(op).flags & kOpWindowed) != 0; }
 
@@ -75,47 +72,6 @@ struct Interval {
   int first, last;  // steps, inclusive
   size_t offset = 0;
 };
-
-// The backends to try for each node, most preferred first.
-Result<std::vector<std::unique_ptr<Backend>>> MakeBackendChain(const ExecutorOptions& options) {
-  std::vector<BackendKind> chain;
-  switch (options.backend) {
-    case BackendKind::kAuto:
-      if (HaveXnnpack()) chain.push_back(BackendKind::kXnnpack);
-      chain.push_back(BackendKind::kSimd);
-      chain.push_back(BackendKind::kReference);
-      break;
-    case BackendKind::kXnnpack:
-      if (!HaveXnnpack())
-        return MakeError(ErrorCode::kUnsupported, "executor: this build has no XNNPACK backend");
-      chain = {BackendKind::kXnnpack, BackendKind::kSimd, BackendKind::kReference};
-      break;
-    case BackendKind::kSimd:
-      chain = {BackendKind::kSimd, BackendKind::kReference};
-      break;
-    case BackendKind::kReference:
-      chain = {BackendKind::kReference};
-      break;
-    default:
-      return MakeError(ErrorCode::kInvalidArgument, "executor: unknown backend kind %d",
-                       static_cast<int>(options.backend));
-  }
-  std::vector<std::unique_ptr<Backend>> backends;
-  for (BackendKind kind : chain) {
-    std::unique_ptr<Backend> backend;
-    switch (kind) {
-      case BackendKind::kXnnpack: backend = MakeXnnpackBackend(options.threads); break;
-      case BackendKind::kSimd: backend = MakeSimdBackend(); break;
-      case BackendKind::kReference: backend = MakeRefBackend(); break;
-      default: break;
-    }
-    if (backend == nullptr)
-      return MakeError(ErrorCode::kUnsupported, "executor: backend '%s' is not available",
-                       BackendKindName(kind));
-    backends.push_back(std::move(backend));
-  }
-  return backends;
-}
 
 // Lifetimes of every value (first and last step that touches it), then
 // offsets greedily by size: values whose lifetimes do not overlap share
@@ -177,11 +133,6 @@ class ElidedConcat : public OpImpl {
 
 }  // namespace
 
-void SetThreadsOverride(int threads) {
-  g_threads_override.store(std::min(std::max(threads, 0), ThreadPool::kMaxThreads));
-}
-int ThreadsOverride() { return g_threads_override.load(); }
-
 struct Executor::Band {
   std::unique_ptr<OpImpl> op;
   std::vector<int64_t> input_offsets;  // floats into each input value
@@ -206,12 +157,18 @@ struct Executor::Step {
 
 Executor::Executor(const Graph& graph) : graph_(graph) {}
 
-Result<std::unique_ptr<Executor>> Executor::Create(const Graph& graph,
-                                                   const ExecutorOptions& options) {
+Result<std::unique_ptr<Executor>> Executor::Create(
+    const Graph& graph, std::vector<std::unique_ptr<Backend>> backends,
+    const ExecutorOptions& options) {
   if (graph.nodes.empty() || graph.shapes.size() != graph.nodes.size() + 1)
     return MakeError(ErrorCode::kInvalidArgument,
                      "executor: graph is not finalized (call Graph::Finalize() first)");
+  if (backends.empty())
+    return MakeError(ErrorCode::kInvalidArgument, "executor: no backend given");
+  for (const auto& b : backends)
+    if (b == nullptr) return MakeError(ErrorCode::kInvalidArgument, "executor: null backend");
   std::unique_ptr<Executor> executor(new Executor(graph));
+  executor->backends_ = std::move(backends);
   FLAWLENS_RETURN_IF_ERROR(executor->Plan(options));
   return executor;
 }
@@ -224,14 +181,11 @@ Executor::~Executor() {
 }
 
 Status Executor::Plan(const ExecutorOptions& options) {
-  // 1. Backends, most preferred first.
-  FLAWLENS_ASSIGN_OR_RETURN(backends_, MakeBackendChain(options));
+  // 1. Backends: given to Create(), most preferred first.
 
   // 2. One operator per node: first backend that supports it; split into
   // row bands where that pays.
-  const int override_threads = ThreadsOverride();
-  band_threads_ = std::min(std::max(override_threads > 0 ? override_threads : options.threads, 1),
-                           ThreadPool::kMaxThreads);
+  band_threads_ = std::min(std::max(options.threads, 1), ThreadPool::kMaxThreads);
   const int n = static_cast<int>(graph_.nodes.size());
   steps_.resize(n);
   size_t workspace_floats = 0;

@@ -30,7 +30,7 @@ class ThreadPool;
 struct ExecutorOptions {
   BackendKind backend = BackendKind::kAuto;
   // XNNPACK threadpool size (native) and the number of row bands other ops
-  // are split into (see above). SetThreadsOverride() replaces it for bands.
+  // are split into (see above).
   int threads = 1;
   // An op is split only if each band gets at least this much work
   // (multiply-accumulates for conv2d, window taps for pools, elements for the
@@ -38,17 +38,14 @@ struct ExecutorOptions {
   int64_t min_band_work = 1 << 17;
 };
 
-// Process-wide band thread count for executors created afterwards, for hosts
-// that cannot pass ExecutorOptions through (the threaded wasm module's
-// setThreads()). 0 (the default) means no override: options.threads applies.
-// Values are clamped to [0, 64].
-void SetThreadsOverride(int threads);
-int ThreadsOverride();
-
 class Executor {
  public:
   // `graph` must outlive the executor (weights are read in place or packed).
+  // `backends`, most preferred first: each node runs on the first one that
+  // implements it (kernels/backends.h makes the usual chains; CreateExecutor()
+  // there does both steps). options.backend is not read here.
   static Result<std::unique_ptr<Executor>> Create(const Graph& graph,
+                                                  std::vector<std::unique_ptr<Backend>> backends,
                                                   const ExecutorOptions& options = {});
   ~Executor();
 

@@ -28,6 +28,7 @@
 #include "fuzz_common.h"
 #include "model/model.h"
 #include "nn/backend.h"
+#include "kernels/backends.h"
 #include "test_models.h"
 
 namespace {

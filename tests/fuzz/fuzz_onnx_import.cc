@@ -16,6 +16,7 @@
 
 #include "model/model.h"
 #include "nn/executor.h"
+#include "kernels/backends.h"
 #include "onnx/onnx_import.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
@@ -46,7 +47,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   int64_t floats = 0;
   for (const flawlens::Shape& s : graph.shapes) floats += s.elements();
   if (floats > (int64_t{16} << 20)) return 0;
-  auto executor = flawlens::Executor::Create(graph);
+  auto executor = flawlens::CreateExecutor(graph);
   if (!executor.ok()) return 0;
   if (graph.Macs() < (int64_t{1} << 22) && graph.input.elements() <= 64 * 64 * 3) {
     std::fill((*executor)->input(), (*executor)->input() + graph.input.elements(), 0.0f);

@@ -19,7 +19,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   flawlens::WebDetector d;
   if (model_len > 0) std::memcpy(d.buffer(model_len), model, model_len);
   flawlens::fuzz::Reader rest(in.data() + model_len, in.size() - model_len);
-  const std::string err = d.load("simd");
+  const std::string err = d.load("simd", 1);
   if (!err.empty() || !d.loaded()) return 0;
   // Cost guard, as in fuzz_model_loader.
   const std::string info = d.info();

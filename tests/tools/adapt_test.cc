@@ -20,6 +20,7 @@
 #include "cli/dataset.h"
 #include "model/model.h"
 #include "nn/executor.h"
+#include "kernels/backends.h"
 
 namespace fs = std::filesystem;
 using namespace flawlens;
@@ -151,7 +152,7 @@ TEST(AdaptGraphModule, MatchesTheEngine) {
     ASSERT_TRUE(module.ok()) << module.status().ToString();
     ExecutorOptions eo;
     eo.backend = BackendKind::kReference;
-    auto exec = Executor::Create(model->graph, eo);
+    auto exec = CreateExecutor(model->graph, eo);
     ASSERT_TRUE(exec.ok()) << exec.status().ToString();
     const Shape out = model->graph.output_shape();
     torch::manual_seed(1);

@@ -21,6 +21,7 @@
 #include "import/tfjs_import.h"
 #include "model/model.h"
 #include "nn/executor.h"
+#include "kernels/backends.h"
 
 namespace flawlens::tfjs {
 namespace {
@@ -187,7 +188,7 @@ std::vector<float> RunModel(const std::vector<uint8_t>& bytes, const std::vector
   auto model = LoadModel(bytes.data(), bytes.size());
   EXPECT_TRUE(model.ok()) << model.status().ToString();
   if (!model.ok()) return {};
-  auto ex = Executor::Create((*model)->graph);
+  auto ex = CreateExecutor((*model)->graph);
   EXPECT_TRUE(ex.ok()) << ex.status().ToString();
   if (!ex.ok()) return {};
   EXPECT_EQ(size_t((*ex)->input_shape().elements()), input.size());

@@ -31,6 +31,7 @@
 
 #include "model/model.h"
 #include "nn/executor.h"
+#include "kernels/backends.h"
 
 namespace flawlens::onnx_import {
 namespace {
@@ -206,7 +207,7 @@ std::vector<float> RunModel(const std::vector<uint8_t>& bytes, const std::vector
   auto model = LoadModel(bytes.data(), bytes.size());
   EXPECT_TRUE(model.ok()) << model.status().ToString();
   if (!model.ok()) return {};
-  auto ex = Executor::Create((*model)->graph);
+  auto ex = CreateExecutor((*model)->graph);
   EXPECT_TRUE(ex.ok()) << ex.status().ToString();
   if (!ex.ok()) return {};
   EXPECT_EQ(size_t((*ex)->input_shape().elements()), input.size());
@@ -1116,7 +1117,7 @@ TEST(OnnxTorchvision, FeaturesMatchOnnxRuntime) {
       ASSERT_TRUE(model.ok());
       ExecutorOptions eo;
       eo.threads = 1;
-      auto ex = Executor::Create((*model)->graph, eo);
+      auto ex = CreateExecutor((*model)->graph, eo);
       ASSERT_TRUE(ex.ok()) << ex.status().ToString();
       const std::vector<float> xn = ToNhwc(x);
       std::copy(xn.begin(), xn.end(), (*ex)->input());

@@ -19,6 +19,7 @@
 #include "core/thread_pool.h"
 #include "nn/backend.h"
 #include "nn/graph.h"
+#include "kernels/backends.h"
 #include "test_models.h"
 
 // ---- allocation counter: replaces global operator new in this binary ----------
@@ -147,7 +148,7 @@ std::vector<float> RunExecutor(const Graph& g, BackendKind kind, const std::vect
   ExecutorOptions options;
   options.backend = kind;
   options.threads = threads;
-  auto ex = Executor::Create(g, options);
+  auto ex = CreateExecutor(g, options);
   EXPECT_TRUE(ex.ok()) << BackendKindName(kind) << ": " << ex.status().ToString();
   if (!ex.ok()) return {};
   Executor& e = **ex;
@@ -235,7 +236,7 @@ TEST(Executor, PlannerSharesBuffers) {
     v = b.Conv("c" + std::to_string(i), v, 16, 16, 3, 1, 1, 1, Activation::kRelu);
   ASSERT_TRUE(b.graph.Finalize().ok());
   const size_t one = 20 * 20 * 16 * sizeof(float);
-  auto ex = Executor::Create(b.graph, {BackendKind::kReference, 1});
+  auto ex = CreateExecutor(b.graph, {BackendKind::kReference, 1});
   ASSERT_TRUE(ex.ok()) << ex.status().ToString();
   EXPECT_LT((*ex)->arena_bytes(), 9 * one);
   EXPECT_LE((*ex)->arena_bytes(), 4 * one + 64);
@@ -249,7 +250,7 @@ TEST(Executor, PlannerSharesBuffers) {
   Builder u = MakeUNet();
   size_t sum = 0;
   for (const Shape& s : u.graph.shapes) sum += static_cast<size_t>(s.elements()) * sizeof(float);
-  auto eu = Executor::Create(u.graph, {BackendKind::kReference, 1});
+  auto eu = CreateExecutor(u.graph, {BackendKind::kReference, 1});
   ASSERT_TRUE(eu.ok());
   EXPECT_LT((*eu)->arena_bytes(), sum);
   EXPECT_EQ(reinterpret_cast<uintptr_t>((*eu)->input()) % 16, 0u);
@@ -272,7 +273,7 @@ TEST(Executor, RunAllocatesNothing) {
     for (int threads : {1, 2, 3}) {
       ExecutorOptions options{kind, threads};
       options.min_band_work = 0;  // split every op that can be
-      auto ex = Executor::Create(b.graph, options);
+      auto ex = CreateExecutor(b.graph, options);
       ASSERT_TRUE(ex.ok()) << ex.status().ToString();
       if (threads > 1 && kind != BackendKind::kAuto) {
         EXPECT_GT((*ex)->banded_nodes(), 0);
@@ -291,18 +292,18 @@ TEST(Executor, RunAllocatesNothing) {
 TEST(Executor, CreateErrors) {
   Builder b({8, 8, 3}, 4);
   b.Conv("c", 0, 3, 4, 3, 1, 1);
-  auto not_finalized = Executor::Create(b.graph);
+  auto not_finalized = CreateExecutor(b.graph);
   ASSERT_FALSE(not_finalized.ok());
   EXPECT_EQ(not_finalized.status().code(), ErrorCode::kInvalidArgument);
   ASSERT_TRUE(b.graph.Finalize().ok());
-  auto xnn = Executor::Create(b.graph, {BackendKind::kXnnpack, 1});
+  auto xnn = CreateExecutor(b.graph, {BackendKind::kXnnpack, 1});
   if (HaveXnnpack()) {
     EXPECT_TRUE(xnn.ok()) << xnn.status().ToString();
   } else {
     ASSERT_FALSE(xnn.ok());
     EXPECT_EQ(xnn.status().code(), ErrorCode::kUnsupported);
   }
-  auto bad_kind = Executor::Create(b.graph, {static_cast<BackendKind>(17), 1});
+  auto bad_kind = CreateExecutor(b.graph, {static_cast<BackendKind>(17), 1});
   ASSERT_FALSE(bad_kind.ok());
   EXPECT_EQ(bad_kind.status().code(), ErrorCode::kInvalidArgument);
 }
@@ -330,7 +331,7 @@ std::vector<float> RunThreaded(const Graph& g, BackendKind kind, int threads,
                                const std::vector<float>& input, int* banded = nullptr) {
   ExecutorOptions options{kind, threads};
   options.min_band_work = 0;
-  auto ex = Executor::Create(g, options);
+  auto ex = CreateExecutor(g, options);
   EXPECT_TRUE(ex.ok()) << ex.status().ToString();
   if (!ex.ok()) return {};
   EXPECT_EQ((*ex)->band_threads(), threads);
@@ -387,7 +388,7 @@ TEST(Executor, ConcatReadInPlaceByPointwiseConv) {
     // Bands keep the concat (a split op is never elided): the same sums.
     ExecutorOptions options{BackendKind::kSimd, 2};
     options.min_band_work = 0;
-    auto banded = Executor::Create(g, options);
+    auto banded = CreateExecutor(g, options);
     ASSERT_TRUE(banded.ok()) << banded.status().ToString();
     EXPECT_NE((*banded)->KernelNames()[cat_index], "concat_elided");
     std::copy(x.begin(), x.end(), (*banded)->input());
@@ -509,12 +510,12 @@ TEST(ExecutorThreads, SplitsOnlyWhereWorthIt) {
   Builder b = MakeUNet();
   ExecutorOptions options{BackendKind::kSimd, 2};
   options.min_band_work = int64_t{1} << 40;
-  auto none = Executor::Create(b.graph, options);
+  auto none = CreateExecutor(b.graph, options);
   ASSERT_TRUE(none.ok()) << none.status().ToString();
   EXPECT_EQ((*none)->banded_nodes(), 0);
   EXPECT_EQ((*none)->pool_threads(), 1);  // nothing to split: no pool
   options.min_band_work = 0;
-  auto all = Executor::Create(b.graph, options);
+  auto all = CreateExecutor(b.graph, options);
   ASSERT_TRUE(all.ok());
   // Upsample, global_avgpool and dense are never split; 8x6 values are too
   // short for two 4-row bands.
@@ -524,31 +525,39 @@ TEST(ExecutorThreads, SplitsOnlyWhereWorthIt) {
   EXPECT_EQ((*all)->pool_threads(), ThreadPool::ThreadsAvailable() ? 2 : 1);
   // One thread never splits.
   options.threads = 1;
-  auto one = Executor::Create(b.graph, options);
+  auto one = CreateExecutor(b.graph, options);
   ASSERT_TRUE(one.ok());
   EXPECT_EQ((*one)->banded_nodes(), 0);
 }
 
-TEST(ExecutorThreads, ProcessWideOverride) {
+TEST(ExecutorThreads, ThreadsComeFromTheOptionsAndAreClamped) {
   Builder b = MakeChain();
-  EXPECT_EQ(ThreadsOverride(), 0);
-  SetThreadsOverride(3);
-  EXPECT_EQ(ThreadsOverride(), 3);
-  ExecutorOptions options{BackendKind::kSimd, 1};
+  ExecutorOptions options{BackendKind::kSimd, 3};
   options.min_band_work = 0;
-  auto ex = Executor::Create(b.graph, options);
-  SetThreadsOverride(0);
+  auto ex = CreateExecutor(b.graph, options);
   ASSERT_TRUE(ex.ok());
   EXPECT_EQ((*ex)->band_threads(), 3);
   EXPECT_GT((*ex)->banded_nodes(), 0);
-  SetThreadsOverride(-5);
-  EXPECT_EQ(ThreadsOverride(), 0);
-  SetThreadsOverride(1000);
-  EXPECT_EQ(ThreadsOverride(), ThreadPool::kMaxThreads);
-  SetThreadsOverride(0);
-  auto plain = Executor::Create(b.graph, options);
-  ASSERT_TRUE(plain.ok());
-  EXPECT_EQ((*plain)->band_threads(), 1);
+  options.threads = 1000;
+  auto many = CreateExecutor(b.graph, options);
+  ASSERT_TRUE(many.ok());
+  EXPECT_EQ((*many)->band_threads(), ThreadPool::kMaxThreads);
+  options.threads = -5;
+  auto none = CreateExecutor(b.graph, options);
+  ASSERT_TRUE(none.ok());
+  EXPECT_EQ((*none)->band_threads(), 1);
+}
+
+TEST(ExecutorBackends, CreateRefusesAnEmptyOrNullChain) {
+  Builder b = MakeChain();
+  auto empty = Executor::Create(b.graph, {});
+  ASSERT_FALSE(empty.ok());
+  EXPECT_EQ(empty.status().code(), ErrorCode::kInvalidArgument);
+  std::vector<std::unique_ptr<Backend>> chain;
+  chain.push_back(nullptr);
+  auto null = Executor::Create(b.graph, std::move(chain));
+  ASSERT_FALSE(null.ok());
+  EXPECT_EQ(null.status().code(), ErrorCode::kInvalidArgument);
 }
 
 struct CountTasks {

@@ -21,6 +21,7 @@
 
 #include "nn/backend.h"
 #include "nn/graph.h"
+#include "kernels/backends.h"
 
 namespace flawlens {
 namespace {

@@ -21,6 +21,7 @@
 #include "image/preprocess.h"
 #include "model/model.h"
 #include "nn/executor.h"
+#include "kernels/backends.h"
 #include "test_models.h"
 
 namespace flawlens {
@@ -148,7 +149,7 @@ std::string LoadInto(WebDetector* d, const Bytes& bytes) {
   uint8_t* p = d->buffer(static_cast<double>(bytes.size()));
   if (p == nullptr) return "buffer refused";
   if (!bytes.empty()) std::memcpy(p, bytes.data(), bytes.size());
-  return d->load("simd");
+  return d->load("simd", 1);
 }
 
 // A valid model that is not a detector (3-channel output) is refused with
@@ -231,7 +232,7 @@ TEST(ExecutorLimits, ArenaLimitIsEnforcedBeforeAllocating) {
   auto m = LoadModel(bytes.data(), bytes.size());
   ASSERT_TRUE(m.ok()) << m.status().ToString();
   for (BackendKind kind : {BackendKind::kReference, BackendKind::kSimd}) {
-    auto ex = Executor::Create((*m)->graph, {kind, 1});
+    auto ex = CreateExecutor((*m)->graph, {kind, 1});
     ASSERT_FALSE(ex.ok());
     EXPECT_EQ(ex.status().code(), ErrorCode::kLimitExceeded) << ex.status().ToString();
   }
@@ -252,7 +253,7 @@ TEST(ExecutorLimits, XnnpackIndirectionBufferIsBounded) {
   const Bytes bytes = WriteModel(b.Build("small", pre));
   auto m = LoadModel(bytes.data(), bytes.size());
   ASSERT_TRUE(m.ok()) << m.status().ToString();
-  auto ex = Executor::Create((*m)->graph, {BackendKind::kXnnpack, 1});
+  auto ex = CreateExecutor((*m)->graph, {BackendKind::kXnnpack, 1});
   ASSERT_TRUE(ex.ok()) << ex.status().ToString();
   const std::vector<std::string> names = (*ex)->KernelNames();
   ASSERT_EQ(names.size(), 3u);

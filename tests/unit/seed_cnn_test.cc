@@ -18,6 +18,7 @@
 
 #include "flawlens/detector.h"
 #include "nn/backend.h"
+#include "kernels/backends.h"
 #include "test_models.h"
 
 namespace flawlens {

@@ -13,6 +13,7 @@
 #include "nn/backend.h"
 #include "nn/executor.h"
 #include "nn/graph.h"
+#include "kernels/backends.h"
 #include "test_models.h"
 
 namespace flawlens {
@@ -60,7 +61,7 @@ Node ConvNode(Case& c, int input, const ConvCfg& k) {
 
 std::vector<float> Run(const Graph& g, BackendKind kind, const std::vector<float>& x,
                        std::string* first_kernel, int threads = 1) {
-  auto ex = Executor::Create(g, {kind, threads});
+  auto ex = CreateExecutor(g, {kind, threads});
   EXPECT_TRUE(ex.ok()) << ex.status().ToString();
   if (!ex.ok()) return {};
   std::copy(x.begin(), x.end(), (*ex)->input());

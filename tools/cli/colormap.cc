@@ -6,6 +6,7 @@
 #include <cstdio>
 
 #include "core/limits.h"
+#include "core/status.h"
 
 namespace flawlens::cli {
 namespace {

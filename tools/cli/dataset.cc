@@ -9,6 +9,7 @@
 #include <system_error>
 
 #include "core/limits.h"
+#include "core/status.h"
 
 namespace flawlens::cli {
 namespace fs = std::filesystem;

@@ -4,6 +4,7 @@
 #include <filesystem>
 #include <system_error>
 
+#include "core/status.h"
 #include "synth/render.h"
 
 // The one translation unit of tools/ that compiles stb_image_write.

@@ -17,6 +17,8 @@
 // Every C++ error comes back as "code: message" and becomes a FlawlensError
 // here, in check(), and nowhere else.
 
+import { kMaxThreads } from './threads.mjs';
+
 export class FlawlensError extends Error {
   constructor(message, code = 'error') {
     super(message);
@@ -188,7 +190,7 @@ export class Teacher {
     this.#info = JSON.parse(core.info());
   }
 
-  // {mapWidth, mapHeight, dims, featureChannels, featureNode, backbone: {name, licence}}
+  // {mapWidth, mapHeight, dims, featureChannels, featureNode, minImages, backbone: {name, licence}}
   get info() { return this.#info; }
   get images() { return this.#live().images(); }
 
@@ -243,6 +245,7 @@ export class Teacher {
 
 export class Engine {
   #module;
+  #threads = 1;  // what detectors and teachers made from now on split their ops over
   constructor(module) { this.#module = module; }
 
   // Throws FlawlensError; nothing else changes on failure.
@@ -255,7 +258,7 @@ export class Engine {
       const view = core.buffer(bytes.length);
       if (view === null) throw new FlawlensError(`model file of ${bytes.length} bytes is too large`, 'limit_exceeded');
       view.set(bytes);
-      check(core.load(backend));
+      check(core.load(backend, this.#threads));
       return new Detector(core);
     } catch (e) {
       core.delete();
@@ -274,7 +277,7 @@ export class Engine {
       const view = core.buffer(bytes.length);
       if (view === null) throw new FlawlensError(`model file of ${bytes.length} bytes is too large`, 'limit_exceeded');
       view.set(bytes);
-      check(core.begin(JSON.stringify({ seed, dims })));
+      check(core.begin(JSON.stringify({ seed, dims, threads: this.#threads })));
       return new Teacher(core);
     } catch (e) {
       core.delete();
@@ -285,12 +288,12 @@ export class Engine {
   // True for the threaded module (flawlens-core-mt) where threads can run.
   get threaded() {
     const m = this.#module;
-    return typeof m.setThreads === 'function' && m.threadsAvailable();
+    return typeof m.threadsAvailable === 'function' && m.threadsAvailable();
   }
 
   // Threads the executors of detectors and teachers created from now on
   // split their ops over (1 in the single-thread module).
-  get threads() { return this.threaded ? this.#module.threads() : 1; }
+  get threads() { return this.#threads; }
 
   // Returns the count now in force. An executor plans its row bands once, at
   // load: detectors loaded before keep theirs. Throws 'unsupported' for n > 1
@@ -304,7 +307,8 @@ export class Engine {
       throw new FlawlensError('this engine module has no threads (flawlens-core-mt needs a cross-origin isolated page)',
                               'unsupported');
     }
-    return this.#module.setThreads(n);
+    this.#threads = Math.min(n, kMaxThreads);
+    return this.#threads;
   }
 
   // Stops the threaded module's worker threads (under node they would keep

@@ -33,7 +33,7 @@
 //   stats       {}                            -> {wasmBytes, detections}
 //
 // Teaching (engine.mjs Teacher; the panel is ui/teach.mjs):
-//   teachBegin  {seed?, dims?} -> {mapWidth, mapHeight, dims, featureChannels,
+//   teachBegin  {seed?, dims?} -> {mapWidth, mapHeight, dims, featureChannels, minImages,
 //               backbone: {name, licence}}: starts a collection on the bytes of
 //               the model loaded now (kept by loadModel); error 'no_backbone'
 //               when it has none, 'no_model' when nothing is loaded. A new
@@ -59,6 +59,8 @@
 //               (the frames are all the same), 'no_teacher', 'invalid_argument'.
 //               The collection stays: teachFit can be called again.
 //   teachCancel {}  -> {} (drops the collection and frees its memory)
+
+import { kMaxThreads } from './threads.mjs';
 
 let engine = null;
 let engineKind = null;  // 'mt' | 'st'
@@ -174,11 +176,6 @@ function engineState() {
     },
   };
 }
-
-// The threaded module starts min(hardwareConcurrency, 8) - 1 pool workers
-// (CMakeLists.txt, PTHREAD_POOL_SIZE): more threads than that would wait for
-// workers started later.
-const kMaxThreads = 8;
 
 function cleanInfo(info) {
   // Structured-clone-safe copy of det.info.
@@ -344,7 +341,7 @@ const handlers = {
     return {
       result: {
         mapWidth: i.mapWidth, mapHeight: i.mapHeight, dims: i.dims, featureChannels: i.featureChannels,
-        backbone: { name: i.backbone.name, licence: i.backbone.licence },
+        minImages: i.minImages, backbone: { name: i.backbone.name, licence: i.backbone.licence },
       },
     };
   },

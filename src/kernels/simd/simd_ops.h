@@ -5,7 +5,7 @@
 
 #include <memory>
 
-#include "kernels/simd/simd128.h"
+#include "core/simd128.h"
 #include "nn/backend.h"
 
 namespace flawlens {

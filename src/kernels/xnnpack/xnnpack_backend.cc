@@ -24,6 +24,7 @@
 //     position_mahalanobis.
 //
 // Without FLAWLENS_HAVE_XNNPACK (wasm) this file compiles to a stub.
+#include "kernels/backends.h"
 #include "nn/backend.h"
 
 #if defined(FLAWLENS_HAVE_XNNPACK)

@@ -20,6 +20,7 @@
 #include "nn/backend.h"
 #include "nn/executor.h"
 #include "nn/graph.h"
+#include "kernels/backends.h"
 
 namespace flawlens::bench {
 namespace {
@@ -184,7 +185,7 @@ int BenchModel(const std::string& path, const std::string& backend_name, int run
   // The whole network as the product runs it: the Executor with its arena.
   ExecutorOptions eo;
   eo.backend = KindOf(backend_name);
-  auto ex = Executor::Create(g, eo);
+  auto ex = CreateExecutor(g, eo);
   if (!ex.ok()) {
     fprintf(stderr, "executor: %s\n", ex.status().ToString().c_str());
     return 1;
@@ -211,7 +212,7 @@ int BenchModel(const std::string& path, const std::string& backend_name, int run
   if (check) {
     ExecutorOptions ro;
     ro.backend = BackendKind::kReference;
-    auto rex = Executor::Create(g, ro);
+    auto rex = CreateExecutor(g, ro);
     if (!rex.ok()) return 1;
     std::copy(r.values[0].begin(), r.values[0].begin() + g.input.elements(), (*rex)->input());
     (*rex)->Run();

@@ -16,6 +16,7 @@
 #include "engine_bench.h"
 #include "nn/backend.h"
 #include "nn/graph.h"
+#include "kernels/backends.h"
 
 namespace flawlens::bench {
 namespace {

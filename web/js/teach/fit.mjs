@@ -2,7 +2,7 @@
 // says what its threshold means.
 // Methods of TeachPanel (../ui/teach.mjs), mixed into its prototype: `this` is the panel.
 import { errText } from '../ui/dom.mjs';
-import { kMinFit, stamp, fileSafe } from './shared.mjs';
+import { minFit, stamp, fileSafe } from './shared.mjs';
 
 // Progress from the worker: a number in [0, 1] or {fraction|done/total, stage}.
 function progressFraction(p) {
@@ -16,11 +16,11 @@ function progressFraction(p) {
 
 export const fitMethods = {
   enoughFrames() {
-    return this.images >= kMinFit;
+    return this.images >= minFit(this);
   },
 
   tooFewText() {
-    return `Too few good frames to teach: ${this.images}; at least ${kMinFit} are needed, from different moments or ` +
+    return `Too few good frames to teach: ${this.images}; at least ${minFit(this)} are needed, from different moments or ` +
            'parts — record for a few more seconds (about 20 frames).';
   },
 

@@ -2,7 +2,7 @@
 // by the worker as they arrive, with the thumbnails and the count.
 // Methods of TeachPanel (../ui/teach.mjs), mixed into its prototype: `this` is the panel.
 import { errText } from '../ui/dom.mjs';
-import { kMinFit } from './shared.mjs';
+import { minFit } from './shared.mjs';
 
 const kMaxInFlight = 2;      // frames captured or in the worker at once
 
@@ -98,7 +98,7 @@ export const recordMethods = {
     let text = images === 0 ? 'No good frames yet.' : `${images} good ${images === 1 ? 'frame' : 'frames'}`;
     const skipped = this.rejected.black + this.rejected.frozen + this.rejected.other;
     if (skipped) text += `, ${skipped} skipped`;
-    if (images > 0 && images < kMinFit) text += ' — about 20 are needed';
+    if (images > 0 && images < minFit(this)) text += ' — about 20 are needed';
     this.els.count.textContent = text;
     this.updateControls();
   },

@@ -1,9 +1,12 @@
 // Helpers of the Teach panel's parts (../ui/teach.mjs, record / fit / store / export).
 
-// The engine needs 6 frames (fit::kMinFitImages) to fit and to check its
-// threshold on frames each fold did not see; fewer than about 20 give a
-// threshold it warns about.
-export const kMinFit = 6;
+// The fewest frames the engine fits on (fit::kMinFitImages: enough to check
+// its threshold on frames each fold did not see; fewer than about 20 give a
+// threshold it warns about). teachBegin's answer carries it; the panel keeps
+// that answer in `begun` (null before the first frame).
+export function minFit(panel) {
+  return panel.begun?.minImages ?? Infinity;
+}
 
 export function stamp(d = new Date()) {
   const p = (n) => String(n).padStart(2, '0');

@@ -10,12 +10,11 @@
 import { EngineClient } from '../worker-client.mjs';
 import { loadThreadsSetting, saveThreadsSetting } from '../storage.mjs';
 import { setBadge, errText } from './dom.mjs';
+import { kMaxThreads } from '../threads.mjs';
 
 // Threads on 'auto': a few cores are plenty for one camera frame, and more
 // leave nothing for the page, the camera and the rest of the machine.
 export const kAutoThreads = 4;
-// The threaded module starts min(cores, 8) - 1 pool workers (CMakeLists.txt).
-export const kMaxThreads = 8;
 
 // The plan for this page: {threaded, threads, maxThreads, auto, reason}.
 // reason: why the single-thread module is used (null when threaded).

@@ -13,7 +13,7 @@
 #elif defined(__SSE2__)
 #include <emmintrin.h>
 #else
-#error "kernels/simd needs SSE2 (native) or -msimd128 (wasm)"
+#error "core/simd128.h needs SSE2 (native) or -msimd128 (wasm)"
 #endif
 
 namespace flawlens {
