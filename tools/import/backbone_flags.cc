@@ -37,13 +37,14 @@ void AddBackboneFlags(CLI::App* cmd, BackboneFlags* flags, const BackboneFlagHel
 }
 
 int ToBackboneOptions(const char* command, const BackboneFlags& flags,
-                      import::BackboneOptions* options) {
+                      import::BackboneOptions* options, const char* alternative) {
   std::stringstream list(flags.outputs);
   for (std::string name; std::getline(list, name, ',');) {
     if (!name.empty()) options->outputs.push_back(name);
   }
   if (options->outputs.empty() || flags.out.empty()) {
-    std::fprintf(stderr, "flawlens %s: --outputs and --out are required\n", command);
+    std::fprintf(stderr, "flawlens %s: --outputs and --out are required%s%s%s\n", command,
+                 alternative ? " (or " : "", alternative ? alternative : "", alternative ? ")" : "");
     return 2;
   }
   Status st = Status::Ok();

@@ -25,9 +25,10 @@ struct BackboneFlagHelp {
 
 void AddBackboneFlags(CLI::App* cmd, BackboneFlags* flags, const BackboneFlagHelp& help);
 
-// Fills `options` from the flags; 0, or 2 after printing the error.
+// Fills `options` from the flags; 0, or 2 after printing the error
+// (`alternative`: what the command does instead without --outputs / --out).
 int ToBackboneOptions(const char* command, const BackboneFlags& flags,
-                      import::BackboneOptions* options);
+                      import::BackboneOptions* options, const char* alternative = nullptr);
 
 // Writes the backbone to flags.out and prints "<out>: <what>N engine nodes,
 // ..." and one line per feature layer; the exit code.

@@ -161,8 +161,8 @@ int EngineGraph::ValueOf(const std::string& name) const {
 bool EngineGraph::Foldable(int value, const std::string& x, bool conv_only) const {
   if (value <= 0) return false;
   const EngineNode& e = nodes[value - 1];
-  const bool op_ok =
-      e.op == EngineOp::kConv2d || (!conv_only && (e.op == EngineOp::kAdd || e.op == EngineOp::kMul));
+  const bool elementwise = e.op == EngineOp::kAdd || e.op == EngineOp::kMul;
+  const bool op_ok = e.op == EngineOp::kConv2d || (!conv_only && elementwise);
   auto c = consumers.find(x);
   return op_ok && e.activation == Activation::kNone && e.owner == x && c != consumers.end() &&
          c->second == 1 && !outputs.count(x);

@@ -128,14 +128,13 @@ class EngineGraph {
   void Affine(int v, const std::string& x, const std::string& name, const std::string& owner,
               std::vector<float> scale, std::vector<float> shift);
 
-  // The outputs (value ids, named as requested) upsampled to the finest and
-  // concatenated; the graph, preprocessing and card written to out->spec.
-  // `origin` is the card's origin object, `description` and the importer's
-  // `card_name` complete it.
+  // What the card says that differs between importers.
   struct Card {
     std::string name, description;
-    nlohmann::ordered_json origin;
+    nlohmann::ordered_json origin;  // the source and what the model file says of itself
   };
+  // The outputs (value ids, in options.outputs' order) upsampled to the finest
+  // and concatenated; the graph, preprocessing and card written to out->spec.
   Status Finish(const BackboneOptions& options, const std::vector<int>& outs, const Card& card,
                 Backbone* out);
 

@@ -22,7 +22,7 @@ namespace flawlens::tfjs {
 namespace internal {
 
 Result<ImportResult> Importer::Run(const std::string& text, const ShardReader& read_shard) {
-  FLAWLENS_RETURN_IF_ERROR(import::CheckOutputList("import-tfjs", options_.outputs, "node"));
+  FLAWLENS_RETURN_IF_ERROR(import::CheckOutputList(kCommand, options_.outputs, "node"));
   if (options_.input_w < 1 || options_.input_h < 1 || options_.input_w > kMaxModelInputSide ||
       options_.input_h > kMaxModelInputSide) {
     return Error(ErrorCode::kInvalidArgument,
@@ -108,14 +108,14 @@ Result<ImportResult> ImportTfjs(const std::string& model_json, const ShardReader
     return Error(ErrorCode::kBadHeader, std::string("malformed model.json: ") + e.what());
   }
   if (!result.ok()) return result;
-  FLAWLENS_RETURN_IF_ERROR(import::WriteChecked("import-tfjs", &*result));
+  FLAWLENS_RETURN_IF_ERROR(import::WriteChecked(internal::kCommand, &*result));
   return result;
 }
 
 Result<ImportResult> ImportTfjsFile(const std::string& model_json_path,
                                     const ImportOptions& options) {
   auto read_file = [](const std::string& path, uint64_t limit, const std::string& what) {
-    return import::ReadFileBytes("import-tfjs", path, limit, what);
+    return import::ReadFileBytes(internal::kCommand, path, limit, what);
   };
   Result<std::vector<uint8_t>> text = read_file(model_json_path, kMaxModelJsonBytes, "model.json");
   if (!text.ok()) return text.status();
@@ -134,7 +134,7 @@ Result<ImportResult> ImportTfjsFile(const std::string& model_json_path,
     if (!data.ok()) {
       return Error(data.status().code(),
                    "weight shard '" + path + "' (next to model.json): " +
-                       data.status().message().substr(std::string("import-tfjs: ").size()));
+                       data.status().message().substr(std::string(internal::kCommand).size() + 2));
     }
     return data;
   };

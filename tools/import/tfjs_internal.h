@@ -27,6 +27,7 @@ using import::EngineOp;
 using import::ValueInfo;
 
 // Every importer error starts with "import-tfjs: ".
+inline constexpr const char* kCommand = "import-tfjs";
 Status Error(ErrorCode code, const std::string& message);
 
 // ---- tfjs_parse.cc -------------------------------------------------------------
@@ -119,7 +120,7 @@ class Importer {
   std::map<std::string, Pattern> patterns_;     // pattern root -> pattern
   std::set<std::string> absorbed_;
   // The engine graph: values are TF node names.
-  import::EngineGraph graph_{"import-tfjs"};
+  import::EngineGraph graph_{kCommand};
   bool have_input_ = false;
 };
 

@@ -11,7 +11,7 @@
 namespace flawlens::tfjs::internal {
 
 Status Error(ErrorCode code, const std::string& message) {
-  return Status(code, "import-tfjs: " + message);
+  return import::CommandError(kCommand, code, message);
 }
 
 

@@ -38,7 +38,7 @@ int ListTensors(const std::string& path) {
 int RunImportOnnx(const BackboneFlags& flags, bool list) {
   if (list) return ListTensors(flags.model);
   onnx_import::ImportOptions options;
-  if (int rc = ToBackboneOptions("import-onnx", flags, &options)) return rc;
+  if (int rc = ToBackboneOptions("import-onnx", flags, &options, "--list")) return rc;
   Result<onnx_import::ImportResult> result = onnx_import::ImportOnnxFile(flags.model, options);
   if (!result.ok()) {
     std::fprintf(stderr, "flawlens %s\n", result.status().message().c_str());

@@ -102,8 +102,9 @@ Status Importer::Emit(int id) {
       return Unsupported(id, "its input '" + Printable(pattern->second.x) +
                                  "' is not a tensor this importer computes");
     const bool silu = pattern->second.kind == PatternKind::kSilu;
-    graph_.values[out] = ApplyActivation(id, v, pattern->second.x, silu ? Activation::kSilu : Activation::kHardSwish,
-                                   silu ? 0.0f : pattern->second.alpha);
+    graph_.values[out] =
+        ApplyActivation(id, v, pattern->second.x, silu ? Activation::kSilu : Activation::kHardSwish,
+                        silu ? 0.0f : pattern->second.alpha);
     return Status::Ok();
   }
   if (op == "Conv") return EmitConv(id);
@@ -172,7 +173,8 @@ Status Importer::Emit(int id) {
   const ValueInfo in = graph_.infos[v];
   if (op == "Relu" || op == "Sigmoid") {
     FLAWLENS_RETURN_IF_ERROR(CheckAttributes(id, {}));
-    graph_.values[out] = ApplyActivation(id, v, x, op == "Relu" ? Activation::kRelu : Activation::kSigmoid, 0.0f);
+    const Activation act = op == "Relu" ? Activation::kRelu : Activation::kSigmoid;
+    graph_.values[out] = ApplyActivation(id, v, x, act, 0.0f);
     return Status::Ok();
   }
   if (op == "LeakyRelu") {
