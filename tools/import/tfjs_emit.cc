@@ -1,4 +1,5 @@
-// TF nodes -> engine nodes; the model file's graph JSON and card (tfjs_internal.h).
+// TF nodes -> engine nodes on the importers' shared engine graph (emit.h);
+// the card's TF.js origin (tfjs_internal.h).
 #include <algorithm>
 #include <cmath>
 #include <string>
@@ -6,71 +7,20 @@
 #include <vector>
 
 #include "core/limits.h"
-#include "image/preprocess.h"
 #include "import/tfjs_internal.h"
-#include "model/graph_builder.h"
 
 namespace flawlens::tfjs::internal {
 
-namespace {
-
-// The importer only produces activation names it took from ActivationName.
-Activation ActivationOfName(const std::string& name) {
-  Activation a = Activation::kNone;
-  ParseActivation(name, &a);
-  return a;
-}
-
-// Compact JSON; invalid UTF-8 in names is replaced rather than thrown on.
-std::string Dump(const ojson& j) { return j.dump(-1, ' ', false, ojson::error_handler_t::replace); }
-
-}  // namespace
-
-bool Importer::Foldable(int value, const std::string& x) const {
-  if (value <= 0) return false;
-  const EngineNode& e = engine_[value - 1];
-  auto c = consumers_.find(x);
-  return e.op == "conv2d" && e.activation == "none" && e.owner == x && c != consumers_.end() &&
-         c->second == 1 && !outputs_.count(x);
-}
-
-int Importer::AddNode(EngineNode node, const ValueInfo& info) {
-  // Engine names: printable ASCII, unique.
-  for (char& ch : node.name) {
-    if (static_cast<unsigned char>(ch) < 0x20 || static_cast<unsigned char>(ch) >= 0x7f) ch = '_';
-  }
-  if (node.name.empty() || node.name == "input") node.name = "n_" + node.name;
-  while (used_names_.count(node.name)) node.name += "_";
-  used_names_.insert(node.name);
-  engine_.push_back(std::move(node));
-  infos_.push_back(info);
-  return static_cast<int>(engine_.size());
-}
-
-int Importer::ApplyActivation(const TfNode& n, int v, const std::string& x, const std::string& act,
+int Importer::ApplyActivation(const TfNode& n, int v, const std::string& x, Activation act,
                               float alpha) {
-  if (Foldable(v, x)) {
-    EngineNode& e = engine_[v - 1];
-    e.activation = act;
-    e.alpha = alpha;
-    e.owner = n.name;
-    return v;
-  }
-  EngineNode a;
-  a.name = n.name;
-  a.op = "activation";
-  a.inputs = {v};
-  a.activation = act;
-  a.alpha = alpha;
-  a.owner = n.name;
-  return AddNode(std::move(a), infos_[v]);
+  return graph_.ApplyActivation(v, x, n.name, n.name, act, alpha, /*conv_only=*/true);
 }
 
 // x * scale + shift with a scalar or per-channel constant: folded into the
 // producing convolution, else a 1x1 depthwise convolution.
 Status Importer::EmitAffine(const TfNode& n, int v, const std::string& x, const Constant& c,
                             bool multiply, bool negate) {
-  const int ch = infos_[v].c;
+  const int ch = graph_.infos[v].c;
   const bool per_channel =
       c.elements == ch && !c.shape.empty() && c.shape.back() == ch &&
       std::all_of(c.shape.begin(), c.shape.end() - 1, [](int64_t d) { return d == 1; });
@@ -79,40 +29,12 @@ Status Importer::EmitAffine(const TfNode& n, int v, const std::string& x, const 
         n, "the constant operand must be a float scalar or have one value per channel (" +
                std::to_string(ch) + ")");
   }
-  auto k = [&](int o) {
-    const float value = c.f[c.elements == 1 ? 0 : o];
-    return negate ? -value : value;
-  };
-  if (Foldable(v, x)) {
-    EngineNode& e = engine_[v - 1];
-    if (e.bias.empty()) e.bias.assign(e.out_c, 0.0f);
-    const size_t per_out = e.weight.size() / e.out_c;
-    for (int o = 0; o < e.out_c; ++o) {
-      if (multiply) {
-        for (size_t j = 0; j < per_out; ++j) e.weight[o * per_out + j] *= k(o);
-        e.bias[o] *= k(o);
-      } else {
-        e.bias[o] += k(o);
-      }
-    }
-    e.owner = n.name;
-    values_[n.name] = v;
-    return Status::Ok();
-  }
-  EngineNode d;
-  d.name = n.name;
-  d.op = "conv2d";
-  d.inputs = {v};
-  d.groups = ch;
-  d.out_c = ch;
-  d.weight.resize(ch);
-  d.bias.resize(ch);
-  for (int o = 0; o < ch; ++o) {
-    d.weight[o] = multiply ? k(o) : 1.0f;
-    d.bias[o] = multiply ? 0.0f : k(o);
-  }
-  d.owner = n.name;
-  values_[n.name] = AddNode(std::move(d), infos_[v]);
+  std::vector<float> k(c.f.begin(), c.f.begin() + c.elements);
+  if (negate)
+    for (float& value : k) value = -value;
+  std::vector<float> none;
+  graph_.Affine(v, x, n.name, n.name, multiply ? std::move(k) : none,
+                multiply ? none : std::move(k));
   return Status::Ok();
 }
 
@@ -147,7 +69,7 @@ Status Importer::EmitConv(const TfNode& n, bool depthwise, bool fused) {
                               std::to_string(n.inputs.size()));
   }
   const std::string x = Resolve(n.inputs[0].node);
-  const int v = ValueOf(x);
+  const int v = graph_.ValueOf(x);
   if (v < 0) return Unsupported(n, "its input '" + x + "' is not a tensor this importer computes");
   const Constant* w = ConstOf(Resolve(n.inputs[1].node));
   if (!w || w->is_int || w->shape.size() != 4 ||
@@ -189,12 +111,12 @@ Status Importer::EmitConv(const TfNode& n, bool depthwise, bool fused) {
   if (w->shape[0] > kMaxKernel || w->shape[1] > kMaxKernel) {
     return Fail(n, ErrorCode::kLimitExceeded, "kernel above " + std::to_string(kMaxKernel));
   }
-  const ValueInfo& in = infos_[v];
+  const ValueInfo& in = graph_.infos[v];
   const int kh = static_cast<int>(w->shape[0]), kw = static_cast<int>(w->shape[1]);
   const int64_t wi = w->shape[2], wo = w->shape[3];
   EngineNode e;
   e.name = n.name;
-  e.op = "conv2d";
+  e.op = EngineOp::kConv2d;
   e.inputs = {v};
   e.kh = kh;
   e.kw = kw;
@@ -268,10 +190,11 @@ Status Importer::EmitConv(const TfNode& n, bool depthwise, bool fused) {
     e.bias = b->f;
     if (ops.size() > 2) return Unsupported(n, "more than one fused op after BiasAdd");
     if (ops.size() == 2) {
-      static const std::map<std::string, std::string> kActs = {{"Relu", "relu"},
-                                                               {"Relu6", "relu6"},
-                                                               {"LeakyRelu", "leaky_relu"},
-                                                               {"Sigmoid", "sigmoid"}};
+      static const std::map<std::string, Activation> kActs = {
+          {"Relu", Activation::kRelu},
+          {"Relu6", Activation::kRelu6},
+          {"LeakyRelu", Activation::kLeakyRelu},
+          {"Sigmoid", Activation::kSigmoid}};
       auto act = kActs.find(ops[1]);
       if (act == kActs.end()) return Unsupported(n, "fused op '" + ops[1] + "'");
       e.activation = act->second;
@@ -279,7 +202,7 @@ Status Importer::EmitConv(const TfNode& n, bool depthwise, bool fused) {
     }
   }
   e.owner = n.name;
-  values_[n.name] = AddNode(std::move(e), out);
+  graph_.values[n.name] = graph_.AddNode(std::move(e), out);
   return Status::Ok();
 }
 
@@ -314,11 +237,11 @@ Status Importer::Emit(const TfNode& n) {
     if (c == -1) c = 3;
     if (c != 1 && c != 3)
       return Unsupported(n, "the input has " + std::to_string(c) + " channels (1 or 3)");
-    ValueInfo& info = infos_[0];
+    ValueInfo& info = graph_.infos[0];
     info.h = options_.input_h;
     info.w = options_.input_w;
     info.c = c;
-    values_[n.name] = 0;
+    graph_.values[n.name] = 0;
     return Status::Ok();
   }
   if (op == "Const") return Status::Ok();
@@ -329,13 +252,14 @@ Status Importer::Emit(const TfNode& n) {
 
   auto pattern = patterns_.find(n.name);
   if (pattern != patterns_.end()) {
-    const int v = ValueOf(pattern->second.x);
+    const int v = graph_.ValueOf(pattern->second.x);
     if (v < 0)
       return Unsupported(
           n, "its input '" + pattern->second.x + "' is not a tensor this importer computes");
-    const char* act =
-        pattern->second.kind == PatternKind::kHardSwish ? "hard_swish" : "hard_sigmoid";
-    values_[n.name] = ApplyActivation(n, v, pattern->second.x, act, pattern->second.alpha);
+    const Activation act = pattern->second.kind == PatternKind::kHardSwish
+                               ? Activation::kHardSwish
+                               : Activation::kHardSigmoid;
+    graph_.values[n.name] = ApplyActivation(n, v, pattern->second.x, act, pattern->second.alpha);
     return Status::Ok();
   }
 
@@ -346,7 +270,7 @@ Status Importer::Emit(const TfNode& n) {
   for (const TfInput& in : n.inputs) {
     names.push_back(Resolve(in.node));
     cs.push_back(ConstOf(names.back()));
-    vals.push_back(cs.back() ? -1 : ValueOf(names.back()));
+    vals.push_back(cs.back() ? -1 : graph_.ValueOf(names.back()));
     if (!cs.back() && vals.back() < 0) {
       return Unsupported(n,
                          "its input '" + names.back() + "' is not a tensor this importer computes");
@@ -354,12 +278,12 @@ Status Importer::Emit(const TfNode& n) {
   }
   if (op == "Relu" || op == "Relu6" || op == "Sigmoid" || op == "LeakyRelu") {
     if (vals.size() != 1 || vals[0] < 0) return Unsupported(n, "expected one tensor input");
-    const std::string act = op == "Relu"      ? "relu"
-                            : op == "Relu6"   ? "relu6"
-                            : op == "Sigmoid" ? "sigmoid"
-                                              : "leaky_relu";
+    const Activation act = op == "Relu"      ? Activation::kRelu
+                           : op == "Relu6"   ? Activation::kRelu6
+                           : op == "Sigmoid" ? Activation::kSigmoid
+                                             : Activation::kLeakyRelu;
     const float alpha = op == "LeakyRelu" ? AttrFloat(n, "alpha", 0.2f) : 0.0f;
-    values_[n.name] = ApplyActivation(n, vals[0], names[0], act, alpha);
+    graph_.values[n.name] = ApplyActivation(n, vals[0], names[0], act, alpha);
     return Status::Ok();
   }
   if (op == "Add" || op == "AddV2" || op == "BiasAdd" || op == "Sub" || op == "Mul") {
@@ -367,8 +291,8 @@ Status Importer::Emit(const TfNode& n) {
     const bool multiply = op == "Mul";
     if (vals[0] >= 0 && vals[1] >= 0) {
       if (op == "Sub" || op == "BiasAdd") return Unsupported(n, "two tensor operands");
-      const ValueInfo& a = infos_[vals[0]];
-      const ValueInfo& b = infos_[vals[1]];
+      const ValueInfo& a = graph_.infos[vals[0]];
+      const ValueInfo& b = graph_.infos[vals[1]];
       int first = vals[0], second = vals[1];
       const bool same = a.h == b.h && a.w == b.w && a.c == b.c;
       if (!same) {
@@ -385,13 +309,13 @@ Status Importer::Emit(const TfNode& n) {
       }
       EngineNode e;
       e.name = n.name;
-      e.op = multiply ? "mul" : "add";
+      e.op = multiply ? EngineOp::kMul : EngineOp::kAdd;
       e.inputs = {first, second};
       e.owner = n.name;
-      ValueInfo info = infos_[first];
-      info.stride_h = std::max(infos_[first].stride_h, infos_[second].stride_h);
-      info.stride_w = std::max(infos_[first].stride_w, infos_[second].stride_w);
-      values_[n.name] = AddNode(std::move(e), info);
+      ValueInfo info = graph_.infos[first];
+      info.stride_h = std::max(graph_.infos[first].stride_h, graph_.infos[second].stride_h);
+      info.stride_w = std::max(graph_.infos[first].stride_w, graph_.infos[second].stride_w);
+      graph_.values[n.name] = graph_.AddNode(std::move(e), info);
       return Status::Ok();
     }
     const int t = vals[0] >= 0 ? 0 : vals[1] >= 0 ? 1 : -1;
@@ -411,182 +335,37 @@ Status Importer::Emit(const TfNode& n) {
     }
     EngineNode e;
     e.name = n.name;
-    e.op = "global_avgpool";
+    e.op = EngineOp::kGlobalAvgPool;
     e.inputs = {vals[0]};
     e.owner = n.name;
-    ValueInfo info = infos_[vals[0]];
+    ValueInfo info = graph_.infos[vals[0]];
     info.h = info.w = 1;
-    values_[n.name] = AddNode(std::move(e), info);
+    graph_.values[n.name] = graph_.AddNode(std::move(e), info);
     return Status::Ok();
   }
   return Unsupported(n);
 }
 
-// The engine graph as model-file JSON (through the one graph writer,
-// model/graph_builder.h); conv weights and biases go to `tensors`.
-std::string Importer::GraphJson(int output, std::vector<ModelTensor>* tensors) const {
-  auto value_name = [&](int v) { return v == 0 ? std::string(GraphBuilder::kInput) : engine_[v - 1].name; };
-  GraphBuilder g(infos_[0].h, infos_[0].w, infos_[0].c);
-  for (const EngineNode& e : engine_) {
-    std::vector<std::string> inputs;
-    for (int v : e.inputs) inputs.push_back(value_name(v));
-    if (e.op == "conv2d") {
-      ConvParams p;
-      p.out_channels = e.out_c;
-      p.kernel_h = e.kh;
-      p.kernel_w = e.kw;
-      p.stride_h = e.sh;
-      p.stride_w = e.sw;
-      p.dilation_h = e.dh;
-      p.dilation_w = e.dw;
-      p.pad_top = e.pt;
-      p.pad_left = e.pl;
-      p.pad_bottom = e.pb;
-      p.pad_right = e.pr;
-      p.groups = e.groups;
-      p.activation = ActivationOfName(e.activation);
-      p.alpha = e.alpha;
-      const int64_t per_out = int64_t{e.out_c} * e.kh * e.kw;
-      g.Conv2d(e.name, inputs[0], p,
-               {{e.out_c, e.kh, e.kw, static_cast<int64_t>(e.weight.size()) / per_out}, e.weight},
-               e.bias);
-    } else if (e.op == "activation") {
-      g.Activate(e.name, inputs[0], ActivationOfName(e.activation), e.alpha);
-    } else if (e.op == "upsample") {
-      g.Upsample(e.name, inputs[0], UpsampleMode::kBilinear, e.scale_h, e.scale_w);
-    } else if (e.op == "concat") {
-      g.Concat(e.name, inputs);
-    } else if (e.op == "add") {
-      g.Add(e.name, inputs[0], inputs[1]);
-    } else if (e.op == "mul") {
-      g.Mul(e.name, inputs[0], inputs[1]);
-    } else if (e.op == "global_avgpool") {
-      g.GlobalAvgPool(e.name, inputs[0]);
-    }
+Result<ImportResult> Importer::Finish() {
+  std::vector<int> outs;
+  for (const std::string& o : options_.outputs) {
+    const int v = graph_.ValueOf(Resolve(o));
+    if (v < 0) return Error(ErrorCode::kInternal, "output '" + o + "' was not computed");
+    outs.push_back(v);
   }
-  *tensors = g.tensors();
-  return g.GraphJson(value_name(output));
-}
-
-// The backbone's model card: origin, licence, feature layers.
-std::string Importer::CardJson(const ImportResult& result) const {
-  ojson card;
-  card["name"] = options_.name;
-  card["kind"] = "backbone";
-  card["description"] = "Frozen pretrained features imported from a TensorFlow.js graph model";
-  ojson origin;
-  origin["source"] = options_.origin;
+  import::EngineGraph::Card card;
+  card.name = options_.name;
+  card.description = "Frozen pretrained features imported from a TensorFlow.js graph model";
   auto str_field = [&](const char* key) {
     auto it = doc_.find(key);
     return it != doc_.end() && it->is_string() ? it->get<std::string>() : std::string();
   };
-  origin["generated_by"] = str_field("generatedBy");
-  origin["converted_by"] = str_field("convertedBy");
-  card["origin"] = origin;
-  card["licence"] = options_.licence;
-  card["input"] = {{"w", infos_[0].w}, {"h", infos_[0].h}, {"c", infos_[0].c}};
-  ojson features = ojson::array();
-  for (const FeatureLayer& f : result.features) {
-    ojson j;
-    j["node"] = f.node;
-    j["stride"] = f.stride_h == f.stride_w ? ojson(f.stride_h) : ojson({f.stride_h, f.stride_w});
-    j["channels"] = f.channels;
-    j["h"] = f.h;
-    j["w"] = f.w;
-    j["offset"] = f.offset;
-    features.push_back(std::move(j));
-  }
-  card["features"] = features;
-  card["output"] = {{"h", result.out_h}, {"w", result.out_w}, {"c", result.out_c}};
-  card["imported_by"] = "flawlens import-tfjs";
-  return Dump(card);
-}
-
-Result<ImportResult> Importer::Finish() {
+  card.origin["source"] = options_.origin;
+  card.origin["generated_by"] = str_field("generatedBy");
+  card.origin["converted_by"] = str_field("convertedBy");
   ImportResult result;
-  // Outputs: the coarser ones upsampled to the finest, then concatenated.
-  std::vector<int> outs;
-  int finest = -1;
-  for (const std::string& o : options_.outputs) {
-    const int v = ValueOf(Resolve(o));
-    if (v < 0) return Error(ErrorCode::kInternal, "output '" + o + "' was not computed");
-    outs.push_back(v);
-    if (finest < 0 ||
-        int64_t{infos_[v].h} * infos_[v].w > int64_t{infos_[finest].h} * infos_[finest].w)
-      finest = v;
-  }
-  const ValueInfo target = infos_[finest];
-  std::vector<int> parts;
-  int offset = 0;
-  for (size_t k = 0; k < outs.size(); ++k) {
-    const ValueInfo& info = infos_[outs[k]];
-    FeatureLayer layer;
-    layer.node = options_.outputs[k];
-    layer.h = info.h;
-    layer.w = info.w;
-    layer.channels = info.c;
-    layer.stride_h = info.stride_h;
-    layer.stride_w = info.stride_w;
-    layer.offset = offset;
-    offset += info.c;
-    result.features.push_back(layer);
-    int v = outs[k];
-    if (info.h != target.h || info.w != target.w) {
-      if (target.h % info.h != 0 || target.w % info.w != 0 ||
-          target.h / info.h != target.w / info.w || target.h / info.h > 64) {
-        return Error(ErrorCode::kBadShape,
-                     "output '" + layer.node + "' is " + std::to_string(info.w) + "x" +
-                         std::to_string(info.h) +
-                         ", not an integer fraction of the finest output " +
-                         std::to_string(target.w) + "x" + std::to_string(target.h) +
-                         "; choose an --input divisible by the largest stride");
-      }
-      EngineNode up;
-      up.name = options_.outputs[k] + "/upsample";
-      up.op = "upsample";
-      up.inputs = {v};
-      up.scale_h = target.h / info.h;
-      up.scale_w = target.w / info.w;
-      ValueInfo up_info = info;
-      up_info.h = target.h;
-      up_info.w = target.w;
-      v = AddNode(std::move(up), up_info);
-    }
-    parts.push_back(v);
-  }
-  int output = parts[0];
-  if (parts.size() > 1) {
-    EngineNode cat;
-    cat.name = "features";
-    cat.op = "concat";
-    cat.inputs = parts;
-    ValueInfo info = target;
-    info.c = offset;
-    output = AddNode(std::move(cat), info);
-  }
-  result.in_c = infos_[0].c;
-  result.out_h = infos_[output].h;
-  result.out_w = infos_[output].w;
-  result.out_c = infos_[output].c;
-
-  result.spec.graph_json = GraphJson(output, &result.spec.tensors);
-
-  PreprocessConfig pre;
-  pre.resize_w = infos_[0].w;
-  pre.resize_h = infos_[0].h;
-  pre.channels = infos_[0].c;
-  pre.scale = options_.scale;
-  for (int c = 0; c < 3; ++c) {
-    pre.mean[c] = options_.mean;
-    pre.std[c] = options_.std;
-  }
-  Status valid = pre.Validate();
-  if (!valid.ok()) return Error(valid.code(), "preprocess: " + valid.message());
-  result.spec.preprocess_json = PreprocessToJson(pre);
-
-  result.spec.card_json = CardJson(result);
+  FLAWLENS_RETURN_IF_ERROR(graph_.Finish(options_, outs, card, &result));
   result.tf_nodes_used = static_cast<int>(order_.size());
-  result.engine_nodes = static_cast<int>(engine_.size());
   return result;
 }
 

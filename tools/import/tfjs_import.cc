@@ -22,16 +22,7 @@ namespace flawlens::tfjs {
 namespace internal {
 
 Result<ImportResult> Importer::Run(const std::string& text, const ShardReader& read_shard) {
-  if (options_.outputs.empty())
-    return Error(ErrorCode::kInvalidArgument, "no output node given (--outputs)");
-  for (size_t i = 0; i < options_.outputs.size(); ++i) {
-    for (size_t j = 0; j < i; ++j) {
-      if (options_.outputs[i] == options_.outputs[j]) {
-        return Error(ErrorCode::kInvalidArgument,
-                     "output '" + options_.outputs[i] + "' is listed twice");
-      }
-    }
-  }
+  FLAWLENS_RETURN_IF_ERROR(import::CheckOutputList(kCommand, options_.outputs, "node"));
   if (options_.input_w < 1 || options_.input_h < 1 || options_.input_w > kMaxModelInputSide ||
       options_.input_h > kMaxModelInputSide) {
     return Error(ErrorCode::kInvalidArgument,
@@ -64,7 +55,7 @@ Result<ImportResult> Importer::Run(const std::string& text, const ShardReader& r
   if (!st.ok()) return st;
   st = Walk();
   if (!st.ok()) return st;
-  for (const std::string& o : options_.outputs) outputs_.insert(Resolve(o));
+  for (const std::string& o : options_.outputs) graph_.outputs.insert(Resolve(o));
   for (int id : order_) {
     const TfNode& n = nodes_[id];
     if (n.op == "Const" && !consts_.count(n.name)) {
@@ -79,11 +70,10 @@ Result<ImportResult> Importer::Run(const std::string& text, const ShardReader& r
     }
   }
   FindPatterns();
-  infos_.assign(1, ValueInfo{});
   for (int id : order_) {
     st = Emit(nodes_[id]);
     if (!st.ok()) return st;
-    if (engine_.size() > static_cast<size_t>(kMaxNodes)) {
+    if (graph_.nodes.size() > static_cast<size_t>(kMaxNodes)) {
       return Error(ErrorCode::kLimitExceeded,
                    "the imported graph has more than " + std::to_string(kMaxNodes) + " nodes");
     }
@@ -92,7 +82,7 @@ Result<ImportResult> Importer::Run(const std::string& text, const ShardReader& r
     return Error(ErrorCode::kBadGraph, "no input placeholder on the path to the outputs");
   for (const std::string& o : options_.outputs) {
     const std::string r = Resolve(o);
-    if (ValueOf(r) <= 0) {
+    if (graph_.ValueOf(r) <= 0) {
       return Error(ErrorCode::kUnsupported,
                    "output '" + o + "' is the network input itself, not a feature map");
     }
@@ -118,53 +108,21 @@ Result<ImportResult> ImportTfjs(const std::string& model_json, const ShardReader
     return Error(ErrorCode::kBadHeader, std::string("malformed model.json: ") + e.what());
   }
   if (!result.ok()) return result;
-  // The written model must load: LoadModel runs every format check and
-  // Graph::Finalize (shapes, limits).
-  result->bytes = WriteModel(result->spec);
-  Result<std::unique_ptr<Model>> loaded = LoadModel(result->bytes.data(), result->bytes.size());
-  if (!loaded.ok()) {
-    return Error(loaded.status().code(),
-                 "the imported graph does not load: " + loaded.status().message());
-  }
-  const Shape& out = (*loaded)->graph.output_shape();
-  if (out.h != result->out_h || out.w != result->out_w || out.c != result->out_c) {
-    return Error(ErrorCode::kInternal,
-                 "the engine computes a different output shape than the importer");
-  }
+  FLAWLENS_RETURN_IF_ERROR(import::WriteChecked(internal::kCommand, &*result));
   return result;
 }
 
 Result<ImportResult> ImportTfjsFile(const std::string& model_json_path,
                                     const ImportOptions& options) {
-  auto read_file = [](const std::string& path, uint64_t limit,
-                      const std::string& what) -> Result<std::vector<uint8_t>> {
-    std::ifstream f(path, std::ios::binary | std::ios::ate);
-    if (!f) return Error(ErrorCode::kInvalidArgument, what + " '" + path + "' cannot be opened");
-    const std::streamoff size = f.tellg();
-    if (size < 0)
-      return Error(ErrorCode::kInvalidArgument, what + " '" + path + "' cannot be read");
-    if (static_cast<uint64_t>(size) > limit) {
-      return Error(ErrorCode::kLimitExceeded,
-                   what + " '" + path + "' is larger than " + std::to_string(limit) + " bytes");
-    }
-    std::vector<uint8_t> data(static_cast<size_t>(size));
-    f.seekg(0);
-    if (size > 0 && !f.read(reinterpret_cast<char*>(data.data()), size)) {
-      return Error(ErrorCode::kInvalidArgument, what + " '" + path + "' cannot be read");
-    }
-    return data;
+  auto read_file = [](const std::string& path, uint64_t limit, const std::string& what) {
+    return import::ReadFileBytes(internal::kCommand, path, limit, what);
   };
   Result<std::vector<uint8_t>> text = read_file(model_json_path, kMaxModelJsonBytes, "model.json");
   if (!text.ok()) return text.status();
   const size_t slash = model_json_path.find_last_of('/');
   const std::string dir = slash == std::string::npos ? "" : model_json_path.substr(0, slash + 1);
   ImportOptions opts = options;
-  if (opts.name.empty()) {
-    std::string stem = model_json_path.substr(slash == std::string::npos ? 0 : slash + 1);
-    const size_t dot = stem.rfind('.');
-    if (dot != std::string::npos && dot > 0) stem.resize(dot);
-    opts.name = stem;
-  }
+  if (opts.name.empty()) opts.name = import::FileStem(model_json_path);
   ShardReader reader = [&](const std::string& path) -> Result<std::vector<uint8_t>> {
     if (path.empty() || path[0] == '/' || path.find('\0') != std::string::npos || path == ".." ||
         path.rfind("../", 0) == 0 || path.find("/../") != std::string::npos) {
@@ -176,25 +134,11 @@ Result<ImportResult> ImportTfjsFile(const std::string& model_json_path,
     if (!data.ok()) {
       return Error(data.status().code(),
                    "weight shard '" + path + "' (next to model.json): " +
-                       data.status().message().substr(std::string("import-tfjs: ").size()));
+                       data.status().message().substr(std::string(internal::kCommand).size() + 2));
     }
     return data;
   };
   return ImportTfjs(std::string(text->begin(), text->end()), reader, opts);
-}
-
-Status ParseInputSize(const std::string& text, int* w, int* h) {
-  int a = 0, b = 0;
-  char x = 0, extra = 0;
-  if (std::sscanf(text.c_str(), "%d%c%d%c", &a, &x, &b, &extra) != 3 || (x != 'x' && x != 'X') ||
-      a < 1 || b < 1 || a > kMaxModelInputSide || b > kMaxModelInputSide) {
-    return Error(ErrorCode::kInvalidArgument,
-                 "--input '" + text + "' must be WxH with sides in [1, " +
-                     std::to_string(kMaxModelInputSide) + "], e.g. 256x256");
-  }
-  *w = a;
-  *h = b;
-  return Status::Ok();
 }
 
 }  // namespace flawlens::tfjs

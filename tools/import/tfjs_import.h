@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "core/status.h"
+#include "import/emit.h"
 #include "model/model.h"
 
 namespace flawlens::tfjs {
@@ -24,32 +25,16 @@ inline constexpr int kMaxTfNodes = 100000;                 // nodes in the Graph
 inline constexpr int kMaxShards = 4096;                    // shard files, all groups
 inline constexpr uint64_t kMaxWeightBytes = 512ull << 20;  // all shards together
 
-struct ImportOptions {
-  std::vector<std::string> outputs;  // TF node names of the feature layers (1+)
-  int input_w = 256, input_h = 256;  // network input; SAME padding computed for it
-  std::string name;                  // card name (default: model.json's stem)
-  std::string licence;               // card licence text
-  std::string origin;                // card origin, e.g. "pkg@1.2.3 models/x.json"
-  float scale = 1.0f;                // preprocess pixel multiplier (0..255 input)
-  float mean = 0.0f, std = 1.0f;     // preprocess mean / std (all channels)
+// The options every importer takes (import/emit.h): outputs are TF node
+// names; SAME padding is computed for the input size.
+struct ImportOptions : import::BackboneOptions {
+  ImportOptions() { input_w = input_h = 256; }
 };
 
-// One requested layer in the backbone's output (channels [offset, offset+c)).
-struct FeatureLayer {
-  std::string node;
-  int h = 0, w = 0, channels = 0;
-  int stride_h = 1, stride_w = 1;  // product of the strides on its path
-  int offset = 0;                  // first channel in the concatenated output
-};
+using FeatureLayer = import::FeatureLayer;
 
-struct ImportResult {
-  ModelSpec spec;              // what was written
-  std::vector<uint8_t> bytes;  // WriteModel(spec), checked to load with LoadModel
-  std::vector<FeatureLayer> features;
-  int in_c = 3;                         // network input channels (1 or 3)
-  int out_h = 0, out_w = 0, out_c = 0;  // the graph output
-  int tf_nodes_used = 0;                // TF nodes on the path (without consts)
-  int engine_nodes = 0;                 // nodes in the written graph
+struct ImportResult : import::Backbone {
+  int tf_nodes_used = 0;  // TF nodes on the path (without consts)
 };
 
 // Reads one weight shard; `path` is as written in the manifest (relative to
@@ -63,8 +48,5 @@ Result<ImportResult> ImportTfjs(const std::string& model_json, const ShardReader
 // Imports from a model.json on disk (shards relative to its folder).
 Result<ImportResult> ImportTfjsFile(const std::string& model_json_path,
                                     const ImportOptions& options);
-
-// Parses "WxH" (e.g. "256x256") into w, h in [1, kMaxModelInputSide].
-Status ParseInputSize(const std::string& text, int* w, int* h);
 
 }  // namespace flawlens::tfjs

@@ -3,7 +3,7 @@
 //                    from the requested outputs back to the input, the TF
 //                    activation patterns to collapse
 //   tfjs_weights.cc  the weights manifest and its shards -> decoded constants
-//   tfjs_emit.cc     TF nodes -> engine nodes, the model file's graph and card
+//   tfjs_emit.cc     TF nodes -> engine nodes (the shared engine graph, emit.h)
 //   tfjs_import.cc   the order of the steps and the public functions
 // Not a public interface: only tools/import and its fuzz target include it.
 #pragma once
@@ -15,14 +15,19 @@
 #include <string>
 #include <vector>
 
+#include "import/emit.h"
 #include "import/tfjs_import.h"
 
 namespace flawlens::tfjs::internal {
 
 using json = nlohmann::json;
 using ojson = nlohmann::ordered_json;
+using import::EngineNode;
+using import::EngineOp;
+using import::ValueInfo;
 
 // Every importer error starts with "import-tfjs: ".
+inline constexpr const char* kCommand = "import-tfjs";
 Status Error(ErrorCode code, const std::string& message);
 
 // ---- tfjs_parse.cc -------------------------------------------------------------
@@ -74,26 +79,6 @@ Status CheckConstShapes(const std::vector<TfNode>& nodes,
                         const std::map<std::string, Constant>& consts);
 
 // ---- tfjs_emit.cc ---------------------------------------------------------------
-// ---- the engine graph being built --------------------------------------------
-struct ValueInfo {
-  int h = 0, w = 0, c = 0;
-  int stride_h = 1, stride_w = 1;
-};
-
-struct EngineNode {
-  std::string name, op;
-  std::vector<int> inputs;  // value ids: 0 = input, i + 1 = node i
-  // conv2d
-  int kh = 1, kw = 1, sh = 1, sw = 1, dh = 1, dw = 1;
-  int pt = 0, pl = 0, pb = 0, pr = 0, groups = 1, out_c = 0;
-  std::vector<float> weight;  // OHWI
-  std::vector<float> bias;    // out_c (empty: none)
-  std::string activation = "none";
-  float alpha = 0.0f;
-  int scale_h = 1, scale_w = 1;  // upsample
-  std::string owner;             // TF node whose value this node currently produces
-};
-
 enum class PatternKind { kHardSwish, kHardSigmoid };
 struct Pattern {
   PatternKind kind;
@@ -103,8 +88,8 @@ struct Pattern {
 
 // One import: the TF graph, the path to the outputs and the engine graph being
 // built. Run() is in tfjs_import.cc; the path and pattern analysis (Walk,
-// FindPatterns, Resolve, ...) in tfjs_parse.cc; the engine nodes, graph JSON,
-// card and Finish() in tfjs_emit.cc.
+// FindPatterns, Resolve, ...) in tfjs_parse.cc; the engine nodes and Finish()
+// in tfjs_emit.cc, on the importers' shared engine graph (emit.h).
 class Importer {
  public:
   Importer(const ImportOptions& options) : options_(options) {}
@@ -119,17 +104,11 @@ class Importer {
   Status Fail(const TfNode& n, ErrorCode code, const std::string& why) const;
   std::string Resolve(const std::string& name) const;
   const Constant* ConstOf(const std::string& resolved) const;
-  int ValueOf(const std::string& resolved) const;
-  bool Foldable(int value, const std::string& x) const;
-  int AddNode(EngineNode node, const ValueInfo& info);
   Status EmitConv(const TfNode& n, bool depthwise, bool fused);
   Status EmitAffine(const TfNode& n, int v, const std::string& x, const Constant& c, bool multiply,
                     bool negate);
-  int ApplyActivation(const TfNode& n, int v, const std::string& x, const std::string& act,
-                      float alpha);
+  int ApplyActivation(const TfNode& n, int v, const std::string& x, Activation act, float alpha);
   Result<ImportResult> Finish();
-  std::string GraphJson(int output, std::vector<ModelTensor>* tensors) const;
-  std::string CardJson(const ImportResult& result) const;
 
   const ImportOptions& options_;
   json doc_;
@@ -140,12 +119,8 @@ class Importer {
   std::map<std::string, std::string> reached_;  // node -> output it leads to
   std::map<std::string, Pattern> patterns_;     // pattern root -> pattern
   std::set<std::string> absorbed_;
-  std::map<std::string, int> consumers_;  // effective consumers
-  std::set<std::string> outputs_;         // resolved outputs
-  std::map<std::string, int> values_;     // TF node -> engine value id
-  std::vector<EngineNode> engine_;
-  std::vector<ValueInfo> infos_;  // per value id
-  std::set<std::string> used_names_;
+  // The engine graph: values are TF node names.
+  import::EngineGraph graph_{kCommand};
   bool have_input_ = false;
 };
 

@@ -11,7 +11,7 @@
 namespace flawlens::tfjs::internal {
 
 Status Error(ErrorCode code, const std::string& message) {
-  return Status(code, "import-tfjs: " + message);
+  return import::CommandError(kCommand, code, message);
 }
 
 
@@ -221,10 +221,6 @@ const Constant* Importer::ConstOf(const std::string& resolved) const {
   return c == consts_.end() ? nullptr : &c->second;
 }
 
-int Importer::ValueOf(const std::string& resolved) const {
-  auto it = values_.find(resolved);
-  return it == values_.end() ? -1 : it->second;
-}
 
 Status Importer::Walk() {
   // Iterative depth-first search from each output; colours catch cycles.
@@ -292,7 +288,7 @@ void Importer::FindPatterns() {
   };
   auto is_mul = [](const TfNode* n) { return n && n->op == "Mul" && n->inputs.size() == 2; };
   auto private_to = [&](const std::string& name) {
-    return raw[name] == 1 && !outputs_.count(name);
+    return raw[name] == 1 && !graph_.outputs.count(name);
   };
   // relu6(x + 3): returns x, or "" when `name` is not that.
   auto relu6_plus3 = [&](const std::string& name) -> std::string {
@@ -350,10 +346,10 @@ void Importer::FindPatterns() {
     if (absorbed_.count(n.name) || n.op == "Identity" || n.op == "StopGradient") continue;
     auto pat = patterns_.find(n.name);
     if (pat != patterns_.end()) {
-      ++consumers_[pat->second.x];
+      ++graph_.consumers[pat->second.x];
       continue;
     }
-    for (const TfInput& in : n.inputs) ++consumers_[Resolve(in.node)];
+    for (const TfInput& in : n.inputs) ++graph_.consumers[Resolve(in.node)];
   }
 }
 

@@ -11,19 +11,6 @@
 namespace flawlens::tfjs::internal {
 namespace {
 
-float HalfToFloat(uint16_t h) {
-  const int sign = (h >> 15) & 1, exponent = (h >> 10) & 0x1f, mantissa = h & 0x3ff;
-  float v;
-  if (exponent == 0) {
-    v = std::ldexp(static_cast<float>(mantissa), -24);
-  } else if (exponent == 31) {
-    v = mantissa ? NAN : INFINITY;
-  } else {
-    v = std::ldexp(static_cast<float>(mantissa | 0x400), exponent - 25);
-  }
-  return sign ? -v : v;
-}
-
 uint32_t ReadU32(const uint8_t* p) {
   return uint32_t{p[0]} | uint32_t{p[1]} << 8 | uint32_t{p[2]} << 16 | uint32_t{p[3]} << 24;
 }
@@ -121,7 +108,7 @@ Status DecodeWeight(const WeightSpec& s, const uint8_t* p, Constant* c) {
   for (int64_t k = 0; k < s.elements; ++k) {
     float v;
     if (s.quant == "float16") {
-      v = HalfToFloat(static_cast<uint16_t>(p[2 * k] | p[2 * k + 1] << 8));
+      v = import::HalfToFloat(static_cast<uint16_t>(p[2 * k] | p[2 * k + 1] << 8));
     } else if (s.quant == "uint8") {
       v = static_cast<float>(s.qmin + s.qscale * p[k]);
     } else if (s.quant == "uint16") {

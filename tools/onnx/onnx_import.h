@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "core/status.h"
+#include "import/emit.h"
 #include "model/model.h"
 
 namespace flawlens::onnx_import {
@@ -25,37 +26,15 @@ inline constexpr uint64_t kMaxOnnxBytes = 1ull << 30;      // the .onnx file (pr
 inline constexpr int kMaxOnnxNodes = 100000;               // nodes in the graph
 inline constexpr uint64_t kMaxWeightBytes = 512ull << 20;  // decoded constants on the path
 
-struct ImportOptions {
-  std::vector<std::string> outputs;  // ONNX tensor names of the feature layers (1+)
-  // Network input; 0: the graph input's static H and W (256x256 when dynamic).
-  int input_w = 0, input_h = 0;
-  std::string name;     // card name (default: the file's stem, else the graph name)
-  std::string licence;  // card licence text
-  std::string origin;   // card origin, e.g. "torchvision 0.14 resnet18, own weights"
-  // Preprocessing written to the model file: x = (pixel * scale - mean) / std
-  // per channel (pixels 0..255). torchvision: scale 1/255, ImageNet mean / std.
-  float scale = 1.0f;
-  float mean[3] = {0, 0, 0};
-  float std[3] = {1, 1, 1};
-};
+// The options every importer takes (import/emit.h): outputs are ONNX tensor
+// names; input 0: the graph input's static H and W (256x256 when dynamic);
+// torchvision preprocessing: scale 1/255, ImageNet mean / std.
+using ImportOptions = import::BackboneOptions;
+using FeatureLayer = import::FeatureLayer;
 
-// One requested layer in the backbone's output (channels [offset, offset+c)).
-struct FeatureLayer {
-  std::string tensor;
-  int h = 0, w = 0, channels = 0;
-  int stride_h = 1, stride_w = 1;  // product of the strides on its path
-  int offset = 0;                  // first channel in the concatenated output
-};
-
-struct ImportResult {
-  ModelSpec spec;              // what was written
-  std::vector<uint8_t> bytes;  // WriteModel(spec), checked to load with LoadModel
-  std::vector<FeatureLayer> features;
-  int in_w = 0, in_h = 0, in_c = 3;     // network input
-  int out_h = 0, out_w = 0, out_c = 0;  // the graph output
-  int onnx_nodes_used = 0;              // ONNX nodes on the path (without Constant)
-  int engine_nodes = 0;                 // nodes in the written graph
-  int64_t opset = 0;                    // the model's default-domain opset
+struct ImportResult : import::Backbone {
+  int onnx_nodes_used = 0;  // ONNX nodes on the path (without Constant)
+  int64_t opset = 0;        // the model's default-domain opset
 };
 
 // Imports from the bytes of a .onnx file.
@@ -70,8 +49,5 @@ struct TensorEntry {
   std::string tensor, op, node;
 };
 Result<std::vector<TensorEntry>> ListOnnxTensors(const uint8_t* data, size_t size);
-
-// Parses "a" (all channels) or "a,b,c" into three floats.
-Status ParseChannelTriple(const std::string& text, const char* what, float out[3]);
 
 }  // namespace flawlens::onnx_import
