@@ -22,9 +22,12 @@
 #include "model/model.h"
 #include "nn/executor.h"
 #include "kernels/backends.h"
+#include "../run_model.h"
 
 namespace flawlens::tfjs {
 namespace {
+
+using flawlens::testing::RunModel;
 namespace fs = std::filesystem;
 using json = nlohmann::json;
 
@@ -181,22 +184,6 @@ std::vector<float> RefConv(const std::vector<float>& x, int h, int w, int ci,
 }
 
 float Relu6(float v) { return std::min(6.0f, std::max(0.0f, v)); }
-
-// Runs a written model on `input`; returns the output.
-std::vector<float> RunModel(const std::vector<uint8_t>& bytes, const std::vector<float>& input,
-                            Shape* shape = nullptr) {
-  auto model = LoadModel(bytes.data(), bytes.size());
-  EXPECT_TRUE(model.ok()) << model.status().ToString();
-  if (!model.ok()) return {};
-  auto ex = CreateExecutor((*model)->graph);
-  EXPECT_TRUE(ex.ok()) << ex.status().ToString();
-  if (!ex.ok()) return {};
-  EXPECT_EQ(size_t((*ex)->input_shape().elements()), input.size());
-  std::copy(input.begin(), input.end(), (*ex)->input());
-  (*ex)->Run();
-  if (shape) *shape = (*ex)->output_shape();
-  return std::vector<float>((*ex)->output(), (*ex)->output() + (*ex)->output_shape().elements());
-}
 
 // conv (3x3, stride 2, SAME) -> hard swish, weights in `encoding`.
 Fixture ConvHardSwish(int h, int w, const std::vector<float>& k, const std::string& encoding,

@@ -32,9 +32,12 @@
 #include "model/model.h"
 #include "nn/executor.h"
 #include "kernels/backends.h"
+#include "../run_model.h"
 
 namespace flawlens::onnx_import {
 namespace {
+
+using flawlens::testing::RunModel;
 namespace fs = std::filesystem;
 
 // ---- building small models ---------------------------------------------------
@@ -200,21 +203,6 @@ T RefPool(const T& in, bool max, int k, int s, int pad[4], bool ceil_mode, bool 
         out.at(c, y, x) = float(max ? acc : acc / (include_pad ? padded : valid));
       }
   return out;
-}
-
-std::vector<float> RunModel(const std::vector<uint8_t>& bytes, const std::vector<float>& input,
-                            Shape* shape = nullptr) {
-  auto model = LoadModel(bytes.data(), bytes.size());
-  EXPECT_TRUE(model.ok()) << model.status().ToString();
-  if (!model.ok()) return {};
-  auto ex = CreateExecutor((*model)->graph);
-  EXPECT_TRUE(ex.ok()) << ex.status().ToString();
-  if (!ex.ok()) return {};
-  EXPECT_EQ(size_t((*ex)->input_shape().elements()), input.size());
-  std::copy(input.begin(), input.end(), (*ex)->input());
-  (*ex)->Run();
-  if (shape) *shape = (*ex)->output_shape();
-  return std::vector<float>((*ex)->output(), (*ex)->output() + (*ex)->output_shape().elements());
 }
 
 // Largest |a - b| over max |b| (the output's scale).
