@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "core/status.h"
+#include "image/preprocess.h"  // RectI
 #include "model/model.h"
 
 namespace flawlens::fit {
@@ -21,8 +22,12 @@ struct CellCalibration {
 // few images; the std is floored at half its (lower) median, at least 1e-3,
 // and shrunk towards one global std: sqrt((1 - shrink) sd^2 + shrink
 // mean(sd^2)) (0 = per cell, 1 = global). Needs n >= 2 maps.
+// `content` (n rectangles of cells, or null = every cell; not with mirror):
+// only the cells of map k inside content[k] count (the image, not its
+// padding); a cell inside fewer than 2 takes the mean and std of all counted
+// cells.
 Result<CellCalibration> FitCellCalibration(const float* maps, int n, int h, int w, bool mirror,
-                                           float shrink);
+                                           float shrink, const RectI* content = nullptr);
 
 // map = (map - mean) / std, in place (one h x w map).
 void ApplyCellCalibration(const CellCalibration& cc, float* map);

@@ -98,10 +98,14 @@ bool NaturalLess(const std::string& a, const std::string& b) {
   return a.size() - i < b.size() - j;
 }
 
-// Union-find over image indices.
-int Find(std::vector<int>& parent, int i) {
-  while (parent[size_t(i)] != i) i = parent[size_t(i)] = parent[size_t(parent[size_t(i)])];
-  return i;
+// The largest value of a map (w cells wide) inside `cells`.
+float ContentMax(const float* map, int w, const RectI& cells) {
+  float m = -INFINITY;
+  for (int y = cells.y; y < cells.y + cells.h; ++y) {
+    const float* row = map + size_t(y) * w + cells.x;
+    m = std::max(m, *std::max_element(row, row + cells.w));
+  }
+  return m;
 }
 
 }  // namespace
@@ -232,6 +236,28 @@ Status Teacher::Init(const uint8_t* bytes, size_t size, const TeacherOptions& op
     g.input.h = h;
     pre.Set("resize_w", w).Set("resize_h", h);
   }
+  if (options.keep_aspect || options.pixel_scale > 0) {
+    PreprocessConfig& pc = model_->preprocess;
+    if (options.keep_aspect && options.pixel_scale > 0) {
+      return MakeError(ErrorCode::kInvalidArgument,
+                       "keep aspect and a fixed pixel scale exclude each other");
+    }
+    const bool same = pc.keep_aspect == options.keep_aspect && pc.pixel_scale == options.pixel_scale;
+    if (pc.crop.w > 0 || (pc.padded() && !same)) {
+      return MakeError(ErrorCode::kInvalidArgument,
+                       "the backbone's preprocessing crops or already pads (%s), so its geometry "
+                       "cannot change",
+                       pc.geometry_name());
+    }
+    if (!(options.pixel_scale <= 64.0f)) {
+      return MakeError(ErrorCode::kInvalidArgument, "pixel scale %g out of range (0, 64]",
+                       double(options.pixel_scale));
+    }
+    pc.keep_aspect = options.keep_aspect;
+    pc.pixel_scale = options.pixel_scale;
+    if (pc.keep_aspect) pre.Set("geometry", "keep_aspect");
+    if (pc.pixel_scale > 0) pre.Set("pixel_scale", double(pc.pixel_scale));
+  }
   preprocess_json_ = pre.Dump();
 
   g.nodes.resize(size_t(feature) + 1);
@@ -304,6 +330,12 @@ Status Teacher::Init(const uint8_t* bytes, size_t size, const TeacherOptions& op
 Result<int> Teacher::AddImage(const ImageView& image, const RectF& roi, const std::string& group) {
   FLAWLENS_RETURN_IF_ERROR(
       Preprocess(image, model_->preprocess, roi, executor_->input(), &scratch_, nullptr));
+  RectI content_cells{0, 0, fw_, fh_};
+  if (model_->preprocess.padded()) {
+    FLAWLENS_ASSIGN_OR_RETURN(RectI content,
+                              PreprocessContent(model_->preprocess, image.width, image.height, roi));
+    content_cells = ContentCells(content, model_->graph.input.w, model_->graph.input.h, fw_, fh_);
+  }
   executor_->Run();
   const float* x = executor_->output();
   const size_t cells = size_t(fh_) * fw_, n = cells * size_t(d_);
@@ -334,6 +366,7 @@ Result<int> Teacher::AddImage(const ImageView& image, const RectF& roi, const st
   features_.emplace_back(x, x + n);
   summaries_.push_back(std::move(summary));
   groups_.push_back(group);
+  content_.push_back(content_cells);
   return int(groups_.size()) - 1;
 }
 
@@ -342,6 +375,7 @@ Result<int> Teacher::AddImage(const ImageView& image, const RectF& roi, const st
 // d x d storage), and the number of images.
 struct Teacher::Stats {
   int images = 0;
+  double samples = 0;            // (image, cell) pairs summed: shared skips padding cells
   std::vector<double> cell_sum;  // cells x D
   std::vector<double> scatter;   // regions x D x D
 };
@@ -377,10 +411,18 @@ void Teacher::Accumulate(const std::vector<int>& images, const FitOptions& o, St
   s->images = int(images.size());
   s->cell_sum.assign(cells * d, 0.0);
   s->scatter.assign(size_t(gh) * gw * dd, 0.0);
+  s->samples = 0;
   std::vector<double> v(static_cast<size_t>(d));
+  // Per position every cell has every image (padding included: a cell needs
+  // all of them); shared pools only the cells over the images.
+  const bool mask = o.density == DensityKind::kShared && model_->preprocess.padded();
   for (int i : images) {
     const float* x = features_[size_t(i)].data();
+    const RectI& cc = content_[size_t(i)];
     for (size_t c = 0; c < cells; ++c) {
+      const int cy = int(c / size_t(fw_)), cx = int(c % size_t(fw_));
+      if (mask && (cy < cc.y || cy >= cc.y + cc.h || cx < cc.x || cx >= cc.x + cc.w)) continue;
+      s->samples += 1;
       const float* xc = x + c * d;
       double* sum = s->cell_sum.data() + c * d;
       for (int j = 0; j < d; ++j) {
@@ -412,7 +454,7 @@ Status Teacher::FitDensity(const Stats& s, const FitOptions& o, Density* out) co
   if (shared) {
     for (size_t c = 0; c < cells; ++c)
       for (int j = 0; j < d; ++j) shared_mean[size_t(j)] += s.cell_sum[c * d + j];
-    for (double& m : shared_mean) m /= double(n) * double(cells);
+    for (double& m : shared_mean) m /= s.samples;
   }
   for (size_t c = 0; c < cells; ++c) {
     for (int j = 0; j < d; ++j) {
@@ -441,12 +483,10 @@ Status Teacher::FitDensity(const Stats& s, const FitOptions& o, Density* out) co
     if (shared) {
       for (int k = 0; k < d; ++k)
         for (int j = 0; j <= k; ++j)
-          cr[size_t(k) * d + j] -= double(n) * double(cells) * shared_mean[size_t(k)] *
-                                   shared_mean[size_t(j)];
+          cr[size_t(k) * d + j] -= s.samples * shared_mean[size_t(k)] * shared_mean[size_t(j)];
     }
-    const double dof = shared ? double(n) * double(cells) - 1.0
-                              : double(region_cells[r]) * double(n - 1);
-    samples[r] = shared ? double(n) * double(cells) : double(region_cells[r]) * double(n);
+    const double dof = shared ? s.samples - 1.0 : double(region_cells[r]) * double(n - 1);
+    samples[r] = shared ? s.samples : double(region_cells[r]) * double(n);
     for (int k = 0; k < d; ++k) {
       for (int j = 0; j <= k; ++j) {
         const double v = cr[size_t(k) * d + j] / std::max(1.0, dof);
@@ -498,88 +538,6 @@ void Teacher::RawMap(const float* x, const Density& dens, float* map) const {
     map[c] = Mahalanobis2(x + c * d, dens.whitening.data() + r * dd, dens.mean.data() + c * d, d,
                           tmp.data());
   }
-}
-
-// Groups: images with one non-empty group name; images whose summaries are
-// near-duplicates (closer than o.link times the median distance from an
-// image to its nearest neighbour under another name, linked transitively);
-// camera frames (group "") in contiguous blocks, one per fold. Returns each
-// image's group (0-based).
-std::vector<int> Teacher::Groups(const FitOptions& o, int* count) const {
-  const int n = images();
-  std::vector<int> parent(static_cast<size_t>(n));
-  for (int i = 0; i < n; ++i) parent[size_t(i)] = i;
-  std::map<std::string, int> first;
-  std::vector<int> named, frames;
-  for (int i = 0; i < n; ++i) {
-    const std::string& g = groups_[size_t(i)];
-    if (g.empty()) {
-      frames.push_back(i);
-      continue;
-    }
-    named.push_back(i);
-    auto it = first.find(g);
-    if (it == first.end()) {
-      first.emplace(g, i);
-    } else {
-      parent[size_t(Find(parent, i))] = Find(parent, it->second);
-    }
-  }
-  // Frames: o.folds contiguous blocks.
-  const size_t blocks = size_t(std::min<int>(std::max(1, o.folds), int(frames.size())));
-  std::vector<int> block_first(blocks, -1);
-  for (size_t k = 0; k < frames.size(); ++k) {
-    int& b = block_first[k * blocks / frames.size()];
-    if (b < 0) {
-      b = frames[k];
-    } else {
-      parent[size_t(Find(parent, frames[k]))] = Find(parent, b);
-    }
-  }
-  // Near-duplicates among named images.
-  const size_t m = named.size();
-  if (o.link > 0 && m >= 3) {
-    const size_t len = summaries_[size_t(named[0])].size();
-    std::vector<float> dist(m * m, 0.0f);
-    for (size_t a = 0; a < m; ++a) {
-      const float* sa = summaries_[size_t(named[a])].data();
-      for (size_t b = a + 1; b < m; ++b) {
-        const float* sb = summaries_[size_t(named[b])].data();
-        double t = 0;
-        for (size_t j = 0; j < len; ++j) {
-          const double e = double(sa[j]) - sb[j];
-          t += e * e;
-        }
-        dist[a * m + b] = dist[b * m + a] = float(std::sqrt(t));
-      }
-    }
-    // The typical distance between different parts: each image's nearest
-    // neighbour under another name.
-    std::vector<float> nn(m, INFINITY);
-    for (size_t a = 0; a < m; ++a)
-      for (size_t b = 0; b < m; ++b)
-        if (groups_[size_t(named[a])] != groups_[size_t(named[b])]) {
-          nn[a] = std::min(nn[a], dist[a * m + b]);
-        }
-    std::vector<float> sorted = nn;
-    std::nth_element(sorted.begin(), sorted.begin() + long(m / 2), sorted.end());
-    const float limit = o.link * sorted[m / 2];
-    for (size_t a = 0; a < m; ++a)
-      for (size_t b = a + 1; b < m; ++b)
-        if (dist[a * m + b] < limit) {
-          parent[size_t(Find(parent, named[a]))] = Find(parent, named[b]);
-        }
-  }
-  std::map<int, int> id;
-  std::vector<int> out(static_cast<size_t>(n));
-  for (int i = 0; i < n; ++i) {
-    const int root = Find(parent, i);
-    auto it = id.find(root);
-    if (it == id.end()) it = id.emplace(root, int(id.size())).first;
-    out[size_t(i)] = it->second;
-  }
-  *count = int(id.size());
-  return out;
 }
 
 namespace {
@@ -709,6 +667,7 @@ Result<FitResult> Teacher::Fit(const FitOptions& o, const ProgressFn& progress) 
     Accumulate(fold_images[size_t(f)], o, &fold);
     Stats rest;
     rest.images = total.images - fold.images;
+    rest.samples = total.samples - fold.samples;
     rest.cell_sum = total.cell_sum;
     rest.scatter = total.scatter;
     for (size_t i = 0; i < rest.cell_sum.size(); ++i) rest.cell_sum[i] -= fold.cell_sum[i];
@@ -725,13 +684,16 @@ Result<FitResult> Teacher::Fit(const FitOptions& o, const ProgressFn& progress) 
     }
     if (progress) progress(0.1f + 0.7f * float(f + 1) / float(k_folds));
   }
+  // Padded inputs: the cells over each image only, as the detector scores.
+  const bool padded = model_->preprocess.padded();
   FLAWLENS_ASSIGN_OR_RETURN(CellCalibration cc,
-                            FitCellCalibration(maps.data(), n, fh_, fw_, false, o.cell_std_shrink));
+                            FitCellCalibration(maps.data(), n, fh_, fw_, false, o.cell_std_shrink,
+                                               padded ? content_.data() : nullptr));
   result.oof_raw.resize(size_t(n));
   for (int i = 0; i < n; ++i) {
     float* m = maps.data() + size_t(i) * cells;
     ApplyCellCalibration(cc, m);
-    result.oof_raw[size_t(i)] = *std::max_element(m, m + cells);
+    result.oof_raw[size_t(i)] = ContentMax(m, fw_, content_[size_t(i)]);
   }
   FLAWLENS_ASSIGN_OR_RETURN(ScoreCalibrationResult sc,
                             CalibrateScores(result.oof_raw, o.false_alarm_rate, result.groups));
@@ -745,7 +707,7 @@ Result<FitResult> Teacher::Fit(const FitOptions& o, const ProgressFn& progress) 
     RawMap(features_[0].data(), dens, m);
     BlurMap(m, fw_, fh_, o.blur_sigma);
     ApplyCellCalibration(cc, m);
-    result.first_raw = *std::max_element(m, m + cells);
+    result.first_raw = ContentMax(m, fw_, content_[0]);
   }
   if (progress) progress(0.9f);
   result.model = WriteModelFile(o, extra, dens, cc, result);
@@ -793,6 +755,7 @@ std::vector<uint8_t> Teacher::WriteModelFile(const FitOptions& o, const JsonValu
       .Set("density", DensityKindName(o.density))
       .Set("dims", d)
       .Set("pool", options_.pool)
+      .Set("geometry", model_->preprocess.geometry_name())
       .Set("region", IntPair(dens.grid_h, dens.grid_w))
       .Set("projection", "rademacher")
       .Set("seed", uint64_t(options_.seed))
