@@ -121,6 +121,78 @@ Result<CellCalibration> FitCellCalibration(const float* maps, int n, int h, int 
   return cc;
 }
 
+Result<EdgeCalibration> FitEdgeCalibration(const float* maps, int n, int h, int w,
+                                           const RectI* content, int s, float shrink) {
+  if (n < 2 || h < 1 || w < 1 || s < 2 || s > 128 || s % 2 != 0 || content == nullptr) {
+    return MakeError(ErrorCode::kInvalidArgument,
+                     "edge calibration needs at least 2 maps, their content rectangles and an "
+                     "even table side in [2, 128] (got %d maps of %dx%d, side %d)",
+                     n, w, h, s);
+  }
+  const size_t entries = size_t(s) * s, cells = size_t(h) * w;
+  std::vector<double> sum(entries, 0.0), sq(entries, 0.0), count(entries, 0.0);
+  double all_sum = 0, all_sq = 0, all_count = 0;
+  for (int k = 0; k < n; ++k) {
+    const RectI& c = content[k];
+    const float* m = maps + size_t(k) * cells;
+    for (int y = 0; y < c.h; ++y) {
+      const int r = EdgeTableIndex(y, c.h, s);
+      for (int x = 0; x < c.w; ++x) {
+        const size_t e = size_t(r) * s + size_t(EdgeTableIndex(x, c.w, s));
+        const double v = m[size_t(c.y + y) * w + size_t(c.x + x)];
+        sum[e] += v;
+        sq[e] += v * v;
+        count[e] += 1;
+        all_sum += v;
+        all_sq += v * v;
+        all_count += 1;
+      }
+    }
+  }
+  const double all_mean = all_sum / std::max(1.0, all_count);
+  const double all_sd =
+      std::sqrt(std::max(0.0, all_sq - all_count * all_mean * all_mean) / std::max(1.0, all_count - 1));
+  std::vector<double> mean(entries), sd(entries);
+  for (size_t e = 0; e < entries; ++e) {
+    const bool enough = count[e] >= 30;
+    mean[e] = enough ? sum[e] / count[e] : all_mean;
+    sd[e] = enough ? std::sqrt(std::max(0.0, sq[e] - count[e] * mean[e] * mean[e]) / (count[e] - 1))
+                   : all_sd;
+  }
+  std::vector<double> sorted = sd;
+  const size_t mid = (entries - 1) / 2;
+  std::nth_element(sorted.begin(), sorted.begin() + long(mid), sorted.end());
+  const double floor = std::max(1e-3, 0.5 * sorted[mid]);
+  const double k = std::clamp(double(shrink), 0.0, 1.0);
+  const double pooled = std::max(all_sd, floor);
+  EdgeCalibration ec;
+  ec.s = s;
+  ec.mean.resize(entries);
+  ec.std.resize(entries);
+  for (size_t e = 0; e < entries; ++e) {
+    const double v = std::max(sd[e], floor);
+    ec.mean[e] = float(mean[e]);
+    ec.std[e] = float(std::sqrt((1 - k) * v * v + k * pooled * pooled));
+    if (!std::isfinite(ec.mean[e]) || !(ec.std[e] > 0) || !std::isfinite(ec.std[e])) {
+      return MakeError(ErrorCode::kNonFinite,
+                       "edge calibration: entry %zu has mean %g and std %g (non-finite maps?)", e,
+                       double(ec.mean[e]), double(ec.std[e]));
+    }
+  }
+  return ec;
+}
+
+void ApplyEdgeCalibration(const EdgeCalibration& e, float* map, int w, const RectI& content) {
+  for (int y = 0; y < content.h; ++y) {
+    const int r = EdgeTableIndex(y, content.h, e.s);
+    float* row = map + size_t(content.y + y) * w + content.x;
+    for (int x = 0; x < content.w; ++x) {
+      const size_t i = size_t(r) * e.s + size_t(EdgeTableIndex(x, content.w, e.s));
+      row[x] = (row[x] - e.mean[i]) / e.std[i];
+    }
+  }
+}
+
 void ApplyCellCalibration(const CellCalibration& cc, float* map) {
   const size_t cells = size_t(cc.h) * cc.w;
   for (size_t i = 0; i < cells; ++i) map[i] = (map[i] - cc.mean[i]) / cc.std[i];

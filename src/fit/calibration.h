@@ -32,6 +32,26 @@ Result<CellCalibration> FitCellCalibration(const float* maps, int n, int h, int 
 // map = (map - mean) / std, in place (one h x w map).
 void ApplyCellCalibration(const CellCalibration& cc, float* map);
 
+// Calibration by distance to the image's edges (model/FORMAT.md section 6,
+// edge_mean / edge_std): for padded inputs, where photos of other shapes put
+// their borders on other cells. Table s x s (s = 2K), row-major.
+struct EdgeCalibration {
+  int s = 0;
+  std::vector<float> mean, std;
+};
+
+// Per table entry, the mean and std (n - 1) of the cells of `n` maps of
+// h x w inside content[k] (the cell's entry: EdgeTableIndex of its row and
+// column within that rectangle). Entries with fewer than 30 cells take the
+// values of all; the std is floored at half its median (at least 1e-3) and
+// shrunk towards the pooled std as FitCellCalibration's. s even in [2, 128].
+Result<EdgeCalibration> FitEdgeCalibration(const float* maps, int n, int h, int w,
+                                           const RectI* content, int s, float shrink);
+
+// The calibration on the cells of one h x w map (w wide) inside `content`,
+// in place: what the detector does on the map it keeps.
+void ApplyEdgeCalibration(const EdgeCalibration& e, float* map, int w, const RectI& content);
+
 // The score calibration (model/FORMAT.md section 7) from raw scores of good
 // images the model did not fit: fit::CalibrateScores (fit/threshold.h) at the
 // false-alarm rate of the sensitivity (SensitivityToRate: 0.5 -> the default

@@ -15,9 +15,6 @@
 namespace flawlens::fit {
 namespace {
 
-constexpr const char* kProjNode = "fit.proj";
-constexpr const char* kPoolNode = "fit.pool";
-constexpr const char* kDensityNode = "fit.density";
 // Side of the coarse summary grid of a map (near-duplicate linking).
 constexpr int kSummaryGrid = 4;
 // Photos are cut into this many blocks of consecutive captures
@@ -25,6 +22,9 @@ constexpr int kSummaryGrid = 4;
 // the lightings or burst of one part together on the data measured (blocks
 // of half that size let them leak across folds: docs/METHOD-threshold.md).
 constexpr int kCaptureBlocks = 40;
+// Side of the edge calibration's table of padded inputs: 4 cells from each
+// edge told apart (model/FORMAT.md section 6).
+constexpr int kEdgeTable = 8;
 
 // SplitMix64: the same bits natively and in wasm (std:: distributions are not).
 uint64_t SplitMix(uint64_t* state) {
@@ -43,8 +43,6 @@ Status MetadataJson(const uint8_t* bytes, size_t size, const char* key, JsonValu
   if (!*present) return Status::Ok();
   return ParseJson(it->second.data(), it->second.size(), key, out);
 }
-
-JsonValue IntPair(int a, int b) { return JsonValue::Array().Push(a).Push(b); }
 
 // |a (x - mu)|^2 for lower triangular a (D x D).
 float Mahalanobis2(const float* x, const float* a, const float* mu, int d, float* tmp) {
@@ -370,24 +368,6 @@ Result<int> Teacher::AddImage(const ImageView& image, const RectF& roi, const st
   return int(groups_.size()) - 1;
 }
 
-// Sufficient statistics of a set of images: per cell the sum of its
-// features, per region the sum of outer products (lower triangle, full
-// d x d storage), and the number of images.
-struct Teacher::Stats {
-  int images = 0;
-  double samples = 0;            // (image, cell) pairs summed: shared skips padding cells
-  std::vector<double> cell_sum;  // cells x D
-  std::vector<double> scatter;   // regions x D x D
-};
-
-// A fitted density: per-cell means, per-region whitening matrices.
-struct Teacher::Density {
-  int grid_h = 1, grid_w = 1;
-  std::vector<float> mean;       // cells x D
-  std::vector<float> whitening;  // regions x D x D (lower triangular)
-  double mean_shrinkage = 0;
-};
-
 namespace {
 
 // Covariance regions of an h x w map for the options.
@@ -685,15 +665,36 @@ Result<FitResult> Teacher::Fit(const FitOptions& o, const ProgressFn& progress) 
     if (progress) progress(0.1f + 0.7f * float(f + 1) / float(k_folds));
   }
   // Padded inputs: the cells over each image only, as the detector scores.
+  // A shared density has no positions: its maps are calibrated by distance
+  // to the photo's edges (which fall on other cells in every photo) instead
+  // of per cell. Per position keeps the per-cell calibration (the cells of
+  // padding excluded); adding the edge one measured no better
+  // (docs/METHOD-backbone.md).
   const bool padded = model_->preprocess.padded();
-  FLAWLENS_ASSIGN_OR_RETURN(CellCalibration cc,
-                            FitCellCalibration(maps.data(), n, fh_, fw_, false, o.cell_std_shrink,
-                                               padded ? content_.data() : nullptr));
+  const bool by_edge = padded && o.density == DensityKind::kShared;
+  CellCalibration cc;
+  if (by_edge) {
+    cc.h = fh_;
+    cc.w = fw_;
+    cc.mean.assign(cells, 0.0f);
+    cc.std.assign(cells, 1.0f);
+  } else {
+    FLAWLENS_ASSIGN_OR_RETURN(cc, FitCellCalibration(maps.data(), n, fh_, fw_, false,
+                                                     o.cell_std_shrink,
+                                                     padded ? content_.data() : nullptr));
+  }
+  for (int i = 0; i < n; ++i) ApplyCellCalibration(cc, maps.data() + size_t(i) * cells);
+  EdgeCalibration ec;
+  if (by_edge) {
+    FLAWLENS_ASSIGN_OR_RETURN(ec, FitEdgeCalibration(maps.data(), n, fh_, fw_, content_.data(),
+                                                     kEdgeTable, o.cell_std_shrink));
+    for (int i = 0; i < n; ++i) {
+      ApplyEdgeCalibration(ec, maps.data() + size_t(i) * cells, fw_, content_[size_t(i)]);
+    }
+  }
   result.oof_raw.resize(size_t(n));
   for (int i = 0; i < n; ++i) {
-    float* m = maps.data() + size_t(i) * cells;
-    ApplyCellCalibration(cc, m);
-    result.oof_raw[size_t(i)] = ContentMax(m, fw_, content_[size_t(i)]);
+    result.oof_raw[size_t(i)] = ContentMax(maps.data() + size_t(i) * cells, fw_, content_[size_t(i)]);
   }
   FLAWLENS_ASSIGN_OR_RETURN(ScoreCalibrationResult sc,
                             CalibrateScores(result.oof_raw, o.false_alarm_rate, result.groups));
@@ -707,79 +708,13 @@ Result<FitResult> Teacher::Fit(const FitOptions& o, const ProgressFn& progress) 
     RawMap(features_[0].data(), dens, m);
     BlurMap(m, fw_, fh_, o.blur_sigma);
     ApplyCellCalibration(cc, m);
+    if (by_edge) ApplyEdgeCalibration(ec, m, fw_, content_[0]);
     result.first_raw = ContentMax(m, fw_, content_[0]);
   }
   if (progress) progress(0.9f);
-  result.model = WriteModelFile(o, extra, dens, cc, result);
+  result.model = WriteModelFile(o, extra, dens, cc, ec, result);
   if (progress) progress(1.0f);
   return result;
-}
-
-// The model file: the kept backbone, the projection, the local average, the
-// density head, postprocessing, calibration and the card.
-std::vector<uint8_t> Teacher::WriteModelFile(const FitOptions& o, const JsonValue& extra,
-                                             const Density& dens, const CellCalibration& cc,
-                                             const FitResult& result) const {
-  const int d = d_;
-  const Shape& in = model_->graph.input;
-  GraphBuilder g(in.h, in.w, in.c);
-  for (size_t i = 0; i < kept_nodes_.size(); ++i) g.RawNode(kept_nodes_[i]);
-  for (const ModelTensor& t : kept_tensors_) g.AddTensor(t.name, {t.shape, t.data});
-  ConvParams proj;
-  proj.out_channels = d;
-  std::string features = g.Conv2d(kProjNode, feature_node_, proj, {{d, 1, 1, fc_}, projection_});
-  if (options_.pool > 1) {
-    PoolParams pool;
-    pool.kernel_h = pool.kernel_w = options_.pool;
-    pool.pad_top = pool.pad_left = pool.pad_bottom = pool.pad_right = options_.pool / 2;
-    pool.count_include_pad = false;
-    features = g.AvgPool2d(kPoolNode, features, pool);
-  }
-  g.PositionMahalanobis(kDensityNode, features, {{dens.grid_h, dens.grid_w, d, d}, dens.whitening},
-                        {{fh_, fw_, d}, dens.mean});
-  ModelSpec spec = g.Spec(kDensityNode, preprocess_json_);
-  PostprocessConfig post;
-  post.blur_sigma = o.blur_sigma;
-  post.reduce = ScoreReduce::kMax;
-  spec.postprocess_json = PostprocessToJson(post, "post.cell_mean", "post.cell_std");
-  spec.tensors.push_back({"post.cell_mean", {fh_, fw_}, cc.mean});
-  spec.tensors.push_back({"post.cell_std", {fh_, fw_}, cc.std});
-  spec.calibration_json = CalibrationToJson(result.calibration);
-
-  JsonValue card = JsonValue::Object();
-  card.Set("name", o.name).Set("kind", "detector").Set("taught_by", o.taught_by);
-  if (!o.created.empty()) card.Set("created", o.created);
-  card.Set("backbone", source_card_backbone_);
-  JsonValue fit = JsonValue::Object();
-  fit.Set("feature_node", feature_node_)
-      .Set("density", DensityKindName(o.density))
-      .Set("dims", d)
-      .Set("pool", options_.pool)
-      .Set("geometry", model_->preprocess.geometry_name())
-      .Set("region", IntPair(dens.grid_h, dens.grid_w))
-      .Set("projection", "rademacher")
-      .Set("seed", uint64_t(options_.seed))
-      .Set("channels", IntPair(options_.channel_begin, options_.channel_end ? options_.channel_end : fc_))
-      .Set("shrinkage", o.shrinkage < 0 ? JsonValue("oas") : JsonValue(double(o.shrinkage)))
-      .Set("mean_shrinkage", result.mean_shrinkage)
-      .Set("eps", double(o.eps))
-      .Set("blur_sigma", double(o.blur_sigma))
-      .Set("cell_std_shrink", double(o.cell_std_shrink))
-      .Set("false_alarm_rate", o.false_alarm_rate)
-      .Set("folds", result.folds)
-      .Set("groups", result.groups)
-      .Set("link", double(o.link))
-      .Set("images", images())
-      .Set("map", IntPair(fh_, fw_));
-  JsonValue warnings = JsonValue::Array();
-  for (const std::string& w : result.warnings) warnings.Push(w);
-  fit.Set("warnings", std::move(warnings));
-  card.Set("fit", std::move(fit));
-  if (extra.is_object()) {
-    for (size_t i = 0; i < extra.size(); ++i) card.Set(extra.keys()[i], extra.items()[i]);
-  }
-  spec.card_json = card.Dump();
-  return WriteModel(spec);
 }
 
 }  // namespace flawlens::fit

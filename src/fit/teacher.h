@@ -51,6 +51,11 @@
 
 namespace flawlens::fit {
 
+// The nodes a fit appends to the backbone (names in the written model).
+inline constexpr char kProjNode[] = "fit.proj";
+inline constexpr char kPoolNode[] = "fit.pool";
+inline constexpr char kDensityNode[] = "fit.density";
+
 // Fewest images and groups Fit() accepts.
 inline constexpr int kMinFitImages = 6;
 inline constexpr int kMinFitGroups = 2;
@@ -179,7 +184,7 @@ class Teacher {
   void RawMap(const float* x, const Density& d, float* map) const;
   std::vector<uint8_t> WriteModelFile(const FitOptions& o, const JsonValue& extra,
                                       const Density& density, const CellCalibration& cc,
-                                      const FitResult& result) const;
+                                      const EdgeCalibration& ec, const FitResult& result) const;
 
   TeacherOptions options_;
   std::unique_ptr<Model> model_;  // the source file's graph (truncated + projection + pool)
@@ -198,6 +203,24 @@ class Teacher {
   std::vector<std::vector<float>> summaries_;
   std::vector<std::string> groups_;
   std::vector<RectI> content_;  // map cells over each image (the detector's ContentCells)
+};
+
+// Sufficient statistics of a set of images: per cell the sum of its
+// features, per region the sum of outer products (lower triangle, full
+// d x d storage), and the number of images.
+struct Teacher::Stats {
+  int images = 0;
+  double samples = 0;            // (image, cell) pairs summed: shared skips padding cells
+  std::vector<double> cell_sum;  // cells x D
+  std::vector<double> scatter;   // regions x D x D
+};
+
+// A fitted density: per-cell means, per-region whitening matrices.
+struct Teacher::Density {
+  int grid_h = 1, grid_w = 1;
+  std::vector<float> mean;       // cells x D
+  std::vector<float> whitening;  // regions x D x D (lower triangular)
+  double mean_shrinkage = 0;
 };
 
 }  // namespace flawlens::fit

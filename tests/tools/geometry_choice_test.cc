@@ -13,7 +13,7 @@ namespace {
 
 using Sizes = std::vector<std::pair<int, int>>;
 
-// Magnetic-tile-like photos: aspect ratios 0.4 to 2.5, sides 116 to 613 px.
+// Photos of widely mixed shapes: aspect ratios 0.4 to 2.5, evenly spread.
 Sizes MixedShapes() {
   Sizes s;
   for (int i = 0; i < 40; ++i) {
@@ -53,6 +53,11 @@ TEST(ChooseGeometry, OneShapeIsStretchedUnderAutoInput) {
     EXPECT_EQ(g->pixel_scale, 0.0f);
     EXPECT_EQ(g->name, "stretch");
   }
+  // Shapes that differ less than 3:1 (magnetic tile: 2.3) are stretched.
+  Sizes moderate;
+  for (int i = 0; i < 40; ++i) moderate.push_back({int(300 * (0.6 + 0.9 * i / 39.0)), 300});
+  EXPECT_LT(MeasureShapes(moderate).aspect_spread, kMixedShapesSpread);
+  EXPECT_FALSE(ChooseGeometry("auto", "auto", MeasureShapes(moderate), 256, 256)->keep_aspect);
   // A few odd photos among many alike (under a tenth) do not count.
   Sizes mostly(40, {400, 400});
   mostly[0] = {100, 400};

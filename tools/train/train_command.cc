@@ -313,7 +313,7 @@ void AddTrainCommand(CLI::App& app) {
       ->capture_default_str();
   cmd->add_option("--geometry", args->geometry,
                   "On a backbone: how a photo lies on the input: auto (keep-aspect when the "
-                  "photos' aspect ratios differ widely, 90th/10th percentile >= 1.5, and --input "
+                  "photos' aspect ratios differ widely, 90th/10th percentile >= 3, and --input "
                   "is auto; else stretch), stretch (resized to the input), keep-aspect (fitted "
                   "inside, undistorted, mirror padding; only the cells over the photo are "
                   "scored) or pixel-scale (one resize factor for all photos, fitting the 90th "
