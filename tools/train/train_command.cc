@@ -178,6 +178,11 @@ Status RunTrain(const TrainArgs& args) {
                      "--backbone and --from-scratch: choose one (a backbone's frozen features, "
                      "or a network trained from scratch)");
   }
+  if (args.from_scratch && (args.geometry != "auto" || args.density != "per-position")) {
+    return MakeError(ErrorCode::kInvalidArgument,
+                     "--geometry and --density apply to training on a backbone; from scratch, "
+                     "--fit stretch|scale chooses the geometry");
+  }
   return args.from_scratch ? TrainFromScratch(args.options) : TrainOnBackbone(args);
 }
 
