@@ -194,10 +194,11 @@ Result<const Detection*> Detector::Detect(const ImageView& image, const RectF& r
     for (int i = 0; i < n; ++i) map[i] /= post.cell_std.data[i];
   }
 
-  // Fixed pixel scale: keep only the cells over the image, not its mirror
-  // padding (compacted in place, row by row; destinations never pass sources).
+  // Fixed pixel scale or keep aspect: keep only the cells over the image, not
+  // its mirror padding, so padding never raises the score (compacted in place,
+  // row by row; destinations never pass sources).
   RectF map_rect = covered;
-  if (m.preprocess.pixel_scale > 0.0f) {
+  if (m.preprocess.padded()) {
     FLAWLENS_ASSIGN_OR_RETURN(RectI content, PreprocessContent(m.preprocess, image.width,
                                                               image.height, roi));
     const RectI cells = ContentCells(content, info_.input_width, info_.input_height, w, h);

@@ -16,9 +16,6 @@
 namespace flawlens::fit {
 namespace {
 
-constexpr const char* kProjNode = "fit.proj";
-constexpr const char* kPoolNode = "fit.pool";
-constexpr const char* kDensityNode = "fit.density";
 // Side of the coarse summary grid of a map (near-duplicate linking).
 constexpr int kSummaryGrid = 4;
 // Photos are cut into this many blocks of consecutive captures
@@ -26,6 +23,9 @@ constexpr int kSummaryGrid = 4;
 // the lightings or burst of one part together on the data measured (blocks
 // of half that size let them leak across folds: docs/METHOD-threshold.md).
 constexpr int kCaptureBlocks = 40;
+// Side of the edge calibration's table of padded inputs: 4 cells from each
+// edge told apart (model/FORMAT.md section 6).
+constexpr int kEdgeTable = 8;
 
 // SplitMix64: the same bits natively and in wasm (std:: distributions are not).
 uint64_t SplitMix(uint64_t* state) {
@@ -44,8 +44,6 @@ Status MetadataJson(const uint8_t* bytes, size_t size, const char* key, JsonValu
   if (!*present) return Status::Ok();
   return ParseJson(it->second.data(), it->second.size(), key, out);
 }
-
-JsonValue IntPair(int a, int b) { return JsonValue::Array().Push(a).Push(b); }
 
 // |a (x - mu)|^2 for lower triangular a (D x D).
 float Mahalanobis2(const float* x, const float* a, const float* mu, int d, float* tmp) {
@@ -99,10 +97,14 @@ bool NaturalLess(const std::string& a, const std::string& b) {
   return a.size() - i < b.size() - j;
 }
 
-// Union-find over image indices.
-int Find(std::vector<int>& parent, int i) {
-  while (parent[size_t(i)] != i) i = parent[size_t(i)] = parent[size_t(parent[size_t(i)])];
-  return i;
+// The largest value of a map (w cells wide) inside `cells`.
+float ContentMax(const float* map, int w, const RectI& cells) {
+  float m = -INFINITY;
+  for (int y = cells.y; y < cells.y + cells.h; ++y) {
+    const float* row = map + size_t(y) * w + cells.x;
+    m = std::max(m, *std::max_element(row, row + cells.w));
+  }
+  return m;
 }
 
 }  // namespace
@@ -233,6 +235,28 @@ Status Teacher::Init(const uint8_t* bytes, size_t size, const TeacherOptions& op
     g.input.h = h;
     pre.Set("resize_w", w).Set("resize_h", h);
   }
+  if (options.keep_aspect || options.pixel_scale > 0) {
+    PreprocessConfig& pc = model_->preprocess;
+    if (options.keep_aspect && options.pixel_scale > 0) {
+      return MakeError(ErrorCode::kInvalidArgument,
+                       "keep aspect and a fixed pixel scale exclude each other");
+    }
+    const bool same = pc.keep_aspect == options.keep_aspect && pc.pixel_scale == options.pixel_scale;
+    if (pc.crop.w > 0 || (pc.padded() && !same)) {
+      return MakeError(ErrorCode::kInvalidArgument,
+                       "the backbone's preprocessing crops or already pads (%s), so its geometry "
+                       "cannot change",
+                       pc.geometry_name());
+    }
+    if (!(options.pixel_scale <= 64.0f)) {
+      return MakeError(ErrorCode::kInvalidArgument, "pixel scale %g out of range (0, 64]",
+                       double(options.pixel_scale));
+    }
+    pc.keep_aspect = options.keep_aspect;
+    pc.pixel_scale = options.pixel_scale;
+    if (pc.keep_aspect) pre.Set("geometry", "keep_aspect");
+    if (pc.pixel_scale > 0) pre.Set("pixel_scale", double(pc.pixel_scale));
+  }
   preprocess_json_ = pre.Dump();
 
   g.nodes.resize(size_t(feature) + 1);
@@ -305,6 +329,12 @@ Status Teacher::Init(const uint8_t* bytes, size_t size, const TeacherOptions& op
 Result<int> Teacher::AddImage(const ImageView& image, const RectF& roi, const std::string& group) {
   FLAWLENS_RETURN_IF_ERROR(
       Preprocess(image, model_->preprocess, roi, executor_->input(), &scratch_, nullptr));
+  RectI content_cells{0, 0, fw_, fh_};
+  if (model_->preprocess.padded()) {
+    FLAWLENS_ASSIGN_OR_RETURN(RectI content,
+                              PreprocessContent(model_->preprocess, image.width, image.height, roi));
+    content_cells = ContentCells(content, model_->graph.input.w, model_->graph.input.h, fw_, fh_);
+  }
   executor_->Run();
   const float* x = executor_->output();
   const size_t cells = size_t(fh_) * fw_, n = cells * size_t(d_);
@@ -335,25 +365,9 @@ Result<int> Teacher::AddImage(const ImageView& image, const RectF& roi, const st
   features_.emplace_back(x, x + n);
   summaries_.push_back(std::move(summary));
   groups_.push_back(group);
+  content_.push_back(content_cells);
   return int(groups_.size()) - 1;
 }
-
-// Sufficient statistics of a set of images: per cell the sum of its
-// features, per region the sum of outer products (lower triangle, full
-// d x d storage), and the number of images.
-struct Teacher::Stats {
-  int images = 0;
-  std::vector<double> cell_sum;  // cells x D
-  std::vector<double> scatter;   // regions x D x D
-};
-
-// A fitted density: per-cell means, per-region whitening matrices.
-struct Teacher::Density {
-  int grid_h = 1, grid_w = 1;
-  std::vector<float> mean;       // cells x D
-  std::vector<float> whitening;  // regions x D x D (lower triangular)
-  double mean_shrinkage = 0;
-};
 
 namespace {
 
@@ -378,10 +392,18 @@ void Teacher::Accumulate(const std::vector<int>& images, const FitOptions& o, St
   s->images = int(images.size());
   s->cell_sum.assign(cells * d, 0.0);
   s->scatter.assign(size_t(gh) * gw * dd, 0.0);
+  s->samples = 0;
   std::vector<double> v(static_cast<size_t>(d));
+  // Per position every cell has every image (padding included: a cell needs
+  // all of them); shared pools only the cells over the images.
+  const bool mask = o.density == DensityKind::kShared && model_->preprocess.padded();
   for (int i : images) {
     const float* x = features_[size_t(i)].data();
+    const RectI& cc = content_[size_t(i)];
     for (size_t c = 0; c < cells; ++c) {
+      const int cy = int(c / size_t(fw_)), cx = int(c % size_t(fw_));
+      if (mask && (cy < cc.y || cy >= cc.y + cc.h || cx < cc.x || cx >= cc.x + cc.w)) continue;
+      s->samples += 1;
       const float* xc = x + c * d;
       double* sum = s->cell_sum.data() + c * d;
       for (int j = 0; j < d; ++j) {
@@ -413,7 +435,7 @@ Status Teacher::FitDensity(const Stats& s, const FitOptions& o, Density* out) co
   if (shared) {
     for (size_t c = 0; c < cells; ++c)
       for (int j = 0; j < d; ++j) shared_mean[size_t(j)] += s.cell_sum[c * d + j];
-    for (double& m : shared_mean) m /= double(n) * double(cells);
+    for (double& m : shared_mean) m /= s.samples;
   }
   for (size_t c = 0; c < cells; ++c) {
     for (int j = 0; j < d; ++j) {
@@ -442,12 +464,10 @@ Status Teacher::FitDensity(const Stats& s, const FitOptions& o, Density* out) co
     if (shared) {
       for (int k = 0; k < d; ++k)
         for (int j = 0; j <= k; ++j)
-          cr[size_t(k) * d + j] -= double(n) * double(cells) * shared_mean[size_t(k)] *
-                                   shared_mean[size_t(j)];
+          cr[size_t(k) * d + j] -= s.samples * shared_mean[size_t(k)] * shared_mean[size_t(j)];
     }
-    const double dof = shared ? double(n) * double(cells) - 1.0
-                              : double(region_cells[r]) * double(n - 1);
-    samples[r] = shared ? double(n) * double(cells) : double(region_cells[r]) * double(n);
+    const double dof = shared ? s.samples - 1.0 : double(region_cells[r]) * double(n - 1);
+    samples[r] = shared ? s.samples : double(region_cells[r]) * double(n);
     for (int k = 0; k < d; ++k) {
       for (int j = 0; j <= k; ++j) {
         const double v = cr[size_t(k) * d + j] / std::max(1.0, dof);
@@ -499,88 +519,6 @@ void Teacher::RawMap(const float* x, const Density& dens, float* map) const {
     map[c] = Mahalanobis2(x + c * d, dens.whitening.data() + r * dd, dens.mean.data() + c * d, d,
                           tmp.data());
   }
-}
-
-// Groups: images with one non-empty group name; images whose summaries are
-// near-duplicates (closer than o.link times the median distance from an
-// image to its nearest neighbour under another name, linked transitively);
-// camera frames (group "") in contiguous blocks, one per fold. Returns each
-// image's group (0-based).
-std::vector<int> Teacher::Groups(const FitOptions& o, int* count) const {
-  const int n = images();
-  std::vector<int> parent(static_cast<size_t>(n));
-  for (int i = 0; i < n; ++i) parent[size_t(i)] = i;
-  std::map<std::string, int> first;
-  std::vector<int> named, frames;
-  for (int i = 0; i < n; ++i) {
-    const std::string& g = groups_[size_t(i)];
-    if (g.empty()) {
-      frames.push_back(i);
-      continue;
-    }
-    named.push_back(i);
-    auto it = first.find(g);
-    if (it == first.end()) {
-      first.emplace(g, i);
-    } else {
-      parent[size_t(Find(parent, i))] = Find(parent, it->second);
-    }
-  }
-  // Frames: o.folds contiguous blocks.
-  const size_t blocks = size_t(std::min<int>(std::max(1, o.folds), int(frames.size())));
-  std::vector<int> block_first(blocks, -1);
-  for (size_t k = 0; k < frames.size(); ++k) {
-    int& b = block_first[k * blocks / frames.size()];
-    if (b < 0) {
-      b = frames[k];
-    } else {
-      parent[size_t(Find(parent, frames[k]))] = Find(parent, b);
-    }
-  }
-  // Near-duplicates among named images.
-  const size_t m = named.size();
-  if (o.link > 0 && m >= 3) {
-    const size_t len = summaries_[size_t(named[0])].size();
-    std::vector<float> dist(m * m, 0.0f);
-    for (size_t a = 0; a < m; ++a) {
-      const float* sa = summaries_[size_t(named[a])].data();
-      for (size_t b = a + 1; b < m; ++b) {
-        const float* sb = summaries_[size_t(named[b])].data();
-        double t = 0;
-        for (size_t j = 0; j < len; ++j) {
-          const double e = double(sa[j]) - sb[j];
-          t += e * e;
-        }
-        dist[a * m + b] = dist[b * m + a] = float(std::sqrt(t));
-      }
-    }
-    // The typical distance between different parts: each image's nearest
-    // neighbour under another name.
-    std::vector<float> nn(m, INFINITY);
-    for (size_t a = 0; a < m; ++a)
-      for (size_t b = 0; b < m; ++b)
-        if (groups_[size_t(named[a])] != groups_[size_t(named[b])]) {
-          nn[a] = std::min(nn[a], dist[a * m + b]);
-        }
-    std::vector<float> sorted = nn;
-    std::nth_element(sorted.begin(), sorted.begin() + long(m / 2), sorted.end());
-    const float limit = o.link * sorted[m / 2];
-    for (size_t a = 0; a < m; ++a)
-      for (size_t b = a + 1; b < m; ++b)
-        if (dist[a * m + b] < limit) {
-          parent[size_t(Find(parent, named[a]))] = Find(parent, named[b]);
-        }
-  }
-  std::map<int, int> id;
-  std::vector<int> out(static_cast<size_t>(n));
-  for (int i = 0; i < n; ++i) {
-    const int root = Find(parent, i);
-    auto it = id.find(root);
-    if (it == id.end()) it = id.emplace(root, int(id.size())).first;
-    out[size_t(i)] = it->second;
-  }
-  *count = int(id.size());
-  return out;
 }
 
 namespace {
@@ -710,6 +648,7 @@ Result<FitResult> Teacher::Fit(const FitOptions& o, const ProgressFn& progress) 
     Accumulate(fold_images[size_t(f)], o, &fold);
     Stats rest;
     rest.images = total.images - fold.images;
+    rest.samples = total.samples - fold.samples;
     rest.cell_sum = total.cell_sum;
     rest.scatter = total.scatter;
     for (size_t i = 0; i < rest.cell_sum.size(); ++i) rest.cell_sum[i] -= fold.cell_sum[i];
@@ -726,13 +665,37 @@ Result<FitResult> Teacher::Fit(const FitOptions& o, const ProgressFn& progress) 
     }
     if (progress) progress(0.1f + 0.7f * float(f + 1) / float(k_folds));
   }
-  FLAWLENS_ASSIGN_OR_RETURN(CellCalibration cc,
-                            FitCellCalibration(maps.data(), n, fh_, fw_, false, o.cell_std_shrink));
+  // Padded inputs: the cells over each image only, as the detector scores.
+  // A shared density has no positions: its maps are calibrated by distance
+  // to the photo's edges (which fall on other cells in every photo) instead
+  // of per cell. Per position keeps the per-cell calibration (the cells of
+  // padding excluded); adding the edge one measured no better
+  // (docs/METHOD-backbone.md).
+  const bool padded = model_->preprocess.padded();
+  const bool by_edge = padded && o.density == DensityKind::kShared;
+  CellCalibration cc;
+  if (by_edge) {
+    cc.h = fh_;
+    cc.w = fw_;
+    cc.mean.assign(cells, 0.0f);
+    cc.std.assign(cells, 1.0f);
+  } else {
+    FLAWLENS_ASSIGN_OR_RETURN(cc, FitCellCalibration(maps.data(), n, fh_, fw_, false,
+                                                     o.cell_std_shrink,
+                                                     padded ? content_.data() : nullptr));
+  }
+  for (int i = 0; i < n; ++i) ApplyCellCalibration(cc, maps.data() + size_t(i) * cells);
+  EdgeCalibration ec;
+  if (by_edge) {
+    FLAWLENS_ASSIGN_OR_RETURN(ec, FitEdgeCalibration(maps.data(), n, fh_, fw_, content_.data(),
+                                                     kEdgeTable, o.cell_std_shrink));
+    for (int i = 0; i < n; ++i) {
+      ApplyEdgeCalibration(ec, maps.data() + size_t(i) * cells, fw_, content_[size_t(i)]);
+    }
+  }
   result.oof_raw.resize(size_t(n));
   for (int i = 0; i < n; ++i) {
-    float* m = maps.data() + size_t(i) * cells;
-    ApplyCellCalibration(cc, m);
-    result.oof_raw[size_t(i)] = *std::max_element(m, m + cells);
+    result.oof_raw[size_t(i)] = ContentMax(maps.data() + size_t(i) * cells, fw_, content_[size_t(i)]);
   }
   FLAWLENS_ASSIGN_OR_RETURN(ScoreCalibrationResult sc,
                             CalibrateScores(result.oof_raw, o.false_alarm_rate, result.groups));
@@ -746,78 +709,13 @@ Result<FitResult> Teacher::Fit(const FitOptions& o, const ProgressFn& progress) 
     RawMap(features_[0].data(), dens, m);
     BlurMap(m, fw_, fh_, o.blur_sigma);
     ApplyCellCalibration(cc, m);
-    result.first_raw = *std::max_element(m, m + cells);
+    if (by_edge) ApplyEdgeCalibration(ec, m, fw_, content_[0]);
+    result.first_raw = ContentMax(m, fw_, content_[0]);
   }
   if (progress) progress(0.9f);
-  result.model = WriteModelFile(o, extra, dens, cc, result);
+  result.model = WriteModelFile(o, extra, dens, cc, ec, result);
   if (progress) progress(1.0f);
   return result;
-}
-
-// The model file: the kept backbone, the projection, the local average, the
-// density head, postprocessing, calibration and the card.
-std::vector<uint8_t> Teacher::WriteModelFile(const FitOptions& o, const JsonValue& extra,
-                                             const Density& dens, const CellCalibration& cc,
-                                             const FitResult& result) const {
-  const int d = d_;
-  const Shape& in = model_->graph.input;
-  GraphBuilder g(in.h, in.w, in.c);
-  for (size_t i = 0; i < kept_nodes_.size(); ++i) g.RawNode(kept_nodes_[i]);
-  for (const ModelTensor& t : kept_tensors_) g.AddTensor(t.name, {t.shape, t.data});
-  ConvParams proj;
-  proj.out_channels = d;
-  std::string features = g.Conv2d(kProjNode, feature_node_, proj, {{d, 1, 1, fc_}, projection_});
-  if (options_.pool > 1) {
-    PoolParams pool;
-    pool.kernel_h = pool.kernel_w = options_.pool;
-    pool.pad_top = pool.pad_left = pool.pad_bottom = pool.pad_right = options_.pool / 2;
-    pool.count_include_pad = false;
-    features = g.AvgPool2d(kPoolNode, features, pool);
-  }
-  g.PositionMahalanobis(kDensityNode, features, {{dens.grid_h, dens.grid_w, d, d}, dens.whitening},
-                        {{fh_, fw_, d}, dens.mean});
-  ModelSpec spec = g.Spec(kDensityNode, preprocess_json_);
-  PostprocessConfig post;
-  post.blur_sigma = o.blur_sigma;
-  post.reduce = ScoreReduce::kMax;
-  spec.postprocess_json = PostprocessToJson(post, "post.cell_mean", "post.cell_std");
-  spec.tensors.push_back({"post.cell_mean", {fh_, fw_}, cc.mean});
-  spec.tensors.push_back({"post.cell_std", {fh_, fw_}, cc.std});
-  spec.calibration_json = CalibrationToJson(result.calibration);
-
-  JsonValue card = JsonValue::Object();
-  card.Set("name", o.name).Set("kind", "detector").Set("taught_by", o.taught_by);
-  if (!o.created.empty()) card.Set("created", o.created);
-  card.Set("backbone", source_card_backbone_);
-  JsonValue fit = JsonValue::Object();
-  fit.Set("feature_node", feature_node_)
-      .Set("density", DensityKindName(o.density))
-      .Set("dims", d)
-      .Set("pool", options_.pool)
-      .Set("region", IntPair(dens.grid_h, dens.grid_w))
-      .Set("projection", "rademacher")
-      .Set("seed", uint64_t(options_.seed))
-      .Set("channels", IntPair(options_.channel_begin, options_.channel_end ? options_.channel_end : fc_))
-      .Set("shrinkage", o.shrinkage < 0 ? JsonValue("oas") : JsonValue(double(o.shrinkage)))
-      .Set("mean_shrinkage", result.mean_shrinkage)
-      .Set("eps", double(o.eps))
-      .Set("blur_sigma", double(o.blur_sigma))
-      .Set("cell_std_shrink", double(o.cell_std_shrink))
-      .Set("false_alarm_rate", o.false_alarm_rate)
-      .Set("folds", result.folds)
-      .Set("groups", result.groups)
-      .Set("link", double(o.link))
-      .Set("images", images())
-      .Set("map", IntPair(fh_, fw_));
-  JsonValue warnings = JsonValue::Array();
-  for (const std::string& w : result.warnings) warnings.Push(w);
-  fit.Set("warnings", std::move(warnings));
-  card.Set("fit", std::move(fit));
-  if (extra.is_object()) {
-    for (size_t i = 0; i < extra.size(); ++i) card.Set(extra.keys()[i], extra.items()[i]);
-  }
-  spec.card_json = card.Dump();
-  return WriteModel(spec);
 }
 
 }  // namespace flawlens::fit

@@ -19,7 +19,8 @@
 //     region of cells (for large D: a covariance of D = 100 needs more
 //     samples than one cell's images give, and 40 MB per model);
 //   - shared: one mean and one covariance for every cell (images whose
-//     positions do not line up).
+//     positions do not line up), fitted on the cells over the images (not
+//     their padding, TeacherOptions::keep_aspect / pixel_scale).
 // Covariances are shrunk (OAS, or a fixed amount) plus a small floor.
 //
 // The threshold rests on out-of-group scores: the images are grouped (the
@@ -50,6 +51,11 @@
 
 namespace flawlens::fit {
 
+// The nodes a fit appends to the backbone (names in the written model).
+inline constexpr char kProjNode[] = "fit.proj";
+inline constexpr char kPoolNode[] = "fit.pool";
+inline constexpr char kDensityNode[] = "fit.density";
+
 // Fewest images and groups Fit() accepts.
 inline constexpr int kMinFitImages = 6;
 inline constexpr int kMinFitGroups = 2;
@@ -68,6 +74,14 @@ struct TeacherOptions {
   // are resized to it: an input with the parts' aspect ratio keeps their
   // texture scale (a 500x1247 photo fits 256x640, not 256x256).
   int input_width = 0, input_height = 0;
+  // The photo on that input (PreprocessConfig): keep_aspect fits it inside,
+  // undistorted, with mirror padding; pixel_scale > 0 resizes every photo by
+  // that one factor (texture at one scale; larger photos are cropped to the
+  // input). Either way only the map cells over the photo are scored, by the
+  // fit as by the detector, and the shared density is fitted on those cells
+  // only. Both off: stretched to the input (the backbone's own way).
+  bool keep_aspect = false;
+  float pixel_scale = 0.0f;
   // Backbone channels [channel_begin, channel_end) that the projection reads
   // (both 0: all), e.g. one of the concatenated layers.
   int channel_begin = 0, channel_end = 0;
@@ -154,6 +168,8 @@ class Teacher {
   int dims() const { return d_; }
   const std::string& feature_node() const { return feature_node_; }
   const PreprocessConfig& preprocess() const;
+  // The map cells over image i (all cells unless the input is padded).
+  const RectI& content_cells(int i) const { return content_[size_t(i)]; }
 
   // Everything a fit computes, for the model file and the result.
   struct Density;
@@ -168,7 +184,7 @@ class Teacher {
   void RawMap(const float* x, const Density& d, float* map) const;
   std::vector<uint8_t> WriteModelFile(const FitOptions& o, const JsonValue& extra,
                                       const Density& density, const CellCalibration& cc,
-                                      const FitResult& result) const;
+                                      const EdgeCalibration& ec, const FitResult& result) const;
 
   TeacherOptions options_;
   std::unique_ptr<Model> model_;  // the source file's graph (truncated + projection + pool)
@@ -186,6 +202,25 @@ class Teacher {
   std::vector<std::vector<float>> features_;
   std::vector<std::vector<float>> summaries_;
   std::vector<std::string> groups_;
+  std::vector<RectI> content_;  // map cells over each image (the detector's ContentCells)
+};
+
+// Sufficient statistics of a set of images: per cell the sum of its
+// features, per region the sum of outer products (lower triangle, full
+// d x d storage), and the number of images.
+struct Teacher::Stats {
+  int images = 0;
+  double samples = 0;            // (image, cell) pairs summed: shared skips padding cells
+  std::vector<double> cell_sum;  // cells x D
+  std::vector<double> scatter;   // regions x D x D
+};
+
+// A fitted density: per-cell means, per-region whitening matrices.
+struct Teacher::Density {
+  int grid_h = 1, grid_w = 1;
+  std::vector<float> mean;       // cells x D
+  std::vector<float> whitening;  // regions x D x D (lower triangular)
+  double mean_shrinkage = 0;
 };
 
 }  // namespace flawlens::fit

@@ -122,6 +122,18 @@ Status MakeGeometry(const PreprocessConfig& config, int image_w, int image_h, co
     g->pad_y = (config.resize_h - g->out_h) / 2;
     return Status::Ok();
   }
+  if (config.keep_aspect) {
+    const double s = std::min(config.resize_w / static_cast<double>(g->roi.w),
+                              config.resize_h / static_cast<double>(g->roi.h));
+    g->resize_w = std::clamp(static_cast<int>(std::lround(g->roi.w * s)), 1, config.resize_w);
+    g->resize_h = std::clamp(static_cast<int>(std::lround(g->roi.h * s)), 1, config.resize_h);
+    g->out_w = g->resize_w;
+    g->out_h = g->resize_h;
+    g->crop_x = g->crop_y = 0;
+    g->pad_x = (config.resize_w - g->out_w) / 2;
+    g->pad_y = (config.resize_h - g->out_h) / 2;
+    return Status::Ok();
+  }
   const bool crop = config.crop.w > 0;
   g->resize_w = config.resize_w;
   g->resize_h = config.resize_h;
@@ -424,6 +436,12 @@ Status PreprocessConfig::Validate() const {
     return MakeError(ErrorCode::kInvalidArgument,
                      "preprocess: pixel_scale and crop cannot be combined (the canvas is the "
                      "network input)");
+  }
+  if (keep_aspect && (pixel_scale > 0.0f || crop.w != 0 || crop.h != 0 || crop.x != 0 ||
+                      crop.y != 0)) {
+    return MakeError(ErrorCode::kInvalidArgument,
+                     "preprocess: geometry keep_aspect cannot be combined with pixel_scale or a "
+                     "crop (the image is fitted inside the whole canvas)");
   }
   if (channels != 1 && channels != 3) {
     return MakeError(ErrorCode::kInvalidArgument, "preprocess: channels is %d, must be 1 or 3",

@@ -22,6 +22,11 @@
 // its own and then mirrored (half-sample symmetric, repeated as needed) into
 // the rest of the canvas. PreprocessContent tells where the image is, so the
 // detector scores only the map cells over it.
+//
+// Keep aspect (keep_aspect): as the fixed pixel scale, but the factor is per
+// image, the largest that fits the ROI inside resize_w x resize_h (letterbox):
+// the whole ROI is seen, undistorted, and the rest of the canvas is mirror
+// padding. Photos of many shapes keep their texture's aspect.
 #pragma once
 
 #include <cstdint>
@@ -57,10 +62,19 @@ struct PreprocessConfig {
                                    // symmetric ("reflect") borders on the crop
   float lcn_eps = 1e-2f;
   float pixel_scale = 0.0f;        // > 0: fixed-scale mode (above); no crop allowed
+  bool keep_aspect = false;        // fit inside the canvas (above); no crop, no pixel_scale
 
   // Network input size implied by the config.
   int out_w() const { return crop.w > 0 ? crop.w : resize_w; }
   int out_h() const { return crop.h > 0 ? crop.h : resize_h; }
+
+  // The map covers padding as well as the image (fixed scale, keep aspect):
+  // only the cells over the image are scored.
+  bool padded() const { return pixel_scale > 0.0f || keep_aspect; }
+  // "stretch", "keep_aspect" or "pixel_scale" (the model file's name).
+  const char* geometry_name() const {
+    return keep_aspect ? "keep_aspect" : pixel_scale > 0.0f ? "pixel_scale" : "stretch";
+  }
 
   Status Validate() const;
 };
@@ -93,7 +107,8 @@ Result<RectF> PreprocessCovered(const PreprocessConfig& config, int image_w, int
                                 const RectF& roi);
 
 // Where the image lies on the network input (network-input pixels): the whole
-// input, except in fixed-scale mode, where the rest is mirror padding.
+// input, except with a fixed scale or keep_aspect, where the rest is mirror
+// padding.
 Result<RectI> PreprocessContent(const PreprocessConfig& config, int image_w, int image_h,
                                 const RectF& roi);
 

@@ -190,6 +190,23 @@ Status ParsePreprocessJson(const JsonValue& j, PreprocessConfig* out) {
   FLAWLENS_RETURN_IF_ERROR(GetFloat(j, "lcn_sigma", 1e-6, 1e6, kHdr, ctx, &c.lcn_sigma));
   FLAWLENS_RETURN_IF_ERROR(GetFloat(j, "lcn_eps", 1e-30, 1e6, kHdr, ctx, &c.lcn_eps));
   FLAWLENS_RETURN_IF_ERROR(GetFloat(j, "pixel_scale", 0, 64, kHdr, ctx, &c.pixel_scale));
+  // The geometry (FORMAT.md section 5): absent = what pixel_scale implies.
+  std::string geometry = c.geometry_name();
+  FLAWLENS_RETURN_IF_ERROR(GetString(j, "geometry", kHdr, ctx, &geometry));
+  if (geometry == "keep_aspect") {
+    c.keep_aspect = true;
+  } else if (geometry != "stretch" && geometry != "pixel_scale") {
+    return MakeError(kHdr,
+                     "preprocess: unknown geometry '%s' (expected stretch, keep_aspect or "
+                     "pixel_scale)",
+                     geometry.substr(0, 64).c_str());
+  }
+  if (geometry != c.geometry_name()) {
+    return MakeError(kHdr,
+                     "preprocess: geometry '%s' contradicts pixel_scale %g (pixel_scale > 0 is the "
+                     "geometry pixel_scale; stretch and keep_aspect need it absent or 0)",
+                     geometry.c_str(), double(c.pixel_scale));
+  }
   *out = c;
   return Status::Ok();
 }
@@ -211,6 +228,7 @@ std::string PreprocessToJson(const PreprocessConfig& c) {
   j.Set("lcn_sigma", FloatJson(c.lcn_sigma));
   j.Set("lcn_eps", FloatJson(c.lcn_eps));
   if (c.pixel_scale > 0.0f) j.Set("pixel_scale", FloatJson(c.pixel_scale));
+  if (c.keep_aspect) j.Set("geometry", "keep_aspect");
   return DumpJson(j);
 }
 

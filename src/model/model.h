@@ -46,7 +46,11 @@
 
 namespace flawlens {
 
-inline constexpr int kFormatVersion = 1;
+// Versions this build reads: 1, and 2 = 1 plus preprocess.geometry
+// "keep_aspect" (a file that old readers would stretch). Writers write the
+// lowest version that holds the file: 2 only with keep_aspect.
+inline constexpr int kFormatVersion = 2;
+inline constexpr int kMinFormatVersion = 1;
 
 // The safetensors framing: the file's first 8 bytes are the JSON header's
 // length, little-endian (`bytes` has at least 8). Shared by the loader, the

@@ -641,6 +641,12 @@ Status LoadInto(const uint8_t* bytes, size_t size, Model* model) {
     pre.resize_w = in.w;  // default: resize straight to the network input
     pre.resize_h = in.h;
   }
+  if (pre.keep_aspect && meta["format_version"] != "2") {
+    return MakeError(ErrorCode::kBadHeader,
+                     "preprocess: geometry keep_aspect needs format_version 2 (a version-1 "
+                     "reader would stretch the image); this file says '%s'",
+                     Q(meta["format_version"]).c_str());
+  }
   if (Status st = pre.Validate(); !st.ok()) {
     return Status(ErrorCode::kBadHeader, st.message());  // a bad file, not a bad call
   }

@@ -22,7 +22,14 @@ std::vector<uint8_t> WriteModel(const ModelSpec& spec) {
 
   JsonValue meta = JsonValue::Object();
   meta.Set("format", "flawlens");
-  meta.Set("format_version", std::to_string(kFormatVersion));
+  // Version 2 only where it is needed (model.h): every other file stays
+  // readable by version-1 readers.
+  JsonValue pre;
+  const bool keep_aspect =
+      ParseJson(spec.preprocess_json.data(), spec.preprocess_json.size(), "preprocess", &pre).ok() &&
+      pre.is_object() && pre.Find("geometry") && pre.Find("geometry")->is_string() &&
+      pre.Find("geometry")->str() == "keep_aspect";
+  meta.Set("format_version", keep_aspect ? "2" : "1");
   meta.Set("graph", spec.graph_json);
   meta.Set("preprocess", spec.preprocess_json);
   meta.Set("postprocess", spec.postprocess_json);

@@ -89,12 +89,15 @@ Status CheckFlawlensMetadata(const SafetensorsHeader& header) {
                                           : ("'" + Q(format->second) + "'").c_str());
   }
   auto version = meta.find("format_version");
-  const std::string expected_version = std::to_string(kFormatVersion);
-  if (version == meta.end() || version->second != expected_version) {
+  bool known = false;
+  for (int v = kMinFormatVersion; v <= kFormatVersion; ++v) {
+    known = known || (version != meta.end() && version->second == std::to_string(v));
+  }
+  if (!known) {
     return MakeError(ErrorCode::kBadVersion,
-                     "format_version %s is not supported (this build reads '%s')",
+                     "format_version %s is not supported (this build reads '%d' to '%d')",
                      version == meta.end() ? "missing" : ("'" + Q(version->second) + "'").c_str(),
-                     expected_version.c_str());
+                     kMinFormatVersion, kFormatVersion);
   }
   return Status::Ok();
 }

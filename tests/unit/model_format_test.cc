@@ -534,11 +534,15 @@ TEST(ModelFormat, WrongMagic) {
 
 TEST(ModelFormat, WrongVersion) {
   std::vector<uint8_t> bytes = Edited(
-      MicroSpec(), [](FileParts& p) { p.header["__metadata__"]["format_version"] = "2"; });
+      MicroSpec(), [](FileParts& p) { p.header["__metadata__"]["format_version"] = "3"; });
   Status st = LoadStatus(bytes);
   EXPECT_EQ(st.code(), ErrorCode::kBadVersion);
-  EXPECT_NE(st.message().find("'2'"), std::string::npos) << st.message();
-  EXPECT_NE(st.message().find("'1'"), std::string::npos) << st.message();
+  EXPECT_NE(st.message().find("'3'"), std::string::npos) << st.message();
+  EXPECT_NE(st.message().find("'1' to '2'"), std::string::npos) << st.message();
+  // Version 2 (version 1 plus preprocess.geometry keep_aspect) is read.
+  EXPECT_TRUE(LoadStatus(Edited(MicroSpec(), [](FileParts& p) {
+                p.header["__metadata__"]["format_version"] = "2";
+              })).ok());
   std::printf("  [kBadVersion] %s\n", st.ToString().c_str());
   EXPECT_LOAD_ERROR(
       Edited(MicroSpec(), [](FileParts& p) { p.header["__metadata__"].erase("format_version"); }),

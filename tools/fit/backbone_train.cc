@@ -184,6 +184,50 @@ Result<std::pair<int, int>> ChooseInput(const std::string& input, int bw, int bh
   return std::pair<int, int>{w, h};
 }
 
+PhotoShapes MeasureShapes(const std::vector<std::pair<int, int>>& sizes) {
+  PhotoShapes s;
+  std::vector<double> aspects, sides;
+  for (const auto& wh : sizes) {
+    if (wh.first < 1 || wh.second < 1) continue;
+    aspects.push_back(double(wh.first) / double(wh.second));
+    sides.push_back(std::max(wh.first, wh.second));
+  }
+  s.count = int(aspects.size());
+  if (aspects.empty()) return s;
+  std::sort(aspects.begin(), aspects.end());
+  std::sort(sides.begin(), sides.end());
+  const size_t n = aspects.size();
+  const size_t lo = n / 10, hi = std::min(n - 1, n - 1 - n / 10);
+  s.median_aspect = aspects[n / 2];
+  s.aspect_spread = aspects[hi] / aspects[lo];
+  s.long_side_p90 = sides[hi];
+  return s;
+}
+
+Result<InputGeometry> ChooseGeometry(const std::string& geometry, const std::string& input,
+                                const PhotoShapes& shapes, int iw, int ih) {
+  InputGeometry g;
+  g.name = geometry;
+  if (geometry == "auto") {
+    g.name = input == "auto" && shapes.count > 0 && shapes.aspect_spread >= kMixedShapesSpread
+                 ? "keep-aspect"
+                 : "stretch";
+  } else if (geometry != "stretch" && geometry != "keep-aspect" && geometry != "pixel-scale") {
+    return MakeError(ErrorCode::kInvalidArgument,
+                     "--geometry '%s': expected auto, stretch, keep-aspect or pixel-scale",
+                     geometry.c_str());
+  }
+  g.keep_aspect = g.name == "keep-aspect";
+  if (g.name == "pixel-scale") {
+    if (!(shapes.long_side_p90 > 0)) {
+      return MakeError(ErrorCode::kInvalidArgument,
+                       "--geometry pixel-scale: no readable photo to measure the scale on");
+    }
+    g.pixel_scale = float(std::min(iw, ih) / shapes.long_side_p90);
+  }
+  return g;
+}
+
 Result<fit::FitOptions> MakeFitOptions(const BackboneTrainOptions& o) {
   fit::FitOptions f;
   FLAWLENS_ASSIGN_OR_RETURN(f.density, fit::ParseDensityKind(o.density));
@@ -231,33 +275,36 @@ Result<TaughtDataset> TeachDataset(const BackboneTrainOptions& o) {
   }
 
   fit::TeacherOptions to;
-  if (!o.input.empty()) {
-    // The photos' aspect ratio: the median of up to 64 of them, spread over
-    // the list.
-    std::vector<double> aspects;
+  {
+    // The photos' shapes: up to 64 of them, spread over the list.
+    std::vector<std::pair<int, int>> sizes;
     const size_t step = std::max<size_t>(1, paths.size() / 64);
     for (size_t i = 0; i < paths.size(); i += step) {
       auto file = ReadFileBytes(paths[i]);
       auto image = file.ok() ? DecodeImage(file->data(), file->size()) : Result<Image>(file.status());
-      if (image.ok()) aspects.push_back(double(image->width) / double(image->height));
+      if (image.ok()) sizes.push_back({image->width, image->height});
     }
-    double median = 0;
-    if (!aspects.empty()) {
-      std::nth_element(aspects.begin(), aspects.begin() + long(aspects.size() / 2), aspects.end());
-      median = aspects[aspects.size() / 2];
-    }
+    const PhotoShapes shapes = MeasureShapes(sizes);
     auto probe = fit::Teacher::Create(bytes.data(), bytes.size(), to);
     if (!probe.ok()) {
       return MakeError(probe.status().code(), "backbone %s: %s", out.backbone_path.c_str(),
                        probe.status().message().c_str());
     }
     const PreprocessConfig& pc = (*probe)->preprocess();
-    FLAWLENS_ASSIGN_OR_RETURN(auto wh, ChooseInput(o.input, pc.resize_w, pc.resize_h, median));
+    FLAWLENS_ASSIGN_OR_RETURN(
+        auto wh, ChooseInput(o.input, pc.resize_w, pc.resize_h, shapes.median_aspect));
     to.input_width = wh.first;
     to.input_height = wh.second;
-    if (!o.quiet && wh.first > 0) {
-      std::fprintf(stderr, "input %dx%d (the photos' median aspect ratio %.2f)\n", wh.first,
-                   wh.second, median);
+    const int iw = wh.first > 0 ? wh.first : pc.out_w(), ih = wh.first > 0 ? wh.second : pc.out_h();
+    FLAWLENS_ASSIGN_OR_RETURN(InputGeometry geo, ChooseGeometry(o.geometry, o.input, shapes, iw, ih));
+    to.keep_aspect = geo.keep_aspect;
+    to.pixel_scale = geo.pixel_scale;
+    if (!o.quiet) {
+      std::fprintf(stderr,
+                   "input %dx%d, geometry %s%s (photos' median aspect ratio %.2f, spread %.2f)\n",
+                   iw, ih, geo.name.c_str(),
+                   geo.pixel_scale > 0 ? (" " + std::to_string(geo.pixel_scale)).c_str() : "",
+                   shapes.median_aspect, shapes.aspect_spread);
     }
   }
   to.dims = o.dims;
@@ -365,8 +412,9 @@ Status RunBackboneTraining(const BackboneTrainOptions& o) {
   }
 
   const Calibration& cal = fitted->calibration;
-  std::printf("wrote %s (%.1f MB): %s density, %d dims, backbone %s\n", o.out.c_str(),
-              double(fitted->model.size()) / 1e6, o.density.c_str(), t.dims(),
+  std::printf("wrote %s (%.1f MB): %s density, %s geometry, %d dims, backbone %s\n",
+              o.out.c_str(), double(fitted->model.size()) / 1e6, o.density.c_str(),
+              t.preprocess().geometry_name(), t.dims(),
               taught.backbone_path.c_str());
   std::printf("images: %d from %d groups (parts or near-duplicates), scored out of group in %d "
               "folds (%d unreadable, skipped)\n",

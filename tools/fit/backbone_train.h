@@ -45,6 +45,11 @@ struct BackboneTrainOptions {
   // unless the photos' median aspect ratio is outside [0.8, 1.25], then the
   // backbone's short side and a long side with the photos' aspect (ChooseInput).
   std::string input;
+  // How a photo lies on that input: "auto" (with input "auto": keep-aspect
+  // when the photos' shapes differ widely, ChooseGeometry; else stretch),
+  // "stretch", "keep-aspect" (fit inside, mirror padding) or "pixel-scale"
+  // (one resize factor for every photo).
+  std::string geometry = "auto";
   std::string taught_by = "flawlens train";
 };
 
@@ -79,6 +84,38 @@ Result<TaughtDataset> TeachDataset(const BackboneTrainOptions& options);
 // {0, 0} = the backbone's. Errors: a malformed or unusable "WxH".
 Result<std::pair<int, int>> ChooseInput(const std::string& input, int bw, int bh,
                                         double median_aspect);
+
+// The training photos' shapes (up to 64 of them, spread over the list).
+struct PhotoShapes {
+  int count = 0;
+  double median_aspect = 0;  // width / height
+  // How much the shapes differ: the 90th over the 10th percentile of the
+  // aspect ratios (1 = all alike).
+  double aspect_spread = 1;
+  double long_side_p90 = 0;  // pixels
+};
+PhotoShapes MeasureShapes(const std::vector<std::pair<int, int>>& sizes);  // {w, h}
+
+// Photos this much wider than one another (aspect_spread) are not stretched
+// to one input by `--geometry auto`. Magnetic tile (spread 2.3) measured as
+// well stretched as kept in aspect (image AUROC 0.852 vs 0.851) with more
+// defects caught at few false alarms, so the switch lies above it: photos
+// whose shapes differ more than 3:1, where a stretch distorts the texture of
+// some of them by more than 1.7x (docs/METHOD-backbone.md, "Geometry").
+inline constexpr double kMixedShapesSpread = 3.0;
+
+struct InputGeometry {
+  bool keep_aspect = false;
+  float pixel_scale = 0;  // > 0: fixed pixel scale
+  std::string name;       // "stretch", "keep-aspect" or "pixel-scale"
+};
+// The geometry for `geometry` ("auto", "stretch", "keep-aspect",
+// "pixel-scale") with `input` ("", "auto" or "WxH") on an input of iw x ih:
+// auto = keep-aspect when input is "auto" and the shapes' spread is at least
+// kMixedShapesSpread, else stretch; pixel-scale = the factor that fits the
+// 90th percentile long side into the input's short side.
+Result<InputGeometry> ChooseGeometry(const std::string& geometry, const std::string& input,
+                                const PhotoShapes& shapes, int iw, int ih);
 
 // FitOptions from the command-line options (card name, created time, ...).
 Result<fit::FitOptions> MakeFitOptions(const BackboneTrainOptions& options);

@@ -57,6 +57,8 @@ struct TrainArgs {
   // On a backbone: the threshold's target and the network input.
   double false_alarms = 0;
   std::string input = "auto";
+  std::string geometry = "auto";
+  std::string density = "per-position";
   // Options that only mean something when training from scratch: given
   // without --from-scratch they are an error, not silently ignored.
   std::vector<CLI::Option*> scratch_only;
@@ -155,6 +157,8 @@ Status TrainOnBackbone(const TrainArgs& args) {
   b.sensitivity = t.sensitivity;
   b.false_alarm_rate = args.false_alarms;
   b.input = args.input;
+  b.geometry = args.geometry;
+  b.density = args.density;
   b.holdout = t.holdout;
   b.threads = t.threads;
   b.val_split = t.val_split;
@@ -173,6 +177,11 @@ Status RunTrain(const TrainArgs& args) {
     return MakeError(ErrorCode::kInvalidArgument,
                      "--backbone and --from-scratch: choose one (a backbone's frozen features, "
                      "or a network trained from scratch)");
+  }
+  if (args.from_scratch && (args.geometry != "auto" || args.density != "per-position")) {
+    return MakeError(ErrorCode::kInvalidArgument,
+                     "--geometry and --density apply to training on a backbone; from scratch, "
+                     "--fit stretch|scale chooses the geometry");
   }
   return args.from_scratch ? TrainFromScratch(args.options) : TrainOnBackbone(args);
 }
@@ -307,6 +316,20 @@ void AddTrainCommand(CLI::App& app) {
                   "On a backbone: the network input, auto (the photos' aspect ratio when far from "
                   "square) or WxH (multiples of 32), or \"\" for the backbone's own")
       ->capture_default_str();
+  cmd->add_option("--geometry", args->geometry,
+                  "On a backbone: how a photo lies on the input: auto (keep-aspect when the "
+                  "photos' aspect ratios differ widely, 90th/10th percentile >= 3, and --input "
+                  "is auto; else stretch), stretch (resized to the input), keep-aspect (fitted "
+                  "inside, undistorted, mirror padding; only the cells over the photo are "
+                  "scored) or pixel-scale (one resize factor for all photos, fitting the 90th "
+                  "percentile long side)")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"auto", "stretch", "keep-aspect", "pixel-scale"}));
+  cmd->add_option("--density", args->density,
+                  "On a backbone: per-position (a Gaussian per map cell) or shared (one for all "
+                  "cells over the photos: positions that do not line up)")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"per-position", "shared"}));
   scratch(cmd->add_option("--size", opt->size, "Network input: side of the square of equal area"))
       ->capture_default_str()->check(CLI::Range(32, 1024));
   scratch(cmd->add_option("--input-w", opt->input_w, "Explicit network input width (multiple of 8)"));

@@ -165,7 +165,10 @@ function requireEngine() {
 }
 
 async function onModelLoaded(model, previous) {
-  camera.setModelRoi(model.info.card ? model.info.card.roi : null);
+  const card = model.info.card;
+  const geometry = (card && card.fit && card.fit.geometry) || (model.info.pixelScale > 0 ? 'pixel_scale' : 'stretch');
+  camera.setModelInput(model.info.inputWidth, model.info.inputHeight, geometry);
+  camera.setModelRoi(card ? card.roi : null);
   await threshold.setModel(model);
   live.clearHistory();
   updateControls();

@@ -36,6 +36,28 @@ function validFraction(f) {
   return { x, y, w, h };
 }
 
+// The centre button's region: the model's input aspect (the picture's when
+// none), as large as fits in 70 % of the picture's width and height.
+export function centredRoi(W, H, aspect) {
+  const a = aspect > 0 ? aspect : W / H;
+  let w = 0.7 * W, h = w / a;
+  if (h > 0.7 * H) { h = 0.7 * H; w = h * a; }
+  w = Math.max(2, Math.round(w));
+  h = Math.max(2, Math.round(h));
+  return { x: Math.round((W - w) / 2), y: Math.round((H - h) / 2), w, h };
+}
+
+// A dragged region from corner s towards p with the aspect `a` (w / h): the
+// larger of the two sides the pointer asks for, shrunk to stay inside W x H.
+export function aspectRect(s, p, a, W, H) {
+  const dx = p.x - s.x, dy = p.y - s.y;
+  let w = Math.max(Math.abs(dx), Math.abs(dy) * a);
+  const maxW = dx < 0 ? s.x : W - s.x, maxH = dy < 0 ? s.y : H - s.y;
+  w = Math.min(w, maxW, maxH * a);
+  const h = w / a;
+  return { x: dx < 0 ? s.x - w : s.x, y: dy < 0 ? s.y - h : s.y, w, h };
+}
+
 export class Camera {
   // els: {select, toggle, stage, video, overlay, freezeBtn, snapshotBtn,
   //       roiCenterBtn, roiClearBtn}
@@ -55,6 +77,11 @@ export class Camera {
     this.modelRoi = null;     // fractions {x, y, w, h} from the loaded model's card
     this.roiFromModel = false;
     this.roiGen = 0;  // bumped on every region change, so late results can be told apart
+    // The loaded model's input aspect (width / height; 0: none) and whether it
+    // stretches the region onto its input: then a drawn region keeps that
+    // aspect, so the part is not distorted (a keep-aspect model pads instead).
+    this.modelAspect = 0;
+    this.modelStretches = false;
     this.drag = null;
     this.consumers = new Set();
     this.frameSeq = 0;
@@ -71,10 +98,7 @@ export class Camera {
     }
     els.freezeBtn.addEventListener('click', () => this.toggleFreeze());
     els.snapshotBtn.addEventListener('click', () => this.snapshot());
-    els.roiCenterBtn.addEventListener('click', () => {
-      const w = Math.round(this.captureW / 2), h = Math.round(this.captureH / 2);
-      this.setRoi({ x: Math.round((this.captureW - w) / 2), y: Math.round((this.captureH - h) / 2), w, h });
-    });
+    els.roiCenterBtn.addEventListener('click', () => this.setRoi(centredRoi(this.captureW, this.captureH, this.modelAspect)));
     els.roiClearBtn.addEventListener('click', () => this.setRoi(null));
     this.wireRoiDrag();
   }
@@ -129,6 +153,13 @@ export class Camera {
     if (!this.running) return;
     if (this.modelRoi) this.applyModelRoi();
     else if (this.roiFromModel) this.setRoi(null);
+  }
+
+  // The loaded model's input: {width, height} and its geometry ('stretch',
+  // 'keep_aspect' or 'pixel_scale'); a region drawn from now on follows it.
+  setModelInput(width, height, geometry) {
+    this.modelAspect = width > 0 && height > 0 ? width / height : 0;
+    this.modelStretches = this.modelAspect > 0 && geometry === 'stretch';
   }
 
   applyModelRoi() {
@@ -342,7 +373,9 @@ export class Camera {
     overlay.addEventListener('pointermove', (e) => {
       if (!this.drag) return;
       const p = point(e), s = this.drag.start;
-      this.drag.rect = { x: Math.min(s.x, p.x), y: Math.min(s.y, p.y), w: Math.abs(p.x - s.x), h: Math.abs(p.y - s.y) };
+      this.drag.rect = this.modelStretches
+        ? aspectRect(s, p, this.modelAspect, overlay.width, overlay.height)
+        : { x: Math.min(s.x, p.x), y: Math.min(s.y, p.y), w: Math.abs(p.x - s.x), h: Math.abs(p.y - s.y) };
       this.drawOverlay();
     });
     const endDrag = () => {
