@@ -444,17 +444,24 @@ TEST(OnnxExport, ClearErrors) {
   auto junk = ExportOnnx(reinterpret_cast<const uint8_t*>(png.data()), png.size());
   EXPECT_FALSE(junk.ok());
 
-  // A fixed pixel scale: the map kept depends on the image.
-  {
+  // A fixed pixel scale or a kept aspect ratio: the map cells scored depend on
+  // each image's shape.
+  for (const bool keep_aspect : {false, true}) {
     SpecBuilder b(16, 16, 3, 1);
     b.Conv("c", "input", 1, 3, 1, 1, "none");
     PreprocessConfig pre;
     pre.resize_w = pre.resize_h = 16;
-    pre.pixel_scale = 0.5f;
+    if (keep_aspect) {
+      pre.keep_aspect = true;
+    } else {
+      pre.pixel_scale = 0.5f;
+    }
     const std::vector<uint8_t> m = WriteModel(b.Build("c", pre));
     auto r = ExportOnnx(m.data(), m.size());
     EXPECT_EQ(r.status().code(), ErrorCode::kUnsupported);
-    EXPECT_NE(r.status().message().find("pixel_scale"), std::string::npos) << r.status().message();
+    EXPECT_NE(r.status().message().find(keep_aspect ? "'keep_aspect'" : "'pixel_scale'"),
+              std::string::npos)
+        << r.status().message();
   }
   // Not a detector: a 4-channel output, named.
   {

@@ -524,11 +524,12 @@ Result<ExportResult> ExportOnnx(const uint8_t* bytes, size_t size, const ExportO
                      "first, with flawlens train --backbone or the page)",
                      out_name.c_str(), map.c);
   }
-  if (pre.pixel_scale > 0.0f) {
+  if (pre.padded()) {
     return MakeError(ErrorCode::kUnsupported,
-                     "preprocess.pixel_scale %g (fixed pixel scale) cannot be exported: which map "
-                     "cells are scored and their edge calibration depend on each image's size",
-                     double(pre.pixel_scale));
+                     "preprocess.geometry '%s' cannot be exported: which map cells are scored "
+                     "and their edge calibration depend on each image's shape (train with "
+                     "--geometry stretch to export)",
+                     pre.geometry_name());
   }
 
   onnx::ModelProto proto;
@@ -670,10 +671,9 @@ Result<ExportResult> ExportOnnx(const uint8_t* bytes, size_t size, const ExportO
 
 Result<std::vector<float>> ExportInput(const Model& model, InputMode mode, const ImageView& image,
                                        const RectF& roi) {
-  if (model.preprocess.pixel_scale > 0.0f) {
-    return MakeError(ErrorCode::kUnsupported,
-                     "preprocess.pixel_scale %g (fixed pixel scale) has no exported input",
-                     double(model.preprocess.pixel_scale));
+  if (model.preprocess.padded()) {
+    return MakeError(ErrorCode::kUnsupported, "preprocess.geometry '%s' has no exported input",
+                     model.preprocess.geometry_name());
   }
   PreprocessConfig config = model.preprocess;
   if (mode != InputMode::kNormalized) {
