@@ -1,4 +1,4 @@
-#include "adapt/graph_module.h"
+#include "train/adapt/graph_module.h"
 
 #include <nlohmann/json.hpp>
 
