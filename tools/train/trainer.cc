@@ -31,11 +31,12 @@
 #include "cli/cli_util.h"
 #include "cli/dataset.h"
 #include "core/limits.h"
+#include "fit/calibration.h"
+#include "fit/linalg.h"
 #include "flawlens/detector.h"
 #include "image/preprocess.h"
 #include "model/model.h"
-#include "train/cell_calibration.h"
-#include "train/gaussian_fit.h"
+#include "train/edge_calibration.h"
 #include "train/net.h"
 #include "train/thread_tuner.h"
 
@@ -246,6 +247,35 @@ constexpr int kEdgeBuckets = 16;
 // score, so that the reductions see only the image. valid: N x 1 x h x w bool.
 torch::Tensor OnImage(const torch::Tensor& maps, const torch::Tensor& valid) {
   return maps.masked_fill(valid.logical_not(), -1e30f);
+}
+
+// The maps (N x 1 x h x w) as the float planes src/fit works on, one after
+// the other.
+std::vector<float> MapPlanes(const torch::Tensor& maps) {
+  torch::Tensor c = maps.detach().to(torch::kFloat32).contiguous();
+  return std::vector<float>(c.data_ptr<float>(), c.data_ptr<float>() + c.numel());
+}
+
+// `fn(plane)` on each map of a copy of `maps` (N x 1 x h x w).
+template <typename Fn>
+torch::Tensor ForEachPlane(const torch::Tensor& maps, Fn fn) {
+  torch::Tensor out = maps.detach().to(torch::kFloat32).contiguous().clone();
+  const int64_t cells = out.size(2) * out.size(3);
+  float* p = out.data_ptr<float>();
+  for (int64_t i = 0; i < out.size(0); ++i) fn(p + i * cells);
+  return out;
+}
+
+// The detector's map blur (the postprocess blur_sigma) on each map.
+torch::Tensor BlurMaps(const torch::Tensor& maps, float sigma) {
+  if (!(sigma > 0)) return maps;
+  const int h = int(maps.size(2)), w = int(maps.size(3));
+  return ForEachPlane(maps, [&](float* m) { fit::BlurMap(m, w, h, sigma); });
+}
+
+// fit::ApplyCellCalibration on each map.
+torch::Tensor ApplyCells(const torch::Tensor& maps, const fit::CellCalibration& cc) {
+  return ForEachPlane(maps, [&](float* m) { fit::ApplyCellCalibration(cc, m); });
 }
 
 std::vector<float> ReduceScores(const torch::Tensor& maps, const std::string& reduce, float topk) {
@@ -838,6 +868,37 @@ void TrainNetwork(TrainRun* r) {
 
 // ---- 4. densities: Gaussians of the features of good training images ----------
 
+// Running mean and covariance of feature vectors; Whiten gives (W, b) such
+// that |W x + b|^2 is the squared Mahalanobis distance, with the covariance
+// regularised by 1 % of its mean variance (fit::ShrunkWhitening: W is the
+// inverse of its Cholesky factor).
+struct GaussianFit {
+  explicit GaussianFit(int64_t c)
+      : sum(torch::zeros({c}, torch::kFloat64)), outer(torch::zeros({c, c}, torch::kFloat64)) {}
+  // `valid` (optional, N x 1 x H x W bool): only these cells count.
+  void Add(const torch::Tensor& nchw, const torch::Tensor& valid = {}) {
+    torch::Tensor f = nchw.permute({0, 2, 3, 1}).reshape({-1, sum.size(0)}).to(torch::kFloat64);
+    if (valid.defined()) f = f.index({valid.reshape({-1})});
+    sum += f.sum(0);
+    outer += f.t().mm(f);
+    count += double(f.size(0));
+  }
+  Status Whiten(torch::Tensor* w_out, torch::Tensor* b_out) const {
+    const int64_t c = sum.size(0);
+    torch::Tensor mu = sum / count;
+    torch::Tensor cov = (outer / count - torch::outer(mu, mu)).contiguous();
+    const double reg = 0.01 * cov.diagonal().mean().item<double>() + 1e-6;
+    std::vector<double> a(cov.data_ptr<double>(), cov.data_ptr<double>() + c * c), w;
+    FLAWLENS_RETURN_IF_ERROR(fit::ShrunkWhitening(&a, int(c), 0.0, reg, &w));
+    torch::Tensor wt = torch::from_blob(w.data(), {c, c}, torch::kFloat64).clone();
+    w_out->copy_(wt.to(torch::kFloat32));
+    b_out->copy_((-wt.mv(mu)).to(torch::kFloat32));
+    return Status::Ok();
+  }
+  torch::Tensor sum, outer;
+  double count = 0;
+};
+
 // Runs `fn(outputs, first, end)` on the EMA network over `xs` in batches of 8.
 template <typename Fn>
 void ForBatches(FlawNet& net, const std::vector<torch::Tensor>& xs, Fn fn) {
@@ -880,10 +941,10 @@ void FitBank(TrainRun* r, const std::vector<torch::Tensor>& fit_x) {
 // stem features (--fine-density) and the image-level term (a Gaussian of the
 // images' mean feature vectors, --global-weight), fitted on at most 200
 // training images, evenly spaced.
-void FitDensities(TrainRun* r) {
+Status FitDensities(TrainRun* r) {
   const TrainOptions& opt = r->opt;
   r->global = opt.global_weight > 0;
-  if (!opt.density && !opt.fine_density && !r->global) return;
+  if (!opt.density && !opt.fine_density && !r->global) return Status::Ok();
   std::vector<torch::Tensor> fit_x, fit_valid;
   const size_t n_fit = std::min<size_t>(r->train_x.size(), 200);
   for (size_t i = 0, next = 0; i < r->train_x.size(); ++i) {
@@ -906,10 +967,11 @@ void FitDensities(TrainRun* r) {
     }
     if (r->global) glob_fit.Add(ema->global_descriptor(o).view({-1, g, 1, 1}));
   });
-  if (opt.density) dens_fit.Whiten(&ema->dens_w, &ema->dens_b);
-  if (opt.fine_density) fine_fit.Whiten(&ema->fine_w, &ema->fine_b);
-  if (r->global) glob_fit.Whiten(&ema->glob_w, &ema->glob_b);
+  if (opt.density) FLAWLENS_RETURN_IF_ERROR(dens_fit.Whiten(&ema->dens_w, &ema->dens_b));
+  if (opt.fine_density) FLAWLENS_RETURN_IF_ERROR(fine_fit.Whiten(&ema->fine_w, &ema->fine_b));
+  if (r->global) FLAWLENS_RETURN_IF_ERROR(glob_fit.Whiten(&ema->glob_w, &ema->glob_b));
   if (opt.density && opt.bank > 0) FitBank(r, fit_x);
+  return Status::Ok();
 }
 
 // Branch maps of `xs`: one pass each (branches that are off stay undefined).
@@ -967,9 +1029,16 @@ void StandardiseBranches(TrainRun* r) {
 // ---- 5. calibration on held-out good images ----------------------------------
 
 struct MapCalibration {
-  CellCalibration cells;
+  fit::CellCalibration cells;
   EdgeCalibration edge;
 };
+
+// The exported pipeline's map before calibration: the network's combined map
+// (net.h), then the detector's map blur.
+torch::Tensor PipelineMaps(const TrainRun& r, const torch::Tensor& seg, const torch::Tensor& dens,
+                           const torch::Tensor& fine = {}, const torch::Tensor& glob = {}) {
+  return BlurMaps(r.ema->combine_maps(seg, dens, fine, glob), r.opt.map_blur);
+}
 
 // Per-cell calibration of the maps (shrink: 0 = per-cell std, 1 = one global
 // std; per-cell mean either way). Fixed scale: cell positions do not line up
@@ -982,14 +1051,22 @@ class MapCalibrator {
         val_buckets_(r.val.buckets.empty() ? torch::Tensor() : torch::stack(r.val.buckets)),
         val_on_(r.val.buckets.empty() ? torch::Tensor() : val_buckets_ >= 0) {}
 
-  CellCalibration FitCells(const torch::Tensor& maps, float shrink) const {
-    if (!r_.cell_calibration)
-      return CellCalibration{torch::zeros({r_.map_h, r_.map_w}), torch::ones({r_.map_h, r_.map_w})};
-    return FitCellCalibration(maps, r_.opt.flips, shrink);
+  // fit::FitCellCalibration (mirror-symmetric when training used flips);
+  // without cell calibration, the identity.
+  Result<fit::CellCalibration> FitCells(const torch::Tensor& maps, float shrink) const {
+    if (!r_.cell_calibration) {
+      const size_t cells = size_t(r_.map_h) * r_.map_w;
+      return fit::CellCalibration{r_.map_h, r_.map_w, std::vector<float>(cells, 0.0f),
+                                  std::vector<float>(cells, 1.0f)};
+    }
+    const std::vector<float> planes = MapPlanes(maps);
+    return fit::FitCellCalibration(planes.data(), int(maps.size(0)), r_.map_h, r_.map_w,
+                                   r_.opt.flips, shrink);
   }
   // Fitted on held-out maps.
-  MapCalibration Fit(const torch::Tensor& hold, float shrink) const {
-    MapCalibration c{FitCells(hold, shrink), {}};
+  Result<MapCalibration> Fit(const torch::Tensor& hold, float shrink) const {
+    MapCalibration c;
+    FLAWLENS_ASSIGN_OR_RETURN(c.cells, FitCells(hold, shrink));
     if (r_.edge_calibration)
       c.edge = FitEdgeCalibration(hold, r_.hold_bucket_t, kEdgeBuckets, shrink);
     return c;
@@ -997,7 +1074,7 @@ class MapCalibrator {
   // Applied to held-out (is_val = false) or validation maps; the cells off
   // the image are pushed below any score.
   torch::Tensor Apply(const torch::Tensor& maps, const MapCalibration& c, bool is_val) const {
-    torch::Tensor m = ApplyCellCalibration(maps, c.cells);
+    torch::Tensor m = ApplyCells(maps, c.cells);
     if (r_.edge_calibration)
       m = ApplyEdgeCalibration(m, is_val ? val_buckets_ : r_.hold_bucket_t, c.edge);
     return OnImage(m, is_val ? val_on_ : r_.hold_on);
@@ -1013,8 +1090,8 @@ class MapCalibrator {
 // split in halves; one half fits the calibration, the other gets Gaussian
 // bumps of a few heights added to its raw maps at random places; the shrink
 // with the best mean AUROC (bumped vs clean) wins.
-float ChooseShrink(const TrainRun& r, const MapCalibrator& calibrator,
-                   const torch::Tensor& hold_maps) {
+Result<float> ChooseShrink(const TrainRun& r, const MapCalibrator& calibrator,
+                           const torch::Tensor& hold_maps) {
   const TrainOptions& opt = r.opt;
   const int map_h = r.map_h, map_w = r.map_w;
   int64_t n = hold_maps.size(0);
@@ -1046,11 +1123,10 @@ float ChooseShrink(const TrainRun& r, const MapCalibrator& calibrator,
     double sum = 0;
     int cnt = 0;
     for (int f = 0; f < 2; ++f) {
-      CellCalibration cc = calibrator.FitCells(folds[f].first, cand);
-      std::vector<float> good =
-          ReduceScores(ApplyCellCalibration(folds[f].second, cc), opt.reduce, opt.topk);
+      FLAWLENS_ASSIGN_OR_RETURN(fit::CellCalibration cc, calibrator.FitCells(folds[f].first, cand));
+      std::vector<float> good = ReduceScores(ApplyCells(folds[f].second, cc), opt.reduce, opt.topk);
       for (const torch::Tensor& b : bumps[f]) {
-        std::vector<float> bad = ReduceScores(ApplyCellCalibration(b, cc), opt.reduce, opt.topk);
+        std::vector<float> bad = ReduceScores(ApplyCells(b, cc), opt.reduce, opt.topk);
         std::vector<float> sc = good;
         sc.insert(sc.end(), bad.begin(), bad.end());
         std::vector<bool> lab(good.size(), false);
@@ -1073,16 +1149,17 @@ float ChooseShrink(const TrainRun& r, const MapCalibrator& calibrator,
 // The map calibration and the score calibration (threshold in standard
 // deviations of held-out good scores above their mean: sensitivity 0.5 -> 3,
 // 1 -> 0, 0 -> 6).
-MapCalibration Calibrate(TrainRun* r, const MapCalibrator& calibrator) {
+Result<MapCalibration> Calibrate(TrainRun* r, const MapCalibrator& calibrator) {
   const TrainOptions& opt = r->opt;
-  torch::Tensor hold_maps =
-      r->ema->combine_maps(r->hold_seg, r->hold_dens, r->hold_fine, r->hold_glob);
+  torch::Tensor hold_maps = PipelineMaps(*r, r->hold_seg, r->hold_dens, r->hold_fine, r->hold_glob);
   float shrink = opt.cell_std_shrink;
-  if (r->cell_calibration && shrink < 0) shrink = ChooseShrink(*r, calibrator, hold_maps);
+  if (r->cell_calibration && shrink < 0) {
+    FLAWLENS_ASSIGN_OR_RETURN(shrink, ChooseShrink(*r, calibrator, hold_maps));
+  }
   if (shrink < 0) shrink = 1.0f;
   r->shrink = shrink;
   r->metrics["cell_std_shrink"] = shrink;
-  MapCalibration map_cal = calibrator.Fit(hold_maps, shrink);
+  FLAWLENS_ASSIGN_OR_RETURN(MapCalibration map_cal, calibrator.Fit(hold_maps, shrink));
   std::vector<float> hold_scores =
       ReduceScores(calibrator.Apply(hold_maps, map_cal, false), opt.reduce, opt.topk);
   r->cal = ScoreCalibration(hold_scores, opt.sensitivity);
@@ -1100,26 +1177,31 @@ void ReportBranches(TrainRun* r, const MapCalibrator& calibrator) {
   const TrainOptions& opt = r->opt;
   FlawNet& ema = r->ema;
   auto report = [&](const char* what, const torch::Tensor& hm, const torch::Tensor& vm) {
-    torch::Tensor cal_v = calibrator.Apply(vm, calibrator.Fit(hm, r->shrink), true);
+    auto fitted = calibrator.Fit(hm, r->shrink);
+    if (!fitted.ok()) {
+      std::fprintf(stderr, "  [%s] %s\n", what, fitted.status().ToString().c_str());
+      return;
+    }
+    torch::Tensor cal_v = calibrator.Apply(vm, *fitted, true);
     for (const char* red : {"max", "topk_mean"}) {
       std::vector<float> sc = ReduceScores(cal_v, red, opt.topk);
       std::fprintf(stderr, "  [%s, %s] val image AUROC %.3f\n", what, red,
                    Auroc(sc, r->val.defective));
     }
   };
-  report("seg", ema->combine_maps(r->hold_seg, {}), ema->combine_maps(r->val_seg, {}));
+  report("seg", PipelineMaps(*r, r->hold_seg, {}), PipelineMaps(*r, r->val_seg, {}));
   if (opt.density) {
     NetConfig saved = ema->config;
     ema->config.seg_weight = 0;
-    report("density", ema->combine_maps(r->hold_seg, r->hold_dens),
-           ema->combine_maps(r->val_seg, r->val_dens));
+    report("density", PipelineMaps(*r, r->hold_seg, r->hold_dens),
+           PipelineMaps(*r, r->val_seg, r->val_dens));
     ema->config = saved;
   }
   if (opt.fine_density) {
     NetConfig saved = ema->config;
     ema->config.seg_weight = 0;
-    report("fine density", ema->combine_maps(r->hold_seg, {}, r->hold_fine),
-           ema->combine_maps(r->val_seg, {}, r->val_fine));
+    report("fine density", PipelineMaps(*r, r->hold_seg, {}, r->hold_fine),
+           PipelineMaps(*r, r->val_seg, {}, r->val_fine));
     ema->config = saved;
   }
 }
@@ -1137,7 +1219,7 @@ void Validate(TrainRun* r, const MapCalibrator& calibrator, const MapCalibration
                  Auroc(g, val.defective));
   }
   torch::Tensor vmaps = calibrator.Apply(
-      r->ema->combine_maps(r->val_seg, r->val_dens, r->val_fine, r->val_glob), map_cal, true);
+      PipelineMaps(*r, r->val_seg, r->val_dens, r->val_fine, r->val_glob), map_cal, true);
   std::vector<float> vs = ReduceScores(vmaps, opt.reduce, opt.topk);
   const double hmean = r->cal.offset, hsd = r->cal.scale;
   for (float& v : vs) v = float((v - hmean) / hsd);
@@ -1156,11 +1238,12 @@ void Validate(TrainRun* r, const MapCalibrator& calibrator, const MapCalibration
 
 // A [rows x cols] float tensor of the model file.
 ModelTensor ToModelTensor(const std::string& name, int64_t rows, int64_t cols,
+                          std::vector<float> data) {
+  return ModelTensor{name, {rows, cols}, std::move(data)};
+}
+ModelTensor ToModelTensor(const std::string& name, int64_t rows, int64_t cols,
                           const torch::Tensor& t) {
-  ModelTensor m{name, {rows, cols}, {}};
-  torch::Tensor c = t.contiguous();
-  m.data.assign(c.data_ptr<float>(), c.data_ptr<float>() + c.numel());
-  return m;
+  return ToModelTensor(name, rows, cols, MapPlanes(t));
 }
 
 // The model card (FORMAT.md): what was trained on what, how, and its metrics.
@@ -1204,7 +1287,7 @@ std::vector<uint8_t> BuildModelFile(TrainRun* r, const MapCalibration& map_cal) 
   ModelSpec spec;
   ExportNetwork(r->ema, r->in_h, r->in_w, &spec);
   spec.preprocess_json = PreprocessToJson(r->pre);
-  json post = {{"sigmoid", false}, {"blur_sigma", 0.0}, {"reduce", opt.reduce},
+  json post = {{"sigmoid", false}, {"blur_sigma", opt.map_blur}, {"reduce", opt.reduce},
                {"topk_fraction", opt.topk}};
   if (r->cell_calibration) {
     post["cell_mean"] = "calib.cell_mean";
@@ -1292,12 +1375,20 @@ Status RunTraining(const TrainOptions& opt) {
     FLAWLENS_RETURN_IF_ERROR(ChooseInput(r, loaded));
     SplitHoldout(r, std::move(loaded));
   }
+  // The detector's map blur reflects once at the map's borders.
+  const int blur_radius = opt.map_blur > 0 ? int(fit::MapBlurKernel(opt.map_blur).size() / 2) : 0;
+  if (blur_radius >= std::min(r->map_h, r->map_w)) {
+    return MakeError(ErrorCode::kInvalidArgument,
+                     "--map-blur %g: the blur's radius (%d cells) does not fit the %dx%d map; "
+                     "use a smaller --map-blur or a larger input",
+                     double(opt.map_blur), blur_radius, r->map_w, r->map_h);
+  }
   FLAWLENS_RETURN_IF_ERROR(PrepareInputs(r));
   LoadValidation(r);
   BuildNetwork(r);
   TrainNetwork(r);
 
-  FitDensities(r);
+  FLAWLENS_RETURN_IF_ERROR(FitDensities(r));
   RunBranches(r, r->hold_x, &r->hold_seg, &r->hold_dens, &r->hold_fine, &r->hold_glob);
   if (r->val.has_defects)
     RunBranches(r, r->val.inputs, &r->val_seg, &r->val_dens, &r->val_fine, &r->val_glob);
@@ -1306,7 +1397,7 @@ Status RunTraining(const TrainOptions& opt) {
   r->cell_calibration = opt.cell_calibration && !r->scale_mode;
   r->edge_calibration = opt.cell_calibration && r->scale_mode;
   const MapCalibrator calibrator(*r);
-  const MapCalibration map_cal = Calibrate(r, calibrator);
+  FLAWLENS_ASSIGN_OR_RETURN(const MapCalibration map_cal, Calibrate(r, calibrator));
   r->metrics["train_seconds"] = r->trained_s;
   r->metrics["steps"] = r->step;
   if (r->val.has_defects) Validate(r, calibrator, map_cal);
