@@ -233,7 +233,7 @@ void AddAdaptCommand(CLI::App& app) {
   cmd->callback([a] {
     adapt::AdaptOptions o = *a;
     if (!o.backbone.empty()) {
-      auto path = ResolveBackbone(o.backbone);
+      auto path = train::ResolveBackbone(o.backbone);
       if (!path.ok()) {
         std::fprintf(stderr, "flawlens adapt: %s\n", path.status().ToString().c_str());
         ExitCode() = 1;
