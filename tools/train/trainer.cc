@@ -216,9 +216,9 @@ Status ChoosePreprocess(TrainRun* r) {
 // inputs of the training and held-out images.
 Status PrepareInputs(TrainRun* r) {
   for (const auto& l : r->train_imgs) {
-    PreprocessConfig raw = RawConfig(r->in_w, r->in_h, r->channels);
+    PreprocessConfig raw = RawResizeConfig(r->in_w, r->in_h, r->channels);
     if (r->scale_mode)
-      raw = RawConfig(Scaled(*r, l.image.width), Scaled(*r, l.image.height), r->channels);
+      raw = RawResizeConfig(Scaled(*r, l.image.width), Scaled(*r, l.image.height), r->channels);
     auto p = Prep(l.image.view(), raw);
     if (!p.ok()) return p.status();
     FloatImage f;
@@ -249,7 +249,7 @@ Status PrepareInputs(TrainRun* r) {
 // A defect mask at map resolution (1 where more than half of the cell's
 // pixels are defect), undefined when it cannot be read.
 torch::Tensor LoadMapMask(const TrainRun& r, const std::string& path) {
-  PreprocessConfig mask_cfg = RawConfig(r.in_w, r.in_h, 1);
+  PreprocessConfig mask_cfg = RawResizeConfig(r.in_w, r.in_h, 1);
   mask_cfg.pixel_scale = r.pixel_scale;
   auto mb = cli::ReadFileBytes(path);
   if (!mb.ok()) return {};

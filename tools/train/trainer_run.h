@@ -45,9 +45,6 @@ struct Loaded {
 // Preprocess to an HWC float buffer.
 Result<std::vector<float>> Prep(const ImageView& view, const PreprocessConfig& cfg);
 
-// Raw resize config: pixels 0..255 at the network resolution, no normalisation.
-PreprocessConfig RawConfig(int w, int h, int channels);
-
 torch::Tensor HwcToTensor(const std::vector<float>& hwc, int h, int w, int c);
 
 // ---- evaluation helpers -----------------------------------------------------

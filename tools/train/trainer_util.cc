@@ -48,16 +48,6 @@ Result<std::vector<float>> Prep(const ImageView& view, const PreprocessConfig& c
   return out;
 }
 
-// Raw resize config: pixels 0..255 at the network resolution, no normalisation.
-PreprocessConfig RawConfig(int w, int h, int channels) {
-  PreprocessConfig c;
-  c.resize_w = w;
-  c.resize_h = h;
-  c.channels = channels;
-  c.scale = 1.0f;
-  return c;
-}
-
 torch::Tensor HwcToTensor(const std::vector<float>& hwc, int h, int w, int c) {
   return torch::from_blob(const_cast<float*>(hwc.data()), {h, w, c}, torch::kFloat32)
       .permute({2, 0, 1})

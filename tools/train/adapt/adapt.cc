@@ -41,11 +41,7 @@ Status LoadImages(const std::string& data, int w, int h, int channels,
     return MakeError(ErrorCode::kInvalidArgument,
                      "%s: no train/ split and not a flat folder of images", data.c_str());
   }
-  PreprocessConfig raw;
-  raw.resize_w = w;
-  raw.resize_h = h;
-  raw.channels = channels;
-  raw.scale = 1.0f;
+  const PreprocessConfig raw = train::RawResizeConfig(w, h, channels);
   PreprocessScratch scratch;
   int skipped = 0;
   for (const std::string& path : ds->good_paths()) {
