@@ -29,10 +29,9 @@ using nlohmann::json;
 // Set by the first Ctrl-C of a run (RunTraining installs the handler).
 extern std::atomic<bool> g_interrupted;
 
+// Seconds since `since`; the last path component; "m:ss".
 double Seconds(Clock::time_point since);
-
 std::string Basename(const std::string& p);
-
 std::string FormatTime(double s);
 
 // ---- images ----------------------------------------------------------------
@@ -45,6 +44,7 @@ struct Loaded {
 // Preprocess to an HWC float buffer.
 Result<std::vector<float>> Prep(const ImageView& view, const PreprocessConfig& cfg);
 
+// An h x w x c buffer as a c x h x w tensor (a copy).
 torch::Tensor HwcToTensor(const std::vector<float>& hwc, int h, int w, int c);
 
 // ---- evaluation helpers -----------------------------------------------------
@@ -70,6 +70,7 @@ torch::Tensor BlurMaps(const torch::Tensor& maps, float sigma);
 // fit::ApplyCellCalibration on each map.
 torch::Tensor ApplyCells(const torch::Tensor& maps, const fit::CellCalibration& cc);
 
+// One score per map: "max", "topk_mean" (the top `topk` fraction of cells) or "mean".
 std::vector<float> ReduceScores(const torch::Tensor& maps, const std::string& reduce, float topk);
 
 struct ValSet {
@@ -83,6 +84,8 @@ struct ValSet {
   bool has_defects = false, has_masks = false;
 };
 
+// Validation image AUROC (all, and per defect type) and pixel AUROC at map
+// resolution, into `metrics` and printed.
 void PrintAurocs(const ValSet& val, const std::vector<float>& scores, const torch::Tensor& maps,
                  json* metrics, bool quiet);
 
