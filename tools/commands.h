@@ -8,13 +8,13 @@ class App;
 
 namespace flawlens::cli {
 
-void AddTrainCommand(CLI::App& app);  // tools/train/
-void AddEvalCommand(CLI::App& app);   // tools/cli/eval.cc
-void AddScoreCommand(CLI::App& app);  // tools/cli/score.cc
-void AddCalibrateCommand(CLI::App& app);  // tools/cli/calibrate.cc
-void AddInfoCommand(CLI::App& app);   // tools/cli/info.cc
+void AddTrainCommand(CLI::App& app);  // tools/train/train_command.cc
+void AddEvalCommand(CLI::App& app);   // tools/inspect/eval.cc
+void AddScoreCommand(CLI::App& app);  // tools/inspect/score.cc
+void AddCalibrateCommand(CLI::App& app);  // tools/inspect/calibrate.cc
+void AddInfoCommand(CLI::App& app);   // tools/inspect/info.cc
 void AddSynthCommand(CLI::App& app);  // tools/synth/
-void AddBenchCommand(CLI::App& app);  // tools/cli/bench.cc
+void AddBenchCommand(CLI::App& app);  // tools/inspect/bench.cc
 void AddImportTfjsCommand(CLI::App& app);  // tools/import/
 void AddImportOnnxCommand(CLI::App& app);  // tools/onnx/import_command.cc
 void AddExportOnnxCommand(CLI::App& app);  // tools/onnx/export_command.cc

@@ -14,8 +14,8 @@
 
 #include <nlohmann/json.hpp>
 
-#include "adapt/adapt.h"
-#include "adapt/graph_module.h"
+#include "train/adapt/adapt.h"
+#include "train/adapt/graph_module.h"
 #include "cli/cli_util.h"
 #include "cli/dataset.h"
 #include "model/model.h"

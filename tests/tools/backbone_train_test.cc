@@ -1,7 +1,7 @@
-// flawlens train --backbone (tools/fit/backbone_train.cc) on a generated
+// flawlens train --backbone (tools/train/backbone_fit.cc) on a generated
 // dataset, with the converted centernet backbone (skipped when it has not
 // been converted: tools/backbones/convert.sh build/backbones).
-#include "fit/backbone_train.h"
+#include "train/backbone_fit.h"
 
 #include <gtest/gtest.h>
 
@@ -19,8 +19,9 @@
 #include "flawlens/detector.h"
 #include "synth/synth.h"
 
-namespace flawlens::cli {
+namespace flawlens::train {
 namespace {
+using namespace cli;  // NOLINT(google-build-using-namespace)
 namespace fs = std::filesystem;
 
 std::vector<uint8_t> ReadBytes(const fs::path& p) {
@@ -212,4 +213,4 @@ TEST_F(BackboneTrainTest, TooFewImagesIsAClearErrorAndWritesNothing) {
 }
 
 }  // namespace
-}  // namespace flawlens::cli
+}  // namespace flawlens::train

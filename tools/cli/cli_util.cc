@@ -14,6 +14,7 @@
 #include "cli/dataset.h"
 #include "cli/metrics.h"
 #include "core/limits.h"
+#include "model/safetensors.h"
 
 // stb_image_write with private (static) symbols: other tools/ files may
 // compile their own copy without clashing.
@@ -154,23 +155,22 @@ Status CollectImageInputs(const std::vector<std::string>& inputs, std::vector<st
 
 Result<std::vector<uint8_t>> ReplaceModelMetadata(
     const std::vector<uint8_t>& file, const std::vector<std::pair<std::string, std::string>>& entries) {
-  const ErrorCode kHdr = ErrorCode::kInvalidArgument;
-  if (file.size() < 8) return MakeError(kHdr, "model file too short");
-  const uint64_t n = ReadHeaderLength(file.data());
-  if (n > file.size() - 8) return MakeError(kHdr, "model header length out of range");
-  nlohmann::ordered_json header = nlohmann::ordered_json::parse(
-      file.begin() + 8, file.begin() + 8 + static_cast<std::ptrdiff_t>(n), nullptr, false);
-  if (!header.is_object() || !header.contains("__metadata__") ||
-      !header["__metadata__"].is_object()) {
-    return MakeError(kHdr, "model header has no __metadata__ object");
+  // The framing (length, limits, JSON, metadata strings) is checked by the
+  // one header reader; the rewrite edits the header text in document order so
+  // that everything not replaced keeps its bytes.
+  FLAWLENS_ASSIGN_OR_RETURN(SafetensorsHeader h, ReadSafetensorsHeader(file.data(), file.size()));
+  if (!h.has_metadata) {
+    return MakeError(ErrorCode::kInvalidArgument, "model header has no __metadata__ object");
   }
+  nlohmann::ordered_json header = nlohmann::ordered_json::parse(
+      file.begin() + 8, file.begin() + static_cast<std::ptrdiff_t>(h.data_offset), nullptr, false);
   for (const auto& [key, value] : entries) header["__metadata__"][key] = value;
   std::string text = header.dump();
   text.append((8 - (8 + text.size()) % 8) % 8, ' ');
   std::vector<uint8_t> out(8);
   WriteHeaderLength(text.size(), out.data());
   out.insert(out.end(), text.begin(), text.end());
-  out.insert(out.end(), file.begin() + 8 + static_cast<std::ptrdiff_t>(n), file.end());
+  out.insert(out.end(), file.begin() + static_cast<std::ptrdiff_t>(h.data_offset), file.end());
   return out;
 }
 

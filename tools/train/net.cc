@@ -16,22 +16,6 @@ std::vector<float> ToVector(const torch::Tensor& t) {
 
 }  // namespace
 
-// Gaussian kernel of the output smoothing (odd size, sums to 1), 1 x 1 x k x k.
-torch::Tensor MapBlurKernel(float sigma) {
-  int radius = std::max(1, static_cast<int>(std::ceil(2.0f * sigma)));
-  int k = 2 * radius + 1;
-  torch::Tensor g = torch::empty({k});
-  float sum = 0;
-  for (int i = 0; i < k; ++i) {
-    float d = static_cast<float>(i - radius);
-    float v = std::exp(-0.5f * d * d / (sigma * sigma));
-    g[i] = v;
-    sum += v;
-  }
-  g = g / sum;
-  return torch::outer(g, g).view({1, 1, k, k});
-}
-
 ConvBnImpl::ConvBnImpl(int in, int out, int kernel_, int stride_, int dilation_, bool relu_)
     : kernel(kernel_), stride(stride_), dilation(dilation_), relu(relu_) {
   pad = dilation * (kernel - 1) / 2;
@@ -127,10 +111,6 @@ torch::Tensor FlawNetImpl::combine_maps(const torch::Tensor& seg, const torch::T
   }
   if (config.fine_density && fine_fitted && fine.defined()) {
     m = m + config.density_weight * (fine - combine[4]) / combine[5];
-  }
-  if (config.map_blur_sigma > 0) {
-    torch::Tensor k = MapBlurKernel(config.map_blur_sigma);
-    m = F::conv2d(m, k, F::Conv2dFuncOptions().padding(k.size(2) / 2));
   }
   if (config.global_weight > 0 && global_fitted && glob.defined()) {
     torch::Tensor t = config.global_weight * (glob - glob_stats[0]) / glob_stats[1];
@@ -272,12 +252,6 @@ void ExportNetwork(FlawNet& net, int input_h, int input_w, ModelSpec* spec) {
           torch::tensor(weights).view({1, int64_t(weights.size()), 1, 1}), torch::tensor({bias}),
           1, 1, 0, "none");
   std::string map_input = "combine";
-  if (c.map_blur_sigma > 0) {
-    torch::Tensor k = MapBlurKernel(c.map_blur_sigma);
-    ex.Conv("smooth", "combine", k, torch::Tensor(), 1, 1, static_cast<int>(k.size(2) / 2),
-            "none");
-    map_input = "smooth";
-  }
   if (c.global_weight > 0 && net->global_fitted) {
     // Image-level term: per-channel means (global average pools) of the stem,
     // 1/4, decoder and 1/8 features -> whitening -> squared distance ->
@@ -338,10 +312,6 @@ int64_t CountMacs(FlawNet& net, int h, int w) {
     ++maps;
   }
   conv(h4, w4, maps, 1, 1);
-  if (net->config.map_blur_sigma > 0) {
-    int k = 2 * std::max(1, static_cast<int>(std::ceil(2.0f * net->config.map_blur_sigma))) + 1;
-    conv(h4, w4, 1, 1, k);
-  }
   if (net->config.global_weight > 0 && net->global_fitted) {
     int64_t g = net->global_channels();
     conv(1, 1, g, g, 1);

@@ -8,8 +8,8 @@
 //            images, exported as a whitening 1x1 conv + reduce sum_squares
 //            (squared Mahalanobis distance per cell).
 // Both are standardised on good images and summed with fixed weights by a 1x1
-// conv, then smoothed by a fixed Gaussian depthwise conv: the network output
-// is one map (H/4 x W/4 x 1) that the postprocessing calibrates per cell.
+// conv: the network output is one map (H/4 x W/4 x 1) that the postprocessing
+// blurs (the detector's map blur) and calibrates per cell.
 #pragma once
 
 #include <torch/torch.h>
@@ -27,7 +27,10 @@ struct NetConfig {
   bool density = true;       // add the Gaussian density branch
   float seg_weight = 1.0f;   // weight of the standardised seg map in the sum
   float density_weight = 1.0f;
-  float map_blur_sigma = 1.0f;  // Gaussian smoothing of the output map (cells)
+  // Gaussian smoothing of the output map (cells). Not part of the network
+  // graph: the model's postprocess blur_sigma, the detector's map blur
+  // (fit::BlurMap), which the trainer applies to its maps the same way.
+  float map_blur_sigma = 1.0f;
   // > 0: density = squared distance to the nearest of `bank` whitened feature
   // vectors (a k-centre coreset of good features) instead of the Gaussian.
   int bank = 0;
@@ -78,7 +81,7 @@ struct FlawNetImpl : torch::nn::Module {
   // Squared Mahalanobis distance of descriptors to the fitted Gaussian: N.
   torch::Tensor global_distance(const torch::Tensor& descriptor);
   // The output map from the branch maps (an undefined or unfitted branch is
-  // left out); `glob` (N raw global distances) is added after the smoothing.
+  // left out; `glob`: N raw global distances), before the map blur.
   torch::Tensor combine_maps(const torch::Tensor& seg, const torch::Tensor& dens,
                              const torch::Tensor& fine = {}, const torch::Tensor& glob = {});
 
@@ -104,9 +107,6 @@ struct FlawNetImpl : torch::nn::Module {
   bool global_fitted = false;
 };
 TORCH_MODULE(FlawNet);
-
-// The fixed Gaussian smoothing of the output map (radius ceil(2 sigma)), 1 x 1 x k x k.
-torch::Tensor MapBlurKernel(float sigma);
 
 // Export the (eval-mode) network as a flawlens graph: fills graph_json and
 // tensors of `spec`. Input h x w must be multiples of 8.

@@ -303,6 +303,15 @@ std::vector<float> PerlinField(int h, int w, int cells, int octaves, std::mt1993
   return out;
 }
 
+PreprocessConfig RawResizeConfig(int w, int h, int channels) {
+  PreprocessConfig c;
+  c.resize_w = w;
+  c.resize_h = h;
+  c.channels = channels;
+  c.scale = 1.0f;
+  return c;
+}
+
 void PaintAnomalies(FloatImage* img, std::vector<float>* mask, const std::vector<FloatImage>& pool,
                     const SynthConfig& cfg, std::mt19937* rng) {
   mask->assign(size_t(img->h) * img->w, 0.0f);

@@ -21,6 +21,8 @@
 #include <string>
 #include <vector>
 
+#include "image/preprocess.h"
+
 namespace flawlens::train {
 
 struct FloatImage {
@@ -40,6 +42,10 @@ struct SynthConfig {
   int max_anomalies = 2;
   float min_change = 4.0f;  // pixels changed less than this are not labelled
 };
+
+// The preprocessing that gives these images: resized to w x h, pixels 0..255,
+// no normalisation.
+PreprocessConfig RawResizeConfig(int w, int h, int channels);
 
 // Paint 1..max_anomalies anomalies; `pool` supplies foreign texture (may be
 // empty). `mask` gets 1 where the image was visibly changed.

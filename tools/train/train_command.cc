@@ -1,4 +1,4 @@
-// `flawlens train DATA --out MODEL`: CLI wiring of tools/fit/backbone_train.h
+// `flawlens train DATA --out MODEL`: CLI wiring of tools/train/backbone_fit.h
 // (frozen pretrained features, no LibTorch: the default, on the centernet
 // backbone) and, with --from-scratch, of tools/train/trainer.h (a network
 // trained from scratch, LibTorch). The backbone is the default because it
@@ -12,10 +12,10 @@
 #include <vector>
 
 #include "commands.h"
-#include "fit/backbone_train.h"
+#include "train/backbone_fit.h"
 #include "train/trainer.h"
 #if FLAWLENS_TORCH
-#include "adapt/adapt.h"
+#include "train/adapt/adapt.h"
 #endif
 
 #if !defined(FLAWLENS_TORCH)
@@ -121,14 +121,14 @@ Status TrainOnBackbone(const TrainArgs& args) {
                      given.c_str(), kDefaultBackbone, kSharedOptions);
   }
   const train::TrainOptions& t = args.options;
-  BackboneTrainOptions b;
+  train::BackboneTrainOptions b;
   b.data = t.data;
   b.out = t.out;
   b.backbone = args.backbone.empty() ? kDefaultBackbone : args.backbone;
   if (args.backbone.empty()) {
     // The default backbone is a build artefact: when it is missing, say how
     // to get it and that training from scratch needs no download.
-    auto path = ResolveBackbone(b.backbone);
+    auto path = train::ResolveBackbone(b.backbone);
     if (!path.ok()) {
       return MakeError(path.status().code(),
                        "train fits on the pretrained %s backbone by default; %s\n"
@@ -164,7 +164,7 @@ Status TrainOnBackbone(const TrainArgs& args) {
   b.val_split = t.val_split;
   b.name = t.name;
   b.quiet = t.quiet;
-  return RunBackboneTraining(b);
+  return train::RunBackboneTraining(b);
 }
 
 Status RunTrain(const TrainArgs& args) {
@@ -242,7 +242,7 @@ void AddAdaptCommand(CLI::App& app) {
   cmd->callback([a] {
     adapt::AdaptOptions o = *a;
     if (!o.backbone.empty()) {
-      auto path = ResolveBackbone(o.backbone);
+      auto path = train::ResolveBackbone(o.backbone);
       if (!path.ok()) {
         std::fprintf(stderr, "flawlens adapt: %s\n", path.status().ToString().c_str());
         ExitCode() = 1;

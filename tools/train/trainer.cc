@@ -1,400 +1,48 @@
 // `flawlens train --from-scratch`. RunTraining, at the end of this file, runs
 // the phases in order: training images and the network input, validation
-// set, network, training loop, densities, branch standardisation,
-// calibration, validation report, export. Each phase is a function over
-// TrainRun, the state of the run; the helpers above them (preprocessing,
-// batches, reductions) are shared by several phases.
+// set, network, training loop (here), then densities, branch
+// standardisation, calibration, validation report and export
+// (trainer_fit.cc). Each phase is a function over TrainRun, the state of the
+// run (trainer_run.h, with the helpers several phases share).
 #include "train/trainer.h"
 
 #include <torch/torch.h>
 #include <unistd.h>
-
-#include <nlohmann/json.hpp>
 
 #include <algorithm>
 #include <atomic>
 #include <climits>
 #include <chrono>
 #include <cmath>
-#include <condition_variable>
 #include <csignal>
 #include <cstdio>
 #include <ctime>
 #include <cstdlib>
-#include <deque>
 #include <map>
-#include <mutex>
 #include <optional>
 #include <random>
-#include <thread>
 
 #include "cli/cli_util.h"
 #include "cli/dataset.h"
 #include "core/limits.h"
+#include "fit/calibration.h"
 #include "flawlens/detector.h"
 #include "image/preprocess.h"
 #include "model/model.h"
-#include "train/cell_calibration.h"
-#include "train/gaussian_fit.h"
+#include "train/batches.h"
 #include "train/net.h"
 #include "train/thread_tuner.h"
+#include "train/trainer_run.h"
 
 namespace flawlens::train {
-namespace {
-
-using Clock = std::chrono::steady_clock;
-using nlohmann::json;
+namespace scratch {
 
 std::atomic<bool> g_interrupted{false};
+
+namespace {
+
 void OnSigint(int) {
   if (g_interrupted.exchange(true)) std::_Exit(130);  // second Ctrl-C: leave now
-}
-
-double Seconds(Clock::time_point since) {
-  return std::chrono::duration<double>(Clock::now() - since).count();
-}
-
-std::string Basename(const std::string& p) {
-  size_t s = p.find_last_of('/');
-  return s == std::string::npos ? p : p.substr(s + 1);
-}
-
-std::string FormatTime(double s) {
-  if (s < 0) s = 0;
-  int t = static_cast<int>(s + 0.5);
-  char buf[32];
-  std::snprintf(buf, sizeof(buf), "%d:%02d", t / 60, t % 60);
-  return buf;
-}
-
-// ---- images ----------------------------------------------------------------
-
-struct Loaded {
-  std::string path;
-  Image image;
-};
-
-// Preprocess to an HWC float buffer.
-Result<std::vector<float>> Prep(const ImageView& view, const PreprocessConfig& cfg) {
-  std::vector<float> out(size_t(cfg.out_h()) * cfg.out_w() * cfg.channels);
-  PreprocessScratch scratch;
-  RectF covered;
-  FLAWLENS_RETURN_IF_ERROR(Preprocess(view, cfg, RectF{}, out.data(), &scratch, &covered));
-  return out;
-}
-
-// Raw resize config: pixels 0..255 at the network resolution, no normalisation.
-PreprocessConfig RawConfig(int w, int h, int channels) {
-  PreprocessConfig c;
-  c.resize_w = w;
-  c.resize_h = h;
-  c.channels = channels;
-  c.scale = 1.0f;
-  return c;
-}
-
-torch::Tensor HwcToTensor(const std::vector<float>& hwc, int h, int w, int c) {
-  return torch::from_blob(const_cast<float*>(hwc.data()), {h, w, c}, torch::kFloat32)
-      .permute({2, 0, 1})
-      .clone();
-}
-
-// FloatImage (0..255) -> uint8 Image -> the model's preprocessing.
-torch::Tensor NormaliseSample(const FloatImage& img, const PreprocessConfig& model_cfg,
-                              PreprocessScratch* scratch) {
-  std::vector<uint8_t> px(img.data.size());
-  for (size_t i = 0; i < px.size(); ++i)
-    px[i] = static_cast<uint8_t>(std::clamp(std::lround(img.data[i]), 0L, 255L));
-  ImageView view{px.data(), img.w, img.h, img.c == 1 ? PixelFormat::kGray8 : PixelFormat::kRGB8,
-                 0};
-  PreprocessConfig cfg = model_cfg;
-  cfg.resize_w = img.w;
-  cfg.resize_h = img.h;
-  cfg.crop = RectI{};
-  std::vector<float> out(size_t(img.h) * img.w * cfg.channels);
-  RectF covered;
-  Status st = Preprocess(view, cfg, RectF{}, out.data(), scratch, &covered);
-  if (!st.ok()) return torch::zeros({cfg.channels, img.h, img.w});
-  return HwcToTensor(out, img.h, img.w, cfg.channels);
-}
-
-// ---- training batches (produced on a separate thread) -----------------------
-
-struct Batch {
-  torch::Tensor x, y;
-};
-
-class BatchMaker {
- public:
-  BatchMaker(const std::vector<FloatImage>* images, const PreprocessConfig* cfg,
-             const TrainOptions* opt, int crop_h, int crop_w, uint32_t seed)
-      : images_(images), cfg_(cfg), opt_(opt), crop_h_(crop_h), crop_w_(crop_w), rng_(seed) {}
-
-  Batch Make() {
-    int n = opt_->batch;
-    torch::Tensor x = torch::empty({n, cfg_->channels, crop_h_, crop_w_});
-    torch::Tensor y = torch::empty({n, 1, crop_h_ / 4, crop_w_ / 4});
-    for (int i = 0; i < n; ++i) {
-      const FloatImage& src = (*images_)[std::uniform_int_distribution<int>(
-          0, int(images_->size()) - 1)(rng_)];
-      FloatImage img = RandomCrop(src);
-      std::vector<float> mask(size_t(img.h) * img.w, 0.0f);
-      if (std::uniform_real_distribution<float>(0, 1)(rng_) < opt_->anomaly_prob) {
-        PaintAnomalies(&img, &mask, *images_, opt_->synth, &rng_);
-      }
-      x[i] = NormaliseSample(img, *cfg_, &scratch_);
-      torch::Tensor m = torch::from_blob(mask.data(), {1, 1, img.h, img.w}, torch::kFloat32);
-      y[i] = torch::avg_pool2d(m, 4)[0];
-    }
-    return {x, y};
-  }
-
- private:
-  FloatImage RandomCrop(const FloatImage& src) {
-    int ch = std::min(crop_h_, src.h), cw = std::min(crop_w_, src.w);
-    int y0 = std::uniform_int_distribution<int>(0, src.h - ch)(rng_);
-    int x0 = std::uniform_int_distribution<int>(0, src.w - cw)(rng_);
-    bool fx = opt_->flips && (rng_() & 1), fy = opt_->flips && (rng_() & 1);
-    float gain = std::uniform_real_distribution<float>(0.8f, 1.2f)(rng_);
-    float bias = std::uniform_real_distribution<float>(-12.f, 12.f)(rng_);
-    FloatImage out;
-    out.h = crop_h_;
-    out.w = crop_w_;
-    out.c = src.c;
-    out.data.assign(size_t(out.h) * out.w * out.c, 0.0f);
-    // A source smaller than the crop is mirrored (as the detector pads it).
-    for (int y = 0; y < crop_h_; ++y) {
-      int sy = MirrorIndex(y, ch);
-      sy = fy ? y0 + ch - 1 - sy : y0 + sy;
-      for (int x = 0; x < crop_w_; ++x) {
-        int sx = MirrorIndex(x, cw);
-        sx = fx ? x0 + cw - 1 - sx : x0 + sx;
-        for (int c = 0; c < src.c; ++c)
-          out.at(y, x, c) = std::clamp(src.at(sy, sx, c) * gain + bias, 0.0f, 255.0f);
-      }
-    }
-    return out;
-  }
-
-  const std::vector<FloatImage>* images_;
-  const PreprocessConfig* cfg_;
-  const TrainOptions* opt_;
-  int crop_h_, crop_w_;
-  std::mt19937 rng_;
-  PreprocessScratch scratch_;
-};
-
-class BatchQueue {
- public:
-  explicit BatchQueue(BatchMaker* maker) : maker_(maker) {
-    worker_ = std::thread([this] {
-      while (!stop_) {
-        Batch b = maker_->Make();
-        std::unique_lock<std::mutex> lock(mu_);
-        cv_.wait(lock, [this] { return stop_ || queue_.size() < 3; });
-        if (stop_) break;
-        queue_.push_back(std::move(b));
-        cv_.notify_all();
-      }
-    });
-  }
-  ~BatchQueue() {
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      stop_ = true;
-    }
-    cv_.notify_all();
-    worker_.join();
-  }
-  Batch Pop() {
-    std::unique_lock<std::mutex> lock(mu_);
-    cv_.wait(lock, [this] { return !queue_.empty(); });
-    Batch b = std::move(queue_.front());
-    queue_.pop_front();
-    cv_.notify_all();
-    return b;
-  }
-
- private:
-  BatchMaker* maker_;
-  std::thread worker_;
-  std::mutex mu_;
-  std::condition_variable cv_;
-  std::deque<Batch> queue_;
-  bool stop_ = false;
-};
-
-// ---- evaluation helpers -----------------------------------------------------
-
-// Seg logits only (validation during training, before the density fit).
-torch::Tensor RunSeg(FlawNet& net, const std::vector<torch::Tensor>& inputs) {
-  torch::NoGradGuard ng;
-  std::vector<torch::Tensor> outs;
-  for (size_t i = 0; i < inputs.size(); i += 8) {
-    size_t e = std::min(inputs.size(), i + 8);
-    torch::Tensor x = torch::stack(std::vector<torch::Tensor>(inputs.begin() + i, inputs.begin() + e));
-    outs.push_back(net->forward(x).seg);
-  }
-  return torch::cat(outs, 0);
-}
-
-// Edge-calibration table side (fixed pixel scale): distances 0..7 cells from
-// each of the four edges (cell_calibration.h).
-constexpr int kEdgeBuckets = 16;
-
-// Maps with the cells off the image (fixed-scale padding) pushed below any
-// score, so that the reductions see only the image. valid: N x 1 x h x w bool.
-torch::Tensor OnImage(const torch::Tensor& maps, const torch::Tensor& valid) {
-  return maps.masked_fill(valid.logical_not(), -1e30f);
-}
-
-std::vector<float> ReduceScores(const torch::Tensor& maps, const std::string& reduce, float topk) {
-  int64_t n = maps.size(0);
-  torch::Tensor flat = maps.reshape({n, -1});
-  std::vector<float> s(n);
-  int64_t cells = flat.size(1);
-  int64_t k = std::max<int64_t>(1, static_cast<int64_t>(std::llround(topk * cells)));
-  for (int64_t i = 0; i < n; ++i) {
-    if (reduce == "mean") {
-      s[i] = flat[i].mean().item<float>();
-    } else if (reduce == "topk_mean") {
-      s[i] = std::get<0>(flat[i].topk(k)).mean().item<float>();
-    } else {
-      s[i] = flat[i].max().item<float>();
-    }
-  }
-  return s;
-}
-
-struct ValSet {
-  std::vector<torch::Tensor> inputs;
-  std::vector<bool> defective;
-  std::vector<std::string> types;
-  std::vector<torch::Tensor> masks;  // h4 x w4 labels (float 0/1), undefined if none
-  std::vector<torch::Tensor> valid;  // 1 x h4 x w4: the cells over the image
-  std::vector<torch::Tensor> buckets;  // 1 x h4 x w4: edge-calibration buckets (-1 off it)
-  std::vector<float> orig_w, orig_h;
-  bool has_defects = false, has_masks = false;
-};
-
-void PrintAurocs(const ValSet& val, const std::vector<float>& scores, const torch::Tensor& maps,
-                 json* metrics, bool quiet) {
-  double auroc = Auroc(scores, val.defective);
-  (*metrics)["val_image_auroc"] = auroc;
-  std::string line = "validation image AUROC " + std::to_string(auroc).substr(0, 5);
-  std::map<std::string, std::pair<std::vector<float>, std::vector<bool>>> per_type;
-  for (size_t i = 0; i < scores.size(); ++i) {
-    if (!val.defective[i]) continue;
-    per_type[val.types[i]];
-  }
-  for (auto& [type, sl] : per_type) {
-    for (size_t i = 0; i < scores.size(); ++i) {
-      if (!val.defective[i] || val.types[i] == type) {
-        sl.first.push_back(scores[i]);
-        sl.second.push_back(val.defective[i]);
-      }
-    }
-    double a = Auroc(sl.first, sl.second);
-    (*metrics)["val_auroc_" + type] = a;
-    line += " | " + type + " " + std::to_string(a).substr(0, 5);
-  }
-  if (val.has_masks && maps.defined()) {
-    std::vector<float> px;
-    std::vector<bool> lab;
-    for (size_t i = 0; i < val.inputs.size(); ++i) {
-      if (val.defective[i] && !val.masks[i].defined()) continue;
-      torch::Tensor m = maps[i][0].contiguous();
-      const float* pm = m.data_ptr<float>();
-      torch::Tensor gt = val.defective[i] ? val.masks[i].contiguous() : torch::zeros_like(m);
-      const float* pg = gt.data_ptr<float>();
-      torch::Tensor ok = val.valid[i][0].contiguous();
-      const bool* pv = ok.data_ptr<bool>();
-      for (int64_t j = 0; j < m.numel(); ++j) {
-        if (!pv[j]) continue;
-        px.push_back(pm[j]);
-        lab.push_back(pg[j] > 0.5f);
-      }
-    }
-    double pa = Auroc(px, lab);
-    (*metrics)["val_pixel_auroc_map"] = pa;
-    line += " | pixel(map res) " + std::to_string(pa).substr(0, 5);
-  }
-  if (!quiet) std::fprintf(stderr, "%s\n", line.c_str());
-  std::printf("%s\n", line.c_str());
-}
-
-// EMA of parameters and buffers.
-void EmaUpdate(FlawNet& ema, FlawNet& net, float decay) {
-  torch::NoGradGuard ng;
-  auto ep = ema->parameters(), np = net->parameters();
-  for (size_t i = 0; i < ep.size(); ++i) ep[i].mul_(decay).add_(np[i], 1 - decay);
-  auto eb = ema->buffers(), nb = net->buffers();
-  for (size_t i = 0; i < eb.size(); ++i) eb[i].copy_(nb[i]);
-}
-
-
-// ---- the run's state ----------------------------------------------------------
-
-// Everything one `flawlens train` run builds, filled in by the phases of
-// RunTraining in order; each phase reads what the earlier ones left here.
-struct TrainRun {
-  explicit TrainRun(const TrainOptions& o) : opt(o) {}
-
-  const TrainOptions& opt;
-  Clock::time_point t0 = Clock::now();
-  int fixed_threads = 0;  // 0: the thread tuner decides
-  bool tty = false;
-
-  // Images and the network input (LoadTrainingImages .. PrepareInputs).
-  std::vector<Loaded> train_imgs, hold_imgs;
-  size_t skipped = 0;
-  int channels = 0;
-  bool scale_mode = false;
-  float pixel_scale = 0;
-  int in_w = 0, in_h = 0, map_w = 0, map_h = 0;
-  std::vector<FloatImage> pool;  // raw resized training images (synthetic anomalies)
-  PreprocessConfig pre;          // the model's preprocessing
-  std::vector<torch::Tensor> hold_x, train_x, train_valid, hold_buckets;
-  ValSet val;
-
-  // The networks (BuildNetwork); `ema` is the one exported.
-  FlawNet net{nullptr}, ema{nullptr};
-  double gflops = 0;
-
-  // Training (TrainNetwork).
-  int step = 0;
-  double trained_s = 0;
-  json metrics;
-
-  // Branch maps of the held-out good and validation images (RunBranches).
-  bool global = false;  // the image-level term is on
-  torch::Tensor hold_seg, hold_dens, hold_fine, hold_glob;
-  torch::Tensor val_seg, val_dens, val_fine, val_glob;
-  torch::Tensor hold_bucket_t, hold_on;  // held-out edge buckets; cells over the image
-
-  // Calibration (Calibrate).
-  bool cell_calibration = false, edge_calibration = false;
-  float shrink = 1.0f;
-  Calibration cal;
-};
-
-// Scales a length by the fixed pixel scale (at least 1).
-int Scaled(const TrainRun& r, int len) {
-  return std::max(1, int(std::lround(len * double(r.pixel_scale))));
-}
-
-// The model's preprocessing of one image as a C x H x W tensor.
-Result<torch::Tensor> PrepTensor(const TrainRun& r, const Image& im) {
-  FLAWLENS_ASSIGN_OR_RETURN(std::vector<float> v, Prep(im.view(), r.pre));
-  return HwcToTensor(v, r.in_h, r.in_w, r.channels);
-}
-
-// The map cells over the image (all of them unless fixed-scale padding), as
-// edge-calibration buckets (1 x h x w, -1 off the image).
-Result<torch::Tensor> ImageEdgeBuckets(const TrainRun& r, const Image& im) {
-  FLAWLENS_ASSIGN_OR_RETURN(RectI content, PreprocessContent(r.pre, im.width, im.height, RectF{}));
-  RectI c = ContentCells(content, r.in_w, r.in_h, r.map_w, r.map_h);
-  return EdgeBuckets(r.map_h, r.map_w, c.y, c.x, c.h, c.w, kEdgeBuckets);
 }
 
 // ---- 1. training images -------------------------------------------------------
@@ -568,9 +216,9 @@ Status ChoosePreprocess(TrainRun* r) {
 // inputs of the training and held-out images.
 Status PrepareInputs(TrainRun* r) {
   for (const auto& l : r->train_imgs) {
-    PreprocessConfig raw = RawConfig(r->in_w, r->in_h, r->channels);
+    PreprocessConfig raw = RawResizeConfig(r->in_w, r->in_h, r->channels);
     if (r->scale_mode)
-      raw = RawConfig(Scaled(*r, l.image.width), Scaled(*r, l.image.height), r->channels);
+      raw = RawResizeConfig(Scaled(*r, l.image.width), Scaled(*r, l.image.height), r->channels);
     auto p = Prep(l.image.view(), raw);
     if (!p.ok()) return p.status();
     FloatImage f;
@@ -601,7 +249,7 @@ Status PrepareInputs(TrainRun* r) {
 // A defect mask at map resolution (1 where more than half of the cell's
 // pixels are defect), undefined when it cannot be read.
 torch::Tensor LoadMapMask(const TrainRun& r, const std::string& path) {
-  PreprocessConfig mask_cfg = RawConfig(r.in_w, r.in_h, 1);
+  PreprocessConfig mask_cfg = RawResizeConfig(r.in_w, r.in_h, 1);
   mask_cfg.pixel_scale = r.pixel_scale;
   auto mb = cli::ReadFileBytes(path);
   if (!mb.ok()) return {};
@@ -836,441 +484,11 @@ void TrainNetwork(TrainRun* r) {
   r->ema->eval();
 }
 
-// ---- 4. densities: Gaussians of the features of good training images ----------
-
-// Runs `fn(outputs, first, end)` on the EMA network over `xs` in batches of 8.
-template <typename Fn>
-void ForBatches(FlawNet& net, const std::vector<torch::Tensor>& xs, Fn fn) {
-  for (size_t i = 0; i < xs.size(); i += 8) {
-    size_t e = std::min(xs.size(), i + 8);
-    torch::Tensor x = torch::stack(std::vector<torch::Tensor>(xs.begin() + i, xs.begin() + e));
-    fn(net->forward(x), i, e);
-  }
-}
-
-// Nearest-neighbour bank (--bank): a k-centre greedy coreset of whitened
-// features of a random subset of cells.
-void FitBank(TrainRun* r, const std::vector<torch::Tensor>& fit_x) {
-  const int f = r->ema->feature_channels();
-  torch::Tensor feats;
-  {
-    std::vector<torch::Tensor> fs;
-    torch::Generator gen = at::detail::createCPUGenerator(r->opt.seed + 5);
-    ForBatches(r->ema, fit_x, [&](const NetOutputs& o, size_t, size_t) {
-      torch::Tensor ft = o.features.permute({0, 2, 3, 1}).reshape({-1, f});
-      int64_t take = std::min<int64_t>(ft.size(0), 40000 / int64_t((fit_x.size() + 7) / 8) + 1);
-      fs.push_back(ft.index_select(0, torch::randperm(ft.size(0), gen).slice(0, 0, take)));
-    });
-    feats = torch::cat(fs);
-  }
-  torch::Tensor z = feats.mm(r->ema->dens_w.t()) + r->ema->dens_b;  // whitened
-  int k = std::min<int>(r->opt.bank, int(z.size(0)));
-  std::vector<int64_t> chosen = {0};
-  torch::Tensor mind = (z - z[0]).pow(2).sum(1);
-  for (int j = 1; j < k; ++j) {
-    int64_t next = mind.argmax().item<int64_t>();
-    chosen.push_back(next);
-    mind = torch::minimum(mind, (z - z[next]).pow(2).sum(1));
-  }
-  torch::Tensor b = z.index_select(0, torch::tensor(chosen));
-  r->ema->bank.set_data(b.clone());  // (a loaded buffer's storage cannot be resized)
-}
-
-// The density branch (Gaussian of the 1/4 features), the fine density on the
-// stem features (--fine-density) and the image-level term (a Gaussian of the
-// images' mean feature vectors, --global-weight), fitted on at most 200
-// training images, evenly spaced.
-void FitDensities(TrainRun* r) {
-  const TrainOptions& opt = r->opt;
-  r->global = opt.global_weight > 0;
-  if (!opt.density && !opt.fine_density && !r->global) return;
-  std::vector<torch::Tensor> fit_x, fit_valid;
-  const size_t n_fit = std::min<size_t>(r->train_x.size(), 200);
-  for (size_t i = 0, next = 0; i < r->train_x.size(); ++i) {
-    if (next < n_fit && i == next * r->train_x.size() / n_fit) {
-      fit_x.push_back(r->train_x[i]);
-      fit_valid.push_back(r->train_valid[i]);
-      ++next;
-    }
-  }
-  torch::NoGradGuard ng;
-  FlawNet& ema = r->ema;
-  const int64_t g = ema->global_channels();
-  GaussianFit dens_fit(ema->feature_channels()), fine_fit(ema->fine_w.size(0)), glob_fit(g);
-  ForBatches(ema, fit_x, [&](const NetOutputs& o, size_t i, size_t e) {
-    torch::Tensor valid =
-        torch::stack(std::vector<torch::Tensor>(fit_valid.begin() + i, fit_valid.begin() + e));
-    if (opt.density) dens_fit.Add(o.features, valid);
-    if (opt.fine_density) {
-      fine_fit.Add(o.fine, valid.repeat_interleave(2, 2).repeat_interleave(2, 3));
-    }
-    if (r->global) glob_fit.Add(ema->global_descriptor(o).view({-1, g, 1, 1}));
-  });
-  if (opt.density) dens_fit.Whiten(&ema->dens_w, &ema->dens_b);
-  if (opt.fine_density) fine_fit.Whiten(&ema->fine_w, &ema->fine_b);
-  if (r->global) glob_fit.Whiten(&ema->glob_w, &ema->glob_b);
-  if (opt.density && opt.bank > 0) FitBank(r, fit_x);
-}
-
-// Branch maps of `xs`: one pass each (branches that are off stay undefined).
-void RunBranches(TrainRun* r, const std::vector<torch::Tensor>& xs, torch::Tensor* seg,
-                 torch::Tensor* dens, torch::Tensor* fine, torch::Tensor* glob) {
-  const TrainOptions& opt = r->opt;
-  FlawNet& ema = r->ema;
-  torch::NoGradGuard ng;
-  std::vector<torch::Tensor> segs, ds, fs, gs;
-  ForBatches(ema, xs, [&](const NetOutputs& o, size_t, size_t) {
-    segs.push_back(o.seg);
-    if (opt.density) ds.push_back(ema->density_map(o.features));
-    if (opt.fine_density) fs.push_back(ema->fine_map(o.fine));
-    if (r->global) gs.push_back(ema->global_distance(ema->global_descriptor(o)));
-  });
-  *seg = torch::cat(segs);
-  if (opt.density) *dens = torch::cat(ds);
-  if (opt.fine_density) *fine = torch::cat(fs);
-  if (r->global) *glob = torch::cat(gs);
-}
-
-// Standardises the branch maps on the held-out good images (cells over the
-// image): the mean and std of each branch go into the network's combine
-// weights, the image-level term's into its statistics.
-void StandardiseBranches(TrainRun* r) {
-  const TrainOptions& opt = r->opt;
-  FlawNet& ema = r->ema;
-  r->hold_bucket_t = torch::stack(r->hold_buckets);
-  r->hold_on = r->hold_bucket_t >= 0;
-  const torch::Tensor& on = r->hold_on;
-  torch::Tensor s = r->hold_seg.masked_select(on), d, fi;
-  float c[6] = {s.mean().item<float>(), std::max(1e-4f, s.std().item<float>()), 0.0f, 1.0f,
-                0.0f, 1.0f};
-  if (opt.density) {
-    d = r->hold_dens.masked_select(on);
-    c[2] = d.mean().item<float>();
-    c[3] = std::max(1e-4f, d.std().item<float>());
-    ema->density_fitted = true;
-  }
-  if (opt.fine_density) {
-    fi = r->hold_fine.masked_select(on);
-    c[4] = fi.mean().item<float>();
-    c[5] = std::max(1e-4f, fi.std().item<float>());
-    ema->fine_fitted = true;
-  }
-  ema->combine.copy_(torch::tensor({c[0], c[1], c[2], c[3], c[4], c[5]}));
-  if (r->global) {
-    float gm = r->hold_glob.mean().item<float>();
-    float gsd = r->hold_glob.numel() > 1 ? r->hold_glob.std().item<float>() : 1.0f;
-    ema->glob_stats.copy_(torch::tensor({gm, std::max(1e-4f, gsd)}));
-    ema->global_fitted = true;
-  }
-}
-
-// ---- 5. calibration on held-out good images ----------------------------------
-
-struct MapCalibration {
-  CellCalibration cells;
-  EdgeCalibration edge;
-};
-
-// Per-cell calibration of the maps (shrink: 0 = per-cell std, 1 = one global
-// std; per-cell mean either way). Fixed scale: cell positions do not line up
-// with image positions, so the calibration is by distance to the image's
-// edge instead of per cell.
-class MapCalibrator {
- public:
-  explicit MapCalibrator(const TrainRun& r)
-      : r_(r),
-        val_buckets_(r.val.buckets.empty() ? torch::Tensor() : torch::stack(r.val.buckets)),
-        val_on_(r.val.buckets.empty() ? torch::Tensor() : val_buckets_ >= 0) {}
-
-  CellCalibration FitCells(const torch::Tensor& maps, float shrink) const {
-    if (!r_.cell_calibration)
-      return CellCalibration{torch::zeros({r_.map_h, r_.map_w}), torch::ones({r_.map_h, r_.map_w})};
-    return FitCellCalibration(maps, r_.opt.flips, shrink);
-  }
-  // Fitted on held-out maps.
-  MapCalibration Fit(const torch::Tensor& hold, float shrink) const {
-    MapCalibration c{FitCells(hold, shrink), {}};
-    if (r_.edge_calibration)
-      c.edge = FitEdgeCalibration(hold, r_.hold_bucket_t, kEdgeBuckets, shrink);
-    return c;
-  }
-  // Applied to held-out (is_val = false) or validation maps; the cells off
-  // the image are pushed below any score.
-  torch::Tensor Apply(const torch::Tensor& maps, const MapCalibration& c, bool is_val) const {
-    torch::Tensor m = ApplyCellCalibration(maps, c.cells);
-    if (r_.edge_calibration)
-      m = ApplyEdgeCalibration(m, is_val ? val_buckets_ : r_.hold_bucket_t, c.edge);
-    return OnImage(m, is_val ? val_on_ : r_.hold_on);
-  }
-
- private:
-  const TrainRun& r_;
-  const torch::Tensor val_buckets_, val_on_;
-};
-
-// How much the per-cell std is trusted (positional structure vs the noise of
-// few held-out images), chosen by a map-level simulation: the held-out set is
-// split in halves; one half fits the calibration, the other gets Gaussian
-// bumps of a few heights added to its raw maps at random places; the shrink
-// with the best mean AUROC (bumped vs clean) wins.
-float ChooseShrink(const TrainRun& r, const MapCalibrator& calibrator,
-                   const torch::Tensor& hold_maps) {
-  const TrainOptions& opt = r.opt;
-  const int map_h = r.map_h, map_w = r.map_w;
-  int64_t n = hold_maps.size(0);
-  if (n < 8) return 1.0f;
-  torch::Tensor even = hold_maps.slice(0, 0, n, 2), odd = hold_maps.slice(0, 1, n, 2);
-  float gsd = hold_maps.std().item<float>();
-  std::mt19937 rng(opt.seed + 99);
-  // Bumped copies of each test map (same bumps for every candidate).
-  auto bumped = [&](const torch::Tensor& maps, float height) {
-    torch::Tensor out = maps.clone();
-    torch::Tensor yy = torch::arange(map_h).view({map_h, 1}).to(torch::kFloat32);
-    torch::Tensor xx = torch::arange(map_w).view({1, map_w}).to(torch::kFloat32);
-    for (int64_t i = 0; i < out.size(0); ++i) {
-      float cy = std::uniform_real_distribution<float>(0, map_h - 1)(rng);
-      float cx = std::uniform_real_distribution<float>(0, map_w - 1)(rng);
-      torch::Tensor g = torch::exp(-((yy - cy).pow(2) + (xx - cx).pow(2)) / (2 * 1.5f * 1.5f));
-      out[i][0] += height * gsd * g;
-    }
-    return out;
-  };
-  std::vector<std::pair<torch::Tensor, torch::Tensor>> folds = {{even, odd}, {odd, even}};
-  std::vector<std::vector<torch::Tensor>> bumps(2);
-  for (int f = 0; f < 2; ++f)
-    for (float hgt : {2.0f, 4.0f, 8.0f}) bumps[f].push_back(bumped(folds[f].second, hgt));
-  double best = -1;
-  float shrink = opt.cell_std_shrink;
-  std::string line;
-  for (float cand : {0.0f, 0.5f, 0.8f, 1.0f}) {
-    double sum = 0;
-    int cnt = 0;
-    for (int f = 0; f < 2; ++f) {
-      CellCalibration cc = calibrator.FitCells(folds[f].first, cand);
-      std::vector<float> good =
-          ReduceScores(ApplyCellCalibration(folds[f].second, cc), opt.reduce, opt.topk);
-      for (const torch::Tensor& b : bumps[f]) {
-        std::vector<float> bad = ReduceScores(ApplyCellCalibration(b, cc), opt.reduce, opt.topk);
-        std::vector<float> sc = good;
-        sc.insert(sc.end(), bad.begin(), bad.end());
-        std::vector<bool> lab(good.size(), false);
-        lab.insert(lab.end(), bad.size(), true);
-        sum += Auroc(sc, lab);
-        ++cnt;
-      }
-    }
-    double auc = sum / cnt;
-    char buf[48];
-    std::snprintf(buf, sizeof(buf), " %.1f:%.3f", cand, auc);
-    line += buf;
-    if (auc > best + 1e-9) { best = auc; shrink = cand; }
-  }
-  if (!opt.quiet)
-    std::fprintf(stderr, "cell std shrink (simulated bump AUROC)%s -> %.1f\n", line.c_str(), shrink);
-  return shrink;
-}
-
-// The map calibration and the score calibration (threshold in standard
-// deviations of held-out good scores above their mean: sensitivity 0.5 -> 3,
-// 1 -> 0, 0 -> 6).
-MapCalibration Calibrate(TrainRun* r, const MapCalibrator& calibrator) {
-  const TrainOptions& opt = r->opt;
-  torch::Tensor hold_maps =
-      r->ema->combine_maps(r->hold_seg, r->hold_dens, r->hold_fine, r->hold_glob);
-  float shrink = opt.cell_std_shrink;
-  if (r->cell_calibration && shrink < 0) shrink = ChooseShrink(*r, calibrator, hold_maps);
-  if (shrink < 0) shrink = 1.0f;
-  r->shrink = shrink;
-  r->metrics["cell_std_shrink"] = shrink;
-  MapCalibration map_cal = calibrator.Fit(hold_maps, shrink);
-  std::vector<float> hold_scores =
-      ReduceScores(calibrator.Apply(hold_maps, map_cal, false), opt.reduce, opt.topk);
-  r->cal = ScoreCalibration(hold_scores, opt.sensitivity);
-  const double hmean = r->cal.offset, hsd = r->cal.scale;
-  float mx = -1e30f;
-  for (float v : hold_scores) mx = std::max(mx, float((v - hmean) / hsd));
-  r->metrics["holdout_good_max_score"] = mx;
-  return map_cal;
-}
-
-// ---- 6. validation metrics with the full pipeline -----------------------------
-
-// Analysis: each branch alone, cell-calibrated on held-out good images.
-void ReportBranches(TrainRun* r, const MapCalibrator& calibrator) {
-  const TrainOptions& opt = r->opt;
-  FlawNet& ema = r->ema;
-  auto report = [&](const char* what, const torch::Tensor& hm, const torch::Tensor& vm) {
-    torch::Tensor cal_v = calibrator.Apply(vm, calibrator.Fit(hm, r->shrink), true);
-    for (const char* red : {"max", "topk_mean"}) {
-      std::vector<float> sc = ReduceScores(cal_v, red, opt.topk);
-      std::fprintf(stderr, "  [%s, %s] val image AUROC %.3f\n", what, red,
-                   Auroc(sc, r->val.defective));
-    }
-  };
-  report("seg", ema->combine_maps(r->hold_seg, {}), ema->combine_maps(r->val_seg, {}));
-  if (opt.density) {
-    NetConfig saved = ema->config;
-    ema->config.seg_weight = 0;
-    report("density", ema->combine_maps(r->hold_seg, r->hold_dens),
-           ema->combine_maps(r->val_seg, r->val_dens));
-    ema->config = saved;
-  }
-  if (opt.fine_density) {
-    NetConfig saved = ema->config;
-    ema->config.seg_weight = 0;
-    report("fine density", ema->combine_maps(r->hold_seg, {}, r->hold_fine),
-           ema->combine_maps(r->val_seg, {}, r->val_fine));
-    ema->config = saved;
-  }
-}
-
-// Validation AUROCs of the exported pipeline, and the F1-optimal threshold
-// (stored in the calibration) against the calibrated one.
-void Validate(TrainRun* r, const MapCalibrator& calibrator, const MapCalibration& map_cal) {
-  const TrainOptions& opt = r->opt;
-  const ValSet& val = r->val;
-  if (!opt.quiet) ReportBranches(r, calibrator);
-  if (r->global && !opt.quiet) {
-    const torch::Tensor& vg = r->val_glob;
-    std::vector<float> g(vg.data_ptr<float>(), vg.data_ptr<float>() + vg.numel());
-    std::fprintf(stderr, "  [image-level term alone] val image AUROC %.3f\n",
-                 Auroc(g, val.defective));
-  }
-  torch::Tensor vmaps = calibrator.Apply(
-      r->ema->combine_maps(r->val_seg, r->val_dens, r->val_fine, r->val_glob), map_cal, true);
-  std::vector<float> vs = ReduceScores(vmaps, opt.reduce, opt.topk);
-  const double hmean = r->cal.offset, hsd = r->cal.scale;
-  for (float& v : vs) v = float((v - hmean) / hsd);
-  PrintAurocs(val, vs, vmaps, &r->metrics, opt.quiet);
-  const cli::F1Score best = cli::BestF1(vs, val.defective);
-  if (std::isfinite(best.threshold)) r->cal.f1_threshold = float(best.threshold);
-  r->metrics["val_best_f1"] = best.f1;
-  const cli::F1Score at = cli::F1AtThreshold(vs, val.defective, r->cal.threshold);
-  std::printf("at the calibrated threshold %.2f: %d/%d defective flagged, %d/%d good flagged; "
-              "F1-optimal threshold %.2f (F1 %.3f)\n",
-              r->cal.threshold, int(at.tp), int(at.tp + at.fn), int(at.fp), int(at.fp + at.tn),
-              r->cal.f1_threshold, best.f1);
-}
-
-// ---- 7. export -----------------------------------------------------------------
-
-// A [rows x cols] float tensor of the model file.
-ModelTensor ToModelTensor(const std::string& name, int64_t rows, int64_t cols,
-                          const torch::Tensor& t) {
-  ModelTensor m{name, {rows, cols}, {}};
-  torch::Tensor c = t.contiguous();
-  m.data.assign(c.data_ptr<float>(), c.data_ptr<float>() + c.numel());
-  return m;
-}
-
-// The model card (FORMAT.md): what was trained on what, how, and its metrics.
-std::string ModelCard(const TrainRun& r) {
-  const TrainOptions& opt = r.opt;
-  std::string name = opt.name;
-  if (name.empty()) {
-    std::string d = opt.data;
-    while (d.size() > 1 && d.back() == '/') d.pop_back();
-    name = Basename(d);
-  }
-  char created[32];
-  std::time_t now = std::time(nullptr);
-  std::strftime(created, sizeof(created), "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&now));
-  json card = {{"name", name},
-               {"created", created},
-               {"method", std::string("seg+gaussian-density") + (opt.fine_density ? "+fine-density" : "") +
-                              (r.global ? "+image-level-density" : "") +
-                              (r.scale_mode ? ", fixed pixel scale, edge-calibrated"
-                                            : ", per-cell calibrated") +
-                              " (docs/METHOD.md)"},
-               {"trained_on", opt.data},
-               {"train_images", r.train_imgs.size()},
-               {"holdout_images", r.hold_imgs.size()},
-               {"gflops_per_frame", r.gflops},
-               {"seed", opt.seed},
-               {"interrupted", g_interrupted.load()},
-               {"metrics", r.metrics}};
-  // What decided the training length: a step count (repeatable) or a time budget.
-  if (opt.steps > 0)
-    card["steps"] = opt.steps;
-  else
-    card["minutes"] = opt.minutes;
-  return card.dump();
-}
-
-// The model file: network graph, preprocessing, postprocessing with the map
-// calibration tensors, score calibration and card.
-std::vector<uint8_t> BuildModelFile(TrainRun* r, const MapCalibration& map_cal) {
-  const TrainOptions& opt = r->opt;
-  ModelSpec spec;
-  ExportNetwork(r->ema, r->in_h, r->in_w, &spec);
-  spec.preprocess_json = PreprocessToJson(r->pre);
-  json post = {{"sigmoid", false}, {"blur_sigma", 0.0}, {"reduce", opt.reduce},
-               {"topk_fraction", opt.topk}};
-  if (r->cell_calibration) {
-    post["cell_mean"] = "calib.cell_mean";
-    post["cell_std"] = "calib.cell_std";
-    spec.tensors.push_back(ToModelTensor("calib.cell_mean", r->map_h, r->map_w, map_cal.cells.mean));
-    spec.tensors.push_back(ToModelTensor("calib.cell_std", r->map_h, r->map_w, map_cal.cells.std));
-  }
-  if (r->edge_calibration) {
-    post["edge_mean"] = "calib.edge_mean";
-    post["edge_std"] = "calib.edge_std";
-    const int64_t k = map_cal.edge.s;
-    spec.tensors.push_back(ToModelTensor("calib.edge_mean", k, k, map_cal.edge.mean));
-    spec.tensors.push_back(ToModelTensor("calib.edge_std", k, k, map_cal.edge.std));
-  }
-  spec.postprocess_json = post.dump();
-  spec.calibration_json = CalibrationToJson(r->cal);
-  spec.card_json = ModelCard(*r);
-  return WriteModel(spec);
-}
-
-// Self-check of a written model: the engine loads the file and reproduces
-// LibTorch's map of a held-out image.
-Status CheckExport(TrainRun* r, const std::vector<uint8_t>& bytes) {
-  auto det = Detector::Create(bytes.data(), bytes.size());
-  if (!det.ok()) return MakeError(ErrorCode::kInternal, "written model does not load: %s",
-                                  det.status().ToString().c_str());
-  torch::Tensor x = r->hold_x[0];
-  torch::Tensor hwc = x.permute({1, 2, 0}).contiguous();
-  std::vector<float> in(hwc.data_ptr<float>(), hwc.data_ptr<float>() + hwc.numel());
-  std::vector<float> out((*det)->network_output_count());
-  FLAWLENS_RETURN_IF_ERROR((*det)->RunNetwork(in.data(), in.size(), out.data(), out.size()));
-  torch::Tensor ref;
-  {
-    torch::NoGradGuard ng;
-    ref = r->ema->forward_map(x.unsqueeze(0)).contiguous();
-  }
-  float maxdiff = 0, maxref = 0;
-  for (int64_t i = 0; i < ref.numel(); ++i) {
-    maxdiff = std::max(maxdiff, std::fabs(out[i] - ref.data_ptr<float>()[i]));
-    maxref = std::max(maxref, std::fabs(ref.data_ptr<float>()[i]));
-  }
-  std::fprintf(stderr, "engine vs LibTorch map: max |diff| %.2g (max |map| %.3g)\n", maxdiff, maxref);
-  if (!(maxdiff <= 1e-3f * std::max(1.0f, maxref)))
-    return MakeError(ErrorCode::kInternal,
-                     "exported network disagrees with LibTorch: max |diff| %g (max |map| %g)",
-                     maxdiff, maxref);
-  return Status::Ok();
-}
-
-// Writes the model file (through a temporary file: a failed write keeps the
-// file that was there), checks it on the engine and prints the summary.
-Status Export(TrainRun* r, const MapCalibration& map_cal) {
-  std::vector<uint8_t> bytes = BuildModelFile(r, map_cal);
-  FLAWLENS_RETURN_IF_ERROR(cli::WriteFileBytes(r->opt.out, bytes));
-  FLAWLENS_RETURN_IF_ERROR(CheckExport(r, bytes));
-  std::printf("wrote %s (%zu bytes): %d steps in %s, %.2f GFLOP/frame, threshold %.2f; "
-              "total %s wall, %.0f CPU s\n",
-              r->opt.out.c_str(), bytes.size(), r->step, FormatTime(r->trained_s).c_str(),
-              r->gflops, r->cal.threshold, FormatTime(Seconds(r->t0)).c_str(),
-              double(std::clock()) / CLOCKS_PER_SEC);
-  return Status::Ok();
-}
-
 }  // namespace
+}  // namespace scratch
 
 Status RunTraining(const TrainOptions& opt) {
+  using namespace scratch;  // NOLINT(google-build-using-namespace)
   TrainRun run(opt);
   TrainRun* r = &run;
   // A step-counted run is meant to be repeatable, and LibTorch's float sums
@@ -1292,12 +510,20 @@ Status RunTraining(const TrainOptions& opt) {
     FLAWLENS_RETURN_IF_ERROR(ChooseInput(r, loaded));
     SplitHoldout(r, std::move(loaded));
   }
+  // The detector's map blur reflects once at the map's borders.
+  const int blur_radius = opt.map_blur > 0 ? int(fit::MapBlurKernel(opt.map_blur).size() / 2) : 0;
+  if (blur_radius >= std::min(r->map_h, r->map_w)) {
+    return MakeError(ErrorCode::kInvalidArgument,
+                     "--map-blur %g: the blur's radius (%d cells) does not fit the %dx%d map; "
+                     "use a smaller --map-blur or a larger input",
+                     double(opt.map_blur), blur_radius, r->map_w, r->map_h);
+  }
   FLAWLENS_RETURN_IF_ERROR(PrepareInputs(r));
   LoadValidation(r);
   BuildNetwork(r);
   TrainNetwork(r);
 
-  FitDensities(r);
+  FLAWLENS_RETURN_IF_ERROR(FitDensities(r));
   RunBranches(r, r->hold_x, &r->hold_seg, &r->hold_dens, &r->hold_fine, &r->hold_glob);
   if (r->val.has_defects)
     RunBranches(r, r->val.inputs, &r->val_seg, &r->val_dens, &r->val_fine, &r->val_glob);
@@ -1306,7 +532,7 @@ Status RunTraining(const TrainOptions& opt) {
   r->cell_calibration = opt.cell_calibration && !r->scale_mode;
   r->edge_calibration = opt.cell_calibration && r->scale_mode;
   const MapCalibrator calibrator(*r);
-  const MapCalibration map_cal = Calibrate(r, calibrator);
+  FLAWLENS_ASSIGN_OR_RETURN(const MapCalibration map_cal, Calibrate(r, calibrator));
   r->metrics["train_seconds"] = r->trained_s;
   r->metrics["steps"] = r->step;
   if (r->val.has_defects) Validate(r, calibrator, map_cal);

@@ -66,8 +66,8 @@ struct TrainOptions {
   SynthConfig synth;
 };
 
-// Runs everything (the phases are in trainer.cc, in order, at the end of the
-// file); prints progress to stderr and a summary to stdout.
+// Runs everything (the phases in order: trainer.cc, at the end of the file);
+// prints progress to stderr and a summary to stdout.
 Status RunTraining(const TrainOptions& options);
 
 // Area under the ROC curve (cli/metrics.h: ties count half; NaN with one class).

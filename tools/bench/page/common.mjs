@@ -7,14 +7,13 @@ import { fileURLToPath } from 'node:url';
 
 export const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
 
-// The browser-test helpers drive the same page the same way; the benchmark
-// reuses them rather than keep a second copy (playwright-core comes from
-// tests/node_modules: cd tests && npm ci).
-const lib = (name) => import(path.join(repo, 'tests', 'browser', 'lib', name));
-export const { startServer } = await lib('server.mjs');
-export const { launch, waitReady } = await lib('browser.mjs');
-export const { clipFromImages } = await lib('clip.mjs');
-export const { demoImages } = await lib('demo.mjs');
+// The static server, headless Chromium with a fake webcam and the demo
+// images: tools/bench/lib/ (playwright-core comes from tests/node_modules:
+// cd tests && npm ci).
+export { startServer } from '../lib/server.mjs';
+export { launch, waitReady } from '../lib/browser.mjs';
+export { clipFromImages } from '../lib/clip.mjs';
+export { demoImages } from '../lib/demo.mjs';
 
 // `--name value` options; a missing or empty value gives the default.
 export function options(argv) {

@@ -39,12 +39,12 @@ import { createRequire } from 'node:module';
 import { Worker } from 'node:worker_threads';
 import os from 'node:os';
 import path from 'node:path';
+import { hwioToOhwi, writeModel } from '../lib/model_writer.mjs';
 import { mulberry32 } from '../threads/graph_util.mjs';
 import { launch, makeLog, repo } from './common.mjs';
 
 // The browser side of this case (served pages, workers).
 const threadsDir = path.join(repo, 'tools', 'bench', 'threads');
-const { hwioToOhwi, writeModel } = await import(path.join(repo, 'tests/js/model_writer.mjs'));
 
 export async function run(argv) {
   const TOL = 1e-3;

@@ -9,10 +9,10 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { foreignRequests, launch } from '../lib/browser.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const repo = path.resolve(here, '../../..');
-const { launch, foreignRequests } = await import(path.join(repo, 'tests/browser/lib/browser.mjs'));
 
 const site = fs.mkdtempSync(path.join(os.tmpdir(), 'flawlens-coi-'));
 fs.mkdirSync(path.join(site, 'js'));

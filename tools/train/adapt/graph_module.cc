@@ -1,9 +1,11 @@
-#include "adapt/graph_module.h"
+#include "train/adapt/graph_module.h"
 
 #include <nlohmann/json.hpp>
 
 #include <cstring>
 #include <limits>
+
+#include "model/safetensors.h"
 
 namespace flawlens::adapt {
 namespace {
@@ -49,38 +51,43 @@ torch::Tensor ApplyActivation(const torch::Tensor& x, Activation act, float alph
 }
 
 Result<ModelFileParts> ReadModelFileParts(const std::vector<uint8_t>& bytes) {
-  if (bytes.size() < 8) return MakeError(ErrorCode::kTruncated, "model file shorter than 8 bytes");
-  const uint64_t n = ReadHeaderLength(bytes.data());
-  if (n > bytes.size() - 8) return MakeError(ErrorCode::kTruncated, "model header runs past the file");
-  json header = json::parse(bytes.begin() + 8, bytes.begin() + 8 + int64_t(n), nullptr, false);
-  if (header.is_discarded() || !header.is_object())
-    return MakeError(ErrorCode::kBadHeader, "model header is not a JSON object");
+  FLAWLENS_ASSIGN_OR_RETURN(SafetensorsHeader header, ReadSafetensorsHeader(bytes.data(), bytes.size()));
   ModelFileParts parts;
-  const json& meta = header.value("__metadata__", json::object());
   auto text = [&](const char* key, std::string* out) {
-    auto it = meta.find(key);
-    if (it != meta.end() && it->is_string()) *out = it->get<std::string>();
+    auto it = header.metadata.find(key);
+    if (it != header.metadata.end()) *out = it->second;
   };
   text("graph", &parts.spec.graph_json);
   text("preprocess", &parts.spec.preprocess_json);
   text("postprocess", &parts.spec.postprocess_json);
   text("calibration", &parts.spec.calibration_json);
   text("card", &parts.spec.card_json);
-  const uint8_t* data = bytes.data() + 8 + n;
-  const uint64_t data_size = bytes.size() - 8 - n;
-  for (auto it = header.begin(); it != header.end(); ++it) {
-    if (it.key() == "__metadata__") continue;
-    const json& e = it.value();
+  const uint8_t* data = bytes.data() + header.data_offset;
+  const uint64_t data_size = bytes.size() - header.data_offset;
+  const JsonValue& entries = header.json;
+  for (size_t i = 0; i < entries.size(); ++i) {
+    if (entries.keys()[i] == "__metadata__") continue;
+    const JsonValue& e = entries[i];
     ModelTensor t;
-    t.name = it.key();
-    if (!e.contains("shape") || !e.contains("data_offsets"))
+    t.name = entries.keys()[i];
+    const JsonValue* shape = e.Find("shape");
+    const JsonValue* offsets = e.Find("data_offsets");
+    if (shape == nullptr || offsets == nullptr || !shape->is_array() || !offsets->is_array())
       return MakeError(ErrorCode::kBadHeader, "tensor '%s': no shape or data_offsets", t.name.c_str());
-    t.shape = e["shape"].get<std::vector<int64_t>>();
-    auto off = e["data_offsets"].get<std::vector<uint64_t>>();
-    if (off.size() != 2 || off[0] > off[1] || off[1] > data_size || (off[1] - off[0]) % 4 != 0)
+    for (const JsonValue& d : shape->items()) {
+      int64_t v = 0;
+      if (!d.ToInt64(0, std::numeric_limits<int64_t>::max(), &v))
+        return MakeError(ErrorCode::kBadHeader, "tensor '%s': bad shape", t.name.c_str());
+      t.shape.push_back(v);
+    }
+    int64_t off[2] = {-1, -1};
+    const int64_t kMax = std::numeric_limits<int64_t>::max();
+    if (offsets->size() != 2 || !(*offsets)[0].ToInt64(0, kMax, &off[0]) ||
+        !(*offsets)[1].ToInt64(0, kMax, &off[1]) || off[0] > off[1] ||
+        uint64_t(off[1]) > data_size || (off[1] - off[0]) % 4 != 0)
       return MakeError(ErrorCode::kBadHeader, "tensor '%s': bad data_offsets", t.name.c_str());
-    t.data.resize((off[1] - off[0]) / 4);
-    std::memcpy(t.data.data(), data + off[0], off[1] - off[0]);
+    t.data.resize(size_t(off[1] - off[0]) / 4);
+    std::memcpy(t.data.data(), data + off[0], size_t(off[1] - off[0]));
     parts.spec.tensors.push_back(std::move(t));
   }
   json graph = json::parse(parts.spec.graph_json, nullptr, false);

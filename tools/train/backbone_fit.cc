@@ -1,7 +1,7 @@
 // flawlens train --backbone: read the good training images, teach src/fit's
 // Teacher on the backbone's features, fit, write, check the file against the
 // fit, and report the validation AUROC when the dataset has defects.
-#include "fit/backbone_train.h"
+#include "train/backbone_fit.h"
 
 #include <unistd.h>
 
@@ -20,7 +20,11 @@
 #include "fit/threshold.h"
 #include "flawlens/detector.h"
 
-namespace flawlens::cli {
+namespace flawlens::train {
+
+// The CLI's shared code: datasets, file reading, metrics.
+using namespace cli;  // NOLINT(google-build-using-namespace)
+
 namespace {
 
 namespace fs = std::filesystem;
@@ -431,4 +435,4 @@ Status RunBackboneTraining(const BackboneTrainOptions& o) {
   return Status::Ok();
 }
 
-}  // namespace flawlens::cli
+}  // namespace flawlens::train

@@ -1,7 +1,7 @@
 // `flawlens adapt` (and `flawlens train --adapt MINUTES`): fine-tune the last
 // blocks of a pretrained backbone on the user's good images, natively with
 // LibTorch, and write the result as a backbone model file of the same graph
-// (new weights only), so that the fitting path (tools/fit/backbone_train.h)
+// (new weights only), so that the fitting path (tools/train/backbone_fit.h)
 // and the page run it unchanged.
 //
 // Objective (docs/METHOD-adapt.md has the variants and their numbers): good
@@ -20,7 +20,7 @@ namespace flawlens::adapt {
 
 struct AdaptOptions {
   std::string data;                  // folder dataset (train/good) or flat folder of good images
-  std::string backbone = "centernet";  // name or .safetensors file (cli::ResolveBackbone)
+  std::string backbone = "centernet";  // name or .safetensors file (train::ResolveBackbone)
   std::string out;                   // adapted backbone file to write
   double minutes = 5;                // time budget of the training loop
   int steps = 0;                     // > 0: exactly this many steps (bit-for-bit repeatable

@@ -12,7 +12,7 @@
 #include "core/status.h"
 #include "fit/teacher.h"
 
-namespace flawlens::cli {
+namespace flawlens::train {
 
 struct BackboneTrainOptions {
   std::string data;          // folder dataset (train/good[, val/...]) or flat folder of good images
@@ -120,4 +120,4 @@ Result<InputGeometry> ChooseGeometry(const std::string& geometry, const std::str
 // FitOptions from the command-line options (card name, created time, ...).
 Result<fit::FitOptions> MakeFitOptions(const BackboneTrainOptions& options);
 
-}  // namespace flawlens::cli
+}  // namespace flawlens::train

@@ -1,4 +1,4 @@
-#include "adapt/adapt.h"
+#include "train/adapt/adapt.h"
 
 #include <torch/torch.h>
 
@@ -11,9 +11,9 @@
 #include <fstream>
 #include <random>
 
-#include "adapt/graph_module.h"
+#include "train/adapt/graph_module.h"
 #include "cli/dataset.h"
-#include "fit/backbone_train.h"
+#include "train/backbone_fit.h"
 #include "image/preprocess.h"
 #include "model/model.h"
 #include "train/synth_anomaly.h"
@@ -41,11 +41,7 @@ Status LoadImages(const std::string& data, int w, int h, int channels,
     return MakeError(ErrorCode::kInvalidArgument,
                      "%s: no train/ split and not a flat folder of images", data.c_str());
   }
-  PreprocessConfig raw;
-  raw.resize_w = w;
-  raw.resize_h = h;
-  raw.channels = channels;
-  raw.scale = 1.0f;
+  const PreprocessConfig raw = train::RawResizeConfig(w, h, channels);
   PreprocessScratch scratch;
   int skipped = 0;
   for (const std::string& path : ds->good_paths()) {
@@ -150,7 +146,7 @@ Status RunAdaptation(const AdaptOptions& opt, AdaptReport* report) {
   torch::set_num_threads(std::max(1, opt.threads));
   torch::manual_seed(uint64_t(opt.seed));
 
-  auto path = cli::ResolveBackbone(opt.backbone);
+  auto path = train::ResolveBackbone(opt.backbone);
   if (!path.ok()) return path.status();
   auto bytes = cli::ReadFileBytes(*path);
   if (!bytes.ok()) return bytes.status();
