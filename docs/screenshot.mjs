@@ -8,9 +8,9 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import zlib from 'node:zlib';
-import { decodePng } from '../tests/browser/lib/png.mjs';
-import { launch, waitReady, waitGalleryCount } from '../tests/browser/lib/browser.mjs';
-import { startServer } from '../tests/browser/lib/server.mjs';
+import { decodePng } from '../tools/bench/lib/png.mjs';
+import { launch, waitReady, waitGalleryCount } from '../tools/bench/lib/browser.mjs';
+import { startServer } from '../tools/bench/lib/server.mjs';
 
 const kCrcTable = Array.from({ length: 256 }, (_, n) => {
   let c = n;

@@ -39,19 +39,6 @@ Result<BackendKind> ParseBackend(const std::string& name) {
                    "unknown backend '%s' (expected auto, simd, ref or xnnpack)", name.c_str());
 }
 
-// Normalised Gaussian kernel of radius ceil(3 sigma).
-std::vector<float> GaussianKernel(float sigma) {
-  const int radius = std::max(1, static_cast<int>(std::ceil(3.0f * sigma)));
-  std::vector<float> k(2 * radius + 1);
-  float sum = 0;
-  for (int i = -radius; i <= radius; ++i) {
-    k[i + radius] = std::exp(-0.5f * (i * i) / (sigma * sigma));
-    sum += k[i + radius];
-  }
-  for (float& v : k) v /= sum;
-  return k;
-}
-
 }  // namespace
 
 struct Detector::Scratch {

@@ -47,44 +47,39 @@ Result<CellCalibration> FitCellCalibration(const float* maps, int n, int h, int 
     return y >= r.y && y < r.y + r.h && x >= r.x && x < r.x + r.w;
   };
   const int flips = mirror ? 4 : 1;
-  double all_sum = 0, all_count = 0;
-  for (int f = 0; f < flips; ++f) {
-    const bool fx = f & 1, fy = f & 2;
-    for (int k = 0; k < n; ++k) {
-      const float* m = maps + size_t(k) * cells;
-      for (int y = 0; y < h; ++y) {
-        for (int x = 0; x < w; ++x) {
-          if (!inside(k, y, x)) continue;
-          const double v = m[size_t(fy ? h - 1 - y : y) * w + (fx ? w - 1 - x : x)];
-          sum[size_t(y) * w + x] += v;
-          count[size_t(y) * w + x] += 1;
-          all_sum += v;
-          all_count += 1;
+  // visit(cell, value) for every cell over its image, of every map (and of
+  // its mirror images), always in the same order.
+  auto for_each_value = [&](auto&& visit) {
+    for (int f = 0; f < flips; ++f) {
+      const bool fx = f & 1, fy = f & 2;
+      for (int k = 0; k < n; ++k) {
+        const float* m = maps + size_t(k) * cells;
+        for (int y = 0; y < h; ++y) {
+          for (int x = 0; x < w; ++x) {
+            if (!inside(k, y, x)) continue;
+            visit(size_t(y) * w + x, double(m[size_t(fy ? h - 1 - y : y) * w + (fx ? w - 1 - x : x)]));
+          }
         }
       }
     }
-  }
+  };
+  double all_sum = 0, all_count = 0;
+  for_each_value([&](size_t i, double v) {
+    sum[i] += v;
+    count[i] += 1;
+    all_sum += v;
+    all_count += 1;
+  });
   // Cells over fewer than 2 images (padding nearly always) take the values of
   // all cells over images: they are rarely or never scored.
   const double all_mean = all_sum / std::max(1.0, all_count);
   std::vector<double> mean(cells), sd(cells);
   for (size_t i = 0; i < cells; ++i) mean[i] = count[i] >= 2 ? sum[i] / count[i] : all_mean;
   double all_sq = 0;
-  for (int f = 0; f < flips; ++f) {
-    const bool fx = f & 1, fy = f & 2;
-    for (int k = 0; k < n; ++k) {
-      const float* m = maps + size_t(k) * cells;
-      for (int y = 0; y < h; ++y) {
-        for (int x = 0; x < w; ++x) {
-          if (!inside(k, y, x)) continue;
-          const size_t i = size_t(y) * w + x;
-          const double v = m[size_t(fy ? h - 1 - y : y) * w + (fx ? w - 1 - x : x)];
-          sq[i] += (v - mean[i]) * (v - mean[i]);
-          all_sq += (v - all_mean) * (v - all_mean);
-        }
-      }
-    }
-  }
+  for_each_value([&](size_t i, double v) {
+    sq[i] += (v - mean[i]) * (v - mean[i]);
+    all_sq += (v - all_mean) * (v - all_mean);
+  });
   const double all_sd = std::sqrt(all_sq / std::max(1.0, all_count - 1));
   for (size_t i = 0; i < cells; ++i) {
     sd[i] = count[i] >= 2 ? std::sqrt(sq[i] / (count[i] - 1)) : all_sd;
@@ -214,21 +209,9 @@ Calibration ScoreCalibration(const std::vector<float>& good_raw_scores, float se
   return cal;
 }
 
-std::vector<float> MapBlurKernel(float sigma) {
-  const int radius = std::max(1, static_cast<int>(std::ceil(3.0f * sigma)));
-  std::vector<float> k(size_t(2 * radius + 1));
-  float sum = 0;
-  for (int i = -radius; i <= radius; ++i) {
-    k[size_t(i + radius)] = std::exp(-0.5f * float(i * i) / (sigma * sigma));
-    sum += k[size_t(i + radius)];
-  }
-  for (float& v : k) v /= sum;
-  return k;
-}
-
 void BlurMap(float* map, int w, int h, float sigma) {
   if (!(sigma > 0) || w * h <= 1) return;
-  const std::vector<float> k = MapBlurKernel(sigma);
+  const std::vector<float> k = GaussianKernel(sigma);
   const int r = int(k.size() / 2);
   std::vector<float> scratch(BlurScratchFloats(w, h, 1, r));
   std::vector<int> rows(k.size());

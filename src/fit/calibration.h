@@ -1,6 +1,6 @@
-// Map and score calibration on held-out good images: the rules of `flawlens
-// train` (tools/train/cell_calibration.h, cli::ScoreCalibration), in plain
-// C++ so that the page can calibrate a model it teaches with the same code.
+// Map and score calibration on held-out good images, in plain C++: `flawlens
+// train` (the backbone fit and the from-scratch trainer) and the page, which
+// calibrates a model it teaches, run this same code.
 #pragma once
 
 #include <vector>
@@ -57,10 +57,6 @@ void ApplyEdgeCalibration(const EdgeCalibration& e, float* map, int w, const Rec
 // false-alarm rate of the sensitivity (SensitivityToRate: 0.5 -> the default
 // rate). With fewer than 2 finite scores: offset = the score, threshold 3.
 Calibration ScoreCalibration(const std::vector<float>& good_raw_scores, float sensitivity);
-
-// Normalised Gaussian kernel of radius max(1, ceil(3 sigma)): the detector's
-// map blur (model/FORMAT.md section 6).
-std::vector<float> MapBlurKernel(float sigma);
 
 // The detector's map blur, in place (reflect-101 borders); sigma <= 0 or a
 // 1-cell map: unchanged.

@@ -1,5 +1,5 @@
 // Teaching a detector on the frozen features of a pretrained backbone: the
-// shared code of `flawlens train` (tools/fit/) and the page, which teaches
+// shared code of `flawlens train` (tools/train/backbone_fit.cc) and the page, which teaches
 // from webcam frames and photos.
 //
 //   auto t = fit::Teacher::Create(backbone_bytes, size);     // Result<...>

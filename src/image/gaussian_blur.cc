@@ -4,6 +4,8 @@
 // add the two taps at distance d before the one multiply by kern[r + d].
 #include "image/gaussian_blur.h"
 
+#include <algorithm>
+#include <cmath>
 #include <cstring>
 
 #include "core/simd128.h"
@@ -114,6 +116,18 @@ void GaussianBlurPlaneRef(const float* in, float* out, int w, int h, const float
       out[static_cast<size_t>(y) * w + x] = s;
     }
   }
+}
+
+std::vector<float> GaussianKernel(float sigma) {
+  const int radius = std::max(1, static_cast<int>(std::ceil(3.0f * sigma)));
+  std::vector<float> k(static_cast<size_t>(2 * radius + 1));
+  float sum = 0;
+  for (int i = -radius; i <= radius; ++i) {
+    k[static_cast<size_t>(i + radius)] = std::exp(-0.5f * static_cast<float>(i * i) / (sigma * sigma));
+    sum += k[static_cast<size_t>(i + radius)];
+  }
+  for (float& v : k) v /= sum;
+  return k;
 }
 
 }  // namespace flawlens

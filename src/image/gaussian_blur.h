@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstddef>
+#include <vector>
 
 namespace flawlens {
 
@@ -12,6 +13,10 @@ enum class BlurBorder {
   kReflect,     // half-sample symmetric: d c b a | a b c d | d c b a
   kReflect101,  // whole-sample symmetric, edge not repeated: d c b | a b c d | c b a
 };
+
+// Normalised Gaussian kernel of radius max(1, ceil(3 sigma)), sigma > 0: the
+// anomaly map's blur (the detector, the fit, the ONNX export all use this one).
+std::vector<float> GaussianKernel(float sigma);
 
 // Index of sample j (any integer) of an n-sample axis (n >= 1) under `border`.
 int BlurBorderIndex(int j, int n, BlurBorder border);

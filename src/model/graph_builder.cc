@@ -54,6 +54,17 @@ void GraphBuilder::SetActivation(JsonValue* node, Activation activation,
   if (alpha && UsesAlpha(activation)) node->Set("alpha", static_cast<double>(*alpha));
 }
 
+void GraphBuilder::AddWeights(JsonValue* node, const std::string& name, TensorData weight,
+                              std::vector<float> bias) {
+  node->Set("weight", name + ".weight");
+  AddTensor(name + ".weight", std::move(weight));
+  if (!bias.empty()) {
+    node->Set("bias", name + ".bias");
+    const int64_t count = static_cast<int64_t>(bias.size());
+    AddTensor(name + ".bias", {{count}, std::move(bias)});
+  }
+}
+
 std::string GraphBuilder::Push(JsonValue node, const std::string& name) {
   nodes_.Push(std::move(node));
   return name;
@@ -69,13 +80,7 @@ std::string GraphBuilder::Conv2d(const std::string& name, const std::string& inp
   n.Set("pad", Pad(p.pad_top, p.pad_left, p.pad_bottom, p.pad_right));
   n.Set("groups", p.groups);
   SetActivation(&n, p.activation, p.alpha, /*always=*/true);
-  n.Set("weight", name + ".weight");
-  AddTensor(name + ".weight", std::move(weight));
-  if (!bias.empty()) {
-    n.Set("bias", name + ".bias");
-    const int64_t count = static_cast<int64_t>(bias.size());
-    AddTensor(name + ".bias", {{count}, std::move(bias)});
-  }
+  AddWeights(&n, name, std::move(weight), std::move(bias));
   return Push(std::move(n), name);
 }
 
@@ -85,13 +90,7 @@ std::string GraphBuilder::Dense(const std::string& name, const std::string& inpu
   JsonValue n = Node(name, "dense", {input});
   n.Set("out_channels", out_channels);
   SetActivation(&n, activation, alpha, /*always=*/true);
-  n.Set("weight", name + ".weight");
-  AddTensor(name + ".weight", std::move(weight));
-  if (!bias.empty()) {
-    n.Set("bias", name + ".bias");
-    const int64_t count = static_cast<int64_t>(bias.size());
-    AddTensor(name + ".bias", {{count}, std::move(bias)});
-  }
+  AddWeights(&n, name, std::move(weight), std::move(bias));
   return Push(std::move(n), name);
 }
 

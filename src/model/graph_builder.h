@@ -116,6 +116,9 @@ class GraphBuilder {
   JsonValue PoolNode(const std::string& name, const char* op, const std::string& input,
                      const PoolParams& p);
   std::string Push(JsonValue node, const std::string& name);
+  // The node's "weight" (and "bias" when not empty) tensors, named after it.
+  void AddWeights(JsonValue* node, const std::string& name, TensorData weight,
+                  std::vector<float> bias);
 
   JsonValue input_;
   JsonValue nodes_ = JsonValue::Array();

@@ -103,7 +103,7 @@ inline constexpr int kOpCount = static_cast<int>(sizeof(kOpInfo) / sizeof(kOpInf
 // A tripwire, as ggml keeps one beside GGML_OP_NAME: what is not derived from
 // this table has to be checked by hand when an op is added or removed — the op
 // list of model/FORMAT.md, tools/onnx (export / import), the TF.js importer's
-// mapping, tools/adapt/graph_module.cc (the LibTorch interpreter), the tfjs /
+// mapping, tools/train/adapt/graph_module.cc (the LibTorch interpreter), the tfjs /
 // ONNX versions of the ops in tools/bench/page/threads.mjs — then the count
 // here is updated.
 static_assert(kOpCount == 12, "an op was added or removed: see the comment above");

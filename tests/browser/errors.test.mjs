@@ -5,11 +5,11 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { waitReady, alertText, galleryItems, waitGalleryCount } from './lib/browser.mjs';
-import { demoImages } from './lib/demo.mjs';
-import { startServer } from './lib/server.mjs';
+import { waitReady, alertText, galleryItems, waitGalleryCount } from '../../tools/bench/lib/browser.mjs';
+import { demoImages } from '../../tools/bench/lib/demo.mjs';
+import { startServer } from '../../tools/bench/lib/server.mjs';
 import { withCard, withMeta } from './lib/model_edit.mjs';
-import { decodePng, writeBmp } from './lib/png.mjs';
+import { decodePng, writeBmp } from '../../tools/bench/lib/png.mjs';
 
 async function waitAlert(page, re, timeout = 15000) {
   await page.waitForFunction((src) => {

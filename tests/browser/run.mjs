@@ -15,8 +15,8 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { startServer } from './lib/server.mjs';
-import { launch, foreignRequests, kChromium } from './lib/browser.mjs';
+import { startServer } from '../../tools/bench/lib/server.mjs';
+import { launch, foreignRequests, kChromium } from '../../tools/bench/lib/browser.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const repo = path.resolve(here, '..', '..');

@@ -13,8 +13,8 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { execFileSync, spawnSync } from 'node:child_process';
-import { waitReady, alertText, waitGalleryCount } from './lib/browser.mjs';
-import { clipFromImages, nearest } from './lib/clip.mjs';
+import { waitReady, alertText, waitGalleryCount } from '../../tools/bench/lib/browser.mjs';
+import { clipFromImages, nearest } from '../../tools/bench/lib/clip.mjs';
 
 const teachState = (page) => page.evaluate(() => window.__flawlens.teach);
 const badge = (page) => page.textContent('#model-badge');

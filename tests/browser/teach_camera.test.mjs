@@ -4,10 +4,10 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { waitReady, alertText } from './lib/browser.mjs';
-import { demoImages } from './lib/demo.mjs';
-import { writeY4m } from './lib/y4m.mjs';
-import { decodePng } from './lib/png.mjs';
+import { waitReady, alertText } from '../../tools/bench/lib/browser.mjs';
+import { demoImages } from '../../tools/bench/lib/demo.mjs';
+import { writeY4m } from '../../tools/bench/lib/y4m.mjs';
+import { decodePng } from '../../tools/bench/lib/png.mjs';
 
 const teachState = (page) => page.evaluate(() => window.__flawlens.teach);
 const badge = (page) => page.textContent('#model-badge');

@@ -10,10 +10,10 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { waitReady, alertText, waitGalleryCount } from './lib/browser.mjs';
-import { demoImages } from './lib/demo.mjs';
-import { clipFromImages } from './lib/clip.mjs';
-import { startServer } from './lib/server.mjs';
+import { waitReady, alertText, waitGalleryCount } from '../../tools/bench/lib/browser.mjs';
+import { demoImages } from '../../tools/bench/lib/demo.mjs';
+import { clipFromImages } from '../../tools/bench/lib/clip.mjs';
+import { startServer } from '../../tools/bench/lib/server.mjs';
 
 async function engineState(page) {
   return page.evaluate(async () => ({

@@ -1,8 +1,8 @@
 // Look and accessibility: dark colour scheme, tablet size (portrait and
 // landscape), keyboard-only use, names for every control.
 import path from 'node:path';
-import { waitReady, galleryItems, waitGalleryCount } from './lib/browser.mjs';
-import { demoImages } from './lib/demo.mjs';
+import { waitReady, galleryItems, waitGalleryCount } from '../../tools/bench/lib/browser.mjs';
+import { demoImages } from '../../tools/bench/lib/demo.mjs';
 
 async function unlabelled(page) {
   return page.evaluate(() => {

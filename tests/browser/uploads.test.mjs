@@ -3,9 +3,9 @@
 // and the page keeps working offline once loaded.
 import fs from 'node:fs';
 import path from 'node:path';
-import { waitReady, galleryItems, waitGalleryCount, alertText } from './lib/browser.mjs';
-import { demoImages, realPhotos, kDataRoot } from './lib/demo.mjs';
-import { decodePng, writeBmp } from './lib/png.mjs';
+import { waitReady, galleryItems, waitGalleryCount, alertText } from '../../tools/bench/lib/browser.mjs';
+import { demoImages, realPhotos, kDataRoot } from '../../tools/bench/lib/demo.mjs';
+import { decodePng, writeBmp } from '../../tools/bench/lib/png.mjs';
 
 // 24-bit BMP from RGBA (bottom-up rows, 4-byte aligned).
 

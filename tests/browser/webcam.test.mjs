@@ -5,9 +5,9 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { waitReady, alertText } from './lib/browser.mjs';
-import { demoImages } from './lib/demo.mjs';
-import { clipFromImages, nearest } from './lib/clip.mjs';
+import { waitReady, alertText } from '../../tools/bench/lib/browser.mjs';
+import { demoImages } from '../../tools/bench/lib/demo.mjs';
+import { clipFromImages, nearest } from '../../tools/bench/lib/clip.mjs';
 
 async function sample(page, ms, every = 100) {
   const out = [];

@@ -18,7 +18,7 @@ import { after, test } from 'node:test';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 
 import { createEngine, FlawlensError, simdSupported } from '../../web/js/engine.mjs';
-import { uniform, writeModel } from './model_writer.mjs';
+import { uniform, writeModel } from '../../tools/bench/lib/model_writer.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const modulePath = path.resolve(process.argv[2] ?? path.join(here, '../../build/wasm-release/flawlens-core.mjs'));

@@ -1,11 +1,11 @@
 #!/usr/bin/env node
 // node tests/js/write_model.mjs SPEC.json OUT: writes the model file of a spec
-// with model_writer.mjs. SPEC.json: {graph, preprocess, postprocess,
+// with tools/bench/lib/model_writer.mjs. SPEC.json: {graph, preprocess, postprocess,
 // calibration, card} (JSON text each) and tensors [{name, shape, data}]: the
 // C++ ModelSpec, so that a test can compare the two writers byte for byte.
 import fs from 'node:fs';
 
-import { writeModel } from './model_writer.mjs';
+import { writeModel } from '../../tools/bench/lib/model_writer.mjs';
 
 const [specPath, outPath] = process.argv.slice(2);
 if (!specPath || !outPath) {

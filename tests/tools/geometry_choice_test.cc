@@ -1,4 +1,4 @@
-// `flawlens train --geometry` (tools/fit/backbone_train.cc): which geometry
+// `flawlens train --geometry` (tools/train/backbone_fit.cc): which geometry
 // --input auto picks for photos of one shape and of many, and the forced ones.
 #include <gtest/gtest.h>
 
@@ -6,9 +6,9 @@
 #include <utility>
 #include <vector>
 
-#include "fit/backbone_train.h"
+#include "train/backbone_fit.h"
 
-namespace flawlens::cli {
+namespace flawlens::train {
 namespace {
 
 using Sizes = std::vector<std::pair<int, int>>;
@@ -89,4 +89,4 @@ TEST(ChooseGeometry, ForcedGeometriesAndBadNames) {
 }
 
 }  // namespace
-}  // namespace flawlens::cli
+}  // namespace flawlens::train

@@ -282,7 +282,7 @@ TEST(ModelFormat, CanonicalSafetensorsLayout) {
   }
 }
 
-// The JS writer of the tests and benchmarks (tests/js/model_writer.mjs)
+// The JS writer of the tests and benchmarks (tools/bench/lib/model_writer.mjs)
 // follows the same spec as WriteModel: the same spec gives the same bytes.
 // Native only (it runs node); skipped where node is not installed.
 TEST(ModelFormat, JsWriterWritesTheSameBytes) {

@@ -13,7 +13,6 @@
 #include <set>
 #include <utility>
 
-#include "fit/calibration.h"
 #include "image/gaussian_blur.h"
 #include "image/preprocess.h"
 #include "model/json_value.h"
@@ -570,7 +569,7 @@ Result<ExportResult> ExportOnnx(const uint8_t* bytes, size_t size, const ExportO
   const int h = map.h, w = map.w, cells = h * w;
   if (post.sigmoid) x = b.Node("Sigmoid", {x}, "post/sigmoid").out;
   if (post.blur_sigma > 0 && cells > 1) {
-    x = EmitBlur(b, x, 1, h, w, fit::MapBlurKernel(post.blur_sigma), BlurBorder::kReflect101,
+    x = EmitBlur(b, x, 1, h, w, GaussianKernel(post.blur_sigma), BlurBorder::kReflect101,
                  "post/blur");
   }
   if (post.cell_mean.data) {

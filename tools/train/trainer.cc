@@ -26,6 +26,7 @@
 #include "cli/dataset.h"
 #include "core/limits.h"
 #include "fit/calibration.h"
+#include "image/gaussian_blur.h"
 #include "flawlens/detector.h"
 #include "image/preprocess.h"
 #include "model/model.h"
@@ -511,7 +512,7 @@ Status RunTraining(const TrainOptions& opt) {
     SplitHoldout(r, std::move(loaded));
   }
   // The detector's map blur reflects once at the map's borders.
-  const int blur_radius = opt.map_blur > 0 ? int(fit::MapBlurKernel(opt.map_blur).size() / 2) : 0;
+  const int blur_radius = opt.map_blur > 0 ? int(GaussianKernel(opt.map_blur).size() / 2) : 0;
   if (blur_radius >= std::min(r->map_h, r->map_w)) {
     return MakeError(ErrorCode::kInvalidArgument,
                      "--map-blur %g: the blur's radius (%d cells) does not fit the %dx%d map; "

@@ -7,11 +7,10 @@ self.onmessage = async ({ data }) => {
     const { default: create } = await import(`./ours/${moduleFile}`);
     const m = await create();
     const make = (t, bytes = model) => {
-      if (m.setThreads) m.setThreads(t);
-      else if (t !== 1) throw new Error('single-thread module');
+      if (t !== 1 && !(m.threadsAvailable && m.threadsAvailable())) throw new Error('single-thread module');
       const d = new m.Detector();
       d.buffer(bytes.length).set(bytes);
-      const err = d.load('auto');
+      const err = d.load('auto', t);
       if (err) throw new Error(err);
       const run = () => {
         d.floats(input.length).set(input);
@@ -36,7 +35,7 @@ self.onmessage = async ({ data }) => {
         samples[k].push(performance.now() - t0);
       }
     }
-    const used = m.threads ? m.threads() : 1;
+    const used = m.threadsAvailable && m.threadsAvailable() ? threads : 1;
     // probe (net backbone, after the timed runs): the backbone with a one-hot
     // 1x1 conv as output picks one feature channel per load; that is how a
     // multi-channel output leaves an engine whose API returns 1-channel maps.

@@ -156,10 +156,10 @@ Status RunAdaptation(const AdaptOptions& opt, AdaptReport* report) {
                      model.status().message().c_str());
   }
   const PreprocessConfig& pre = (*model)->preprocess;
-  if (pre.norm != NormMode::kMeanStd || pre.pixel_scale > 0 || pre.crop.w > 0) {
+  if (pre.norm != NormMode::kMeanStd || pre.padded() || pre.crop.w > 0) {
     return MakeError(ErrorCode::kUnsupported,
                      "%s: adaptation handles backbones whose preprocessing is a resize and a "
-                     "mean/std normalisation (no local contrast, pixel scale or crop)",
+                     "mean/std normalisation (no local contrast, padding geometry or crop)",
                      path->c_str());
   }
   auto parts = ReadModelFileParts(*bytes);
