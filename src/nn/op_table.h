@@ -104,7 +104,8 @@ inline constexpr int kOpCount = static_cast<int>(sizeof(kOpInfo) / sizeof(kOpInf
 // this table has to be checked by hand when an op is added or removed — the op
 // list of model/FORMAT.md, tools/onnx (export / import), the TF.js importer's
 // mapping, tools/train/adapt/graph_module.cc (the LibTorch interpreter), the tfjs /
-// ONNX versions of the ops in tools/bench/page/threads.mjs — then the count
+// ONNX versions of the ops in tools/bench/page/threads.mjs and
+// tools/bench/threads/anchors.mjs — then the count
 // here is updated.
 static_assert(kOpCount == 12, "an op was added or removed: see the comment above");
 
