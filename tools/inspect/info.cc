@@ -11,6 +11,7 @@
 #include "cli/cli_util.h"
 #include "commands.h"
 #include "fit/threshold.h"
+#include "model/json_util.h"
 
 namespace flawlens::cli {
 namespace {
@@ -104,14 +105,6 @@ std::string BackboneLine(const Json& card) {
   return name + " (licence: " + (licence.empty() ? "not stated" : licence) + ")";
 }
 
-const char* ReduceName(ScoreReduce r) {
-  switch (r) {
-    case ScoreReduce::kMax: return "max";
-    case ScoreReduce::kTopKMean: return "topk_mean";
-    case ScoreReduce::kMean: return "mean";
-  }
-  return "?";
-}
 
 // A backbone file (`flawlens import-tfjs`) is a feature extractor, not a
 // detector: its card, size and licence, without a detector's fields.
@@ -172,7 +165,7 @@ int RunInfo(const InfoOptions& opt) {
   const double gflops = 2.0 * static_cast<double>(info.macs) / 1e9;
   Json post = {{"sigmoid", m.postprocess.sigmoid},
                {"blur_sigma", m.postprocess.blur_sigma},
-               {"reduce", ReduceName(m.postprocess.reduce)},
+               {"reduce", ScoreReduceName(m.postprocess.reduce)},
                {"topk_fraction", m.postprocess.topk_fraction},
                {"cell_calibration", m.postprocess.cell_mean.data != nullptr},
                {"edge_calibration", m.postprocess.edge_mean.data != nullptr}};
