@@ -178,6 +178,58 @@ TEST_F(TrainCommandTest, TheDefaultTrainsOnTheCenternetBackbone) {
   EXPECT_EQ((*a)->raw_score, (*b)->raw_score);
 }
 
+TEST_F(TrainCommandTest, FeatureOptionsReachTheFitAndItsCard) {
+  const std::string backbones = FindBackbonesDir();
+  if (backbones.empty()) {
+    GTEST_SKIP() << "centernet backbone not converted (tools/backbones/convert.sh build/backbones)";
+  }
+  const fs::path data = dir_ / "data";
+  flawlens::synth::SynthOptions so;
+  so.train = 16;
+  so.val_good = 0;
+  so.val_defect = 0;
+  so.width = so.height = 96;
+  so.seed = 4;
+  ASSERT_TRUE(flawlens::synth::WriteSynthDataset(data.string(), so).ok());
+  const std::string env = "FLAWLENS_BACKBONES=" + backbones + " ";
+  const RunResult r = RunCli("train " + data.string() + " --out " + out_.string() +
+                                 " --threads 1 --quiet --dims 16 --local-average 3"
+                                 " --covariance-region 4",
+                             dir_ / "err.txt", env);
+  ASSERT_EQ(r.code, 0) << r.err;
+  const std::vector<uint8_t> bytes = ReadBytes(out_);
+  auto det = flawlens::Detector::Create(bytes.data(), bytes.size());
+  ASSERT_TRUE(det.ok()) << det.status().ToString();
+  auto card = nlohmann::json::parse((*det)->info().card_json);
+  EXPECT_EQ(card["fit"]["dims"], 16);
+  EXPECT_EQ(card["fit"]["pool"], 3);
+  // A 32x32 map in 4x4 blocks: an 8x8 grid of covariances.
+  EXPECT_EQ(card["fit"]["map"], nlohmann::json::array({32, 32}));
+  EXPECT_EQ(card["fit"]["region"], nlohmann::json::array({8, 8}));
+  const std::vector<uint8_t> img = ReadBytes(data / "train" / "good" / "000.png");
+  auto a = (*det)->DetectEncoded(img.data(), img.size());
+  ASSERT_TRUE(a.ok()) << a.status().ToString();
+
+  // A window the fit cannot use is refused by name, and no model is left.
+  const fs::path bad = dir_ / "bad.safetensors";
+  const RunResult e = RunCli("train " + data.string() + " --out " + bad.string() +
+                                 " --threads 1 --quiet --local-average 4",
+                             dir_ / "err2.txt", env);
+  EXPECT_EQ(e.code, 1);
+  EXPECT_NE(e.err.find("local average window must be odd"), std::string::npos) << e.err;
+  EXPECT_FALSE(fs::exists(bad));
+}
+
+TEST_F(TrainCommandTest, FeatureOptionsFromScratchAreAnError) {
+  const RunResult r = RunCli("train " + dir_.string() + " --out " + out_.string() +
+                                 " --from-scratch --dims 64",
+                             dir_ / "err.txt");
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.err.find("--dims, --local-average and --covariance-region"), std::string::npos)
+      << r.err;
+  EXPECT_FALSE(fs::exists(out_));
+}
+
 #if !FLAWLENS_TORCH
 TEST_F(TrainCommandTest, FromScratchWithoutLibTorchSaysHowToTrain) {
   const RunResult r = RunCli(

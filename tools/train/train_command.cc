@@ -59,6 +59,11 @@ struct TrainArgs {
   std::string input = "auto";
   std::string geometry = "auto";
   std::string density = "per-position";
+  // On a backbone: the features' dimensions, local average and covariance
+  // regions (src/fit FitOptions; the defaults are the measured best).
+  int dims = 32;
+  int local_average = 1;
+  int covariance_region = 1;
   // Options that only mean something when training from scratch: given
   // without --from-scratch they are an error, not silently ignored.
   std::vector<CLI::Option*> scratch_only;
@@ -159,6 +164,9 @@ Status TrainOnBackbone(const TrainArgs& args) {
   b.input = args.input;
   b.geometry = args.geometry;
   b.density = args.density;
+  b.dims = args.dims;
+  b.pool = args.local_average;
+  b.region = args.covariance_region;
   b.holdout = t.holdout;
   b.threads = t.threads;
   b.val_split = t.val_split;
@@ -182,6 +190,12 @@ Status RunTrain(const TrainArgs& args) {
     return MakeError(ErrorCode::kInvalidArgument,
                      "--geometry and --density apply to training on a backbone; from scratch, "
                      "--fit stretch|scale chooses the geometry");
+  }
+  if (args.from_scratch &&
+      (args.dims != 32 || args.local_average != 1 || args.covariance_region != 1)) {
+    return MakeError(ErrorCode::kInvalidArgument,
+                     "--dims, --local-average and --covariance-region apply to training on a "
+                     "backbone, not --from-scratch");
   }
   return args.from_scratch ? TrainFromScratch(args.options) : TrainOnBackbone(args);
 }
@@ -330,6 +344,21 @@ void AddTrainCommand(CLI::App& app) {
                   "cells over the photos: positions that do not line up)")
       ->capture_default_str()
       ->check(CLI::IsMember({"per-position", "shared"}));
+  cmd->add_option("--dims", args->dims,
+                  "On a backbone: random projection of the features to this many dimensions "
+                  "(the per-position density grows as dims squared: 32 gives a 6.7 MB model)")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 1024));
+  cmd->add_option("--local-average", args->local_average,
+                  "On a backbone: average the projected features over a K x K window of map "
+                  "cells first (odd K; 1 = none)")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 15));
+  cmd->add_option("--covariance-region", args->covariance_region,
+                  "On a backbone, per position: one covariance per N x N block of map cells "
+                  "(1 = one per cell; larger N makes the model smaller, for large --dims)")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 64));
   scratch(cmd->add_option("--size", opt->size, "Network input: side of the square of equal area"))
       ->capture_default_str()->check(CLI::Range(32, 1024));
   scratch(cmd->add_option("--input-w", opt->input_w, "Explicit network input width (multiple of 8)"));
