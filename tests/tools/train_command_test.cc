@@ -12,6 +12,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iterator>
+#include <memory>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -72,6 +73,38 @@ class TrainCommandTest : public ::testing::Test {
     out_ = dir_ / "m.safetensors";
   }
   void TearDown() override { fs::remove_all(dir_); }
+
+  // A folder dataset of `n` generated good 96x96 images at dir_/data.
+  fs::path WriteGoodImages(int n, int seed) {
+    const fs::path data = dir_ / "data";
+    flawlens::synth::SynthOptions so;
+    so.train = n;
+    so.val_good = 0;
+    so.val_defect = 0;
+    so.width = so.height = 96;
+    so.seed = seed;
+    EXPECT_TRUE(flawlens::synth::WriteSynthDataset(data.string(), so).ok());
+    return data;
+  }
+
+  // Runs `flawlens train DATA --out OUT --threads 1 --quiet EXTRA` on the
+  // converted backbones in `backbones`.
+  RunResult Train(const fs::path& data, const fs::path& out, const std::string& extra,
+                  const std::string& backbones, const std::string& err_name) {
+    return RunCli("train " + data.string() + " --out " + out.string() + " --threads 1 --quiet" +
+                      extra,
+                  dir_ / err_name, "FLAWLENS_BACKBONES=" + backbones + " ");
+  }
+
+  // The model file, loaded by the detector (which keeps no pointer into
+  // the bytes); null after a failed expectation.
+  std::unique_ptr<flawlens::Detector> LoadDetector(const fs::path& model) {
+    const std::vector<uint8_t> bytes = ReadBytes(model);
+    auto det = flawlens::Detector::Create(bytes.data(), bytes.size());
+    EXPECT_TRUE(det.ok()) << model << ": " << det.status().ToString();
+    return det.ok() ? std::move(*det) : nullptr;
+  }
+
   fs::path dir_, out_;
 };
 
@@ -140,23 +173,12 @@ TEST_F(TrainCommandTest, TheDefaultTrainsOnTheCenternetBackbone) {
   if (backbones.empty()) {
     GTEST_SKIP() << "centernet backbone not converted (tools/backbones/convert.sh build/backbones)";
   }
-  const fs::path data = dir_ / "data";
-  flawlens::synth::SynthOptions so;
-  so.train = 24;
-  so.val_good = 0;
-  so.val_defect = 0;
-  so.width = so.height = 96;
-  so.seed = 3;
-  ASSERT_TRUE(flawlens::synth::WriteSynthDataset(data.string(), so).ok());
-  const std::string env = "FLAWLENS_BACKBONES=" + backbones + " ";
-  const RunResult r = RunCli("train " + data.string() + " --out " + out_.string() +
-                                 " --threads 1 --quiet",
-                             dir_ / "err.txt", env);
+  const fs::path data = WriteGoodImages(24, 3);
+  const RunResult r = Train(data, out_, "", backbones, "err.txt");
   ASSERT_EQ(r.code, 0) << r.err;
-  const std::vector<uint8_t> bytes = ReadBytes(out_);
-  auto det = flawlens::Detector::Create(bytes.data(), bytes.size());
-  ASSERT_TRUE(det.ok()) << det.status().ToString();
-  auto card = nlohmann::json::parse((*det)->info().card_json);
+  const auto det = LoadDetector(out_);
+  ASSERT_TRUE(det);
+  const nlohmann::json card = nlohmann::json::parse(det->info().card_json);
   EXPECT_EQ(card["taught_by"], "flawlens train");
   ASSERT_TRUE(card["backbone"].is_object()) << card.dump();
   EXPECT_EQ(card["backbone"]["name"], "centernet");
@@ -164,16 +186,13 @@ TEST_F(TrainCommandTest, TheDefaultTrainsOnTheCenternetBackbone) {
 
   // The same model as an explicit --backbone centernet: same score on an image.
   const fs::path explicit_out = dir_ / "explicit.safetensors";
-  const RunResult e = RunCli("train " + data.string() + " --out " + explicit_out.string() +
-                                 " --threads 1 --quiet --backbone centernet",
-                             dir_ / "err2.txt", env);
+  const RunResult e = Train(data, explicit_out, " --backbone centernet", backbones, "err2.txt");
   ASSERT_EQ(e.code, 0) << e.err;
-  const std::vector<uint8_t> explicit_bytes = ReadBytes(explicit_out);
-  auto det2 = flawlens::Detector::Create(explicit_bytes.data(), explicit_bytes.size());
-  ASSERT_TRUE(det2.ok()) << det2.status().ToString();
+  const auto det2 = LoadDetector(explicit_out);
+  ASSERT_TRUE(det2);
   const std::vector<uint8_t> img = ReadBytes(data / "train" / "good" / "000.png");
-  auto a = (*det)->DetectEncoded(img.data(), img.size());
-  auto b = (*det2)->DetectEncoded(img.data(), img.size());
+  auto a = det->DetectEncoded(img.data(), img.size());
+  auto b = det2->DetectEncoded(img.data(), img.size());
   ASSERT_TRUE(a.ok() && b.ok());
   EXPECT_EQ((*a)->raw_score, (*b)->raw_score);
 }
@@ -183,38 +202,25 @@ TEST_F(TrainCommandTest, FeatureOptionsReachTheFitAndItsCard) {
   if (backbones.empty()) {
     GTEST_SKIP() << "centernet backbone not converted (tools/backbones/convert.sh build/backbones)";
   }
-  const fs::path data = dir_ / "data";
-  flawlens::synth::SynthOptions so;
-  so.train = 16;
-  so.val_good = 0;
-  so.val_defect = 0;
-  so.width = so.height = 96;
-  so.seed = 4;
-  ASSERT_TRUE(flawlens::synth::WriteSynthDataset(data.string(), so).ok());
-  const std::string env = "FLAWLENS_BACKBONES=" + backbones + " ";
-  const RunResult r = RunCli("train " + data.string() + " --out " + out_.string() +
-                                 " --threads 1 --quiet --dims 16 --local-average 3"
-                                 " --covariance-region 4",
-                             dir_ / "err.txt", env);
+  const fs::path data = WriteGoodImages(16, 4);
+  const RunResult r = Train(data, out_, " --dims 16 --local-average 3 --covariance-region 4",
+                            backbones, "err.txt");
   ASSERT_EQ(r.code, 0) << r.err;
-  const std::vector<uint8_t> bytes = ReadBytes(out_);
-  auto det = flawlens::Detector::Create(bytes.data(), bytes.size());
-  ASSERT_TRUE(det.ok()) << det.status().ToString();
-  auto card = nlohmann::json::parse((*det)->info().card_json);
+  const auto det = LoadDetector(out_);
+  ASSERT_TRUE(det);
+  const nlohmann::json card = nlohmann::json::parse(det->info().card_json);
   EXPECT_EQ(card["fit"]["dims"], 16);
   EXPECT_EQ(card["fit"]["pool"], 3);
   // A 32x32 map in 4x4 blocks: an 8x8 grid of covariances.
   EXPECT_EQ(card["fit"]["map"], nlohmann::json::array({32, 32}));
   EXPECT_EQ(card["fit"]["region"], nlohmann::json::array({8, 8}));
   const std::vector<uint8_t> img = ReadBytes(data / "train" / "good" / "000.png");
-  auto a = (*det)->DetectEncoded(img.data(), img.size());
+  auto a = det->DetectEncoded(img.data(), img.size());
   ASSERT_TRUE(a.ok()) << a.status().ToString();
 
   // A window the fit cannot use is refused by name, and no model is left.
   const fs::path bad = dir_ / "bad.safetensors";
-  const RunResult e = RunCli("train " + data.string() + " --out " + bad.string() +
-                                 " --threads 1 --quiet --local-average 4",
-                             dir_ / "err2.txt", env);
+  const RunResult e = Train(data, bad, " --local-average 4", backbones, "err2.txt");
   EXPECT_EQ(e.code, 1);
   EXPECT_NE(e.err.find("local average window must be odd"), std::string::npos) << e.err;
   EXPECT_FALSE(fs::exists(bad));
