@@ -105,7 +105,6 @@ std::string BackboneLine(const Json& card) {
   return name + " (licence: " + (licence.empty() ? "not stated" : licence) + ")";
 }
 
-
 // A backbone file (`flawlens import-tfjs`) is a feature extractor, not a
 // detector: its card, size and licence, without a detector's fields.
 int PrintBackbone(const InfoOptions& opt, const LoadedModel& lm, const Json& card) {

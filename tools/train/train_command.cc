@@ -60,10 +60,10 @@ struct TrainArgs {
   std::string geometry = "auto";
   std::string density = "per-position";
   // On a backbone: the features' dimensions, local average and covariance
-  // regions (src/fit FitOptions; the defaults are the measured best).
-  int dims = 32;
-  int local_average = 1;
-  int covariance_region = 1;
+  // regions; their defaults are the fit's (BackboneTrainOptions).
+  int dims = train::BackboneTrainOptions{}.dims;
+  int local_average = train::BackboneTrainOptions{}.pool;
+  int covariance_region = train::BackboneTrainOptions{}.region;
   // Options that only mean something when training from scratch: given
   // without --from-scratch they are an error, not silently ignored.
   std::vector<CLI::Option*> scratch_only;
@@ -191,8 +191,10 @@ Status RunTrain(const TrainArgs& args) {
                      "--geometry and --density apply to training on a backbone; from scratch, "
                      "--fit stretch|scale chooses the geometry");
   }
+  const train::BackboneTrainOptions fit_defaults;
   if (args.from_scratch &&
-      (args.dims != 32 || args.local_average != 1 || args.covariance_region != 1)) {
+      (args.dims != fit_defaults.dims || args.local_average != fit_defaults.pool ||
+       args.covariance_region != fit_defaults.region)) {
     return MakeError(ErrorCode::kInvalidArgument,
                      "--dims, --local-average and --covariance-region apply to training on a "
                      "backbone, not --from-scratch");
